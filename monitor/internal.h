@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/* libptmon's private structures and the functions its files share. */
+#ifndef PTMON_INTERNAL_H
+#define PTMON_INTERNAL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ptmon.h"
+#include "tree.h"
+
+struct cnproc;
+struct cnproc_event;
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- util.c ---------------------------------------------------------------- */
+
+uint64_t util_now_ns(void);
+int util_close(int fd); /* closes, ignores EINTR, returns -1 */
+int util_pidfd_open(pid_t pid, unsigned flags);
+int util_pidfd_send_signal(int pidfd, int sig);
+/* 1 when the pidfd says the process has exited, 0 when it lives, -errno. */
+int util_pidfd_exited(int pidfd);
+/* The parent of the process behind @pidfd, through PIDFD_GET_INFO (6.13+).
+ * -ENOTTY/-EINVAL when the kernel lacks it, -ESRCH once it has been reaped. */
+int util_pidfd_ppid(int pidfd, pid_t *ret_ppid);
+int util_set_nonblock(int fd);
+
+/* ---- procfs.c -------------------------------------------------------------- */
+
+struct procfs_stat {
+	pid_t pid;
+	pid_t ppid;
+	char state;
+	char comm[16];
+	uint64_t starttime; /* clock ticks after boot */
+};
+
+/* Parse the text of /proc/PID/stat.  Pure; -EINVAL on malformed text. */
+int procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *ret);
+/* Read and parse /proc/PID/stat.  -ESRCH when it is gone. */
+int procfs_read_stat(pid_t pid, struct procfs_stat *ret);
+/* Read /proc/PID/comm into @comm (16 bytes), without the newline. */
+int procfs_read_comm(pid_t pid, char comm[16]);
+
+struct procfs_entry {
+	pid_t pid;
+	pid_t ppid;
+};
+/* Every process on the system with its parent, sorted by ppid.  *ret is
+ * malloc'd.  Returns the count or -errno. */
+int procfs_scan(struct procfs_entry **ret);
+
+typedef void (*procfs_holder_fn)(pid_t pid, int fd, void *userdata);
+/* Call @fn for every fd of every process (but @self) that refers to the pipe
+ * with inode @ino.  Returns the number found or -errno. */
+int procfs_find_pipe_holders(unsigned long ino, pid_t self, procfs_holder_fn fn, void *userdata);
+
+/* ---- watches --------------------------------------------------------------- */
+
+int monitor_watch_add(struct ptmon_monitor *m, int fd, uint32_t events, struct watch *w);
+int monitor_watch_mod(struct ptmon_monitor *m, int fd, uint32_t events, struct watch *w);
+void monitor_watch_del(struct ptmon_monitor *m, int fd);
+
+/* ---- output streams (stream.c) ------------------------------------------- */
+
+#define STREAM_BUF (64u * 1024u)
+
+struct stream {
+	struct watch in_watch;  /* the task's pipe */
+	struct watch out_watch; /* where it goes */
+	struct ptmon_task *task;
+	const char *name;       /* "stdout" or "stderr" */
+	int in_fd;              /* read end of the task's pipe, -1 after EOF */
+	int out_fd;             /* our own description of the destination */
+	bool out_is_socket;
+	bool out_broken;        /* the destination is gone: discard */
+	bool out_waiting;       /* registered for EPOLLOUT */
+	bool eof;
+	unsigned long ino;      /* the pipe's inode, to name its holders */
+	size_t len;             /* bytes buffered in buf */
+	uint64_t bytes;         /* bytes read from the task */
+	uint64_t dropped;       /* bytes never written */
+	char *buf;
+};
+
+int stream_init(struct stream *s, struct ptmon_task *t, const char *name, int pipe_rfd_take,
+		int dest_fd);
+/* Register the stream's pipe with the monitor's epoll. */
+int stream_start(struct ptmon_monitor *m, struct stream *s);
+int stream_handle_in(struct ptmon_monitor *m, struct stream *s);
+int stream_handle_out(struct ptmon_monitor *m, struct stream *s);
+/* Give up on the stream: name its holders, drop what is left, close. */
+void stream_abandon(struct ptmon_monitor *m, struct stream *s);
+/* All read, and all written (or the destination is gone). */
+static inline bool stream_done(const struct stream *s)
+{
+	return s->eof && s->len == 0;
+}
+void stream_fini(struct ptmon_monitor *m, struct stream *s);
+
+/* ---- tasks (task.c) ------------------------------------------------------ */
+
+enum task_phase {
+	PHASE_RUNNING,  /* nothing asked */
+	PHASE_TERM,     /* first signal sent, grace running */
+	PHASE_KILL,     /* SIGKILL sweeps until the tree is empty */
+	PHASE_DRAIN,    /* tree empty, waiting for EOF */
+	PHASE_DONE,
+};
+
+struct ptmon_task {
+	struct ptmon_monitor *monitor;
+	struct ptmon_task *next;
+	struct ptmon_task_config cfg;
+	char **argv;             /* our copy */
+	enum task_phase phase;
+	struct node *root;
+	struct node_list live;   /* processes of this task not known dead */
+	bool root_reaped;
+	int root_code;           /* CLD_* */
+	int root_value;
+	enum ptmon_cancel_reason cancel_reason;
+	int cancel_signal;
+	uint64_t started_ns;
+	uint64_t cancel_ns;
+	uint64_t empty_ns;
+	uint64_t eof_ns;
+	uint64_t deadline_timeout;
+	uint64_t deadline_grace;
+	uint64_t deadline_drain;
+	uint64_t deadline_sweep;
+	uint64_t sweep_interval;
+	uint64_t processes;
+	uint64_t signalled;
+	uint64_t killed;
+	bool drain_timed_out;
+	bool leftovers_noticed;
+	struct stream out;
+	struct stream err;
+};
+
+int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t);
+/* Signal @n as its task's phase requires; called for every newly adopted
+ * process and by sweeps. */
+void task_signal_node(struct ptmon_task *t, struct node *n);
+/* Re-evaluate a task after something happened to it. */
+void task_update(struct ptmon_task *t);
+void task_on_deadlines(struct ptmon_task *t, uint64_t now);
+uint64_t task_next_deadline(const struct ptmon_task *t);
+void task_free(struct ptmon_task *t);
+
+/* ---- tracking (track.c) -------------------------------------------------- */
+
+/* Adopt @pid as a process of the tree if, right now, it is alive and its
+ * parent is ptmon or a live tracked process.  @hint is the parent an event
+ * named, or NULL.  Returns the node (alive, or recorded dead when it was
+ * already gone), or NULL when it is not ours. */
+struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint,
+			 uint64_t event_ns);
+/* Track a task's root, a child that ptmon just spawned. */
+int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
+/* SIGKILL every process of every task and reap until none is left. */
+void track_kill_all_blocking(struct ptmon_monitor *m);
+void track_node_dead(struct ptmon_monitor *m, struct node *n);
+int track_handle_event(const struct cnproc_event *ev, void *userdata);
+/* Walk /proc and adopt every descendant not yet tracked.  Returns the
+ * number of processes found that were not tracked, or -errno. */
+int track_resync(struct ptmon_monitor *m, const char *why);
+/* Reap every child that has exited.  Sets m->no_children on ECHILD. */
+void track_reap(struct ptmon_monitor *m);
+/* Send @sig to @n through its pidfd, or a transient verified one. */
+int track_signal(struct ptmon_monitor *m, struct node *n, int sig);
+
+/* ---- the monitor (monitor.c) ---------------------------------------------- */
+
+struct ptmon_monitor {
+	int epfd;
+	int sigfd;
+	int timerfd;
+	int reserve_fd;          /* held so one fd is free when we need it */
+	struct watch sig_watch;
+	struct watch timer_watch;
+	struct watch nl_watch;
+	pid_t self;
+	enum ptmon_backend backend;
+	unsigned features;
+	const char *fallback_reason;
+	struct cnproc *cn;
+	sigset_t cancel_set;
+	sigset_t old_mask;
+	bool mask_saved;
+	bool no_children;        /* wait4 said ECHILD */
+	bool events_lost;        /* a resync is owed */
+	uint64_t events_lost_count;
+	uint64_t resyncs;
+	uint64_t pids_reused;
+	uint64_t pidfd_failures;
+	uint64_t next_resync;    /* when a resync is due, 0: none */
+	struct rlimit_pair {
+		uint64_t cur, max;
+	} nofile_orig;
+	struct tree tree;
+	struct node_list unowned; /* live processes no task could claim */
+	uint32_t resync_gen;
+	uint64_t last_resync_ns;
+	struct ptmon_task *tasks;
+	unsigned ntasks_running;
+	ptmon_notice_fn notice;
+	void *notice_data;
+};
+
+/* Arm the timerfd for the earliest deadline of any task. */
+void monitor_rearm(struct ptmon_monitor *m);
+uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m);
+void monitor_notice(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_notice_kind kind,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Release the reserved fd so that the next open succeeds; re-take it with
+ * monitor_reserve_fd().  Used when EMFILE strikes where an fd is a must. */
+void monitor_release_reserve(struct ptmon_monitor *m);
+void monitor_reserve_fd(struct ptmon_monitor *m);
+
+#endif

@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: MIT */
+/* The monitor: one epoll set, the event backend, signals, timers. */
+#include "internal.h"
+#include "cnproc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CONNECTOR_RCVBUF (8u * 1024u * 1024u)
+#define PROBE_TIMEOUT_MS 2000
+/* Without events, the tree is learned by walking /proc this often. */
+#define PROCFS_INTERVAL_NS (100ull * 1000000ull)
+/* After lost events, walk at most this often. */
+#define LOST_RESYNC_MIN_NS (20ull * 1000000ull)
+
+/* ---- epoll ------------------------------------------------------------------ */
+
+int monitor_watch_add(struct ptmon_monitor *m, int fd, uint32_t events, struct watch *w)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = w};
+	return epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int monitor_watch_mod(struct ptmon_monitor *m, int fd, uint32_t events, struct watch *w)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = w};
+	return epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void monitor_watch_del(struct ptmon_monitor *m, int fd)
+{
+	epoll_ctl(m->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* ---- small services ------------------------------------------------------- */
+
+void monitor_notice(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_notice_kind kind,
+		    const char *fmt, ...)
+{
+	if (!m->notice)
+		return;
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	m->notice(t, kind, text, m->notice_data);
+}
+
+void monitor_release_reserve(struct ptmon_monitor *m)
+{
+	m->reserve_fd = util_close(m->reserve_fd);
+}
+
+void monitor_reserve_fd(struct ptmon_monitor *m)
+{
+	if (m->reserve_fd < 0)
+		m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m)
+{
+	return m->cn ? cnproc_get_stats(m->cn)->foreign : 0;
+}
+
+void monitor_rearm(struct ptmon_monitor *m)
+{
+	uint64_t next = m->next_resync;
+	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
+		uint64_t d = task_next_deadline(t);
+		if (d && (!next || d < next))
+			next = d;
+	}
+	struct itimerspec its = {0};
+	if (next) {
+		its.it_value.tv_sec = (time_t)(next / 1000000000ull);
+		its.it_value.tv_nsec = (long)(next % 1000000000ull);
+		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+			its.it_value.tv_nsec = 1;
+	}
+	timerfd_settime(m->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/* ---- the connector backend ------------------------------------------------- */
+
+struct probe {
+	pid_t self;
+	pid_t child;
+	bool seen;
+	uint32_t ack_err;
+};
+
+static int probe_event(const struct cnproc_event *ev, void *userdata)
+{
+	struct probe *p = userdata;
+	if (ev->kind == CNPROC_FORK && ev->tgid == p->child && ev->parent_tgid == p->self)
+		p->seen = true;
+	if (ev->kind == CNPROC_ACK && ev->ack_err)
+		p->ack_err = ev->ack_err;
+	return 0;
+}
+
+/* Subscribing can fail without a word (an old kernel ignores a request of
+ * the wrong size, any kernel ignores one from outside the initial
+ * namespaces): believe in events only after seeing one for a child we made. */
+static int probe_connector(struct ptmon_monitor *m, struct probe *p)
+{
+	p->seen = false;
+	p->child = fork();
+	if (p->child < 0)
+		return -errno;
+	if (p->child == 0)
+		_exit(0);
+	uint64_t deadline = util_now_ns() + PROBE_TIMEOUT_MS * 1000000ull;
+	struct pollfd pfd = {.fd = cnproc_get_fd(m->cn), .events = POLLIN};
+	while (!p->seen) {
+		uint64_t now = util_now_ns();
+		if (now >= deadline)
+			break;
+		int r = poll(&pfd, 1, (int)((deadline - now) / 1000000ull) + 1);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r > 0 && cnproc_receive(m->cn, probe_event, p, NULL) < 0)
+			break;
+	}
+	waitpid(p->child, NULL, 0);
+	return p->seen ? 0 : -ENOMSG;
+}
+
+static bool kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
+static size_t rcvbuf_size(void)
+{
+	/* A knob for tests that provoke overflow. */
+	const char *e = getenv("PTMON_RCVBUF");
+	char *end;
+	if (e && *e) {
+		unsigned long v = strtoul(e, &end, 10);
+		if (!*end && v > 0)
+			return v;
+	}
+	return CONNECTOR_RCVBUF;
+}
+
+static int connector_start(struct ptmon_monitor *m)
+{
+	int r = cnproc_open(&m->cn, rcvbuf_size(), CNPROC_OPEN_DEFAULT);
+	if (r < 0) {
+		m->fallback_reason = "cannot open the proc connector socket";
+		return r;
+	}
+	struct probe p = {.self = m->self};
+	/* The 6.6+ form first where the kernel should take it. */
+	if (kernel_at_least(6, 6) &&
+	    cnproc_subscribe(m->cn, CNPROC_FORM_INPUT, true, CNPROC_EVENTS_ALL) == 0 &&
+	    probe_connector(m, &p) == 0) {
+		m->features |= PTMON_FEATURE_CONNECTOR | PTMON_FEATURE_CONNECTOR_INPUT;
+		return 0;
+	}
+	if (cnproc_subscribe(m->cn, CNPROC_FORM_OP, true, CNPROC_EVENTS_ALL) == 0 &&
+	    probe_connector(m, &p) == 0) {
+		m->features |= PTMON_FEATURE_CONNECTOR;
+		return 0;
+	}
+	m->fallback_reason = p.ack_err ? "the kernel refused the proc connector subscription"
+				       : "no proc connector events arrive (namespace or kernel)";
+	m->cn = cnproc_free(m->cn);
+	return p.ack_err ? -(int)p.ack_err : -EPROTONOSUPPORT;
+}
+
+/* ---- creation ---------------------------------------------------------------- */
+
+static void raise_nofile(struct ptmon_monitor *m)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	m->nofile_orig.cur = rl.rlim_cur;
+	m->nofile_orig.max = rl.rlim_max;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int check_pidfd(struct ptmon_monitor *m)
+{
+	int fd = util_pidfd_open(m->self, 0);
+	if (fd < 0)
+		return fd == -ENOSYS ? -ENOSYS : fd;
+	pid_t ppid;
+	if (util_pidfd_ppid(fd, &ppid) == 0 && ppid == getppid())
+		m->features |= PTMON_FEATURE_PIDFD_INFO;
+	util_close(fd);
+	return 0;
+}
+
+static int setup_fds(struct ptmon_monitor *m)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGPIPE);
+	if (sigprocmask(SIG_BLOCK, &set, &m->old_mask) < 0)
+		return -errno;
+	m->mask_saved = true;
+	sigdelset(&set, SIGPIPE);
+	m->epfd = epoll_create1(EPOLL_CLOEXEC);
+	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	m->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (m->epfd < 0 || m->sigfd < 0 || m->timerfd < 0)
+		return -errno;
+	m->sig_watch.kind = WATCH_SIGNAL;
+	m->timer_watch.kind = WATCH_TIMER;
+	int r = monitor_watch_add(m, m->sigfd, EPOLLIN, &m->sig_watch);
+	if (r == 0)
+		r = monitor_watch_add(m, m->timerfd, EPOLLIN, &m->timer_watch);
+	return r;
+}
+
+static int choose_backend(struct ptmon_monitor *m, enum ptmon_backend backend)
+{
+	if (backend == PTMON_BACKEND_PROCFS) {
+		m->backend = PTMON_BACKEND_PROCFS;
+		m->fallback_reason = "procfs backend requested";
+		return 0;
+	}
+	int r = connector_start(m);
+	if (r < 0) {
+		if (backend == PTMON_BACKEND_CONNECTOR)
+			return r;
+		m->backend = PTMON_BACKEND_PROCFS;
+		return 0;
+	}
+	m->backend = PTMON_BACKEND_CONNECTOR;
+	m->nl_watch.kind = WATCH_NETLINK;
+	return monitor_watch_add(m, cnproc_get_fd(m->cn), EPOLLIN, &m->nl_watch);
+}
+
+int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, unsigned flags)
+{
+	if (!ret || flags || backend > PTMON_BACKEND_PROCFS)
+		return -EINVAL;
+	struct ptmon_monitor *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->epfd = m->sigfd = m->timerfd = m->reserve_fd = -1;
+	sigemptyset(&m->cancel_set);
+	m->self = getpid();
+	raise_nofile(m);
+	int r = tree_init(&m->tree);
+	if (r == 0)
+		r = check_pidfd(m);
+	if (r == 0 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		r = -errno;
+	if (r == 0)
+		r = setup_fds(m);
+	if (r == 0)
+		r = choose_backend(m, backend);
+	if (r < 0) {
+		ptmon_monitor_free(m);
+		return r;
+	}
+	monitor_reserve_fd(m);
+	*ret = m;
+	return 0;
+}
+
+/* ---- the loop --------------------------------------------------------------- */
+
+static void cancel_all(struct ptmon_monitor *m, int signo)
+{
+	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
+		if (t->phase >= PHASE_DRAIN)
+			continue;
+		bool again = t->cancel_reason != PTMON_CANCEL_NONE;
+		if (!again)
+			t->cancel_signal = signo;
+		ptmon_task_cancel(t, PTMON_CANCEL_SIGNAL, again);
+	}
+}
+
+static bool handle_signals(struct ptmon_monitor *m)
+{
+	bool child = false;
+	struct signalfd_siginfo si;
+	for (;;) {
+		ssize_t n = read(m->sigfd, &si, sizeof(si));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(si))
+			break;
+		if (si.ssi_signo == SIGCHLD)
+			child = true;
+		else
+			cancel_all(m, (int)si.ssi_signo);
+	}
+	return child;
+}
+
+static void handle_netlink(struct ptmon_monitor *m)
+{
+	bool lost = false;
+	int r = cnproc_receive(m->cn, track_handle_event, m, &lost);
+	if (r < 0 && r != -EAGAIN)
+		lost = true;
+	if (lost) {
+		const struct cnproc_stats *st = cnproc_get_stats(m->cn);
+		m->events_lost = true;
+		m->events_lost_count = st->overruns + st->seq_missing;
+	}
+}
+
+static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
+{
+	uint64_t expirations;
+	switch (w->kind) {
+	case WATCH_NETLINK:
+		handle_netlink(m);
+		break;
+	case WATCH_SIGNAL:
+		*reap |= handle_signals(m);
+		break;
+	case WATCH_TIMER:
+		while (read(m->timerfd, &expirations, sizeof(expirations)) < 0 && errno == EINTR)
+			;
+		break;
+	case WATCH_PIDFD: {
+		struct node *n = container_of(w, struct node, w);
+		track_node_dead(m, n);
+		task_update(n->task);
+		break;
+	}
+	case WATCH_PIPE:
+		stream_handle_in(m, container_of(w, struct stream, in_watch));
+		break;
+	case WATCH_OUTPUT:
+		stream_handle_out(m, container_of(w, struct stream, out_watch));
+		break;
+	}
+}
+
+/* Resyncs owed: after lost events, and all the time without events. */
+static void maybe_resync(struct ptmon_monitor *m, uint64_t now)
+{
+	bool procfs = m->backend == PTMON_BACKEND_PROCFS && m->ntasks_running;
+	bool due = m->next_resync && now >= m->next_resync;
+	if (m->events_lost && now >= m->last_resync_ns + LOST_RESYNC_MIN_NS)
+		due = true;
+	if (due)
+		track_resync(m, m->events_lost ? "events lost" : "periodic");
+	if (procfs)
+		m->next_resync = m->last_resync_ns + PROCFS_INTERVAL_NS;
+	else if (m->events_lost)
+		m->next_resync = m->last_resync_ns + LOST_RESYNC_MIN_NS;
+	else
+		m->next_resync = 0;
+}
+
+static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
+{
+	struct epoll_event evs[64];
+	int n = epoll_wait(m->epfd, evs, 64, timeout_ms);
+	if (n < 0 && errno != EINTR)
+		return -errno;
+	bool reap = false;
+	for (int i = 0; i < n; i++)
+		handle(m, evs[i].data.ptr, &reap);
+	if (reap) {
+		track_reap(m);
+		if (m->backend == PTMON_BACKEND_PROCFS)
+			m->next_resync = util_now_ns(); /* "on every exit" */
+	}
+	uint64_t now = util_now_ns();
+	maybe_resync(m, now);
+	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
+		task_on_deadlines(t, now);
+		task_update(t);
+	}
+	monitor_rearm(m);
+	return (int)m->ntasks_running;
+}
+
+int ptmon_monitor_dispatch(struct ptmon_monitor *m)
+{
+	if (!m)
+		return -EINVAL;
+	return monitor_poll(m, 0);
+}
+
+int ptmon_monitor_run(struct ptmon_monitor *m)
+{
+	if (!m)
+		return -EINVAL;
+	while (m->ntasks_running) {
+		int r = monitor_poll(m, -1);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- the rest of the public API ------------------------------------------- */
+
+int ptmon_monitor_cancel_on_signals(struct ptmon_monitor *m, const sigset_t *set)
+{
+	if (!m || !set)
+		return -EINVAL;
+	sigset_t all = *set;
+	sigaddset(&all, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, set, NULL) < 0)
+		return -errno;
+	if (signalfd(m->sigfd, &all, 0) < 0)
+		return -errno;
+	m->cancel_set = *set;
+	return 0;
+}
+
+struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
+{
+	if (!m)
+		return NULL;
+	if (m->ntasks_running)
+		track_kill_all_blocking(m);
+	while (m->tasks) {
+		struct ptmon_task *t = m->tasks;
+		m->tasks = t->next;
+		task_free(t);
+	}
+	for (struct node *n = m->tree.first; n; n = n->next)
+		n->pidfd = util_close(n->pidfd);
+	tree_fini(&m->tree);
+	m->cn = cnproc_free(m->cn);
+	util_close(m->epfd);
+	util_close(m->sigfd);
+	util_close(m->timerfd);
+	util_close(m->reserve_fd);
+	if (m->mask_saved) {
+		/* The cancel signals stay blocked: one still pending would
+		 * otherwise strike the caller on its way out. */
+		sigset_t mask = m->old_mask;
+		for (int s = 1; s < NSIG; s++)
+			if (sigismember(&m->cancel_set, s) == 1)
+				sigaddset(&mask, s);
+		sigprocmask(SIG_SETMASK, &mask, NULL);
+	}
+	free(m);
+	return NULL;
+}
+
+int ptmon_monitor_get_fd(const struct ptmon_monitor *m)
+{
+	return m ? m->epfd : -EINVAL;
+}
+
+const char *ptmon_monitor_backend(const struct ptmon_monitor *m)
+{
+	return m && m->backend == PTMON_BACKEND_CONNECTOR ? "connector" : "procfs";
+}
+
+unsigned ptmon_monitor_features(const struct ptmon_monitor *m)
+{
+	return m ? m->features : 0;
+}
+
+const char *ptmon_monitor_fallback_reason(const struct ptmon_monitor *m)
+{
+	return m && m->backend != PTMON_BACKEND_CONNECTOR ? m->fallback_reason : NULL;
+}
+
+void ptmon_monitor_set_notice(struct ptmon_monitor *m, ptmon_notice_fn fn, void *userdata)
+{
+	if (!m)
+		return;
+	m->notice = fn;
+	m->notice_data = userdata;
+}

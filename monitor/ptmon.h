@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libptmon: run tasks, track every process each one starts, cancel a task's
+ * whole tree through pidfds, and drain its output pipes to EOF.
+ *
+ * One monitor object owns one epoll fd (ptmon_monitor_get_fd()) that a caller
+ * may put in its own event loop, calling ptmon_monitor_dispatch() when it is
+ * readable; or the caller calls ptmon_monitor_run(), which loops until every
+ * task is done.  A monitor makes the calling process a child subreaper and
+ * reaps all of its children: a process embeds at most one monitor and reaps
+ * no children of its own while it exists.
+ *
+ * Functions return 0 or more on success and -errno on failure.  The library
+ * never prints and never exits.
+ */
+#ifndef PTMON_H
+#define PTMON_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#if defined(PTMON_BUILDING_LIBRARY)
+#define PTMON_EXPORT __attribute__((visibility("default")))
+#else
+#define PTMON_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ptmon_monitor;
+struct ptmon_task;
+
+enum ptmon_backend {
+	PTMON_BACKEND_AUTO = 0,   /* connector if it works, else procfs */
+	PTMON_BACKEND_CONNECTOR,  /* proc connector events, required */
+	PTMON_BACKEND_PROCFS,     /* subreaper and /proc walks only */
+};
+
+/* What the monitor found on this kernel; see ptmon_monitor_features(). */
+#define PTMON_FEATURE_CONNECTOR      (1u << 0)  /* events arrive */
+#define PTMON_FEATURE_CONNECTOR_INPUT (1u << 1) /* 6.6+ proc_input subscribe taken */
+#define PTMON_FEATURE_PIDFD_INFO     (1u << 2)  /* PIDFD_GET_INFO ioctl (6.13+) */
+
+/*
+ * Create a monitor: an epoll fd, a signalfd for SIGCHLD and a timerfd, and
+ * the event backend.  Makes the process a child subreaper and blocks SIGCHLD
+ * (the caller must not rely on SIGCHLD otherwise).  Raises RLIMIT_NOFILE's
+ * soft limit to its hard limit.  @flags must be 0.
+ *
+ * Returns 0 and sets *ret, or -EINVAL, -ENOMEM, -ENOSYS (no pidfd support),
+ * -EPROTONOSUPPORT/-EPERM (BACKEND_CONNECTOR asked for but unavailable) or
+ * another -errno from the system calls involved.
+ */
+PTMON_EXPORT int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend,
+				   unsigned flags);
+
+/* Cancel nothing, close everything, free.  Tasks still running are killed
+ * with SIGKILL first (through their pidfds).  Accepts NULL; returns NULL. */
+PTMON_EXPORT struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m);
+
+/* The fd to poll for readability.  Owned by the monitor. */
+PTMON_EXPORT int ptmon_monitor_get_fd(const struct ptmon_monitor *m);
+
+/* Handle whatever is ready without blocking.  Returns the number of tasks
+ * still not done, or -errno. */
+PTMON_EXPORT int ptmon_monitor_dispatch(struct ptmon_monitor *m);
+
+/* Loop until every task is done.  Returns 0 or -errno. */
+PTMON_EXPORT int ptmon_monitor_run(struct ptmon_monitor *m);
+
+/*
+ * Have the monitor receive the signals in @set (through its signalfd; they
+ * are blocked for the calling thread) and cancel every running task when one
+ * arrives, with PTMON_CANCEL_SIGNAL and that signal recorded.  A second
+ * signal from the set skips the grace period.  They stay blocked after
+ * ptmon_monitor_free(), so that one arriving late cannot strike the caller
+ * on its way out.  Returns 0 or -errno.
+ */
+PTMON_EXPORT int ptmon_monitor_cancel_on_signals(struct ptmon_monitor *m, const sigset_t *set);
+
+/* The backend in use: "connector" or "procfs". */
+PTMON_EXPORT const char *ptmon_monitor_backend(const struct ptmon_monitor *m);
+
+/* PTMON_FEATURE_* bits found at ptmon_monitor_new(). */
+PTMON_EXPORT unsigned ptmon_monitor_features(const struct ptmon_monitor *m);
+
+/* Why the connector backend is not in use (a static string), or NULL. */
+PTMON_EXPORT const char *ptmon_monitor_fallback_reason(const struct ptmon_monitor *m);
+
+enum ptmon_leftovers {
+	PTMON_LEFTOVERS_KILL = 0,  /* root exited: cancel what remains */
+	PTMON_LEFTOVERS_WAIT,      /* root exited: wait for what remains */
+};
+
+/* Defaults, in nanoseconds. */
+#define PTMON_DEFAULT_GRACE_NS (5ull * 1000000000ull)
+#define PTMON_DEFAULT_DRAIN_NS (2ull * 1000000000ull)
+
+struct ptmon_task_config {
+	char *const *argv;           /* argv[0] is looked up in PATH */
+	uint64_t timeout_ns;         /* 0: none */
+	int signal;                  /* first signal of a cancel; 0: SIGTERM */
+	uint64_t grace_ns;           /* between the first signal and SIGKILL */
+	uint64_t drain_ns;           /* wait for EOF after the tree is empty */
+	enum ptmon_leftovers leftovers;
+	int stdout_fd;               /* where the task's stdout goes; not owned */
+	int stderr_fd;               /* where the task's stderr goes; not owned */
+};
+
+/* Initialise @cfg with the defaults (SIGTERM, grace, drain, leftovers kill,
+ * output to fds 1 and 2). */
+PTMON_EXPORT void ptmon_task_config_init(struct ptmon_task_config *cfg);
+
+/*
+ * Start a task.  Its stdout and stderr are pipes that the monitor forwards
+ * to cfg->stdout_fd/stderr_fd; stdin is inherited.  Returns 0 and sets *ret
+ * (owned by the monitor, valid until ptmon_monitor_free()), or -errno:
+ * -ENOENT and -EACCES/-ENOEXEC etc. when the command cannot be executed (the
+ * child's execvp() errno, reported through a close-on-exec pipe), -EMFILE,
+ * -EAGAIN, ...
+ */
+PTMON_EXPORT int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cfg,
+				  struct ptmon_task **ret);
+
+/* Why a task was cancelled. */
+enum ptmon_cancel_reason {
+	PTMON_CANCEL_NONE = 0,
+	PTMON_CANCEL_TIMEOUT,
+	PTMON_CANCEL_SIGNAL,     /* the caller asked, on a signal it received */
+	PTMON_CANCEL_REQUEST,    /* the caller asked */
+	PTMON_CANCEL_LEFTOVERS,  /* the root exited and leftovers=kill */
+};
+
+/*
+ * Cancel a task: the first signal to every live process of its tree, then
+ * SIGKILL after the grace period (at once when @now, or when the task is
+ * already past its first signal).  Idempotent.  Returns 0 or -errno.
+ */
+PTMON_EXPORT int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason,
+				   bool now);
+
+/* How a task went; valid once ptmon_task_done() is true. */
+struct ptmon_task_result {
+	pid_t root_pid;
+	int root_status;             /* waitid si_code: CLD_EXITED/KILLED/DUMPED */
+	int root_value;              /* exit code or signal number */
+	enum ptmon_cancel_reason cancel_reason;
+	int cancel_signal;           /* the signal ptmon received, for _SIGNAL */
+	uint64_t processes;          /* processes of the tree seen, root included */
+	uint64_t signalled;          /* processes ptmon sent a signal to */
+	uint64_t killed;             /* processes ptmon sent SIGKILL to */
+	uint64_t events_lost;        /* connector overruns plus sequence gaps */
+	uint64_t resyncs;            /* /proc walks */
+	uint64_t foreign_dropped;    /* netlink messages dropped as forged */
+	uint64_t pids_reused;        /* announced pids that belonged to another process */
+	uint64_t pidfd_failures;     /* pidfds that could not be opened (fd limit) */
+	uint64_t cancel_to_empty_ns; /* 0 when never cancelled */
+	uint64_t cancel_to_eof_ns;
+	bool drain_timed_out;        /* a pipe was still open at the drain bound */
+	uint64_t bytes_out, bytes_err;
+};
+
+PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);
+PTMON_EXPORT int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret);
+PTMON_EXPORT pid_t ptmon_task_root_pid(const struct ptmon_task *t);
+
+/*
+ * Diagnostics for a caller to print, delivered synchronously from
+ * ptmon_monitor_dispatch().  @text is a complete sentence without newline.
+ */
+enum ptmon_notice_kind {
+	PTMON_NOTICE_INFO,       /* verbose progress */
+	PTMON_NOTICE_LEFTOVERS,  /* the root exited and these remain */
+	PTMON_NOTICE_PIPE_HOLDER,/* a process outside the tree holds an output pipe */
+	PTMON_NOTICE_WARNING,    /* something degraded; ptmon goes on */
+};
+typedef void (*ptmon_notice_fn)(struct ptmon_task *t, enum ptmon_notice_kind kind,
+				const char *text, void *userdata);
+PTMON_EXPORT void ptmon_monitor_set_notice(struct ptmon_monitor *m, ptmon_notice_fn fn,
+					   void *userdata);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

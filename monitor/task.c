@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: MIT */
+/* A task: its spawn, and its way from running to cancelled to empty to
+ * drained. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SWEEP_FIRST_NS (5ull * 1000000ull)
+#define SWEEP_MAX_NS (200ull * 1000000ull)
+
+/* ---- spawn ----------------------------------------------------------------- */
+
+static void move_fd(int from, int to)
+{
+	if (from == to)
+		fcntl(to, F_SETFD, 0); /* keep it across exec */
+	else
+		dup2(from, to);
+}
+
+/* Runs in the child, which is a copy of a single-threaded process, so any
+ * function is safe; it leaves only through exec or _exit(). */
+static void __attribute__((noreturn))
+child_exec(struct ptmon_monitor *m, struct ptmon_task *t, int out_w, int err_w, int report_w,
+	   pid_t parent)
+{
+	sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
+	/* If ptmon dies, the root dies with it; what it started is then on
+	 * its own (README: "If ptmon is killed"). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(125);
+	struct rlimit rl = {.rlim_cur = m->nofile_orig.cur, .rlim_max = m->nofile_orig.max};
+	setrlimit(RLIMIT_NOFILE, &rl);
+	move_fd(out_w, STDOUT_FILENO);
+	move_fd(err_w, STDERR_FILENO);
+	execvp(t->argv[0], t->argv);
+	int e = errno;
+	ssize_t n;
+	do
+		n = write(report_w, &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	_exit(127);
+}
+
+/* 0 when the child exec'd, or its exec errno, negated. */
+static int read_exec_result(int report_r)
+{
+	int e = 0;
+	ssize_t n;
+	do
+		n = read(report_r, &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)sizeof(e) ? -e : 0;
+}
+
+static void close_pair(int p[2])
+{
+	p[0] = util_close(p[0]);
+	p[1] = util_close(p[1]);
+}
+
+int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
+{
+	int out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
+	int r = 0;
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto out;
+	}
+	pid_t self = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (pid == 0)
+		child_exec(m, t, out[1], err[1], rep[1], self);
+	out[1] = util_close(out[1]);
+	err[1] = util_close(err[1]);
+	rep[1] = util_close(rep[1]);
+	r = read_exec_result(rep[0]);
+	if (r < 0) {
+		waitpid(pid, NULL, 0);
+		goto out;
+	}
+	m->no_children = false;
+	r = track_add_root(m, t, pid);
+	if (r < 0)
+		goto out;
+	stream_init(&t->out, t, "stdout", out[0], t->cfg.stdout_fd);
+	stream_init(&t->err, t, "stderr", err[0], t->cfg.stderr_fd);
+	out[0] = err[0] = -1;
+	r = stream_start(m, &t->out);
+	if (r == 0)
+		r = stream_start(m, &t->err);
+out:
+	close_pair(out);
+	close_pair(err);
+	close_pair(rep);
+	return r;
+}
+
+/* ---- signals ----------------------------------------------------------------- */
+
+static void send_to(struct ptmon_task *t, struct node *n, int sig)
+{
+	bool first = !(n->flags & NODE_SIGNALLED);
+	if (track_signal(t->monitor, n, sig) < 0)
+		return;
+	if (first)
+		t->signalled++;
+	if (sig == SIGKILL)
+		t->killed++;
+	else if (sig != SIGCONT)
+		/* A stopped process would keep the first signal pending
+		 * forever; wake it as coreutils' timeout does. */
+		track_signal(t->monitor, n, SIGCONT);
+}
+
+void task_signal_node(struct ptmon_task *t, struct node *n)
+{
+	if (t->phase == PHASE_TERM && !(n->flags & NODE_SIGNALLED))
+		send_to(t, n, t->cfg.signal);
+	else if (t->phase == PHASE_KILL && !(n->flags & NODE_KILLED))
+		send_to(t, n, SIGKILL);
+}
+
+static void signal_all(struct ptmon_task *t)
+{
+	/* Signalling may discover a death and unlink the node: take next first. */
+	struct node *n = t->live.head;
+	while (n) {
+		struct node *next = n->live_next;
+		task_signal_node(t, n);
+		n = next;
+	}
+}
+
+static void sweep(struct ptmon_task *t)
+{
+	struct ptmon_monitor *m = t->monitor;
+	track_resync(m, "kill sweep");
+	signal_all(t);
+	t->sweep_interval = t->sweep_interval ? t->sweep_interval * 2 : SWEEP_FIRST_NS;
+	if (t->sweep_interval > SWEEP_MAX_NS)
+		t->sweep_interval = SWEEP_MAX_NS;
+	t->deadline_sweep = util_now_ns() + t->sweep_interval;
+}
+
+static void enter_kill(struct ptmon_task *t)
+{
+	t->phase = PHASE_KILL;
+	t->deadline_grace = 0;
+	t->sweep_interval = 0;
+	sweep(t);
+}
+
+int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, bool now)
+{
+	if (!t)
+		return -EINVAL;
+	if (t->phase >= PHASE_DRAIN)
+		return 0;
+	if (t->cancel_reason == PTMON_CANCEL_NONE) {
+		t->cancel_reason = reason;
+		t->cancel_ns = util_now_ns();
+	}
+	t->deadline_timeout = 0;
+	if (t->phase == PHASE_RUNNING && !now && t->cfg.signal != SIGKILL && t->cfg.grace_ns) {
+		t->phase = PHASE_TERM;
+		t->deadline_grace = t->cancel_ns + t->cfg.grace_ns;
+		track_resync(t->monitor, "cancel");
+		signal_all(t);
+		return 0;
+	}
+	if (t->phase != PHASE_KILL)
+		enter_kill(t);
+	return 0;
+}
+
+/* ---- progress -------------------------------------------------------------- */
+
+static bool tree_empty(struct ptmon_task *t)
+{
+	struct ptmon_monitor *m = t->monitor;
+	if (!t->root_reaped || t->live.count)
+		return false;
+	/* With one task, "no children" is the ground truth (we are the
+	 * subreaper); with several, the tracked set has to do. */
+	return m->no_children || m->ntasks_running > 1;
+}
+
+static void on_root_exit(struct ptmon_task *t)
+{
+	struct ptmon_monitor *m = t->monitor;
+	if (t->leftovers_noticed || t->phase != PHASE_RUNNING)
+		return;
+	if (!t->live.count && !m->no_children)
+		track_resync(m, "root exited"); /* find what it left behind */
+	if (!t->live.count)
+		return;
+	t->leftovers_noticed = true;
+	if (t->cfg.leftovers == PTMON_LEFTOVERS_WAIT) {
+		monitor_notice(m, t, PTMON_NOTICE_LEFTOVERS,
+			       "task's root %d exited; waiting for %zu remaining processes",
+			       (int)t->root->pid, t->live.count);
+		return;
+	}
+	monitor_notice(m, t, PTMON_NOTICE_LEFTOVERS,
+		       "task's root %d exited; cancelling %zu remaining processes",
+		       (int)t->root->pid, t->live.count);
+	ptmon_task_cancel(t, PTMON_CANCEL_LEFTOVERS, false);
+}
+
+static void finish(struct ptmon_task *t)
+{
+	t->phase = PHASE_DONE;
+	t->deadline_drain = 0;
+	t->eof_ns = util_now_ns();
+	t->monitor->ntasks_running--;
+}
+
+void task_update(struct ptmon_task *t)
+{
+	if (!t || t->phase == PHASE_DONE)
+		return;
+	struct ptmon_monitor *m = t->monitor;
+	if (t->root_reaped)
+		on_root_exit(t);
+	if (t->phase < PHASE_DRAIN && t->root_reaped && !t->live.count && !m->no_children &&
+	    m->ntasks_running == 1 && !t->deadline_sweep)
+		t->deadline_sweep = util_now_ns() + SWEEP_FIRST_NS; /* something untracked lives */
+	if (t->phase < PHASE_DRAIN && tree_empty(t)) {
+		t->phase = PHASE_DRAIN;
+		t->empty_ns = util_now_ns();
+		t->deadline_timeout = t->deadline_grace = t->deadline_sweep = 0;
+		t->deadline_drain = t->empty_ns + t->cfg.drain_ns;
+	}
+	if (t->phase == PHASE_DRAIN && stream_done(&t->out) && stream_done(&t->err))
+		finish(t);
+}
+
+void task_on_deadlines(struct ptmon_task *t, uint64_t now)
+{
+	if (t->deadline_timeout && now >= t->deadline_timeout)
+		ptmon_task_cancel(t, PTMON_CANCEL_TIMEOUT, false);
+	if (t->deadline_grace && now >= t->deadline_grace)
+		enter_kill(t);
+	if (t->deadline_sweep && now >= t->deadline_sweep) {
+		t->deadline_sweep = 0;
+		if (t->phase == PHASE_KILL)
+			sweep(t);
+		else if (t->phase < PHASE_DRAIN)
+			track_resync(t->monitor, "untracked children");
+	}
+	if (t->deadline_drain && now >= t->deadline_drain) {
+		t->drain_timed_out = true;
+		stream_abandon(t->monitor, &t->out);
+		stream_abandon(t->monitor, &t->err);
+		finish(t);
+	}
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	return a < b ? a : b;
+}
+
+uint64_t task_next_deadline(const struct ptmon_task *t)
+{
+	uint64_t d = earliest(t->deadline_timeout, t->deadline_grace);
+	d = earliest(d, t->deadline_sweep);
+	return earliest(d, t->deadline_drain);
+}
+
+/* ---- public ---------------------------------------------------------------- */
+
+void ptmon_task_config_init(struct ptmon_task_config *cfg)
+{
+	*cfg = (struct ptmon_task_config){
+		.signal = SIGTERM,
+		.grace_ns = PTMON_DEFAULT_GRACE_NS,
+		.drain_ns = PTMON_DEFAULT_DRAIN_NS,
+		.leftovers = PTMON_LEFTOVERS_KILL,
+		.stdout_fd = STDOUT_FILENO,
+		.stderr_fd = STDERR_FILENO,
+	};
+}
+
+static void abort_root(struct ptmon_monitor *m, struct ptmon_task *t)
+{
+	struct node *root = t->root;
+	track_signal(m, root, SIGKILL);
+	waitpid(root->pid, NULL, __WALL);
+	track_node_dead(m, root);
+	root->task = NULL;
+}
+
+static char **copy_argv(char *const *argv)
+{
+	size_t n = 0;
+	while (argv[n])
+		n++;
+	char **v = calloc(n + 1, sizeof(*v));
+	for (size_t i = 0; v && i < n; i++) {
+		v[i] = strdup(argv[i]);
+		if (!v[i]) {
+			while (i--)
+				free(v[i]);
+			free(v);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+void task_free(struct ptmon_task *t)
+{
+	if (!t)
+		return;
+	stream_fini(t->monitor, &t->out);
+	stream_fini(t->monitor, &t->err);
+	for (size_t i = 0; t->argv && t->argv[i]; i++)
+		free(t->argv[i]);
+	free(t->argv);
+	free(t);
+}
+
+int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cfg,
+		     struct ptmon_task **ret)
+{
+	if (!m || !cfg || !cfg->argv || !cfg->argv[0] || !ret || cfg->signal < 0 ||
+	    cfg->signal >= NSIG)
+		return -EINVAL;
+	struct ptmon_task *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->monitor = m;
+	t->cfg = *cfg;
+	if (!t->cfg.signal)
+		t->cfg.signal = SIGTERM;
+	t->out.in_fd = t->out.out_fd = t->err.in_fd = t->err.out_fd = -1;
+	t->out.eof = t->err.eof = true;
+	t->argv = copy_argv(cfg->argv);
+	if (!t->argv) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->cfg.argv = t->argv;
+	t->started_ns = util_now_ns();
+	int r = task_spawn(m, t);
+	if (r < 0) {
+		if (t->root) /* spawned, but its output could not be set up */
+			abort_root(m, t);
+		task_free(t);
+		return r;
+	}
+	if (cfg->timeout_ns)
+		t->deadline_timeout = t->started_ns + cfg->timeout_ns;
+	t->next = m->tasks;
+	m->tasks = t;
+	m->ntasks_running++;
+	*ret = t;
+	monitor_rearm(m);
+	return 0;
+}
+
+bool ptmon_task_done(const struct ptmon_task *t)
+{
+	return t && t->phase == PHASE_DONE;
+}
+
+pid_t ptmon_task_root_pid(const struct ptmon_task *t)
+{
+	return t && t->root ? t->root->pid : 0;
+}
+
+int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
+{
+	if (!t || !ret)
+		return -EINVAL;
+	if (t->phase != PHASE_DONE)
+		return -EBUSY;
+	const struct ptmon_monitor *m = t->monitor;
+	struct ptmon_task_result r = {
+		.root_pid = t->root ? t->root->pid : 0,
+		.root_status = t->root_code,
+		.root_value = t->root_value,
+		.cancel_reason = t->cancel_reason,
+		.cancel_signal = t->cancel_signal,
+		.processes = t->processes,
+		.signalled = t->signalled,
+		.killed = t->killed,
+		.events_lost = m->events_lost_count,
+		.resyncs = m->resyncs,
+		.foreign_dropped = monitor_foreign_dropped(m),
+		.pids_reused = m->pids_reused,
+		.pidfd_failures = m->pidfd_failures,
+		.drain_timed_out = t->drain_timed_out,
+		.bytes_out = t->out.bytes,
+		.bytes_err = t->err.bytes,
+	};
+	if (t->cancel_ns) {
+		r.cancel_to_empty_ns = t->empty_ns - t->cancel_ns;
+		r.cancel_to_eof_ns = t->eof_ns - t->cancel_ns;
+	}
+	*ret = r;
+	return 0;
+}

@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tracking: which processes belong to the tree.  A process is adopted only
+ * with proof: a pidfd is opened for it, and while that pidfd still refers to
+ * a live process, its parent is ptmon (the subreaper: only our own
+ * descendants are ever reparented to us) or a tracked process whose own
+ * pidfd says it is still alive.  A pid that changed hands between an event
+ * and our look is therefore never adopted, whatever the event said.
+ */
+#include "internal.h"
+#include "cnproc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+static struct ptmon_task *sole_task(struct ptmon_monitor *m)
+{
+	struct ptmon_task *found = NULL;
+	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
+		if (t->phase == PHASE_DONE)
+			continue;
+		if (found)
+			return NULL;
+		found = t;
+	}
+	return found;
+}
+
+static struct node_list *live_list(struct ptmon_monitor *m, struct node *n)
+{
+	return n->task ? &n->task->live : &m->unowned;
+}
+
+static struct node *new_node(struct ptmon_monitor *m, pid_t pid, struct node *parent,
+			     struct ptmon_task *task)
+{
+	struct node *n = tree_add(&m->tree, pid);
+	if (!n)
+		return NULL;
+	n->w.kind = WATCH_PIDFD;
+	n->parent = parent;
+	n->task = task;
+	n->start_ns = util_now_ns();
+	if (parent)
+		memcpy(n->comm, parent->comm, sizeof(n->comm)); /* fork copies comm */
+	if (task)
+		task->processes++;
+	return n;
+}
+
+/* A live parent proven by its pidfd, or ptmon itself. */
+static bool parent_is_ours(struct ptmon_monitor *m, pid_t ppid, struct node **ret)
+{
+	*ret = NULL;
+	if (ppid == m->self)
+		return true;
+	struct node *p = tree_lookup(&m->tree, ppid);
+	if (!p || !(p->flags & NODE_ALIVE) || p->pidfd < 0)
+		return false;
+	if (util_pidfd_exited(p->pidfd) != 0)
+		return false;
+	*ret = p;
+	return true;
+}
+
+/* The parent of the process behind @pidfd, read so that it belongs to that
+ * very process: atomically through PIDFD_GET_INFO, or from /proc followed
+ * by a check that the pidfd's process had not exited (so the pid was still
+ * its own when /proc was read). */
+static int parent_of(struct ptmon_monitor *m, int pidfd, pid_t pid, pid_t *ret)
+{
+	if (m->features & PTMON_FEATURE_PIDFD_INFO) {
+		int r = util_pidfd_ppid(pidfd, ret);
+		if (r != -ENOTTY && r != -EINVAL)
+			return r;
+		m->features &= ~PTMON_FEATURE_PIDFD_INFO;
+	}
+	struct procfs_stat st;
+	int r = procfs_read_stat(pid, &st);
+	if (r < 0)
+		return r;
+	if (util_pidfd_exited(pidfd) != 0)
+		return -ESRCH;
+	*ret = st.ppid;
+	return 0;
+}
+
+static struct node *record_gone(struct ptmon_monitor *m, pid_t pid, struct node *hint)
+{
+	if (!hint)
+		return NULL;
+	struct node *n = new_node(m, pid, hint, hint->task);
+	if (n) {
+		n->flags |= NODE_SHORT;
+		n->end_ns = n->start_ns;
+	}
+	return n;
+}
+
+/* No pidfd to be had (fd limit): keep the pid, unverified, so that the
+ * cancel sweeps reach it with a transient pidfd. */
+static struct node *record_nopidfd(struct ptmon_monitor *m, pid_t pid, struct node *hint)
+{
+	m->pidfd_failures++;
+	if (!hint)
+		return NULL;
+	struct node *n = new_node(m, pid, hint, hint->task);
+	if (!n)
+		return NULL;
+	n->flags |= NODE_ALIVE | NODE_NOPIDFD;
+	n->seen_gen = m->resync_gen;
+	node_list_add(live_list(m, n), n);
+	return n;
+}
+
+static void attach_pidfd(struct ptmon_monitor *m, struct node *n, int pidfd)
+{
+	n->pidfd = pidfd;
+	n->flags &= ~NODE_NOPIDFD;
+	if (monitor_watch_add(m, pidfd, EPOLLIN, &n->w) < 0) {
+		/* Without the watch we would not see it die; the reaper and
+		 * resyncs still would, so keep the pidfd for signals. */
+		monitor_notice(m, n->task, PTMON_NOTICE_WARNING,
+			       "cannot watch pidfd of %d; relying on /proc", (int)n->pid);
+	}
+}
+
+struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, uint64_t event_ns)
+{
+	struct node *cur = tree_lookup(&m->tree, pid);
+	if (cur && (cur->flags & NODE_ALIVE) && !(cur->flags & NODE_NOPIDFD))
+		return cur;
+	int pidfd = util_pidfd_open(pid, 0);
+	if (pidfd == -EMFILE || pidfd == -ENFILE) {
+		if (cur && (cur->flags & NODE_ALIVE))
+			return cur;
+		return record_nopidfd(m, pid, hint);
+	}
+	if (pidfd < 0)
+		return (cur && (cur->flags & NODE_ALIVE)) ? cur : record_gone(m, pid, hint);
+
+	pid_t ppid = 0;
+	struct node *parent = NULL;
+	int r = parent_of(m, pidfd, pid, &ppid);
+	if (r < 0 || !parent_is_ours(m, ppid, &parent)) {
+		util_close(pidfd);
+		if (r == -ESRCH)
+			return record_gone(m, pid, hint);
+		if (hint)
+			m->pids_reused++;
+		return NULL;
+	}
+	if (cur && (cur->flags & NODE_ALIVE)) {
+		/* A pid kept without a pidfd (fd limit), now verified. */
+		attach_pidfd(m, cur, pidfd);
+		return cur;
+	}
+	/* The event's parent is the one that forked it; when it has died and
+	 * the child was reparented to us, keep the original for the record. */
+	struct node *tparent = (parent && parent != hint) ? parent : hint;
+	struct ptmon_task *task = tparent ? tparent->task : sole_task(m);
+	struct node *n = new_node(m, pid, tparent, task);
+	if (!n) {
+		util_close(pidfd);
+		return NULL;
+	}
+	n->ppid = ppid;
+	n->seen_gen = m->resync_gen;
+	(void)event_ns;
+	if (util_pidfd_exited(pidfd) != 0) {
+		/* Already a zombie: ours, but nothing to signal. */
+		util_close(pidfd);
+		n->flags |= NODE_SHORT;
+		n->end_ns = n->start_ns;
+		return n;
+	}
+	n->flags |= NODE_ALIVE;
+	node_list_add(live_list(m, n), n);
+	attach_pidfd(m, n, pidfd);
+	if (task)
+		task_signal_node(task, n);
+	return n;
+}
+
+void track_node_dead(struct ptmon_monitor *m, struct node *n)
+{
+	if (!(n->flags & NODE_ALIVE))
+		return;
+	n->flags &= ~(NODE_ALIVE | NODE_NOPIDFD);
+	n->end_ns = util_now_ns();
+	/* Closing the only fd of the pidfd also removes it from epoll. */
+	n->pidfd = util_close(n->pidfd);
+	node_list_del(live_list(m, n), n);
+}
+
+static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
+{
+	if (ev->pid != ev->tgid) {
+		/* A thread: counted, not tracked. */
+		struct node *n = tree_lookup(&m->tree, ev->tgid);
+		if (n && (n->flags & NODE_ALIVE))
+			n->threads++;
+		return;
+	}
+	struct node *p = tree_lookup(&m->tree, ev->parent_tgid);
+	if (!p)
+		return; /* not a process of ours: the common case, system-wide */
+	track_adopt(m, ev->tgid, p, ev->timestamp_ns);
+}
+
+static void on_exit_event(struct ptmon_monitor *m, const struct cnproc_event *ev)
+{
+	if (ev->pid != ev->tgid)
+		return;
+	struct node *n = tree_lookup(&m->tree, ev->tgid);
+	if (!n || (n->flags & NODE_EXIT_KNOWN))
+		return;
+	if (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 0)
+		return; /* about an earlier owner of this pid */
+	n->status = (int)ev->exit_code;
+	n->flags |= NODE_EXIT_KNOWN;
+	track_node_dead(m, n);
+}
+
+int track_handle_event(const struct cnproc_event *ev, void *userdata)
+{
+	struct ptmon_monitor *m = userdata;
+	struct node *n;
+	switch (ev->kind) {
+	case CNPROC_FORK:
+		on_fork(m, ev);
+		break;
+	case CNPROC_EXEC:
+		n = tree_lookup(&m->tree, ev->tgid);
+		if (n && (n->flags & NODE_ALIVE))
+			procfs_read_comm(ev->tgid, n->comm);
+		break;
+	case CNPROC_COMM:
+		n = tree_lookup(&m->tree, ev->tgid);
+		if (n && ev->pid == ev->tgid && (n->flags & NODE_ALIVE))
+			memcpy(n->comm, ev->comm, sizeof(n->comm));
+		break;
+	case CNPROC_EXIT:
+		on_exit_event(m, ev);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* The children of @ppid in a table sorted by ppid: [*ret_first, end). */
+static size_t children_of(const struct procfs_entry *v, size_t n, pid_t ppid, size_t *ret_first)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].ppid < ppid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t end = lo;
+	while (end < n && v[end].ppid == ppid)
+		end++;
+	*ret_first = lo;
+	return end - lo;
+}
+
+/* Is the node we hold for this pid still the process that has it? */
+static bool still_tracked(struct ptmon_monitor *m, struct node *n)
+{
+	if (!n || !(n->flags & NODE_ALIVE))
+		return false;
+	if (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) != 0) {
+		track_node_dead(m, n);
+		return false;
+	}
+	return !(n->flags & NODE_NOPIDFD);
+}
+
+static int walk(struct ptmon_monitor *m, const struct procfs_entry *v, size_t n)
+{
+	pid_t *queue = malloc((n + 1) * sizeof(*queue));
+	if (!queue)
+		return -ENOMEM;
+	size_t head = 0, tail = 0;
+	int found = 0;
+	queue[tail++] = m->self;
+	while (head < tail) {
+		pid_t p = queue[head++];
+		size_t first, count = children_of(v, n, p, &first);
+		for (size_t i = first; i < first + count && tail <= n; i++) {
+			pid_t c = v[i].pid;
+			struct node *cn = tree_lookup(&m->tree, c);
+			if (!still_tracked(m, cn)) {
+				struct node *hint = p == m->self ? NULL : tree_lookup(&m->tree, p);
+				cn = track_adopt(m, c, hint, 0);
+				if (!cn || !(cn->flags & NODE_ALIVE))
+					continue;
+				found++;
+			}
+			cn->seen_gen = m->resync_gen;
+			queue[tail++] = c;
+		}
+	}
+	free(queue);
+	return found;
+}
+
+/* Pids kept without a pidfd that the walk did not find are gone. */
+static void forget_unseen(struct ptmon_monitor *m, struct node_list *l)
+{
+	struct node *n = l->head;
+	while (n) {
+		struct node *next = n->live_next;
+		if ((n->flags & NODE_NOPIDFD) && n->seen_gen != m->resync_gen)
+			track_node_dead(m, n);
+		n = next;
+	}
+}
+
+int track_resync(struct ptmon_monitor *m, const char *why)
+{
+	struct procfs_entry *v = NULL;
+	int n = procfs_scan(&v);
+	if (n < 0)
+		return n;
+	m->resyncs++;
+	m->resync_gen++;
+	m->events_lost = false;
+	m->last_resync_ns = util_now_ns();
+	int found = walk(m, v, (size_t)n);
+	free(v);
+	for (struct ptmon_task *t = m->tasks; t; t = t->next)
+		forget_unseen(m, &t->live);
+	forget_unseen(m, &m->unowned);
+	if (found > 0)
+		monitor_notice(m, NULL, PTMON_NOTICE_INFO, "resync (%s) found %d untracked processes",
+			       why, found);
+	return found;
+}
+
+static void record_reaped(struct ptmon_monitor *m, pid_t pid, int status)
+{
+	struct node *n = tree_lookup(&m->tree, pid);
+	if (!n || (n->flags & NODE_REAPED)) {
+		/* An orphan of ours that was never seen alive. */
+		struct ptmon_task *t = sole_task(m);
+		n = new_node(m, pid, NULL, t);
+		if (!n)
+			return;
+		n->flags |= NODE_SHORT;
+	}
+	n->flags |= NODE_REAPED | NODE_EXIT_KNOWN;
+	n->status = status;
+	track_node_dead(m, n);
+	if ((n->flags & NODE_ROOT) && n->task) {
+		struct ptmon_task *t = n->task;
+		t->root_reaped = true;
+		if (WIFEXITED(status)) {
+			t->root_code = CLD_EXITED;
+			t->root_value = WEXITSTATUS(status);
+		} else {
+			t->root_code = WCOREDUMP(status) ? CLD_DUMPED : CLD_KILLED;
+			t->root_value = WTERMSIG(status);
+		}
+	}
+}
+
+void track_reap(struct ptmon_monitor *m)
+{
+	for (;;) {
+		int status = 0;
+		struct rusage ru;
+		pid_t pid = wait4(-1, &status, WNOHANG | __WALL, &ru);
+		if (pid > 0) {
+			record_reaped(m, pid, status);
+			continue;
+		}
+		if (pid == 0) {
+			m->no_children = false;
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == ECHILD)
+			m->no_children = true;
+		return;
+	}
+}
+
+/* Signal a pid kept without a pidfd: open one now, prove it is still ours
+ * as in track_adopt(), signal, close.  The reserve fd guarantees the open. */
+static int signal_transient(struct ptmon_monitor *m, struct node *n, int sig)
+{
+	int pidfd = util_pidfd_open(n->pid, 0);
+	if (pidfd == -EMFILE || pidfd == -ENFILE) {
+		monitor_release_reserve(m);
+		pidfd = util_pidfd_open(n->pid, 0);
+	}
+	if (pidfd < 0) {
+		monitor_reserve_fd(m);
+		if (pidfd == -ESRCH)
+			track_node_dead(m, n);
+		return pidfd;
+	}
+	pid_t ppid = 0;
+	struct node *parent;
+	int r = parent_of(m, pidfd, n->pid, &ppid);
+	if (r == 0 && !parent_is_ours(m, ppid, &parent))
+		r = -ESRCH; /* its parent is not provably ours (yet): a later sweep */
+	if (r == 0)
+		r = util_pidfd_send_signal(pidfd, sig);
+	util_close(pidfd);
+	monitor_reserve_fd(m);
+	return r;
+}
+
+int track_signal(struct ptmon_monitor *m, struct node *n, int sig)
+{
+	int r;
+	if (n->pidfd >= 0)
+		r = util_pidfd_send_signal(n->pidfd, sig);
+	else if (n->flags & NODE_NOPIDFD)
+		r = signal_transient(m, n, sig);
+	else
+		return -ESRCH;
+	if (r == 0) {
+		n->flags |= NODE_SIGNALLED;
+		if (sig == SIGKILL)
+			n->flags |= NODE_KILLED;
+	}
+	return r;
+}
+
+int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
+{
+	/* An unreaped child of ours: its pid cannot change hands, so the
+	 * pidfd is certainly the right one. */
+	int pidfd = util_pidfd_open(pid, 0);
+	if (pidfd < 0)
+		return pidfd;
+	struct node *n = new_node(m, pid, NULL, t);
+	if (!n) {
+		util_close(pidfd);
+		return -ENOMEM;
+	}
+	const char *base = strrchr(t->argv[0], '/');
+	snprintf(n->comm, sizeof(n->comm), "%s", base ? base + 1 : t->argv[0]);
+	n->ppid = m->self;
+	n->flags |= NODE_ALIVE | NODE_ROOT;
+	node_list_add(&t->live, n);
+	attach_pidfd(m, n, pidfd);
+	t->root = n;
+	return 0;
+}
+
+static void kill_list(struct ptmon_monitor *m, struct node_list *l)
+{
+	struct node *n = l->head;
+	while (n) {
+		struct node *next = n->live_next;
+		if (!(n->flags & NODE_KILLED))
+			track_signal(m, n, SIGKILL);
+		n = next;
+	}
+}
+
+void track_kill_all_blocking(struct ptmon_monitor *m)
+{
+	for (;;) {
+		track_resync(m, "shutdown");
+		for (struct ptmon_task *t = m->tasks; t; t = t->next)
+			kill_list(m, &t->live);
+		kill_list(m, &m->unowned);
+		int status;
+		/* Everything is being killed: block for the next child to go,
+		 * then look again for what was reparented to us meanwhile. */
+		pid_t pid = wait4(-1, &status, __WALL, NULL);
+		if (pid > 0) {
+			record_reaped(m, pid, status);
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		break;
+	}
+	m->no_children = true;
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The process tree: every process a monitor has seen, in creation order,
+ * indexed by pid.  A pid names at most one node in the index at a time; when
+ * a new process takes a pid that an older node had, the older node leaves
+ * the index and stays in the list, so the record of what happened is kept
+ * while lookups find the process that has the pid now.
+ */
+#ifndef PTMON_TREE_H
+#define PTMON_TREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "watch.h"
+
+struct ptmon_task;
+
+/* Node flags */
+#define NODE_ALIVE     (1u << 0) /* not known to have exited */
+#define NODE_NOPIDFD   (1u << 1) /* alive, but no pidfd could be opened (fd limit) */
+#define NODE_EXIT_KNOWN (1u << 2) /* status holds the exit status */
+#define NODE_REAPED    (1u << 3) /* ptmon reaped it itself */
+#define NODE_SIGNALLED (1u << 4) /* ptmon sent it a signal */
+#define NODE_KILLED    (1u << 5) /* ptmon sent it SIGKILL */
+#define NODE_SHORT     (1u << 6) /* gone before a pidfd could be opened */
+#define NODE_ROOT      (1u << 7)
+#define NODE_INDEXED   (1u << 8)
+
+
+struct node {
+	struct watch w;            /* the epoll tag for the pidfd (WATCH_PIDFD) */
+	pid_t pid;
+	pid_t ppid;                /* the parent when it was adopted */
+	int pidfd;                 /* -1 when none */
+	uint32_t flags;
+	uint32_t threads;          /* threads started besides the main one */
+	uint32_t seen_gen;         /* the last resync that found it */
+	int status;                /* wait status, when NODE_EXIT_KNOWN */
+	struct node *parent;       /* in the tree; NULL for a root */
+	struct ptmon_task *task;
+	struct node *hnext;        /* hash chain */
+	struct node *next;         /* creation order */
+	struct node *live_prev;
+	struct node *live_next;
+	uint64_t start_ns;         /* when ptmon learned of it */
+	uint64_t end_ns;           /* when ptmon learned of its end */
+	char comm[16];
+};
+
+struct node_list {
+	struct node *head;
+	size_t count;
+};
+
+struct tree {
+	struct node **buckets;
+	size_t nbuckets;           /* a power of two */
+	size_t indexed;
+	struct node *first;
+	struct node *last;
+	size_t nodes;
+};
+
+int tree_init(struct tree *t);
+/* Free every node.  Does not close pidfds: the caller does that. */
+void tree_fini(struct tree *t);
+/* The node that has @pid now, or NULL. */
+struct node *tree_lookup(const struct tree *t, pid_t pid);
+/* A new node for @pid, appended and indexed; an older node with the same
+ * pid leaves the index.  NULL on allocation failure. */
+struct node *tree_add(struct tree *t, pid_t pid);
+void tree_unindex(struct tree *t, struct node *n);
+
+void node_list_add(struct node_list *l, struct node *n);
+void node_list_del(struct node_list *l, struct node *n);
+
+#endif

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Our headers are Linux 6.1's: define what came later. */
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434
+#endif
+#ifndef __NR_pidfd_send_signal
+#define __NR_pidfd_send_signal 424
+#endif
+
+/* PIDFD_GET_INFO, Linux 6.13.  The ioctl number encodes the size of the
+ * first version of the structure (64 bytes); later kernels accept it. */
+struct util_pidfd_info {
+	uint64_t mask;
+	uint64_t cgroupid;
+	uint32_t pid;
+	uint32_t tgid;
+	uint32_t ppid;
+	uint32_t ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	uint32_t spare0[1];
+};
+_Static_assert(sizeof(struct util_pidfd_info) == 64, "PIDFD_INFO_SIZE_VER0");
+#define UTIL_PIDFS_IOCTL_MAGIC 0xFF
+#define UTIL_PIDFD_GET_INFO _IOWR(UTIL_PIDFS_IOCTL_MAGIC, 11, struct util_pidfd_info)
+#define UTIL_PIDFD_INFO_PID (1ull << 0)
+
+uint64_t util_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int util_close(int fd)
+{
+	if (fd >= 0) {
+		/* Linux releases the fd even when close() reports EINTR:
+		 * retrying could close someone else's new fd. */
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return -1;
+}
+
+int util_pidfd_open(pid_t pid, unsigned flags)
+{
+	long r = syscall(__NR_pidfd_open, pid, flags);
+	if (r < 0)
+		return -errno;
+	/* pidfd_open sets O_CLOEXEC itself. */
+	return (int)r;
+}
+
+int util_pidfd_send_signal(int pidfd, int sig)
+{
+	if (syscall(__NR_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+int util_pidfd_exited(int pidfd)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	for (;;) {
+		int r = poll(&p, 1, 0);
+		if (r >= 0)
+			return r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) ? 1 : 0;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+int util_pidfd_ppid(int pidfd, pid_t *ret_ppid)
+{
+	struct util_pidfd_info info = {.mask = UTIL_PIDFD_INFO_PID};
+	if (ioctl(pidfd, UTIL_PIDFD_GET_INFO, &info) < 0)
+		return -errno;
+	*ret_ppid = (pid_t)info.ppid;
+	return 0;
+}
+
+int util_set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* The tag every epoll registration's data.ptr points at. */
+#ifndef PTMON_WATCH_H
+#define PTMON_WATCH_H
+
+enum watch_kind {
+	WATCH_NETLINK,
+	WATCH_SIGNAL,
+	WATCH_TIMER,
+	WATCH_PIDFD,
+	WATCH_PIPE,
+	WATCH_OUTPUT,
+};
+
+struct watch {
+	enum watch_kind kind;
+};
+
+#endif

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/* The ptmon command: parse the command line, run the task, map the result
+ * to an exit status.  Everything else lives in libptmon. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "parse.h"
+#include "ptmon.h"
+
+enum {
+	EXIT_TIMEOUT = 124,
+	EXIT_PTMON_FAILED = 125,
+	EXIT_CANNOT_EXECUTE = 126,
+	EXIT_NOT_FOUND = 127,
+};
+
+struct options {
+	struct ptmon_task_config task;
+	enum ptmon_backend backend;
+	int verbose;
+};
+
+static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void msg(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	/* One write, so that the line is not interleaved with the task's. */
+	dprintf(STDERR_FILENO, "ptmon: %s\n", line);
+}
+
+static void usage(FILE *f)
+{
+	fputs("Usage: ptmon run [OPTIONS] [--] CMD [ARG...]\n"
+	      "       ptmon --help | --version\n"
+	      "\n"
+	      "Run CMD, forward its output, and when it is cancelled make it and every\n"
+	      "process it started go away.\n"
+	      "\n"
+	      "Options of 'run':\n"
+	      "  -t, --timeout D       cancel the task after D (default: never)\n"
+	      "  -s, --signal SIG      first signal of a cancel (default: TERM)\n"
+	      "  -g, --grace D         wait D between the first signal and KILL (default: 5s)\n"
+	      "  -d, --drain D         wait D for the output pipes' EOF once the tree is\n"
+	      "                        empty (default: 2s)\n"
+	      "      --leftovers kill|wait\n"
+	      "                        when CMD exits and processes it started remain: cancel\n"
+	      "                        them (default) or wait for them\n"
+	      "      --backend auto|connector|procfs\n"
+	      "                        how processes are learned of (default: auto)\n"
+	      "  -v, --verbose         say what ptmon does, on stderr\n"
+	      "\n"
+	      "Durations: 250ms, 1.5s, 2m, 1h, or a bare number of seconds.\n"
+	      "Signals: a name (TERM, SIGINT, RTMIN+1) or a number.\n"
+	      "\n"
+	      "Exit status: CMD's own; 128+N when CMD died of signal N; 124 when the\n"
+	      "timeout fired; 128+N when ptmon was cancelled by signal N; 125 when ptmon\n"
+	      "failed; 126 when CMD cannot be executed; 127 when it is not found.\n",
+	      f);
+}
+
+static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad_usage(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	msg("%s", line);
+	dprintf(STDERR_FILENO, "Try 'ptmon --help'.\n");
+	return -1;
+}
+
+static int duration_arg(const char *name, const char *value, uint64_t *ret)
+{
+	int r = parse_duration(value, ret);
+	if (r == -ERANGE)
+		return bad_usage("%s: duration too large: '%s'", name, value);
+	if (r < 0)
+		return bad_usage("%s: invalid duration '%s' (examples: 250ms, 1.5s, 2m, 10)", name,
+				 value);
+	return 0;
+}
+
+static int choice_arg(const char *name, const char *value, const char *const *choices)
+{
+	for (int i = 0; choices[i]; i++)
+		if (strcmp(value, choices[i]) == 0)
+			return i;
+	return bad_usage("%s: invalid value '%s'", name, value);
+}
+
+static int parse_run_option(struct options *o, int c, const char *arg)
+{
+	static const char *const leftovers[] = {"kill", "wait", NULL};
+	static const char *const backends[] = {"auto", "connector", "procfs", NULL};
+	int i;
+	switch (c) {
+	case 't':
+		return duration_arg("--timeout", arg, &o->task.timeout_ns);
+	case 's':
+		if (parse_signal(arg, &o->task.signal) < 0)
+			return bad_usage("--signal: invalid signal '%s'", arg);
+		return 0;
+	case 'g':
+		return duration_arg("--grace", arg, &o->task.grace_ns);
+	case 'd':
+		return duration_arg("--drain", arg, &o->task.drain_ns);
+	case 'L':
+		i = choice_arg("--leftovers", arg, leftovers);
+		o->task.leftovers = i == 1 ? PTMON_LEFTOVERS_WAIT : PTMON_LEFTOVERS_KILL;
+		return i < 0 ? -1 : 0;
+	case 'B':
+		i = choice_arg("--backend", arg, backends);
+		o->backend = i == 1 ? PTMON_BACKEND_CONNECTOR
+				    : i == 2 ? PTMON_BACKEND_PROCFS : PTMON_BACKEND_AUTO;
+		return i < 0 ? -1 : 0;
+	case 'v':
+		o->verbose++;
+		return 0;
+	case 'h':
+		usage(stdout);
+		exit(0);
+	default:
+		return bad_usage("unknown or incomplete option");
+	}
+}
+
+static int parse_run(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{"timeout", required_argument, NULL, 't'},
+		{"signal", required_argument, NULL, 's'},
+		{"grace", required_argument, NULL, 'g'},
+		{"drain", required_argument, NULL, 'd'},
+		{"leftovers", required_argument, NULL, 'L'},
+		{"backend", required_argument, NULL, 'B'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	opterr = 0; /* our own messages */
+	int c;
+	/* '+': options end at CMD, so that CMD's own options are its own. */
+	while ((c = getopt_long(argc, argv, "+:t:s:g:d:vh", longopts, NULL)) != -1) {
+		if (c == ':')
+			return bad_usage("option '%s' needs a value", argv[optind - 1]);
+		if (c == '?')
+			return bad_usage("unknown option '%s'", argv[optind - 1]);
+		if (parse_run_option(o, c, optarg) < 0)
+			return -1;
+	}
+	if (optind >= argc)
+		return bad_usage("no command given");
+	o->task.argv = argv + optind;
+	return 0;
+}
+
+static void on_notice(struct ptmon_task *t, enum ptmon_notice_kind kind, const char *text,
+		      void *userdata)
+{
+	const struct options *o = userdata;
+	if (kind == PTMON_NOTICE_INFO && o->verbose < 1)
+		return;
+	msg("%s", text);
+}
+
+static int status_of(const struct ptmon_task_result *r)
+{
+	switch (r->cancel_reason) {
+	case PTMON_CANCEL_TIMEOUT:
+		return EXIT_TIMEOUT;
+	case PTMON_CANCEL_SIGNAL:
+		return 128 + r->cancel_signal;
+	default:
+		break;
+	}
+	if (r->root_status == CLD_EXITED)
+		return r->root_value;
+	return 128 + r->root_value;
+}
+
+static void say_backend(struct ptmon_monitor *m)
+{
+	const char *why = ptmon_monitor_fallback_reason(m);
+	unsigned f = ptmon_monitor_features(m);
+	if (why)
+		msg("backend procfs (%s): short-lived processes may go unseen", why);
+	else
+		msg("backend connector (%s subscription%s)",
+		    (f & PTMON_FEATURE_CONNECTOR_INPUT) ? "proc_input" : "classic",
+		    (f & PTMON_FEATURE_PIDFD_INFO) ? ", PIDFD_GET_INFO" : "");
+}
+
+static void say_result(const struct ptmon_task_result *r, int status)
+{
+	char a[32], b[32];
+	msg("root %d ended; %" PRIu64 " processes, %" PRIu64 " signalled, %" PRIu64
+	    " killed, %" PRIu64 " events lost, %" PRIu64 " resyncs; exit status %d",
+	    (int)r->root_pid, r->processes, r->signalled, r->killed, r->events_lost, r->resyncs,
+	    status);
+	if (r->cancel_reason != PTMON_CANCEL_NONE)
+		msg("cancel to empty tree %s, to EOF %s",
+		    format_duration(r->cancel_to_empty_ns, a, sizeof(a)),
+		    format_duration(r->cancel_to_eof_ns, b, sizeof(b)));
+}
+
+static int start_failed(const char *cmd, int r)
+{
+	if (r == -ENOENT) {
+		msg("cannot run '%s': %s", cmd, strerror(-r));
+		return EXIT_NOT_FOUND;
+	}
+	if (r == -EACCES || r == -ENOEXEC || r == -EISDIR || r == -ENOTDIR || r == -ELOOP ||
+	    r == -ENAMETOOLONG || r == -E2BIG || r == -ETXTBSY || r == -EPERM) {
+		msg("cannot execute '%s': %s", cmd, strerror(-r));
+		return EXIT_CANNOT_EXECUTE;
+	}
+	msg("cannot start '%s': %s", cmd, strerror(-r));
+	return EXIT_PTMON_FAILED;
+}
+
+static int run(struct options *o)
+{
+	struct ptmon_monitor *m = NULL;
+	int r = ptmon_monitor_new(&m, o->backend, 0);
+	if (r < 0) {
+		if (r == -ENOSYS)
+			msg("this kernel has no pidfds (Linux 5.3 or later is needed)");
+		else
+			msg("cannot start the monitor: %s", strerror(-r));
+		return EXIT_PTMON_FAILED;
+	}
+	ptmon_monitor_set_notice(m, on_notice, o);
+	sigset_t cancel;
+	sigemptyset(&cancel);
+	sigaddset(&cancel, SIGINT);
+	sigaddset(&cancel, SIGTERM);
+	sigaddset(&cancel, SIGHUP);
+	r = ptmon_monitor_cancel_on_signals(m, &cancel);
+	if (o->verbose)
+		say_backend(m);
+	struct ptmon_task *t = NULL;
+	if (r == 0)
+		r = ptmon_task_start(m, &o->task, &t);
+	if (r < 0) {
+		int status = start_failed(o->task.argv[0], r);
+		ptmon_monitor_free(m);
+		return status;
+	}
+	if (o->verbose)
+		msg("task %d started: %s", (int)ptmon_task_root_pid(t), o->task.argv[0]);
+	r = ptmon_monitor_run(m);
+	struct ptmon_task_result res;
+	int status = EXIT_PTMON_FAILED;
+	if (r < 0)
+		msg("monitor failed: %s", strerror(-r));
+	else if (ptmon_task_result(t, &res) == 0) {
+		status = status_of(&res);
+		if (o->verbose)
+			say_result(&res, status);
+	}
+	ptmon_monitor_free(m);
+	return status;
+}
+
+/* The pipes we create must not land on 0, 1 or 2. */
+static void ensure_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
+			exit(EXIT_PTMON_FAILED);
+}
+
+int main(int argc, char **argv)
+{
+	ensure_std_fds();
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_PTMON_FAILED;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("ptmon %s\n", PTMON_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "run") != 0) {
+		bad_usage("unknown command '%s'", argv[1]);
+		return EXIT_PTMON_FAILED;
+	}
+	struct options o = {.backend = PTMON_BACKEND_AUTO};
+	ptmon_task_config_init(&o.task);
+	if (parse_run(argc - 1, argv + 1, &o) < 0)
+		return EXIT_PTMON_FAILED;
+	return run(&o);
+}
