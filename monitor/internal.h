@@ -50,6 +50,7 @@ int procfs_read_comm(pid_t pid, char comm[16]);
 struct procfs_entry {
 	pid_t pid;
 	pid_t ppid;
+	char state;
 };
 /* Every process on the system with its parent, sorted by ppid.  *ret is
  * malloc'd.  Returns the count or -errno. */
@@ -182,7 +183,7 @@ struct ptmon_monitor {
 	int epfd;
 	int sigfd;
 	int timerfd;
-	int reserve_fd;          /* held so one fd is free when we need it */
+	int reserve_fd[2];       /* held so that fds are free when we must have them */
 	struct watch sig_watch;
 	struct watch timer_watch;
 	struct watch nl_watch;
@@ -219,8 +220,9 @@ void monitor_rearm(struct ptmon_monitor *m);
 uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m);
 void monitor_notice(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_notice_kind kind,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Release the reserved fd so that the next open succeeds; re-take it with
- * monitor_reserve_fd().  Used when EMFILE strikes where an fd is a must. */
+/* Release the reserved fds so that the next two opens succeed; re-take
+ * them with monitor_reserve_fd().  Around the work that must not fail for
+ * lack of fds: resyncs, transient pidfds, the pipe-holder search. */
 void monitor_release_reserve(struct ptmon_monitor *m);
 void monitor_reserve_fd(struct ptmon_monitor *m);
 

@@ -62,13 +62,15 @@ void monitor_notice(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_no
 
 void monitor_release_reserve(struct ptmon_monitor *m)
 {
-	m->reserve_fd = util_close(m->reserve_fd);
+	for (int i = 0; i < 2; i++)
+		m->reserve_fd[i] = util_close(m->reserve_fd[i]);
 }
 
 void monitor_reserve_fd(struct ptmon_monitor *m)
 {
-	if (m->reserve_fd < 0)
-		m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	for (int i = 0; i < 2; i++)
+		if (m->reserve_fd[i] < 0)
+			m->reserve_fd[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m)
@@ -264,7 +266,7 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	struct ptmon_monitor *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->epfd = m->sigfd = m->timerfd = m->reserve_fd = -1;
+	m->epfd = m->sigfd = m->timerfd = m->reserve_fd[0] = m->reserve_fd[1] = -1;
 	sigemptyset(&m->cancel_set);
 	m->self = getpid();
 	raise_nofile(m);
@@ -454,7 +456,7 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 	util_close(m->epfd);
 	util_close(m->sigfd);
 	util_close(m->timerfd);
-	util_close(m->reserve_fd);
+	monitor_release_reserve(m);
 	if (m->mask_saved) {
 		/* The cancel signals stay blocked: one still pending would
 		 * otherwise strike the caller on its way out. */

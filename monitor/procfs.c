@@ -145,6 +145,7 @@ static int scan_one(int procfd, pid_t pid, struct procfs_entry *e)
 		return -1; /* gone meanwhile, or unreadable: skip */
 	e->pid = st.pid;
 	e->ppid = st.ppid;
+	e->state = st.state;
 	return 0;
 }
 

@@ -160,6 +160,13 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 		attach_pidfd(m, cur, pidfd);
 		return cur;
 	}
+	bool zombie = util_pidfd_exited(pidfd) != 0;
+	if (zombie && cur && !(cur->flags & NODE_REAPED)) {
+		/* The process we knew, dead and not yet reaped: a resync that
+		 * read /proc just before it died finds it again. */
+		util_close(pidfd);
+		return cur;
+	}
 	/* The event's parent is the one that forked it; when it has died and
 	 * the child was reparented to us, keep the original for the record. */
 	struct node *tparent = (parent && parent != hint) ? parent : hint;
@@ -172,8 +179,8 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	n->ppid = ppid;
 	n->seen_gen = m->resync_gen;
 	(void)event_ns;
-	if (util_pidfd_exited(pidfd) != 0) {
-		/* Already a zombie: ours, but nothing to signal. */
+	if (zombie) {
+		/* Ours, but already gone: nothing to signal. */
 		util_close(pidfd);
 		n->flags |= NODE_SHORT;
 		n->end_ns = n->start_ns;
@@ -210,7 +217,17 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 	struct node *p = tree_lookup(&m->tree, ev->parent_tgid);
 	if (!p)
 		return; /* not a process of ours: the common case, system-wide */
-	track_adopt(m, ev->tgid, p, ev->timestamp_ns);
+	struct node *cur = tree_lookup(&m->tree, ev->tgid);
+	if (cur && cur->parent == p && !(cur->flags & (NODE_FORK_SEEN | NODE_ROOT))) {
+		/* A resync found it before its event came: the same process,
+		 * not a second one (once seen, a later fork of this parent
+		 * that gets the same pid is a new process). */
+		cur->flags |= NODE_FORK_SEEN;
+		return;
+	}
+	struct node *n = track_adopt(m, ev->tgid, p, ev->timestamp_ns);
+	if (n)
+		n->flags |= NODE_FORK_SEEN;
 }
 
 static void on_exit_event(struct ptmon_monitor *m, const struct cnproc_event *ev)
@@ -297,6 +314,10 @@ static int walk(struct ptmon_monitor *m, const struct procfs_entry *v, size_t n)
 		size_t first, count = children_of(v, n, p, &first);
 		for (size_t i = first; i < first + count && tail <= n; i++) {
 			pid_t c = v[i].pid;
+			/* A zombie has nothing left to signal and no children;
+			 * adopting it would record a process twice. */
+			if (v[i].state == 'Z')
+				continue;
 			struct node *cn = tree_lookup(&m->tree, c);
 			if (!still_tracked(m, cn)) {
 				struct node *hint = p == m->self ? NULL : tree_lookup(&m->tree, p);
@@ -328,9 +349,14 @@ static void forget_unseen(struct ptmon_monitor *m, struct node_list *l)
 int track_resync(struct ptmon_monitor *m, const char *why)
 {
 	struct procfs_entry *v = NULL;
+	monitor_release_reserve(m);
 	int n = procfs_scan(&v);
-	if (n < 0)
+	monitor_reserve_fd(m);
+	if (n < 0) {
+		monitor_notice(m, NULL, PTMON_NOTICE_WARNING, "resync (%s) failed: %s", why,
+			       strerror(-n));
 		return n;
+	}
 	m->resyncs++;
 	m->resync_gen++;
 	m->events_lost = false;

@@ -28,6 +28,7 @@ struct ptmon_task;
 #define NODE_SHORT     (1u << 6) /* gone before a pidfd could be opened */
 #define NODE_ROOT      (1u << 7)
 #define NODE_INDEXED   (1u << 8)
+#define NODE_FORK_SEEN (1u << 9) /* its FORK event has been handled */
 
 
 struct node {

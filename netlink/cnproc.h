@@ -113,7 +113,11 @@ struct cnproc;
  */
 int cnproc_open(struct cnproc **ret, size_t rcvbuf, unsigned flags);
 
-/* Close the socket and free; accepts NULL; returns NULL. */
+/*
+ * Close the socket and free; accepts NULL; returns NULL.  A handle that
+ * subscribed first sends the matching IGNORE requests (best effort): the
+ * kernel does not drop a closed socket's listener count.  Preserves errno.
+ */
 struct cnproc *cnproc_free(struct cnproc *c);
 
 /* The socket, for epoll.  Owned by @c. */
@@ -139,7 +143,8 @@ int cnproc_subscribe(struct cnproc *c, enum cnproc_form form, bool listen,
 		     uint32_t event_mask);
 
 /*
- * Read every datagram now queued (until EAGAIN) and decode each with
+ * Read the datagrams now queued (until EAGAIN, or CNPROC_RECEIVE_BATCH of them,
+ * so that a storm cannot hold the caller: the rest stays readable) and decode each with
  * cnproc_decode(), calling @cb per event.  ENOBUFS from the socket (the
  * kernel dropped events) is counted in stats.overruns and reading goes on;
  * *ret_lost (if not NULL) is set to true when that happened or a sequence
@@ -151,6 +156,7 @@ int cnproc_subscribe(struct cnproc *c, enum cnproc_form form, bool listen,
  * stop is not forgotten.  A datagram truncated by the 64 KiB buffer is
  * counted in stats.malformed.
  */
+#define CNPROC_RECEIVE_BATCH 256u
 int cnproc_receive(struct cnproc *c, cnproc_event_cb cb, void *userdata,
 		   bool *ret_lost);
 
