@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "ptmon.h"
+#include "taskstats.h"
 #include "tree.h"
 
 struct cnproc;
@@ -44,6 +45,9 @@ struct procfs_stat {
 int procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *ret);
 /* Read and parse /proc/PID/stat.  -ESRCH when it is gone. */
 int procfs_read_stat(pid_t pid, struct procfs_stat *ret);
+/* Read /proc/PID/cmdline, at most PTMON_ARGV_MAX bytes.  NULL when it
+ * cannot be read or is empty (a kernel thread, a zombie). */
+struct argv_buf *procfs_read_argv(pid_t pid);
 /* Read /proc/PID/comm into @comm (16 bytes), without the newline. */
 int procfs_read_comm(pid_t pid, char comm[16]);
 
@@ -168,6 +172,11 @@ int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
 /* SIGKILL every process of every task and reap until none is left. */
 void track_kill_all_blocking(struct ptmon_monitor *m);
 void track_node_dead(struct ptmon_monitor *m, struct node *n);
+/* Deliver @n's exit event when its facts are in (or now, when @force). */
+void track_report_exit(struct ptmon_monitor *m, struct node *n, bool force);
+/* Force the exits waiting too long, or all of task @only's. */
+void track_flush_pending(struct ptmon_monitor *m, uint64_t now, struct ptmon_task *only);
+uint64_t track_pending_deadline(const struct ptmon_monitor *m);
 int track_handle_event(const struct cnproc_event *ev, void *userdata);
 /* Walk /proc and adopt every descendant not yet tracked.  Returns the
  * number of processes found that were not tracked, or -errno. */
@@ -207,13 +216,38 @@ struct ptmon_monitor {
 	} nofile_orig;
 	struct tree tree;
 	struct node_list unowned; /* live processes no task could claim */
+	struct node_list pending; /* dead processes whose exit waits for its facts */
 	uint32_t resync_gen;
 	uint64_t last_resync_ns;
 	struct ptmon_task *tasks;
 	unsigned ntasks_running;
 	ptmon_notice_fn notice;
 	void *notice_data;
+	ptmon_event_fn event_fn;
+	void *event_data;
+	uint64_t wall_offset_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC at creation */
+	struct tstats *ts;
+	struct watch ts_watch;
+#define TS_RING 256
+	struct tstats_record *ts_ring; /* records that came before their process */
+	size_t ts_ring_next;
+	const char *ts_unavailable;
 };
+
+/* ---- events.c -------------------------------------------------------------- */
+
+void event_emit(struct ptmon_monitor *m, struct ptmon_event *ev);
+void event_node(struct ptmon_monitor *m, enum ptmon_event_type type, struct node *n);
+/* The EXIT event of @n, once. */
+void event_exit(struct ptmon_monitor *m, struct node *n);
+void event_signal(struct ptmon_monitor *m, struct node *n, int sig, int err);
+void event_count(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_event_type type,
+		 uint64_t count, const char *reason);
+/* Read what taskstats has queued, so that exit records are in before the
+ * exits they describe are reported. */
+void monitor_drain_taskstats(struct ptmon_monitor *m);
+/* Fill @n's accounting from a record that came before @n was known. */
+void monitor_taskstats_lookup(struct ptmon_monitor *m, struct node *n);
 
 /* Arm the timerfd for the earliest deadline of any task. */
 void monitor_rearm(struct ptmon_monitor *m);

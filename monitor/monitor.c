@@ -2,6 +2,7 @@
 /* The monitor: one epoll set, the event backend, signals, timers. */
 #include "internal.h"
 #include "cnproc.h"
+#include "taskstats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +82,9 @@ uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m)
 void monitor_rearm(struct ptmon_monitor *m)
 {
 	uint64_t next = m->next_resync;
+	uint64_t p = track_pending_deadline(m);
+	if (p && (!next || p < next))
+		next = p;
 	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
 		uint64_t d = task_next_deadline(t);
 		if (d && (!next || d < next))
@@ -190,6 +194,102 @@ static int connector_start(struct ptmon_monitor *m)
 	return p.ack_err ? -(int)p.ack_err : -EPROTONOSUPPORT;
 }
 
+/* ---- taskstats: exit accounting ------------------------------------------------ */
+
+#define TASKSTATS_RCVBUF (4u * 1024u * 1024u)
+
+static void apply_record(struct node *n, const struct tstats_record *r)
+{
+	n->acct = PTMON_ACCT_TASKSTATS;
+	n->utime_us = r->utime_us;
+	n->stime_us = r->stime_us;
+	n->maxrss_kb = r->hiwater_rss_kb;
+	n->rchar = r->read_char;
+	n->wchar = r->write_char;
+	/* A thread's own record says nothing of how its process ended. */
+	if (!(n->flags & NODE_EXIT_KNOWN) && (r->is_tgid || !n->threads)) {
+		n->status = (int)r->exitcode;
+		n->flags |= NODE_EXIT_KNOWN;
+	}
+}
+
+/* A record can come before the event that makes its process known to us
+ * (the two sockets are read in no fixed order): keep recent records whose
+ * parent is ours, for a node born late to find. */
+static void keep_record(struct ptmon_monitor *m, const struct tstats_record *r)
+{
+	struct node *p = tree_lookup(&m->tree, r->ac_ppid);
+	if (r->ac_ppid != m->self && !p)
+		return;
+	m->ts_ring[m->ts_ring_next++ % TS_RING] = *r;
+}
+
+void monitor_taskstats_lookup(struct ptmon_monitor *m, struct node *n)
+{
+	if (!m->ts || n->acct == PTMON_ACCT_TASKSTATS)
+		return;
+	uint64_t start_s = (n->start_ns + m->wall_offset_ns) / 1000000000ull;
+	size_t count = m->ts_ring_next < TS_RING ? m->ts_ring_next : TS_RING;
+	for (size_t i = 1; i <= count; i++) {
+		const struct tstats_record *r = &m->ts_ring[(m->ts_ring_next - i) % TS_RING];
+		/* The same pid, started within a second or two of when we
+		 * learned of it: not an older owner of the number. */
+		if (r->pid == n->pid && r->btime_s + 2 >= start_s && r->btime_s <= start_s + 2) {
+			apply_record(n, r);
+			return;
+		}
+	}
+}
+
+static int on_taskstats(const struct tstats_record *r, void *userdata)
+{
+	struct ptmon_monitor *m = userdata;
+	struct node *n = tree_lookup(&m->tree, r->pid);
+	/* Only a dead process's record is its own: a live one with this
+	 * number is a later owner of the pid. */
+	if (!n || (n->flags & NODE_EXIT_EMITTED) ||
+	    ((n->flags & NODE_ALIVE) && n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 0)) {
+		keep_record(m, r);
+		return 0;
+	}
+	apply_record(n, r);
+	track_report_exit(m, n, false);
+	return 0;
+}
+
+void monitor_drain_taskstats(struct ptmon_monitor *m)
+{
+	if (m->ts)
+		tstats_receive(m->ts, on_taskstats, m, NULL);
+}
+
+static void taskstats_start(struct ptmon_monitor *m)
+{
+	m->ts_ring = calloc(TS_RING, sizeof(*m->ts_ring));
+	if (!m->ts_ring) {
+		m->ts_unavailable = "out of memory";
+		return;
+	}
+	int r = tstats_open(&m->ts, TASKSTATS_RCVBUF, 0);
+	if (r < 0) {
+		m->ts_unavailable = r == -ENOENT ? "the kernel has no taskstats"
+						 : "taskstats registration refused";
+		return;
+	}
+	m->ts_watch.kind = WATCH_TASKSTATS;
+	if (monitor_watch_add(m, tstats_get_fd(m->ts), EPOLLIN, &m->ts_watch) < 0) {
+		m->ts = tstats_free(m->ts);
+		m->ts_unavailable = "cannot watch the taskstats socket";
+		return;
+	}
+	m->features |= PTMON_FEATURE_TASKSTATS;
+}
+
+const char *ptmon_monitor_taskstats_unavailable(const struct ptmon_monitor *m)
+{
+	return m ? m->ts_unavailable : NULL;
+}
+
 /* ---- creation ---------------------------------------------------------------- */
 
 static void raise_nofile(struct ptmon_monitor *m)
@@ -269,6 +369,9 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	m->epfd = m->sigfd = m->timerfd = m->reserve_fd[0] = m->reserve_fd[1] = -1;
 	sigemptyset(&m->cancel_set);
 	m->self = getpid();
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	m->wall_offset_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec - util_now_ns();
 	raise_nofile(m);
 	int r = tree_init(&m->tree);
 	if (r == 0)
@@ -279,6 +382,8 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 		r = setup_fds(m);
 	if (r == 0)
 		r = choose_backend(m, backend);
+	if (r == 0)
+		taskstats_start(m);
 	if (r < 0) {
 		ptmon_monitor_free(m);
 		return r;
@@ -328,8 +433,14 @@ static void handle_netlink(struct ptmon_monitor *m)
 		lost = true;
 	if (lost) {
 		const struct cnproc_stats *st = cnproc_get_stats(m->cn);
+		uint64_t total = st->overruns + st->seq_missing;
+		uint64_t delta = total - m->events_lost_count;
 		m->events_lost = true;
-		m->events_lost_count = st->overruns + st->seq_missing;
+		m->events_lost_count = total;
+		for (struct ptmon_task *t = m->tasks; t; t = t->next)
+			if (t->phase != PHASE_DONE)
+				event_count(m, t, PTMON_EVENT_LOST, delta,
+					    st->overruns ? "socket overrun (ENOBUFS)" : "sequence gap");
 	}
 }
 
@@ -339,6 +450,9 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 	switch (w->kind) {
 	case WATCH_NETLINK:
 		handle_netlink(m);
+		break;
+	case WATCH_TASKSTATS:
+		monitor_drain_taskstats(m);
 		break;
 	case WATCH_SIGNAL:
 		*reap |= handle_signals(m);
@@ -395,6 +509,7 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 	}
 	uint64_t now = util_now_ns();
 	maybe_resync(m, now);
+	track_flush_pending(m, now, NULL);
 	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
 		task_on_deadlines(t, now);
 		task_update(t);
@@ -453,6 +568,8 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 		n->pidfd = util_close(n->pidfd);
 	tree_fini(&m->tree);
 	m->cn = cnproc_free(m->cn);
+	m->ts = tstats_free(m->ts);
+	free(m->ts_ring);
 	util_close(m->epfd);
 	util_close(m->sigfd);
 	util_close(m->timerfd);

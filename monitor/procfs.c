@@ -118,6 +118,39 @@ int procfs_read_comm(pid_t pid, char comm[16])
 	return 0;
 }
 
+struct argv_buf *procfs_read_argv(pid_t pid)
+{
+	char path[64], buf[PTMON_ARGV_MAX + 1];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	size_t len = 0;
+	while (len < sizeof(buf)) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	util_close(fd);
+	if (!len)
+		return NULL;
+	bool cut = len > PTMON_ARGV_MAX;
+	if (cut) {
+		len = PTMON_ARGV_MAX;
+		buf[len - 1] = '\0'; /* keep the last argument terminated */
+	} else if (buf[len - 1] != '\0') {
+		/* A process that rewrote its argv area: terminate it. */
+		if (len == PTMON_ARGV_MAX)
+			buf[len - 1] = '\0';
+		else
+			buf[len++] = '\0';
+	}
+	return argv_buf_new(buf, len, cut);
+}
+
 static pid_t pid_of_name(const char *name)
 {
 	char *end;

@@ -44,6 +44,7 @@ enum ptmon_backend {
 #define PTMON_FEATURE_CONNECTOR      (1u << 0)  /* events arrive */
 #define PTMON_FEATURE_CONNECTOR_INPUT (1u << 1) /* 6.6+ proc_input subscribe taken */
 #define PTMON_FEATURE_PIDFD_INFO     (1u << 2)  /* PIDFD_GET_INFO ioctl (6.13+) */
+#define PTMON_FEATURE_TASKSTATS      (1u << 3)  /* per-process exit accounting */
 
 /*
  * Create a monitor: an epoll fd, a signalfd for SIGCHLD and a timerfd, and
@@ -182,6 +183,116 @@ typedef void (*ptmon_notice_fn)(struct ptmon_task *t, enum ptmon_notice_kind kin
 				const char *text, void *userdata);
 PTMON_EXPORT void ptmon_monitor_set_notice(struct ptmon_monitor *m, ptmon_notice_fn fn,
 					   void *userdata);
+
+/* ---- observing: processes and events ------------------------------------ */
+
+/* A process of a task's tree.  Valid until ptmon_monitor_free(). */
+struct ptmon_process;
+
+enum ptmon_process_end {
+	PTMON_END_RUNNING = 0, /* alive, as far as ptmon knows */
+	PTMON_END_EXITED,      /* exit_code */
+	PTMON_END_SIGNALED,    /* term_signal, core_dumped */
+	PTMON_END_UNKNOWN,     /* gone; how, no source told */
+};
+
+/* Where a process's accounting figures came from. */
+enum ptmon_acct_source {
+	PTMON_ACCT_NONE = 0,
+	PTMON_ACCT_TASKSTATS,  /* the kernel's exit record, any process */
+	PTMON_ACCT_RUSAGE,     /* wait4() of a process ptmon reaped itself */
+};
+
+/* Longest argv kept, in bytes (NUL separators included); longer is cut. */
+#define PTMON_ARGV_MAX 4096
+
+struct ptmon_process_info {
+	uint64_t id;            /* unique in the monitor, from 1, in the order seen */
+	uint64_t parent_id;     /* the process that forked it; 0 when unknown (root) */
+	pid_t pid;
+	pid_t ppid;             /* the parent's pid when ptmon learned of it */
+	bool root;
+	const char *argv;       /* argv_len bytes, each argument NUL-terminated; NULL: unknown */
+	size_t argv_len;
+	bool argv_truncated;    /* cut at PTMON_ARGV_MAX */
+	char comm[16];
+	uint64_t start_mono_ns; /* when ptmon learned of it (CLOCK_MONOTONIC) */
+	uint64_t end_mono_ns;   /* when ptmon learned of its end; 0 while running */
+	uint64_t start_wall_ns; /* the same on CLOCK_REALTIME */
+	uint64_t end_wall_ns;
+	enum ptmon_process_end end;
+	int exit_code;
+	int term_signal;
+	bool core_dumped;
+	bool short_lived;       /* gone before ptmon could hold a pidfd for it */
+	int signal_sent;        /* the last signal ptmon sent it, 0: none */
+	bool killed_by_ptmon;   /* it died of a signal ptmon sent */
+	uint32_t threads;       /* threads it started */
+	enum ptmon_acct_source acct;
+	uint64_t utime_us;
+	uint64_t stime_us;
+	uint64_t maxrss_kb;     /* peak resident memory */
+	uint64_t read_bytes;    /* taskstats: bytes through read(); rusage: 0 */
+	uint64_t write_bytes;
+};
+
+PTMON_EXPORT int ptmon_process_get_info(const struct ptmon_process *p,
+					struct ptmon_process_info *ret);
+
+/* Call @fn for every process of @t, in the order seen (parents before
+ * children).  Stops at and returns @fn's first negative value; else 0. */
+PTMON_EXPORT int ptmon_task_foreach_process(const struct ptmon_task *t,
+					    int (*fn)(const struct ptmon_process *p, void *ud),
+					    void *ud);
+
+/* The most processes of @t alive at once, as ptmon counted them. */
+PTMON_EXPORT uint64_t ptmon_task_max_alive(const struct ptmon_task *t);
+
+enum ptmon_event_type {
+	PTMON_EVENT_START,         /* the task started: process is its root */
+	PTMON_EVENT_FORK,
+	PTMON_EVENT_EXEC,          /* argv read from /proc when ptmon saw it */
+	PTMON_EVENT_COMM,
+	PTMON_EVENT_EXIT,          /* with status and accounting, when known */
+	PTMON_EVENT_SIGNAL,        /* ptmon sent signal to pid: error is the result */
+	PTMON_EVENT_LOST,          /* count events lost, reason */
+	PTMON_EVENT_RESYNC,        /* count processes a /proc walk found untracked */
+	PTMON_EVENT_EOF,           /* stream reached EOF */
+	PTMON_EVENT_DRAIN_TIMEOUT, /* stream still open at the drain bound: holders */
+	PTMON_EVENT_DONE,          /* the task is done: ptmon_task_result() works */
+};
+
+struct ptmon_holder {
+	pid_t pid;
+	int fd;
+	char comm[16];
+};
+
+struct ptmon_event {
+	enum ptmon_event_type type;
+	struct ptmon_task *task;
+	uint64_t mono_ns;
+	uint64_t wall_ns;
+	pid_t pid;                          /* the process concerned, 0: none */
+	pid_t ppid;                         /* its parent */
+	const struct ptmon_process *process; /* FORK EXEC COMM EXIT SIGNAL START */
+	int signal;                         /* SIGNAL */
+	int error;                          /* SIGNAL: 0 or the errno of the send */
+	uint64_t count;                     /* LOST, RESYNC */
+	const char *reason;                 /* LOST, RESYNC */
+	const char *stream;                 /* EOF, DRAIN_TIMEOUT: "stdout" or "stderr" */
+	size_t nholders;                    /* DRAIN_TIMEOUT */
+	const struct ptmon_holder *holders;
+};
+
+typedef void (*ptmon_event_fn)(const struct ptmon_event *ev, void *userdata);
+
+/* Deliver events to @fn, synchronously, from inside the monitor's calls. */
+PTMON_EXPORT void ptmon_monitor_set_event_callback(struct ptmon_monitor *m, ptmon_event_fn fn,
+						   void *userdata);
+
+/* Why taskstats accounting is not in use (a static string), or NULL. */
+PTMON_EXPORT const char *ptmon_monitor_taskstats_unavailable(const struct ptmon_monitor *m);
 
 #ifdef __cplusplus
 }

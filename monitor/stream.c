@@ -179,6 +179,8 @@ int stream_handle_in(struct ptmon_monitor *m, struct stream *s)
 		/* EOF (or a read error, which ends the stream the same way).
 		 * EPOLLHUP alone never gets here: only read() returning 0. */
 		close_input(m, s);
+		struct ptmon_event ev = {.type = PTMON_EVENT_EOF, .task = s->task, .stream = s->name};
+		event_emit(m, &ev);
 		break;
 	}
 	int r = pump(m, s);
@@ -195,9 +197,13 @@ int stream_handle_out(struct ptmon_monitor *m, struct stream *s)
 	return r;
 }
 
+#define MAX_HOLDERS 64
+
 struct holder_ctx {
 	struct ptmon_monitor *m;
 	struct stream *s;
+	size_t n;
+	struct ptmon_holder h[MAX_HOLDERS];
 };
 
 static void name_holder(pid_t pid, int fd, void *userdata)
@@ -208,6 +214,12 @@ static void name_holder(pid_t pid, int fd, void *userdata)
 	monitor_notice(c->m, c->s->task, PTMON_NOTICE_PIPE_HOLDER,
 		       "%s pipe still open after the drain bound: held by pid %d (%s) as fd %d",
 		       c->s->name, (int)pid, comm, fd);
+	if (c->n < MAX_HOLDERS) {
+		struct ptmon_holder *h = &c->h[c->n++];
+		h->pid = pid;
+		h->fd = fd;
+		memcpy(h->comm, comm, sizeof(h->comm));
+	}
 }
 
 void stream_abandon(struct ptmon_monitor *m, struct stream *s)
@@ -217,7 +229,7 @@ void stream_abandon(struct ptmon_monitor *m, struct stream *s)
 		stream_handle_in(m, s);
 	}
 	if (s->in_fd >= 0) {
-		struct holder_ctx c = {m, s};
+		struct holder_ctx c = {.m = m, .s = s};
 		monitor_release_reserve(m);
 		int found = procfs_find_pipe_holders(s->ino, m->self, name_holder, &c);
 		monitor_reserve_fd(m);
@@ -225,6 +237,14 @@ void stream_abandon(struct ptmon_monitor *m, struct stream *s)
 			monitor_notice(m, s->task, PTMON_NOTICE_PIPE_HOLDER,
 				       "%s pipe still open after the drain bound; no holder found in /proc",
 				       s->name);
+		struct ptmon_event ev = {
+			.type = PTMON_EVENT_DRAIN_TIMEOUT,
+			.task = s->task,
+			.stream = s->name,
+			.nholders = c.n,
+			.holders = c.h,
+		};
+		event_emit(m, &ev);
 		close_input(m, s);
 	}
 	if (s->len && !s->out_broken)

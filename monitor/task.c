@@ -224,10 +224,20 @@ static void on_root_exit(struct ptmon_task *t)
 
 static void finish(struct ptmon_task *t)
 {
+	struct ptmon_monitor *m = t->monitor;
 	t->phase = PHASE_DONE;
 	t->deadline_drain = 0;
 	t->eof_ns = util_now_ns();
-	t->monitor->ntasks_running--;
+	m->ntasks_running--;
+	/* Exits still waiting for facts (an EXIT event lost, a taskstats
+	 * record late): report what is known now. */
+	monitor_drain_taskstats(m);
+	track_flush_pending(m, 0, t);
+	for (struct node *n = m->tree.first; n; n = n->next)
+		if (n->task == t && !(n->flags & NODE_ALIVE))
+			track_report_exit(m, n, true);
+	struct ptmon_event ev = {.type = PTMON_EVENT_DONE, .task = t};
+	event_emit(m, &ev);
 }
 
 void task_update(struct ptmon_task *t)
@@ -375,6 +385,7 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cf
 	m->tasks = t;
 	m->ntasks_running++;
 	*ret = t;
+	event_node(m, PTMON_EVENT_START, t->root);
 	monitor_rearm(m);
 	return 0;
 }

@@ -46,10 +46,21 @@ static struct node *new_node(struct ptmon_monitor *m, pid_t pid, struct node *pa
 	n->parent = parent;
 	n->task = task;
 	n->start_ns = util_now_ns();
-	if (parent)
-		memcpy(n->comm, parent->comm, sizeof(n->comm)); /* fork copies comm */
+	if (parent) {
+		/* fork copies comm and argv */
+		memcpy(n->comm, parent->comm, sizeof(n->comm));
+		n->argv = argv_buf_ref(parent->argv);
+	}
 	if (task)
 		task->processes++;
+	return n;
+}
+
+/* A process joined the record: say so. */
+static struct node *born(struct ptmon_monitor *m, struct node *n)
+{
+	if (n)
+		event_node(m, PTMON_EVENT_FORK, n);
 	return n;
 }
 
@@ -98,6 +109,7 @@ static struct node *record_gone(struct ptmon_monitor *m, pid_t pid, struct node 
 	if (n) {
 		n->flags |= NODE_SHORT;
 		n->end_ns = n->start_ns;
+		born(m, n);
 	}
 	return n;
 }
@@ -115,7 +127,7 @@ static struct node *record_nopidfd(struct ptmon_monitor *m, pid_t pid, struct no
 	n->flags |= NODE_ALIVE | NODE_NOPIDFD;
 	n->seen_gen = m->resync_gen;
 	node_list_add(live_list(m, n), n);
-	return n;
+	return born(m, n);
 }
 
 static void attach_pidfd(struct ptmon_monitor *m, struct node *n, int pidfd)
@@ -178,20 +190,87 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	}
 	n->ppid = ppid;
 	n->seen_gen = m->resync_gen;
-	(void)event_ns;
+	if (!event_ns) {
+		/* Found by a walk: it may have exec'd unseen. */
+		struct argv_buf *a = procfs_read_argv(pid);
+		if (a) {
+			argv_buf_unref(n->argv);
+			n->argv = a;
+		}
+		procfs_read_comm(pid, n->comm);
+	}
 	if (zombie) {
 		/* Ours, but already gone: nothing to signal. */
 		util_close(pidfd);
 		n->flags |= NODE_SHORT;
 		n->end_ns = n->start_ns;
-		return n;
+		return born(m, n);
 	}
 	n->flags |= NODE_ALIVE;
 	node_list_add(live_list(m, n), n);
 	attach_pidfd(m, n, pidfd);
+	born(m, n);
 	if (task)
 		task_signal_node(task, n);
 	return n;
+}
+
+/* Report the end of @n once what there is to know has come in: its status
+ * (the EXIT event, our wait4, or taskstats), and its taskstats record.
+ * The two arrive on different sockets, in no fixed order with the pidfd
+ * turning readable: until both are in, the exit waits on m->pending, at
+ * most EXIT_WAIT_NS, and the end of the task flushes what still waits. */
+#define EXIT_WAIT_NS (100ull * 1000000ull)
+
+static bool exit_complete(const struct ptmon_monitor *m, const struct node *n)
+{
+	bool status = (n->flags & NODE_EXIT_KNOWN) || m->backend != PTMON_BACKEND_CONNECTOR;
+	bool acct = n->acct == PTMON_ACCT_TASKSTATS || !m->ts;
+	return status && acct;
+}
+
+void track_report_exit(struct ptmon_monitor *m, struct node *n, bool force)
+{
+	if (n->flags & (NODE_ALIVE | NODE_EXIT_EMITTED))
+		return;
+	monitor_taskstats_lookup(m, n);
+	if (!force && !exit_complete(m, n)) {
+		if (!(n->flags & NODE_EXIT_PENDING)) {
+			n->flags |= NODE_EXIT_PENDING;
+			node_list_add(&m->pending, n);
+		}
+		return;
+	}
+	if (n->flags & NODE_EXIT_PENDING) {
+		n->flags &= ~NODE_EXIT_PENDING;
+		node_list_del(&m->pending, n);
+	}
+	event_exit(m, n);
+}
+
+void track_flush_pending(struct ptmon_monitor *m, uint64_t now, struct ptmon_task *only)
+{
+	struct node *n = m->pending.head;
+	while (n) {
+		struct node *next = n->live_next;
+		if ((only && n->task == only) || (!only && n->end_ns + EXIT_WAIT_NS <= now))
+			track_report_exit(m, n, true);
+		n = next;
+	}
+}
+
+uint64_t track_pending_deadline(const struct ptmon_monitor *m)
+{
+	uint64_t d = 0;
+	for (const struct node *n = m->pending.head; n; n = n->live_next)
+		if (!d || n->end_ns + EXIT_WAIT_NS < d)
+			d = n->end_ns + EXIT_WAIT_NS;
+	return d;
+}
+
+static void maybe_report_exit(struct ptmon_monitor *m, struct node *n)
+{
+	track_report_exit(m, n, false);
 }
 
 void track_node_dead(struct ptmon_monitor *m, struct node *n)
@@ -203,6 +282,7 @@ void track_node_dead(struct ptmon_monitor *m, struct node *n)
 	/* Closing the only fd of the pidfd also removes it from epoll. */
 	n->pidfd = util_close(n->pidfd);
 	node_list_del(live_list(m, n), n);
+	maybe_report_exit(m, n);
 }
 
 static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
@@ -235,13 +315,16 @@ static void on_exit_event(struct ptmon_monitor *m, const struct cnproc_event *ev
 	if (ev->pid != ev->tgid)
 		return;
 	struct node *n = tree_lookup(&m->tree, ev->tgid);
-	if (!n || (n->flags & NODE_EXIT_KNOWN))
+	if (!n || (n->flags & NODE_EXIT_EMITTED))
 		return;
 	if (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 0)
 		return; /* about an earlier owner of this pid */
-	n->status = (int)ev->exit_code;
-	n->flags |= NODE_EXIT_KNOWN;
+	if (!(n->flags & NODE_EXIT_KNOWN)) {
+		n->status = (int)ev->exit_code;
+		n->flags |= NODE_EXIT_KNOWN;
+	}
 	track_node_dead(m, n);
+	maybe_report_exit(m, n);
 }
 
 int track_handle_event(const struct cnproc_event *ev, void *userdata)
@@ -254,13 +337,21 @@ int track_handle_event(const struct cnproc_event *ev, void *userdata)
 		break;
 	case CNPROC_EXEC:
 		n = tree_lookup(&m->tree, ev->tgid);
-		if (n && (n->flags & NODE_ALIVE))
+		if (n && (n->flags & NODE_ALIVE)) {
+			/* Read now: the process may be gone by the time
+			 * anyone asks. */
+			argv_buf_unref(n->argv);
+			n->argv = procfs_read_argv(ev->tgid);
 			procfs_read_comm(ev->tgid, n->comm);
+			event_node(m, PTMON_EVENT_EXEC, n);
+		}
 		break;
 	case CNPROC_COMM:
 		n = tree_lookup(&m->tree, ev->tgid);
-		if (n && ev->pid == ev->tgid && (n->flags & NODE_ALIVE))
+		if (n && ev->pid == ev->tgid && (n->flags & NODE_ALIVE)) {
 			memcpy(n->comm, ev->comm, sizeof(n->comm));
+			event_node(m, PTMON_EVENT_COMM, n);
+		}
 		break;
 	case CNPROC_EXIT:
 		on_exit_event(m, ev);
@@ -366,26 +457,37 @@ int track_resync(struct ptmon_monitor *m, const char *why)
 	for (struct ptmon_task *t = m->tasks; t; t = t->next)
 		forget_unseen(m, &t->live);
 	forget_unseen(m, &m->unowned);
-	if (found > 0)
+	if (found > 0) {
 		monitor_notice(m, NULL, PTMON_NOTICE_INFO, "resync (%s) found %d untracked processes",
 			       why, found);
+		event_count(m, sole_task(m), PTMON_EVENT_RESYNC, (uint64_t)found, why);
+	}
 	return found;
 }
 
-static void record_reaped(struct ptmon_monitor *m, pid_t pid, int status)
+static void record_reaped(struct ptmon_monitor *m, pid_t pid, int status,
+			  const struct rusage *ru)
 {
 	struct node *n = tree_lookup(&m->tree, pid);
 	if (!n || (n->flags & NODE_REAPED)) {
 		/* An orphan of ours that was never seen alive. */
 		struct ptmon_task *t = sole_task(m);
-		n = new_node(m, pid, NULL, t);
+		n = born(m, new_node(m, pid, NULL, t));
 		if (!n)
 			return;
 		n->flags |= NODE_SHORT;
 	}
 	n->flags |= NODE_REAPED | NODE_EXIT_KNOWN;
 	n->status = status;
+	monitor_drain_taskstats(m);
+	if (ru && n->acct == PTMON_ACCT_NONE) {
+		n->acct = PTMON_ACCT_RUSAGE;
+		n->utime_us = (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec;
+		n->stime_us = (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
+		n->maxrss_kb = (uint64_t)ru->ru_maxrss;
+	}
 	track_node_dead(m, n);
+	maybe_report_exit(m, n);
 	if ((n->flags & NODE_ROOT) && n->task) {
 		struct ptmon_task *t = n->task;
 		t->root_reaped = true;
@@ -406,7 +508,7 @@ void track_reap(struct ptmon_monitor *m)
 		struct rusage ru;
 		pid_t pid = wait4(-1, &status, WNOHANG | __WALL, &ru);
 		if (pid > 0) {
-			record_reaped(m, pid, status);
+			record_reaped(m, pid, status, &ru);
 			continue;
 		}
 		if (pid == 0) {
@@ -459,10 +561,31 @@ int track_signal(struct ptmon_monitor *m, struct node *n, int sig)
 		return -ESRCH;
 	if (r == 0) {
 		n->flags |= NODE_SIGNALLED;
+		if (sig != SIGCONT)
+			n->signal_sent = sig;
 		if (sig == SIGKILL)
 			n->flags |= NODE_KILLED;
 	}
+	event_signal(m, n, sig, r < 0 ? -r : 0);
 	return r;
+}
+
+static struct argv_buf *argv_from_vector(char *const *argv)
+{
+	char buf[PTMON_ARGV_MAX];
+	size_t len = 0;
+	bool cut = false;
+	for (size_t i = 0; argv[i] && !cut; i++) {
+		size_t l = strlen(argv[i]) + 1;
+		if (len + l > sizeof(buf)) {
+			l = sizeof(buf) - len;
+			cut = true;
+		}
+		memcpy(buf + len, argv[i], l);
+		len += l;
+		buf[len - 1] = '\0';
+	}
+	return argv_buf_new(buf, len, cut);
 }
 
 int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
@@ -479,6 +602,9 @@ int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
 	}
 	const char *base = strrchr(t->argv[0], '/');
 	snprintf(n->comm, sizeof(n->comm), "%s", base ? base + 1 : t->argv[0]);
+	n->argv = procfs_read_argv(pid); /* after exec: what it runs as */
+	if (!n->argv)
+		n->argv = argv_from_vector(t->argv);
 	n->ppid = m->self;
 	n->flags |= NODE_ALIVE | NODE_ROOT;
 	node_list_add(&t->live, n);
@@ -510,7 +636,7 @@ void track_kill_all_blocking(struct ptmon_monitor *m)
 		 * then look again for what was reparented to us meanwhile. */
 		pid_t pid = wait4(-1, &status, __WALL, NULL);
 		if (pid > 0) {
-			record_reaped(m, pid, status);
+			record_reaped(m, pid, status, NULL);
 			continue;
 		}
 		if (errno == EINTR)

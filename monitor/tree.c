@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define TREE_MIN_BUCKETS 256u
 
@@ -23,11 +24,38 @@ int tree_init(struct tree *t)
 	return 0;
 }
 
+struct argv_buf *argv_buf_new(const char *data, size_t len, bool truncated)
+{
+	struct argv_buf *a = malloc(sizeof(*a) + len);
+	if (!a)
+		return NULL;
+	a->refs = 1;
+	a->len = (uint32_t)len;
+	a->truncated = truncated;
+	memcpy(a->data, data, len);
+	return a;
+}
+
+struct argv_buf *argv_buf_ref(struct argv_buf *a)
+{
+	if (a)
+		a->refs++;
+	return a;
+}
+
+struct argv_buf *argv_buf_unref(struct argv_buf *a)
+{
+	if (a && --a->refs == 0)
+		free(a);
+	return NULL;
+}
+
 void tree_fini(struct tree *t)
 {
 	struct node *n = t->first;
 	while (n) {
 		struct node *next = n->next;
+		argv_buf_unref(n->argv);
 		free(n);
 		n = next;
 	}
@@ -105,6 +133,7 @@ struct node *tree_add(struct tree *t, pid_t pid)
 		t->first = n;
 	t->last = n;
 	t->nodes++;
+	n->id = t->nodes;
 	return n;
 }
 
@@ -115,7 +144,8 @@ void node_list_add(struct node_list *l, struct node *n)
 	if (l->head)
 		l->head->live_prev = n;
 	l->head = n;
-	l->count++;
+	if (++l->count > l->max)
+		l->max = l->count;
 }
 
 void node_list_del(struct node_list *l, struct node *n)

@@ -18,6 +18,18 @@
 
 struct ptmon_task;
 
+/* An argv as read from /proc/PID/cmdline, shared by a parent and the
+ * children it forks without exec. */
+struct argv_buf {
+	uint32_t refs;
+	uint32_t len;
+	bool truncated;
+	char data[];
+};
+struct argv_buf *argv_buf_new(const char *data, size_t len, bool truncated);
+struct argv_buf *argv_buf_ref(struct argv_buf *a);
+struct argv_buf *argv_buf_unref(struct argv_buf *a);
+
 /* Node flags */
 #define NODE_ALIVE     (1u << 0) /* not known to have exited */
 #define NODE_NOPIDFD   (1u << 1) /* alive, but no pidfd could be opened (fd limit) */
@@ -29,6 +41,8 @@ struct ptmon_task;
 #define NODE_ROOT      (1u << 7)
 #define NODE_INDEXED   (1u << 8)
 #define NODE_FORK_SEEN (1u << 9) /* its FORK event has been handled */
+#define NODE_EXIT_EMITTED (1u << 10) /* its exit event has been delivered */
+#define NODE_EXIT_PENDING (1u << 11) /* dead, its exit waits for facts (on m->pending) */
 
 
 struct node {
@@ -44,16 +58,26 @@ struct node {
 	struct ptmon_task *task;
 	struct node *hnext;        /* hash chain */
 	struct node *next;         /* creation order */
-	struct node *live_prev;
+	struct node *live_prev;    /* a task's live list, or m->pending once dead */
 	struct node *live_next;
 	uint64_t start_ns;         /* when ptmon learned of it */
 	uint64_t end_ns;           /* when ptmon learned of its end */
+	uint64_t id;               /* 1, 2, ... in the order seen */
+	struct argv_buf *argv;
+	int signal_sent;           /* the last signal ptmon sent */
+	uint8_t acct;              /* enum ptmon_acct_source */
+	uint64_t utime_us;
+	uint64_t stime_us;
+	uint64_t maxrss_kb;
+	uint64_t rchar;
+	uint64_t wchar;
 	char comm[16];
 };
 
 struct node_list {
 	struct node *head;
 	size_t count;
+	size_t max;                /* the most it ever held */
 };
 
 struct tree {

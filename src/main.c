@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "output.h"
 #include "parse.h"
 #include "ptmon.h"
 
@@ -26,6 +28,13 @@ struct options {
 	struct ptmon_task_config task;
 	enum ptmon_backend backend;
 	int verbose;
+	const char *events_path;
+	const char *report_path;
+	bool summary;
+	/* while running */
+	struct evwriter *events;
+	int report_fd;
+	struct run_info info;
 };
 
 static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -61,6 +70,10 @@ static void usage(FILE *f)
 	      "                        them (default) or wait for them\n"
 	      "      --backend auto|connector|procfs\n"
 	      "                        how processes are learned of (default: auto)\n"
+	      "      --events PATH     write events as NDJSON to PATH as they happen\n"
+	      "                        (a file, a FIFO, /dev/fd/N)\n"
+	      "      --report PATH     write a JSON report of the whole tree to PATH at the end\n"
+	      "      --summary         print the tree with times and outcomes to stderr at the end\n"
 	      "  -v, --verbose         say what ptmon does, on stderr\n"
 	      "\n"
 	      "Durations: 250ms, 1.5s, 2m, 1h, or a bare number of seconds.\n"
@@ -132,6 +145,15 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	case 'v':
 		o->verbose++;
 		return 0;
+	case 'E':
+		o->events_path = arg;
+		return 0;
+	case 'R':
+		o->report_path = arg;
+		return 0;
+	case 'S':
+		o->summary = true;
+		return 0;
 	case 'h':
 		usage(stdout);
 		exit(0);
@@ -150,6 +172,9 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"leftovers", required_argument, NULL, 'L'},
 		{"backend", required_argument, NULL, 'B'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"events", required_argument, NULL, 'E'},
+		{"report", required_argument, NULL, 'R'},
+		{"summary", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -234,9 +259,83 @@ static int start_failed(const char *cmd, int r)
 	return EXIT_PTMON_FAILED;
 }
 
+static void on_event(const struct ptmon_event *ev, void *userdata)
+{
+	struct options *o = userdata;
+	evwriter_event(o->events, ev, &o->info);
+}
+
+/* Open the output files before anything starts, so that a bad path fails
+ * the run at once (125) instead of losing the record at the end. */
+static int open_outputs(struct options *o)
+{
+	o->report_fd = -1;
+	if (o->events_path) {
+		int r = evwriter_open(&o->events, o->events_path);
+		if (r < 0) {
+			msg("--events: cannot open '%s': %s", o->events_path, strerror(-r));
+			return -1;
+		}
+	}
+	if (o->report_path) {
+		o->report_fd = open(o->report_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY,
+				    0644);
+		if (o->report_fd < 0) {
+			msg("--report: cannot open '%s': %s", o->report_path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The monitor's fd and, while events wait for a slow reader, the event
+ * stream's: one loop, so that neither can stall the other. */
+static int loop(struct ptmon_monitor *m, struct ptmon_task *t, struct options *o)
+{
+	while (!ptmon_task_done(t)) {
+		struct pollfd p[2] = {
+			{.fd = ptmon_monitor_get_fd(m), .events = POLLIN},
+			{.fd = evwriter_wait_fd(o->events), .events = POLLOUT},
+		};
+		if (poll(p, p[1].fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+			return -errno;
+		if (p[1].fd >= 0 && p[1].revents)
+			evwriter_flush(o->events, -1);
+		int r = ptmon_monitor_dispatch(m);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void finish_outputs(struct options *o, struct ptmon_task *t, int status)
+{
+	o->info.exit_status = status;
+	/* The reader had its chance all along; give it a last second. */
+	evwriter_flush(o->events, 1000);
+	if (evwriter_dropped(o->events))
+		msg("--events: %" PRIu64 " events dropped: the reader did not keep up",
+		    evwriter_dropped(o->events));
+	o->events = evwriter_free(o->events);
+	if (o->report_fd >= 0) {
+		int r = report_write(o->report_fd, t, &o->info);
+		if (r < 0)
+			msg("--report: cannot write '%s': %s", o->report_path, strerror(-r));
+		close(o->report_fd);
+		o->report_fd = -1;
+	}
+	if (o->summary) {
+		const char *nc = getenv("NO_COLOR");
+		summary_print(stderr, t, isatty(STDERR_FILENO) && !(nc && *nc));
+		fflush(stderr);
+	}
+}
+
 static int run(struct options *o)
 {
 	struct ptmon_monitor *m = NULL;
+	if (open_outputs(o) < 0)
+		return EXIT_PTMON_FAILED;
 	int r = ptmon_monitor_new(&m, o->backend, 0);
 	if (r < 0) {
 		if (r == -ENOSYS)
@@ -246,6 +345,17 @@ static int run(struct options *o)
 		return EXIT_PTMON_FAILED;
 	}
 	ptmon_monitor_set_notice(m, on_notice, o);
+	char cwd[4096];
+	o->info = (struct run_info){
+		.argv = o->task.argv,
+		.cwd = getcwd(cwd, sizeof(cwd)),
+		.backend = ptmon_monitor_backend(m),
+		.features = ptmon_monitor_features(m),
+		.fallback_reason = ptmon_monitor_fallback_reason(m),
+		.taskstats_unavailable = ptmon_monitor_taskstats_unavailable(m),
+	};
+	if (o->events)
+		ptmon_monitor_set_event_callback(m, on_event, o);
 	sigset_t cancel;
 	sigemptyset(&cancel);
 	sigaddset(&cancel, SIGINT);
@@ -260,11 +370,12 @@ static int run(struct options *o)
 	if (r < 0) {
 		int status = start_failed(o->task.argv[0], r);
 		ptmon_monitor_free(m);
+		o->events = evwriter_free(o->events);
 		return status;
 	}
 	if (o->verbose)
 		msg("task %d started: %s", (int)ptmon_task_root_pid(t), o->task.argv[0]);
-	r = ptmon_monitor_run(m);
+	r = loop(m, t, o);
 	struct ptmon_task_result res;
 	int status = EXIT_PTMON_FAILED;
 	if (r < 0)
@@ -273,6 +384,7 @@ static int run(struct options *o)
 		status = status_of(&res);
 		if (o->verbose)
 			say_result(&res, status);
+		finish_outputs(o, t, status);
 	}
 	ptmon_monitor_free(m);
 	return status;

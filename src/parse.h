@@ -39,8 +39,8 @@ const char *signal_name(int sig, char *buf, unsigned buflen);
 /* Format @ns for humans: "250ms", "1.5s", "2m30s", "1d2h", "0s".  Exact:
  * fractions are written without trailing zeros and never rounded, so what
  * has one component (below a minute, whole minutes below an hour, whole
- * hours below a day, whole days) parses back to itself.  Writes into @buf (32 bytes hold any value; shorter buffers
- * truncate) and returns it. */
+ * hours below a day, whole days) parses back to itself.  Writes into @buf (32 bytes hold any value;
+ * shorter buffers truncate) and returns it. */
 const char *format_duration(uint64_t ns, char *buf, unsigned buflen);
 
 #endif

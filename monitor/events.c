@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/* What the monitor tells its caller: events as they happen, and the
+ * record of every process. */
+#include "internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static uint64_t wall_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void event_emit(struct ptmon_monitor *m, struct ptmon_event *ev)
+{
+	if (!m->event_fn)
+		return;
+	ev->mono_ns = util_now_ns();
+	ev->wall_ns = wall_now_ns();
+	if (ev->process && !ev->pid) {
+		const struct node *n = (const struct node *)ev->process;
+		ev->pid = n->pid;
+		ev->ppid = n->parent ? n->parent->pid : n->ppid;
+	}
+	m->event_fn(ev, m->event_data);
+}
+
+void event_node(struct ptmon_monitor *m, enum ptmon_event_type type, struct node *n)
+{
+	struct ptmon_event ev = {
+		.type = type,
+		.task = n->task,
+		.process = (const struct ptmon_process *)n,
+	};
+	event_emit(m, &ev);
+}
+
+void event_exit(struct ptmon_monitor *m, struct node *n)
+{
+	if (n->flags & NODE_EXIT_EMITTED)
+		return;
+	n->flags |= NODE_EXIT_EMITTED;
+	event_node(m, PTMON_EVENT_EXIT, n);
+}
+
+void event_signal(struct ptmon_monitor *m, struct node *n, int sig, int err)
+{
+	struct ptmon_event ev = {
+		.type = PTMON_EVENT_SIGNAL,
+		.task = n->task,
+		.process = (const struct ptmon_process *)n,
+		.signal = sig,
+		.error = err,
+	};
+	event_emit(m, &ev);
+}
+
+void event_count(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_event_type type,
+		 uint64_t count, const char *reason)
+{
+	struct ptmon_event ev = {.type = type, .task = t, .count = count, .reason = reason};
+	event_emit(m, &ev);
+}
+
+/* ---- the process record ------------------------------------------------------ */
+
+static void fill_end(const struct node *n, struct ptmon_process_info *p)
+{
+	if (n->flags & NODE_ALIVE) {
+		p->end = PTMON_END_RUNNING;
+		return;
+	}
+	if (!(n->flags & NODE_EXIT_KNOWN)) {
+		p->end = PTMON_END_UNKNOWN;
+		return;
+	}
+	if (WIFEXITED(n->status)) {
+		p->end = PTMON_END_EXITED;
+		p->exit_code = WEXITSTATUS(n->status);
+		return;
+	}
+	p->end = PTMON_END_SIGNALED;
+	p->term_signal = WTERMSIG(n->status);
+	p->core_dumped = WCOREDUMP(n->status);
+	p->killed_by_ptmon = (n->flags & NODE_SIGNALLED) &&
+			     (p->term_signal == n->signal_sent ||
+			      (p->term_signal == SIGKILL && (n->flags & NODE_KILLED)) ||
+			      (n->task && p->term_signal == n->task->cfg.signal));
+}
+
+int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_process_info *ret)
+{
+	if (!proc || !ret)
+		return -EINVAL;
+	const struct node *n = (const struct node *)proc;
+	const struct ptmon_monitor *m = n->task ? n->task->monitor : NULL;
+	uint64_t off = m ? m->wall_offset_ns : 0;
+	struct ptmon_process_info p = {
+		.id = n->id,
+		.parent_id = n->parent ? n->parent->id : 0,
+		.pid = n->pid,
+		.ppid = n->parent ? n->parent->pid : n->ppid,
+		.root = (n->flags & NODE_ROOT) != 0,
+		.argv = n->argv ? n->argv->data : NULL,
+		.argv_len = n->argv ? n->argv->len : 0,
+		.argv_truncated = n->argv && n->argv->truncated,
+		.start_mono_ns = n->start_ns,
+		.end_mono_ns = (n->flags & NODE_ALIVE) ? 0 : n->end_ns,
+		.short_lived = (n->flags & NODE_SHORT) != 0,
+		.signal_sent = n->signal_sent,
+		.threads = n->threads,
+		.acct = n->acct,
+		.utime_us = n->utime_us,
+		.stime_us = n->stime_us,
+		.maxrss_kb = n->maxrss_kb,
+		.read_bytes = n->rchar,
+		.write_bytes = n->wchar,
+	};
+	memcpy(p.comm, n->comm, sizeof(p.comm));
+	p.start_wall_ns = p.start_mono_ns ? p.start_mono_ns + off : 0;
+	p.end_wall_ns = p.end_mono_ns ? p.end_mono_ns + off : 0;
+	fill_end(n, &p);
+	*ret = p;
+	return 0;
+}
+
+int ptmon_task_foreach_process(const struct ptmon_task *t,
+			       int (*fn)(const struct ptmon_process *p, void *ud), void *ud)
+{
+	if (!t || !fn)
+		return -EINVAL;
+	for (struct node *n = t->monitor->tree.first; n; n = n->next) {
+		if (n->task != t)
+			continue;
+		int r = fn((const struct ptmon_process *)n, ud);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+uint64_t ptmon_task_max_alive(const struct ptmon_task *t)
+{
+	return t ? t->live.max : 0;
+}
+
+void ptmon_monitor_set_event_callback(struct ptmon_monitor *m, ptmon_event_fn fn, void *userdata)
+{
+	if (!m)
+		return;
+	m->event_fn = fn;
+	m->event_data = userdata;
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* What the command writes for tools and people: the NDJSON event stream,
+ * the JSON report, and the summary tree.  Schema: docs/schema.md. */
+#ifndef PTMON_OUTPUT_H
+#define PTMON_OUTPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+#include "ptmon.h"
+
+#define PTMON_SCHEMA_VERSION 1
+
+/* ---- jsonutil.c ---- */
+bool utf8_valid(const char *s, size_t n);
+/* A JSON string of @s: as is when valid UTF-8, else with U+FFFD for each
+ * invalid byte. */
+struct json_object *json_bytes(const char *s, size_t n);
+struct json_object *json_base64(const char *s, size_t n);
+/* "argv": [...], plus "argv_base64" when an argument is not UTF-8, and
+ * "argv_truncated": true when cut. */
+void json_add_argv(struct json_object *obj, const char *argv, size_t len, bool truncated);
+
+/* ---- output.c ---- */
+
+/* What the command knows that the library does not. */
+struct run_info {
+	char *const *argv;
+	const char *cwd;
+	const char *backend;
+	unsigned features;
+	const char *fallback_reason;
+	const char *taskstats_unavailable;
+	int exit_status;            /* set before the report is written */
+};
+
+/* The event stream: one JSON object a line, written without blocking.  A
+ * reader that does not keep up costs events, never the task: at most
+ * EVW_BUFFER bytes wait; beyond that events are dropped and counted, and a
+ * "lost" line says how many once there is room.  A reader that goes away
+ * (EPIPE) ends the stream. */
+#define EVW_BUFFER (1u << 20)
+struct evwriter;
+
+/* Open @path for writing (a FIFO waits for its reader, as a shell
+ * redirection would).  Returns 0 or -errno. */
+int evwriter_open(struct evwriter **ret, const char *path);
+void evwriter_event(struct evwriter *w, const struct ptmon_event *ev, const struct run_info *ri);
+/* The fd to poll for POLLOUT while bytes wait, else -1. */
+int evwriter_wait_fd(const struct evwriter *w);
+/* Write what waits; give up after @timeout_ms (-1: only what goes now). */
+void evwriter_flush(struct evwriter *w, int timeout_ms);
+uint64_t evwriter_dropped(const struct evwriter *w);
+struct evwriter *evwriter_free(struct evwriter *w);
+
+/* Write the whole report of @t to @fd.  Returns 0 or -errno. */
+int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri);
+
+/* Print the tree of @t to @f: aligned columns, colour when @colour. */
+void summary_print(FILE *f, const struct ptmon_task *t, bool colour);
+
+#endif

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/* The summary: the task's tree as pstree draws it, one process a line,
+ * with aligned columns for pid, duration and how it ended. */
+#include "output.h"
+#include "parse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CMD_WIDTH 48
+
+struct proc {
+	struct ptmon_process_info info;
+	size_t first_child;
+	size_t next_sibling;
+};
+
+struct table {
+	struct proc *v;
+	size_t n, cap;
+};
+
+static int collect(const struct ptmon_process *p, void *ud)
+{
+	struct table *t = ud;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 64;
+		struct proc *v = realloc(t->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		t->v = v;
+		t->cap = cap;
+	}
+	struct proc *x = &t->v[t->n++];
+	ptmon_process_get_info(p, &x->info);
+	x->first_child = x->next_sibling = SIZE_MAX;
+	return 0;
+}
+
+/* Link children to parents; processes come in creation order, so ids are
+ * increasing and a parent is found by binary search. */
+static size_t find(const struct table *t, uint64_t id)
+{
+	size_t lo = 0, hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->v[mid].info.id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < t->n && t->v[lo].info.id == id ? lo : SIZE_MAX;
+}
+
+static void link_children(struct table *t)
+{
+	/* Backwards, so that each sibling list ends up in creation order. */
+	for (size_t i = t->n; i-- > 0;) {
+		size_t p = t->v[i].info.parent_id ? find(t, t->v[i].info.parent_id) : SIZE_MAX;
+		if (p == SIZE_MAX)
+			continue;
+		t->v[i].next_sibling = t->v[p].first_child;
+		t->v[p].first_child = i;
+	}
+}
+
+static void command_of(const struct ptmon_process_info *p, char *out, size_t size)
+{
+	size_t o = 0;
+	if (!p->argv) {
+		snprintf(out, size, "[%s]", p->comm);
+		return;
+	}
+	for (size_t i = 0; i < p->argv_len && o + 1 < size; i++) {
+		unsigned char c = (unsigned char)p->argv[i];
+		if (i + 1 == p->argv_len && c == '\0')
+			break;
+		out[o++] = c == '\0' ? ' ' : (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	out[o] = '\0';
+}
+
+/* Three significant digits are plenty at a glance: "1.00s", "2.23ms". */
+static void short_duration(uint64_t ns, char *out, size_t size)
+{
+	static const struct {
+		uint64_t div;
+		const char *unit;
+	} u[] = {{3600000000000ull, "h"}, {60000000000ull, "m"}, {1000000000ull, "s"},
+		 {1000000ull, "ms"},      {1000ull, "us"},       {1, "ns"}};
+	for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+		if (ns < u[i].div && u[i].div > 1)
+			continue;
+		double v = (double)ns / (double)u[i].div;
+		snprintf(out, size, v < 10 ? "%.2f%s" : v < 100 ? "%.1f%s" : "%.0f%s", v, u[i].unit);
+		return;
+	}
+}
+
+static void shorten(char *s, size_t width)
+{
+	/* Count bytes, not columns: good enough for the ASCII most argv is. */
+	if (strlen(s) > width)
+		memcpy(s + width - 3, "...", 4);
+}
+
+static void outcome(const struct ptmon_process_info *p, char *out, size_t size, int *colour)
+{
+	char b[32];
+	const char *sig;
+	switch (p->end) {
+	case PTMON_END_RUNNING:
+		snprintf(out, size, "running");
+		*colour = 0;
+		return;
+	case PTMON_END_EXITED:
+		snprintf(out, size, "exit %d", p->exit_code);
+		*colour = p->exit_code ? 33 : 32;
+		return;
+	case PTMON_END_SIGNALED:
+		sig = signal_name(p->term_signal, b, sizeof(b));
+		if (p->killed_by_ptmon)
+			snprintf(out, size, "killed by ptmon (%s)", sig ? sig : "?");
+		else
+			snprintf(out, size, "signal %s%s", sig ? sig : "?",
+				 p->core_dumped ? " (core)" : "");
+		*colour = p->killed_by_ptmon ? 31 : 35;
+		return;
+	default:
+		snprintf(out, size, "%s", p->short_lived ? "gone (short-lived)" : "ended");
+		*colour = 0;
+	}
+}
+
+struct printer {
+	FILE *f;
+	bool colour;
+	const struct table *t;
+	char prefix[512];
+};
+
+static void print_one(struct printer *pr, size_t i, const char *branch)
+{
+	const struct ptmon_process_info *p = &pr->t->v[i].info;
+	char cmd[CMD_WIDTH + 64], left[CMD_WIDTH + 600], dur[32], out[64];
+	command_of(p, cmd, sizeof(cmd));
+	shorten(cmd, CMD_WIDTH);
+	snprintf(left, sizeof(left), "%s%s%s", pr->prefix, branch, cmd);
+	if (p->end == PTMON_END_RUNNING)
+		snprintf(dur, sizeof(dur), "-");
+	else
+		short_duration(p->end_mono_ns - p->start_mono_ns, dur, sizeof(dur));
+	int colour = 0;
+	outcome(p, out, sizeof(out), &colour);
+	/* Pad by characters: tree glyphs are three bytes, one column. */
+	size_t cols = 0;
+	for (const char *c = left; *c; c++)
+		cols += ((unsigned char)*c & 0xC0) != 0x80;
+	fprintf(pr->f, "%s%*s %8d %10s  ", left, (int)(cols < 64 ? 64 - cols : 0), "", (int)p->pid,
+		dur);
+	if (pr->colour && colour)
+		fprintf(pr->f, "\033[%dm%s\033[0m\n", colour, out);
+	else
+		fprintf(pr->f, "%s\n", out);
+}
+
+static void print_tree(struct printer *pr, size_t i, const char *branch, const char *indent)
+{
+	print_one(pr, i, branch);
+	size_t len = strlen(pr->prefix);
+	if (len + strlen(indent) + 1 >= sizeof(pr->prefix)) /* absurdly deep: flatten */
+		indent = "";
+	strcat(pr->prefix, indent);
+	for (size_t c = pr->t->v[i].first_child; c != SIZE_MAX; c = pr->t->v[c].next_sibling) {
+		bool last = pr->t->v[c].next_sibling == SIZE_MAX;
+		print_tree(pr, c, last ? "└─ " : "├─ ", last ? "   " : "│  ");
+	}
+	pr->prefix[len] = '\0';
+}
+
+void summary_print(FILE *f, const struct ptmon_task *task, bool colour)
+{
+	struct table t = {0};
+	if (ptmon_task_foreach_process(task, collect, &t) < 0) {
+		free(t.v);
+		return;
+	}
+	link_children(&t);
+	struct printer pr = {.f = f, .colour = colour, .t = &t};
+	fprintf(f, "%-64s %8s %10s  %s\n", "PROCESS", "PID", "TIME", "END");
+	for (size_t i = 0; i < t.n; i++)
+		if (!t.v[i].info.parent_id || find(&t, t.v[i].info.parent_id) == SIZE_MAX)
+			print_tree(&pr, i, "", "");
+	free(t.v);
+}

@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ptmon-testhelper: the task the integration tests run under ptmon.  One
+ * program, many process shapes, chosen by argv[1]; see usage() below.
+ *
+ * Every mode that builds a structure prints "READY\n" (with one write(), so it
+ * is never interleaved) only once the whole structure exists: processes
+ * report in over pipes, never after a sleep.  Nothing here sets
+ * PR_SET_PDEATHSIG: the point is that ptmon, not the kernel, finds and kills
+ * what is left.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EXIT_HELPER_FAILED 70
+
+static const char *mode = "";
+
+_Noreturn static void usage(void)
+{
+	static const char text[] =
+		"usage: ptmon-testhelper MODE [ARG]\n"
+		"  exit N          exit with status N\n"
+		"  signal S        die of signal number S (SIG_DFL first)\n"
+		"  write N         N pattern bytes to stdout and N to stderr, then exit 0\n"
+		"  wide N          N children that block; READY; block\n"
+		"  deep N          a chain of N processes (this one included); the deepest\n"
+		"                  prints READY; all block\n"
+		"  daemon          double fork + setsid; the grandchild keeps stdio, prints\n"
+		"                  READY and blocks; the original exits 0 after READY\n"
+		"  daemon-null     the same, but the grandchild's stdio is /dev/null; the\n"
+		"                  original prints READY once it has confirmed, exits 0\n"
+		"  setsid          a child in its own session prints READY; both block\n"
+		"  setpgid         a child in its own process group prints READY; both block\n"
+		"  ignore-term N   N children and the parent ignore SIGTERM; READY; block\n"
+		"  respawn         READY; on SIGTERM fork a replacement (which prints\n"
+		"                  RESPAWNED and does the same), exit 0\n"
+		"  report-term     READY; print \"TERM\" on each SIGTERM and go on\n"
+		"  forkloop        READY, then fork forever, each parent exiting at once\n"
+		"  forkloop-stay   READY, then fork children that exit at once, forever\n"
+		"  orphans N       N children that block; READY; exit 0\n"
+		"  threads N       N threads that block; READY; block\n"
+		"  storm N         fork and reap a child that exits at once, N times;\n"
+		"                  print \"DONE N\"; exit 0 (3 if a child died otherwise)\n"
+		"  bg              a child that blocks holding stdout; READY; exit 0\n";
+
+	(void)!write(STDERR_FILENO, text, sizeof(text) - 1);
+	_exit(2);
+}
+
+_Noreturn static void die(const char *what)
+{
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf), "ptmon-testhelper %s: %s: %s\n", mode, what,
+			 strerror(errno));
+
+	if (n > 0)
+		(void)!write(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf));
+	_exit(EXIT_HELPER_FAILED);
+}
+
+static long number(const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	if (!s)
+		usage();
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		usage();
+	return v;
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("write");
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static void ready(void)
+{
+	write_all(STDOUT_FILENO, "READY\n", 6);
+}
+
+_Noreturn static void block_forever(void)
+{
+	for (;;)
+		pause();
+}
+
+/* fork(), retried while the system is short of processes: a storm may run
+ * into pid_max or the cgroup's pids limit for a moment. */
+static pid_t xfork(void)
+{
+	for (;;) {
+		pid_t pid = fork();
+
+		if (pid >= 0)
+			return pid;
+		if (errno != EAGAIN && errno != ENOMEM)
+			die("fork");
+	}
+}
+
+struct sync {
+	int rd, wr;
+};
+
+static struct sync sync_new(void)
+{
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		die("pipe2");
+	return (struct sync){fds[0], fds[1]};
+}
+
+/* A process reports that it is in place. */
+static void sync_post(struct sync s)
+{
+	write_all(s.wr, "x", 1);
+}
+
+/* Wait for @count reports.  The writers keep their ends open (they block
+ * forever), so EOF cannot be the signal: count bytes. */
+static void sync_wait(struct sync s, long count)
+{
+	char buf[512];
+
+	while (count > 0) {
+		ssize_t n =
+			read(s.rd, buf, count < (long)sizeof(buf) ? (size_t)count : sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("read sync pipe");
+		if (n == 0) {
+			errno = EPIPE;
+			die("a process died before reporting in");
+		}
+		count -= n;
+	}
+}
+
+static int mode_exit(char **argv)
+{
+	exit((int)number(argv[2], 0, 255));
+}
+
+static int mode_signal(char **argv)
+{
+	int sig = (int)number(argv[2], 1, 64);
+	sigset_t set;
+
+	signal(sig, SIG_DFL);
+	/* Not unblocked on purpose: a signal mask leaked by ptmon into the task
+	 * should show, not be papered over. */
+	raise(sig);
+	sigemptyset(&set);
+	sigprocmask(SIG_BLOCK, NULL, &set);
+	fprintf(stderr, "ptmon-testhelper signal: still alive after raise(%d)%s\n", sig,
+		sigismember(&set, sig) == 1 ? " (it is blocked)" : "");
+	return EXIT_HELPER_FAILED;
+}
+
+/* The patterns differ in period, so a shifted or mixed stream cannot match. */
+static unsigned char pattern_out(size_t i)
+{
+	return (unsigned char)(i % 251);
+}
+
+static unsigned char pattern_err(size_t i)
+{
+	return (unsigned char)(255 - i % 253);
+}
+
+static int mode_write(char **argv)
+{
+	static const size_t chunks[] = {1, 13, 4096, 65536, 100, 7777, 2, 32768};
+	size_t total = (size_t)number(argv[2], 0, LONG_MAX), off = 0;
+	unsigned char *out, *err;
+
+	out = malloc(total ? total : 1);
+	err = malloc(total ? total : 1);
+	if (!out || !err)
+		die("malloc");
+	for (size_t i = 0; i < total; i++) {
+		out[i] = pattern_out(i);
+		err[i] = pattern_err(i);
+	}
+	for (size_t c = 0; off < total; c++) {
+		size_t len = chunks[c % (sizeof(chunks) / sizeof(chunks[0]))];
+
+		if (len > total - off)
+			len = total - off;
+		write_all(STDOUT_FILENO, out + off, len);
+		write_all(STDERR_FILENO, err + off, len);
+		off += len;
+	}
+	free(out);
+	free(err);
+	return 0;
+}
+
+/* @n children that report in and block. */
+static void spawn_blockers(long n, struct sync s)
+{
+	for (long i = 0; i < n; i++) {
+		if (xfork() == 0) {
+			sync_post(s);
+			block_forever();
+		}
+	}
+	sync_wait(s, n);
+}
+
+static int mode_wide(char **argv)
+{
+	spawn_blockers(number(argv[2], 0, 100000), sync_new());
+	ready();
+	block_forever();
+}
+
+static int mode_deep(char **argv)
+{
+	long n = number(argv[2], 1, 100000);
+
+	/* Each level exists before it forks the next, so once the deepest runs
+	 * the whole chain does. */
+	for (long level = 1; level < n; level++)
+		if (xfork() > 0)
+			block_forever();
+	ready();
+	block_forever();
+}
+
+static void redirect_null(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		die("open /dev/null");
+	for (int i = 0; i < 3; i++)
+		if (dup2(fd, i) < 0)
+			die("dup2");
+	close(fd);
+}
+
+/* The classic daemon: fork, setsid, fork, the middle one exits.  The
+ * original waits for the grandchild's report, so it exits only after READY is
+ * out. */
+static int daemonize(int null_stdio)
+{
+	struct sync s = sync_new();
+	pid_t mid = xfork();
+
+	if (mid == 0) {
+		if (setsid() < 0)
+			die("setsid");
+		if (xfork() > 0)
+			_exit(0);
+		if (null_stdio)
+			redirect_null();
+		else
+			ready();
+		sync_post(s);
+		close(s.wr);
+		block_forever();
+	}
+	close(s.wr);
+	s.wr = -1;
+	sync_wait(s, 1);
+	if (null_stdio)
+		ready();
+	while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+static int mode_daemon(char **argv)
+{
+	return daemonize(0);
+}
+
+static int mode_daemon_null(char **argv)
+{
+	return daemonize(1);
+}
+
+static int mode_setsid(char **argv)
+{
+	if (xfork() == 0) {
+		if (setsid() < 0)
+			die("setsid");
+		ready();
+	}
+	block_forever();
+}
+
+static int mode_setpgid(char **argv)
+{
+	if (xfork() == 0) {
+		if (setpgid(0, 0) < 0)
+			die("setpgid");
+		ready();
+	}
+	block_forever();
+}
+
+static int mode_ignore_term(char **argv)
+{
+	long n = number(argv[2], 0, 100000);
+
+	signal(SIGTERM, SIG_IGN);
+	spawn_blockers(n, sync_new());
+	ready();
+	block_forever();
+}
+
+static volatile sig_atomic_t got_term;
+
+static void on_term(int sig)
+{
+	got_term = 1;
+}
+
+/* SIGTERM stays blocked except inside sigsuspend(), so a TERM is never lost
+ * between the check and the wait; the replacement inherits the mask and the
+ * handler but not the pending signal. */
+static int mode_respawn(char **argv)
+{
+	struct sigaction sa = {.sa_handler = on_term};
+	sigset_t term, old;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	sigdelset(&old, SIGTERM);
+	ready();
+	for (;;) {
+		while (!got_term)
+			sigsuspend(&old);
+		got_term = 0;
+		if (xfork() > 0)
+			_exit(0);
+		write_all(STDOUT_FILENO, "RESPAWNED\n", 10);
+	}
+}
+
+/* Shows the test that ptmon's first signal arrived, without dying of it. */
+static int mode_report_term(char **argv)
+{
+	struct sigaction sa = {.sa_handler = on_term};
+	sigset_t term, old;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	sigdelset(&old, SIGTERM);
+	ready();
+	for (;;) {
+		while (!got_term)
+			sigsuspend(&old);
+		got_term = 0;
+		write_all(STDOUT_FILENO, "TERM\n", 5);
+	}
+	return 0; /* not reached */
+}
+
+static int mode_forkloop(char **argv)
+{
+	ready();
+	for (;;)
+		if (xfork() > 0)
+			_exit(0);
+}
+
+static int mode_forkloop_stay(char **argv)
+{
+	ready();
+	for (;;) {
+		pid_t pid = xfork();
+
+		if (pid == 0)
+			_exit(0);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+}
+
+static int mode_orphans(char **argv)
+{
+	spawn_blockers(number(argv[2], 0, 100000), sync_new());
+	ready();
+	return 0;
+}
+
+static void *thread_block(void *arg)
+{
+	block_forever();
+	return NULL;
+}
+
+static int mode_threads(char **argv)
+{
+	long n = number(argv[2], 0, 100000);
+	pthread_attr_t attr;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN > 65536 ? PTHREAD_STACK_MIN : 65536);
+	/* pthread_create() returns after clone(): the thread exists. */
+	for (long i = 0; i < n; i++) {
+		pthread_t t;
+		int r = pthread_create(&t, &attr, thread_block, NULL);
+
+		if (r) {
+			errno = r;
+			die("pthread_create");
+		}
+	}
+	pthread_attr_destroy(&attr);
+	ready();
+	block_forever();
+}
+
+static int mode_storm(char **argv)
+{
+	long n = number(argv[2], 0, LONG_MAX);
+	char line[64];
+	int len;
+
+	for (long i = 0; i < n; i++) {
+		pid_t pid = xfork();
+		int status;
+
+		if (pid == 0)
+			_exit(0);
+		while (waitpid(pid, &status, 0) < 0)
+			if (errno != EINTR)
+				die("waitpid");
+		/* Run outside a monitored tree, a storm tells whether anyone
+		 * signalled one of its children: a PID reused across the wrap is
+		 * exactly what a monitor must not kill. */
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			len = snprintf(line, sizeof(line), "KILLED child %d: status 0x%x\n",
+				       (int)pid, status);
+			write_all(STDERR_FILENO, line, (size_t)len);
+			return 3;
+		}
+	}
+	len = snprintf(line, sizeof(line), "DONE %ld\n", n);
+	write_all(STDOUT_FILENO, line, (size_t)len);
+	return 0;
+}
+
+static int mode_bg(char **argv)
+{
+	spawn_blockers(1, sync_new());
+	ready();
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(char **argv);
+} modes[] = {
+	{"exit", mode_exit},
+	{"signal", mode_signal},
+	{"write", mode_write},
+	{"wide", mode_wide},
+	{"deep", mode_deep},
+	{"daemon", mode_daemon},
+	{"daemon-null", mode_daemon_null},
+	{"setsid", mode_setsid},
+	{"setpgid", mode_setpgid},
+	{"ignore-term", mode_ignore_term},
+	{"respawn", mode_respawn},
+	{"report-term", mode_report_term},
+	{"forkloop", mode_forkloop},
+	{"forkloop-stay", mode_forkloop_stay},
+	{"orphans", mode_orphans},
+	{"threads", mode_threads},
+	{"storm", mode_storm},
+	{"bg", mode_bg},
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		usage();
+	mode = argv[1];
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(argv[1], modes[i].name) == 0)
+			return modes[i].fn(argv);
+	usage();
+}
