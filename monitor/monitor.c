@@ -198,16 +198,35 @@ static int connector_start(struct ptmon_monitor *m)
 
 #define TASKSTATS_RCVBUF (4u * 1024u * 1024u)
 
+#define TS_AGROUP 0x20 /* <linux/acct.h>: the last task of its thread group */
+
+/* The process a per-task record belongs to (records before version 12
+ * carry no tgid: then the task is taken for its process). */
+static pid_t record_tgid(const struct tstats_record *r)
+{
+	return r->ac_tgid ? r->ac_tgid : r->pid;
+}
+
+/*
+ * A process's figures are the sum of its tasks' records: each thread's
+ * exit sends one.  The group record (AGGR_TGID) is not used: it carries no
+ * exit code, memory or I/O, and CPU times only on recent kernels.  The
+ * record of the group's last task (AGROUP) completes the process and says
+ * how it ended.
+ */
 static void apply_record(struct node *n, const struct tstats_record *r)
 {
 	n->acct = PTMON_ACCT_TASKSTATS;
-	n->utime_us = r->utime_us;
-	n->stime_us = r->stime_us;
-	n->maxrss_kb = r->hiwater_rss_kb;
-	n->rchar = r->read_char;
-	n->wchar = r->write_char;
-	/* A thread's own record says nothing of how its process ended. */
-	if (!(n->flags & NODE_EXIT_KNOWN) && (r->is_tgid || !n->threads)) {
+	n->utime_us += r->utime_us;
+	n->stime_us += r->stime_us;
+	n->rchar += r->read_char;
+	n->wchar += r->write_char;
+	if (r->hiwater_rss_kb > n->maxrss_kb)
+		n->maxrss_kb = r->hiwater_rss_kb;
+	if (!(r->flag & TS_AGROUP))
+		return;
+	n->flags |= NODE_ACCT_DONE;
+	if (!(n->flags & NODE_EXIT_KNOWN)) {
 		n->status = (int)r->exitcode;
 		n->flags |= NODE_EXIT_KNOWN;
 	}
@@ -226,15 +245,16 @@ static void keep_record(struct ptmon_monitor *m, const struct tstats_record *r)
 
 void monitor_taskstats_lookup(struct ptmon_monitor *m, struct node *n)
 {
-	if (!m->ts || n->acct == PTMON_ACCT_TASKSTATS)
+	if (!m->ts || (n->flags & NODE_ACCT_DONE))
 		return;
 	uint64_t start_s = (n->start_ns + m->wall_offset_ns) / 1000000000ull;
 	size_t count = m->ts_ring_next < TS_RING ? m->ts_ring_next : TS_RING;
 	for (size_t i = 1; i <= count; i++) {
 		const struct tstats_record *r = &m->ts_ring[(m->ts_ring_next - i) % TS_RING];
-		/* The same pid, started within a second or two of when we
-		 * learned of it: not an older owner of the number. */
-		if (r->pid == n->pid && r->btime_s + 2 >= start_s && r->btime_s <= start_s + 2) {
+		/* The same process, started within a second or two of when
+		 * we learned of it: not an older owner of the number. */
+		if (record_tgid(r) == n->pid && (r->flag & TS_AGROUP) &&
+		    r->btime_s + 2 >= start_s && r->btime_s <= start_s + 2) {
 			apply_record(n, r);
 			return;
 		}
@@ -244,11 +264,16 @@ void monitor_taskstats_lookup(struct ptmon_monitor *m, struct node *n)
 static int on_taskstats(const struct tstats_record *r, void *userdata)
 {
 	struct ptmon_monitor *m = userdata;
-	struct node *n = tree_lookup(&m->tree, r->pid);
-	/* Only a dead process's record is its own: a live one with this
-	 * number is a later owner of the pid. */
+	if (r->is_tgid)
+		return 0;
+	struct node *n = tree_lookup(&m->tree, record_tgid(r));
+	/* A record for a dead process of ours, or for a thread of a live
+	 * one; a live process that is not the record's is a later owner of
+	 * the number. */
+	bool thread = r->pid != record_tgid(r) && !(r->flag & TS_AGROUP);
 	if (!n || (n->flags & NODE_EXIT_EMITTED) ||
-	    ((n->flags & NODE_ALIVE) && n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 0)) {
+	    (!thread && (n->flags & NODE_ALIVE) && n->pidfd >= 0 &&
+	     util_pidfd_exited(n->pidfd) == 0)) {
 		keep_record(m, r);
 		return 0;
 	}
@@ -259,8 +284,17 @@ static int on_taskstats(const struct tstats_record *r, void *userdata)
 
 void monitor_drain_taskstats(struct ptmon_monitor *m)
 {
-	if (m->ts)
-		tstats_receive(m->ts, on_taskstats, m, NULL);
+	bool lost = false;
+	if (!m->ts)
+		return;
+	tstats_receive(m->ts, on_taskstats, m, &lost);
+	if (lost) {
+		/* Accounting only: tracking does not depend on it. */
+		for (struct ptmon_task *t = m->tasks; t; t = t->next)
+			if (t->phase != PHASE_DONE)
+				event_count(m, t, PTMON_EVENT_LOST, 1,
+					    "taskstats records dropped (ENOBUFS)");
+	}
 }
 
 static void taskstats_start(struct ptmon_monitor *m)

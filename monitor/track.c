@@ -225,7 +225,7 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 static bool exit_complete(const struct ptmon_monitor *m, const struct node *n)
 {
 	bool status = (n->flags & NODE_EXIT_KNOWN) || m->backend != PTMON_BACKEND_CONNECTOR;
-	bool acct = n->acct == PTMON_ACCT_TASKSTATS || !m->ts;
+	bool acct = (n->flags & NODE_ACCT_DONE) || !m->ts;
 	return status && acct;
 }
 

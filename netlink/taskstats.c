@@ -8,7 +8,7 @@
  * PID (u32) and STATS (struct taskstats), optionally followed by AGGR_TGID
  * holding TGID and STATS.  On architectures without efficient unaligned
  * access a TASKSTATS_TYPE_NULL attribute may pad before STATS (current
- * kernels, nla_reserve_64bit()) or before the container (before 4.8).  On
+ * kernels, nla_reserve_64bit()) or before the container (older ones).  On
  * x86-64 STATS starts 36 bytes into the datagram, so its u64 fields are not
  * 8-aligned: everything is read with memcpy() into local structs, and the
  * decoder walks the attributes itself rather than through libmnl, which

@@ -7,8 +7,7 @@
  *
  * All functions return 0 or more on success and -errno on failure.
  *
- * What the kernel sends (kernel/taskstats.c, taskstats_exit(); the same
- * from 2.6.2x to 6.18):
+ * What the kernel sends (kernel/taskstats.c, taskstats_exit(), do_exit()):
  *  - every exiting task (thread) gets one TASKSTATS_TYPE_AGGR_PID record,
  *    pid = its thread id, filled from that one thread (utime/stime are the
  *    thread's own, not the process's);
@@ -88,7 +87,9 @@ struct tstats_stats {
 	uint64_t records;   /* delivered */
 	uint64_t foreign;   /* dropped: not from the kernel, another family or command */
 	uint64_t malformed; /* dropped: bad lengths, missing attributes, error replies */
-	uint64_t overruns;  /* ENOBUFS: the kernel dropped records */
+	/* ENOBUFS: the kernel dropped records.  One count per episode: once the queue
+	   overflows, every record is dropped until the queue has been read empty. */
+	uint64_t overruns;
 };
 
 /* Called once per record; return 0 to go on, negative to stop. */
@@ -143,8 +144,9 @@ struct tstats;
  *   -EINVAL     registration refused: the caller is not in the initial user
  *               and PID namespaces, or the CPU list is not a subset of the
  *               possible CPUs; or the caller is in another network namespace
- *               than pid 1 (the kernel would accept, but unicasts the records
- *               in the initial one: they would never arrive); unknown @flags
+ *               than kthreadd (the kernel would accept, but unicasts the
+ *               records in the initial one: they would never arrive; checked
+ *               where /proc allows); unknown @flags
  *   -ETIMEDOUT  no answer within 1 s
  *   -ENOMEM, or a socket error
  * Records of tasks that exit while tstats_open() waits for the kernel's

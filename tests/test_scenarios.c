@@ -12,7 +12,13 @@
  *
  * Synchronisation is on output ("READY\n" from the helper), never on sleeps;
  * timing bounds are generous and only ever an addition to a check that can
- * fail otherwise.
+ * fail otherwise.  A run that does not end within RUN_DEADLINE_S is killed
+ * and fails, with ptmon's stack (gdb, when installed) and what is left of
+ * its tree.
+ *
+ * Needs root (cgroup directories, ns_last_pid).  Environment knobs:
+ *   PTMON_TEST_FILTER="t_deep*"  run a subset (cmocka glob; no brackets)
+ *   PTMON_TEST_VERBOSE=1         pass -v to ptmon, for diagnosis
  */
 #include <dirent.h>
 #include <errno.h>

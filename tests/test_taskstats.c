@@ -451,7 +451,7 @@ static void test_stats_version_15(void **state)
 }
 
 /*
- * TASKSTATS_TYPE_NULL padding: before the container (kernels before 4.8 on
+ * TASKSTATS_TYPE_NULL padding: before the container (older kernels on
  * strict-alignment architectures) and before STATS (nla_reserve_64bit()).
  * Unknown attribute types are skipped too.
  */
@@ -962,25 +962,48 @@ static void burn_cpu_ms(long ms)
 	while (ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < ms);
 }
 
-/* Reap the child; return whether its record was already queued by then. */
+/* Under a storm of exits elsewhere the kernel may drop ours: that is no failure. */
+static void live_skip_if_lost(struct live *l)
+{
+	uint64_t overruns = tstats_get_stats(l->t)->overruns;
+
+	if (overruns > 0) {
+		print_message("the kernel dropped records (%llu overruns): the machine is too busy "
+			      "with exits; skipping\n",
+			      (unsigned long long)overruns);
+		skip();
+	}
+}
+
+/*
+ * Reap the child, reading the socket meanwhile so that other exits on the
+ * machine cannot fill it.  Returns whether the child's record was queued by
+ * the time waitpid() returned.
+ */
 static bool live_reap(struct live *l, int want_status)
 {
+	struct pollfd pfd = {.fd = tstats_get_fd(l->t), .events = POLLIN};
+	int64_t deadline = now_ms() + 5000;
 	int status = 0;
 	pid_t r;
 
-	do
-		r = waitpid(l->child, &status, 0);
-	while (r < 0 && errno == EINTR);
-	assert_int_equal(r, l->child);
+	for (;;) {
+		live_drain(l);
+		r = waitpid(l->child, &status, WNOHANG);
+		if (r == l->child)
+			break;
+		assert_true(r == 0 || errno == EINTR);
+		assert_true(now_ms() < deadline);
+		(void)poll(&pfd, 1, 10);
+	}
 	l->child = -1; /* reaped: the teardown must not signal a recycled pid */
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), want_status);
 	live_drain(l);
 	if (live_find(l, l->want, false))
 		return true;
-	print_message("record of %d not queued at reap (records %llu, overruns %llu)\n", l->want,
-		      (unsigned long long)tstats_get_stats(l->t)->records,
-		      (unsigned long long)tstats_get_stats(l->t)->overruns);
+	live_skip_if_lost(l);
+	print_message("record of %d not queued at reap\n", l->want);
 	return false;
 }
 
@@ -1003,6 +1026,8 @@ static void test_live_exit(void **state)
 	/* taskstats_exit() runs before exit_notify(): reaped means queued. */
 	queued = live_reap(l, 7);
 	rec = live_wait(l, pid, false);
+	if (!rec)
+		live_skip_if_lost(l);
 	assert_non_null(rec);
 	print_message("version %u; utime %llu us, stime %llu us, "
 		      "cpu_run_real %llu ns, hiwater_rss %llu KB, comm '%s', flag 0x%x\n",
@@ -1076,6 +1101,8 @@ static void test_live_thread_group(void **state)
 	group = live_wait(l, pid, true);
 	leader = live_find(l, pid, false);
 	thread = live_find(l, tid, false);
+	if (!group || !leader || !thread)
+		live_skip_if_lost(l);
 	assert_non_null(leader);
 	assert_non_null(thread);
 	assert_non_null(group);
@@ -1098,16 +1125,17 @@ static void test_live_thread_group(void **state)
 	}
 	/*
 	 * The group record holds sums only (see taskstats.h); utime/stime only
-	 * on kernels with the 2026 fix.  90 ms were burnt in all.
+	 * on kernels with the 2026 fix.  90 ms were burnt in all, but utime and
+	 * stime are sampled at ticks: allow for a busy machine.
 	 */
 	assert_int_equal(group->ac_pid, 0);
 	assert_int_equal(group->exitcode, 0);
 	assert_string_equal(group->comm, "");
 	assert_int_equal(group->hiwater_rss_kb, 0);
 	if (group->utime_us + group->stime_us != 0)
-		assert_true(group->utime_us + group->stime_us >= 80000);
+		assert_true(group->utime_us + group->stime_us >= 60000);
 	if (group->cpu_run_real_ns != 0)
-		assert_true(group->cpu_run_real_ns >= 80000000ull);
+		assert_true(group->cpu_run_real_ns >= 60000000ull);
 }
 
 /* A datagram from another socket must be dropped, however well-formed. */

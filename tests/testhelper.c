@@ -14,11 +14,13 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_HELPER_FAILED 70
@@ -51,7 +53,10 @@ _Noreturn static void usage(void)
 		"  threads N       N threads that block; READY; block\n"
 		"  storm N         fork and reap a child that exits at once, N times;\n"
 		"                  print \"DONE N\"; exit 0 (3 if a child died otherwise)\n"
-		"  bg              a child that blocks holding stdout; READY; exit 0\n";
+		"  bg              a child that blocks holding stdout; READY; exit 0\n"
+		"  burn MS         busy-loop until this process has used MS ms of CPU\n"
+		"                  (CLOCK_PROCESS_CPUTIME_ID); exit 0\n"
+		"  alloc MB        malloc MB MiB and touch every page; exit 0\n";
 
 	(void)!write(STDERR_FILENO, text, sizeof(text) - 1);
 	_exit(2);
@@ -486,6 +491,44 @@ static int mode_bg(char **argv)
 	return 0;
 }
 
+static int64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+		die("clock_gettime");
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Known CPU for the accounting tests.  The process CPU clock is a system call
+ * (no vDSO path), so it is read only every ~100k iterations: the figure is
+ * mostly user time, and overshoots MS by well under a millisecond. */
+static int mode_burn(char **argv)
+{
+	int64_t until = (int64_t)number(argv[2], 0, 3600000) * 1000000;
+	volatile uint64_t sink = 0;
+
+	while (cpu_ns() < until)
+		for (int i = 0; i < 100000; i++)
+			sink += (uint64_t)i;
+	return 0;
+}
+
+/* Known peak memory: every page written, so it is resident. */
+static int mode_alloc(char **argv)
+{
+	size_t len = (size_t)number(argv[2], 0, 65536) << 20;
+	long page = sysconf(_SC_PAGESIZE);
+	volatile unsigned char *p = malloc(len ? len : 1);
+
+	if (!p)
+		die("malloc");
+	for (size_t off = 0; off < len; off += (size_t)(page > 0 ? page : 4096))
+		p[off] = 1;
+	free((void *)p);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(char **argv);
@@ -508,6 +551,8 @@ static const struct {
 	{"threads", mode_threads},
 	{"storm", mode_storm},
 	{"bg", mode_bg},
+	{"burn", mode_burn},
+	{"alloc", mode_alloc},
 };
 
 int main(int argc, char **argv)
