@@ -294,6 +294,25 @@ PTMON_EXPORT void ptmon_monitor_set_event_callback(struct ptmon_monitor *m, ptmo
 /* Why taskstats accounting is not in use (a static string), or NULL. */
 PTMON_EXPORT const char *ptmon_monitor_taskstats_unavailable(const struct ptmon_monitor *m);
 
+/* ---- acting on one process ------------------------------------------------ */
+
+/* Find a process of @t by pid: the one that has the pid now, or the last
+ * one that had it.  NULL when no process of @t ever had it. */
+PTMON_EXPORT const struct ptmon_process *ptmon_task_find_process(const struct ptmon_task *t,
+								pid_t pid);
+
+#define PTMON_KILL_SUBTREE (1u << 0) /* and every live descendant of it in the tree */
+
+/*
+ * Send @sig (0 only checks) to the live process @pid of @t, through its
+ * verified pidfd; with PTMON_KILL_SUBTREE to it and to every live process
+ * below it in the tree.  Never signals a process outside the tree.
+ * Returns the number of processes signalled, or -EINVAL (bad signal or
+ * flags), -ENOENT (no process of the tree ever had @pid: not ours),
+ * -ESRCH (it was ours but has exited), or the error of the send.
+ */
+PTMON_EXPORT int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags);
+
 #ifdef __cplusplus
 }
 #endif

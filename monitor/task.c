@@ -432,3 +432,54 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 	*ret = r;
 	return 0;
 }
+
+/* ---- acting on one process --------------------------------------------------- */
+
+const struct ptmon_process *ptmon_task_find_process(const struct ptmon_task *t, pid_t pid)
+{
+	if (!t || pid <= 0)
+		return NULL;
+	struct node *n = tree_lookup(&t->monitor->tree, pid);
+	if (n && n->task == t)
+		return (const struct ptmon_process *)n;
+	/* Not the current owner of the pid: the latest of ours that had it. */
+	const struct node *found = NULL;
+	for (const struct node *x = t->monitor->tree.first; x; x = x->next)
+		if (x->pid == pid && x->task == t)
+			found = x;
+	return (const struct ptmon_process *)found;
+}
+
+static bool below(const struct node *x, const struct node *top)
+{
+	for (; x; x = x->parent)
+		if (x == top)
+			return true;
+	return false;
+}
+
+int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
+{
+	if (!t || sig < 0 || sig >= NSIG || (flags & ~PTMON_KILL_SUBTREE))
+		return -EINVAL;
+	struct ptmon_monitor *m = t->monitor;
+	struct node *n = tree_lookup(&m->tree, pid);
+	if (!n || n->task != t)
+		return ptmon_task_find_process(t, pid) ? -ESRCH : -ENOENT;
+	if (!(n->flags & NODE_ALIVE) || (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 1))
+		return -ESRCH;
+	int r = track_signal(m, n, sig);
+	if (r < 0)
+		return r;
+	int count = 1;
+	if (!(flags & PTMON_KILL_SUBTREE))
+		return count;
+	struct node *x = t->live.head;
+	while (x) {
+		struct node *next = x->live_next;
+		if (x != n && below(x, n) && track_signal(m, x, sig) == 0)
+			count++;
+		x = next;
+	}
+	return count;
+}
