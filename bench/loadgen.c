@@ -204,7 +204,7 @@ static void catch_stop_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 }
 
-/* ---- synchronisation: one byte per process in place ---------------------- */
+/* ---- synchronisation: one byte per process in place ----------------------- */
 
 struct sync {
 	int rd, wr;
@@ -252,7 +252,7 @@ static void say_ready(long live)
 	write_all(STDOUT_FILENO, line, (size_t)len);
 }
 
-/* ---- storms ----------------------------------------------------------------- */
+/* ---- storms --------------------------------------------------------------- */
 
 /* Fork @n children (0: until asked to stop), each exiting at once or
  * exec'ing /bin/true, each reaped before the next.  Returns the count. */
@@ -276,7 +276,8 @@ static long storm_loop(long n, bool exec)
 		/* A child that did not exit 0 was signalled by someone: a
 		 * monitor must never touch a process that is not its own. */
 		if (status != 0) {
-			dprintf(STDERR_FILENO, "loadgen: child %d: status 0x%x\n", (int)pid, status);
+			dprintf(STDERR_FILENO, "loadgen: child %d: status 0x%x\n", (int)pid,
+				status);
 			_exit(3);
 		}
 	}
@@ -343,7 +344,7 @@ static int mode_storm(int argc, char **argv, bool exec)
 	return 0;
 }
 
-/* ---- trees -------------------------------------------------------------------- */
+/* ---- trees ---------------------------------------------------------------- */
 
 static void spawn_sleepers(long n, struct sync s)
 {
@@ -546,7 +547,7 @@ static uint64_t tv_us(struct timeval tv)
 	return (uint64_t)tv.tv_sec * 1000000ull + (uint64_t)tv.tv_usec;
 }
 
-/* ---- driver: time ----------------------------------------------------------- */
+/* ---- driver: time --------------------------------------------------------- */
 
 struct listener {
 	pid_t pid;
@@ -609,7 +610,7 @@ static int driver_time(int argc, char **argv)
 	return in_time ? 0 : 1;
 }
 
-/* ---- driver: kill --------------------------------------------------------------- */
+/* ---- driver: kill --------------------------------------------------------- */
 
 struct proc_info {
 	char state;
@@ -716,6 +717,23 @@ static void cgroup_clean(const char *cg, int events_fd)
 		fail("the tree's cgroup is not empty 10 s after cgroup.kill");
 }
 
+/* The kill request, timed from just before it: ptmon is asked to cancel
+ * (its --signal decides what the tree gets), the kernel kills the cgroup, or
+ * the root's process group gets SIGKILL (the root leads its group: spawn()). */
+static void request_kill(const char *how, pid_t pid, const char *cg)
+{
+	char path[PATH_MAX];
+
+	if (!strcmp(how, "ptmon")) {
+		kill(pid, SIGTERM);
+	} else if (!strcmp(how, "pgroup")) {
+		kill(-pid, SIGKILL);
+	} else {
+		snprintf(path, sizeof(path), "%s/cgroup.kill", cg);
+		write_file(path, "1");
+	}
+}
+
 static int driver_kill(int argc, char **argv)
 {
 	if (argc < 4 || strcmp(argv[2], "--"))
@@ -738,14 +756,7 @@ static int driver_kill(int argc, char **argv)
 		fail("the tree did not get ready");
 
 	uint64_t t0 = now_ns();
-	if (!strcmp(how, "ptmon"))
-		kill(pid, SIGTERM);
-	else if (!strcmp(how, "pgroup"))
-		kill(-pid, SIGKILL);
-	else {
-		snprintf(path, sizeof(path), "%s/cgroup.kill", cg);
-		write_file(path, "1");
-	}
+	request_kill(how, pid, cg);
 	/* A process-group kill leaves survivors: no empty cgroup to wait for. */
 	bool empty = cgroup_wait_empty(events, strcmp(how, "pgroup") ? 30000 : 300);
 	uint64_t t_empty = now_ns() - t0;
@@ -773,7 +784,7 @@ static int driver_kill(int argc, char **argv)
 	return 0;
 }
 
-/* ---- driver: mem ------------------------------------------------------------------ */
+/* ---- driver: mem ---------------------------------------------------------- */
 
 static long count_pidfds(pid_t pid)
 {
@@ -837,12 +848,12 @@ static int driver_mem(int argc, char **argv)
 	struct rusage ru = {0};
 	int status = 0;
 	reap(pid, &status, &ru);
-	printf("MEM live=%ld pidfds=%ld hwm_kb=%ld rss_kb=%ld final_maxrss_kb=%ld status=%d\n", live,
-	       pidfds, hwm, rss, ru.ru_maxrss, in_time ? exit_code(status) : -1);
+	printf("MEM live=%ld pidfds=%ld hwm_kb=%ld rss_kb=%ld final_maxrss_kb=%ld status=%d\n",
+	       live, pidfds, hwm, rss, ru.ru_maxrss, in_time ? exit_code(status) : -1);
 	return pidfds >= live && in_time ? 0 : 1;
 }
 
-/* ---- main -------------------------------------------------------------------- */
+/* ---- main ----------------------------------------------------------------- */
 
 static void join_cgroup(const char *dir)
 {

@@ -211,6 +211,7 @@ struct ptmon_monitor {
 	uint64_t pids_reused;
 	uint64_t pidfd_failures;
 	uint64_t next_resync;    /* when a resync is due, 0: none */
+	uint64_t armed_ns;       /* what the timerfd is armed for, 0: nothing */
 	struct rlimit_pair {
 		uint64_t cur, max;
 	} nofile_orig;

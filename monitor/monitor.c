@@ -90,6 +90,10 @@ void monitor_rearm(struct ptmon_monitor *m)
 		if (d && (!next || d < next))
 			next = d;
 	}
+	/* Most loop iterations change no deadline: spare the system call. */
+	if (next == m->armed_ns && (!next || next > util_now_ns()))
+		return;
+	m->armed_ns = next;
 	struct itimerspec its = {0};
 	if (next) {
 		its.it_value.tv_sec = (time_t)(next / 1000000000ull);

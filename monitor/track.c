@@ -173,9 +173,11 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 		return cur;
 	}
 	bool zombie = util_pidfd_exited(pidfd) != 0;
-	if (zombie && cur && !(cur->flags & NODE_REAPED)) {
+	if (zombie && cur && !(cur->flags & NODE_REAPED) && !event_ns) {
 		/* The process we knew, dead and not yet reaped: a resync that
-		 * read /proc just before it died finds it again. */
+		 * read /proc just before it died finds it again.  (A fork event
+		 * is about a new process: duplicates of one that a resync
+		 * found first are caught in on_fork().) */
 		util_close(pidfd);
 		return cur;
 	}
@@ -297,6 +299,13 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 	struct node *p = tree_lookup(&m->tree, ev->parent_tgid);
 	if (!p)
 		return; /* not a process of ours: the common case, system-wide */
+	if (p->flags & NODE_EXIT_EVENT) {
+		/* The socket keeps each process's events in order, and a pid
+		 * is reused only after its owner's EXIT event was queued: a
+		 * fork naming it after that is a stranger's. */
+		m->pids_reused++;
+		return;
+	}
 	struct node *cur = tree_lookup(&m->tree, ev->tgid);
 	if (cur && cur->parent == p && !(cur->flags & (NODE_FORK_SEEN | NODE_ROOT))) {
 		/* A resync found it before its event came: the same process,
@@ -315,10 +324,15 @@ static void on_exit_event(struct ptmon_monitor *m, const struct cnproc_event *ev
 	if (ev->pid != ev->tgid)
 		return;
 	struct node *n = tree_lookup(&m->tree, ev->tgid);
-	if (!n || (n->flags & NODE_EXIT_EMITTED))
+	if (!n)
 		return;
 	if (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 0)
 		return; /* about an earlier owner of this pid */
+	/* Even when its exit was already reported (taskstats came first):
+	 * on_fork() relies on this mark. */
+	n->flags |= NODE_EXIT_EVENT;
+	if (n->flags & NODE_EXIT_EMITTED)
+		return;
 	if (!(n->flags & NODE_EXIT_KNOWN)) {
 		n->status = (int)ev->exit_code;
 		n->flags |= NODE_EXIT_KNOWN;
