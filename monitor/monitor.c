@@ -179,10 +179,17 @@ static int connector_start(struct ptmon_monitor *m)
 		m->fallback_reason = "cannot open the proc connector socket";
 		return r;
 	}
+	/* Filter in the kernel what the monitor would throw away: the events
+	 * of threads (a socket filter) and of kinds it does not use (the 6.6+
+	 * event-type mask).  Each event costs a wake-up and a copy, and the
+	 * socket gets those of the whole machine. */
+	if (cnproc_drop_thread_events(m->cn) == 0)
+		m->features |= PTMON_FEATURE_THREAD_FILTER;
 	struct probe p = {.self = m->self};
+	const uint32_t mask =
+		CNPROC_MASK_FORK | CNPROC_MASK_EXEC | CNPROC_MASK_COMM | CNPROC_MASK_EXIT;
 	/* The 6.6+ form first where the kernel should take it. */
-	if (kernel_at_least(6, 6) &&
-	    cnproc_subscribe(m->cn, CNPROC_FORM_INPUT, true, CNPROC_EVENTS_ALL) == 0 &&
+	if (kernel_at_least(6, 6) && cnproc_subscribe(m->cn, CNPROC_FORM_INPUT, true, mask) == 0 &&
 	    probe_connector(m, &p) == 0) {
 		m->features |= PTMON_FEATURE_CONNECTOR | PTMON_FEATURE_CONNECTOR_INPUT;
 		return 0;
@@ -221,6 +228,10 @@ static pid_t record_tgid(const struct tstats_record *r)
 static void apply_record(struct node *n, const struct tstats_record *r)
 {
 	n->acct = PTMON_ACCT_TASKSTATS;
+	/* Threads are counted here, from their exit records: the connector's
+	 * thread events are filtered out in the kernel. */
+	if (r->pid != record_tgid(r))
+		n->threads++;
 	n->utime_us += r->utime_us;
 	n->stime_us += r->stime_us;
 	n->rchar += r->read_char;
@@ -613,6 +624,15 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 	util_close(m->timerfd);
 	monitor_release_reserve(m);
 	if (m->mask_saved) {
+		/* A SIGPIPE raised while it was blocked (a write to a reader
+		 * that left) would kill the caller once unblocked: it was
+		 * answered by EPIPE already. */
+		sigset_t pipe_set;
+		sigemptyset(&pipe_set);
+		sigaddset(&pipe_set, SIGPIPE);
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
 		/* The cancel signals stay blocked: one still pending would
 		 * otherwise strike the caller on its way out. */
 		sigset_t mask = m->old_mask;

@@ -45,6 +45,7 @@ enum ptmon_backend {
 #define PTMON_FEATURE_CONNECTOR_INPUT (1u << 1) /* 6.6+ proc_input subscribe taken */
 #define PTMON_FEATURE_PIDFD_INFO     (1u << 2)  /* PIDFD_GET_INFO ioctl (6.13+) */
 #define PTMON_FEATURE_TASKSTATS      (1u << 3)  /* per-process exit accounting */
+#define PTMON_FEATURE_THREAD_FILTER  (1u << 4)  /* thread events dropped in the kernel */
 
 /*
  * Create a monitor: an epoll fd, a signalfd for SIGCHLD and a timerfd, and
@@ -227,7 +228,7 @@ struct ptmon_process_info {
 	bool short_lived;       /* gone before ptmon could hold a pidfd for it */
 	int signal_sent;        /* the last signal ptmon sent it, 0: none */
 	bool killed_by_ptmon;   /* it died of a signal ptmon sent */
-	uint32_t threads;       /* threads it started */
+	uint32_t threads;       /* threads it had besides the main one (from taskstats) */
 	enum ptmon_acct_source acct;
 	uint64_t utime_us;
 	uint64_t stime_us;

@@ -450,6 +450,18 @@ const struct ptmon_process *ptmon_task_find_process(const struct ptmon_task *t, 
 	return (const struct ptmon_process *)found;
 }
 
+/* A signal asked for by the caller, counted like those of a cancel. */
+static int kill_one(struct ptmon_task *t, struct node *n, int sig)
+{
+	bool first = !(n->flags & NODE_SIGNALLED);
+	int r = track_signal(t->monitor, n, sig);
+	if (r == 0 && sig) {
+		t->signalled += first;
+		t->killed += sig == SIGKILL;
+	}
+	return r;
+}
+
 static bool below(const struct node *x, const struct node *top)
 {
 	for (; x; x = x->parent)
@@ -468,7 +480,7 @@ int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 		return ptmon_task_find_process(t, pid) ? -ESRCH : -ENOENT;
 	if (!(n->flags & NODE_ALIVE) || (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 1))
 		return -ESRCH;
-	int r = track_signal(m, n, sig);
+	int r = kill_one(t, n, sig);
 	if (r < 0)
 		return r;
 	int count = 1;
@@ -477,7 +489,7 @@ int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 	struct node *x = t->live.head;
 	while (x) {
 		struct node *next = x->live_next;
-		if (x != n && below(x, n) && track_signal(m, x, sig) == 0)
+		if (x != n && below(x, n) && kill_one(t, x, sig) == 0)
 			count++;
 		x = next;
 	}

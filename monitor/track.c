@@ -289,13 +289,8 @@ void track_node_dead(struct ptmon_monitor *m, struct node *n)
 
 static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 {
-	if (ev->pid != ev->tgid) {
-		/* A thread: counted, not tracked. */
-		struct node *n = tree_lookup(&m->tree, ev->tgid);
-		if (n && (n->flags & NODE_ALIVE))
-			n->threads++;
-		return;
-	}
+	if (ev->pid != ev->tgid)
+		return; /* a thread: not tracked (and filtered out in the kernel) */
 	struct node *p = tree_lookup(&m->tree, ev->parent_tgid);
 	if (!p)
 		return; /* not a process of ours: the common case, system-wide */

@@ -10,6 +10,7 @@
  * structs.
  */
 #include <assert.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdalign.h>
@@ -21,6 +22,7 @@
 
 #include <linux/cn_proc.h>
 #include <linux/connector.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <libmnl/libmnl.h>
 
@@ -51,6 +53,7 @@ struct cnproc {
 	uint32_t req_seq;
 	unsigned op_listens;  /* LISTENs sent in the OP form, less IGNOREs */
 	bool input_listening; /* the last INPUT-form request was a LISTEN */
+	bool thread_filter;   /* a socket filter drops thread events */
 	struct cnproc_stats stats;
 	struct cnproc_seq seq;
 	alignas(struct nlmsghdr) uint8_t buf[CNPROC_RECV_BUF];
@@ -456,8 +459,59 @@ int cnproc_subscribe(struct cnproc *c, enum cnproc_form form, bool listen, uint3
 		return -errno;
 	note_request(c, form, listen);
 	/* The OP form means "all events", also on 6.6+ after a filtered INPUT. */
-	seq_configure(&c->seq,
-		      listen && (form == CNPROC_FORM_OP || event_mask == CNPROC_EVENTS_ALL));
+	seq_configure(&c->seq, listen && !c->thread_filter &&
+				       (form == CNPROC_FORM_OP || event_mask == CNPROC_EVENTS_ALL));
+	return 0;
+}
+
+/* Offsets in a datagram of one proc-connector message: nlmsghdr (16),
+ * cn_msg (20), then struct proc_event: what at 0, event_data at 16. */
+#define OFF_WHAT 36u
+#define OFF_FORK_CHILD_PID 60u
+#define OFF_FORK_CHILD_TGID 64u
+#define OFF_EXIT_PID 52u
+#define OFF_EXIT_TGID 56u
+_Static_assert(NLMSG_HDRLEN + sizeof(struct cn_msg) == OFF_WHAT, "cn_msg data offset");
+_Static_assert(OFF_WHAT + offsetof(struct proc_event, event_data.fork.child_tgid) ==
+		       OFF_FORK_CHILD_TGID,
+	       "fork child_tgid offset");
+_Static_assert(OFF_WHAT + offsetof(struct proc_event, event_data.exit.process_tgid) ==
+		       OFF_EXIT_TGID,
+	       "exit process_tgid offset");
+
+/* Classic BPF loads words in network byte order; the kernel writes 'what'
+ * in host order. */
+static uint32_t as_loaded(uint32_t host)
+{
+	return ntohl(host);
+}
+
+int cnproc_drop_thread_events(struct cnproc *c)
+{
+	struct sock_filter prog[] = {
+		/* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_WHAT),
+		/* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, as_loaded(PROC_EVENT_FORK), 0, 4),
+		/* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_FORK_CHILD_PID),
+		/* 3 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+		/* 4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_FORK_CHILD_TGID),
+		/* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_X, 0, 5, 6),
+		/* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, as_loaded(PROC_EVENT_EXIT), 0, 4),
+		/* 7 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_EXIT_PID),
+		/* 8 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+		/* 9 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_EXIT_TGID),
+		/* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_X, 0, 0, 1),
+		/* 11 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+		/* 12 */ BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog fprog = {.len = sizeof(prog) / sizeof(prog[0]), .filter = prog};
+
+	assert(c);
+	if (setsockopt(mnl_socket_get_fd(c->nl), SOL_SOCKET, SO_ATTACH_FILTER, &fprog,
+		       sizeof(fprog)) < 0)
+		return -errno;
+	/* Dropped events leave holes in the sequence numbers. */
+	c->thread_filter = true;
+	seq_configure(&c->seq, false);
 	return 0;
 }
 

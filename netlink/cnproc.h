@@ -15,6 +15,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The kernel's event bits (PROC_EVENT_*), for cnproc_subscribe's mask. */
+#define CNPROC_MASK_FORK 0x00000001u
+#define CNPROC_MASK_EXEC 0x00000002u
+#define CNPROC_MASK_COMM 0x00000200u
+#define CNPROC_MASK_EXIT 0x80000000u
+
 /* Event kinds, independent of the kernel's bit values. */
 enum cnproc_kind {
 	CNPROC_ACK,      /* PROC_EVENT_NONE: reply to a subscribe request */
@@ -141,6 +147,15 @@ enum cnproc_form {
 #define CNPROC_EVENTS_ALL 0xffffffffu
 int cnproc_subscribe(struct cnproc *c, enum cnproc_form form, bool listen,
 		     uint32_t event_mask);
+
+/*
+ * Attach a classic BPF socket filter that drops the events of threads (a
+ * FORK whose child_pid != child_tgid, an EXIT whose pid != tgid) in the
+ * kernel, before they are queued.  Turns off sequence-gap detection (the
+ * dropped events leave holes); overruns are still reported.  Returns 0 or
+ * -errno.
+ */
+int cnproc_drop_thread_events(struct cnproc *c);
 
 /*
  * Read the datagrams now queued (until EAGAIN, or CNPROC_RECEIVE_BATCH of them,

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "output.h"
 #include "parse.h"
 #include "ptmon.h"
@@ -31,7 +32,11 @@ struct options {
 	const char *events_path;
 	const char *report_path;
 	bool summary;
+	const char *control_path;
+	bool no_control;
 	/* while running */
+	struct control *control;
+	char task_id[CONTROL_ID_MAX];
 	struct evwriter *events;
 	int report_fd;
 	struct run_info info;
@@ -54,6 +59,12 @@ static void msg(const char *fmt, ...)
 static void usage(FILE *f)
 {
 	fputs("Usage: ptmon run [OPTIONS] [--] CMD [ARG...]\n"
+	      "       ptmon ls\n"
+	      "       ptmon tree ID [--json]\n"
+	      "       ptmon kill ID PID [-s SIG] [--subtree]\n"
+	      "       ptmon cancel ID [--now]\n"
+	      "       ptmon events ID --follow\n"
+	      "       ptmon metrics ID\n"
 	      "       ptmon --help | --version\n"
 	      "\n"
 	      "Run CMD, forward its output, and when it is cancelled make it and every\n"
@@ -74,7 +85,25 @@ static void usage(FILE *f)
 	      "                        (a file, a FIFO, /dev/fd/N)\n"
 	      "      --report PATH     write a JSON report of the whole tree to PATH at the end\n"
 	      "      --summary         print the tree with times and outcomes to stderr at the end\n"
+	      "      --control PATH    listen for control requests on PATH (default:\n"
+	      "                        $XDG_RUNTIME_DIR/ptmon/, else /run/ptmon/ for root,\n"
+	      "                        else /tmp/ptmon-UID/, named TASKID.sock)\n"
+	      "      --no-control      no control socket\n"
 	      "  -v, --verbose         say what ptmon does, on stderr\n"
+	      "\n"
+	      "\n"
+	      "From another shell, ID being a task id (see 'ptmon ls', or -v) or a control\n"
+	      "socket's path:\n"
+	      "  ls                    list running tasks: id, root pid, age, live processes, command\n"
+	      "  tree ID [--json]      the live tree: pid, state, age, CPU, memory, command\n"
+	      "  kill ID PID [-s SIG] [--subtree]\n"
+	      "                        signal one process of the tree (default TERM), or it and\n"
+	      "                        everything below it\n"
+	      "  cancel ID [--now]     cancel the task as a timeout would (--now: no grace)\n"
+	      "  events ID --follow    the task's events as NDJSON, from now on\n"
+	      "  metrics ID            the task's figures in the OpenMetrics text format\n"
+	      "Protocol: docs/control.md.  These exit 0 on success, 1 when ptmon refused the\n"
+	      "request, 125 on bad usage or when the task cannot be reached.\n"
 	      "\n"
 	      "Durations: 250ms, 1.5s, 2m, 1h, or a bare number of seconds.\n"
 	      "Signals: a name (TERM, SIGINT, RTMIN+1) or a number.\n"
@@ -154,6 +183,12 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	case 'S':
 		o->summary = true;
 		return 0;
+	case 'C':
+		o->control_path = arg;
+		return 0;
+	case 'N':
+		o->no_control = true;
+		return 0;
 	case 'h':
 		usage(stdout);
 		exit(0);
@@ -175,6 +210,8 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"events", required_argument, NULL, 'E'},
 		{"report", required_argument, NULL, 'R'},
 		{"summary", no_argument, NULL, 'S'},
+		{"control", required_argument, NULL, 'C'},
+		{"no-control", no_argument, NULL, 'N'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -263,6 +300,7 @@ static void on_event(const struct ptmon_event *ev, void *userdata)
 {
 	struct options *o = userdata;
 	evwriter_event(o->events, ev, &o->info);
+	control_event(o->control, ev);
 }
 
 /* Open the output files before anything starts, so that a bad path fails
@@ -293,14 +331,21 @@ static int open_outputs(struct options *o)
 static int loop(struct ptmon_monitor *m, struct ptmon_task *t, struct options *o)
 {
 	while (!ptmon_task_done(t)) {
-		struct pollfd p[2] = {
+		struct pollfd p[3] = {
 			{.fd = ptmon_monitor_get_fd(m), .events = POLLIN},
+			{.fd = o->control ? control_get_fd(o->control) : -1, .events = POLLIN},
 			{.fd = evwriter_wait_fd(o->events), .events = POLLOUT},
 		};
-		if (poll(p, p[1].fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+		/* A negative fd is skipped by poll(). */
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
 			return -errno;
-		if (p[1].fd >= 0 && p[1].revents)
+		if (p[2].fd >= 0 && p[2].revents)
 			evwriter_flush(o->events, -1);
+		if (p[1].fd >= 0 && p[1].revents) {
+			int cr = control_dispatch(o->control);
+			if (cr < 0)
+				msg("control socket failed: %s", strerror(-cr));
+		}
 		int r = ptmon_monitor_dispatch(m);
 		if (r < 0)
 			return r;
@@ -331,13 +376,79 @@ static void finish_outputs(struct options *o, struct ptmon_task *t, int status)
 	}
 }
 
+static const char *control_error(int r)
+{
+	switch (r) {
+	case -EADDRINUSE:
+		return "another ptmon is listening there";
+	case -EEXIST:
+		return "exists and is not a socket";
+	default:
+		return strerror(-r);
+	}
+}
+
+/* The control socket is up before the task starts, so that a bad path or
+ * an unsafe directory fails the run (125) before anything runs. */
+static int open_control(struct options *o)
+{
+	char dir[256], path[320];
+	const char *why = NULL;
+	int r = control_make_id(o->task_id, sizeof(o->task_id));
+	if (r < 0) {
+		msg("cannot make a task id: %s", strerror(-r));
+		return -1;
+	}
+	o->info.task_id = o->task_id;
+	if (o->no_control)
+		return 0;
+	if (!o->control_path) {
+		r = control_default_dir(dir, sizeof(dir));
+		if (r == 0)
+			r = control_prepare_dir(dir, &why);
+		if (r < 0) {
+			msg("control directory '%s': %s", dir, why ? why : strerror(-r));
+			return -1;
+		}
+		int n = snprintf(path, sizeof(path), "%s/%s.sock", dir, o->task_id);
+		if (n < 0 || (size_t)n >= sizeof(path)) {
+			msg("control directory '%s': name too long", dir);
+			return -1;
+		}
+		o->control_path = path;
+	}
+	r = control_open(&o->control, o->control_path, o->task_id);
+	if (r < 0) {
+		msg("--control: cannot listen on '%s': %s", o->control_path, control_error(r));
+		o->control_path = NULL;
+		return -1;
+	}
+	if (o->verbose)
+		msg("task id %s, control socket %s", o->task_id, o->control_path);
+	o->control_path = NULL; /* may point at this frame */
+	return 0;
+}
+
+static void run_end(struct options *o, struct ptmon_monitor *m)
+{
+	/* Followers get what waits, the "done" event included, for a second
+	 * at most, as the event stream's reader does. */
+	o->control = control_free(o->control, 1000);
+	ptmon_monitor_free(m);
+}
+
 static int run(struct options *o)
 {
 	struct ptmon_monitor *m = NULL;
 	if (open_outputs(o) < 0)
 		return EXIT_PTMON_FAILED;
+	if (open_control(o) < 0) {
+		o->events = evwriter_free(o->events);
+		return EXIT_PTMON_FAILED;
+	}
 	int r = ptmon_monitor_new(&m, o->backend, 0);
 	if (r < 0) {
+		o->control = control_free(o->control, 0);
 		if (r == -ENOSYS)
 			msg("this kernel has no pidfds (Linux 5.3 or later is needed)");
 		else
@@ -353,8 +464,9 @@ static int run(struct options *o)
 		.features = ptmon_monitor_features(m),
 		.fallback_reason = ptmon_monitor_fallback_reason(m),
 		.taskstats_unavailable = ptmon_monitor_taskstats_unavailable(m),
+		.task_id = o->task_id,
 	};
-	if (o->events)
+	if (o->events || o->control)
 		ptmon_monitor_set_event_callback(m, on_event, o);
 	sigset_t cancel;
 	sigemptyset(&cancel);
@@ -369,12 +481,14 @@ static int run(struct options *o)
 		r = ptmon_task_start(m, &o->task, &t);
 	if (r < 0) {
 		int status = start_failed(o->task.argv[0], r);
-		ptmon_monitor_free(m);
+		run_end(o, m);
 		o->events = evwriter_free(o->events);
 		return status;
 	}
 	if (o->verbose)
 		msg("task %d started: %s", (int)ptmon_task_root_pid(t), o->task.argv[0]);
+	if (o->control)
+		control_attach(o->control, t, &o->info);
 	r = loop(m, t, o);
 	struct ptmon_task_result res;
 	int status = EXIT_PTMON_FAILED;
@@ -386,7 +500,7 @@ static int run(struct options *o)
 			say_result(&res, status);
 		finish_outputs(o, t, status);
 	}
-	ptmon_monitor_free(m);
+	run_end(o, m);
 	return status;
 }
 
@@ -413,6 +527,8 @@ int main(int argc, char **argv)
 		printf("ptmon %s\n", PTMON_VERSION);
 		return 0;
 	}
+	if (client_is_command(argv[1]))
+		return client_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run") != 0) {
 		bad_usage("unknown command '%s'", argv[1]);
 		return EXIT_PTMON_FAILED;

@@ -204,12 +204,16 @@ static struct json_object *features_json(unsigned f)
 		json_object_array_add(a, jstr("pidfd_get_info"));
 	if (f & PTMON_FEATURE_TASKSTATS)
 		json_object_array_add(a, jstr("taskstats"));
+	if (f & PTMON_FEATURE_THREAD_FILTER)
+		json_object_array_add(a, jstr("thread_filter"));
 	return a;
 }
 
 static void add_start(struct json_object *o, const struct run_info *ri)
 {
 	json_object_object_add(o, "schema_version", jint(PTMON_SCHEMA_VERSION));
+	if (ri->task_id)
+		json_object_object_add(o, "task_id", jstr(ri->task_id));
 	json_object_object_add(o, "cwd", ri->cwd ? json_bytes(ri->cwd, strlen(ri->cwd)) : NULL);
 	json_object_object_add(o, "backend", jstr(ri->backend));
 	json_object_object_add(o, "features", features_json(ri->features));
@@ -284,12 +288,8 @@ static void tell_dropped(struct evwriter *w)
 	put(w, o);
 }
 
-void evwriter_event(struct evwriter *w, const struct ptmon_event *ev, const struct run_info *ri)
+struct json_object *event_json(const struct ptmon_event *ev, const struct run_info *ri)
 {
-	if (!w || w->broken)
-		return;
-	try_write(w);
-	tell_dropped(w);
 	struct json_object *o = event_base(type_names[ev->type], ev);
 	switch (ev->type) {
 	case PTMON_EVENT_START:
@@ -323,7 +323,31 @@ void evwriter_event(struct evwriter *w, const struct ptmon_event *ev, const stru
 		add_process(o, ev, false);
 		break;
 	}
-	put(w, o);
+	return o;
+}
+
+char *event_line(const struct ptmon_event *ev, const struct run_info *ri, size_t *ret_len)
+{
+	struct json_object *o = event_json(ev, ri);
+	size_t n;
+	const char *s = json_object_to_json_string_length(o, JSON_FLAGS, &n);
+	char *line = malloc(n + 1);
+	if (line) {
+		memcpy(line, s, n);
+		line[n] = '\n';
+		*ret_len = n + 1;
+	}
+	json_object_put(o);
+	return line;
+}
+
+void evwriter_event(struct evwriter *w, const struct ptmon_event *ev, const struct run_info *ri)
+{
+	if (!w || w->broken)
+		return;
+	try_write(w);
+	tell_dropped(w);
+	put(w, event_json(ev, ri));
 	try_write(w);
 }
 

@@ -35,6 +35,7 @@ struct run_info {
 	unsigned features;
 	const char *fallback_reason;
 	const char *taskstats_unavailable;
+	const char *task_id;        /* the control socket's task id, or NULL */
 	int exit_status;            /* set before the report is written */
 };
 
@@ -50,6 +51,12 @@ struct evwriter;
  * redirection would).  Returns 0 or -errno. */
 int evwriter_open(struct evwriter **ret, const char *path);
 void evwriter_event(struct evwriter *w, const struct ptmon_event *ev, const struct run_info *ri);
+/* The JSON object of one event, as the stream writes it (the caller owns
+ * it); and the same as one NDJSON line, malloc'd, *ret_len bytes including
+ * the newline, or NULL on allocation failure. */
+struct json_object *event_json(const struct ptmon_event *ev, const struct run_info *ri);
+char *event_line(const struct ptmon_event *ev, const struct run_info *ri, size_t *ret_len);
+
 /* The fd to poll for POLLOUT while bytes wait, else -1. */
 int evwriter_wait_fd(const struct evwriter *w);
 /* Write what waits; give up after @timeout_ms (-1: only what goes now). */
@@ -62,5 +69,19 @@ int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri);
 
 /* Print the tree of @t to @f: aligned columns, colour when @colour. */
 void summary_print(FILE *f, const struct ptmon_task *t, bool colour);
+
+/* What `ptmon tree` shows of a live process beside the summary's tree. */
+struct summary_live {
+	char state;          /* from /proc/PID/stat: R S D Z T ...; '?' unknown */
+	uint64_t age_ns;
+	double cpu_s;        /* utime + stime */
+	uint64_t rss_bytes;
+};
+
+/* Print @n live processes in the summary's layout, with the columns PID,
+ * STATE, AGE, CPU and RSS.  @v[i] needs id, parent_id, pid, argv and comm;
+ * ids need not be sorted. */
+void summary_print_live(FILE *f, const struct ptmon_process_info *v,
+			const struct summary_live *live, size_t n, bool colour);
 
 #endif

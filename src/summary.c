@@ -11,6 +11,7 @@
 
 struct proc {
 	struct ptmon_process_info info;
+	const struct summary_live *live; /* `ptmon tree`: live columns */
 	size_t first_child;
 	size_t next_sibling;
 };
@@ -33,6 +34,7 @@ static int collect(const struct ptmon_process *p, void *ud)
 	}
 	struct proc *x = &t->v[t->n++];
 	ptmon_process_get_info(p, &x->info);
+	x->live = NULL;
 	x->first_child = x->next_sibling = SIZE_MAX;
 	return 0;
 }
@@ -139,6 +141,16 @@ struct printer {
 	char prefix[512];
 };
 
+static void print_live(FILE *f, const char *left, size_t cols, pid_t pid,
+		       const struct summary_live *l)
+{
+	char age[32], rss[32];
+	short_duration(l->age_ns, age, sizeof(age));
+	snprintf(rss, sizeof(rss), "%.1fM", (double)l->rss_bytes / (1024.0 * 1024.0));
+	fprintf(f, "%s%*s %8d %5c %10s %9.2fs %9s\n", left, (int)(cols < 64 ? 64 - cols : 0), "",
+		(int)pid, l->state, age, l->cpu_s, rss);
+}
+
 static void print_one(struct printer *pr, size_t i, const char *branch)
 {
 	const struct ptmon_process_info *p = &pr->t->v[i].info;
@@ -156,6 +168,10 @@ static void print_one(struct printer *pr, size_t i, const char *branch)
 	size_t cols = 0;
 	for (const char *c = left; *c; c++)
 		cols += ((unsigned char)*c & 0xC0) != 0x80;
+	if (pr->t->v[i].live) {
+		print_live(pr->f, left, cols, p->pid, pr->t->v[i].live);
+		return;
+	}
 	fprintf(pr->f, "%s%*s %8d %10s  ", left, (int)(cols < 64 ? 64 - cols : 0), "", (int)p->pid,
 		dur);
 	if (pr->colour && colour)
@@ -188,6 +204,31 @@ void summary_print(FILE *f, const struct ptmon_task *task, bool colour)
 	link_children(&t);
 	struct printer pr = {.f = f, .colour = colour, .t = &t};
 	fprintf(f, "%-64s %8s %10s  %s\n", "PROCESS", "PID", "TIME", "END");
+	for (size_t i = 0; i < t.n; i++)
+		if (!t.v[i].info.parent_id || find(&t, t.v[i].info.parent_id) == SIZE_MAX)
+			print_tree(&pr, i, "", "");
+	free(t.v);
+}
+
+static int by_id(const void *a, const void *b)
+{
+	uint64_t x = ((const struct proc *)a)->info.id, y = ((const struct proc *)b)->info.id;
+	return x < y ? -1 : x > y;
+}
+
+void summary_print_live(FILE *f, const struct ptmon_process_info *v,
+			const struct summary_live *live, size_t n, bool colour)
+{
+	struct table t = {.v = calloc(n ? n : 1, sizeof(struct proc)), .n = n, .cap = n};
+	if (!t.v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		t.v[i] = (struct proc){.info = v[i], .live = &live[i], .first_child = SIZE_MAX,
+				       .next_sibling = SIZE_MAX};
+	qsort(t.v, n, sizeof(*t.v), by_id);
+	link_children(&t);
+	struct printer pr = {.f = f, .colour = colour, .t = &t};
+	fprintf(f, "%-64s %8s %5s %10s %10s %9s\n", "PROCESS", "PID", "STATE", "AGE", "CPU", "RSS");
 	for (size_t i = 0; i < t.n; i++)
 		if (!t.v[i].info.parent_id || find(&t, t.v[i].info.parent_id) == SIZE_MAX)
 			print_tree(&pr, i, "", "");

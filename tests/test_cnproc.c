@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdarg.h>
@@ -780,6 +781,7 @@ struct live {
 	pid_t want; /* the FORK event we wait for */
 	bool got_fork;
 	bool got_ack;
+	int thread_forks; /* FORK events of threads of this process */
 	struct cnproc_event fork;
 };
 
@@ -814,6 +816,8 @@ static int live_cb(const struct cnproc_event *ev, void *userdata)
 
 	if (ev->kind == CNPROC_ACK)
 		l->got_ack = true;
+	if (ev->kind == CNPROC_FORK && ev->pid != ev->tgid && ev->tgid == getpid())
+		l->thread_forks++;
 	if (ev->kind == CNPROC_FORK && ev->pid == l->want && ev->tgid == l->want) {
 		l->fork = *ev;
 		l->got_fork = true;
@@ -899,6 +903,56 @@ static void test_live_fork(void **state)
 	assert_int_equal(cnproc_get_stats(l->c)->foreign, 0);
 }
 
+static void *thread_main(void *arg)
+{
+	return arg;
+}
+
+/* Start and join a thread, then fork a child and wait for the child's FORK:
+ * the thread's FORK, queued before it, has been read by then. */
+static void thread_then_child(struct live *l, int64_t deadline)
+{
+	pthread_t th;
+
+	assert_int_equal(pthread_create(&th, NULL, thread_main, NULL), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	l->got_fork = false;
+	l->child = fork();
+	assert_true(l->child >= 0);
+	if (l->child == 0)
+		_exit(0);
+	l->want = l->child;
+	live_wait(l, &l->got_fork, deadline);
+	assert_int_equal(waitpid(l->child, NULL, 0), l->child);
+	l->child = -1;
+}
+
+/* The socket filter drops thread events in the kernel; without it they come. */
+static void test_live_thread_filter(void **state)
+{
+	struct live *l = *state;
+	int64_t deadline = now_ms() + 5000;
+	int r = cnproc_open(&l->c, 1 << 20, CNPROC_OPEN_DEFAULT);
+
+	if (skippable(r))
+		skip();
+	assert_int_equal(r, 0);
+	r = live_subscribe(l, deadline);
+	if (skippable(r))
+		skip();
+	assert_int_equal(r, 0);
+	thread_then_child(l, deadline);
+	if (!l->got_fork)
+		skip(); /* no events here (other namespace) */
+	assert_true(l->thread_forks >= 1);
+
+	assert_int_equal(cnproc_drop_thread_events(l->c), 0);
+	l->thread_forks = 0;
+	thread_then_child(l, deadline);
+	assert_true(l->got_fork);
+	assert_int_equal(l->thread_forks, 0);
+}
+
 /*
  * A root process can send to our port; such a datagram must be dropped.
  * Needs CAP_NET_ADMIN (the connector does not allow unprivileged sends).
@@ -979,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(test_kind_names),
 		cmocka_unit_test(test_open_bad_flags),
 		cmocka_unit_test_setup_teardown(test_live_fork, live_setup, live_teardown),
+		cmocka_unit_test_setup_teardown(test_live_thread_filter, live_setup, live_teardown),
 		cmocka_unit_test_setup_teardown(test_live_spoofed_sender, live_setup,
 						live_teardown),
 	};

@@ -1,0 +1,493 @@
+/* SPDX-License-Identifier: MIT */
+/* The client subcommands: ls, tree, kill, cancel, events, metrics.  Each
+ * connects to a task's control socket, sends one request (docs/control.md)
+ * and prints the reply for people. */
+#include "control.h"
+#include "parse.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+enum { EXIT_REFUSED = 1, EXIT_FAILED = 125 };
+
+#define REPLY_TIMEOUT_MS 10000
+
+static int say(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int say(int status, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "ptmon: %s\n", line);
+	return status;
+}
+
+/* ---- talking to a task -------------------------------------------------------- */
+
+static int connect_path(const char *path, int *ret_fd)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static int connect_id(const char *id, int *ret_fd)
+{
+	char path[256];
+	int r = control_resolve(id, path, sizeof(path));
+	if (r == -EINVAL)
+		return say(-1, "invalid task id '%s'", id);
+	if (r < 0)
+		return say(-1, "%s: %s", id, strerror(-r));
+	r = connect_path(path, ret_fd);
+	if (r == -ENOENT)
+		return say(-1, "no task '%s' (no socket %s)", id, path);
+	if (r == -ECONNREFUSED)
+		return say(-1, "task '%s' is not running (stale socket %s)", id, path);
+	if (r < 0)
+		return say(-1, "cannot connect to %s: %s", path, strerror(-r));
+	return 0;
+}
+
+static int send_all(int fd, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Read one line (the reply) into a growing buffer.  Bytes after it stay in
+ * *buf from *ret_len + 1 to *ret_total. */
+static int read_line(int fd, char **buf, size_t *ret_len, size_t *ret_total)
+{
+	size_t len = 0, cap = 0;
+	char *b = NULL;
+	for (;;) {
+		char *nl = b ? memchr(b, '\n', len) : NULL;
+		if (nl) {
+			*buf = b;
+			*ret_len = (size_t)(nl - b);
+			*ret_total = len;
+			return 0;
+		}
+		if (len + 65536 > cap) {
+			char *p = realloc(b, cap = cap ? cap * 2 : 131072);
+			if (!p)
+				return free(b), -ENOMEM;
+			b = p;
+		}
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int n = poll(&p, 1, REPLY_TIMEOUT_MS);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			return free(b), -ETIMEDOUT;
+		ssize_t r = recv(fd, b + len, cap - len, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return free(b), r == 0 ? -ECONNRESET : -errno;
+		len += (size_t)r;
+	}
+}
+
+/* Send @request, read and parse the reply.  A refusal is printed and
+ * gives EXIT_REFUSED; a failure EXIT_FAILED; success 0 and *ret_reply. */
+static int ask(int fd, const char *request, struct json_object **ret_reply, char **ret_rest,
+	       size_t *ret_rest_len)
+{
+	char *buf = NULL;
+	size_t len = 0, total = 0;
+	int r = send_all(fd, request, strlen(request));
+	if (r == 0)
+		r = read_line(fd, &buf, &len, &total);
+	if (r < 0)
+		return say(EXIT_FAILED, "no reply from the task: %s", strerror(-r));
+	struct json_object *o = json_tokener_parse(buf ? (buf[len] = '\0', buf) : "");
+	struct json_object *ok = NULL, *err = NULL;
+	if (!o || !json_object_object_get_ex(o, "ok", &ok)) {
+		free(buf);
+		json_object_put(o);
+		return say(EXIT_FAILED, "the task's reply is not understood");
+	}
+	if (!json_object_get_boolean(ok)) {
+		json_object_object_get_ex(o, "error", &err);
+		say(EXIT_REFUSED, "%s", err ? json_object_get_string(err) : "refused");
+		free(buf);
+		json_object_put(o);
+		return EXIT_REFUSED;
+	}
+	if (ret_rest) {
+		*ret_rest_len = total - len - 1;
+		memmove(buf, buf + len + 1, *ret_rest_len);
+		*ret_rest = buf;
+	} else {
+		free(buf);
+	}
+	*ret_reply = o;
+	return 0;
+}
+
+/* Connect to @id and ask @request: 0 and *ret_reply, or an exit status. */
+static int ask_id(const char *id, const char *request, struct json_object **ret_reply)
+{
+	int fd = -1;
+	if (connect_id(id, &fd) < 0)
+		return EXIT_FAILED;
+	int r = ask(fd, request, ret_reply, NULL, NULL);
+	close(fd);
+	return r;
+}
+
+static int64_t get_int(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+/* ---- ls ------------------------------------------------------------------------- */
+
+static void command_line(struct json_object *argv, char *out, size_t size)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; argv && i < json_object_array_length(argv) && o + 1 < size; i++) {
+		const char *a = json_object_get_string(json_object_array_get_idx(argv, i));
+		int n = snprintf(out + o, size - o, "%s%s", i ? " " : "", a ? a : "");
+		if (n < 0 || (size_t)n >= size - o)
+			break;
+		o += (size_t)n;
+	}
+	for (char *c = out; *c; c++)
+		if ((unsigned char)*c < 0x20)
+			*c = '?';
+}
+
+static void ls_one(const char *dir, const char *name)
+{
+	char path[512], age[32], cmd[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = -1;
+	int r = connect_path(path, &fd);
+	struct stat st;
+	if (r == -ECONNREFUSED) {
+		/* Left by a ptmon that died: nobody listens any more. */
+		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(path);
+		return;
+	}
+	if (r < 0) {
+		say(0, "%s: %s", path, strerror(-r));
+		return;
+	}
+	struct json_object *o = NULL, *argv = NULL, *id = NULL;
+	if (ask(fd, "{\"cmd\":\"info\"}\n", &o, NULL, NULL) == 0) {
+		json_object_object_get_ex(o, "argv", &argv);
+		json_object_object_get_ex(o, "id", &id);
+		command_line(argv, cmd, sizeof(cmd));
+		printf("%-24s %8" PRId64 " %10s %6" PRId64 "  %s\n", json_object_get_string(id),
+		       get_int(o, "root_pid"),
+		       format_duration((uint64_t)get_int(o, "age_ns") / 1000000000ull *
+					       1000000000ull,
+				       age, sizeof(age)),
+		       get_int(o, "live"), cmd);
+		json_object_put(o);
+	}
+	close(fd);
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+	char dir[256];
+	if (argc != 1)
+		return say(EXIT_FAILED, "usage: ptmon ls");
+	if (control_default_dir(dir, sizeof(dir)) < 0)
+		return say(EXIT_FAILED, "control directory: name too long");
+	printf("%-24s %8s %10s %6s  %s\n", "ID", "ROOT", "AGE", "LIVE", "COMMAND");
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : say(EXIT_FAILED, "%s: %s", dir, strerror(errno));
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (n > 5 && strcmp(e->d_name + n - 5, ".sock") == 0)
+			ls_one(dir, e->d_name);
+	}
+	closedir(d);
+	return 0;
+}
+
+/* ---- tree ------------------------------------------------------------------------ */
+
+static void info_of(struct json_object *p, struct ptmon_process_info *ret, char *argvbuf,
+		    size_t size, struct summary_live *live)
+{
+	struct json_object *v;
+	*ret = (struct ptmon_process_info){.id = (uint64_t)get_int(p, "id"),
+					   .parent_id = (uint64_t)get_int(p, "parent_id"),
+					   .pid = (pid_t)get_int(p, "pid")};
+	if (json_object_object_get_ex(p, "comm", &v))
+		snprintf(ret->comm, sizeof(ret->comm), "%s", json_object_get_string(v));
+	size_t o = 0;
+	if (json_object_object_get_ex(p, "argv", &v) && json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			const char *a = json_object_get_string(json_object_array_get_idx(v, i));
+			size_t n = strlen(a ? a : "") + 1;
+			if (o + n > size)
+				break;
+			memcpy(argvbuf + o, a ? a : "", n);
+			o += n;
+		}
+		ret->argv = argvbuf;
+		ret->argv_len = o;
+	}
+	const char *st =
+		json_object_object_get_ex(p, "state", &v) ? json_object_get_string(v) : "?";
+	*live = (struct summary_live){.state = st && *st ? st[0] : '?',
+				      .age_ns = (uint64_t)get_int(p, "age_ns"),
+				      .rss_bytes = (uint64_t)get_int(p, "rss_bytes")};
+	if (json_object_object_get_ex(p, "cpu_s", &v))
+		live->cpu_s = json_object_get_double(v);
+}
+
+static int print_tree(struct json_object *reply)
+{
+	struct json_object *list;
+	if (!json_object_object_get_ex(reply, "processes", &list) ||
+	    !json_object_is_type(list, json_type_array))
+		return say(EXIT_FAILED, "the task's reply is not understood");
+	size_t n = json_object_array_length(list);
+	struct ptmon_process_info *v = calloc(n + 1, sizeof(*v));
+	struct summary_live *live = calloc(n + 1, sizeof(*live));
+	char *argv = calloc(n + 1, 1024);
+	if (!v || !live || !argv) {
+		free(v), free(live), free(argv);
+		return say(EXIT_FAILED, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		info_of(json_object_array_get_idx(list, i), &v[i], argv + i * 1024, 1024, &live[i]);
+	const char *nc = getenv("NO_COLOR");
+	summary_print_live(stdout, v, live, n, isatty(STDOUT_FILENO) && !(nc && *nc));
+	free(v), free(live), free(argv);
+	return 0;
+}
+
+static int cmd_tree(int argc, char **argv)
+{
+	bool as_json = false;
+	const char *id = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			as_json = true;
+		else if (!id && argv[i][0] != '-')
+			id = argv[i];
+		else
+			return say(EXIT_FAILED, "usage: ptmon tree ID [--json]");
+	}
+	if (!id)
+		return say(EXIT_FAILED, "usage: ptmon tree ID [--json]");
+	struct json_object *o = NULL;
+	int r = ask_id(id, "{\"cmd\":\"tree\"}\n", &o);
+	if (r)
+		return r;
+	if (as_json)
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+	else
+		r = print_tree(o);
+	json_object_put(o);
+	return r;
+}
+
+/* ---- kill, cancel, metrics --------------------------------------------------------- */
+
+static int parse_pid(const char *s, long *ret)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < INT_MIN || v > INT_MAX)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int cmd_kill(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"signal", required_argument, NULL, 's'},
+		{"subtree", no_argument, NULL, 'T'},
+		{0},
+	};
+	int sig = SIGTERM, c;
+	bool subtree = false;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":s:", longopts, NULL)) != -1) {
+		if (c == 's' && parse_signal(optarg, &sig) == 0)
+			continue;
+		if (c == 'T') {
+			subtree = true;
+			continue;
+		}
+		if (c == 's')
+			return say(EXIT_FAILED, "-s: invalid signal '%s'", optarg);
+		return say(EXIT_FAILED, "usage: ptmon kill ID PID [-s SIG] [--subtree]");
+	}
+	long pid;
+	if (argc - optind != 2)
+		return say(EXIT_FAILED, "usage: ptmon kill ID PID [-s SIG] [--subtree]");
+	if (parse_pid(argv[optind + 1], &pid) < 0)
+		return say(EXIT_FAILED, "invalid pid '%s'", argv[optind + 1]);
+	char req[128];
+	snprintf(req, sizeof(req), "{\"cmd\":\"kill\",\"pid\":%ld,\"signal\":%d,\"subtree\":%s}\n",
+		 pid, sig, subtree ? "true" : "false");
+	struct json_object *o = NULL;
+	int r = ask_id(argv[optind], req, &o);
+	if (r)
+		return r;
+	char buf[32];
+	const char *name = signal_name(sig, buf, sizeof(buf));
+	printf("sent SIG%s to %" PRId64 " process%s\n", name ? name : "?", get_int(o, "signalled"),
+	       get_int(o, "signalled") == 1 ? "" : "es");
+	json_object_put(o);
+	return 0;
+}
+
+static int cmd_cancel(int argc, char **argv)
+{
+	bool now = argc == 3 && strcmp(argv[2], "--now") == 0;
+	if (argc != 2 && !now)
+		return say(EXIT_FAILED, "usage: ptmon cancel ID [--now]");
+	struct json_object *o = NULL;
+	int r = ask_id(argv[1],
+		       now ? "{\"cmd\":\"cancel\",\"now\":true}\n" : "{\"cmd\":\"cancel\"}\n", &o);
+	json_object_put(o);
+	return r;
+}
+
+static int cmd_metrics(int argc, char **argv)
+{
+	if (argc != 2)
+		return say(EXIT_FAILED, "usage: ptmon metrics ID");
+	struct json_object *o = NULL, *text = NULL;
+	int r = ask_id(argv[1], "{\"cmd\":\"metrics\"}\n", &o);
+	if (r)
+		return r;
+	if (json_object_object_get_ex(o, "metrics", &text))
+		fputs(json_object_get_string(text), stdout);
+	json_object_put(o);
+	return text ? 0 : say(EXIT_FAILED, "the task's reply is not understood");
+}
+
+/* ---- events --follow ------------------------------------------------------------------ */
+
+static int write_out(const char *s, size_t n)
+{
+	while (n) {
+		ssize_t w = write(STDOUT_FILENO, s, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int copy_events(int fd, char *rest, size_t rest_len)
+{
+	char buf[65536];
+	int r = write_out(rest, rest_len);
+	for (;;) {
+		if (r < 0)
+			return r == -EPIPE ? 0 : say(EXIT_FAILED, "stdout: %s", strerror(-r));
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0; /* the task is done and ptmon closed */
+		r = write_out(buf, (size_t)n);
+	}
+}
+
+static int cmd_events(int argc, char **argv)
+{
+	if (argc != 3 || strcmp(argv[2], "--follow") != 0)
+		return say(EXIT_FAILED, "usage: ptmon events ID --follow");
+	int fd = -1;
+	if (connect_id(argv[1], &fd) < 0)
+		return EXIT_FAILED;
+	struct json_object *o = NULL;
+	char *rest = NULL;
+	size_t rest_len = 0;
+	int r = ask(fd, "{\"cmd\":\"follow\"}\n", &o, &rest, &rest_len);
+	json_object_put(o);
+	if (r == 0)
+		r = copy_events(fd, rest, rest_len);
+	free(rest);
+	close(fd);
+	return r;
+}
+
+/* ---- dispatch -------------------------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} commands[] = {
+	{"ls", cmd_ls},		{"tree", cmd_tree},	{"kill", cmd_kill},
+	{"cancel", cmd_cancel}, {"events", cmd_events}, {"metrics", cmd_metrics},
+};
+
+bool client_is_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return true;
+	return false;
+}
+
+int client_main(int argc, char **argv)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[0], commands[i].name) == 0) {
+			int r = commands[i].fn(argc, argv);
+			fflush(stdout);
+			return r;
+		}
+	return say(EXIT_FAILED, "unknown command '%s'", argv[0]);
+}

@@ -1,0 +1,886 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket's server: one epoll fd holding the listening socket and
+ * every client, each registration pointing at a small tagged watch.  Clients
+ * are non-blocking with bounded buffers: a request line is at most
+ * CONTROL_LINE_MAX bytes, and a client's requests are not read while more
+ * than REPLY_HIGH bytes of replies wait for it, so a client that does not
+ * read costs at most one reply beyond that; a follower gets events only
+ * while fewer than CONTROL_OUT_MAX bytes wait, then a "lost" line.
+ */
+#include "control.h"
+#include "parse.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define REPLY_HIGH (64u * 1024u) /* stop reading requests above this */
+#define READ_CHUNK (16u * 1024u)
+
+enum watch_kind { WATCH_LISTEN, WATCH_CLIENT };
+
+struct client {
+	enum watch_kind kind; /* first: epoll data.ptr points here */
+	struct control *ctl;
+	struct client *next;
+	int fd;
+	uint32_t armed; /* epoll events registered */
+	bool dead;	/* close at the end of the batch */
+	bool eof;	/* the peer shut its side down */
+	bool closing;	/* no more requests: flush, then close */
+	bool following;
+	char *in;
+	size_t inlen;
+	char *out;
+	size_t outoff, outlen, outcap;
+	uint64_t dropped; /* events not sent since the last "lost" line */
+};
+
+struct control {
+	enum watch_kind kind;
+	int epfd, lfd;
+	bool accept_paused;
+	bool in_dispatch;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char id[CONTROL_ID_MAX];
+	ino_t ino;
+	dev_t dev;
+	struct ptmon_task *task;
+	const struct run_info *ri;
+	struct client *clients;
+	size_t nclients;
+	uint64_t execs, events_lost;
+	bool cancel_requested;
+};
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the listening socket ----------------------------------------------------- */
+
+static int fill_addr(struct sockaddr_un *sa, const char *path)
+{
+	size_t n = strlen(path);
+	if (n >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	*sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+	memcpy(sa->sun_path, path, n + 1);
+	return 0;
+}
+
+/* Is the socket at @path left by a ptmon that is gone?  A connect() that is
+ * refused says nobody listens.  Returns 1 (stale), 0 (live) or -errno. */
+static int socket_is_stale(const struct sockaddr_un *sa)
+{
+	struct stat st;
+	if (lstat(sa->sun_path, &st) < 0)
+		return errno == ENOENT ? 1 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	int r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	int e = errno;
+	close(fd);
+	if (r == 0 || e == EAGAIN) /* EAGAIN: listening, backlog full */
+		return 0;
+	return e == ECONNREFUSED ? 1 : -e;
+}
+
+static int bind_under_umask(int fd, const struct sockaddr_un *sa)
+{
+	mode_t old = umask(0177); /* sockets are created 0777 & ~umask: 0600 */
+	int r = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	int e = errno;
+	umask(old);
+	return r < 0 ? -e : 0;
+}
+
+static int listen_on(struct control *c, const char *path)
+{
+	struct sockaddr_un sa;
+	int r = fill_addr(&sa, path);
+	if (r < 0)
+		return r;
+	c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->lfd < 0)
+		return -errno;
+	r = bind_under_umask(c->lfd, &sa);
+	if (r == -EADDRINUSE) {
+		int stale = socket_is_stale(&sa);
+		if (stale <= 0)
+			return stale == 0 ? -EADDRINUSE : stale;
+		if (unlink(path) < 0 && errno != ENOENT)
+			return -errno;
+		r = bind_under_umask(c->lfd, &sa);
+	}
+	if (r < 0)
+		return r;
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		c->ino = st.st_ino;
+		c->dev = st.st_dev;
+	}
+	memcpy(c->path, path, strlen(path) + 1);
+	return listen(c->lfd, 128) < 0 ? -errno : 0;
+}
+
+static int watch_add(struct control *c, int fd, void *ptr, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = ptr};
+	return epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int control_open(struct control **ret, const char *path, const char *task_id)
+{
+	struct control *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->kind = WATCH_LISTEN;
+	c->lfd = -1;
+	c->epfd = -1;
+	snprintf(c->id, sizeof(c->id), "%s", task_id);
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	int r = c->epfd < 0 ? -errno : listen_on(c, path);
+	if (r == 0)
+		r = watch_add(c, c->lfd, c, EPOLLIN);
+	if (r < 0) {
+		control_free(c, 0);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+void control_attach(struct control *c, struct ptmon_task *t, const struct run_info *ri)
+{
+	c->task = t;
+	c->ri = ri;
+}
+
+int control_get_fd(const struct control *c)
+{
+	return c->epfd;
+}
+
+/* ---- client buffers -------------------------------------------------------------- */
+
+static void client_rearm(struct client *cl)
+{
+	if (cl->dead)
+		return;
+	bool reading = !cl->closing && !cl->eof && cl->outlen < REPLY_HIGH;
+	uint32_t want = (reading ? EPOLLIN : 0) | (cl->outlen ? EPOLLOUT : 0);
+	if (want == cl->armed)
+		return;
+	struct epoll_event ev = {.events = want, .data.ptr = cl};
+	if (epoll_ctl(cl->ctl->epfd, EPOLL_CTL_MOD, cl->fd, &ev) < 0)
+		cl->dead = true;
+	else
+		cl->armed = want;
+}
+
+static void client_flush(struct client *cl)
+{
+	while (cl->outlen && !cl->dead) {
+		ssize_t n =
+			send(cl->fd, cl->out + cl->outoff, cl->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			cl->dead = true; /* EPIPE, ECONNRESET: the reader is gone */
+			break;
+		}
+		cl->outoff += (size_t)n;
+		cl->outlen -= (size_t)n;
+	}
+	if (!cl->outlen)
+		cl->outoff = 0;
+	if (!cl->outlen && (cl->closing || (cl->eof && !cl->following)))
+		cl->dead = true;
+}
+
+/* Room for @n more bytes; @bound: fail rather than go past CONTROL_OUT_MAX. */
+static bool client_reserve(struct client *cl, size_t n, bool bound)
+{
+	if (bound && cl->outlen + n > CONTROL_OUT_MAX)
+		return false;
+	if (cl->outoff && cl->outoff + cl->outlen + n > cl->outcap) {
+		memmove(cl->out, cl->out + cl->outoff, cl->outlen);
+		cl->outoff = 0;
+	}
+	if (cl->outlen + n <= cl->outcap)
+		return true;
+	size_t cap = cl->outcap ? cl->outcap : 4096;
+	while (cap < cl->outlen + n)
+		cap *= 2;
+	char *p = realloc(cl->out, cap);
+	if (!p)
+		return false;
+	cl->out = p;
+	cl->outcap = cap;
+	return true;
+}
+
+static bool client_append(struct client *cl, const char *s, size_t n, bool bound)
+{
+	if (cl->dead || !client_reserve(cl, n, bound))
+		return false;
+	memcpy(cl->out + cl->outoff + cl->outlen, s, n);
+	cl->outlen += n;
+	return true;
+}
+
+static void client_send_json(struct client *cl, struct json_object *o)
+{
+	size_t n;
+	const char *s = json_object_to_json_string_length(o, JSON_FLAGS, &n);
+	if (!client_append(cl, s, n, false) || !client_append(cl, "\n", 1, false))
+		cl->closing = true; /* out of memory: this client cannot be answered */
+	json_object_put(o);
+}
+
+static void reply_error(struct client *cl, const char *code, const char *message)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "error", json_object_new_string(message));
+	json_object_object_add(o, "code", json_object_new_string(code));
+	client_send_json(cl, o);
+}
+
+static struct json_object *reply_ok(void)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	return o;
+}
+
+/* ---- what a live process looks like now, from /proc ---------------------------- */
+
+struct proc_now {
+	char state;
+	uint64_t ticks; /* utime + stime */
+	uint64_t rss_pages;
+};
+
+static int read_small(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n;
+	do
+		n = read(fd, buf, size - 1);
+	while (n < 0 && errno == EINTR);
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return -e;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* The figures are informational: read by pid while ptmon tracks the process
+ * as alive; a process that ends meanwhile reads as '?' and zeros. */
+static void proc_now(pid_t pid, struct proc_now *ret)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0, rss = 0;
+	*ret = (struct proc_now){.state = '?'};
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	const char *p = read_small(path, buf, sizeof(buf)) == 0 ? strrchr(buf, ')') : NULL;
+	if (p && sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ret->state,
+			&ut, &st) == 3)
+		ret->ticks = ut + st;
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	if (read_small(path, buf, sizeof(buf)) == 0 && sscanf(buf, "%*u %lu", &rss) == 1)
+		ret->rss_pages = rss;
+}
+
+static double ticks_s(uint64_t ticks)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+	return (double)ticks / (double)(hz > 0 ? hz : 100);
+}
+
+/* ---- requests ------------------------------------------------------------------- */
+
+struct census {
+	struct json_object *list; /* tree: live processes, or NULL */
+	uint64_t now;
+	uint64_t live, processes, forks, execs;
+	uint64_t exits[4]; /* exited, signaled, killed_by_ptmon, unknown */
+	double cpu_s;
+	uint64_t rss_bytes;
+	bool sample; /* read /proc for live processes */
+};
+
+static struct json_object *live_json(const struct ptmon_process_info *p, const struct proc_now *pn,
+				     uint64_t now)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "pid", json_object_new_int(p->pid));
+	json_object_object_add(o, "ppid", json_object_new_int(p->ppid));
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)p->id));
+	json_object_object_add(o, "parent_id", json_object_new_int64((int64_t)p->parent_id));
+	json_object_object_add(o, "comm", json_bytes(p->comm, strnlen(p->comm, sizeof(p->comm))));
+	json_add_argv(o, p->argv, p->argv_len, p->argv_truncated);
+	char st[2] = {pn->state, '\0'};
+	json_object_object_add(o, "state", json_object_new_string(st));
+	json_object_object_add(o, "age_ns",
+			       json_object_new_int64((int64_t)(now - p->start_mono_ns)));
+	json_object_object_add(o, "cpu_s", json_object_new_double(ticks_s(pn->ticks)));
+	json_object_object_add(
+		o, "rss_bytes",
+		json_object_new_int64((int64_t)pn->rss_pages * sysconf(_SC_PAGESIZE)));
+	return o;
+}
+
+static int census_one(const struct ptmon_process *proc, void *ud)
+{
+	struct census *cs = ud;
+	struct ptmon_process_info p;
+	if (ptmon_process_get_info(proc, &p) < 0)
+		return 0;
+	cs->processes++;
+	cs->forks += !p.root;
+	if (p.end != PTMON_END_RUNNING) {
+		int k = p.end == PTMON_END_EXITED     ? 0
+			: p.end == PTMON_END_SIGNALED ? (p.killed_by_ptmon ? 2 : 1)
+						      : 3;
+		cs->exits[k]++;
+		cs->cpu_s += (double)(p.utime_us + p.stime_us) / 1e6;
+		return 0;
+	}
+	cs->live++;
+	if (!cs->sample)
+		return 0;
+	struct proc_now pn;
+	proc_now(p.pid, &pn);
+	cs->cpu_s += ticks_s(pn.ticks);
+	cs->rss_bytes += pn.rss_pages * (uint64_t)sysconf(_SC_PAGESIZE);
+	if (cs->list)
+		json_object_array_add(cs->list, live_json(&p, &pn, cs->now));
+	return 0;
+}
+
+static void census_take(struct control *c, struct census *cs)
+{
+	cs->now = now_ns(CLOCK_MONOTONIC);
+	if (c->task)
+		ptmon_task_foreach_process(c->task, census_one, cs);
+}
+
+static void do_info(struct client *cl)
+{
+	struct control *c = cl->ctl;
+	struct census cs = {0};
+	census_take(c, &cs);
+	struct json_object *o = reply_ok();
+	json_object_object_add(o, "id", json_object_new_string(c->id));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "root_pid", json_object_new_int(ptmon_task_root_pid(c->task)));
+	struct json_object *argv = json_object_new_array();
+	for (size_t i = 0; c->ri->argv[i]; i++)
+		json_object_array_add(argv, json_bytes(c->ri->argv[i], strlen(c->ri->argv[i])));
+	json_object_object_add(o, "argv", argv);
+	json_object_object_add(o, "backend", json_object_new_string(c->ri->backend));
+	const struct ptmon_process *root =
+		ptmon_task_find_process(c->task, ptmon_task_root_pid(c->task));
+	struct ptmon_process_info ri;
+	if (root && ptmon_process_get_info(root, &ri) == 0) {
+		json_object_object_add(o, "start_unix_ns",
+				       json_object_new_int64((int64_t)ri.start_wall_ns));
+		json_object_object_add(o, "age_ns",
+				       json_object_new_int64((int64_t)(cs.now - ri.start_mono_ns)));
+	}
+	json_object_object_add(o, "live", json_object_new_int64((int64_t)cs.live));
+	json_object_object_add(o, "processes", json_object_new_int64((int64_t)cs.processes));
+	json_object_object_add(o, "cancelling", json_object_new_boolean(c->cancel_requested));
+	size_t followers = 0;
+	for (struct client *x = c->clients; x; x = x->next)
+		followers += x->following && !x->dead;
+	json_object_object_add(o, "followers", json_object_new_int64((int64_t)followers));
+	client_send_json(cl, o);
+}
+
+static void do_tree(struct client *cl)
+{
+	struct census cs = {.list = json_object_new_array(), .sample = true};
+	census_take(cl->ctl, &cs);
+	struct json_object *o = reply_ok();
+	json_object_object_add(o, "processes", cs.list);
+	client_send_json(cl, o);
+}
+
+static void do_kill(struct client *cl, const struct control_request *rq)
+{
+	char msg[128];
+	if (rq->pid == getpid()) {
+		snprintf(msg, sizeof(msg), "pid %d is ptmon itself", (int)rq->pid);
+		reply_error(cl, "invalid_pid", msg);
+		return;
+	}
+	int r = ptmon_task_kill(cl->ctl->task, rq->pid, rq->signal,
+				rq->subtree ? PTMON_KILL_SUBTREE : 0);
+	if (r >= 0) {
+		struct json_object *o = reply_ok();
+		json_object_object_add(o, "signalled", json_object_new_int(r));
+		client_send_json(cl, o);
+		return;
+	}
+	const char *code = r == -ENOENT	  ? "not_in_tree"
+			   : r == -ESRCH  ? "exited"
+			   : r == -EINVAL ? "invalid_signal"
+					  : "system_error";
+	if (r == -ENOENT)
+		snprintf(msg, sizeof(msg), "pid %d is not in the task's tree", (int)rq->pid);
+	else if (r == -ESRCH)
+		snprintf(msg, sizeof(msg), "pid %d has exited", (int)rq->pid);
+	else
+		snprintf(msg, sizeof(msg), "signal %d to pid %d: %s", rq->signal, (int)rq->pid,
+			 strerror(-r));
+	reply_error(cl, code, msg);
+}
+
+static void do_cancel(struct client *cl, bool now)
+{
+	int r = ptmon_task_cancel(cl->ctl->task, PTMON_CANCEL_REQUEST, now);
+	if (r < 0) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "cancel: %s", strerror(-r));
+		reply_error(cl, "system_error", msg);
+		return;
+	}
+	cl->ctl->cancel_requested = true;
+	client_send_json(cl, reply_ok());
+}
+
+static void metric(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static char *metrics_text(struct control *c)
+{
+	struct census cs = {.sample = true};
+	census_take(c, &cs);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	const char *id = c->id;
+	metric(f, "ptmon_live_processes", "gauge", "Processes of the task's tree alive now.");
+	fprintf(f, "ptmon_live_processes{task=\"%s\"} %" PRIu64 "\n", id, cs.live);
+	metric(f, "ptmon_forks", "counter", "Processes the task's tree forked (root excluded).");
+	fprintf(f, "ptmon_forks_total{task=\"%s\"} %" PRIu64 "\n", id, cs.forks);
+	metric(f, "ptmon_execs", "counter", "Execs seen in the task's tree.");
+	fprintf(f, "ptmon_execs_total{task=\"%s\"} %" PRIu64 "\n", id, c->execs);
+	metric(f, "ptmon_exits", "counter", "Processes of the tree that ended, by outcome.");
+	static const char *const outcome[] = {"exited", "signaled", "killed_by_ptmon", "unknown"};
+	for (int i = 0; i < 4; i++)
+		fprintf(f, "ptmon_exits_total{task=\"%s\",outcome=\"%s\"} %" PRIu64 "\n", id,
+			outcome[i], cs.exits[i]);
+	metric(f, "ptmon_cpu_seconds", "counter",
+	       "CPU time of the tree: ended processes' accounting plus live ones' so far.");
+	fprintf(f, "ptmon_cpu_seconds_total{task=\"%s\"} %.6f\n", id, cs.cpu_s);
+	metric(f, "ptmon_memory_bytes", "gauge", "Resident memory of the live processes, summed.");
+	fprintf(f, "ptmon_memory_bytes{task=\"%s\"} %" PRIu64 "\n", id, cs.rss_bytes);
+	metric(f, "ptmon_events_lost", "counter", "Kernel events lost (overruns, sequence gaps).");
+	fprintf(f, "ptmon_events_lost_total{task=\"%s\"} %" PRIu64 "\n", id, c->events_lost);
+	fputs("# EOF\n", f);
+	return fclose(f) == 0 ? text : (free(text), NULL);
+}
+
+static void do_metrics(struct client *cl)
+{
+	char *text = metrics_text(cl->ctl);
+	if (!text) {
+		reply_error(cl, "system_error", "out of memory");
+		return;
+	}
+	struct json_object *o = reply_ok();
+	json_object_object_add(o, "metrics", json_object_new_string(text));
+	free(text);
+	client_send_json(cl, o);
+}
+
+static void handle_request(struct client *cl, const char *line, size_t len)
+{
+	struct control_request rq;
+	struct control_error err;
+	if (control_parse_request(line, len, &rq, &err) < 0) {
+		reply_error(cl, err.code, err.message);
+		return;
+	}
+	switch (rq.cmd) {
+	case CONTROL_INFO:
+		do_info(cl);
+		break;
+	case CONTROL_TREE:
+		do_tree(cl);
+		break;
+	case CONTROL_KILL:
+		do_kill(cl, &rq);
+		break;
+	case CONTROL_CANCEL:
+		do_cancel(cl, rq.now);
+		break;
+	case CONTROL_FOLLOW:
+		cl->following = true;
+		client_send_json(cl, reply_ok());
+		break;
+	case CONTROL_METRICS:
+		do_metrics(cl);
+		break;
+	}
+}
+
+/* Answer the complete lines that wait, while the replies stay below
+ * REPLY_HIGH; the rest waits for the client to read. */
+static void process_lines(struct client *cl)
+{
+	size_t start = 0;
+	while (!cl->dead && !cl->closing && cl->outlen < REPLY_HIGH) {
+		char *nl = memchr(cl->in + start, '\n', cl->inlen - start);
+		if (!nl)
+			break;
+		size_t len = (size_t)(nl - (cl->in + start));
+		if (len && cl->in[start + len - 1] == '\r')
+			len--;
+		if (len)
+			handle_request(cl, cl->in + start, len);
+		start = (size_t)(nl - cl->in) + 1;
+	}
+	memmove(cl->in, cl->in + start, cl->inlen - start);
+	cl->inlen -= start;
+	if (cl->inlen > CONTROL_LINE_MAX && !memchr(cl->in, '\n', cl->inlen)) {
+		char msg[80];
+		snprintf(msg, sizeof(msg), "request longer than %u bytes; closing",
+			 CONTROL_LINE_MAX);
+		reply_error(cl, "too_long", msg);
+		cl->closing = true;
+	}
+}
+
+static void client_read(struct client *cl)
+{
+	/* One line at most plus its newline, plus a chunk: bounded. */
+	size_t room = CONTROL_LINE_MAX + 1 + READ_CHUNK - cl->inlen;
+	if (room > READ_CHUNK)
+		room = READ_CHUNK;
+	/* Replies wait, or a full line waits behind them: leave the rest in
+	 * the socket (a recv of 0 bytes would read as EOF). */
+	if (!room || cl->closing || cl->outlen >= REPLY_HIGH)
+		return;
+	ssize_t n;
+	do
+		n = recv(cl->fd, cl->in + cl->inlen, room, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n < 0)
+		cl->dead = true;
+	else if (n == 0)
+		cl->eof = true;
+	else
+		cl->inlen += (size_t)n;
+	process_lines(cl);
+}
+
+/* ---- connections ----------------------------------------------------------------- */
+
+static void refuse(int fd, const char *code, const char *message)
+{
+	char line[256];
+	int n = snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"%s\",\"code\":\"%s\"}\n",
+			 message, code);
+	if (n > 0)
+		(void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
+/* Only our own user and root may talk to us; SO_PEERCRED is the peer's
+ * credentials at connect(), which a later setuid cannot change. */
+static bool peer_allowed(int fd, char *msg, size_t size)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		snprintf(msg, size, "permission denied: no peer credentials");
+		return false;
+	}
+	if (cr.uid == geteuid() || cr.uid == 0)
+		return true;
+	snprintf(msg, size, "permission denied: uid %u", (unsigned)cr.uid);
+	return false;
+}
+
+static int client_new(struct control *c, int fd)
+{
+	struct client *cl = calloc(1, sizeof(*cl));
+	if (cl)
+		cl->in = malloc(CONTROL_LINE_MAX + 1 + READ_CHUNK);
+	if (!cl || !cl->in) {
+		if (cl)
+			free(cl);
+		refuse(fd, "system_error", "out of memory");
+		return -ENOMEM;
+	}
+	*cl = (struct client){.kind = WATCH_CLIENT,
+			      .ctl = c,
+			      .fd = fd,
+			      .in = cl->in,
+			      .armed = EPOLLIN,
+			      .next = c->clients};
+	if (watch_add(c, fd, cl, EPOLLIN) < 0) {
+		free(cl->in);
+		free(cl);
+		close(fd);
+		return -errno;
+	}
+	c->clients = cl;
+	c->nclients++;
+	return 0;
+}
+
+static void pause_accept(struct control *c, bool pause)
+{
+	if (c->accept_paused == pause)
+		return;
+	struct epoll_event ev = {.events = pause ? 0 : EPOLLIN, .data.ptr = c};
+	if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, c->lfd, &ev) == 0)
+		c->accept_paused = pause;
+}
+
+static void accept_all(struct control *c)
+{
+	char msg[96];
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0 && errno == EINTR)
+			continue;
+		if (fd < 0) {
+			/* Out of fds: stop accepting until a client goes,
+			 * rather than spin on a listening socket that stays
+			 * readable. */
+			if (errno == EMFILE || errno == ENFILE)
+				pause_accept(c, true);
+			return;
+		}
+		if (!peer_allowed(fd, msg, sizeof(msg)))
+			refuse(fd, "permission_denied", msg);
+		else if (c->nclients >= CONTROL_CLIENTS_MAX)
+			refuse(fd, "too_many_clients", "too many clients");
+		else
+			client_new(c, fd);
+	}
+}
+
+static void client_free(struct client *cl)
+{
+	epoll_ctl(cl->ctl->epfd, EPOLL_CTL_DEL, cl->fd, NULL);
+	close(cl->fd);
+	free(cl->in);
+	free(cl->out);
+	free(cl);
+}
+
+/* Dead clients are freed only here, after a batch: a request's handler can
+ * emit events (a kill's "signal") that touch every follower. */
+static void sweep(struct control *c)
+{
+	for (struct client **pp = &c->clients; *pp;) {
+		struct client *cl = *pp;
+		if (!cl->dead) {
+			client_rearm(cl);
+			pp = &cl->next;
+			continue;
+		}
+		*pp = cl->next;
+		c->nclients--;
+		client_free(cl);
+		pause_accept(c, false);
+	}
+}
+
+static void client_ready(struct client *cl, uint32_t events)
+{
+	if (events & EPOLLOUT) {
+		client_flush(cl);
+		process_lines(cl); /* what waited behind the replies */
+	}
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !cl->eof && !cl->dead)
+		client_read(cl);
+	client_flush(cl);
+	/* Both directions shut: nothing can reach the peer any more, and a
+	 * hang-up stays reported whatever we arm. */
+	if (events & (EPOLLHUP | EPOLLERR))
+		cl->dead = true;
+}
+
+int control_dispatch(struct control *c)
+{
+	struct epoll_event evs[64];
+	int n;
+	do
+		n = epoll_wait(c->epfd, evs, 64, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	c->in_dispatch = true;
+	for (int i = 0; i < n; i++) {
+		enum watch_kind *k = evs[i].data.ptr;
+		if (*k == WATCH_LISTEN)
+			accept_all(c);
+		else if (!((struct client *)k)->dead)
+			client_ready((struct client *)k, evs[i].events);
+	}
+	c->in_dispatch = false;
+	sweep(c);
+	return 0;
+}
+
+/* ---- followers --------------------------------------------------------------------- */
+
+static void count_event(struct control *c, const struct ptmon_event *ev)
+{
+	if (ev->type == PTMON_EVENT_EXEC)
+		c->execs++;
+	else if (ev->type == PTMON_EVENT_LOST)
+		c->events_lost += ev->count;
+}
+
+static char *lost_line(uint64_t count, size_t *ret_len)
+{
+	struct ptmon_event ev = {
+		.type = PTMON_EVENT_LOST, .count = count, .reason = "follower too slow"};
+	ev.mono_ns = now_ns(CLOCK_MONOTONIC);
+	ev.wall_ns = now_ns(CLOCK_REALTIME);
+	return event_line(&ev, NULL, ret_len);
+}
+
+static void follower_put(struct client *cl, const char *line, size_t n)
+{
+	if (cl->dropped) {
+		size_t ln = 0;
+		char *lost = lost_line(cl->dropped, &ln);
+		if (!lost || cl->outlen + ln + n > CONTROL_OUT_MAX) {
+			free(lost);
+			cl->dropped++;
+			return;
+		}
+		client_append(cl, lost, ln, true);
+		free(lost);
+		cl->dropped = 0;
+	}
+	if (!client_append(cl, line, n, true))
+		cl->dropped++;
+	else if (!(cl->armed & EPOLLOUT))
+		client_flush(cl); /* no write pending: try at once */
+}
+
+void control_event(struct control *c, const struct ptmon_event *ev)
+{
+	if (!c)
+		return;
+	count_event(c, ev);
+	char *line = NULL;
+	size_t n = 0;
+	for (struct client *cl = c->clients; cl; cl = cl->next) {
+		if (!cl->following || cl->dead)
+			continue;
+		if (!line && !(line = event_line(ev, c->ri, &n)))
+			return;
+		follower_put(cl, line, n);
+	}
+	free(line);
+	if (!c->in_dispatch)
+		sweep(c);
+}
+
+/* ---- the end ------------------------------------------------------------------------ */
+
+/* A follower that lost events and has room gets its "lost" line even when
+ * no event follows any more. */
+static void tell_lost(struct client *cl)
+{
+	size_t n = 0;
+	char *lost = cl->following && cl->dropped ? lost_line(cl->dropped, &n) : NULL;
+	if (lost && client_append(cl, lost, n, true))
+		cl->dropped = 0;
+	free(lost);
+}
+
+static void flush_all(struct control *c, int timeout_ms)
+{
+	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
+	for (;;) {
+		struct pollfd p[CONTROL_CLIENTS_MAX];
+		nfds_t n = 0;
+		for (struct client *cl = c->clients; cl && n < CONTROL_CLIENTS_MAX; cl = cl->next) {
+			client_flush(cl);
+			tell_lost(cl);
+			client_flush(cl);
+			if (cl->outlen && !cl->dead)
+				p[n++] = (struct pollfd){.fd = cl->fd, .events = POLLOUT};
+		}
+		uint64_t now = now_ns(CLOCK_MONOTONIC);
+		if (!n || now >= end)
+			return;
+		if (poll(p, n, (int)((end - now) / 1000000ull) + 1) < 0 && errno != EINTR)
+			return;
+	}
+}
+
+/* Remove the socket only while it is the one we bound: someone may have
+ * removed it and started another ptmon on the same path. */
+static void unlink_ours(struct control *c)
+{
+	struct stat st;
+	if (c->path[0] && lstat(c->path, &st) == 0 && st.st_ino == c->ino && st.st_dev == c->dev)
+		unlink(c->path);
+}
+
+struct control *control_free(struct control *c, int timeout_ms)
+{
+	if (!c)
+		return NULL;
+	if (c->lfd >= 0)
+		unlink_ours(c);
+	if (timeout_ms > 0)
+		flush_all(c, timeout_ms);
+	while (c->clients) {
+		struct client *cl = c->clients;
+		c->clients = cl->next;
+		client_free(cl);
+	}
+	if (c->lfd >= 0)
+		close(c->lfd);
+	if (c->epfd >= 0)
+		close(c->epfd);
+	free(c);
+	return NULL;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket of `ptmon run`: a unix stream socket on which clients
+ * (`ptmon tree`, `ptmon kill`, ...) send newline-delimited JSON requests and
+ * read one JSON line per request.  Protocol: docs/control.md.
+ *
+ * control_parse.c holds the request parser (pure, fuzzed) and the socket
+ * directory and id helpers the client shares; control.c the server.
+ */
+#ifndef PTMON_CONTROL_H
+#define PTMON_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "output.h"
+#include "ptmon.h"
+
+#define CONTROL_LINE_MAX (64u * 1024u) /* longest request line, newline excluded */
+#define CONTROL_OUT_MAX (1u << 20)     /* event bytes waiting for one follower */
+#define CONTROL_CLIENTS_MAX 256	       /* connections at once */
+#define CONTROL_ID_MAX 32	       /* task id, NUL included */
+
+enum control_cmd {
+	CONTROL_INFO,
+	CONTROL_TREE,
+	CONTROL_KILL,
+	CONTROL_CANCEL,
+	CONTROL_FOLLOW,
+	CONTROL_METRICS,
+};
+
+struct control_request {
+	enum control_cmd cmd;
+	pid_t pid;    /* KILL */
+	int signal;   /* KILL; SIGTERM when absent */
+	bool subtree; /* KILL */
+	bool now;     /* CANCEL */
+};
+
+/* An error reply: a code from docs/control.md and a sentence. */
+struct control_error {
+	const char *code;
+	char message[192];
+};
+
+/*
+ * Parse one request line (@len bytes, without the newline; need not be
+ * NUL-terminated).  Checks everything that needs no state: JSON syntax, an
+ * object, "cmd", each field's presence and type, pid > 1, the signal.
+ * Returns 0 and fills *ret, or -EINVAL and fills *err (code and message).
+ */
+int control_parse_request(const char *line, size_t len, struct control_request *ret,
+			  struct control_error *err);
+
+/* The default socket directory: $XDG_RUNTIME_DIR/ptmon, else /run/ptmon
+ * for root, else /tmp/ptmon-UID.  Returns 0 or -ENAMETOOLONG. */
+int control_default_dir(char *out, size_t size);
+
+/*
+ * Create @dir with mode 0700 if it does not exist, then check that it is a
+ * directory (not a symlink), owned by our euid, with no group or other
+ * permission.  Returns 0, -EPERM (exists but unsafe: *why says how) or the
+ * -errno of mkdir/lstat.
+ */
+int control_prepare_dir(const char *dir, const char **why);
+
+/* A new task id: "<ptmon pid>-<8 hex digits from getrandom>".  Returns 0
+ * or -errno. */
+int control_make_id(char *out, size_t size);
+
+/* The socket path for @id_or_path: itself when it holds a '/', else
+ * <default dir>/<id>.sock.  Returns 0, -EINVAL (an id with characters
+ * other than [A-Za-z0-9._-]) or -ENAMETOOLONG. */
+int control_resolve(const char *id_or_path, char *out, size_t size);
+
+/* ---- the server (control.c) ---- */
+
+struct control;
+
+/*
+ * Listen on @path (mode 0600: bound under umask 077).  A stale socket at
+ * @path (connect() is refused) is removed and replaced; a live one is
+ * -EADDRINUSE; something else than a socket is -EEXIST.  Returns 0 and
+ * sets *ret, or -errno.
+ */
+int control_open(struct control **ret, const char *path, const char *task_id);
+
+/* Serve @t from now on; @ri (argv, backend) must outlive the control. */
+void control_attach(struct control *c, struct ptmon_task *t, const struct run_info *ri);
+
+/* An epoll fd to poll for readability, owned by the control. */
+int control_get_fd(const struct control *c);
+
+/* Accept, read, answer and write whatever is ready, without blocking.
+ * Returns 0 or -errno (the epoll fd failed). */
+int control_dispatch(struct control *c);
+
+/* Count @ev for the metrics and send it to every follower (bounded). */
+void control_event(struct control *c, const struct ptmon_event *ev);
+
+/* Give followers at most @timeout_ms to take what waits, close every
+ * connection, remove the socket (when it is still ours) and free.
+ * Accepts NULL; returns NULL. */
+struct control *control_free(struct control *c, int timeout_ms);
+
+/* ---- the client subcommands (client.c) ---- */
+
+/* `ptmon ls|tree|kill|cancel|events|metrics ...`: argv[0] is the
+ * subcommand.  Returns the exit status: 0, 1 (the server refused) or 125. */
+int client_main(int argc, char **argv);
+
+/* Is @name one of the client subcommands? */
+bool client_is_command(const char *name);
+
+#endif

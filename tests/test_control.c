@@ -1,0 +1,1308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket: the request parser on byte buffers (no privileges),
+ * then the real `ptmon run` and the client subcommands against real trees
+ * (tests/testhelper.c) on both backends where it matters.
+ *
+ * Every ptmon runs in a cgroup v2 directory this test makes; teardown writes
+ * cgroup.kill, reaps, waits (inotify on cgroup.events) for the cgroup to be
+ * empty and removes it.  Synchronisation is on "READY" from the helper and
+ * on replies; where ptmon must learn of something first (procfs backend),
+ * the test asks again until it has, within a deadline.
+ *
+ * Needs root for the integration part (cgroups, setresuid); skips otherwise.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "control.h"
+
+#ifndef PTMON_BIN
+#error "PTMON_BIN must name the ptmon binary"
+#endif
+#define H PTMON_HELPER
+#define DEADLINE_S 30.0
+#define MAX_RUNS 4
+
+/* ==== the parser, on byte buffers ========================================== */
+
+static int parse(const char *s, struct control_request *r, struct control_error *e)
+{
+	return control_parse_request(s, strlen(s), r, e);
+}
+
+static void expect_error(const char *line, size_t len, const char *code)
+{
+	struct control_request r;
+	struct control_error e = {0};
+	if (control_parse_request(line, len, &r, &e) != -EINVAL)
+		fail_msg("accepted: %.*s", (int)len, line);
+	if (strcmp(e.code, code) != 0)
+		fail_msg("%.*s: code %s (%s), expected %s", (int)len, line, e.code, e.message,
+			 code);
+}
+
+#define BAD(s, code) expect_error(s, sizeof(s) - 1, code)
+
+static void t_parse_good(void **state)
+{
+	struct control_request r;
+	struct control_error e;
+	assert_int_equal(parse("{\"cmd\":\"info\"}", &r, &e), 0);
+	assert_int_equal(r.cmd, CONTROL_INFO);
+	assert_int_equal(parse(" {\"cmd\":\"kill\",\"pid\":42} \r", &r, &e), 0);
+	assert_int_equal(r.cmd, CONTROL_KILL);
+	assert_int_equal(r.pid, 42);
+	assert_int_equal(r.signal, SIGTERM);
+	assert_false(r.subtree);
+	assert_int_equal(
+		parse("{\"cmd\":\"kill\",\"pid\":7,\"signal\":\"KILL\",\"subtree\":true}", &r, &e),
+		0);
+	assert_int_equal(r.signal, SIGKILL);
+	assert_true(r.subtree);
+	assert_int_equal(parse("{\"cmd\":\"kill\",\"pid\":7,\"signal\":10,\"x\":[1]}", &r, &e), 0);
+	assert_int_equal(r.signal, 10);
+	assert_int_equal(parse("{\"cmd\":\"cancel\",\"now\":true}", &r, &e), 0);
+	assert_true(r.now);
+	assert_int_equal(parse("{\"cmd\":\"follow\"}", &r, &e), 0);
+	assert_int_equal(r.cmd, CONTROL_FOLLOW);
+	assert_int_equal(parse("{\"cmd\":\"metrics\"}", &r, &e), 0);
+	assert_int_equal(parse("{\"cmd\":\"tree\"}", &r, &e), 0);
+}
+
+static void t_parse_bad(void **state)
+{
+	BAD("", "invalid_json");
+	BAD("{", "invalid_json");
+	BAD("{\"cmd\":\"info\"} x", "invalid_json");
+	BAD("{\"cmd\":\"info\"}{}", "invalid_json");
+	BAD("{\"cmd\":'info'}", "invalid_json");
+	BAD("{\"cmd\":\"in\0fo\"}", "invalid_json");
+	BAD("\xff\xfe garbage", "invalid_json");
+	BAD("{\"cmd\":\"\xff\"}", "invalid_json");
+	BAD("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	    "invalid_json");
+	BAD("[]", "invalid_request");
+	BAD("\"info\"", "invalid_request");
+	BAD("{}", "missing_field");
+	BAD("{\"cmd\":1}", "wrong_type");
+	BAD("{\"cmd\":\"explode\"}", "unknown_command");
+	BAD("{\"cmd\":\"kill\"}", "missing_field");
+	BAD("{\"cmd\":\"kill\",\"pid\":\"12\"}", "wrong_type");
+	BAD("{\"cmd\":\"kill\",\"pid\":12.5}", "wrong_type");
+	BAD("{\"cmd\":\"kill\",\"pid\":null}", "wrong_type");
+	BAD("{\"cmd\":\"kill\",\"pid\":0}", "invalid_pid");
+	BAD("{\"cmd\":\"kill\",\"pid\":-1}", "invalid_pid");
+	BAD("{\"cmd\":\"kill\",\"pid\":1}", "invalid_pid");
+	BAD("{\"cmd\":\"kill\",\"pid\":99999999999}", "invalid_pid");
+	BAD("{\"cmd\":\"kill\",\"pid\":99999999999999999999999}", "invalid_pid");
+	BAD("{\"cmd\":\"kill\",\"pid\":5,\"signal\":\"NOPE\"}", "invalid_signal");
+	BAD("{\"cmd\":\"kill\",\"pid\":5,\"signal\":99}", "invalid_signal");
+	BAD("{\"cmd\":\"kill\",\"pid\":5,\"signal\":true}", "wrong_type");
+	BAD("{\"cmd\":\"kill\",\"pid\":5,\"subtree\":\"yes\"}", "wrong_type");
+	BAD("{\"cmd\":\"cancel\",\"now\":1}", "wrong_type");
+	char *big = malloc(CONTROL_LINE_MAX + 2);
+	assert_non_null(big);
+	memset(big, ' ', CONTROL_LINE_MAX + 1);
+	expect_error(big, CONTROL_LINE_MAX + 1, "too_long");
+	free(big);
+}
+
+static void t_resolve(void **state)
+{
+	char out[256];
+	assert_int_equal(control_resolve("/x/y.sock", out, sizeof(out)), 0);
+	assert_string_equal(out, "/x/y.sock");
+	setenv("XDG_RUNTIME_DIR", "/run/user/7", 1);
+	assert_int_equal(control_resolve("123-abc", out, sizeof(out)), 0);
+	assert_string_equal(out, "/run/user/7/ptmon/123-abc.sock");
+	assert_int_equal(control_resolve("..", out, sizeof(out)), -EINVAL);
+	assert_int_equal(control_resolve("a b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(control_resolve("", out, sizeof(out)), -EINVAL);
+	unsetenv("XDG_RUNTIME_DIR");
+	char id[CONTROL_ID_MAX], id2[CONTROL_ID_MAX];
+	assert_int_equal(control_make_id(id, sizeof(id)), 0);
+	assert_int_equal(control_make_id(id2, sizeof(id2)), 0);
+	assert_string_not_equal(id, id2);
+	assert_int_equal(control_resolve(id, out, sizeof(out)), 0);
+}
+
+/* ==== real processes ======================================================== */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_signal(int fd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
+}
+
+static bool pidfd_dead(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	double end = now_s() + ms / 1000.0;
+	for (;;) {
+		int left = (int)((end - now_s()) * 1000);
+		int n = poll(&p, 1, left > 0 ? left : 0);
+		if (n > 0)
+			return true;
+		if (n == 0 || errno != EINTR)
+			return false;
+	}
+}
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		assert_non_null(b->p);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static bool buf_has(const struct buf *b, const char *s)
+{
+	return b->p && strstr(b->p, s);
+}
+
+static int buf_count(const struct buf *b, const char *s)
+{
+	int n = 0;
+	for (const char *p = b->p; p && (p = strstr(p, s)); p += strlen(s))
+		n++;
+	return n;
+}
+
+struct run {
+	bool used, exited;
+	pid_t pid;
+	int pidfd, out, err, in; /* in: ptmon's stdin, to let a task go on */
+	struct buf o, e;
+	int status;
+	char sock[256];
+};
+
+struct ctx {
+	const char *backend;
+	char dir[128]; /* private temp dir: sockets, XDG_RUNTIME_DIR */
+	char cg[384];
+	struct run runs[MAX_RUNS];
+};
+
+static char cg_mount[256];
+static bool integration_ok;
+static unsigned serial;
+
+static bool find_cgroup2(void)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	char dev[256], dir[PATH_MAX], type[64];
+	if (!f)
+		return false;
+	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3)
+		if (strcmp(type, "cgroup2") == 0 && strlen(dir) < sizeof(cg_mount)) {
+			memcpy(cg_mount, dir, strlen(dir) + 1);
+			break;
+		}
+	fclose(f);
+	return cg_mount[0] != '\0';
+}
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, text, strlen(text));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static bool cg_populated(const struct ctx *c)
+{
+	char path[512], buf[256] = "";
+	snprintf(path, sizeof(path), "%s/cgroup.events", c->cg);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, "populated 1") != NULL;
+}
+
+static bool cg_wait_empty(const struct ctx *c, int bound_ms)
+{
+	char path[512], evbuf[4096];
+	double end = now_s() + bound_ms / 1000.0;
+	int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	snprintf(path, sizeof(path), "%s/cgroup.events", c->cg);
+	if (ino >= 0)
+		inotify_add_watch(ino, path, IN_MODIFY);
+	bool empty = false;
+	while (!(empty = !cg_populated(c)) && now_s() < end) {
+		struct pollfd p = {.fd = ino, .events = POLLIN};
+		if (poll(&p, 1, 100) > 0)
+			while (read(ino, evbuf, sizeof(evbuf)) > 0)
+				;
+	}
+	if (ino >= 0)
+		close(ino);
+	return empty;
+}
+
+static void rm_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[512];
+	while (d && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (unlink(p) < 0 && errno == EISDIR)
+			rm_tree(p);
+		else if (errno == EISDIR || errno == EPERM)
+			rm_tree(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+static int setup(void **state)
+{
+	static struct ctx c;
+	memset(&c, 0, sizeof(c));
+	c.backend = *state;
+	*state = &c;
+	if (!integration_ok)
+		return 0;
+	snprintf(c.dir, sizeof(c.dir), "/tmp/ptmon-control.XXXXXX");
+	if (!mkdtemp(c.dir))
+		return -1;
+	snprintf(c.cg, sizeof(c.cg), "%s/ptmon-control.%d.%u", cg_mount, getpid(), serial++);
+	if (mkdir(c.cg, 0755) < 0)
+		return -1;
+	return 0;
+}
+
+static void run_close(struct run *r)
+{
+	if (!r->exited) {
+		pidfd_signal(r->pidfd, SIGKILL);
+		while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
+			;
+	}
+	close(r->pidfd);
+	close(r->out);
+	close(r->err);
+	if (r->in >= 0)
+		close(r->in);
+	free(r->o.p);
+	free(r->e.p);
+	memset(r, 0, sizeof(*r));
+}
+
+static int teardown(void **state)
+{
+	struct ctx *c = *state;
+	if (!integration_ok)
+		return 0;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/cgroup.kill", c->cg);
+	write_file(path, "1");
+	for (int i = 0; i < MAX_RUNS; i++)
+		if (c->runs[i].used)
+			run_close(&c->runs[i]);
+	bool empty = cg_wait_empty(c, 5000);
+	rmdir(c->cg);
+	rm_tree(c->dir);
+	if (!empty)
+		print_error("cgroup %s did not empty\n", c->cg);
+	return empty ? 0 : -1;
+}
+
+static struct ctx *begin(void **state)
+{
+	struct ctx *c = *state;
+	if (!integration_ok)
+		skip();
+	return c;
+}
+
+/* Start `ptmon run --backend B --control SOCK -- ARGS` (sock NULL: none;
+ * env "NAME=value" or NULL). */
+static struct run *run_start(struct ctx *c, const char *sock, const char *env,
+			     const char *const *args)
+{
+	struct run *r = NULL;
+	for (int i = 0; i < MAX_RUNS && !r; i++)
+		if (!c->runs[i].used)
+			r = &c->runs[i];
+	assert_non_null(r);
+	const char *argv[32];
+	int n = 0;
+	argv[n++] = PTMON_BIN;
+	argv[n++] = "run";
+	argv[n++] = "--grace";
+	argv[n++] = "300ms";
+	if (c->backend) {
+		argv[n++] = "--backend";
+		argv[n++] = c->backend;
+	}
+	if (sock) {
+		argv[n++] = "--control";
+		argv[n++] = sock;
+		snprintf(r->sock, sizeof(r->sock), "%s", sock);
+	}
+	if (args[0][0] != '-') /* else the caller's options, then its own "--" */
+		argv[n++] = "--";
+	while (*args)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	char procs[512];
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", c->cg);
+	int pfd = open(procs, O_WRONLY | O_CLOEXEC), op[2], ep[2], ip[2];
+	assert_true(pfd >= 0);
+	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(ep, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(ip, O_CLOEXEC), 0);
+	pid_t parent = getpid();
+	r->pid = fork();
+	assert_true(r->pid >= 0);
+	if (r->pid == 0) {
+		char t[32];
+		snprintf(t, sizeof(t), "%d", getpid());
+		if (write(pfd, t, strlen(t)) < 0)
+			_exit(121);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent || dup2(ip[0], 0) < 0 || dup2(op[1], 1) < 0 ||
+		    dup2(ep[1], 2) < 0)
+			_exit(122);
+		if (env)
+			putenv((char *)env);
+		execv(PTMON_BIN, (char **)argv);
+		_exit(120);
+	}
+	close(pfd);
+	close(op[1]);
+	close(ep[1]);
+	close(ip[0]);
+	r->used = true;
+	r->out = op[0];
+	r->err = ep[0];
+	r->in = ip[1];
+	fcntl(r->out, F_SETFL, O_NONBLOCK);
+	fcntl(r->err, F_SETFL, O_NONBLOCK);
+	r->pidfd = pidfd_open(r->pid);
+	assert_true(r->pidfd >= 0);
+	return r;
+}
+
+static void pump_fd(int fd, struct buf *b)
+{
+	char tmp[65536];
+	ssize_t n;
+	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
+		buf_add(b, tmp, (size_t)n);
+}
+
+static void dump(struct run *r)
+{
+	print_error("ptmon stdout: %.2000s\nptmon stderr: %.4000s\n", r->o.p ? r->o.p : "",
+		    r->e.p ? r->e.p : "");
+}
+
+/* Read ptmon's output until @needle is in its stdout. */
+static void run_until(struct run *r, const char *needle)
+{
+	double end = now_s() + DEADLINE_S;
+	while (!buf_has(&r->o, needle)) {
+		struct pollfd p[3] = {
+			{r->out, POLLIN, 0}, {r->err, POLLIN, 0}, {r->pidfd, POLLIN, 0}};
+		int left = (int)((end - now_s()) * 1000);
+		if (left <= 0 || (poll(p, 3, left) > 0 && p[2].revents && !p[0].revents)) {
+			pump_fd(r->out, &r->o);
+			pump_fd(r->err, &r->e);
+			if (buf_has(&r->o, needle))
+				return;
+			dump(r);
+			fail_msg("no '%s' from the task", needle);
+		}
+		pump_fd(r->out, &r->o);
+		pump_fd(r->err, &r->e);
+	}
+}
+
+static int run_wait(struct run *r)
+{
+	double end = now_s() + DEADLINE_S;
+	while (!pidfd_dead(r->pidfd, 50)) {
+		pump_fd(r->out, &r->o);
+		pump_fd(r->err, &r->e);
+		if (now_s() > end) {
+			dump(r);
+			fail_msg("ptmon did not end");
+		}
+	}
+	assert_int_equal(waitpid(r->pid, &r->status, 0), r->pid);
+	r->exited = true;
+	pump_fd(r->out, &r->o);
+	pump_fd(r->err, &r->e);
+	return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 128 + WTERMSIG(r->status);
+}
+
+/* ---- talking to ptmon ----------------------------------------------------------- */
+
+static void make_addr(struct sockaddr_un *sa, const char *path)
+{
+	*sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+	assert_true(strlen(path) < sizeof(sa->sun_path));
+	memcpy(sa->sun_path, path, strlen(path) + 1);
+}
+
+struct conn {
+	int fd;
+	struct buf in;
+};
+
+static int conn_try(const char *path, struct conn *c)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	memset(c, 0, sizeof(*c));
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -errno;
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(c->fd);
+		c->fd = -1;
+		return -e;
+	}
+	return 0;
+}
+
+static void conn_open(const char *path, struct conn *c)
+{
+	int r = conn_try(path, c);
+	if (r < 0)
+		fail_msg("connect %s: %s", path, strerror(-r));
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->in.p);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+static void conn_send(struct conn *c, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t w = send(c->fd, s, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			fail_msg("send: %s", strerror(errno));
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+/* The next line from ptmon (malloc'd), NULL at EOF. */
+static char *conn_line(struct conn *c)
+{
+	double end = now_s() + DEADLINE_S;
+	for (;;) {
+		char *nl = c->in.p ? memchr(c->in.p, '\n', c->in.len) : NULL;
+		if (nl) {
+			size_t n = (size_t)(nl - c->in.p);
+			char *line = strndup(c->in.p, n);
+			memmove(c->in.p, nl + 1, c->in.len - n - 1);
+			c->in.len -= n + 1;
+			c->in.p[c->in.len] = '\0';
+			return line;
+		}
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		int left = (int)((end - now_s()) * 1000);
+		if (left <= 0)
+			fail_msg("no reply from ptmon");
+		if (poll(&p, 1, left) <= 0)
+			continue;
+		char tmp[65536];
+		ssize_t r = recv(c->fd, tmp, sizeof(tmp), 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return NULL;
+		buf_add(&c->in, tmp, (size_t)r);
+	}
+}
+
+static struct json_object *conn_ask(struct conn *c, const char *req)
+{
+	conn_send(c, req, strlen(req));
+	conn_send(c, "\n", 1);
+	char *line = conn_line(c);
+	if (!line)
+		fail_msg("ptmon closed the connection after %s", req);
+	struct json_object *o = json_tokener_parse(line);
+	if (!o)
+		fail_msg("reply is not JSON: %s", line);
+	free(line);
+	return o;
+}
+
+static bool reply_ok(struct json_object *o)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v);
+}
+
+static const char *reply_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+}
+
+static int64_t reply_int(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : -1;
+}
+
+static struct json_object *ask_once(const char *sock, const char *req)
+{
+	struct conn c;
+	conn_open(sock, &c);
+	struct json_object *o = conn_ask(&c, req);
+	conn_close(&c);
+	return o;
+}
+
+/* Ask `info` until ptmon counts @live live processes (the procfs backend
+ * learns of them on its next walk). */
+static void wait_live(const char *sock, int64_t live)
+{
+	double end = now_s() + DEADLINE_S;
+	for (;;) {
+		struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
+		int64_t n = reply_int(o, "live");
+		json_object_put(o);
+		if (n == live)
+			return;
+		if (now_s() > end)
+			fail_msg("ptmon counts %lld live processes, not %lld", (long long)n,
+				 (long long)live);
+		poll(NULL, 0, 5); /* between two questions, not a synchronisation */
+	}
+}
+
+/* The live pids from `tree`, in id order (a chain: depth order). */
+static int tree_pids(const char *sock, pid_t *pids, int max)
+{
+	struct json_object *o = ask_once(sock, "{\"cmd\":\"tree\"}"), *list;
+	assert_true(reply_ok(o));
+	assert_true(json_object_object_get_ex(o, "processes", &list));
+	int n = (int)json_object_array_length(list);
+	for (int i = 0; i < n && i < max; i++)
+		pids[i] = (pid_t)reply_int(json_object_array_get_idx(list, i), "pid");
+	json_object_put(o);
+	return n;
+}
+
+/* Run a client subcommand to its end: status, stdout, stderr. */
+static int cli(const char *env, struct buf *out, struct buf *err, ...)
+{
+	const char *argv[16] = {PTMON_BIN};
+	int n = 1;
+	va_list ap;
+	va_start(ap, err);
+	while ((argv[n] = va_arg(ap, const char *)) != NULL)
+		n++;
+	va_end(ap);
+	int op[2], ep[2];
+	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(ep, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (dup2(op[1], 1) < 0 || dup2(ep[1], 2) < 0)
+			_exit(122);
+		if (env)
+			putenv((char *)env);
+		execv(PTMON_BIN, (char **)argv);
+		_exit(120);
+	}
+	int pidfd = pidfd_open(pid);
+	assert_true(pidfd >= 0);
+	close(op[1]);
+	close(ep[1]);
+	struct pollfd p[2] = {{op[0], POLLIN, 0}, {ep[0], POLLIN, 0}};
+	int open_fds = 2;
+	double end = now_s() + DEADLINE_S;
+	while (open_fds && now_s() < end) {
+		if (poll(p, 2, 1000) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			char tmp[65536];
+			ssize_t r = p[i].revents ? read(p[i].fd, tmp, sizeof(tmp)) : 0;
+			if (r > 0)
+				buf_add(i ? err : out, tmp, (size_t)r);
+			else if (p[i].revents && r == 0) {
+				p[i].fd = -1;
+				open_fds--;
+			}
+		}
+	}
+	close(op[0]);
+	close(ep[0]);
+	int status;
+	if (open_fds)
+		pidfd_signal(pidfd, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(pidfd);
+	if (open_fds)
+		fail_msg("client %s did not end", argv[1]);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void sock_path(struct ctx *c, const char *name, char *out, size_t size)
+{
+	snprintf(out, size, "%s/%s", c->dir, name);
+}
+
+/* End a run through the control socket and check the socket went. */
+static void cancel_and_check(struct run *r)
+{
+	struct json_object *o = ask_once(r->sock, "{\"cmd\":\"cancel\",\"now\":true}");
+	assert_true(reply_ok(o));
+	json_object_put(o);
+	run_wait(r);
+	if (access(r->sock, F_OK) == 0)
+		fail_msg("socket %s left behind", r->sock);
+}
+
+/* ---- kill one, kill a subtree ------------------------------------------------------ */
+
+static void kill_in_deep(void **state, bool subtree)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "deep", "5", NULL});
+	run_until(r, "READY");
+	wait_live(sock, 5);
+	pid_t pids[8];
+	int fds[8];
+	assert_int_equal(tree_pids(sock, pids, 8), 5);
+	for (int i = 0; i < 5; i++)
+		assert_true((fds[i] = pidfd_open(pids[i])) >= 0);
+	char req[160];
+	snprintf(req, sizeof(req),
+		 "{\"cmd\":\"kill\",\"pid\":%d,\"signal\":\"TERM\",\"subtree\":%s}", (int)pids[2],
+		 subtree ? "true" : "false");
+	struct json_object *o = ask_once(sock, req);
+	assert_true(reply_ok(o));
+	assert_int_equal(reply_int(o, "signalled"), subtree ? 3 : 1);
+	json_object_put(o);
+	for (int i = 2; i < (subtree ? 5 : 3); i++)
+		assert_true(pidfd_dead(fds[i], 5000));
+	/* Once ptmon has seen the deaths, the rest must still be alive. */
+	wait_live(sock, subtree ? 2 : 4);
+	for (int i = 0; i < 5; i++)
+		if (i < 2 || (!subtree && i > 2))
+			assert_false(pidfd_dead(fds[i], 0));
+	pid_t now[8];
+	int n = tree_pids(sock, now, 8);
+	for (int i = 0; i < n; i++)
+		assert_true(now[i] != pids[2]);
+	o = ask_once(sock, req);
+	assert_false(reply_ok(o));
+	assert_string_equal(reply_str(o, "code"), "exited");
+	json_object_put(o);
+	for (int i = 0; i < 5; i++)
+		close(fds[i]);
+	cancel_and_check(r);
+}
+
+static void t_kill_one(void **state)
+{
+	kill_in_deep(state, false);
+}
+
+static void t_kill_subtree(void **state)
+{
+	kill_in_deep(state, true);
+}
+
+/* ---- refusals --------------------------------------------------------------------------- */
+
+static void expect_refused(struct conn *k, const char *req, const char *code)
+{
+	struct json_object *o = conn_ask(k, req);
+	if (reply_ok(o) || strcmp(reply_str(o, "code"), code) != 0)
+		fail_msg("%s: %s, expected code %s", req, json_object_to_json_string(o), code);
+	json_object_put(o);
+	o = conn_ask(k, "{\"cmd\":\"info\"}");
+	assert_true(reply_ok(o));
+	json_object_put(o);
+}
+
+static void t_refusals(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256], req[128];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "2", NULL});
+	run_until(r, "READY");
+	struct conn k;
+	conn_open(sock, &k);
+	snprintf(req, sizeof(req), "{\"cmd\":\"kill\",\"pid\":%d}", (int)getpid());
+	expect_refused(&k, req, "not_in_tree");
+	snprintf(req, sizeof(req), "{\"cmd\":\"kill\",\"pid\":%d}", (int)r->pid);
+	expect_refused(&k, req, "invalid_pid");
+	expect_refused(&k, "{\"cmd\":\"kill\",\"pid\":1}", "invalid_pid");
+	expect_refused(&k, "{\"cmd\":\"kill\",\"pid\":0}", "invalid_pid");
+	expect_refused(&k, "{\"cmd\":\"kill\",\"pid\":-1}", "invalid_pid");
+	expect_refused(&k, "{\"cmd\":\"kill\",\"pid\":\"12\"}", "wrong_type");
+	expect_refused(&k, "{\"cmd\":\"kill\"}", "missing_field");
+	expect_refused(&k, "{\"cmd\":\"explode\"}", "unknown_command");
+	expect_refused(&k, "{\"cmd\":", "invalid_json");
+	expect_refused(&k, "\x01\xff\xfe garbage \x7f", "invalid_json");
+	expect_refused(&k, "{\"cmd\":\"kill\",\"pid\":5,\"signal\":\"NOPE\"}", "invalid_signal");
+	conn_close(&k);
+
+	/* 100 KiB in one line: an error, then the connection is closed. */
+	conn_open(sock, &k);
+	size_t big = 100 * 1024;
+	char *line = malloc(big + 1);
+	memset(line, 'x', big);
+	line[big] = '\n';
+	conn_send(&k, line, big + 1);
+	free(line);
+	char *reply = conn_line(&k);
+	assert_non_null(reply);
+	assert_non_null(strstr(reply, "\"too_long\""));
+	free(reply);
+	assert_null(conn_line(&k));
+	conn_close(&k);
+
+	assert_false(pidfd_dead(r->pidfd, 0));
+	struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
+	assert_true(reply_ok(o));
+	assert_int_equal(reply_int(o, "live"), 3);
+	json_object_put(o);
+	cancel_and_check(r);
+}
+
+/* Another user is refused after connect(), on SO_PEERCRED; the socket's
+ * mode (0600) would stop it earlier, so the test opens the way first. */
+static void t_other_user(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "1", NULL});
+	run_until(r, "READY");
+	struct stat st;
+	assert_int_equal(stat(sock, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	for (int step = 0; step < 2; step++) {
+		if (step == 1) {
+			assert_int_equal(chmod(c->dir, 0711), 0);
+			assert_int_equal(chmod(sock, 0666), 0);
+		}
+		int pfd[2];
+		assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct conn k;
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+			    setresuid(65534, 65534, 65534) < 0)
+				_exit(2);
+			int e = conn_try(sock, &k);
+			if (e < 0) {
+				dprintf(pfd[1], "connect: %s", strerror(-e));
+				_exit(0);
+			}
+			char *l = conn_line(&k);
+			dprintf(pfd[1], "%s|%s", l ? l : "EOF", conn_line(&k) ? "more" : "closed");
+			_exit(0);
+		}
+		close(pfd[1]);
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		char got[512] = "";
+		ssize_t n = read(pfd[0], got, sizeof(got) - 1);
+		got[n > 0 ? n : 0] = '\0';
+		close(pfd[0]);
+		if (step == 0)
+			assert_string_equal(got, "connect: Permission denied");
+		else if (!strstr(got, "permission denied: uid 65534") ||
+			 !strstr(got, "\"permission_denied\"") || !strstr(got, "|closed"))
+			fail_msg("other user got: %s", got);
+	}
+	struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
+	assert_true(reply_ok(o));
+	json_object_put(o);
+	cancel_and_check(r);
+}
+
+/* ---- load ----------------------------------------------------------------------------------- */
+
+static void t_many_clients(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "forkloop-stay", NULL});
+	run_until(r, "READY");
+	enum { N = 50 };
+	struct conn k[N];
+	for (int i = 0; i < N; i++)
+		conn_open(sock, &k[i]);
+	static const char *const reqs[] = {"{\"cmd\":\"tree\"}\n", "{\"cmd\":\"info\"}\n",
+					   "{\"cmd\":\"metrics\"}\n", "{\"cmd\":\"nope\"}\n"};
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < N; i++)
+			conn_send(&k[i], reqs[(i + round) % 4], strlen(reqs[(i + round) % 4]));
+		for (int i = 0; i < N; i++) {
+			char *l = conn_line(&k[i]);
+			assert_non_null(l);
+			struct json_object *o = json_tokener_parse(l);
+			assert_non_null(o);
+			assert_true(reply_ok(o) == ((i + round) % 4 != 3));
+			json_object_put(o);
+			free(l);
+		}
+	}
+	for (int i = 0; i < N; i++)
+		conn_close(&k[i]);
+	assert_false(pidfd_dead(r->pidfd, 0));
+	cancel_and_check(r);
+}
+
+/* A follower that never reads while a storm runs: the task finishes as if
+ * nobody followed.  Then it reads: what it missed is a "lost" line. */
+static void t_stuck_follower(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(
+		c, sock, NULL,
+		(const char *const[]){"/bin/sh", "-c",
+				      "echo READY; read x; " H " storm 20000; read y", NULL});
+	run_until(r, "READY");
+	struct conn f;
+	conn_open(sock, &f);
+	int small = 4096;
+	setsockopt(f.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	struct json_object *o = conn_ask(&f, "{\"cmd\":\"follow\"}");
+	assert_true(reply_ok(o));
+	json_object_put(o);
+	assert_int_equal(write(r->in, "go\n", 3), 3);
+	run_until(r, "DONE 20000");
+	/* ptmon still answers others meanwhile. */
+	o = ask_once(sock, "{\"cmd\":\"info\"}");
+	assert_true(reply_ok(o));
+	json_object_put(o);
+	/* Now read.  A request on the same connection is answered behind
+	 * what waits for it: once its reply is read, ptmon's buffer for us
+	 * is empty, and the next event (the shell's exit) comes after a
+	 * "lost" line. */
+	conn_send(&f, "{\"cmd\":\"info\"}\n", 15);
+	struct buf all = {0};
+	char *l;
+	bool wrote = false;
+	while ((l = conn_line(&f))) {
+		buf_add(&all, l, strlen(l));
+		buf_add(&all, "\n", 1);
+		if (!wrote && strstr(l, "\"ok\":true")) {
+			assert_int_equal(write(r->in, "y\n", 2), 2);
+			wrote = true;
+		}
+		free(l);
+	}
+	assert_true(wrote);
+	assert_int_equal(run_wait(r), 0);
+	assert_true(buf_has(&all, "\"type\":\"fork\""));
+	if (!buf_has(&all, "\"reason\":\"follower too slow\""))
+		fail_msg("no lost line in %zu bytes", all.len);
+	assert_true(buf_has(&all, "\"type\":\"done\""));
+	free(all.p);
+	conn_close(&f);
+}
+
+/* ---- the client subcommands ------------------------------------------------------------------ */
+
+static void t_events_follow(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r =
+		run_start(c, sock, NULL,
+			  (const char *const[]){"/bin/sh", "-c",
+						"echo STARTED; read x; exec " H " wide 3", NULL});
+	run_until(r, "STARTED");
+	int op[2];
+	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(op[1], 1);
+		execl(PTMON_BIN, PTMON_BIN, "events", sock, "--follow", (char *)NULL);
+		_exit(120);
+	}
+	close(op[1]);
+	/* Wait until ptmon counts the follower, then let the task go on. */
+	double end = now_s() + DEADLINE_S;
+	for (;;) {
+		struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
+		int64_t n = reply_int(o, "followers");
+		json_object_put(o);
+		if (n == 1)
+			break;
+		assert_true(now_s() < end);
+		poll(NULL, 0, 5);
+	}
+	assert_int_equal(write(r->in, "go\n", 3), 3);
+	run_until(r, "READY");
+	wait_live(sock, 4);
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(NULL, &out, &err, "cancel", sock, "--now", NULL), 0);
+	run_wait(r);
+	struct buf ev = {0};
+	char tmp[65536];
+	ssize_t n;
+	while ((n = read(op[0], tmp, sizeof(tmp))) > 0)
+		buf_add(&ev, tmp, (size_t)n);
+	close(op[0]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (buf_count(&ev, "\"type\":\"fork\"") < 3 || buf_count(&ev, "\"type\":\"exit\"") < 4 ||
+	    !buf_has(&ev, "\"type\":\"done\"") ||
+	    (!strcmp(c->backend, "connector") && !buf_has(&ev, "\"type\":\"exec\"")))
+		fail_msg("events: %.3000s", ev.p ? ev.p : "");
+	free(ev.p);
+	free(out.p);
+	free(err.p);
+	assert_int_equal(access(sock, F_OK), -1);
+}
+
+static void t_cli(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256], pidtext[32], missing[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	sock_path(c, "nobody.sock", missing, sizeof(missing));
+	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "deep", "3", NULL});
+	run_until(r, "READY");
+	wait_live(sock, 3);
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(NULL, &out, &err, "tree", sock, NULL), 0);
+	pid_t pids[4];
+	assert_int_equal(tree_pids(sock, pids, 4), 3);
+	assert_true(buf_has(&out, "PROCESS") && buf_has(&out, "└─ "));
+	snprintf(pidtext, sizeof(pidtext), " %d ", (int)pids[2]);
+	assert_true(buf_has(&out, pidtext));
+	out.len = err.len = 0;
+	assert_int_equal(cli(NULL, &out, &err, "tree", sock, "--json", NULL), 0);
+	assert_true(buf_has(&out, "\"processes\":["));
+	err.len = 0;
+	assert_int_equal(cli(NULL, &out, &err, "kill", sock, "1", NULL), 1);
+	assert_true(buf_has(&err, "ptmon: refusing to signal pid 1"));
+	err.len = 0;
+	snprintf(pidtext, sizeof(pidtext), "%d", (int)getpid());
+	assert_int_equal(cli(NULL, &out, &err, "kill", sock, pidtext, NULL), 1);
+	assert_true(buf_has(&err, "is not in the task's tree"));
+	assert_int_equal(cli(NULL, &out, &err, "kill", missing, "5", NULL), 125);
+	assert_int_equal(cli(NULL, &out, &err, "kill", sock, "abc", NULL), 125);
+	assert_int_equal(cli(NULL, &out, &err, "tree", NULL), 125);
+	snprintf(pidtext, sizeof(pidtext), "%d", (int)pids[2]);
+	int fd = pidfd_open(pids[2]);
+	out.len = 0;
+	assert_int_equal(cli(NULL, &out, &err, "kill", sock, pidtext, "-s", "KILL", NULL), 0);
+	assert_true(buf_has(&out, "sent SIGKILL to 1 process"));
+	assert_true(pidfd_dead(fd, 5000));
+	close(fd);
+	wait_live(sock, 2);
+	assert_int_equal(cli(NULL, &out, &err, "kill", sock, pidtext, NULL), 1);
+	assert_true(buf_has(&err, "has exited"));
+	free(out.p);
+	free(err.p);
+	cancel_and_check(r);
+}
+
+/* OpenMetrics: HELP and TYPE before each family's samples, "# EOF" last. */
+static void check_openmetrics(const char *text)
+{
+	static const char *const names[] = {"ptmon_live_processes",    "ptmon_forks_total",
+					    "ptmon_execs_total",       "ptmon_exits_total",
+					    "ptmon_cpu_seconds_total", "ptmon_memory_bytes",
+					    "ptmon_events_lost_total"};
+	char *copy = strdup(text), *save = NULL, family[128] = "";
+	bool eof = false, typed = false;
+	int seen = 0;
+	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		assert_false(eof);
+		char name[128], type[32];
+		if (strcmp(l, "# EOF") == 0) {
+			eof = true;
+		} else if (sscanf(l, "# HELP %127s", name) == 1) {
+			snprintf(family, sizeof(family), "%s", name);
+			typed = false;
+		} else if (sscanf(l, "# TYPE %127s %31s", name, type) == 2) {
+			assert_string_equal(name, family);
+			assert_true(!strcmp(type, "gauge") || !strcmp(type, "counter"));
+			typed = true;
+		} else {
+			double v;
+			char *sp = strrchr(l, ' ');
+			assert_non_null(sp);
+			assert_int_equal(sscanf(sp + 1, "%lf", &v), 1);
+			assert_true(typed);
+			assert_int_equal(strncmp(l, family, strlen(family)), 0);
+			for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+				if (!strncmp(l, names[i], strlen(names[i])) &&
+				    (l[strlen(names[i])] == '{' || l[strlen(names[i])] == ' '))
+					seen |= 1 << i;
+		}
+	}
+	free(copy);
+	assert_true(eof);
+	assert_int_equal(seen, 0x7f);
+}
+
+static void t_metrics(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "4", NULL});
+	run_until(r, "READY");
+	wait_live(sock, 5);
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(NULL, &out, &err, "metrics", sock, NULL), 0);
+	check_openmetrics(out.p);
+	assert_true(strstr(out.p, "ptmon_live_processes{") && strstr(out.p, "} 5\n"));
+	free(out.p);
+	free(err.p);
+	cancel_and_check(r);
+}
+
+/* ---- the socket's life ------------------------------------------------------------------------
+ */
+
+static void t_stale_and_live_socket(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	/* A socket nobody listens on, as a ptmon killed with SIGKILL leaves. */
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa;
+	make_addr(&sa, sock);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(s);
+	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "1", NULL});
+	run_until(r, "READY");
+	struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
+	assert_true(reply_ok(o));
+	assert_int_equal(reply_int(o, "pid"), r->pid);
+	json_object_put(o);
+	/* A live one at the same path: the second ptmon refuses to start. */
+	struct run *r2 = run_start(c, sock, NULL, (const char *const[]){H, "exit", "0", NULL});
+	assert_int_equal(run_wait(r2), 125);
+	assert_true(buf_has(&r2->e, "another ptmon is listening"));
+	o = ask_once(sock, "{\"cmd\":\"info\"}");
+	assert_int_equal(reply_int(o, "pid"), r->pid);
+	json_object_put(o);
+	/* Something that is not a socket is never removed. */
+	char file[256];
+	sock_path(c, "file", file, sizeof(file));
+	close(open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	struct run *r3 = run_start(c, file, NULL, (const char *const[]){H, "exit", "0", NULL});
+	assert_int_equal(run_wait(r3), 125);
+	assert_int_equal(access(file, F_OK), 0);
+	cancel_and_check(r);
+}
+
+/* The default directory, `ls`, and the directory checks. */
+static void t_ls_default_dir(void **state)
+{
+	struct ctx *c = begin(state);
+	char env[256], pdir[160], stale[300];
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
+	snprintf(pdir, sizeof(pdir), "%s/ptmon", c->dir);
+	struct run *r = run_start(c, NULL, env, (const char *const[]){H, "wide", "2", NULL});
+	run_until(r, "READY");
+	struct stat st;
+	assert_int_equal(lstat(pdir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	/* A stale socket beside it is skipped and removed by ls. */
+	snprintf(stale, sizeof(stale), "%s/123-deadbeef.sock", pdir);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa;
+	make_addr(&sa, stale);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(s);
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(env, &out, &err, "ls", NULL), 0);
+	char id[64];
+	snprintf(id, sizeof(id), "\n%d-", (int)r->pid);
+	if (!buf_has(&out, id) || !buf_has(&out, "wide 2") || buf_count(&out, "\n") != 2)
+		fail_msg("ls: %s / %s", out.p, err.p ? err.p : "");
+	assert_int_equal(access(stale, F_OK), -1);
+	/* The id from ls works as ID for the other commands. */
+	char idbuf[40];
+	assert_int_equal(sscanf(strchr(out.p, '\n') + 1, "%39s", idbuf), 1);
+	snprintf(r->sock, sizeof(r->sock), "%s/%s.sock", pdir, idbuf);
+	out.len = 0;
+	assert_int_equal(cli(env, &out, &err, "tree", idbuf, NULL), 0);
+	assert_true(buf_has(&out, "PROCESS"));
+	assert_int_equal(buf_count(&out, "\n"), 4);
+	cancel_and_check(r);
+	/* A directory open to others is refused. */
+	assert_int_equal(chmod(pdir, 0755), 0);
+	struct run *r2 = run_start(c, NULL, env, (const char *const[]){H, "exit", "0", NULL});
+	assert_int_equal(run_wait(r2), 125);
+	assert_true(buf_has(&r2->e, "open to group or others"));
+	/* --no-control needs none. */
+	struct run *r3 = run_start(
+		c, NULL, env, (const char *const[]){"--no-control", "--", H, "exit", "3", NULL});
+	assert_int_equal(run_wait(r3), 3);
+	free(out.p);
+	free(err.p);
+}
+
+/* The task id is printed with -v and is in the start event and the report. */
+static void t_task_id_in_outputs(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256], ev[256], rep[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	sock_path(c, "ev.json", ev, sizeof(ev));
+	sock_path(c, "rep.json", rep, sizeof(rep));
+	struct run *r = run_start(c, sock, NULL,
+				  (const char *const[]){"-v", "--events", ev, "--report", rep, "--",
+							H, "exit", "0", NULL});
+	assert_int_equal(run_wait(r), 0);
+	char id[64], want[128];
+	const char *p = strstr(r->e.p ? r->e.p : "", "ptmon: task id ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, "ptmon: task id %63[^,], control socket", id), 1);
+	assert_non_null(strstr(p, sock));
+	snprintf(want, sizeof(want), "\"task_id\":\"%s\"", id);
+	char text[65536];
+	int fd = open(ev, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	char *nl = strchr(text, '\n');
+	assert_non_null(nl);
+	*nl = '\0';
+	assert_non_null(strstr(text, "\"type\":\"start\""));
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof(want), "\"task_id\": \"%s\"", id);
+	fd = open(rep, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	assert_non_null(strstr(text, want));
+	assert_int_equal(access(sock, F_OK), -1);
+}
+
+/* clang-format off */
+#define ENTRY(f, suffix, backend) {#f suffix, f, setup, teardown, (void *)(backend)}
+#define BOTH(f) ENTRY(f, "[connector]", "connector"), ENTRY(f, "[procfs]", "procfs")
+#define AUTO(f) ENTRY(f, "", NULL)
+/* clang-format on */
+
+static int group_setup(void **state)
+{
+	integration_ok = geteuid() == 0 && find_cgroup2() && access(PTMON_BIN, X_OK) == 0;
+	if (!integration_ok)
+		print_error("not root or no cgroup2: the integration tests will skip\n");
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest unit[] = {
+		cmocka_unit_test(t_parse_good),
+		cmocka_unit_test(t_parse_bad),
+		cmocka_unit_test(t_resolve),
+	};
+	const struct CMUnitTest real[] = {
+		BOTH(t_kill_one),	BOTH(t_kill_subtree),
+		AUTO(t_refusals),	AUTO(t_other_user),
+		AUTO(t_many_clients),	AUTO(t_stuck_follower),
+		BOTH(t_events_follow),	AUTO(t_cli),
+		AUTO(t_metrics),	AUTO(t_stale_and_live_socket),
+		AUTO(t_ls_default_dir), AUTO(t_task_id_in_outputs),
+	};
+	if (getenv("PTMON_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
+	int r = cmocka_run_group_tests_name("control parser", unit, NULL, NULL);
+	return r | cmocka_run_group_tests_name("control", real, group_setup, NULL);
+}
