@@ -145,6 +145,10 @@ struct ptmon_task {
 	uint64_t killed;
 	bool drain_timed_out;
 	bool leftovers_noticed;
+	/* The monitor's counters when the task was done, for its result. */
+	struct {
+		uint64_t events_lost, resyncs, foreign, pids_reused, pidfd_failures;
+	} final;
 	struct stream out;
 	struct stream err;
 };

@@ -81,6 +81,10 @@ uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m)
 
 void monitor_rearm(struct ptmon_monitor *m)
 {
+	/* Without events, walks on a timer are all there is: from the
+	 * moment a task runs. */
+	if (m->backend == PTMON_BACKEND_PROCFS && m->ntasks_running && !m->next_resync)
+		m->next_resync = util_now_ns() + PROCFS_INTERVAL_NS;
 	uint64_t next = m->next_resync;
 	uint64_t p = track_pending_deadline(m);
 	if (p && (!next || p < next))
@@ -286,7 +290,12 @@ static int on_taskstats(const struct tstats_record *r, void *userdata)
 	 * one; a live process that is not the record's is a later owner of
 	 * the number. */
 	bool thread = r->pid != record_tgid(r) && !(r->flag & TS_AGROUP);
-	if (!n || (n->flags & NODE_EXIT_EMITTED) ||
+	uint64_t start_s = n ? (n->start_ns + m->wall_offset_ns) / 1000000000ull : 0;
+	/* A dead node's pid may be a stranger's by now (a storm past
+	 * pid_max): the record's start must match. */
+	bool stranger = n && !thread && !(n->flags & NODE_ALIVE) &&
+			(r->btime_s + 2 < start_s || r->btime_s > start_s + 2);
+	if (!n || stranger || (n->flags & NODE_EXIT_EMITTED) ||
 	    (!thread && (n->flags & NODE_ALIVE) && n->pidfd >= 0 &&
 	     util_pidfd_exited(n->pidfd) == 0)) {
 		keep_record(m, r);

@@ -115,6 +115,8 @@ out:
 static void send_to(struct ptmon_task *t, struct node *n, int sig)
 {
 	bool first = !(n->flags & NODE_SIGNALLED);
+	/* Whatever a caller sent it before, a cancel's own signal is due. */
+	n->flags |= NODE_CANCEL_SENT;
 	if (track_signal(t->monitor, n, sig) < 0)
 		return;
 	if (first)
@@ -129,7 +131,7 @@ static void send_to(struct ptmon_task *t, struct node *n, int sig)
 
 void task_signal_node(struct ptmon_task *t, struct node *n)
 {
-	if (t->phase == PHASE_TERM && !(n->flags & NODE_SIGNALLED))
+	if (t->phase == PHASE_TERM && !(n->flags & NODE_CANCEL_SENT))
 		send_to(t, n, t->cfg.signal);
 	else if (t->phase == PHASE_KILL && !(n->flags & NODE_KILLED))
 		send_to(t, n, SIGKILL);
@@ -181,10 +183,11 @@ int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, boo
 		t->deadline_grace = t->cancel_ns + t->cfg.grace_ns;
 		track_resync(t->monitor, "cancel");
 		signal_all(t);
-		return 0;
-	}
-	if (t->phase != PHASE_KILL)
+	} else if (t->phase != PHASE_KILL) {
 		enter_kill(t);
+	}
+	/* A caller outside the loop may cancel: its deadlines must be armed. */
+	monitor_rearm(t->monitor);
 	return 0;
 }
 
@@ -196,8 +199,9 @@ static bool tree_empty(struct ptmon_task *t)
 	if (!t->root_reaped || t->live.count)
 		return false;
 	/* With one task, "no children" is the ground truth (we are the
-	 * subreaper); with several, the tracked set has to do. */
-	return m->no_children || m->ntasks_running > 1;
+	 * subreaper); with several, the tracked set has to do, and a live
+	 * orphan no task could claim may be this task's. */
+	return m->no_children || (m->ntasks_running > 1 && !m->unowned.count);
 }
 
 static void on_root_exit(struct ptmon_task *t)
@@ -225,10 +229,17 @@ static void on_root_exit(struct ptmon_task *t)
 static void finish(struct ptmon_task *t)
 {
 	struct ptmon_monitor *m = t->monitor;
+	if (t->phase == PHASE_DONE)
+		return; /* abandoning a stream can reach EOF and finish first */
 	t->phase = PHASE_DONE;
 	t->deadline_drain = 0;
 	t->eof_ns = util_now_ns();
 	m->ntasks_running--;
+	t->final.events_lost = m->events_lost_count;
+	t->final.resyncs = m->resyncs;
+	t->final.foreign = monitor_foreign_dropped(m);
+	t->final.pids_reused = m->pids_reused;
+	t->final.pidfd_failures = m->pidfd_failures;
 	/* Exits still waiting for facts (an EXIT event lost, a taskstats
 	 * record late): report what is known now. */
 	monitor_drain_taskstats(m);
@@ -406,7 +417,6 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		return -EINVAL;
 	if (t->phase != PHASE_DONE)
 		return -EBUSY;
-	const struct ptmon_monitor *m = t->monitor;
 	struct ptmon_task_result r = {
 		.root_pid = t->root ? t->root->pid : 0,
 		.root_status = t->root_code,
@@ -416,11 +426,11 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		.processes = t->processes,
 		.signalled = t->signalled,
 		.killed = t->killed,
-		.events_lost = m->events_lost_count,
-		.resyncs = m->resyncs,
-		.foreign_dropped = monitor_foreign_dropped(m),
-		.pids_reused = m->pids_reused,
-		.pidfd_failures = m->pidfd_failures,
+		.events_lost = t->final.events_lost,
+		.resyncs = t->final.resyncs,
+		.foreign_dropped = t->final.foreign,
+		.pids_reused = t->final.pids_reused,
+		.pidfd_failures = t->final.pidfd_failures,
 		.drain_timed_out = t->drain_timed_out,
 		.bytes_out = t->out.bytes,
 		.bytes_err = t->err.bytes,

@@ -173,6 +173,12 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 		return cur;
 	}
 	bool zombie = util_pidfd_exited(pidfd) != 0;
+	if (zombie && !event_ns && !cur) {
+		/* A walk found one already dead: nothing to signal, and how it
+		 * ended is for its parent's wait (or our reaper) to tell. */
+		util_close(pidfd);
+		return NULL;
+	}
 	if (zombie && cur && !(cur->flags & NODE_REAPED) && !event_ns) {
 		/* The process we knew, dead and not yet reaped: a resync that
 		 * read /proc just before it died finds it again.  (A fork event
@@ -349,8 +355,13 @@ int track_handle_event(const struct cnproc_event *ev, void *userdata)
 		if (n && (n->flags & NODE_ALIVE)) {
 			/* Read now: the process may be gone by the time
 			 * anyone asks. */
-			argv_buf_unref(n->argv);
-			n->argv = procfs_read_argv(ev->tgid);
+			struct argv_buf *a = procfs_read_argv(ev->tgid);
+			/* Gone already: the argv is unknown, but for the root,
+			 * whose argv ptmon itself exec'd. */
+			if (a || !(n->flags & NODE_ROOT)) {
+				argv_buf_unref(n->argv);
+				n->argv = a;
+			}
 			procfs_read_comm(ev->tgid, n->comm);
 			event_node(m, PTMON_EVENT_EXEC, n);
 		}
@@ -414,10 +425,8 @@ static int walk(struct ptmon_monitor *m, const struct procfs_entry *v, size_t n)
 		size_t first, count = children_of(v, n, p, &first);
 		for (size_t i = first; i < first + count && tail <= n; i++) {
 			pid_t c = v[i].pid;
-			/* A zombie has nothing left to signal and no children;
-			 * adopting it would record a process twice. */
-			if (v[i].state == 'Z')
-				continue;
+			/* State 'Z' is also a live process whose main thread
+			 * exited: track_adopt() tells them apart by the pidfd. */
 			struct node *cn = tree_lookup(&m->tree, c);
 			if (!still_tracked(m, cn)) {
 				struct node *hint = p == m->self ? NULL : tree_lookup(&m->tree, p);
@@ -568,6 +577,8 @@ int track_signal(struct ptmon_monitor *m, struct node *n, int sig)
 		r = signal_transient(m, n, sig);
 	else
 		return -ESRCH;
+	if (!sig)
+		return r; /* only a check: nothing was sent */
 	if (r == 0) {
 		n->flags |= NODE_SIGNALLED;
 		if (sig != SIGCONT)
@@ -602,6 +613,11 @@ int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
 	/* An unreaped child of ours: its pid cannot change hands, so the
 	 * pidfd is certainly the right one. */
 	int pidfd = util_pidfd_open(pid, 0);
+	if (pidfd == -EMFILE || pidfd == -ENFILE) {
+		monitor_release_reserve(m);
+		pidfd = util_pidfd_open(pid, 0);
+		monitor_reserve_fd(m);
+	}
 	if (pidfd < 0)
 		return pidfd;
 	struct node *n = new_node(m, pid, NULL, t);

@@ -45,6 +45,7 @@ struct argv_buf *argv_buf_unref(struct argv_buf *a);
 #define NODE_EXIT_PENDING (1u << 11) /* dead, its exit waits for facts (on m->pending) */
 #define NODE_ACCT_DONE (1u << 12) /* the taskstats record of its last task is in */
 #define NODE_EXIT_EVENT (1u << 13) /* its connector EXIT event has been read */
+#define NODE_CANCEL_SENT (1u << 14) /* a cancel's first signal has been sent to it */
 
 
 struct node {

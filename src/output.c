@@ -474,10 +474,22 @@ int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri)
 	struct json_object *doc = json_object_new_object();
 	json_object_object_add(doc, "schema_version", jint(PTMON_SCHEMA_VERSION));
 	struct json_object *task = json_object_new_object();
-	struct json_object *argv = json_object_new_array();
-	for (size_t i = 0; ri->argv[i]; i++)
-		json_object_array_add(argv, json_bytes(ri->argv[i], strlen(ri->argv[i])));
-	json_object_object_add(task, "argv", argv);
+	/* As in the start event: cut at PTMON_ARGV_MAX, base64 beside
+	 * arguments that are not UTF-8. */
+	char buf[PTMON_ARGV_MAX];
+	size_t len = 0;
+	bool cut = false;
+	for (size_t i = 0; ri->argv[i] && !cut; i++) {
+		size_t l = strlen(ri->argv[i]) + 1;
+		if (len + l > sizeof(buf)) {
+			l = sizeof(buf) - len;
+			cut = true;
+		}
+		memcpy(buf + len, ri->argv[i], l);
+		len += l;
+		buf[len - 1] = '\0';
+	}
+	json_add_argv(task, buf, len, cut);
 	add_start(task, ri);
 	json_object_object_add(doc, "task", task);
 	struct json_object *totals = json_object_new_object();
