@@ -82,7 +82,7 @@ static int request(int fd, uint32_t op, uint32_t mask, int input_form)
 	return send(fd, &req, req.nlh.nlmsg_len, 0) < 0 ? -errno : 0;
 }
 
-static void count(struct counts *c, const char *buf, int len)
+static void count(struct counts *c, const char *buf, unsigned int len)
 {
 	for (const struct nlmsghdr *h = (const void *)buf; NLMSG_OK(h, len);
 	     h = NLMSG_NEXT(h, len)) {
@@ -112,7 +112,7 @@ static void receive(int fd, struct counts *c, const sigset_t *waitmask)
 	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n > 0) {
-			count(c, buf, (int)n);
+			count(c, buf, (unsigned int)n);
 			continue;
 		}
 		if (n < 0 && errno == ENOBUFS) {
