@@ -2345,7 +2345,11 @@ static void t_procfs_walks(void **state)
 		assert_status(r, 0);
 		finish(c);
 		load_report(c, tpath(c, "rep"), &T_rep);
-		if (T_rep.nprocs != 2) {
+		/* The child must be there.  A walk may also catch a short-lived
+		 * fork of bash's own (seen once under ASan and load), and may
+		 * catch the child before its exec (argv still bash's), so
+		 * neither the count nor the argv is exact. */
+		if (T_rep.nprocs < 2) {
 			print_message("    run %d: %zu processes, %" PRId64 " resyncs\n", i,
 				      T_rep.nprocs, need_int(T_rep.totals, "resyncs"));
 			missed++;
