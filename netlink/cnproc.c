@@ -27,6 +27,7 @@
 #include <libmnl/libmnl.h>
 
 #include "cnproc.h"
+#include "nlutil.h"
 
 /* Large enough for any datagram the connector sends, with room to spare. */
 #define CNPROC_RECV_BUF (64u * 1024u)
@@ -256,22 +257,15 @@ static int decode_msg(const struct sink *k, const struct nlmsghdr *hdr, const ui
 	}
 }
 
-/*
- * The header is checked by libmnl's rules, plus a bound of our own: libmnl
- * before 1.0.5 compares (int)nlmsg_len, so a length above INT_MAX passes.
- */
-static bool nlmsg_fits(const struct nlmsghdr *hdr, int rem)
+static int walk_msg(const void *ctx, const struct nlmsghdr *hdr, const uint8_t *payload)
 {
-	return mnl_nlmsg_ok(hdr, rem) && hdr->nlmsg_len <= (uint32_t)rem;
+	return decode_msg(ctx, hdr, payload);
 }
 
 int cnproc_decode(const void *buf, size_t len, uint32_t sender, struct cnproc_stats *stats,
 		  struct cnproc_seq *seq, cnproc_event_cb cb, void *userdata)
 {
 	const struct sink k = {stats, seq, cb, userdata};
-	const uint8_t *p = buf;
-	size_t rem;
-	int delivered = 0;
 
 	assert(stats);
 	stats->datagrams++;
@@ -283,46 +277,7 @@ int cnproc_decode(const void *buf, size_t len, uint32_t sender, struct cnproc_st
 		stats->malformed++;
 		return 0;
 	}
-	/*
-	 * Walk as mnl_nlmsg_next() does, but over aligned copies of the headers:
-	 * @buf may be unaligned, and libmnl would read through it directly.
-	 */
-	for (rem = len; rem >= sizeof(struct nlmsghdr);) {
-		const uint8_t *msg = p + (len - rem);
-		struct nlmsghdr hdr;
-		size_t step;
-		int r;
-
-		memcpy(&hdr, msg, sizeof(hdr));
-		if (!nlmsg_fits(&hdr, (int)rem)) {
-			stats->malformed++;
-			return delivered;
-		}
-		r = decode_msg(&k, &hdr, msg + NLMSG_HDRLEN);
-		if (r < 0)
-			return r;
-		delivered += r;
-		/* nlmsg_len <= rem <= INT_MAX, so aligning it cannot wrap. */
-		step = NLMSG_ALIGN(hdr.nlmsg_len);
-		rem = step < rem ? rem - step : 0;
-	}
-	if (rem > 0)
-		stats->malformed++; /* trailing bytes too short for a header */
-	return delivered;
-}
-
-static int set_rcvbuf(int fd, size_t size)
-{
-	int v = size > INT_MAX ? INT_MAX : (int)size;
-
-	if (size == 0)
-		return 0;
-	/* FORCE passes net.core.rmem_max but needs CAP_NET_ADMIN; else take the cap. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) == 0)
-		return 0;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) < 0)
-		return -errno;
-	return 0;
+	return nl_walk(buf, len, &stats->malformed, walk_msg, &k);
 }
 
 int cnproc_open(struct cnproc **ret, size_t rcvbuf, unsigned flags)
@@ -342,7 +297,7 @@ int cnproc_open(struct cnproc **ret, size_t rcvbuf, unsigned flags)
 		r = -errno;
 		goto fail;
 	}
-	r = set_rcvbuf(mnl_socket_get_fd(c->nl), rcvbuf);
+	r = nl_set_rcvbuf(mnl_socket_get_fd(c->nl), rcvbuf);
 	if (r < 0)
 		goto fail;
 	if (mnl_socket_bind(c->nl, CN_IDX_PROC, MNL_SOCKET_AUTOPID) < 0) {
@@ -518,26 +473,7 @@ int cnproc_drop_thread_events(struct cnproc *c)
 /* One datagram into c->buf.  Returns its length or -errno. */
 static ssize_t recv_one(struct cnproc *c, uint32_t *ret_sender, bool *ret_trunc)
 {
-	struct sockaddr_nl addr = {0};
-	struct iovec iov = {.iov_base = c->buf, .iov_len = sizeof(c->buf)};
-	struct msghdr mh = {
-		.msg_name = &addr,
-		.msg_namelen = sizeof(addr),
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-	};
-	ssize_t n;
-
-	n = recvmsg(mnl_socket_get_fd(c->nl), &mh, MSG_DONTWAIT);
-	if (n < 0)
-		return -errno;
-	/* An address we cannot read is not the kernel's. */
-	if (mh.msg_namelen >= sizeof(addr) && addr.nl_family == AF_NETLINK)
-		*ret_sender = addr.nl_pid;
-	else
-		*ret_sender = UINT32_MAX;
-	*ret_trunc = mh.msg_flags & MSG_TRUNC;
-	return n;
+	return nl_recv(mnl_socket_get_fd(c->nl), c->buf, sizeof(c->buf), 0, ret_sender, ret_trunc);
 }
 
 int cnproc_receive(struct cnproc *c, cnproc_event_cb cb, void *userdata, bool *ret_lost)

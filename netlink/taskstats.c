@@ -35,6 +35,7 @@
 #include <linux/taskstats.h>
 #include <libmnl/libmnl.h>
 
+#include "nlutil.h"
 #include "taskstats.h"
 
 /* Far larger than an exit datagram (under 1.5 KiB with both records). */
@@ -282,22 +283,15 @@ static int decode_msg(const struct sink *k, const struct nlmsghdr *hdr, const ui
 	}
 }
 
-/*
- * The header is checked by libmnl's rules, plus a bound of our own: libmnl
- * before 1.0.5 compares (int)nlmsg_len, so a length above INT_MAX passes.
- */
-static bool nlmsg_fits(const struct nlmsghdr *hdr, int rem)
+static int walk_msg(const void *ctx, const struct nlmsghdr *hdr, const uint8_t *payload)
 {
-	return mnl_nlmsg_ok(hdr, rem) && hdr->nlmsg_len <= (uint32_t)rem;
+	return decode_msg(ctx, hdr, payload);
 }
 
 int tstats_decode(const void *buf, size_t len, uint32_t sender, uint16_t family_id,
 		  struct tstats_stats *stats, tstats_record_cb cb, void *userdata)
 {
 	const struct sink k = {stats, family_id, cb, userdata};
-	const uint8_t *p = buf;
-	size_t rem;
-	int delivered = 0;
 
 	assert(stats);
 	stats->datagrams++;
@@ -309,29 +303,7 @@ int tstats_decode(const void *buf, size_t len, uint32_t sender, uint16_t family_
 		stats->malformed++;
 		return 0;
 	}
-	/* As mnl_nlmsg_next(), over aligned copies of the headers. */
-	for (rem = len; rem >= sizeof(struct nlmsghdr);) {
-		const uint8_t *msg = p + (len - rem);
-		struct nlmsghdr hdr;
-		size_t step;
-		int r;
-
-		memcpy(&hdr, msg, sizeof(hdr));
-		if (!nlmsg_fits(&hdr, (int)rem)) {
-			stats->malformed++;
-			return delivered;
-		}
-		r = decode_msg(&k, &hdr, msg + NLMSG_HDRLEN);
-		if (r < 0)
-			return r;
-		delivered = r > INT_MAX - delivered ? INT_MAX : delivered + r;
-		/* nlmsg_len <= rem <= INT_MAX, so aligning it cannot wrap. */
-		step = NLMSG_ALIGN(hdr.nlmsg_len);
-		rem = step < rem ? rem - step : 0;
-	}
-	if (rem > 0)
-		stats->malformed++; /* trailing bytes too short for a header */
-	return delivered;
+	return nl_walk(buf, len, &stats->malformed, walk_msg, &k);
 }
 
 /* ---- the socket --------------------------------------------------------- */
@@ -344,43 +316,10 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int set_rcvbuf(int fd, size_t size)
-{
-	int v = size > INT_MAX ? INT_MAX : (int)size;
-
-	if (size == 0)
-		return 0;
-	/* FORCE passes net.core.rmem_max but needs CAP_NET_ADMIN; else take the cap. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) == 0)
-		return 0;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) < 0)
-		return -errno;
-	return 0;
-}
-
 /* One datagram into t->buf (@flags: MSG_PEEK or 0).  Returns its length or -errno. */
 static ssize_t recv_one(struct tstats *t, int flags, uint32_t *ret_sender, bool *ret_trunc)
 {
-	struct sockaddr_nl addr = {0};
-	struct iovec iov = {.iov_base = t->buf, .iov_len = sizeof(t->buf)};
-	struct msghdr mh = {
-		.msg_name = &addr,
-		.msg_namelen = sizeof(addr),
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-	};
-	ssize_t n;
-
-	n = recvmsg(mnl_socket_get_fd(t->nl), &mh, MSG_DONTWAIT | flags);
-	if (n < 0)
-		return -errno;
-	/* An address we cannot read is not the kernel's. */
-	if (mh.msg_namelen >= sizeof(addr) && addr.nl_family == AF_NETLINK)
-		*ret_sender = addr.nl_pid;
-	else
-		*ret_sender = UINT32_MAX;
-	*ret_trunc = mh.msg_flags & MSG_TRUNC;
-	return n;
+	return nl_recv(mnl_socket_get_fd(t->nl), t->buf, sizeof(t->buf), flags, ret_sender, ret_trunc);
 }
 
 /* Wait until the socket is readable.  Returns 0, -ETIMEDOUT or -errno. */
@@ -500,7 +439,7 @@ static int parse_family_reply(struct tstats *t, size_t n)
 	const struct nlmsghdr *nlh = (const struct nlmsghdr *)t->buf;
 	int rem = (int)n, err;
 
-	for (; nlmsg_fits(nlh, rem); nlh = mnl_nlmsg_next(nlh, &rem)) {
+	for (; nl_msg_fits(nlh, rem); nlh = mnl_nlmsg_next(nlh, &rem)) {
 		const struct genlmsghdr *g = mnl_nlmsg_get_payload(nlh);
 		uint16_t id = 0;
 
@@ -620,13 +559,13 @@ static int wait_ack(struct tstats *t, int64_t deadline)
 
 		if (n < 0)
 			return (int)n;
-		if (nlmsg_fits(nlh, (int)n) && nlh->nlmsg_type == t->family_id)
+		if (nl_msg_fits(nlh, (int)n) && nlh->nlmsg_type == t->family_id)
 			return 0;
 		/* Anything else is consumed: our ACK, or something to skip. */
 		n = recv_one(t, 0, &sender, &trunc);
 		if (n < 0)
 			return (int)n;
-		if (nlmsg_fits(nlh, (int)n) && is_our_error(t, nlh, &err))
+		if (nl_msg_fits(nlh, (int)n) && is_our_error(t, nlh, &err))
 			return err;
 		t->stats.datagrams++;
 		t->stats.foreign++;
@@ -676,7 +615,7 @@ int tstats_open(struct tstats **ret, size_t rcvbuf, unsigned flags)
 		r = -errno;
 		goto fail;
 	}
-	r = set_rcvbuf(mnl_socket_get_fd(t->nl), rcvbuf);
+	r = nl_set_rcvbuf(mnl_socket_get_fd(t->nl), rcvbuf);
 	if (r < 0)
 		goto fail;
 	if (mnl_socket_bind(t->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
