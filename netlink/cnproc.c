@@ -291,19 +291,9 @@ int cnproc_open(struct cnproc **ret, size_t rcvbuf, unsigned flags)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	/* No NETLINK_NO_ENOBUFS: an overrun must surface as ENOBUFS. */
-	c->nl = mnl_socket_open2(NETLINK_CONNECTOR, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (!c->nl) {
-		r = -errno;
-		goto fail;
-	}
-	r = nl_set_rcvbuf(mnl_socket_get_fd(c->nl), rcvbuf);
+	r = nl_open(NETLINK_CONNECTOR, CN_IDX_PROC, rcvbuf, &c->nl);
 	if (r < 0)
 		goto fail;
-	if (mnl_socket_bind(c->nl, CN_IDX_PROC, MNL_SOCKET_AUTOPID) < 0) {
-		r = -errno;
-		goto fail;
-	}
 	*ret = c;
 	return 0;
 fail:
@@ -470,52 +460,33 @@ int cnproc_drop_thread_events(struct cnproc *c)
 	return 0;
 }
 
-/* One datagram into c->buf.  Returns its length or -errno. */
-static ssize_t recv_one(struct cnproc *c, uint32_t *ret_sender, bool *ret_trunc)
+struct receive_ctx {
+	struct cnproc *c;
+	cnproc_event_cb cb;
+	void *userdata;
+};
+
+static int receive_datagram(void *ctx, const void *buf, size_t len, uint32_t sender)
 {
-	return nl_recv(mnl_socket_get_fd(c->nl), c->buf, sizeof(c->buf), 0, ret_sender, ret_trunc);
+	struct receive_ctx *x = ctx;
+	return cnproc_decode(buf, len, sender, &x->c->stats, &x->c->seq, x->cb, x->userdata);
 }
 
 int cnproc_receive(struct cnproc *c, cnproc_event_cb cb, void *userdata, bool *ret_lost)
 {
-	uint64_t gaps_before;
+	struct receive_ctx x = {c, cb, userdata};
 	bool overrun = false;
-	int total = 0, r = 0;
+	uint64_t gaps_before;
+	int r;
 
 	assert(c);
 	gaps_before = c->stats.seq_gaps;
-	/* Bounded, so that a fork storm elsewhere on the machine cannot keep
-	 * the caller's loop here: what is left stays readable. */
-	for (unsigned batch = 0; batch < CNPROC_RECEIVE_BATCH; batch++) {
-		uint32_t sender = UINT32_MAX;
-		bool trunc = false;
-		ssize_t n = recv_one(c, &sender, &trunc);
-
-		if (n == -EINTR)
-			continue;
-		if (n == -ENOBUFS) {
-			/* The queue overflowed and the kernel dropped events; reading goes on. */
-			c->stats.overruns++;
-			overrun = true;
-			continue;
-		}
-		if (n < 0) {
-			r = n == -EAGAIN ? 0 : (int)n;
-			break;
-		}
-		if (trunc) {
-			c->stats.datagrams++;
-			c->stats.malformed++;
-			continue;
-		}
-		r = cnproc_decode(c->buf, (size_t)n, sender, &c->stats, &c->seq, cb, userdata);
-		if (r < 0)
-			break;
-		total = r > INT_MAX - total ? INT_MAX : total + r;
-	}
+	r = nl_receive(mnl_socket_get_fd(c->nl), c->buf, sizeof(c->buf), CNPROC_RECEIVE_BATCH,
+		       &c->stats.datagrams, &c->stats.malformed, &c->stats.overruns,
+		       receive_datagram, &x, &overrun);
 	if (ret_lost)
 		*ret_lost = overrun || c->stats.seq_gaps != gaps_before;
-	return r < 0 ? r : total;
+	return r;
 }
 
 const char *cnproc_kind_name(enum cnproc_kind kind)

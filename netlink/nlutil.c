@@ -82,3 +82,59 @@ int nl_set_rcvbuf(int fd, size_t size)
 		return -errno;
 	return 0;
 }
+
+int nl_open(int bus, unsigned groups, size_t rcvbuf, struct mnl_socket **ret)
+{
+	struct mnl_socket *nl = mnl_socket_open2(bus, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int r;
+
+	if (!nl)
+		return -errno;
+	r = nl_set_rcvbuf(mnl_socket_get_fd(nl), rcvbuf);
+	if (r == 0 && mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0)
+		r = -errno;
+	if (r < 0) {
+		mnl_socket_close(nl);
+		return r;
+	}
+	*ret = nl;
+	return 0;
+}
+
+int nl_receive(int fd, void *buf, size_t size, unsigned batch, uint64_t *datagrams,
+	       uint64_t *malformed, uint64_t *overruns, nl_datagram_fn fn, void *ctx,
+	       bool *ret_overrun)
+{
+	int total = 0, r = 0;
+
+	/* Bounded, so that a storm elsewhere on the machine cannot keep the
+	 * caller's loop here: what is left stays readable. */
+	for (unsigned i = 0; i < batch; i++) {
+		uint32_t sender = UINT32_MAX;
+		bool trunc = false;
+		ssize_t n = nl_recv(fd, buf, size, 0, &sender, &trunc);
+
+		if (n == -EINTR)
+			continue;
+		if (n == -ENOBUFS) {
+			/* The queue overflowed and the kernel dropped messages. */
+			(*overruns)++;
+			*ret_overrun = true;
+			continue;
+		}
+		if (n < 0) {
+			r = n == -EAGAIN ? 0 : (int)n;
+			break;
+		}
+		if (trunc) {
+			(*datagrams)++;
+			(*malformed)++;
+			continue;
+		}
+		r = fn(ctx, buf, (size_t)n, sender);
+		if (r < 0)
+			break;
+		total = r > INT_MAX - total ? INT_MAX : total + r;
+	}
+	return r < 0 ? r : total;
+}

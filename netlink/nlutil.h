@@ -40,6 +40,31 @@ int nl_walk(const void *buf, size_t len, uint64_t *malformed, nl_msg_fn fn, cons
  */
 ssize_t nl_recv(int fd, void *buf, size_t size, int flags, uint32_t *ret_sender, bool *ret_trunc);
 
+struct mnl_socket;
+
+/* Decodes one whole datagram; returns what it delivered or a negative
+ * value to stop. */
+typedef int (*nl_datagram_fn)(void *ctx, const void *buf, size_t len, uint32_t sender);
+
+/*
+ * Read at most @batch datagrams from @fd into @buf (until EAGAIN), each
+ * given to @fn.  EINTR is retried.  ENOBUFS (the kernel dropped messages)
+ * adds to *overruns, sets *ret_overrun and reading goes on; a truncated
+ * datagram adds to *datagrams and *malformed and is skipped.  Returns the
+ * sum of @fn's values (saturated), @fn's negative value, or -errno.
+ */
+int nl_receive(int fd, void *buf, size_t size, unsigned batch, uint64_t *datagrams,
+	       uint64_t *malformed, uint64_t *overruns, nl_datagram_fn fn, void *ctx,
+	       bool *ret_overrun);
+
+/*
+ * A non-blocking, close-on-exec netlink socket of protocol @bus, with a
+ * receive buffer of @rcvbuf bytes (see nl_set_rcvbuf), bound to @groups with
+ * a port id from the kernel.  NETLINK_NO_ENOBUFS is not set: an overrun must
+ * surface as ENOBUFS.  Returns 0 and sets *ret, or -errno.
+ */
+int nl_open(int bus, unsigned groups, size_t rcvbuf, struct mnl_socket **ret);
+
 /* Receive buffer of @size bytes (0: leave it): SO_RCVBUFFORCE passes
  * net.core.rmem_max but needs CAP_NET_ADMIN; else SO_RCVBUF takes the cap.
  * Returns 0 or -errno. */

@@ -609,19 +609,9 @@ int tstats_open(struct tstats **ret, size_t rcvbuf, unsigned flags)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	/* No NETLINK_NO_ENOBUFS: an overrun must surface as ENOBUFS. */
-	t->nl = mnl_socket_open2(NETLINK_GENERIC, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (!t->nl) {
-		r = -errno;
-		goto fail;
-	}
-	r = nl_set_rcvbuf(mnl_socket_get_fd(t->nl), rcvbuf);
+	r = nl_open(NETLINK_GENERIC, 0, rcvbuf, &t->nl);
 	if (r < 0)
 		goto fail;
-	if (mnl_socket_bind(t->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		r = -errno;
-		goto fail;
-	}
 	r = resolve_family(t);
 	if (r < 0)
 		goto fail;
@@ -671,41 +661,29 @@ const struct tstats_stats *tstats_get_stats(const struct tstats *t)
 	return &t->stats;
 }
 
+struct receive_ctx {
+	struct tstats *t;
+	tstats_record_cb cb;
+	void *userdata;
+};
+
+static int receive_datagram(void *ctx, const void *buf, size_t len, uint32_t sender)
+{
+	struct receive_ctx *x = ctx;
+	return tstats_decode(buf, len, sender, x->t->family_id, &x->t->stats, x->cb, x->userdata);
+}
+
 int tstats_receive(struct tstats *t, tstats_record_cb cb, void *userdata, bool *ret_lost)
 {
+	struct receive_ctx x = {t, cb, userdata};
 	bool overrun = false;
-	int total = 0, r = 0;
+	int r;
 
 	assert(t);
-	/* Bounded, so that an exit storm cannot keep the caller's loop here. */
-	for (unsigned batch = 0; batch < TSTATS_RECEIVE_BATCH; batch++) {
-		uint32_t sender = UINT32_MAX;
-		bool trunc = false;
-		ssize_t n = recv_one(t, 0, &sender, &trunc);
-
-		if (n == -EINTR)
-			continue;
-		if (n == -ENOBUFS) {
-			/* The queue overflowed and the kernel dropped records; reading goes on. */
-			t->stats.overruns++;
-			overrun = true;
-			continue;
-		}
-		if (n < 0) {
-			r = n == -EAGAIN ? 0 : (int)n;
-			break;
-		}
-		if (trunc) {
-			t->stats.datagrams++;
-			t->stats.malformed++;
-			continue;
-		}
-		r = tstats_decode(t->buf, (size_t)n, sender, t->family_id, &t->stats, cb, userdata);
-		if (r < 0)
-			break;
-		total = r > INT_MAX - total ? INT_MAX : total + r;
-	}
+	r = nl_receive(mnl_socket_get_fd(t->nl), t->buf, sizeof(t->buf), TSTATS_RECEIVE_BATCH,
+		       &t->stats.datagrams, &t->stats.malformed, &t->stats.overruns,
+		       receive_datagram, &x, &overrun);
 	if (ret_lost)
 		*ret_lost = overrun;
-	return r < 0 ? r : total;
+	return r;
 }
