@@ -20,6 +20,7 @@
 
 #define CONTROL_LINE_MAX (64u * 1024u) /* longest request line, newline excluded */
 #define CONTROL_OUT_MAX (1u << 20)     /* event bytes waiting for one follower */
+#define CONTROL_TOTAL_MAX (16u << 20)  /* reply and event bytes waiting, all clients */
 #define CONTROL_CLIENTS_MAX 256	       /* connections at once */
 #define CONTROL_ID_MAX 32	       /* task id, NUL included */
 

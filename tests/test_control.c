@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -936,6 +937,108 @@ static void t_many_clients(void **state)
 	cancel_and_check(r);
 }
 
+/* Issue 9 item 4: clients asking `tree` of a wide tree with long argv, some
+ * asking again as soon as a reply is in, some never reading, must not delay
+ * the timeout nor grow ptmon.  Unbounded, a tree reply was built whole in one
+ * loop turn for every client (1,000 processes, 4 KB argv each: 4 MB of JSON
+ * and 2,000 /proc reads a reply): the timeout came seconds late and ptmon
+ * grew to hundreds of MB.  The bounds below are generous (load on the
+ * machine cannot reach them) and still far below what that did. */
+#define FLOOD_PROCS "1000"
+#define FLOOD_CLIENTS 200
+#define FLOOD_TIMEOUT_S 2.0
+#define FLOOD_LATE_S 1.5      /* returned within timeout + this */
+#define FLOOD_RSS_MB 64       /* ptmon's peak RSS */
+
+static void t_tree_flood(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	char *arg = malloc(4001);
+	assert_non_null(arg);
+	memset(arg, 'a', 4000);
+	arg[4000] = '\0';
+	double t0 = now_s();
+	struct run *r = run_start(c, sock, NULL,
+				  (const char *const[]){"--timeout", "2s", "--", H, "wide",
+							FLOOD_PROCS, arg, NULL});
+	free(arg);
+	run_until(r, "READY");
+	static struct conn k[FLOOD_CLIENTS];
+	static const char req[] = "{\"cmd\":\"tree\"}\n";
+	for (int i = 0; i < FLOOD_CLIENTS; i++) {
+		conn_open(sock, &k[i]);
+		if (i % 2) { /* never reads: asks 50 times at once */
+			int small = 4096;
+			setsockopt(k[i].fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+			for (int j = 0; j < 50; j++)
+				(void)!send(k[i].fd, req, sizeof(req) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		} else {
+			conn_send(&k[i], req, sizeof(req) - 1);
+			fcntl(k[i].fd, F_SETFL, O_NONBLOCK);
+		}
+	}
+	/* The readers ask again at each complete reply, until ptmon ends. */
+	static struct pollfd p[FLOOD_CLIENTS / 2 + 3];
+	int replies = 0;
+	for (;;) {
+		int n = 0;
+		for (int i = 0; i < FLOOD_CLIENTS; i += 2)
+			p[n++] = (struct pollfd){.fd = k[i].fd, .events = POLLIN};
+		p[n++] = (struct pollfd){.fd = r->pidfd, .events = POLLIN};
+		p[n++] = (struct pollfd){.fd = r->out, .events = POLLIN};
+		p[n++] = (struct pollfd){.fd = r->err, .events = POLLIN};
+		if (now_s() - t0 > DEADLINE_S)
+			fail_msg("ptmon did not end");
+		if (poll(p, (nfds_t)n, 1000) < 0 && errno != EINTR)
+			fail_msg("poll: %s", strerror(errno));
+		if (p[n - 3].revents)
+			break;
+		pump_fd(r->out, &r->o);
+		pump_fd(r->err, &r->e);
+		for (int j = 0; j < n - 3; j++) {
+			struct conn *q = &k[2 * j];
+			char tmp[65536];
+			ssize_t got;
+			if (!p[j].revents || q->fd < 0)
+				continue;
+			while ((got = recv(q->fd, tmp, sizeof(tmp), 0)) > 0)
+				for (char *s = tmp; (s = memchr(s, '\n', (size_t)(tmp + got - s)));
+				     s++) {
+					replies++;
+					(void)!send(q->fd, req, sizeof(req) - 1,
+						    MSG_NOSIGNAL | MSG_DONTWAIT);
+				}
+			if (got == 0) { /* ptmon closed: it is ending */
+				close(q->fd);
+				q->fd = -1;
+			}
+		}
+	}
+	struct rusage ru;
+	int status;
+	assert_int_equal(wait4(r->pid, &status, 0, &ru), r->pid);
+	double took = now_s() - t0;
+	r->exited = true;
+	pump_fd(r->out, &r->o);
+	pump_fd(r->err, &r->e);
+	for (int i = 0; i < FLOOD_CLIENTS; i++)
+		conn_close(&k[i]);
+	print_message("flood: ptmon returned after %.2f s (timeout %.1f s), peak RSS %ld MB, "
+		      "%d whole tree replies\n",
+		      took, FLOOD_TIMEOUT_S, ru.ru_maxrss / 1024, replies);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 124) {
+		dump(r);
+		fail_msg("status 0x%x, expected exit 124", status);
+	}
+	if (took > FLOOD_TIMEOUT_S + FLOOD_LATE_S)
+		fail_msg("ptmon returned %.2f s after its start: the timeout was late", took);
+	if (ru.ru_maxrss / 1024 > FLOOD_RSS_MB)
+		fail_msg("ptmon's peak RSS %ld MB, bound %d MB", ru.ru_maxrss / 1024,
+			 FLOOD_RSS_MB);
+}
+
 /* A follower that never reads while a storm runs: the task finishes as if
  * nobody followed.  Then it reads: what it missed is a "lost" line. */
 static void t_stuck_follower(void **state)
@@ -1297,6 +1400,7 @@ int main(void)
 		BOTH(t_kill_one),	BOTH(t_kill_subtree),
 		AUTO(t_refusals),	AUTO(t_other_user),
 		AUTO(t_many_clients),	AUTO(t_stuck_follower),
+		AUTO(t_tree_flood),
 		BOTH(t_events_follow),	AUTO(t_cli),
 		AUTO(t_metrics),	AUTO(t_stale_and_live_socket),
 		AUTO(t_ls_default_dir), AUTO(t_task_id_in_outputs),
