@@ -68,6 +68,15 @@ int control_default_dir(char *out, size_t size);
  */
 int control_prepare_dir(const char *dir, const char **why);
 
+/* The same checks without creating @dir: what a client applies before it
+ * trusts a socket there.  Returns 0, -EPERM (*why says how) or -errno of
+ * lstat (-ENOENT: no such directory). */
+int control_check_dir(const char *dir, const char **why);
+
+/* May a client trust a control server whose uid (SO_PEERCRED) is @uid?
+ * Only one of its own user or root. */
+bool control_server_trusted(uid_t uid);
+
 /* A new task id: "<ptmon pid>-<8 hex digits from getrandom>".  Returns 0
  * or -errno. */
 int control_make_id(char *out, size_t size);

@@ -45,15 +45,18 @@ struct options {
 static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void msg(const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], safe[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
+	/* Notices name the task's processes and paths: their bytes must not
+	 * act on the terminal. */
+	text_escape(line, strlen(line), safe, sizeof(safe));
 	/* One write, so that the line is not interleaved with the task's. */
-	dprintf(STDERR_FILENO, "ptmon: %s\n", line);
+	dprintf(STDERR_FILENO, "ptmon: %s\n", safe);
 }
 
 static void usage(FILE *f)

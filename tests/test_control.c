@@ -1336,6 +1336,177 @@ static void t_ls_default_dir(void **state)
 	free(err.p);
 }
 
+/* ---- trust: the clients' checks, escaping (issue 9, items 9 and 10) ------------------------- */
+
+/* A fake control server at @path: bound here (as root), then listening as
+ * @uid, it answers every request line with @reply until killed.  SO_PEERCRED
+ * of a server is the credentials of the process that called listen(). */
+static pid_t fake_server(const char *path, uid_t uid, const char *reply)
+{
+	int sync[2];
+	assert_int_equal(pipe2(sync, O_CLOEXEC), 0);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa;
+	make_addr(&sa, path);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (uid && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+			    setresuid(uid, uid, uid) < 0))
+			_exit(2);
+		if (listen(s, 16) < 0 || write(sync[1], "x", 1) != 1)
+			_exit(3);
+		for (;;) {
+			int fd = accept4(s, NULL, NULL, SOCK_CLOEXEC);
+			char in[4096];
+			ssize_t n;
+			if (fd < 0)
+				continue;
+			while ((n = recv(fd, in, sizeof(in), 0)) > 0 && !memchr(in, '\n', (size_t)n))
+				;
+			if (n > 0)
+				(void)!send(fd, reply, strlen(reply), MSG_NOSIGNAL);
+			close(fd);
+		}
+	}
+	close(s);
+	close(sync[1]);
+	char x;
+	assert_int_equal(read(sync[0], &x, 1), 1);
+	close(sync[0]);
+	return pid;
+}
+
+static void fake_server_stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* What reaches the terminal holds no control character, no C1 control and
+ * no raw ESC: only their escapes. */
+static void assert_no_controls(const struct buf *b, const char *what)
+{
+	for (size_t i = 0; b->p && i < b->len; i++) {
+		unsigned char ch = (unsigned char)b->p[i];
+		bool c1 = ch == 0xC2 && i + 1 < b->len && (unsigned char)b->p[i + 1] >= 0x80 &&
+			  (unsigned char)b->p[i + 1] < 0xA0;
+		if ((ch < 0x20 && ch != '\n') || ch == 0x7f || c1 || (ch >= 0x80 && ch < 0xA0))
+			fail_msg("%s: raw control byte 0x%02x at %zu: %.300s", what, ch, i, b->p);
+	}
+}
+
+#define FAKE_INFO                                                                                  \
+	"{\"ok\":true,\"id\":\"FAKE\\u001b]0;pwned\\u0007\",\"root_pid\":1,\"age_ns\":0,"           \
+	"\"live\":99,\"argv\":[\"evil\\u001b[2J\",\"\\u009b31m\"],\"signalled\":99,"              \
+	"\"processes\":[{\"pid\":5,\"ppid\":1,\"id\":1,\"parent_id\":0,\"comm\":\"c\\u001bd\","    \
+	"\"argv\":[\"p\\u001b[31mq\",\"\\u009bz\\u007f\"],\"state\":\"\\u001b\",\"age_ns\":0,"     \
+	"\"cpu_s\":0,\"rss_bytes\":0}],\"metrics\":\"m\\u001b[31m 1\\n# EOF\\n\"}\n"
+
+/* Item 9: a default directory that another user made or opened, and a
+ * socket served by another user, are refused with a clear message; nothing
+ * the fake server says is printed as a result. */
+static void t_untrusted_servers(void **state)
+{
+	struct ctx *c = begin(state);
+	char env[256], pdir[160], fake[300];
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
+	snprintf(pdir, sizeof(pdir), "%s/ptmon", c->dir);
+	snprintf(fake, sizeof(fake), "%s/666-fake.sock", pdir);
+	assert_int_equal(mkdir(pdir, 0700), 0);
+	struct buf out = {0}, err = {0};
+	/* Open to others, then owned by another user. */
+	for (int step = 0; step < 2; step++) {
+		if (step == 0)
+			assert_int_equal(chmod(pdir, 0777), 0);
+		else
+			assert_int_equal(chmod(pdir, 0700) | chown(pdir, 65534, 65534), 0);
+		const char *why = step == 0 ? "open to group or others" : "owned by another user";
+		out.len = err.len = 0;
+		assert_int_equal(cli(env, &out, &err, "ls", NULL), 125);
+		if (!buf_has(&err, why) || !buf_has(&err, "refusing to trust") || out.len)
+			fail_msg("ls in an unsafe directory: out '%s' err '%s'", out.p ? out.p : "",
+				 err.p ? err.p : "");
+		err.len = 0;
+		assert_int_equal(cli(env, &out, &err, "kill", "666-fake", "5", NULL), 125);
+		assert_true(buf_has(&err, why));
+	}
+	/* A safe directory, but the server is uid 65534. */
+	assert_int_equal(chown(pdir, 0, 0), 0);
+	pid_t srv = fake_server(fake, 65534, FAKE_INFO);
+	out.len = err.len = 0;
+	assert_int_equal(cli(env, &out, &err, "ls", NULL), 0);
+	if (buf_has(&out, "FAKE") || !buf_has(&err, "runs as uid 65534"))
+		fail_msg("ls: out '%s' err '%s'", out.p ? out.p : "", err.p ? err.p : "");
+	out.len = err.len = 0;
+	assert_int_equal(cli(env, &out, &err, "kill", "666-fake", "5", NULL), 125);
+	assert_false(buf_has(&out, "sent"));
+	assert_true(buf_has(&err, "runs as uid 65534"));
+	out.len = err.len = 0;
+	assert_int_equal(cli(NULL, &out, &err, "tree", fake, NULL), 125);
+	assert_false(buf_has(&out, "PROCESS"));
+	assert_int_equal(cli(NULL, &out, &err, "metrics", fake, NULL), 125);
+	assert_int_equal(cli(NULL, &out, &err, "cancel", fake, NULL), 125);
+	fake_server_stop(srv);
+	free(out.p);
+	free(err.p);
+}
+
+/* Item 10 in the clients: what a (trusted) server relays from the task is
+ * printed escaped: ls, tree, metrics and error messages. */
+static void t_client_escapes(void **state)
+{
+	struct ctx *c = begin(state);
+	char env[256], pdir[160], fake[300], bad[300];
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
+	snprintf(pdir, sizeof(pdir), "%s/ptmon", c->dir);
+	snprintf(fake, sizeof(fake), "%s/777-esc.sock", pdir);
+	snprintf(bad, sizeof(bad), "%s/bad", c->dir);
+	assert_int_equal(mkdir(pdir, 0700), 0);
+	pid_t srv = fake_server(fake, 0, FAKE_INFO);
+	pid_t srv2 = fake_server(bad, 0, "{\"ok\":false,\"error\":\"no\\u001b[2J\\u009bway\"}\n");
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(env, &out, &err, "ls", NULL), 0);
+	assert_no_controls(&out, "ls");
+	assert_true(buf_has(&out, "FAKE\\x1b]0;pwned\\x07") && buf_has(&out, "\\u009b31m"));
+	out.len = 0;
+	assert_int_equal(cli(env, &out, &err, "tree", "777-esc", NULL), 0);
+	assert_no_controls(&out, "tree");
+	assert_true(buf_has(&out, "p\\x1b[31mq \\u009bz\\x7f"));
+	out.len = 0;
+	assert_int_equal(cli(env, &out, &err, "metrics", "777-esc", NULL), 0);
+	assert_no_controls(&out, "metrics");
+	assert_true(buf_has(&out, "m\\x1b[31m 1\n# EOF\n"));
+	err.len = 0;
+	assert_int_equal(cli(NULL, &out, &err, "kill", bad, "5", NULL), 1);
+	assert_no_controls(&err, "kill's error");
+	assert_true(buf_has(&err, "no\\x1b[2J\\u009bway"));
+	fake_server_stop(srv);
+	fake_server_stop(srv2);
+	free(out.p);
+	free(err.p);
+}
+
+/* Item 10 in --summary: an argv with terminal escapes, C1 controls and
+ * bytes that are not UTF-8 is printed escaped. */
+static void t_summary_escapes(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(c, sock, NULL,
+				  (const char *const[]){"--summary", "--", "sh", "-c", ":",
+							"\x1b]0;T\x07\x1b[2J", "\xc2\x9b" "1m\xff",
+							NULL});
+	assert_int_equal(run_wait(r), 0);
+	assert_no_controls(&r->e, "summary");
+	if (!buf_has(&r->e, "\\x1b]0;T\\x07\\x1b[2J \\u009b1m\\xff"))
+		fail_msg("summary: %s", r->e.p ? r->e.p : "");
+}
+
 /* The task id is printed with -v and is in the start event and the report. */
 static void t_task_id_in_outputs(void **state)
 {
@@ -1404,6 +1575,8 @@ int main(void)
 		BOTH(t_events_follow),	AUTO(t_cli),
 		AUTO(t_metrics),	AUTO(t_stale_and_live_socket),
 		AUTO(t_ls_default_dir), AUTO(t_task_id_in_outputs),
+		AUTO(t_untrusted_servers), AUTO(t_client_escapes),
+		AUTO(t_summary_escapes),
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
