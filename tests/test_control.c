@@ -1507,6 +1507,105 @@ static void t_summary_escapes(void **state)
 		fail_msg("summary: %s", r->e.p ? r->e.p : "");
 }
 
+/* ---- signals to ptmon, and the status of a cancel (issue 9, items 11 and 12) ---------------- */
+
+/* Pidfds of every process in the test's cgroup (ptmon, the task). */
+static int cg_pidfds(struct ctx *c, int *fds, int max)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", c->cg);
+	FILE *f = fopen(path, "re");
+	int n = 0, pid;
+	assert_non_null(f);
+	while (n < max && fscanf(f, "%d", &pid) == 1)
+		if ((fds[n] = pidfd_open(pid)) >= 0)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Would @sig end a process at its default action? */
+static bool fatal_by_default(int sig)
+{
+	static const int harmless[] = {SIGCHLD, SIGCONT, SIGURG,  SIGWINCH, SIGSTOP,
+				       SIGTSTP, SIGTTIN, SIGTTOU, SIGKILL};
+	for (size_t i = 0; i < sizeof(harmless) / sizeof(harmless[0]); i++)
+		if (harmless[i] == sig)
+			return false;
+	return true;
+}
+
+/* Every signal whose default action would end ptmon (SIGKILL aside, whose
+ * case is the guardian's): either it cancels the task (status 128+N, the
+ * whole tree gone), or it is ignored (PIPE, XFSZ, the C library's 32 and
+ * 33: ptmon still answers, and a TERM then cancels as usual). */
+static void t_fatal_signals(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	int cancelled = 0, ignored = 0;
+	for (int sig = 1; sig <= 64; sig++) {
+		if (!fatal_by_default(sig))
+			continue;
+		bool ignore = sig == SIGPIPE || sig == SIGXFSZ || sig == 32 || sig == 33;
+		struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "2", NULL});
+		run_until(r, "READY");
+		wait_live(sock, 3);
+		int fds[8];
+		int n = cg_pidfds(c, fds, 8);
+		assert_int_equal(n, 4); /* ptmon, the root, two children */
+		assert_int_equal(pidfd_signal(r->pidfd, sig), 0);
+		if (ignore) {
+			/* Answered after the signal: ptmon is alive and well. */
+			struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
+			assert_true(reply_ok(o));
+			assert_int_equal(reply_int(o, "live"), 3);
+			json_object_put(o);
+			assert_int_equal(pidfd_signal(r->pidfd, SIGTERM), 0);
+		}
+		int st = run_wait(r);
+		int want = 128 + (ignore ? SIGTERM : sig);
+		if (!WIFEXITED(r->status) || st != want) {
+			dump(r);
+			fail_msg("signal %d: ptmon status 0x%x, expected exit %d", sig, r->status,
+				 want);
+		}
+		for (int i = 0; i < n; i++) {
+			if (!pidfd_dead(fds[i], 5000))
+				fail_msg("signal %d: a process of the run survived", sig);
+			close(fds[i]);
+		}
+		ignore ? ignored++ : cancelled++;
+		run_close(r);
+	}
+	print_message("%d signals cancel the task, %d are ignored\n", cancelled, ignored);
+}
+
+/* `ptmon cancel` makes the run exit 124 as a timeout would, even when the
+ * task traps TERM and exits 0. */
+static void t_cancel_status(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(
+		c, sock, NULL,
+		(const char *const[]){"/bin/sh", "-c",
+				      "trap 'exit 0' TERM; echo READY; while :; do sleep 5 & wait; done",
+				      NULL});
+	run_until(r, "READY");
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(NULL, &out, &err, "cancel", sock, NULL), 0);
+	int st = run_wait(r);
+	if (st != 124) {
+		dump(r);
+		fail_msg("after ptmon cancel: status %d, expected 124", st);
+	}
+	free(out.p);
+	free(err.p);
+}
+
 /* The task id is printed with -v and is in the start event and the report. */
 static void t_task_id_in_outputs(void **state)
 {
@@ -1576,7 +1675,8 @@ int main(void)
 		AUTO(t_metrics),	AUTO(t_stale_and_live_socket),
 		AUTO(t_ls_default_dir), AUTO(t_task_id_in_outputs),
 		AUTO(t_untrusted_servers), AUTO(t_client_escapes),
-		AUTO(t_summary_escapes),
+		AUTO(t_summary_escapes), AUTO(t_fatal_signals),
+		AUTO(t_cancel_status),
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
