@@ -144,6 +144,17 @@ int ptmon_task_foreach_process(const struct ptmon_task *t,
 	return 0;
 }
 
+const struct ptmon_process *ptmon_task_next_process(const struct ptmon_task *t,
+						   const struct ptmon_process *p)
+{
+	if (!t)
+		return NULL;
+	const struct node *n = p ? ((const struct node *)p)->next : t->monitor->tree.first;
+	while (n && n->task != t)
+		n = n->next;
+	return (const struct ptmon_process *)n;
+}
+
 uint64_t ptmon_task_max_alive(const struct ptmon_task *t)
 {
 	return t ? t->live.max : 0;

@@ -246,6 +246,12 @@ PTMON_EXPORT int ptmon_task_foreach_process(const struct ptmon_task *t,
 					    int (*fn)(const struct ptmon_process *p, void *ud),
 					    void *ud);
 
+/* The process of @t seen after @p (NULL: the first), or NULL after the last.
+ * Processes are only ever appended and stay valid, so a caller can walk them
+ * a few at a time across calls; those seen meanwhile come at the end. */
+PTMON_EXPORT const struct ptmon_process *ptmon_task_next_process(const struct ptmon_task *t,
+								 const struct ptmon_process *p);
+
 /* The most processes of @t alive at once, as ptmon counted them. */
 PTMON_EXPORT uint64_t ptmon_task_max_alive(const struct ptmon_task *t);
 

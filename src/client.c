@@ -27,18 +27,24 @@ enum { EXIT_REFUSED = 1, EXIT_FAILED = 125 };
 static int say(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int say(int status, const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], safe[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "ptmon: %s\n", line);
+	/* What a task or its server says is never trusted with the terminal. */
+	text_escape(line, strlen(line), safe, sizeof(safe));
+	fprintf(stderr, "ptmon: %s\n", safe);
 	return status;
 }
 
 /* ---- talking to a task -------------------------------------------------------- */
 
-static int connect_path(const char *path, int *ret_fd)
+/* Connect to @path, and check who serves it: another user could have put
+ * a socket there (a shared /tmp, a path given by someone else) to feed us
+ * fake replies.  -EPERM and *ret_uid: the server is not of our user or
+ * root. */
+static int connect_path(const char *path, int *ret_fd, uid_t *ret_uid)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -47,28 +53,67 @@ static int connect_path(const char *path, int *ret_fd)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
+	/* A server that never accepts leaves connect() blocked on a full
+	 * backlog: bound it as the reply is bounded. */
+	struct timeval tv = {.tv_sec = REPLY_TIMEOUT_MS / 1000};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	int r = 0;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		r = -errno;
+	else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		r = -errno;
+	else if (!control_server_trusted(cr.uid)) {
+		*ret_uid = cr.uid;
+		r = -EPERM;
+	}
+	if (r < 0) {
 		close(fd);
-		return -e;
+		return r == -EAGAIN ? -ETIMEDOUT : r;
 	}
 	*ret_fd = fd;
 	return 0;
 }
 
+static int untrusted(const char *path, uid_t uid)
+{
+	return say(-1, "refusing %s: its server runs as uid %u, not as you (uid %u) or root",
+		   path, (unsigned)uid, (unsigned)geteuid());
+}
+
+/* The default directory, checked as the server checks it before use. */
+static int default_dir(char *dir, size_t size)
+{
+	const char *why = NULL;
+	int r = control_default_dir(dir, size);
+	if (r < 0)
+		return say(r, "control directory: name too long");
+	r = control_check_dir(dir, &why);
+	if (r == -EPERM)
+		return say(r, "control directory '%s': %s; refusing to trust its sockets", dir,
+			   why);
+	return r;
+}
+
 static int connect_id(const char *id, int *ret_fd)
 {
-	char path[256];
+	char path[256], dir[256];
+	uid_t uid = 0;
 	int r = control_resolve(id, path, sizeof(path));
 	if (r == -EINVAL)
 		return say(-1, "invalid task id '%s'", id);
 	if (r < 0)
 		return say(-1, "%s: %s", id, strerror(-r));
-	r = connect_path(path, ret_fd);
+	if (!strchr(id, '/') && (r = default_dir(dir, sizeof(dir))) < 0 && r != -ENOENT)
+		return -1;
+	r = connect_path(path, ret_fd, &uid);
 	if (r == -ENOENT)
 		return say(-1, "no task '%s' (no socket %s)", id, path);
 	if (r == -ECONNREFUSED)
 		return say(-1, "task '%s' is not running (stale socket %s)", id, path);
+	if (r == -EPERM)
+		return untrusted(path, uid);
 	if (r < 0)
 		return say(-1, "cannot connect to %s: %s", path, strerror(-r));
 	return 0;
@@ -179,20 +224,32 @@ static int64_t get_int(struct json_object *o, const char *key)
 
 /* ---- ls ------------------------------------------------------------------------- */
 
+/* The arguments joined by spaces, escaped for the terminal. */
 static void command_line(struct json_object *argv, char *out, size_t size)
 {
+	char raw[1024];
 	size_t o = 0;
-	out[0] = '\0';
-	for (size_t i = 0; argv && i < json_object_array_length(argv) && o + 1 < size; i++) {
-		const char *a = json_object_get_string(json_object_array_get_idx(argv, i));
-		int n = snprintf(out + o, size - o, "%s%s", i ? " " : "", a ? a : "");
-		if (n < 0 || (size_t)n >= size - o)
-			break;
-		o += (size_t)n;
+	bool arr = json_object_is_type(argv, json_type_array);
+	for (size_t i = 0; arr && i < json_object_array_length(argv) && o < sizeof(raw); i++) {
+		struct json_object *v = json_object_array_get_idx(argv, i);
+		const char *a = json_object_get_string(v);
+		size_t n = a ? (size_t)json_object_get_string_len(v) : 0;
+		if (i)
+			raw[o++] = ' ';
+		if (n > sizeof(raw) - o)
+			n = sizeof(raw) - o;
+		memcpy(raw + o, a, n);
+		o += n;
 	}
-	for (char *c = out; *c; c++)
-		if ((unsigned char)*c < 0x20)
-			*c = '?';
+	text_escape(raw, o, out, size);
+}
+
+/* A string field of a reply, escaped for the terminal ("" when absent). */
+static void field_text(struct json_object *o, const char *key, char *out, size_t size)
+{
+	struct json_object *v = NULL;
+	const char *s = json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+	text_escape(s ? s : "", s ? (size_t)json_object_get_string_len(v) : 0, out, size);
 }
 
 static void ls_one(const char *dir, const char *name)
@@ -200,7 +257,8 @@ static void ls_one(const char *dir, const char *name)
 	char path[512], age[32], cmd[256];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	int fd = -1;
-	int r = connect_path(path, &fd);
+	uid_t uid = 0;
+	int r = connect_path(path, &fd, &uid);
 	struct stat st;
 	if (r == -ECONNREFUSED) {
 		/* Left by a ptmon that died: nobody listens any more. */
@@ -208,16 +266,21 @@ static void ls_one(const char *dir, const char *name)
 			unlink(path);
 		return;
 	}
+	if (r == -EPERM) {
+		untrusted(path, uid);
+		return;
+	}
 	if (r < 0) {
 		say(0, "%s: %s", path, strerror(-r));
 		return;
 	}
-	struct json_object *o = NULL, *argv = NULL, *id = NULL;
+	struct json_object *o = NULL, *argv = NULL;
+	char id[128];
 	if (ask(fd, "{\"cmd\":\"info\"}\n", &o, NULL, NULL) == 0) {
 		json_object_object_get_ex(o, "argv", &argv);
-		json_object_object_get_ex(o, "id", &id);
+		field_text(o, "id", id, sizeof(id));
 		command_line(argv, cmd, sizeof(cmd));
-		printf("%-24s %8" PRId64 " %10s %6" PRId64 "  %s\n", json_object_get_string(id),
+		printf("%-24s %8" PRId64 " %10s %6" PRId64 "  %s\n", id,
 		       get_int(o, "root_pid"),
 		       format_duration((uint64_t)get_int(o, "age_ns") / 1000000000ull *
 					       1000000000ull,
@@ -233,12 +296,14 @@ static int cmd_ls(int argc, char **argv)
 	char dir[256];
 	if (argc != 1)
 		return say(EXIT_FAILED, "usage: ptmon ls");
-	if (control_default_dir(dir, sizeof(dir)) < 0)
-		return say(EXIT_FAILED, "control directory: name too long");
+	int r = default_dir(dir, sizeof(dir));
+	if (r < 0 && r != -ENOENT)
+		return r == -EPERM ? EXIT_FAILED : say(EXIT_FAILED, "%s: %s", dir, strerror(-r));
 	printf("%-24s %8s %10s %6s  %s\n", "ID", "ROOT", "AGE", "LIVE", "COMMAND");
-	DIR *d = opendir(dir);
+	DIR *d = r == 0 ? opendir(dir) : NULL;
 	if (!d)
-		return errno == ENOENT ? 0 : say(EXIT_FAILED, "%s: %s", dir, strerror(errno));
+		return r == -ENOENT || errno == ENOENT ? 0
+						       : say(EXIT_FAILED, "%s: %s", dir, strerror(errno));
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		size_t n = strlen(e->d_name);
@@ -275,7 +340,9 @@ static void info_of(struct json_object *p, struct ptmon_process_info *ret, char 
 	}
 	const char *st =
 		json_object_object_get_ex(p, "state", &v) ? json_object_get_string(v) : "?";
-	*live = (struct summary_live){.state = st && *st ? st[0] : '?',
+	/* One letter, printed as it is: anything but a letter is '?'. */
+	bool letter = st && ((*st >= 'A' && *st <= 'Z') || (*st >= 'a' && *st <= 'z'));
+	*live = (struct summary_live){.state = letter ? st[0] : '?',
 				      .age_ns = (uint64_t)get_int(p, "age_ns"),
 				      .rss_bytes = (uint64_t)get_int(p, "rss_bytes")};
 	if (json_object_object_get_ex(p, "cpu_s", &v))
@@ -398,6 +465,20 @@ static int cmd_cancel(int argc, char **argv)
 	return r;
 }
 
+/* @text line by line, each escaped for the terminal. */
+static void print_lines(const char *text)
+{
+	while (text && *text) {
+		const char *nl = strchr(text, '\n');
+		size_t n = nl ? (size_t)(nl - text) : strlen(text);
+		char *safe = text_escape_dup(text, n);
+		if (safe)
+			printf("%s\n", safe);
+		free(safe);
+		text += n + (nl != NULL);
+	}
+}
+
 static int cmd_metrics(int argc, char **argv)
 {
 	if (argc != 2)
@@ -407,7 +488,7 @@ static int cmd_metrics(int argc, char **argv)
 	if (r)
 		return r;
 	if (json_object_object_get_ex(o, "metrics", &text))
-		fputs(json_object_get_string(text), stdout);
+		print_lines(json_object_get_string(text));
 	json_object_put(o);
 	return text ? 0 : say(EXIT_FAILED, "the task's reply is not understood");
 }

@@ -4,9 +4,16 @@
  * every client, each registration pointing at a small tagged watch.  Clients
  * are non-blocking with bounded buffers: a request line is at most
  * CONTROL_LINE_MAX bytes, and a client's requests are not read while more
- * than REPLY_HIGH bytes of replies wait for it, so a client that does not
- * read costs at most one reply beyond that; a follower gets events only
+ * than REPLY_HIGH bytes of replies wait for it; a follower gets events only
  * while fewer than CONTROL_OUT_MAX bytes wait, then a "lost" line.
+ *
+ * The monitor shares ptmon's loop, so no client may hold it: a reply that
+ * walks the tree (info, tree, metrics) is a job that goes a few processes at
+ * a time, a tree reply is written as the client takes it (JOB_LOW), each loop
+ * turn gives all clients together at most TURN_BUDGET_NS, and what is left
+ * keeps an eventfd readable so that the loop comes back at once after the
+ * monitor's turn.  All clients together hold at most CONTROL_TOTAL_MAX bytes
+ * of replies and events.
  */
 #include "control.h"
 #include "parse.h"
@@ -20,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -29,8 +37,31 @@
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define REPLY_HIGH (64u * 1024u) /* stop reading requests above this */
 #define READ_CHUNK (16u * 1024u)
+#define IN_SIZE (CONTROL_LINE_MAX + 1 + READ_CHUNK)
+#define JOB_LOW (64u * 1024u)	   /* build more of a reply while less waits */
+#define JOB_SLICE 32		   /* processes sampled per client per pass */
+#define TURN_BUDGET_NS 2000000ull /* control work per loop turn, all clients */
 
-enum watch_kind { WATCH_LISTEN, WATCH_CLIENT };
+enum watch_kind { WATCH_LISTEN, WATCH_CLIENT, WATCH_MORE };
+
+/* What a reply that walks the task's processes has gathered so far. */
+struct census {
+	uint64_t now;
+	uint64_t live, processes, forks;
+	uint64_t exits[4]; /* exited, signaled, killed_by_ptmon, unknown */
+	double cpu_s;
+	uint64_t rss_bytes;
+	bool sample; /* read /proc for live processes */
+};
+
+/* A request being answered across loop turns. */
+struct job {
+	bool active;
+	enum control_cmd cmd;		  /* INFO, TREE or METRICS */
+	const struct ptmon_process *cur; /* the last process walked, NULL: none */
+	bool items;			  /* TREE: an element was written */
+	struct census cs;
+};
 
 struct client {
 	enum watch_kind kind; /* first: epoll data.ptr points here */
@@ -42,6 +73,8 @@ struct client {
 	bool eof;	/* the peer shut its side down */
 	bool closing;	/* no more requests: flush, then close */
 	bool following;
+	bool pending; /* a complete request line waits in in[] */
+	struct job job;
 	char *in;
 	size_t inlen;
 	char *out;
@@ -51,7 +84,12 @@ struct client {
 
 struct control {
 	enum watch_kind kind;
-	int epfd, lfd;
+	enum watch_kind more_kind; /* the tag of morefd */
+	int epfd, lfd, morefd;	   /* morefd: readable while work is left */
+	bool more;
+	uint64_t turn_end;	   /* CLOCK_MONOTONIC end of this turn's budget */
+	size_t total_out;	   /* bytes waiting for all clients */
+	struct client *rr;	   /* where the next turn's work starts */
 	bool accept_paused;
 	bool in_dispatch;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -155,13 +193,18 @@ int control_open(struct control **ret, const char *path, const char *task_id)
 	if (!c)
 		return -ENOMEM;
 	c->kind = WATCH_LISTEN;
+	c->more_kind = WATCH_MORE;
 	c->lfd = -1;
 	c->epfd = -1;
+	c->morefd = -1;
 	snprintf(c->id, sizeof(c->id), "%s", task_id);
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);
-	int r = c->epfd < 0 ? -errno : listen_on(c, path);
+	c->morefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int r = c->epfd < 0 || c->morefd < 0 ? -errno : listen_on(c, path);
 	if (r == 0)
 		r = watch_add(c, c->lfd, c, EPOLLIN);
+	if (r == 0)
+		r = watch_add(c, c->morefd, &c->more_kind, EPOLLIN);
 	if (r < 0) {
 		control_free(c, 0);
 		return r;
@@ -187,7 +230,8 @@ static void client_rearm(struct client *cl)
 {
 	if (cl->dead)
 		return;
-	bool reading = !cl->closing && !cl->eof && cl->outlen < REPLY_HIGH;
+	/* Not with a full input buffer: level-triggered, it would spin. */
+	bool reading = !cl->closing && !cl->eof && cl->outlen < REPLY_HIGH && cl->inlen < IN_SIZE;
 	uint32_t want = (reading ? EPOLLIN : 0) | (cl->outlen ? EPOLLOUT : 0);
 	if (want == cl->armed)
 		return;
@@ -213,17 +257,22 @@ static void client_flush(struct client *cl)
 		}
 		cl->outoff += (size_t)n;
 		cl->outlen -= (size_t)n;
+		cl->ctl->total_out -= (size_t)n;
 	}
 	if (!cl->outlen)
 		cl->outoff = 0;
-	if (!cl->outlen && (cl->closing || (cl->eof && !cl->following)))
+	/* A peer that shut its side still gets the replies it asked for. */
+	bool asked = cl->job.active || cl->pending;
+	if (!cl->outlen && (cl->closing || (cl->eof && !cl->following && !asked)))
 		cl->dead = true;
 }
 
-/* Room for @n more bytes; @bound: fail rather than go past CONTROL_OUT_MAX. */
+/* Room for @n more bytes; @bound: fail rather than go past CONTROL_OUT_MAX
+ * for this client or CONTROL_TOTAL_MAX for all. */
 static bool client_reserve(struct client *cl, size_t n, bool bound)
 {
-	if (bound && cl->outlen + n > CONTROL_OUT_MAX)
+	if (bound && (cl->outlen + n > CONTROL_OUT_MAX ||
+		      cl->ctl->total_out + n > CONTROL_TOTAL_MAX))
 		return false;
 	if (cl->outoff && cl->outoff + cl->outlen + n > cl->outcap) {
 		memmove(cl->out, cl->out + cl->outoff, cl->outlen);
@@ -248,6 +297,7 @@ static bool client_append(struct client *cl, const char *s, size_t n, bool bound
 		return false;
 	memcpy(cl->out + cl->outoff + cl->outlen, s, n);
 	cl->outlen += n;
+	cl->ctl->total_out += n;
 	return true;
 }
 
@@ -326,15 +376,10 @@ static double ticks_s(uint64_t ticks)
 
 /* ---- requests ------------------------------------------------------------------- */
 
-struct census {
-	struct json_object *list; /* tree: live processes, or NULL */
-	uint64_t now;
-	uint64_t live, processes, forks, execs;
-	uint64_t exits[4]; /* exited, signaled, killed_by_ptmon, unknown */
-	double cpu_s;
-	uint64_t rss_bytes;
-	bool sample; /* read /proc for live processes */
-};
+static bool over_budget(const struct control *c)
+{
+	return now_ns(CLOCK_MONOTONIC) >= c->turn_end;
+}
 
 static struct json_object *live_json(const struct ptmon_process_info *p, const struct proc_now *pn,
 				     uint64_t now)
@@ -357,12 +402,27 @@ static struct json_object *live_json(const struct ptmon_process_info *p, const s
 	return o;
 }
 
-static int census_one(const struct ptmon_process *proc, void *ud)
+/* One element of a tree reply, written straight to the client. */
+static void tree_item(struct client *cl, const struct ptmon_process_info *p,
+		      const struct proc_now *pn)
 {
-	struct census *cs = ud;
+	struct json_object *o = live_json(p, pn, cl->job.cs.now);
+	size_t n;
+	const char *s = json_object_to_json_string_length(o, JSON_FLAGS, &n);
+	if ((cl->job.items && !client_append(cl, ",", 1, false)) || !client_append(cl, s, n, false))
+		cl->dead = true; /* out of memory, half a reply sent: nothing to save */
+	cl->job.items = true;
+	json_object_put(o);
+}
+
+/* Count @proc in the job's census; a live one of a tree reply is written
+ * out.  Returns true when /proc was read (the costly part). */
+static bool census_one(struct client *cl, const struct ptmon_process *proc)
+{
+	struct census *cs = &cl->job.cs;
 	struct ptmon_process_info p;
 	if (ptmon_process_get_info(proc, &p) < 0)
-		return 0;
+		return false;
 	cs->processes++;
 	cs->forks += !p.root;
 	if (p.end != PTMON_END_RUNNING) {
@@ -371,32 +431,24 @@ static int census_one(const struct ptmon_process *proc, void *ud)
 						      : 3;
 		cs->exits[k]++;
 		cs->cpu_s += (double)(p.utime_us + p.stime_us) / 1e6;
-		return 0;
+		return false;
 	}
 	cs->live++;
 	if (!cs->sample)
-		return 0;
+		return false;
 	struct proc_now pn;
 	proc_now(p.pid, &pn);
 	cs->cpu_s += ticks_s(pn.ticks);
 	cs->rss_bytes += pn.rss_pages * (uint64_t)sysconf(_SC_PAGESIZE);
-	if (cs->list)
-		json_object_array_add(cs->list, live_json(&p, &pn, cs->now));
-	return 0;
-}
-
-static void census_take(struct control *c, struct census *cs)
-{
-	cs->now = now_ns(CLOCK_MONOTONIC);
-	if (c->task)
-		ptmon_task_foreach_process(c->task, census_one, cs);
+	if (cl->job.cmd == CONTROL_TREE)
+		tree_item(cl, &p, &pn);
+	return true;
 }
 
 static void do_info(struct client *cl)
 {
 	struct control *c = cl->ctl;
-	struct census cs = {0};
-	census_take(c, &cs);
+	const struct census *cs = &cl->job.cs;
 	struct json_object *o = reply_ok();
 	json_object_object_add(o, "id", json_object_new_string(c->id));
 	json_object_object_add(o, "pid", json_object_new_int(getpid()));
@@ -413,24 +465,15 @@ static void do_info(struct client *cl)
 		json_object_object_add(o, "start_unix_ns",
 				       json_object_new_int64((int64_t)ri.start_wall_ns));
 		json_object_object_add(o, "age_ns",
-				       json_object_new_int64((int64_t)(cs.now - ri.start_mono_ns)));
+				       json_object_new_int64((int64_t)(cs->now - ri.start_mono_ns)));
 	}
-	json_object_object_add(o, "live", json_object_new_int64((int64_t)cs.live));
-	json_object_object_add(o, "processes", json_object_new_int64((int64_t)cs.processes));
+	json_object_object_add(o, "live", json_object_new_int64((int64_t)cs->live));
+	json_object_object_add(o, "processes", json_object_new_int64((int64_t)cs->processes));
 	json_object_object_add(o, "cancelling", json_object_new_boolean(c->cancel_requested));
 	size_t followers = 0;
 	for (struct client *x = c->clients; x; x = x->next)
 		followers += x->following && !x->dead;
 	json_object_object_add(o, "followers", json_object_new_int64((int64_t)followers));
-	client_send_json(cl, o);
-}
-
-static void do_tree(struct client *cl)
-{
-	struct census cs = {.list = json_object_new_array(), .sample = true};
-	census_take(cl->ctl, &cs);
-	struct json_object *o = reply_ok();
-	json_object_object_add(o, "processes", cs.list);
 	client_send_json(cl, o);
 }
 
@@ -482,10 +525,8 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static char *metrics_text(struct control *c)
+static char *metrics_text(struct control *c, const struct census *cs)
 {
-	struct census cs = {.sample = true};
-	census_take(c, &cs);
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -493,21 +534,21 @@ static char *metrics_text(struct control *c)
 		return NULL;
 	const char *id = c->id;
 	metric(f, "ptmon_live_processes", "gauge", "Processes of the task's tree alive now.");
-	fprintf(f, "ptmon_live_processes{task=\"%s\"} %" PRIu64 "\n", id, cs.live);
+	fprintf(f, "ptmon_live_processes{task=\"%s\"} %" PRIu64 "\n", id, cs->live);
 	metric(f, "ptmon_forks", "counter", "Processes the task's tree forked (root excluded).");
-	fprintf(f, "ptmon_forks_total{task=\"%s\"} %" PRIu64 "\n", id, cs.forks);
+	fprintf(f, "ptmon_forks_total{task=\"%s\"} %" PRIu64 "\n", id, cs->forks);
 	metric(f, "ptmon_execs", "counter", "Execs seen in the task's tree.");
 	fprintf(f, "ptmon_execs_total{task=\"%s\"} %" PRIu64 "\n", id, c->execs);
 	metric(f, "ptmon_exits", "counter", "Processes of the tree that ended, by outcome.");
 	static const char *const outcome[] = {"exited", "signaled", "killed_by_ptmon", "unknown"};
 	for (int i = 0; i < 4; i++)
 		fprintf(f, "ptmon_exits_total{task=\"%s\",outcome=\"%s\"} %" PRIu64 "\n", id,
-			outcome[i], cs.exits[i]);
+			outcome[i], cs->exits[i]);
 	metric(f, "ptmon_cpu_seconds", "counter",
 	       "CPU time of the tree: ended processes' accounting plus live ones' so far.");
-	fprintf(f, "ptmon_cpu_seconds_total{task=\"%s\"} %.6f\n", id, cs.cpu_s);
+	fprintf(f, "ptmon_cpu_seconds_total{task=\"%s\"} %.6f\n", id, cs->cpu_s);
 	metric(f, "ptmon_memory_bytes", "gauge", "Resident memory of the live processes, summed.");
-	fprintf(f, "ptmon_memory_bytes{task=\"%s\"} %" PRIu64 "\n", id, cs.rss_bytes);
+	fprintf(f, "ptmon_memory_bytes{task=\"%s\"} %" PRIu64 "\n", id, cs->rss_bytes);
 	metric(f, "ptmon_events_lost", "counter", "Kernel events lost (overruns, sequence gaps).");
 	fprintf(f, "ptmon_events_lost_total{task=\"%s\"} %" PRIu64 "\n", id, c->events_lost);
 	fputs("# EOF\n", f);
@@ -516,7 +557,7 @@ static char *metrics_text(struct control *c)
 
 static void do_metrics(struct client *cl)
 {
-	char *text = metrics_text(cl->ctl);
+	char *text = metrics_text(cl->ctl, &cl->job.cs);
 	if (!text) {
 		reply_error(cl, "system_error", "out of memory");
 		return;
@@ -525,6 +566,59 @@ static void do_metrics(struct client *cl)
 	json_object_object_add(o, "metrics", json_object_new_string(text));
 	free(text);
 	client_send_json(cl, o);
+}
+
+/* ---- jobs: replies that walk the tree --------------------------------------------- */
+
+#define TREE_HEAD "{\"ok\":true,\"processes\":["
+#define TREE_TAIL "]}\n"
+
+static void job_start(struct client *cl, enum control_cmd cmd)
+{
+	cl->job = (struct job){.active = true,
+			       .cmd = cmd,
+			       .cs = {.now = now_ns(CLOCK_MONOTONIC), .sample = cmd != CONTROL_INFO}};
+	if (cmd == CONTROL_TREE && !client_append(cl, TREE_HEAD, strlen(TREE_HEAD), false)) {
+		cl->job.active = false;
+		cl->closing = true;
+	}
+}
+
+static void job_finish(struct client *cl)
+{
+	cl->job.active = false;
+	if (cl->job.cmd == CONTROL_INFO)
+		do_info(cl);
+	else if (cl->job.cmd == CONTROL_METRICS)
+		do_metrics(cl);
+	else if (!client_append(cl, TREE_TAIL, strlen(TREE_TAIL), false))
+		cl->dead = true;
+}
+
+/* A tree reply is written as the client takes it, within the bound of all. */
+static bool job_can_run(const struct client *cl)
+{
+	return cl->job.cmd != CONTROL_TREE ||
+	       (cl->outlen < JOB_LOW && cl->ctl->total_out < CONTROL_TOTAL_MAX);
+}
+
+/* Walk on until JOB_SLICE processes were sampled, the budget is spent or
+ * the client must take what waits. */
+static void job_run(struct client *cl)
+{
+	struct control *c = cl->ctl;
+	int sampled = 0;
+	while (cl->job.active && !cl->dead && sampled < JOB_SLICE && job_can_run(cl) &&
+	       !over_budget(c)) {
+		const struct ptmon_process *p =
+			c->task ? ptmon_task_next_process(c->task, cl->job.cur) : NULL;
+		if (!p) {
+			job_finish(cl);
+			break;
+		}
+		cl->job.cur = p;
+		sampled += census_one(cl, p);
+	}
 }
 
 static void handle_request(struct client *cl, const char *line, size_t len)
@@ -537,10 +631,9 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 	}
 	switch (rq.cmd) {
 	case CONTROL_INFO:
-		do_info(cl);
-		break;
 	case CONTROL_TREE:
-		do_tree(cl);
+	case CONTROL_METRICS:
+		job_start(cl, rq.cmd);
 		break;
 	case CONTROL_KILL:
 		do_kill(cl, &rq);
@@ -552,18 +645,17 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 		cl->following = true;
 		client_send_json(cl, reply_ok());
 		break;
-	case CONTROL_METRICS:
-		do_metrics(cl);
-		break;
 	}
 }
 
-/* Answer the complete lines that wait, while the replies stay below
- * REPLY_HIGH; the rest waits for the client to read. */
+/* Answer the complete lines that wait, one job at a time, while the
+ * replies stay below REPLY_HIGH and the turn's budget lasts; the rest
+ * waits (cl->pending). */
 static void process_lines(struct client *cl)
 {
 	size_t start = 0;
-	while (!cl->dead && !cl->closing && cl->outlen < REPLY_HIGH) {
+	while (!cl->dead && !cl->closing && !cl->job.active && cl->outlen < REPLY_HIGH &&
+	       !over_budget(cl->ctl)) {
 		char *nl = memchr(cl->in + start, '\n', cl->inlen - start);
 		if (!nl)
 			break;
@@ -576,7 +668,8 @@ static void process_lines(struct client *cl)
 	}
 	memmove(cl->in, cl->in + start, cl->inlen - start);
 	cl->inlen -= start;
-	if (cl->inlen > CONTROL_LINE_MAX && !memchr(cl->in, '\n', cl->inlen)) {
+	cl->pending = cl->inlen && memchr(cl->in, '\n', cl->inlen);
+	if (cl->inlen > CONTROL_LINE_MAX && !cl->pending) {
 		char msg[80];
 		snprintf(msg, sizeof(msg), "request longer than %u bytes; closing",
 			 CONTROL_LINE_MAX);
@@ -588,7 +681,7 @@ static void process_lines(struct client *cl)
 static void client_read(struct client *cl)
 {
 	/* One line at most plus its newline, plus a chunk: bounded. */
-	size_t room = CONTROL_LINE_MAX + 1 + READ_CHUNK - cl->inlen;
+	size_t room = IN_SIZE - cl->inlen;
 	if (room > READ_CHUNK)
 		room = READ_CHUNK;
 	/* Replies wait, or a full line waits behind them: leave the rest in
@@ -642,7 +735,7 @@ static int client_new(struct control *c, int fd)
 {
 	struct client *cl = calloc(1, sizeof(*cl));
 	if (cl)
-		cl->in = malloc(CONTROL_LINE_MAX + 1 + READ_CHUNK);
+		cl->in = malloc(IN_SIZE);
 	if (!cl || !cl->in) {
 		if (cl)
 			free(cl);
@@ -701,6 +794,7 @@ static void accept_all(struct control *c)
 
 static void client_free(struct client *cl)
 {
+	cl->ctl->total_out -= cl->outlen;
 	epoll_ctl(cl->ctl->epfd, EPOLL_CTL_DEL, cl->fd, NULL);
 	close(cl->fd);
 	free(cl->in);
@@ -721,6 +815,8 @@ static void sweep(struct control *c)
 		}
 		*pp = cl->next;
 		c->nclients--;
+		if (c->rr == cl)
+			c->rr = cl->next;
 		client_free(cl);
 		pause_accept(c, false);
 	}
@@ -741,6 +837,78 @@ static void client_ready(struct client *cl, uint32_t events)
 		cl->dead = true;
 }
 
+/* ---- work across turns ------------------------------------------------------------ */
+
+static bool client_has_work(const struct client *cl)
+{
+	if (cl->dead)
+		return false;
+	if (cl->job.active)
+		return job_can_run(cl);
+	return cl->pending && !cl->closing && cl->outlen < REPLY_HIGH;
+}
+
+/* One client's share of a pass: a slice of its job, or its waiting lines. */
+static bool work_one(struct client *cl)
+{
+	if (!client_has_work(cl))
+		return false;
+	if (cl->job.active)
+		job_run(cl);
+	else
+		process_lines(cl);
+	client_flush(cl);
+	return true;
+}
+
+/* Clients from @from up to @to (NULL: the end); stops where the budget
+ * ends and remembers that client, to start there next turn. */
+static bool work_range(struct control *c, struct client *from, struct client *to)
+{
+	bool did = false;
+	for (struct client *cl = from; cl && cl != to; cl = cl->next) {
+		if (over_budget(c)) {
+			c->rr = cl;
+			return did;
+		}
+		did |= work_one(cl);
+	}
+	return did;
+}
+
+/* Passes over all clients, from where the last turn stopped, until nothing
+ * is left to do or the budget is spent. */
+static void run_work(struct control *c)
+{
+	struct client *start = c->rr;
+	c->rr = NULL;
+	for (;;) {
+		bool did = work_range(c, start ? start : c->clients, NULL);
+		if (!c->rr && start)
+			did |= work_range(c, c->clients, start);
+		if (c->rr || !did)
+			return;
+		start = NULL;
+	}
+}
+
+/* Keep morefd readable while a client has work left, so that ptmon's loop
+ * comes back after the monitor's turn instead of sleeping. */
+static void set_more(struct control *c)
+{
+	bool more = false;
+	for (struct client *cl = c->clients; cl && !more; cl = cl->next)
+		more = client_has_work(cl);
+	if (more == c->more)
+		return;
+	uint64_t v = 1;
+	ssize_t n;
+	do
+		n = more ? write(c->morefd, &v, sizeof(v)) : read(c->morefd, &v, sizeof(v));
+	while (n < 0 && errno == EINTR);
+	c->more = more;
+}
+
 int control_dispatch(struct control *c)
 {
 	struct epoll_event evs[64];
@@ -750,16 +918,19 @@ int control_dispatch(struct control *c)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
+	c->turn_end = now_ns(CLOCK_MONOTONIC) + TURN_BUDGET_NS;
 	c->in_dispatch = true;
 	for (int i = 0; i < n; i++) {
 		enum watch_kind *k = evs[i].data.ptr;
 		if (*k == WATCH_LISTEN)
 			accept_all(c);
-		else if (!((struct client *)k)->dead)
+		else if (*k == WATCH_CLIENT && !((struct client *)k)->dead)
 			client_ready((struct client *)k, evs[i].events);
 	}
+	run_work(c);
 	c->in_dispatch = false;
 	sweep(c);
+	set_more(c);
 	return 0;
 }
 
@@ -844,7 +1015,9 @@ static void flush_all(struct control *c, int timeout_ms)
 			client_flush(cl);
 			tell_lost(cl);
 			client_flush(cl);
-			if (cl->outlen && !cl->dead)
+			/* Only followers are waited for: a reply still being
+			 * built will not be finished anyway. */
+			if (cl->outlen && !cl->dead && cl->following)
 				p[n++] = (struct pollfd){.fd = cl->fd, .events = POLLOUT};
 		}
 		uint64_t now = now_ns(CLOCK_MONOTONIC);
@@ -881,6 +1054,8 @@ struct control *control_free(struct control *c, int timeout_ms)
 		close(c->lfd);
 	if (c->epfd >= 0)
 		close(c->epfd);
+	if (c->morefd >= 0)
+		close(c->morefd);
 	free(c);
 	return NULL;
 }

@@ -20,6 +20,7 @@
 
 #define CONTROL_LINE_MAX (64u * 1024u) /* longest request line, newline excluded */
 #define CONTROL_OUT_MAX (1u << 20)     /* event bytes waiting for one follower */
+#define CONTROL_TOTAL_MAX (16u << 20)  /* reply and event bytes waiting, all clients */
 #define CONTROL_CLIENTS_MAX 256	       /* connections at once */
 #define CONTROL_ID_MAX 32	       /* task id, NUL included */
 
@@ -66,6 +67,15 @@ int control_default_dir(char *out, size_t size);
  * -errno of mkdir/lstat.
  */
 int control_prepare_dir(const char *dir, const char **why);
+
+/* The same checks without creating @dir: what a client applies before it
+ * trusts a socket there.  Returns 0, -EPERM (*why says how) or -errno of
+ * lstat (-ENOENT: no such directory). */
+int control_check_dir(const char *dir, const char **why);
+
+/* May a client trust a control server whose uid (SO_PEERCRED) is @uid?
+ * Only one of its own user or root. */
+bool control_server_trusted(uid_t uid);
 
 /* A new task id: "<ptmon pid>-<8 hex digits from getrandom>".  Returns 0
  * or -errno. */

@@ -193,11 +193,9 @@ int control_default_dir(char *out, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-int control_prepare_dir(const char *dir, const char **why)
+int control_check_dir(const char *dir, const char **why)
 {
 	struct stat st;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return -errno;
 	if (lstat(dir, &st) < 0)
 		return -errno;
 	*why = !S_ISDIR(st.st_mode)	? "not a directory"
@@ -205,6 +203,18 @@ int control_prepare_dir(const char *dir, const char **why)
 	       : (st.st_mode & 077)	? "open to group or others (need mode 0700)"
 					: NULL;
 	return *why ? -EPERM : 0;
+}
+
+bool control_server_trusted(uid_t uid)
+{
+	return uid == geteuid() || uid == 0;
+}
+
+int control_prepare_dir(const char *dir, const char **why)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return control_check_dir(dir, why);
 }
 
 int control_make_id(char *out, size_t size)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* JSON for arbitrary bytes: strings that are valid UTF-8, and when the
- * bytes are not, base64 of the raw bytes beside them, so nothing is lost. */
+ * bytes are not, base64 of the raw bytes beside them, so nothing is lost.
+ * And the same bytes made harmless for a terminal (text_escape). */
 #include "output.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,4 +125,48 @@ void json_add_argv(struct json_object *obj, const char *argv, size_t len, bool t
 		json_object_object_add(obj, "argv_base64", json_base64(argv, len));
 	if (truncated)
 		json_object_object_add(obj, "argv_truncated", json_object_new_boolean(1));
+}
+
+/* The escape for the character of @l bytes at @u, into @esc; 0 when it is
+ * shown as it is. */
+static size_t escape_of(const unsigned char *u, size_t l, char esc[8])
+{
+	if (l == 0) /* not UTF-8: the byte */
+		return (size_t)snprintf(esc, 8, "\\x%02x", u[0]);
+	if (l == 1 && (u[0] < 0x20 || u[0] == 0x7f))
+		return (size_t)snprintf(esc, 8, "\\x%02x", u[0]);
+	if (l == 2 && u[0] == 0xC2 && u[1] < 0xA0) /* C1: U+0080..U+009F */
+		return (size_t)snprintf(esc, 8, "\\u%04x", (unsigned)(u[1]));
+	return 0;
+}
+
+size_t text_escape(const char *s, size_t n, char *out, size_t size)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t o = 0;
+	if (!size)
+		return 0;
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_seq(u + i, n - i);
+		char esc[8];
+		size_t e = escape_of(u + i, l, esc);
+		const char *put = e ? esc : s + i;
+		size_t len = e ? e : l;
+		if (o + len >= size) /* whole escapes and characters only */
+			break;
+		memcpy(out + o, put, len);
+		o += len;
+		i += l ? l : 1;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+char *text_escape_dup(const char *s, size_t n)
+{
+	/* Each byte becomes at most 4 ("\x1b"), a C1 pair 6 ("\u009b"). */
+	char *out = malloc(n * 4 + 1);
+	if (out)
+		text_escape(s, n, out, n * 4 + 1);
+	return out;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -45,15 +46,18 @@ struct options {
 static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void msg(const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], safe[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
+	/* Notices name the task's processes and paths: their bytes must not
+	 * act on the terminal. */
+	text_escape(line, strlen(line), safe, sizeof(safe));
 	/* One write, so that the line is not interleaved with the task's. */
-	dprintf(STDERR_FILENO, "ptmon: %s\n", line);
+	dprintf(STDERR_FILENO, "ptmon: %s\n", safe);
 }
 
 static void usage(FILE *f)
@@ -99,7 +103,8 @@ static void usage(FILE *f)
 	      "  kill ID PID [-s SIG] [--subtree]\n"
 	      "                        signal one process of the tree (default TERM), or it and\n"
 	      "                        everything below it\n"
-	      "  cancel ID [--now]     cancel the task as a timeout would (--now: no grace)\n"
+	      "  cancel ID [--now]     cancel the task as a timeout would, exit status 124\n"
+	      "                        included (--now: no grace)\n"
 	      "  events ID --follow    the task's events as NDJSON, from now on\n"
 	      "  metrics ID            the task's figures in the OpenMetrics text format\n"
 	      "Protocol: docs/control.md.  These exit 0 on success, 1 when ptmon refused the\n"
@@ -108,9 +113,17 @@ static void usage(FILE *f)
 	      "Durations: 250ms, 1.5s, 2m, 1h, or a bare number of seconds.\n"
 	      "Signals: a name (TERM, SIGINT, RTMIN+1) or a number.\n"
 	      "\n"
+	      "Signals to ptmon: every one whose default action would end it cancels the\n"
+	      "task as TERM, INT and HUP do (QUIT, USR1, USR2, ALRM, VTALRM, PROF, IO,\n"
+	      "XCPU, STKFLT, PWR, SYS, the real-time signals, and ILL, TRAP, ABRT, BUS,\n"
+	      "FPE, SEGV when sent by kill); a second one skips the grace period.  PIPE,\n"
+	      "XFSZ and the C library's signals 32 and 33 are ignored.  KILL cannot be\n"
+	      "caught.\n"
+	      "\n"
 	      "Exit status: CMD's own; 128+N when CMD died of signal N; 124 when the\n"
-	      "timeout fired; 128+N when ptmon was cancelled by signal N; 125 when ptmon\n"
-	      "failed; 126 when CMD cannot be executed; 127 when it is not found.\n",
+	      "timeout fired or 'ptmon cancel' cancelled the task; 128+N when ptmon was\n"
+	      "cancelled by signal N; 125 when ptmon failed; 126 when CMD cannot be\n"
+	      "executed; 127 when it is not found.\n",
 	      f);
 }
 
@@ -245,6 +258,7 @@ static int status_of(const struct ptmon_task_result *r)
 {
 	switch (r->cancel_reason) {
 	case PTMON_CANCEL_TIMEOUT:
+	case PTMON_CANCEL_REQUEST: /* `ptmon cancel`: not a success either */
 		return EXIT_TIMEOUT;
 	case PTMON_CANCEL_SIGNAL:
 		return 128 + r->cancel_signal;
@@ -324,6 +338,65 @@ static int open_outputs(struct options *o)
 		}
 	}
 	return 0;
+}
+
+/* Would signal @s end ptmon if left at its default action? */
+static bool ends_ptmon(int s)
+{
+	switch (s) {
+	case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH:	   /* ignored */
+	case SIGSTOP: case SIGTSTP: case SIGTTIN: case SIGTTOU: /* stop */
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* Every catchable signal whose default action would end ptmon cancels the
+ * task, as SIGTERM does, so that none can leave the tree running; but for
+ * SIGPIPE and SIGXFSZ, which ptmon's own writes raise (a reader gone, a file
+ * size limit): those are ignored, and the write fails with EPIPE or EFBIG.
+ * Faults of ptmon's own (SIGSEGV...) still end it: the kernel forces them
+ * through any mask. */
+static void cancel_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	for (int s = 1; s <= SIGRTMAX; s++)
+		if (ends_ptmon(s) && s != SIGKILL && s != SIGPIPE && s != SIGXFSZ)
+			sigaddset(set, s); /* refuses 32 and 33: see hold_libc_signals() */
+}
+
+static void ignore_signal(int sig)
+{
+	(void)sig;
+}
+
+/* A handler, not SIG_IGN: exec resets handlers, so the task gets these at
+ * their default, whereas it would inherit SIG_IGN. */
+static void ignore_write_signals(void)
+{
+	struct sigaction sa = {.sa_handler = ignore_signal, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGXFSZ, &sa, NULL);
+}
+
+/* Signals 32 and 33 are the C library's own (SIGCANCEL, SIGSETXID): its
+ * sigprocmask() and sigaction() refuse them, yet their default action ends
+ * a process.  ptmon has no threads: it holds them blocked (ignored) through
+ * the kernel's call, and lets go of any pending one at the end.  The task
+ * gets them unblocked: the C library's sigprocmask() in the child clears
+ * them from the mask it restores. */
+static void hold_libc_signals(bool hold)
+{
+	uint64_t set = (1ull << (32 - 1)) | (1ull << (33 - 1));
+	struct timespec zero = {0, 0};
+	if (hold) {
+		syscall(SYS_rt_sigprocmask, SIG_BLOCK, &set, NULL, sizeof(set));
+		return;
+	}
+	while (syscall(SYS_rt_sigtimedwait, &set, NULL, &zero, sizeof(set)) > 0)
+		;
 }
 
 /* The monitor's fd and, while events wait for a slow reader, the event
@@ -434,12 +507,19 @@ static void run_end(struct options *o, struct ptmon_monitor *m)
 	/* Followers get what waits, the "done" event included, for a second
 	 * at most, as the event stream's reader does. */
 	o->control = control_free(o->control, 1000);
+	/* Freeing the monitor restores the mask through the C library, which
+	 * unblocks 32 and 33: drop what is pending first, and hold them again
+	 * for the way out. */
+	hold_libc_signals(false);
 	ptmon_monitor_free(m);
+	hold_libc_signals(true);
 }
 
 static int run(struct options *o)
 {
 	struct ptmon_monitor *m = NULL;
+	ignore_write_signals();
+	hold_libc_signals(true);
 	if (open_outputs(o) < 0)
 		return EXIT_PTMON_FAILED;
 	if (open_control(o) < 0) {
@@ -469,10 +549,7 @@ static int run(struct options *o)
 	if (o->events || o->control)
 		ptmon_monitor_set_event_callback(m, on_event, o);
 	sigset_t cancel;
-	sigemptyset(&cancel);
-	sigaddset(&cancel, SIGINT);
-	sigaddset(&cancel, SIGTERM);
-	sigaddset(&cancel, SIGHUP);
+	cancel_signals(&cancel);
 	r = ptmon_monitor_cancel_on_signals(m, &cancel);
 	if (o->verbose)
 		say_backend(m);

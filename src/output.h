@@ -17,6 +17,16 @@
 
 /* ---- jsonutil.c ---- */
 bool utf8_valid(const char *s, size_t n);
+/*
+ * @s (@n bytes, NULs included) as text that cannot act on a terminal: C0
+ * controls and DEL become \xHH (ESC is \x1b), C1 controls U+0080..U+009F
+ * \u00HH, each byte that is not UTF-8 \xHH; the rest is kept.  Writes at
+ * most @size - 1 bytes and a NUL, never half an escape or character;
+ * returns the bytes written before the NUL.
+ */
+size_t text_escape(const char *s, size_t n, char *out, size_t size);
+/* The same, whole, malloc'd; NULL when out of memory. */
+char *text_escape_dup(const char *s, size_t n);
 /* A JSON string of @s: as is when valid UTF-8, else with U+FFFD for each
  * invalid byte. */
 struct json_object *json_bytes(const char *s, size_t n);

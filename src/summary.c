@@ -66,20 +66,27 @@ static void link_children(struct table *t)
 	}
 }
 
+/* The command line as people read it: arguments joined by spaces, every
+ * byte from the task escaped (a comm or argv may hold terminal escapes). */
 static void command_of(const struct ptmon_process_info *p, char *out, size_t size)
 {
-	size_t o = 0;
+	char raw[CMD_WIDTH + 64];
+	size_t n = 0;
 	if (!p->argv) {
-		snprintf(out, size, "[%s]", p->comm);
-		return;
+		size_t c = strnlen(p->comm, sizeof(p->comm));
+		raw[n++] = '[';
+		memcpy(raw + n, p->comm, c);
+		n += c;
+		raw[n++] = ']';
+	} else {
+		/* Escaping only grows text: what fits raw is all that shows. */
+		size_t len = p->argv_len && !p->argv[p->argv_len - 1] ? p->argv_len - 1
+								      : p->argv_len;
+		n = len < sizeof(raw) ? len : sizeof(raw);
+		for (size_t i = 0; i < n; i++)
+			raw[i] = p->argv[i] ? p->argv[i] : ' ';
 	}
-	for (size_t i = 0; i < p->argv_len && o + 1 < size; i++) {
-		unsigned char c = (unsigned char)p->argv[i];
-		if (i + 1 == p->argv_len && c == '\0')
-			break;
-		out[o++] = c == '\0' ? ' ' : (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-	}
-	out[o] = '\0';
+	text_escape(raw, n, out, size);
 }
 
 /* Three significant digits are plenty at a glance: "1.00s", "2.23ms". */
@@ -99,11 +106,21 @@ static void short_duration(uint64_t ns, char *out, size_t size)
 	}
 }
 
+/* Cut @s to @width characters (UTF-8, escaped: one column each, as the
+ * padding counts them), never inside a character. */
 static void shorten(char *s, size_t width)
 {
-	/* Count bytes, not columns: good enough for the ASCII most argv is. */
-	if (strlen(s) > width)
-		memcpy(s + width - 3, "...", 4);
+	size_t chars = 0, cut = 0;
+	for (size_t i = 0; s[i]; i++) {
+		if (((unsigned char)s[i] & 0xC0) == 0x80)
+			continue;
+		if (chars == width - 3)
+			cut = i;
+		if (++chars > width) {
+			memcpy(s + cut, "...", 4);
+			return;
+		}
+	}
 }
 
 static void outcome(const struct ptmon_process_info *p, char *out, size_t size, int *colour)

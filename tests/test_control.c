@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -936,6 +937,114 @@ static void t_many_clients(void **state)
 	cancel_and_check(r);
 }
 
+/* Issue 9 item 4: clients asking `tree` of a wide tree with long argv, some
+ * asking again as soon as a reply is in, some never reading, must not delay
+ * the timeout nor grow ptmon.  Unbounded, a tree reply was built whole in one
+ * loop turn for every client (1,000 processes, 4 KB argv each: 4 MB of JSON
+ * and 2,000 /proc reads a reply): the timeout came seconds late and ptmon
+ * grew to hundreds of MB.  The bounds below are generous (load on the
+ * machine cannot reach them) and still far below what that did. */
+#define FLOOD_PROCS "1000"
+#define FLOOD_CLIENTS 200
+#define FLOOD_TIMEOUT_S 2.0
+#define FLOOD_LATE_S 1.5      /* returned within timeout + this */
+#if defined(__SANITIZE_ADDRESS__)
+#define FLOOD_RSS_MB 128      /* ptmon's peak RSS, with ASan's shadow memory */
+#else
+#define FLOOD_RSS_MB 64       /* ptmon's peak RSS */
+#endif
+
+static void t_tree_flood(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	char *arg = malloc(4001);
+	assert_non_null(arg);
+	memset(arg, 'a', 4000);
+	arg[4000] = '\0';
+	double t0 = now_s();
+	/* Under ASan, freed memory waits in a quarantine (256 MB by default)
+	 * that would count as ptmon's: keep it small. */
+	struct run *r = run_start(c, sock, "ASAN_OPTIONS=quarantine_size_mb=8",
+				  (const char *const[]){"--timeout", "2s", "--", H, "wide",
+							FLOOD_PROCS, arg, NULL});
+	free(arg);
+	run_until(r, "READY");
+	static struct conn k[FLOOD_CLIENTS];
+	static const char req[] = "{\"cmd\":\"tree\"}\n";
+	for (int i = 0; i < FLOOD_CLIENTS; i++) {
+		conn_open(sock, &k[i]);
+		if (i % 2) { /* never reads: asks 50 times at once */
+			int small = 4096;
+			setsockopt(k[i].fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+			for (int j = 0; j < 50; j++)
+				(void)!send(k[i].fd, req, sizeof(req) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		} else {
+			conn_send(&k[i], req, sizeof(req) - 1);
+			fcntl(k[i].fd, F_SETFL, O_NONBLOCK);
+		}
+	}
+	/* The readers ask again at each complete reply, until ptmon ends. */
+	static struct pollfd p[FLOOD_CLIENTS / 2 + 3];
+	int replies = 0;
+	for (;;) {
+		int n = 0;
+		for (int i = 0; i < FLOOD_CLIENTS; i += 2)
+			p[n++] = (struct pollfd){.fd = k[i].fd, .events = POLLIN};
+		p[n++] = (struct pollfd){.fd = r->pidfd, .events = POLLIN};
+		p[n++] = (struct pollfd){.fd = r->out, .events = POLLIN};
+		p[n++] = (struct pollfd){.fd = r->err, .events = POLLIN};
+		if (now_s() - t0 > DEADLINE_S)
+			fail_msg("ptmon did not end");
+		if (poll(p, (nfds_t)n, 1000) < 0 && errno != EINTR)
+			fail_msg("poll: %s", strerror(errno));
+		if (p[n - 3].revents)
+			break;
+		pump_fd(r->out, &r->o);
+		pump_fd(r->err, &r->e);
+		for (int j = 0; j < n - 3; j++) {
+			struct conn *q = &k[2 * j];
+			char tmp[65536];
+			ssize_t got;
+			if (!p[j].revents || q->fd < 0)
+				continue;
+			while ((got = recv(q->fd, tmp, sizeof(tmp), 0)) > 0)
+				for (char *s = tmp; (s = memchr(s, '\n', (size_t)(tmp + got - s)));
+				     s++) {
+					replies++;
+					(void)!send(q->fd, req, sizeof(req) - 1,
+						    MSG_NOSIGNAL | MSG_DONTWAIT);
+				}
+			if (got == 0) { /* ptmon closed: it is ending */
+				close(q->fd);
+				q->fd = -1;
+			}
+		}
+	}
+	struct rusage ru;
+	int status;
+	assert_int_equal(wait4(r->pid, &status, 0, &ru), r->pid);
+	double took = now_s() - t0;
+	r->exited = true;
+	pump_fd(r->out, &r->o);
+	pump_fd(r->err, &r->e);
+	for (int i = 0; i < FLOOD_CLIENTS; i++)
+		conn_close(&k[i]);
+	print_message("flood: ptmon returned after %.2f s (timeout %.1f s), peak RSS %ld MB, "
+		      "%d whole tree replies\n",
+		      took, FLOOD_TIMEOUT_S, ru.ru_maxrss / 1024, replies);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 124) {
+		dump(r);
+		fail_msg("status 0x%x, expected exit 124", status);
+	}
+	if (took > FLOOD_TIMEOUT_S + FLOOD_LATE_S)
+		fail_msg("ptmon returned %.2f s after its start: the timeout was late", took);
+	if (ru.ru_maxrss / 1024 > FLOOD_RSS_MB)
+		fail_msg("ptmon's peak RSS %ld MB, bound %d MB", ru.ru_maxrss / 1024,
+			 FLOOD_RSS_MB);
+}
+
 /* A follower that never reads while a storm runs: the task finishes as if
  * nobody followed.  Then it reads: what it missed is a "lost" line. */
 static void t_stuck_follower(void **state)
@@ -1233,6 +1342,276 @@ static void t_ls_default_dir(void **state)
 	free(err.p);
 }
 
+/* ---- trust: the clients' checks, escaping (issue 9, items 9 and 10) ------------------------- */
+
+/* A fake control server at @path: bound here (as root), then listening as
+ * @uid, it answers every request line with @reply until killed.  SO_PEERCRED
+ * of a server is the credentials of the process that called listen(). */
+static pid_t fake_server(const char *path, uid_t uid, const char *reply)
+{
+	int sync[2];
+	assert_int_equal(pipe2(sync, O_CLOEXEC), 0);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa;
+	make_addr(&sa, path);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (uid && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+			    setresuid(uid, uid, uid) < 0))
+			_exit(2);
+		if (listen(s, 16) < 0 || write(sync[1], "x", 1) != 1)
+			_exit(3);
+		for (;;) {
+			int fd = accept4(s, NULL, NULL, SOCK_CLOEXEC);
+			char in[4096];
+			ssize_t n;
+			if (fd < 0)
+				continue;
+			while ((n = recv(fd, in, sizeof(in), 0)) > 0 && !memchr(in, '\n', (size_t)n))
+				;
+			if (n > 0)
+				(void)!send(fd, reply, strlen(reply), MSG_NOSIGNAL);
+			close(fd);
+		}
+	}
+	close(s);
+	close(sync[1]);
+	char x;
+	assert_int_equal(read(sync[0], &x, 1), 1);
+	close(sync[0]);
+	return pid;
+}
+
+static void fake_server_stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* What reaches the terminal holds no control character, no C1 control and
+ * no raw ESC: only their escapes. */
+static void assert_no_controls(const struct buf *b, const char *what)
+{
+	for (size_t i = 0; b->p && i < b->len; i++) {
+		unsigned char ch = (unsigned char)b->p[i];
+		bool c1 = ch == 0xC2 && i + 1 < b->len && (unsigned char)b->p[i + 1] >= 0x80 &&
+			  (unsigned char)b->p[i + 1] < 0xA0;
+		if ((ch < 0x20 && ch != '\n') || ch == 0x7f || c1 || (ch >= 0x80 && ch < 0xA0))
+			fail_msg("%s: raw control byte 0x%02x at %zu: %.300s", what, ch, i, b->p);
+	}
+}
+
+#define FAKE_INFO                                                                                  \
+	"{\"ok\":true,\"id\":\"FAKE\\u001b]0;pwned\\u0007\",\"root_pid\":1,\"age_ns\":0,"           \
+	"\"live\":99,\"argv\":[\"evil\\u001b[2J\",\"\\u009b31m\"],\"signalled\":99,"              \
+	"\"processes\":[{\"pid\":5,\"ppid\":1,\"id\":1,\"parent_id\":0,\"comm\":\"c\\u001bd\","    \
+	"\"argv\":[\"p\\u001b[31mq\",\"\\u009bz\\u007f\"],\"state\":\"\\u001b\",\"age_ns\":0,"     \
+	"\"cpu_s\":0,\"rss_bytes\":0}],\"metrics\":\"m\\u001b[31m 1\\n# EOF\\n\"}\n"
+
+/* Item 9: a default directory that another user made or opened, and a
+ * socket served by another user, are refused with a clear message; nothing
+ * the fake server says is printed as a result. */
+static void t_untrusted_servers(void **state)
+{
+	struct ctx *c = begin(state);
+	char env[256], pdir[160], fake[300];
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
+	snprintf(pdir, sizeof(pdir), "%s/ptmon", c->dir);
+	snprintf(fake, sizeof(fake), "%s/666-fake.sock", pdir);
+	assert_int_equal(mkdir(pdir, 0700), 0);
+	struct buf out = {0}, err = {0};
+	/* Open to others, then owned by another user. */
+	for (int step = 0; step < 2; step++) {
+		if (step == 0)
+			assert_int_equal(chmod(pdir, 0777), 0);
+		else
+			assert_int_equal(chmod(pdir, 0700) | chown(pdir, 65534, 65534), 0);
+		const char *why = step == 0 ? "open to group or others" : "owned by another user";
+		out.len = err.len = 0;
+		assert_int_equal(cli(env, &out, &err, "ls", NULL), 125);
+		if (!buf_has(&err, why) || !buf_has(&err, "refusing to trust") || out.len)
+			fail_msg("ls in an unsafe directory: out '%s' err '%s'", out.p ? out.p : "",
+				 err.p ? err.p : "");
+		err.len = 0;
+		assert_int_equal(cli(env, &out, &err, "kill", "666-fake", "5", NULL), 125);
+		assert_true(buf_has(&err, why));
+	}
+	/* A safe directory, but the server is uid 65534. */
+	assert_int_equal(chown(pdir, 0, 0), 0);
+	pid_t srv = fake_server(fake, 65534, FAKE_INFO);
+	out.len = err.len = 0;
+	assert_int_equal(cli(env, &out, &err, "ls", NULL), 0);
+	if (buf_has(&out, "FAKE") || !buf_has(&err, "runs as uid 65534"))
+		fail_msg("ls: out '%s' err '%s'", out.p ? out.p : "", err.p ? err.p : "");
+	out.len = err.len = 0;
+	assert_int_equal(cli(env, &out, &err, "kill", "666-fake", "5", NULL), 125);
+	assert_false(buf_has(&out, "sent"));
+	assert_true(buf_has(&err, "runs as uid 65534"));
+	out.len = err.len = 0;
+	assert_int_equal(cli(NULL, &out, &err, "tree", fake, NULL), 125);
+	assert_false(buf_has(&out, "PROCESS"));
+	assert_int_equal(cli(NULL, &out, &err, "metrics", fake, NULL), 125);
+	assert_int_equal(cli(NULL, &out, &err, "cancel", fake, NULL), 125);
+	fake_server_stop(srv);
+	free(out.p);
+	free(err.p);
+}
+
+/* Item 10 in the clients: what a (trusted) server relays from the task is
+ * printed escaped: ls, tree, metrics and error messages. */
+static void t_client_escapes(void **state)
+{
+	struct ctx *c = begin(state);
+	char env[256], pdir[160], fake[300], bad[300];
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
+	snprintf(pdir, sizeof(pdir), "%s/ptmon", c->dir);
+	snprintf(fake, sizeof(fake), "%s/777-esc.sock", pdir);
+	snprintf(bad, sizeof(bad), "%s/bad", c->dir);
+	assert_int_equal(mkdir(pdir, 0700), 0);
+	pid_t srv = fake_server(fake, 0, FAKE_INFO);
+	pid_t srv2 = fake_server(bad, 0, "{\"ok\":false,\"error\":\"no\\u001b[2J\\u009bway\"}\n");
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(env, &out, &err, "ls", NULL), 0);
+	assert_no_controls(&out, "ls");
+	assert_true(buf_has(&out, "FAKE\\x1b]0;pwned\\x07") && buf_has(&out, "\\u009b31m"));
+	out.len = 0;
+	assert_int_equal(cli(env, &out, &err, "tree", "777-esc", NULL), 0);
+	assert_no_controls(&out, "tree");
+	assert_true(buf_has(&out, "p\\x1b[31mq \\u009bz\\x7f"));
+	out.len = 0;
+	assert_int_equal(cli(env, &out, &err, "metrics", "777-esc", NULL), 0);
+	assert_no_controls(&out, "metrics");
+	assert_true(buf_has(&out, "m\\x1b[31m 1\n# EOF\n"));
+	err.len = 0;
+	assert_int_equal(cli(NULL, &out, &err, "kill", bad, "5", NULL), 1);
+	assert_no_controls(&err, "kill's error");
+	assert_true(buf_has(&err, "no\\x1b[2J\\u009bway"));
+	fake_server_stop(srv);
+	fake_server_stop(srv2);
+	free(out.p);
+	free(err.p);
+}
+
+/* Item 10 in --summary: an argv with terminal escapes, C1 controls and
+ * bytes that are not UTF-8 is printed escaped. */
+static void t_summary_escapes(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(c, sock, NULL,
+				  (const char *const[]){"--summary", "--", "sh", "-c", ":",
+							"\x1b]0;T\x07\x1b[2J", "\xc2\x9b" "1m\xff",
+							NULL});
+	assert_int_equal(run_wait(r), 0);
+	assert_no_controls(&r->e, "summary");
+	if (!buf_has(&r->e, "\\x1b]0;T\\x07\\x1b[2J \\u009b1m\\xff"))
+		fail_msg("summary: %s", r->e.p ? r->e.p : "");
+}
+
+/* ---- signals to ptmon, and the status of a cancel (issue 9, items 11 and 12) ---------------- */
+
+/* Pidfds of every process in the test's cgroup (ptmon, the task). */
+static int cg_pidfds(struct ctx *c, int *fds, int max)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", c->cg);
+	FILE *f = fopen(path, "re");
+	int n = 0, pid;
+	assert_non_null(f);
+	while (n < max && fscanf(f, "%d", &pid) == 1)
+		if ((fds[n] = pidfd_open(pid)) >= 0)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Would @sig end a process at its default action? */
+static bool fatal_by_default(int sig)
+{
+	static const int harmless[] = {SIGCHLD, SIGCONT, SIGURG,  SIGWINCH, SIGSTOP,
+				       SIGTSTP, SIGTTIN, SIGTTOU, SIGKILL};
+	for (size_t i = 0; i < sizeof(harmless) / sizeof(harmless[0]); i++)
+		if (harmless[i] == sig)
+			return false;
+	return true;
+}
+
+/* Every signal whose default action would end ptmon (SIGKILL aside, whose
+ * case is the guardian's): either it cancels the task (status 128+N, the
+ * whole tree gone), or it is ignored (PIPE, XFSZ, the C library's 32 and
+ * 33: ptmon still answers, and a TERM then cancels as usual). */
+static void t_fatal_signals(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	int cancelled = 0, ignored = 0;
+	for (int sig = 1; sig <= 64; sig++) {
+		if (!fatal_by_default(sig))
+			continue;
+		bool ignore = sig == SIGPIPE || sig == SIGXFSZ || sig == 32 || sig == 33;
+		struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "2", NULL});
+		run_until(r, "READY");
+		wait_live(sock, 3);
+		int fds[8];
+		int n = cg_pidfds(c, fds, 8);
+		assert_int_equal(n, 4); /* ptmon, the root, two children */
+		assert_int_equal(pidfd_signal(r->pidfd, sig), 0);
+		if (ignore) {
+			/* Answered after the signal: ptmon is alive and well. */
+			struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
+			assert_true(reply_ok(o));
+			assert_int_equal(reply_int(o, "live"), 3);
+			json_object_put(o);
+			assert_int_equal(pidfd_signal(r->pidfd, SIGTERM), 0);
+		}
+		int st = run_wait(r);
+		int want = 128 + (ignore ? SIGTERM : sig);
+		if (!WIFEXITED(r->status) || st != want) {
+			dump(r);
+			fail_msg("signal %d: ptmon status 0x%x, expected exit %d", sig, r->status,
+				 want);
+		}
+		for (int i = 0; i < n; i++) {
+			if (!pidfd_dead(fds[i], 5000))
+				fail_msg("signal %d: a process of the run survived", sig);
+			close(fds[i]);
+		}
+		ignore ? ignored++ : cancelled++;
+		run_close(r);
+	}
+	print_message("%d signals cancel the task, %d are ignored\n", cancelled, ignored);
+}
+
+/* `ptmon cancel` makes the run exit 124 as a timeout would, even when the
+ * task traps TERM and exits 0. */
+static void t_cancel_status(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(
+		c, sock, NULL,
+		(const char *const[]){"/bin/sh", "-c",
+				      "trap 'exit 0' TERM; echo READY; while :; do sleep 5 & wait; done",
+				      NULL});
+	run_until(r, "READY");
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(NULL, &out, &err, "cancel", sock, NULL), 0);
+	int st = run_wait(r);
+	if (st != 124) {
+		dump(r);
+		fail_msg("after ptmon cancel: status %d, expected 124", st);
+	}
+	free(out.p);
+	free(err.p);
+}
+
 /* The task id is printed with -v and is in the start event and the report. */
 static void t_task_id_in_outputs(void **state)
 {
@@ -1297,9 +1676,13 @@ int main(void)
 		BOTH(t_kill_one),	BOTH(t_kill_subtree),
 		AUTO(t_refusals),	AUTO(t_other_user),
 		AUTO(t_many_clients),	AUTO(t_stuck_follower),
+		AUTO(t_tree_flood),
 		BOTH(t_events_follow),	AUTO(t_cli),
 		AUTO(t_metrics),	AUTO(t_stale_and_live_socket),
 		AUTO(t_ls_default_dir), AUTO(t_task_id_in_outputs),
+		AUTO(t_untrusted_servers), AUTO(t_client_escapes),
+		AUTO(t_summary_escapes), AUTO(t_fatal_signals),
+		AUTO(t_cancel_status),
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
