@@ -52,8 +52,11 @@ static void msg(const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	/* One write, so that the line is not interleaved with the task's. */
-	dprintf(STDERR_FILENO, "ptmon: %s\n", line);
+	/* One line, written whole or not at all, never blocking: a stderr
+	 * whose reader stalls must not hold up a cancel (see notes_line). */
+	char out[sizeof(line) + 16];
+	n = snprintf(out, sizeof(out), "ptmon: %s\n", line);
+	notes_line(out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
 }
 
 static void usage(FILE *f)
@@ -123,7 +126,8 @@ static int bad_usage(const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	msg("%s", line);
-	dprintf(STDERR_FILENO, "Try 'ptmon --help'.\n");
+	static const char try_help[] = "Try 'ptmon --help'.\n";
+	notes_line(try_help, sizeof(try_help) - 1);
 	return -1;
 }
 
@@ -331,16 +335,19 @@ static int open_outputs(struct options *o)
 static int loop(struct ptmon_monitor *m, struct ptmon_task *t, struct options *o)
 {
 	while (!ptmon_task_done(t)) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{.fd = ptmon_monitor_get_fd(m), .events = POLLIN},
 			{.fd = o->control ? control_get_fd(o->control) : -1, .events = POLLIN},
 			{.fd = evwriter_wait_fd(o->events), .events = POLLOUT},
+			{.fd = notes_wait_fd(), .events = POLLOUT},
 		};
 		/* A negative fd is skipped by poll(). */
-		if (poll(p, 3, -1) < 0 && errno != EINTR)
+		if (poll(p, 4, -1) < 0 && errno != EINTR)
 			return -errno;
 		if (p[2].fd >= 0 && p[2].revents)
 			evwriter_flush(o->events, -1);
+		if (p[3].fd >= 0 && p[3].revents)
+			notes_flush(0);
 		if (p[1].fd >= 0 && p[1].revents) {
 			int cr = control_dispatch(o->control);
 			if (cr < 0)
@@ -351,6 +358,24 @@ static int loop(struct ptmon_monitor *m, struct ptmon_task *t, struct options *o
 			return r;
 	}
 	return 0;
+}
+
+/* Through the messages' non-blocking path: a stalled stderr gets a second
+ * without progress, then the rest is dropped (and counted). */
+static void write_summary(struct ptmon_task *t)
+{
+	const char *nc = getenv("NO_COLOR");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f) {
+		msg("--summary: %s", strerror(errno));
+		return;
+	}
+	summary_print(f, t, isatty(STDERR_FILENO) && !(nc && *nc));
+	if (fclose(f) == 0 && notes_write_all(text, len, 1000) < 0)
+		msg("--summary: cut: stderr did not take it");
+	free(text);
 }
 
 static void finish_outputs(struct options *o, struct ptmon_task *t, int status)
@@ -369,11 +394,8 @@ static void finish_outputs(struct options *o, struct ptmon_task *t, int status)
 		close(o->report_fd);
 		o->report_fd = -1;
 	}
-	if (o->summary) {
-		const char *nc = getenv("NO_COLOR");
-		summary_print(stderr, t, isatty(STDERR_FILENO) && !(nc && *nc));
-		fflush(stderr);
-	}
+	if (o->summary)
+		write_summary(t);
 }
 
 static const char *control_error(int r)
@@ -512,9 +534,17 @@ static void ensure_std_fds(void)
 			exit(EXIT_PTMON_FAILED);
 }
 
+/* ptmon's messages get their last second on the way out, whichever way. */
+static void close_notes(void)
+{
+	notes_close(1000);
+}
+
 int main(int argc, char **argv)
 {
 	ensure_std_fds();
+	notes_open(STDERR_FILENO);
+	atexit(close_notes);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_PTMON_FAILED;

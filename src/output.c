@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "output.h"
 #include "parse.h"
+#include "nbwrite.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -517,4 +519,171 @@ int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri)
 		r = -errno;
 	json_object_put(doc);
 	return r;
+}
+
+/* ---- ptmon's own messages ------------------------------------------------------ */
+
+/* Up to NOTES_BUFFER bytes of whole lines wait for a stderr that does not
+ * take them now; lines that do not fit are dropped and counted. */
+#define NOTES_BUFFER (64u * 1024u)
+
+static struct {
+	struct nbw dest;
+	bool opened;
+	bool broken;
+	int error;
+	size_t len;
+	uint64_t dropped;
+	char buf[NOTES_BUFFER];
+} notes = {.dest = {.fd = -1}};
+
+void notes_open(int fd)
+{
+	if (notes.opened)
+		return;
+	notes.opened = true;
+	int r = nbw_open(&notes.dest, fd);
+	if (r < 0) {
+		notes.broken = true;
+		notes.error = -r;
+	}
+}
+
+/* A write to a reader that left raises SIGPIPE, which would end ptmon
+ * before the monitor blocks it (and after): answer it by EPIPE only. */
+static ssize_t notes_write_once(const char *p, size_t n)
+{
+	sigset_t pipe_set, old;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &pipe_set, &old);
+	ssize_t w = nbw_write(&notes.dest, p, n);
+	int err = errno;
+	if (w < 0 && err == EPIPE) {
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = err;
+	return w;
+}
+
+/* At most PIPE_BUF bytes, ending at a newline where one is: a pipe takes
+ * such a write whole or not at all, so that the task's stderr, forwarded
+ * on another description of the same pipe, never lands inside our line. */
+static size_t line_chunk(const char *p, size_t n)
+{
+	if (n <= PIPE_BUF)
+		return n;
+	const char *nl = memrchr(p, '\n', PIPE_BUF);
+	return nl ? (size_t)(nl - p) + 1 : PIPE_BUF;
+}
+
+/* Write what waits without waiting.  True when nothing waits any more. */
+static bool notes_push(void)
+{
+	size_t off = 0;
+	while (off < notes.len && !notes.broken) {
+		ssize_t w = notes_write_once(notes.buf + off, line_chunk(notes.buf + off, notes.len - off));
+		if (w > 0) {
+			off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		notes.broken = true;
+		notes.error = w < 0 ? errno : EIO;
+	}
+	if (notes.broken) {
+		for (size_t i = off; i < notes.len; i++)
+			notes.dropped += notes.buf[i] == '\n';
+		off = notes.len;
+	}
+	memmove(notes.buf, notes.buf + off, notes.len - off);
+	notes.len -= off;
+	return notes.len == 0;
+}
+
+void notes_line(const char *line, size_t n)
+{
+	if (!notes.opened)
+		notes_open(STDERR_FILENO);
+	notes_push();
+	if (notes.broken || notes.len + n > NOTES_BUFFER) {
+		notes.dropped++;
+		return;
+	}
+	memcpy(notes.buf + notes.len, line, n);
+	notes.len += n;
+	notes_push();
+}
+
+int notes_wait_fd(void)
+{
+	return notes.len && !notes.broken ? notes.dest.fd : -1;
+}
+
+void notes_flush(int timeout_ms)
+{
+	struct timespec start;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!notes_push() && timeout_ms > 0) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (spent >= timeout_ms)
+			break;
+		struct pollfd p = {.fd = notes.dest.fd, .events = POLLOUT};
+		if (poll(&p, 1, (int)(timeout_ms - spent)) < 0 && errno != EINTR)
+			break;
+	}
+}
+
+/* Write @len bytes of @text (whole lines) after what waits, waiting for a
+ * slow stderr while it takes something at least every @stall_ms. */
+int notes_write_all(const char *text, size_t len, int stall_ms)
+{
+	size_t off = 0;
+	while (off < len) {
+		size_t room = NOTES_BUFFER - notes.len;
+		size_t n = len - off < room ? len - off : room;
+		if (n < len - off) {
+			const char *nl = memrchr(text + off, '\n', n);
+			n = nl ? (size_t)(nl - (text + off)) + 1 : 0;
+		}
+		memcpy(notes.buf + notes.len, text + off, n);
+		notes.len += n;
+		off += n;
+		size_t before = notes.len;
+		notes_flush(stall_ms);
+		if (notes.broken || notes.len == before)
+			break; /* nothing went within @stall_ms */
+	}
+	if (off < len) {
+		notes.dropped++;
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+uint64_t notes_dropped(void)
+{
+	return notes.dropped;
+}
+
+void notes_close(int timeout_ms)
+{
+	notes_flush(timeout_ms);
+	if (notes.dropped && !notes.broken) {
+		char line[128];
+		int n = snprintf(line, sizeof(line),
+				 "ptmon: %" PRIu64 " of its messages were dropped: stderr did not take them\n",
+				 notes.dropped);
+		notes_line(line, (size_t)n);
+		notes_flush(timeout_ms);
+	}
+	notes.dest.fd = notes.dest.fd >= 0 ? (close(notes.dest.fd), -1) : -1;
 }

@@ -64,6 +64,26 @@ void evwriter_flush(struct evwriter *w, int timeout_ms);
 uint64_t evwriter_dropped(const struct evwriter *w);
 struct evwriter *evwriter_free(struct evwriter *w);
 
+/*
+ * ptmon's own messages on stderr, never blocking: a line that stderr does
+ * not take now waits (NOTES_BUFFER bytes at most, whole lines); beyond that
+ * lines are dropped and counted.  notes_open() makes our own non-blocking
+ * description of @fd (nbwrite.h); notes_line() opens fd 2 if not yet done.
+ */
+void notes_open(int fd);
+void notes_line(const char *line, size_t n);
+/* The fd to poll for POLLOUT while lines wait, else -1. */
+int notes_wait_fd(void);
+/* Write what waits; give up after @timeout_ms (0: only what goes now). */
+void notes_flush(int timeout_ms);
+/* Write @text, whole lines, after what waits; wait for a slow stderr as long
+ * as it takes something every @stall_ms.  0, or -EAGAIN when cut. */
+int notes_write_all(const char *text, size_t len, int stall_ms);
+uint64_t notes_dropped(void);
+/* The last @timeout_ms for what waits, then a line with the count of lines
+ * dropped (if it goes), and close. */
+void notes_close(int timeout_ms);
+
 /* Write the whole report of @t to @fd.  Returns 0 or -errno. */
 int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri);
 
