@@ -326,6 +326,11 @@ static int open_outputs(struct options *o)
 			msg("--report: cannot open '%s': %s", o->report_path, strerror(errno));
 			return -1;
 		}
+		/* Our own description: a FIFO's stalled reader must not hold
+		 * ptmon (report_write() bounds the wait). */
+		int fl = fcntl(o->report_fd, F_GETFL);
+		if (fl >= 0)
+			fcntl(o->report_fd, F_SETFL, fl | O_NONBLOCK);
 	}
 	return 0;
 }
@@ -378,24 +383,82 @@ static void write_summary(struct ptmon_task *t)
 	free(text);
 }
 
-static void finish_outputs(struct options *o, struct ptmon_task *t, int status)
+/* A record the user asked for is incomplete for a reason other than its
+ * reader leaving: a run that would have exited 0 exits 125 instead; any
+ * other status already says that something failed, and stays. */
+static int failed_delivery(int status)
 {
-	o->info.exit_status = status;
+	return status == 0 ? EXIT_PTMON_FAILED : status;
+}
+
+/* The task's output that a failed destination (ENOSPC, EIO...) did not
+ * take; a reader that left (EPIPE) is the task's business, as without us. */
+static int check_task_output(const struct ptmon_task_result *r, int status)
+{
+	const char *name[2] = {"stdout", "stderr"};
+	const uint64_t dropped[2] = {r->dropped_out, r->dropped_err};
+	const int error[2] = {r->error_out, r->error_err};
+	for (int i = 0; i < 2; i++) {
+		if (!error[i] || error[i] == EPIPE)
+			continue;
+		msg("the task's %s: %" PRIu64 " bytes not written: %s", name[i], dropped[i],
+		    strerror(error[i]));
+		status = failed_delivery(status);
+	}
+	return status;
+}
+
+/* The event stream's last second, and what it could not deliver. */
+static int finish_events(struct options *o, int status)
+{
+	struct evwriter_status st;
+	if (!o->events)
+		return status;
 	/* The reader had its chance all along; give it a last second. */
 	evwriter_flush(o->events, 1000);
-	if (evwriter_dropped(o->events))
-		msg("--events: %" PRIu64 " events dropped: the reader did not keep up",
-		    evwriter_dropped(o->events));
+	evwriter_status(o->events, &st);
 	o->events = evwriter_free(o->events);
-	if (o->report_fd >= 0) {
-		int r = report_write(o->report_fd, t, &o->info);
-		if (r < 0)
-			msg("--report: cannot write '%s': %s", o->report_path, strerror(-r));
-		close(o->report_fd);
-		o->report_fd = -1;
+	if (st.dropped)
+		msg("--events: %" PRIu64 " events dropped: the reader did not keep up", st.dropped);
+	if (st.error && st.error != EPIPE) {
+		msg("--events: cannot write '%s': %s; %" PRIu64 " events not written%s",
+		    o->events_path, strerror(st.error), st.unwritten,
+		    st.half_line ? "; the last line is incomplete" : "");
+		return failed_delivery(status);
 	}
+	if (st.unwritten || st.half_line)
+		msg("--events: %" PRIu64 " events not written: %s%s", st.unwritten,
+		    st.error ? "the reader went away" : "the reader did not take them in time",
+		    st.half_line ? "; the last line is incomplete" : "");
+	return status;
+}
+
+/* The report, bounded: a reader that takes nothing for a second ends it. */
+static int finish_report(struct options *o, struct ptmon_task *t, int status)
+{
+	size_t written, total;
+	if (o->report_fd < 0)
+		return status;
+	o->info.exit_status = status;
+	int r = report_write(o->report_fd, t, &o->info, 1000, &written, &total);
+	close(o->report_fd);
+	o->report_fd = -1;
+	if (r == 0)
+		return status;
+	msg("--report: cannot write '%s': %s (%zu of %zu bytes written): the report is incomplete",
+	    o->report_path, r == -ETIMEDOUT ? "the reader took nothing for 1s" : strerror(-r),
+	    written, total);
+	return failed_delivery(status);
+}
+
+/* Returns the final exit status: @status, or 125 for a record lost. */
+static int finish_outputs(struct options *o, struct ptmon_task *t, int status)
+{
+	status = finish_events(o, status);
+	status = finish_report(o, t, status);
 	if (o->summary)
 		write_summary(t);
+	return status;
 }
 
 static const char *control_error(int r)
@@ -517,10 +580,10 @@ static int run(struct options *o)
 	if (r < 0)
 		msg("monitor failed: %s", strerror(-r));
 	else if (ptmon_task_result(t, &res) == 0) {
-		status = status_of(&res);
+		status = check_task_output(&res, status_of(&res));
 		if (o->verbose)
 			say_result(&res, status);
-		finish_outputs(o, t, status);
+		status = finish_outputs(o, t, status);
 	}
 	run_end(o, m);
 	return status;

@@ -62,6 +62,14 @@ int evwriter_wait_fd(const struct evwriter *w);
 /* Write what waits; give up after @timeout_ms (-1: only what goes now). */
 void evwriter_flush(struct evwriter *w, int timeout_ms);
 uint64_t evwriter_dropped(const struct evwriter *w);
+/* What the stream could not deliver, as it stands (call before free). */
+struct evwriter_status {
+	int error;          /* the errno that ended the stream (EPIPE: the reader left), 0 */
+	uint64_t dropped;   /* events dropped for a slow reader and not yet told in a "lost" line */
+	uint64_t unwritten; /* events not written: after the end, or still waiting */
+	bool half_line;     /* the destination ends inside a line */
+};
+void evwriter_status(const struct evwriter *w, struct evwriter_status *ret);
 struct evwriter *evwriter_free(struct evwriter *w);
 
 /*
@@ -84,8 +92,12 @@ uint64_t notes_dropped(void);
  * dropped (if it goes), and close. */
 void notes_close(int timeout_ms);
 
-/* Write the whole report of @t to @fd.  Returns 0 or -errno. */
-int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri);
+/* Write the whole report of @t to @fd, which is non-blocking: a reader that
+ * takes nothing for @stall_ms ends it.  *ret_written and *ret_total are the
+ * bytes written and the report's size.  Returns 0, -ETIMEDOUT (the reader
+ * stalled) or the write's -errno (EPIPE, ENOSPC...). */
+int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri, int stall_ms,
+		 size_t *ret_written, size_t *ret_total);
 
 /* Print the tree of @t to @f: aligned columns, colour when @colour. */
 void summary_print(FILE *f, const struct ptmon_task *t, bool colour);
