@@ -87,6 +87,7 @@ static void usage(FILE *f)
 	      "      --events PATH     write events as NDJSON to PATH as they happen\n"
 	      "                        (a file, a FIFO, /dev/fd/N)\n"
 	      "      --report PATH     write a JSON report of the whole tree to PATH at the end\n"
+	      "                        (a reader that takes nothing for 1s cuts it)\n"
 	      "      --summary         print the tree with times and outcomes to stderr at the end\n"
 	      "      --control PATH    listen for control requests on PATH (default:\n"
 	      "                        $XDG_RUNTIME_DIR/ptmon/, else /run/ptmon/ for root,\n"
@@ -113,7 +114,9 @@ static void usage(FILE *f)
 	      "\n"
 	      "Exit status: CMD's own; 128+N when CMD died of signal N; 124 when the\n"
 	      "timeout fired; 128+N when ptmon was cancelled by signal N; 125 when ptmon\n"
-	      "failed; 126 when CMD cannot be executed; 127 when it is not found.\n",
+	      "failed; 126 when CMD cannot be executed; 127 when it is not found.\n"
+	      "A write error (not a reader leaving) on ptmon's stdout or stderr, --events\n"
+	      "or --report is said on stderr and turns a status of 0 into 125.\n",
 	      f);
 }
 
