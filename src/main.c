@@ -115,8 +115,8 @@ static void usage(FILE *f)
 	      "Exit status: CMD's own; 128+N when CMD died of signal N; 124 when the\n"
 	      "timeout fired; 128+N when ptmon was cancelled by signal N; 125 when ptmon\n"
 	      "failed; 126 when CMD cannot be executed; 127 when it is not found.\n"
-	      "A write error (not a reader leaving) on ptmon's stdout or stderr, --events\n"
-	      "or --report is said on stderr and turns a status of 0 into 125.\n",
+	      "A write error other than a reader leaving (ENOSPC, EIO) on the task's output,\n"
+	      "--events or --report is said on stderr and turns a status of 0 into 125.\n",
 	      f);
 }
 

@@ -319,19 +319,28 @@ static void t_stderr_stalled(void **state)
  * ptmon as another user than the creator of its stdout pipe cannot reopen
  * it (/proc/self/fd/1: EACCES) and writes the shared, blocking description.
  * The reader never reads: ptmon must return at the timeout plus the drain
- * bound, and say what it dropped.
+ * bound, and say what it dropped.  An anonymous pipe takes RWF_NOWAIT
+ * (Linux 6.4+); a FIFO refuses it, and the poll() path writes.
  */
-static void t_stdout_shared_stalled(void **state)
+static void stdout_shared_stalled(bool fifo)
 {
 	struct run r;
+	char dir[] = "/tmp/ptmon-outputs.XXXXXX", path[64];
 	int out[2], err[2];
 
 	need_root();
-	if (access(PTMON_BIN, X_OK) < 0) {
-		print_message("%s not executable\n", PTMON_BIN);
-		skip();
+	if (fifo) {
+		assert_non_null(mkdtemp(dir));
+		snprintf(path, sizeof(path), "%s/out", dir);
+		assert_int_equal(mkfifo(path, 0600), 0);
+		out[0] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		out[1] = open(path, O_WRONLY | O_CLOEXEC);
+		assert_true(out[0] >= 0 && out[1] >= 0);
+		unlink(path);
+		rmdir(dir);
+	} else {
+		assert_int_equal(pipe2(out, O_CLOEXEC), 0);
 	}
-	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
 	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
 	struct spawn sp = {.out = out[1], .err = err[1], .nobody = true};
 	const char *argv[] = {"run",   "--no-control", "--timeout", "1s", "--grace", "300ms",
@@ -350,6 +359,16 @@ static void t_stdout_shared_stalled(void **state)
 	assert_exit(&r, 124);
 	assert_said(&r, "could not be written");
 	print_message("    ptmon as uid %d returned after %.2fs\n", NOBODY, r.took);
+}
+
+static void t_stdout_shared_stalled(void **state)
+{
+	stdout_shared_stalled(false);
+}
+
+static void t_stdout_shared_fifo_stalled(void **state)
+{
+	stdout_shared_stalled(true);
 }
 
 /*
@@ -599,6 +618,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_stderr_stalled),
 		cmocka_unit_test(t_stdout_shared_stalled),
+		cmocka_unit_test(t_stdout_shared_fifo_stalled),
 		cmocka_unit_test(t_report_fifo_stalled),
 		cmocka_unit_test(t_events_fifo_stalled),
 		cmocka_unit_test(t_stdout_dev_full),
