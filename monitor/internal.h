@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "nbwrite.h"
 #include "ptmon.h"
 #include "taskstats.h"
 #include "tree.h"
@@ -81,9 +82,9 @@ struct stream {
 	struct ptmon_task *task;
 	const char *name;       /* "stdout" or "stderr" */
 	int in_fd;              /* read end of the task's pipe, -1 after EOF */
-	int out_fd;             /* our own description of the destination */
-	bool out_is_socket;
-	bool out_broken;        /* the destination is gone: discard */
+	struct nbw dest;        /* where it goes, written without blocking */
+	bool out_broken;        /* the destination is gone or failed: discard */
+	int out_error;          /* errno of the write that failed, 0: none */
 	bool out_waiting;       /* registered for EPOLLOUT */
 	bool eof;
 	unsigned long ino;      /* the pipe's inode, to name its holders */

@@ -164,6 +164,12 @@ struct ptmon_task_result {
 	uint64_t cancel_to_eof_ns;
 	bool drain_timed_out;        /* a pipe was still open at the drain bound */
 	uint64_t bytes_out, bytes_err;
+	/* The task's output that never reached stdout_fd/stderr_fd, in bytes:
+	 * its reader left, a write failed, or the drain bound passed. */
+	uint64_t dropped_out, dropped_err;
+	/* The errno of the write that failed there (EPIPE: the reader left;
+	 * ENOSPC, EIO, ...: the destination failed), 0: none. */
+	int error_out, error_err;
 };
 
 PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);

@@ -11,40 +11,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/*
- * Our own open file description of the destination, so that O_NONBLOCK on
- * it changes nothing for the other processes that share the caller's fd (a
- * terminal, a pipe to a pager).  Reopening through /proc works for pipes,
- * FIFOs and terminals; sockets take MSG_DONTWAIT instead; a regular file
- * never blocks for long, so a duplicate does.
- */
-static int open_destination(int fd, bool *ret_socket)
-{
-	struct stat st;
-	*ret_socket = false;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		int r = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-		if (r >= 0)
-			return r;
-	}
-	*ret_socket = S_ISSOCK(st.st_mode);
-	int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	return r < 0 ? -errno : r;
-}
 
 int stream_init(struct stream *s, struct ptmon_task *t, const char *name, int pipe_rfd_take,
 		int dest_fd)
@@ -55,16 +32,17 @@ int stream_init(struct stream *s, struct ptmon_task *t, const char *name, int pi
 		.task = t,
 		.name = name,
 		.in_fd = pipe_rfd_take,
-		.out_fd = -1,
 	};
 	struct stat st;
 	if (fstat(pipe_rfd_take, &st) == 0)
 		s->ino = (unsigned long)st.st_ino;
-	int r = open_destination(dest_fd, &s->out_is_socket);
-	if (r < 0)
-		s->out_broken = true; /* nowhere to write: read and discard */
-	else
-		s->out_fd = r;
+	/* Our own non-blocking description of the destination where we may
+	 * open one; see nbwrite.h. */
+	int r = nbw_open(&s->dest, dest_fd);
+	if (r < 0) {
+		s->out_broken = true; /* nowhere to write: read, discard, count */
+		s->out_error = -r;
+	}
 	return 0;
 }
 
@@ -73,6 +51,10 @@ int stream_start(struct ptmon_monitor *m, struct stream *s)
 	s->buf = malloc(STREAM_BUF);
 	if (!s->buf)
 		return -ENOMEM;
+	if (s->out_error)
+		monitor_notice(m, s->task, PTMON_NOTICE_WARNING,
+			       "cannot write the task's %s: %s; it is discarded", s->name,
+			       strerror(s->out_error));
 	int r = util_set_nonblock(s->in_fd);
 	if (r == 0)
 		r = monitor_watch_add(m, s->in_fd, EPOLLIN, &s->in_watch);
@@ -83,6 +65,10 @@ static void close_input(struct ptmon_monitor *m, struct stream *s)
 {
 	if (s->in_fd < 0)
 		return;
+	/* What the task wrote that we never read is lost too: count it. */
+	int unread = 0;
+	if (ioctl(s->in_fd, FIONREAD, &unread) == 0 && unread > 0)
+		s->dropped += (uint64_t)unread;
 	s->in_fd = util_close(s->in_fd); /* also leaves epoll */
 	s->eof = true;
 }
@@ -92,7 +78,7 @@ static void drop_buffer(struct ptmon_monitor *m, struct stream *s)
 	s->dropped += s->len;
 	s->len = 0;
 	if (s->out_waiting) {
-		monitor_watch_del(m, s->out_fd);
+		monitor_watch_del(m, s->dest.fd);
 		s->out_waiting = false;
 	}
 }
@@ -115,9 +101,7 @@ static int flush(struct stream *s)
 	size_t off = 0;
 	int r = 0;
 	while (off < s->len) {
-		ssize_t n = s->out_is_socket
-				    ? send(s->out_fd, s->buf + off, s->len - off, MSG_DONTWAIT | MSG_NOSIGNAL)
-				    : write(s->out_fd, s->buf + off, s->len - off);
+		ssize_t n = nbw_write(&s->dest, s->buf + off, s->len - off);
 		if (n > 0) {
 			off += (size_t)n;
 			continue;
@@ -132,6 +116,30 @@ static int flush(struct stream *s)
 	return r;
 }
 
+/*
+ * The destination refused a write.  A reader that is gone (EPIPE): close the
+ * task's pipe too, so the task sees EPIPE as it would have without us.  Any
+ * other error (ENOSPC, EIO, EFBIG, EDQUOT): the task cannot see it through
+ * its pipe, and it is not its doing, so it is not signalled nor cut off;
+ * what it writes from now on is read, discarded and counted, and the error
+ * is said at once and in the result.
+ */
+static void dest_failed(struct ptmon_monitor *m, struct stream *s, int err)
+{
+	s->out_broken = true;
+	s->out_error = err;
+	drop_buffer(m, s);
+	if (err == EPIPE) {
+		clear_sigpipe();
+		close_input(m, s);
+		task_update(s->task);
+		return;
+	}
+	monitor_notice(m, s->task, PTMON_NOTICE_WARNING,
+		       "cannot write the task's %s: %s; what it writes there from now on is discarded",
+		       s->name, strerror(err));
+}
+
 /* Push buffered bytes out and pick what to wait for next. */
 static int pump(struct ptmon_monitor *m, struct stream *s)
 {
@@ -139,22 +147,15 @@ static int pump(struct ptmon_monitor *m, struct stream *s)
 	if (s->out_broken)
 		s->dropped += s->len, s->len = 0;
 	if (r < 0) {
-		if (r == -EPIPE)
-			clear_sigpipe();
-		/* The reader of our output is gone.  Close the task's pipe
-		 * too, so the task sees EPIPE as it would have without us. */
-		s->out_broken = true;
-		drop_buffer(m, s);
-		close_input(m, s);
-		task_update(s->task);
+		dest_failed(m, s, -r);
 		return 0;
 	}
 	if (r == 1 && !s->out_waiting) {
-		if (monitor_watch_add(m, s->out_fd, EPOLLOUT, &s->out_watch) < 0)
+		if (monitor_watch_add(m, s->dest.fd, EPOLLOUT, &s->out_watch) < 0)
 			return -errno;
 		s->out_waiting = true;
 	} else if (r == 0 && s->out_waiting) {
-		monitor_watch_del(m, s->out_fd);
+		monitor_watch_del(m, s->dest.fd);
 		s->out_waiting = false;
 	}
 	/* Read more only when there is room. */
@@ -222,12 +223,40 @@ static void name_holder(pid_t pid, int fd, void *userdata)
 	}
 }
 
+/* The destination had the whole drain bound to take what waits: one last
+ * try, then what is left is dropped. */
+static void flush_last(struct ptmon_monitor *m, struct stream *s)
+{
+	int r = s->len && !s->out_broken ? flush(s) : 0;
+	if (r == -EPIPE) {
+		clear_sigpipe();
+		s->out_error = EPIPE;
+	} else if (r < 0) {
+		dest_failed(m, s, -r);
+	}
+}
+
+/* Read what the pipe holds, also when the destination takes none of it:
+ * what cannot be written is counted as dropped, so that only a pipe that
+ * is really held open is taken for one.  Bounded, against a holder outside
+ * the tree that keeps writing. */
+static void read_rest(struct ptmon_monitor *m, struct stream *s)
+{
+	for (int i = 0; i < 16 && s->in_fd >= 0; i++) {
+		stream_handle_in(m, s);
+		if (s->len < STREAM_BUF)
+			return;
+		flush_last(m, s);
+		s->dropped += s->len;
+		s->len = 0;
+	}
+}
+
 void stream_abandon(struct ptmon_monitor *m, struct stream *s)
 {
-	if (s->in_fd >= 0) {
-		/* Whatever is already in the pipe still comes through. */
-		stream_handle_in(m, s);
-	}
+	uint64_t dropped = s->dropped;
+	bool broken = s->out_broken;
+	read_rest(m, s);
 	if (s->in_fd >= 0) {
 		struct holder_ctx c = {.m = m, .s = s};
 		monitor_release_reserve(m);
@@ -247,23 +276,22 @@ void stream_abandon(struct ptmon_monitor *m, struct stream *s)
 		event_emit(m, &ev);
 		close_input(m, s);
 	}
-	if (s->len && !s->out_broken)
-		flush(s);
-	if (s->len) {
+	flush_last(m, s);
+	drop_buffer(m, s);
+	if (s->dropped > dropped && !broken && s->out_error != EPIPE)
 		monitor_notice(m, s->task, PTMON_NOTICE_WARNING,
-			       "%s: %zu bytes could not be written: the destination does not take them",
-			       s->name, s->len);
-		drop_buffer(m, s);
-	}
+			       "%s: %" PRIu64 " bytes of the task's output could not be written: "
+			       "the destination did not take them within the drain bound",
+			       s->name, s->dropped - dropped);
 }
 
 void stream_fini(struct ptmon_monitor *m, struct stream *s)
 {
 	close_input(m, s);
 	if (s->out_waiting)
-		monitor_watch_del(m, s->out_fd);
+		monitor_watch_del(m, s->dest.fd);
 	s->out_waiting = false;
-	s->out_fd = util_close(s->out_fd);
+	s->dest.fd = util_close(s->dest.fd);
 	free(s->buf);
 	s->buf = NULL;
 }

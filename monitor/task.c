@@ -374,7 +374,7 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cf
 	t->cfg = *cfg;
 	if (!t->cfg.signal)
 		t->cfg.signal = SIGTERM;
-	t->out.in_fd = t->out.out_fd = t->err.in_fd = t->err.out_fd = -1;
+	t->out.in_fd = t->out.dest.fd = t->err.in_fd = t->err.dest.fd = -1;
 	t->out.eof = t->err.eof = true;
 	t->argv = copy_argv(cfg->argv);
 	if (!t->argv) {
@@ -434,6 +434,10 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		.drain_timed_out = t->drain_timed_out,
 		.bytes_out = t->out.bytes,
 		.bytes_err = t->err.bytes,
+		.dropped_out = t->out.dropped,
+		.dropped_err = t->err.dropped,
+		.error_out = t->out.out_error,
+		.error_err = t->err.out_error,
 	};
 	if (t->cancel_ns) {
 		r.cancel_to_empty_ns = t->empty_ns - t->cancel_ns;

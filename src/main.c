@@ -56,8 +56,11 @@ static void msg(const char *fmt, ...)
 	/* Notices name the task's processes and paths: their bytes must not
 	 * act on the terminal. */
 	text_escape(line, strlen(line), safe, sizeof(safe));
-	/* One write, so that the line is not interleaved with the task's. */
-	dprintf(STDERR_FILENO, "ptmon: %s\n", safe);
+	/* One line, written whole or not at all, never blocking: a stderr
+	 * whose reader stalls must not hold up a cancel (see notes_line). */
+	char out[sizeof(safe) + 16];
+	n = snprintf(out, sizeof(out), "ptmon: %s\n", safe);
+	notes_line(out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
 }
 
 static void usage(FILE *f)
@@ -88,6 +91,7 @@ static void usage(FILE *f)
 	      "      --events PATH     write events as NDJSON to PATH as they happen\n"
 	      "                        (a file, a FIFO, /dev/fd/N)\n"
 	      "      --report PATH     write a JSON report of the whole tree to PATH at the end\n"
+	      "                        (a reader that takes nothing for 1s cuts it)\n"
 	      "      --summary         print the tree with times and outcomes to stderr at the end\n"
 	      "      --control PATH    listen for control requests on PATH (default:\n"
 	      "                        $XDG_RUNTIME_DIR/ptmon/, else /run/ptmon/ for root,\n"
@@ -123,7 +127,9 @@ static void usage(FILE *f)
 	      "Exit status: CMD's own; 128+N when CMD died of signal N; 124 when the\n"
 	      "timeout fired or 'ptmon cancel' cancelled the task; 128+N when ptmon was\n"
 	      "cancelled by signal N; 125 when ptmon failed; 126 when CMD cannot be\n"
-	      "executed; 127 when it is not found.\n",
+	      "executed; 127 when it is not found.\n"
+	      "A write error other than a reader leaving (ENOSPC, EIO) on the task's output,\n"
+	      "--events or --report is said on stderr and turns a status of 0 into 125.\n",
 	      f);
 }
 
@@ -136,7 +142,8 @@ static int bad_usage(const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	msg("%s", line);
-	dprintf(STDERR_FILENO, "Try 'ptmon --help'.\n");
+	static const char try_help[] = "Try 'ptmon --help'.\n";
+	notes_line(try_help, sizeof(try_help) - 1);
 	return -1;
 }
 
@@ -336,6 +343,11 @@ static int open_outputs(struct options *o)
 			msg("--report: cannot open '%s': %s", o->report_path, strerror(errno));
 			return -1;
 		}
+		/* Our own description: a FIFO's stalled reader must not hold
+		 * ptmon (report_write() bounds the wait). */
+		int fl = fcntl(o->report_fd, F_GETFL);
+		if (fl >= 0)
+			fcntl(o->report_fd, F_SETFL, fl | O_NONBLOCK);
 	}
 	return 0;
 }
@@ -404,16 +416,19 @@ static void hold_libc_signals(bool hold)
 static int loop(struct ptmon_monitor *m, struct ptmon_task *t, struct options *o)
 {
 	while (!ptmon_task_done(t)) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{.fd = ptmon_monitor_get_fd(m), .events = POLLIN},
 			{.fd = o->control ? control_get_fd(o->control) : -1, .events = POLLIN},
 			{.fd = evwriter_wait_fd(o->events), .events = POLLOUT},
+			{.fd = notes_wait_fd(), .events = POLLOUT},
 		};
 		/* A negative fd is skipped by poll(). */
-		if (poll(p, 3, -1) < 0 && errno != EINTR)
+		if (poll(p, 4, -1) < 0 && errno != EINTR)
 			return -errno;
 		if (p[2].fd >= 0 && p[2].revents)
 			evwriter_flush(o->events, -1);
+		if (p[3].fd >= 0 && p[3].revents)
+			notes_flush(0);
 		if (p[1].fd >= 0 && p[1].revents) {
 			int cr = control_dispatch(o->control);
 			if (cr < 0)
@@ -426,27 +441,100 @@ static int loop(struct ptmon_monitor *m, struct ptmon_task *t, struct options *o
 	return 0;
 }
 
-static void finish_outputs(struct options *o, struct ptmon_task *t, int status)
+/* Through the messages' non-blocking path: a stalled stderr gets a second
+ * without progress, then the rest is dropped (and counted). */
+static void write_summary(struct ptmon_task *t)
 {
-	o->info.exit_status = status;
+	const char *nc = getenv("NO_COLOR");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f) {
+		msg("--summary: %s", strerror(errno));
+		return;
+	}
+	summary_print(f, t, isatty(STDERR_FILENO) && !(nc && *nc));
+	if (fclose(f) == 0 && notes_write_all(text, len, 1000) < 0)
+		msg("--summary: cut: stderr did not take it");
+	free(text);
+}
+
+/* A record the user asked for is incomplete for a reason other than its
+ * reader leaving: a run that would have exited 0 exits 125 instead; any
+ * other status already says that something failed, and stays. */
+static int failed_delivery(int status)
+{
+	return status == 0 ? EXIT_PTMON_FAILED : status;
+}
+
+/* The task's output that a failed destination (ENOSPC, EIO...) did not
+ * take; a reader that left (EPIPE) is the task's business, as without us. */
+static int check_task_output(const struct ptmon_task_result *r, int status)
+{
+	const char *name[2] = {"stdout", "stderr"};
+	const uint64_t dropped[2] = {r->dropped_out, r->dropped_err};
+	const int error[2] = {r->error_out, r->error_err};
+	for (int i = 0; i < 2; i++) {
+		if (!error[i] || error[i] == EPIPE)
+			continue;
+		msg("the task's %s: %" PRIu64 " bytes not written: %s", name[i], dropped[i],
+		    strerror(error[i]));
+		status = failed_delivery(status);
+	}
+	return status;
+}
+
+/* The event stream's last second, and what it could not deliver. */
+static int finish_events(struct options *o, int status)
+{
+	struct evwriter_status st;
+	if (!o->events)
+		return status;
 	/* The reader had its chance all along; give it a last second. */
 	evwriter_flush(o->events, 1000);
-	if (evwriter_dropped(o->events))
-		msg("--events: %" PRIu64 " events dropped: the reader did not keep up",
-		    evwriter_dropped(o->events));
+	evwriter_status(o->events, &st);
 	o->events = evwriter_free(o->events);
-	if (o->report_fd >= 0) {
-		int r = report_write(o->report_fd, t, &o->info);
-		if (r < 0)
-			msg("--report: cannot write '%s': %s", o->report_path, strerror(-r));
-		close(o->report_fd);
-		o->report_fd = -1;
+	if (st.dropped)
+		msg("--events: %" PRIu64 " events dropped: the reader did not keep up", st.dropped);
+	if (st.error && st.error != EPIPE) {
+		msg("--events: cannot write '%s': %s; %" PRIu64 " events not written%s",
+		    o->events_path, strerror(st.error), st.unwritten,
+		    st.half_line ? "; the last line is incomplete" : "");
+		return failed_delivery(status);
 	}
-	if (o->summary) {
-		const char *nc = getenv("NO_COLOR");
-		summary_print(stderr, t, isatty(STDERR_FILENO) && !(nc && *nc));
-		fflush(stderr);
-	}
+	if (st.unwritten || st.half_line)
+		msg("--events: %" PRIu64 " events not written: %s%s", st.unwritten,
+		    st.error ? "the reader went away" : "the reader did not take them in time",
+		    st.half_line ? "; the last line is incomplete" : "");
+	return status;
+}
+
+/* The report, bounded: a reader that takes nothing for a second ends it. */
+static int finish_report(struct options *o, struct ptmon_task *t, int status)
+{
+	size_t written, total;
+	if (o->report_fd < 0)
+		return status;
+	o->info.exit_status = status;
+	int r = report_write(o->report_fd, t, &o->info, 1000, &written, &total);
+	close(o->report_fd);
+	o->report_fd = -1;
+	if (r == 0)
+		return status;
+	msg("--report: cannot write '%s': %s (%zu of %zu bytes written): the report is incomplete",
+	    o->report_path, r == -ETIMEDOUT ? "the reader took nothing for 1s" : strerror(-r),
+	    written, total);
+	return failed_delivery(status);
+}
+
+/* Returns the final exit status: @status, or 125 for a record lost. */
+static int finish_outputs(struct options *o, struct ptmon_task *t, int status)
+{
+	status = finish_events(o, status);
+	status = finish_report(o, t, status);
+	if (o->summary)
+		write_summary(t);
+	return status;
 }
 
 static const char *control_error(int r)
@@ -572,10 +660,10 @@ static int run(struct options *o)
 	if (r < 0)
 		msg("monitor failed: %s", strerror(-r));
 	else if (ptmon_task_result(t, &res) == 0) {
-		status = status_of(&res);
+		status = check_task_output(&res, status_of(&res));
 		if (o->verbose)
 			say_result(&res, status);
-		finish_outputs(o, t, status);
+		status = finish_outputs(o, t, status);
 	}
 	run_end(o, m);
 	return status;
@@ -589,9 +677,17 @@ static void ensure_std_fds(void)
 			exit(EXIT_PTMON_FAILED);
 }
 
+/* ptmon's messages get their last second on the way out, whichever way. */
+static void close_notes(void)
+{
+	notes_close(1000);
+}
+
 int main(int argc, char **argv)
 {
 	ensure_std_fds();
+	notes_open(STDERR_FILENO);
+	atexit(close_notes);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_PTMON_FAILED;

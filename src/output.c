@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "output.h"
 #include "parse.h"
+#include "nbwrite.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -101,13 +103,38 @@ static struct json_object *process_json(const struct ptmon_process_info *p)
 
 /* ---- the event stream ---------------------------------------------------------- */
 
+/* At most PIPE_BUF bytes, ending at a newline where one is: a pipe takes
+ * such a write whole or not at all, so that the task's stderr, forwarded
+ * on another description of the same pipe, never lands inside our line. */
+static size_t line_chunk(const char *p, size_t n)
+{
+	if (n <= PIPE_BUF)
+		return n;
+	const char *nl = memrchr(p, '\n', PIPE_BUF);
+	return nl ? (size_t)(nl - p) + 1 : PIPE_BUF;
+}
+
+static uint64_t count_lines(const char *p, size_t n)
+{
+	uint64_t lines = 0;
+	for (const char *e = p + n; (p = memchr(p, '\n', (size_t)(e - p))); p++)
+		lines++;
+	return lines;
+}
+
 struct evwriter {
 	int fd;
 	bool broken;
+	bool regular;        /* a regular file: a half line can be cut off again */
+	bool chunks;         /* a FIFO: write whole lines of at most PIPE_BUF */
+	int error;           /* the errno that ended the stream, 0: none */
 	char *buf;
 	size_t len;
+	size_t partial;      /* bytes of the line at buf[0] already written */
 	uint64_t dropped;
 	uint64_t dropped_told;
+	uint64_t unwritten;  /* events that never went out once the stream ended */
+	bool half_line;      /* the destination ends inside a line */
 };
 
 int evwriter_open(struct evwriter **ret, const char *path)
@@ -130,16 +157,50 @@ int evwriter_open(struct evwriter **ret, const char *path)
 		return -ENOMEM;
 	}
 	w->fd = fd;
+	struct stat st;
+	if (fstat(fd, &st) == 0) {
+		w->regular = S_ISREG(st.st_mode);
+		w->chunks = S_ISFIFO(st.st_mode);
+	}
 	*ret = w;
 	return 0;
+}
+
+/* The stream ends on a write error: what waits is lost, and a line the
+ * destination got only part of is cut off again where it can be (a regular
+ * file that only we write), else said. */
+static void end_stream(struct evwriter *w, int err, size_t off)
+{
+	w->broken = true;
+	w->error = err;
+	w->unwritten += count_lines(w->buf + off, w->len - off);
+	if (w->partial && w->regular) {
+		off_t pos = lseek(w->fd, 0, SEEK_CUR);
+		struct stat st;
+		if (pos >= (off_t)w->partial && fstat(w->fd, &st) == 0 && st.st_size == pos &&
+		    ftruncate(w->fd, pos - (off_t)w->partial) == 0)
+			w->partial = 0;
+	}
+	w->half_line = w->partial > 0;
+}
+
+/* What was written of buf[off, off + n): where the last line ends. */
+static void wrote(struct evwriter *w, size_t off, size_t n)
+{
+	const char *nl = memrchr(w->buf + off, '\n', n);
+	w->partial = nl ? (size_t)(w->buf + off + n - nl - 1) : w->partial + n;
 }
 
 static void try_write(struct evwriter *w)
 {
 	size_t off = 0;
 	while (off < w->len && !w->broken) {
-		ssize_t n = write(w->fd, w->buf + off, w->len - off);
+		size_t len = w->len - off;
+		if (w->chunks)
+			len = line_chunk(w->buf + off, len);
+		ssize_t n = write(w->fd, w->buf + off, len);
 		if (n > 0) {
+			wrote(w, off, (size_t)n);
 			off += (size_t)n;
 			continue;
 		}
@@ -147,7 +208,8 @@ static void try_write(struct evwriter *w)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		w->broken = true; /* EPIPE and the like: the reader is gone */
+		/* EPIPE: the reader is gone; ENOSPC, EIO...: the file is. */
+		end_stream(w, n < 0 ? errno : EIO, off);
 	}
 	if (w->broken)
 		off = w->len;
@@ -343,6 +405,8 @@ char *event_line(const struct ptmon_event *ev, const struct run_info *ri, size_t
 
 void evwriter_event(struct evwriter *w, const struct ptmon_event *ev, const struct run_info *ri)
 {
+	if (w && w->broken)
+		w->unwritten++;
 	if (!w || w->broken)
 		return;
 	try_write(w);
@@ -380,6 +444,17 @@ void evwriter_flush(struct evwriter *w, int timeout_ms)
 uint64_t evwriter_dropped(const struct evwriter *w)
 {
 	return w ? w->dropped : 0;
+}
+
+void evwriter_status(const struct evwriter *w, struct evwriter_status *ret)
+{
+	*ret = (struct evwriter_status){0};
+	if (!w)
+		return;
+	ret->error = w->error;
+	ret->dropped = w->dropped;
+	ret->unwritten = w->unwritten + count_lines(w->buf, w->len);
+	ret->half_line = w->half_line || (!w->broken && w->partial > 0);
 }
 
 struct evwriter *evwriter_free(struct evwriter *w)
@@ -425,11 +500,51 @@ static void add_totals(struct json_object *o, const struct ptmon_task *t)
 	json_object_object_add(o, "drain_timed_out", json_object_new_boolean(r.drain_timed_out));
 	json_object_object_add(o, "stdout_bytes", jint((int64_t)r.bytes_out));
 	json_object_object_add(o, "stderr_bytes", jint((int64_t)r.bytes_err));
+	json_object_object_add(o, "stdout_dropped_bytes", jint((int64_t)r.dropped_out));
+	json_object_object_add(o, "stderr_dropped_bytes", jint((int64_t)r.dropped_err));
+	json_object_object_add(o, "stdout_error", r.error_out ? jstr(strerror(r.error_out)) : NULL);
+	json_object_object_add(o, "stderr_error", r.error_err ? jstr(strerror(r.error_err)) : NULL);
 }
 
 static void add_done(struct json_object *o, const struct ptmon_event *ev)
 {
 	add_totals(o, ev->task);
+}
+
+/* Write all of @buf to @fd (non-blocking), waiting for a slow reader as
+ * long as it takes something every @stall_ms.  0, -ETIMEDOUT when it took
+ * nothing for that long, or the write's -errno.  *ret_written (if given)
+ * grows by what went. */
+static int write_bounded(int fd, const char *buf, size_t n, int stall_ms, size_t *ret_written)
+{
+	size_t off = 0;
+	int r = 0;
+	while (off < n) {
+		ssize_t w = write(fd, buf + off, n - off);
+		if (w > 0) {
+			off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			r = w < 0 ? -errno : -EIO;
+			break;
+		}
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int k = poll(&p, 1, stall_ms);
+		if (k < 0 && errno != EINTR) {
+			r = -errno;
+			break;
+		}
+		if (k == 0) {
+			r = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (ret_written)
+		*ret_written += off;
+	return r;
 }
 
 /* ---- the report ------------------------------------------------------------------- */
@@ -469,8 +584,10 @@ static int add_to_tree(const struct ptmon_process *proc, void *ud)
 	return 0;
 }
 
-int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri)
+int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri, int stall_ms,
+		 size_t *ret_written, size_t *ret_total)
 {
+	*ret_written = *ret_total = 0;
 	struct json_object *doc = json_object_new_object();
 	json_object_object_add(doc, "schema_version", jint(PTMON_SCHEMA_VERSION));
 	struct json_object *task = json_object_new_object();
@@ -504,17 +621,167 @@ int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri)
 	const char *s = json_object_to_json_string_length(doc, JSON_FLAGS | JSON_C_TO_STRING_PRETTY
 								     | JSON_C_TO_STRING_SPACED,
 							  &n);
-	for (size_t off = 0; r == 0 && off < n;) {
-		ssize_t w = write(fd, s + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			r = -errno;
-		else
-			off += (size_t)w;
-	}
-	if (r == 0 && write(fd, "\n", 1) < 0)
-		r = -errno;
+	if (r == 0)
+		r = write_bounded(fd, s, n, stall_ms, ret_written);
+	if (r == 0)
+		r = write_bounded(fd, "\n", 1, stall_ms, NULL);
+	*ret_total = n + 1;
 	json_object_put(doc);
 	return r;
+}
+
+/* ---- ptmon's own messages ------------------------------------------------------ */
+
+/* Up to NOTES_BUFFER bytes of whole lines wait for a stderr that does not
+ * take them now; lines that do not fit are dropped and counted. */
+#define NOTES_BUFFER (64u * 1024u)
+
+static struct {
+	struct nbw dest;
+	bool opened;
+	bool broken;
+	int error;
+	size_t len;
+	uint64_t dropped;
+	char buf[NOTES_BUFFER];
+} notes = {.dest = {.fd = -1}};
+
+void notes_open(int fd)
+{
+	if (notes.opened)
+		return;
+	notes.opened = true;
+	int r = nbw_open(&notes.dest, fd);
+	if (r < 0) {
+		notes.broken = true;
+		notes.error = -r;
+	}
+}
+
+/* A write to a reader that left raises SIGPIPE, which would end ptmon
+ * before the monitor blocks it (and after): answer it by EPIPE only. */
+static ssize_t notes_write_once(const char *p, size_t n)
+{
+	sigset_t pipe_set, old;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &pipe_set, &old);
+	ssize_t w = nbw_write(&notes.dest, p, n);
+	int err = errno;
+	if (w < 0 && err == EPIPE) {
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = err;
+	return w;
+}
+
+/* Write what waits without waiting.  True when nothing waits any more. */
+static bool notes_push(void)
+{
+	size_t off = 0;
+	while (off < notes.len && !notes.broken) {
+		ssize_t w = notes_write_once(notes.buf + off, line_chunk(notes.buf + off, notes.len - off));
+		if (w > 0) {
+			off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		notes.broken = true;
+		notes.error = w < 0 ? errno : EIO;
+	}
+	if (notes.broken) {
+		for (size_t i = off; i < notes.len; i++)
+			notes.dropped += notes.buf[i] == '\n';
+		off = notes.len;
+	}
+	memmove(notes.buf, notes.buf + off, notes.len - off);
+	notes.len -= off;
+	return notes.len == 0;
+}
+
+void notes_line(const char *line, size_t n)
+{
+	if (!notes.opened)
+		notes_open(STDERR_FILENO);
+	notes_push();
+	if (notes.broken || notes.len + n > NOTES_BUFFER) {
+		notes.dropped++;
+		return;
+	}
+	memcpy(notes.buf + notes.len, line, n);
+	notes.len += n;
+	notes_push();
+}
+
+int notes_wait_fd(void)
+{
+	return notes.len && !notes.broken ? notes.dest.fd : -1;
+}
+
+void notes_flush(int timeout_ms)
+{
+	struct timespec start;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!notes_push() && timeout_ms > 0) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (spent >= timeout_ms)
+			break;
+		struct pollfd p = {.fd = notes.dest.fd, .events = POLLOUT};
+		if (poll(&p, 1, (int)(timeout_ms - spent)) < 0 && errno != EINTR)
+			break;
+	}
+}
+
+/* Write @len bytes of @text (whole lines) after what waits, waiting for a
+ * slow stderr while it takes something at least every @stall_ms. */
+int notes_write_all(const char *text, size_t len, int stall_ms)
+{
+	size_t off = 0;
+	while (off < len) {
+		size_t room = NOTES_BUFFER - notes.len;
+		size_t n = len - off < room ? len - off : room;
+		if (n < len - off) {
+			const char *nl = memrchr(text + off, '\n', n);
+			n = nl ? (size_t)(nl - (text + off)) + 1 : 0;
+		}
+		memcpy(notes.buf + notes.len, text + off, n);
+		notes.len += n;
+		off += n;
+		size_t before = notes.len;
+		notes_flush(stall_ms);
+		if (notes.broken || notes.len == before)
+			break; /* nothing went within @stall_ms */
+	}
+	if (off < len) {
+		notes.dropped++;
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+uint64_t notes_dropped(void)
+{
+	return notes.dropped;
+}
+
+void notes_close(int timeout_ms)
+{
+	notes_flush(timeout_ms);
+	if (notes.dropped && !notes.broken) {
+		char line[128];
+		int n = snprintf(line, sizeof(line),
+				 "ptmon: %" PRIu64 " of its messages were dropped: stderr did not take them\n",
+				 notes.dropped);
+		notes_line(line, (size_t)n);
+		notes_flush(timeout_ms);
+	}
+	notes.dest.fd = notes.dest.fd >= 0 ? (close(notes.dest.fd), -1) : -1;
 }

@@ -72,10 +72,42 @@ int evwriter_wait_fd(const struct evwriter *w);
 /* Write what waits; give up after @timeout_ms (-1: only what goes now). */
 void evwriter_flush(struct evwriter *w, int timeout_ms);
 uint64_t evwriter_dropped(const struct evwriter *w);
+/* What the stream could not deliver, as it stands (call before free). */
+struct evwriter_status {
+	int error;          /* the errno that ended the stream (EPIPE: the reader left), 0 */
+	uint64_t dropped;   /* events dropped for a slow reader and not yet told in a "lost" line */
+	uint64_t unwritten; /* events not written: after the end, or still waiting */
+	bool half_line;     /* the destination ends inside a line */
+};
+void evwriter_status(const struct evwriter *w, struct evwriter_status *ret);
 struct evwriter *evwriter_free(struct evwriter *w);
 
-/* Write the whole report of @t to @fd.  Returns 0 or -errno. */
-int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri);
+/*
+ * ptmon's own messages on stderr, never blocking: a line that stderr does
+ * not take now waits (NOTES_BUFFER bytes at most, whole lines); beyond that
+ * lines are dropped and counted.  notes_open() makes our own non-blocking
+ * description of @fd (nbwrite.h); notes_line() opens fd 2 if not yet done.
+ */
+void notes_open(int fd);
+void notes_line(const char *line, size_t n);
+/* The fd to poll for POLLOUT while lines wait, else -1. */
+int notes_wait_fd(void);
+/* Write what waits; give up after @timeout_ms (0: only what goes now). */
+void notes_flush(int timeout_ms);
+/* Write @text, whole lines, after what waits; wait for a slow stderr as long
+ * as it takes something every @stall_ms.  0, or -EAGAIN when cut. */
+int notes_write_all(const char *text, size_t len, int stall_ms);
+uint64_t notes_dropped(void);
+/* The last @timeout_ms for what waits, then a line with the count of lines
+ * dropped (if it goes), and close. */
+void notes_close(int timeout_ms);
+
+/* Write the whole report of @t to @fd, which is non-blocking: a reader that
+ * takes nothing for @stall_ms ends it.  *ret_written and *ret_total are the
+ * bytes written and the report's size.  Returns 0, -ETIMEDOUT (the reader
+ * stalled) or the write's -errno (EPIPE, ENOSPC...). */
+int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri, int stall_ms,
+		 size_t *ret_written, size_t *ret_total);
 
 /* Print the tree of @t to @f: aligned columns, colour when @colour. */
 void summary_print(FILE *f, const struct ptmon_task *t, bool colour);
