@@ -120,6 +120,7 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 		.maxrss_kb = n->maxrss_kb,
 		.read_bytes = n->rchar,
 		.write_bytes = n->wchar,
+		.argv_source = (enum ptmon_argv_source)n->argv_src,
 	};
 	memcpy(p.comm, n->comm, sizeof(p.comm));
 	p.start_wall_ns = p.start_mono_ns ? p.start_mono_ns + off : 0;

@@ -46,8 +46,9 @@ struct procfs_stat {
 int procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *ret);
 /* Read and parse /proc/PID/stat.  -ESRCH when it is gone. */
 int procfs_read_stat(pid_t pid, struct procfs_stat *ret);
-/* Read /proc/PID/cmdline, at most PTMON_ARGV_MAX bytes.  NULL when it
- * cannot be read or is empty (a kernel thread, a zombie). */
+/* Read /proc/PID/cmdline to its end, at most PTMON_ARGV_MAX bytes (more is
+ * cut and marked).  NULL when it cannot be read or is empty (a kernel
+ * thread, a zombie). */
 struct argv_buf *procfs_read_argv(pid_t pid);
 /* Read /proc/PID/comm into @comm (16 bytes), without the newline. */
 int procfs_read_comm(pid_t pid, char comm[16]);
@@ -183,6 +184,10 @@ void track_report_exit(struct ptmon_monitor *m, struct node *n, bool force);
 void track_flush_pending(struct ptmon_monitor *m, uint64_t now, struct ptmon_task *only);
 uint64_t track_pending_deadline(const struct ptmon_monitor *m);
 int track_handle_event(const struct cnproc_event *ev, void *userdata);
+/* Events were lost (m->argv_doubt): an exec may have gone unseen.  Every
+ * process whose argv is its parent's and whose EXIT was not seen gets its
+ * own, read now, or unknown. */
+void track_doubt_argv(struct ptmon_monitor *m);
 /* Walk /proc and adopt every descendant not yet tracked.  Returns the
  * number of processes found that were not tracked, or -errno. */
 int track_resync(struct ptmon_monitor *m, const char *why);
@@ -237,6 +242,11 @@ struct ptmon_monitor {
 #define TS_RING 256
 	struct tstats_record *ts_ring; /* records that came before their process */
 	size_t ts_ring_next;
+#define TS_PARK 1024
+	struct tstats_record *ts_park; /* records of no known process, see park_record() */
+	size_t ts_park_next;
+	bool argv_doubt;          /* events were lost: inherited argvs may be stale */
+	struct node *argv_checked; /* track_doubt_argv() settled the tree up to here */
 	const char *ts_unavailable;
 };
 
@@ -254,6 +264,9 @@ void event_count(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_event
 void monitor_drain_taskstats(struct ptmon_monitor *m);
 /* Fill @n's accounting from a record that came before @n was known. */
 void monitor_taskstats_lookup(struct ptmon_monitor *m, struct node *n);
+/* The connector has been read empty: give the records that waited for
+ * their process's FORK to the processes now known.  (Also for tests.) */
+void monitor_taskstats_settle(struct ptmon_monitor *m);
 
 /* Arm the timerfd for the earliest deadline of any task. */
 void monitor_rearm(struct ptmon_monitor *m);

@@ -236,6 +236,11 @@ static void apply_record(struct node *n, const struct tstats_record *r)
 	 * thread events are filtered out in the kernel. */
 	if (r->pid != record_tgid(r))
 		n->threads++;
+	else if (r->comm[0])
+		/* The main thread's name as it died: the process's last name,
+		 * true even where ptmon saw neither its exec nor its renaming
+		 * (a fork learned of late copies the parent's). */
+		snprintf(n->comm, sizeof(n->comm), "%.15s", r->comm);
 	n->utime_us += r->utime_us;
 	n->stime_us += r->stime_us;
 	n->rchar += r->read_char;
@@ -251,9 +256,21 @@ static void apply_record(struct node *n, const struct tstats_record *r)
 	}
 }
 
-/* A record can come before the event that makes its process known to us
- * (the two sockets are read in no fixed order): keep recent records whose
- * parent is ours, for a node born late to find. */
+/* Is @r, a record for @n's pid, about @n and not about another owner of
+ * the number?  Its start must be close to when ptmon learned of @n (a
+ * walk learns of a process any time after its start). */
+static bool record_fits(const struct ptmon_monitor *m, const struct node *n,
+			const struct tstats_record *r)
+{
+	uint64_t start_s = (n->start_ns + m->wall_offset_ns) / 1000000000ull;
+	if (r->btime_s > start_s + 2)
+		return false;
+	return (n->flags & NODE_WALKED) || r->btime_s + 2 >= start_s;
+}
+
+/* A record whose process is ours but not in the tree yet (its FORK event
+ * still queued, or lost): keep recent ones whose parent is ours, for a
+ * node born late (an orphan ptmon reaps) to find. */
 static void keep_record(struct ptmon_monitor *m, const struct tstats_record *r)
 {
 	struct node *p = tree_lookup(&m->tree, r->ac_ppid);
@@ -266,23 +283,38 @@ void monitor_taskstats_lookup(struct ptmon_monitor *m, struct node *n)
 {
 	if (!m->ts || (n->flags & NODE_ACCT_DONE))
 		return;
-	uint64_t start_s = (n->start_ns + m->wall_offset_ns) / 1000000000ull;
 	size_t count = m->ts_ring_next < TS_RING ? m->ts_ring_next : TS_RING;
 	for (size_t i = 1; i <= count; i++) {
 		const struct tstats_record *r = &m->ts_ring[(m->ts_ring_next - i) % TS_RING];
-		/* The same process, started within a second or two of when
-		 * we learned of it: not an older owner of the number. */
-		if (record_tgid(r) == n->pid && (r->flag & TS_AGROUP) &&
-		    r->btime_s + 2 >= start_s && r->btime_s <= start_s + 2) {
+		if (record_tgid(r) == n->pid && (r->flag & TS_AGROUP) && record_fits(m, n, r)) {
 			apply_record(n, r);
 			return;
 		}
 	}
 }
 
-static int on_taskstats(const struct tstats_record *r, void *userdata)
+/*
+ * A record is read from its own socket, in no order with the connector's.
+ * The kernel queues a process's FORK event (copy_process()) before its
+ * exit record (do_exit()), and its parent's FORK before its own: so a
+ * record that names no process ptmon knows, and a parent it does not know
+ * either, may be of a process whose FORK (or whose parent's) is still in
+ * the connector's queue.  It waits here until the connector has been read
+ * empty once after it came; by then that FORK has been handled.  Records of
+ * the rest of the machine pass through too, so the wait is bounded:
+ * TS_PARK records, the oldest dropped first.
+ */
+static void park_record(struct ptmon_monitor *m, const struct tstats_record *r)
 {
-	struct ptmon_monitor *m = userdata;
+	if (!m->ts_park || m->backend != PTMON_BACKEND_CONNECTOR) {
+		keep_record(m, r);
+		return;
+	}
+	m->ts_park[m->ts_park_next++ % TS_PARK] = *r;
+}
+
+static int on_record(struct ptmon_monitor *m, const struct tstats_record *r, bool settle)
+{
 	if (r->is_tgid)
 		return 0;
 	struct node *n = tree_lookup(&m->tree, record_tgid(r));
@@ -290,11 +322,13 @@ static int on_taskstats(const struct tstats_record *r, void *userdata)
 	 * one; a live process that is not the record's is a later owner of
 	 * the number. */
 	bool thread = r->pid != record_tgid(r) && !(r->flag & TS_AGROUP);
-	uint64_t start_s = n ? (n->start_ns + m->wall_offset_ns) / 1000000000ull : 0;
 	/* A dead node's pid may be a stranger's by now (a storm past
 	 * pid_max): the record's start must match. */
-	bool stranger = n && !thread && !(n->flags & NODE_ALIVE) &&
-			(r->btime_s + 2 < start_s || r->btime_s > start_s + 2);
+	bool stranger = n && !thread && !(n->flags & NODE_ALIVE) && !record_fits(m, n, r);
+	if (!n && !settle) {
+		park_record(m, r);
+		return 0;
+	}
 	if (!n || stranger || (n->flags & NODE_EXIT_EMITTED) ||
 	    (!thread && (n->flags & NODE_ALIVE) && n->pidfd >= 0 &&
 	     util_pidfd_exited(n->pidfd) == 0)) {
@@ -304,6 +338,21 @@ static int on_taskstats(const struct tstats_record *r, void *userdata)
 	apply_record(n, r);
 	track_report_exit(m, n, false);
 	return 0;
+}
+
+static int on_taskstats(const struct tstats_record *r, void *userdata)
+{
+	return on_record(userdata, r, false);
+}
+
+void monitor_taskstats_settle(struct ptmon_monitor *m)
+{
+	if (!m->ts_park)
+		return;
+	size_t count = m->ts_park_next < TS_PARK ? m->ts_park_next : TS_PARK;
+	for (size_t i = count; i > 0; i--)
+		on_record(m, &m->ts_park[(m->ts_park_next - i) % TS_PARK], true);
+	m->ts_park_next = 0;
 }
 
 void monitor_drain_taskstats(struct ptmon_monitor *m)
@@ -324,7 +373,8 @@ void monitor_drain_taskstats(struct ptmon_monitor *m)
 static void taskstats_start(struct ptmon_monitor *m)
 {
 	m->ts_ring = calloc(TS_RING, sizeof(*m->ts_ring));
-	if (!m->ts_ring) {
+	m->ts_park = calloc(TS_PARK, sizeof(*m->ts_park));
+	if (!m->ts_ring || !m->ts_park) {
 		m->ts_unavailable = "out of memory";
 		return;
 	}
@@ -486,11 +536,24 @@ static bool handle_signals(struct ptmon_monitor *m)
 static void handle_netlink(struct ptmon_monitor *m)
 {
 	bool lost = false;
+	const struct cnproc_stats *st = cnproc_get_stats(m->cn);
+	uint64_t reads = st->datagrams + st->overruns;
 	int r = cnproc_receive(m->cn, track_handle_event, m, &lost);
 	if (r < 0 && r != -EAGAIN)
 		lost = true;
+	/* Fewer reads than the batch: it stopped at EAGAIN, every event
+	 * queued before this call has been handled. */
+	bool drained = r >= 0 && st->datagrams + st->overruns - reads < CNPROC_RECEIVE_BATCH;
+	if (lost)
+		m->argv_doubt = true;
+	if (m->argv_doubt)
+		track_doubt_argv(m);
+	if (drained) {
+		monitor_taskstats_settle(m);
+		if (!lost)
+			m->argv_doubt = false;
+	}
 	if (lost) {
-		const struct cnproc_stats *st = cnproc_get_stats(m->cn);
 		uint64_t total = st->overruns + st->seq_missing;
 		uint64_t delta = total - m->events_lost_count;
 		m->events_lost = true;
@@ -628,6 +691,7 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 	m->cn = cnproc_free(m->cn);
 	m->ts = tstats_free(m->ts);
 	free(m->ts_ring);
+	free(m->ts_park);
 	util_close(m->epfd);
 	util_close(m->sigfd);
 	util_close(m->timerfd);

@@ -118,25 +118,50 @@ int procfs_read_comm(pid_t pid, char comm[16])
 	return 0;
 }
 
+/* Read all of @fd, up to @max bytes (one more tells that there was more),
+ * into *buf, a stack buffer of @size bytes at first, grown on the heap.
+ * Returns the length, or -ENOMEM (what was read so far is kept). */
+static ssize_t read_all(int fd, char **buf, size_t size, size_t max)
+{
+	size_t len = 0;
+	char *heap = NULL;
+	for (;;) {
+		if (len == size && size <= max) {
+			/* /proc/PID/cmdline gives the whole argument area, which
+			 * the kernel bounds; grow until EOF or just past @max. */
+			size_t nsize = size * 4 > max + 1 ? max + 1 : size * 4;
+			char *nb = realloc(heap, nsize);
+			if (!nb)
+				return -ENOMEM;
+			if (!heap)
+				memcpy(nb, *buf, len);
+			*buf = heap = nb;
+			size = nsize;
+		}
+		if (len == size)
+			return (ssize_t)len;
+		ssize_t n = read(fd, *buf + len, size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (ssize_t)len;
+		len += (size_t)n;
+	}
+}
+
 struct argv_buf *procfs_read_argv(pid_t pid)
 {
-	char path[64], buf[PTMON_ARGV_MAX + 1];
+	char path[64], stack[4096], *buf = stack;
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
-	size_t len = 0;
-	while (len < sizeof(buf)) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
+	ssize_t r = read_all(fd, &buf, sizeof(stack), PTMON_ARGV_MAX);
 	util_close(fd);
+	struct argv_buf *a = NULL;
+	size_t len = r > 0 ? (size_t)r : 0;
 	if (!len)
-		return NULL;
+		goto out;
 	bool cut = len > PTMON_ARGV_MAX;
 	if (cut) {
 		len = PTMON_ARGV_MAX;
@@ -148,7 +173,11 @@ struct argv_buf *procfs_read_argv(pid_t pid)
 		else
 			buf[len++] = '\0';
 	}
-	return argv_buf_new(buf, len, cut);
+	a = argv_buf_new(buf, len, cut);
+out:
+	if (buf != stack)
+		free(buf);
+	return a;
 }
 
 static pid_t pid_of_name(const char *name)

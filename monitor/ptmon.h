@@ -210,8 +210,30 @@ enum ptmon_acct_source {
 	PTMON_ACCT_RUSAGE,     /* wait4() of a process ptmon reaped itself */
 };
 
-/* Longest argv kept, in bytes (NUL separators included); longer is cut. */
-#define PTMON_ARGV_MAX 4096
+/*
+ * Longest argv kept, in bytes (NUL separators included); longer is cut.
+ * 2 MiB: ARG_MAX under the default 8 MiB stack limit, so that every argv a
+ * default system can exec is kept whole (a larger RLIMIT_STACK lets the
+ * kernel take up to 6 MiB of arguments and environment; those are cut).
+ * It used to be 4096: it is no size for a buffer on the stack.  An argv is
+ * stored once and shared by a parent and the children it forks without
+ * exec, so its cost is paid per exec, not per process.
+ */
+#define PTMON_ARGV_MAX (2u * 1024u * 1024u)
+
+/* Whose argv ptmon_process_info.argv is. */
+enum ptmon_argv_source {
+	/* Read from the process itself: /proc/PID/cmdline after its exec or
+	 * when a walk found it, or the argv ptmon exec'd the root with. */
+	PTMON_ARGV_OWN = 0,
+	/* Its parent's, copied at fork, and no exec of it was seen while
+	 * ptmon followed its events without loss: what it runs as, unless
+	 * it changed its own argv area. */
+	PTMON_ARGV_INHERITED,
+	/* Not known: it exec'd but was gone before /proc could be read, or
+	 * events were lost during its life.  argv is NULL. */
+	PTMON_ARGV_UNKNOWN,
+};
 
 struct ptmon_process_info {
 	uint64_t id;            /* unique in the monitor, from 1, in the order seen */
@@ -219,7 +241,8 @@ struct ptmon_process_info {
 	pid_t pid;
 	pid_t ppid;             /* the parent's pid when ptmon learned of it */
 	bool root;
-	const char *argv;       /* argv_len bytes, each argument NUL-terminated; NULL: unknown */
+	const char *argv;       /* argv_len bytes, each argument NUL-terminated; NULL: unknown
+				   (see argv_source) */
 	size_t argv_len;
 	bool argv_truncated;    /* cut at PTMON_ARGV_MAX */
 	char comm[16];
@@ -241,6 +264,8 @@ struct ptmon_process_info {
 	uint64_t maxrss_kb;     /* peak resident memory */
 	uint64_t read_bytes;    /* taskstats: bytes through read(); rusage: 0 */
 	uint64_t write_bytes;
+	/* Added last, so that the offsets of the fields above hold. */
+	enum ptmon_argv_source argv_source;
 };
 
 PTMON_EXPORT int ptmon_process_get_info(const struct ptmon_process *p,

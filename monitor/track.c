@@ -46,10 +46,14 @@ static struct node *new_node(struct ptmon_monitor *m, pid_t pid, struct node *pa
 	n->parent = parent;
 	n->task = task;
 	n->start_ns = util_now_ns();
+	n->argv_src = PTMON_ARGV_UNKNOWN;
 	if (parent) {
-		/* fork copies comm and argv */
+		/* fork copies comm and argv: true until the child execs, and
+		 * its EXEC event, queued after the FORK, says when it does. */
 		memcpy(n->comm, parent->comm, sizeof(n->comm));
 		n->argv = argv_buf_ref(parent->argv);
+		if (n->argv)
+			n->argv_src = PTMON_ARGV_INHERITED;
 	}
 	if (task)
 		task->processes++;
@@ -130,6 +134,34 @@ static struct node *record_nopidfd(struct ptmon_monitor *m, pid_t pid, struct no
 	return born(m, n);
 }
 
+static void set_argv(struct node *n, struct argv_buf *a, enum ptmon_argv_source src)
+{
+	argv_buf_unref(n->argv);
+	n->argv = a;
+	n->argv_src = (uint8_t)(a ? src : PTMON_ARGV_UNKNOWN);
+}
+
+/* Read @pid's argv and comm from /proc for @n, which @pidfd refers to.
+ * What was read is @n's only if @pidfd's process still lived after the
+ * read: the pid was its own then.  Returns false when nothing could be
+ * proven (@n's argv and comm are then left alone). */
+static bool read_own(struct node *n, pid_t pid, int pidfd)
+{
+	char comm[16] = "";
+	struct argv_buf *a = procfs_read_argv(pid);
+	bool comm_ok = procfs_read_comm(pid, comm) == 0;
+	if (pidfd < 0 || util_pidfd_exited(pidfd) != 0) {
+		argv_buf_unref(a);
+		return false;
+	}
+	if (comm_ok)
+		memcpy(n->comm, comm, sizeof(n->comm));
+	if (!a)
+		return false; /* empty: a zombie's (or a kernel thread's) */
+	set_argv(n, a, PTMON_ARGV_OWN);
+	return true;
+}
+
 static void attach_pidfd(struct ptmon_monitor *m, struct node *n, int pidfd)
 {
 	n->pidfd = pidfd;
@@ -199,13 +231,11 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	n->ppid = ppid;
 	n->seen_gen = m->resync_gen;
 	if (!event_ns) {
-		/* Found by a walk: it may have exec'd unseen. */
-		struct argv_buf *a = procfs_read_argv(pid);
-		if (a) {
-			argv_buf_unref(n->argv);
-			n->argv = a;
-		}
-		procfs_read_comm(pid, n->comm);
+		/* Found by a walk: it may have exec'd unseen, and started
+		 * before now. */
+		n->flags |= NODE_WALKED;
+		if (!read_own(n, pid, pidfd))
+			set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
 	}
 	if (zombie) {
 		/* Ours, but already gone: nothing to signal. */
@@ -320,6 +350,38 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 		n->flags |= NODE_FORK_SEEN;
 }
 
+static void on_exec(struct ptmon_monitor *m, const struct cnproc_event *ev)
+{
+	struct node *n = tree_lookup(&m->tree, ev->tgid);
+	if (!n || (n->flags & NODE_EXIT_EVENT))
+		return; /* not ours, or about a later owner of the pid */
+	/* Read now: the process may be gone by the time anyone asks.  One
+	 * that ptmon learned of only once it was gone (its FORK handled
+	 * late) is still this node: its events come in order, and the pid
+	 * is not reused before its EXIT event. */
+	bool first_root_exec = (n->flags & NODE_ROOT) && !(n->flags & NODE_EXECED);
+	n->flags |= NODE_EXECED;
+	if (!((n->flags & NODE_ALIVE) && read_own(n, ev->tgid, n->pidfd)) && !first_root_exec)
+		/* Gone already: the argv is unknown, not the one before the
+		 * exec (but for the root's first, the one ptmon exec'd). */
+		set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
+	if (!(n->flags & NODE_EXIT_EMITTED))
+		event_node(m, PTMON_EVENT_EXEC, n);
+}
+
+void track_doubt_argv(struct ptmon_monitor *m)
+{
+	struct node *n = m->argv_checked ? m->argv_checked->next : m->tree.first;
+	for (; n; n = n->next) {
+		m->argv_checked = n;
+		if (n->argv_src != PTMON_ARGV_INHERITED || (n->flags & NODE_EXIT_EVENT))
+			continue;
+		/* Its EXEC event may have been among those lost. */
+		if (!((n->flags & NODE_ALIVE) && read_own(n, n->pid, n->pidfd)))
+			set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
+	}
+}
+
 static void on_exit_event(struct ptmon_monitor *m, const struct cnproc_event *ev)
 {
 	if (ev->pid != ev->tgid)
@@ -351,20 +413,7 @@ int track_handle_event(const struct cnproc_event *ev, void *userdata)
 		on_fork(m, ev);
 		break;
 	case CNPROC_EXEC:
-		n = tree_lookup(&m->tree, ev->tgid);
-		if (n && (n->flags & NODE_ALIVE)) {
-			/* Read now: the process may be gone by the time
-			 * anyone asks. */
-			struct argv_buf *a = procfs_read_argv(ev->tgid);
-			/* Gone already: the argv is unknown, but for the root,
-			 * whose argv ptmon itself exec'd. */
-			if (a || !(n->flags & NODE_ROOT)) {
-				argv_buf_unref(n->argv);
-				n->argv = a;
-			}
-			procfs_read_comm(ev->tgid, n->comm);
-			event_node(m, PTMON_EVENT_EXEC, n);
-		}
+		on_exec(m, ev);
 		break;
 	case CNPROC_COMM:
 		n = tree_lookup(&m->tree, ev->tgid);
@@ -592,20 +641,27 @@ int track_signal(struct ptmon_monitor *m, struct node *n, int sig)
 
 static struct argv_buf *argv_from_vector(char *const *argv)
 {
-	char buf[PTMON_ARGV_MAX];
 	size_t len = 0;
-	bool cut = false;
-	for (size_t i = 0; argv[i] && !cut; i++) {
+	for (size_t i = 0; argv[i] && len <= PTMON_ARGV_MAX; i++)
+		len += strlen(argv[i]) + 1;
+	bool cut = len > PTMON_ARGV_MAX;
+	if (cut)
+		len = PTMON_ARGV_MAX;
+	char *buf = malloc(len ? len : 1);
+	if (!buf)
+		return NULL;
+	size_t off = 0;
+	for (size_t i = 0; argv[i] && off < len; i++) {
 		size_t l = strlen(argv[i]) + 1;
-		if (len + l > sizeof(buf)) {
-			l = sizeof(buf) - len;
-			cut = true;
-		}
-		memcpy(buf + len, argv[i], l);
-		len += l;
-		buf[len - 1] = '\0';
+		if (l > len - off)
+			l = len - off;
+		memcpy(buf + off, argv[i], l);
+		off += l;
+		buf[off - 1] = '\0';
 	}
-	return argv_buf_new(buf, len, cut);
+	struct argv_buf *a = argv_buf_new(buf, len, cut);
+	free(buf);
+	return a;
 }
 
 int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
@@ -630,6 +686,7 @@ int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
 	n->argv = procfs_read_argv(pid); /* after exec: what it runs as */
 	if (!n->argv)
 		n->argv = argv_from_vector(t->argv);
+	n->argv_src = n->argv ? PTMON_ARGV_OWN : PTMON_ARGV_UNKNOWN;
 	n->ppid = m->self;
 	n->flags |= NODE_ALIVE | NODE_ROOT;
 	node_list_add(&t->live, n);

@@ -46,6 +46,8 @@ struct argv_buf *argv_buf_unref(struct argv_buf *a);
 #define NODE_ACCT_DONE (1u << 12) /* the taskstats record of its last task is in */
 #define NODE_EXIT_EVENT (1u << 13) /* its connector EXIT event has been read */
 #define NODE_CANCEL_SENT (1u << 14) /* a cancel's first signal has been sent to it */
+#define NODE_EXECED    (1u << 15) /* an EXEC event of it has been handled */
+#define NODE_WALKED    (1u << 16) /* a /proc walk found it: it started before start_ns */
 
 
 struct node {
@@ -69,6 +71,7 @@ struct node {
 	struct argv_buf *argv;
 	int signal_sent;           /* the last signal ptmon sent */
 	uint8_t acct;              /* enum ptmon_acct_source */
+	uint8_t argv_src;          /* enum ptmon_argv_source of argv */
 	uint64_t utime_us;
 	uint64_t stime_us;
 	uint64_t maxrss_kb;

@@ -75,6 +75,30 @@ static void add_accounting(struct json_object *o, const struct ptmon_process_inf
 	json_object_object_add(o, "accounting", a);
 }
 
+/* In an event, argv is cut at EVENT_ARGV_MAX bytes: even escaped (6 bytes
+ * for a control byte) and with base64 beside it, the event stays within
+ * what the stream buffers (EVW_BUFFER), so it is written, not dropped.
+ * The report keeps it whole. */
+#define EVENT_ARGV_MAX (128u * 1024u)
+
+static void add_argv(struct json_object *o, const struct ptmon_process_info *p, size_t max)
+{
+	static const char *const src[] = {"own", "inherited", "unknown"};
+	char *cut = NULL;
+	if (p->argv && p->argv_len > max)
+		cut = malloc(max);
+	if (cut) {
+		memcpy(cut, p->argv, max);
+		cut[max - 1] = '\0'; /* keep the last argument terminated */
+		json_add_argv(o, cut, max, true);
+		free(cut);
+	} else {
+		json_add_argv(o, p->argv, p->argv_len, p->argv_truncated);
+	}
+	if ((unsigned)p->argv_source < sizeof(src) / sizeof(src[0]))
+		json_object_object_add(o, "argv_source", jstr(src[p->argv_source]));
+}
+
 static struct json_object *process_json(const struct ptmon_process_info *p)
 {
 	struct json_object *o = json_object_new_object();
@@ -85,7 +109,7 @@ static struct json_object *process_json(const struct ptmon_process_info *p)
 	if (p->root)
 		json_object_object_add(o, "root", json_object_new_boolean(1));
 	json_object_object_add(o, "comm", json_bytes(p->comm, strnlen(p->comm, sizeof(p->comm))));
-	json_add_argv(o, p->argv, p->argv_len, p->argv_truncated);
+	add_argv(o, p, SIZE_MAX);
 	json_object_object_add(o, "start_mono_ns", jint((int64_t)p->start_mono_ns));
 	json_object_object_add(o, "start_unix_ns", jint((int64_t)p->start_wall_ns));
 	if (p->end != PTMON_END_RUNNING) {
@@ -293,7 +317,7 @@ static void add_process(struct json_object *o, const struct ptmon_event *ev, boo
 	json_object_object_add(o, "id", jint((int64_t)p.id));
 	json_object_object_add(o, "comm", json_bytes(p.comm, strnlen(p.comm, sizeof(p.comm))));
 	if (all) {
-		json_add_argv(o, p.argv, p.argv_len, p.argv_truncated);
+		add_argv(o, &p, EVENT_ARGV_MAX);
 		return;
 	}
 	if (ev->type == PTMON_EVENT_FORK) {
@@ -593,20 +617,24 @@ int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri, 
 	struct json_object *task = json_object_new_object();
 	/* As in the start event: cut at PTMON_ARGV_MAX, base64 beside
 	 * arguments that are not UTF-8. */
-	char buf[PTMON_ARGV_MAX];
 	size_t len = 0;
-	bool cut = false;
-	for (size_t i = 0; ri->argv[i] && !cut; i++) {
+	for (size_t i = 0; ri->argv[i] && len <= PTMON_ARGV_MAX; i++)
+		len += strlen(ri->argv[i]) + 1;
+	bool cut = len > PTMON_ARGV_MAX;
+	if (cut)
+		len = PTMON_ARGV_MAX;
+	char *buf = malloc(len ? len : 1);
+	size_t at = 0;
+	for (size_t i = 0; buf && ri->argv[i] && at < len; i++) {
 		size_t l = strlen(ri->argv[i]) + 1;
-		if (len + l > sizeof(buf)) {
-			l = sizeof(buf) - len;
-			cut = true;
-		}
-		memcpy(buf + len, ri->argv[i], l);
-		len += l;
-		buf[len - 1] = '\0';
+		if (l > len - at)
+			l = len - at;
+		memcpy(buf + at, ri->argv[i], l);
+		at += l;
+		buf[at - 1] = '\0';
 	}
-	json_add_argv(task, buf, len, cut);
+	json_add_argv(task, buf, buf ? len : 0, cut);
+	free(buf);
 	add_start(task, ri);
 	json_object_object_add(doc, "task", task);
 	struct json_object *totals = json_object_new_object();

@@ -72,7 +72,8 @@
 #define EMPTY_BOUND_MS 2000    /* exiting tasks leaving the cgroup */
 #define MAX_RUNS 4
 #define CG_PREFIX "ptmon-observe." /* cgroups are CG_PREFIX<our pid>.<n> */
-#define ARGV_MAX 4096		   /* PTMON_ARGV_MAX in docs/schema.md */
+#define ARGV_MAX (2 * 1024 * 1024) /* PTMON_ARGV_MAX in docs/schema.md */
+#define EVENT_ARGV_MAX (128 * 1024) /* the cut in the event stream (docs/schema.md) */
 
 /* Accounting tolerance for "burn 300" (300 ms of CPU by the process's own
  * clock, CLOCK_PROCESS_CPUTIME_ID): the kernel's utime+stime that taskstats
@@ -2537,8 +2538,11 @@ static void t_acct_children(void **state)
 /* @o's argv (+argv_base64, argv_truncated) against the original arguments:
  * lossless bytes (from argv_base64 when there, else from the strings), the
  * strings U+FFFD-mapped, the cut at ARGV_MAX. */
+static size_t T_argv_max = ARGV_MAX; /* the cut check_argv_exact() expects */
+
 static void check_argv_exact(struct json_object *o, const char *const *orig, const char *what)
 {
+	const size_t max = T_argv_max;
 	struct json_object *argv = need(o, "argv", json_type_array);
 	struct json_object *b64 = opt(o, "argv_base64", json_type_string);
 	bool truncated = opt_bool(o, "argv_truncated"), all_valid = true;
@@ -2568,12 +2572,12 @@ static void check_argv_exact(struct json_object *o, const char *const *orig, con
 		got->len--;
 	CHECK(all_valid || b64, "%s: invalid UTF-8 in argv but no argv_base64", what);
 	CHECK(!all_valid || truncated || !b64, "%s: argv_base64 for valid UTF-8", what);
-	if (want->len > ARGV_MAX) {
+	if (want->len > max) {
 		CHECK(truncated, "%s: %zu bytes of argv and no argv_truncated", what, want->len);
-		CHECK(got->len <= ARGV_MAX && got->len >= ARGV_MAX - 1024 &&
+		CHECK(got->len <= max && got->len >= max - 1024 &&
 			      memcmp(got->p, want->p, got->len) == 0,
-		      "%s: the kept %zu bytes are not a prefix of at most %d of the original", what,
-		      got->len, ARGV_MAX);
+		      "%s: the kept %zu bytes are not a prefix of at most %zu of the original", what,
+		      got->len, max);
 	} else {
 		CHECK(!truncated, "%s: argv_truncated for %zu bytes", what, want->len);
 		CHECK(got->len == want->len && memcmp(got->p, want->p, got->len) == 0,
@@ -2609,7 +2613,7 @@ static void check_argv_exact(struct json_object *o, const char *const *orig, con
 static void run_argv_case(struct ctx *c, const char *const *extra)
 {
 	struct run *r = new_run(c);
-	const char *cmd[64], *args[80];
+	const char *cmd[256], *args[272];
 	size_t n = 0, k = 0;
 	struct proc *root;
 	int execs = 0;
@@ -2642,12 +2646,14 @@ static void run_argv_case(struct ctx *c, const char *const *extra)
 		strlen(json_object_to_json_string(T_out.rep.doc)));
 	check_argv_exact(root->o, cmd, "report root");
 	set_doc("the event stream", T_evtext.p, T_evtext.len);
+	T_argv_max = EVENT_ARGV_MAX;
 	check_argv_exact(T_out.evs.ev[0], cmd, "start event");
 	for (size_t i = 0; i < T_out.evs.n; i++)
 		if (strcmp(need_str(T_out.evs.ev[i], "type"), "exec") == 0) {
 			check_argv_exact(T_out.evs.ev[i], cmd, "exec event");
 			execs++;
 		}
+	T_argv_max = ARGV_MAX;
 	CHECK(!is_connector(c) || execs == 1, "%d exec events for the root", execs);
 	/* Last, so that a failure here says the processes were right: the
 	 * report's task.argv follows the same conventions ("as in start"). */
@@ -2698,8 +2704,8 @@ static void t_argv_binary(void **state)
 	run_argv_case(begin(state), extra);
 }
 
-/* A 100 KiB argument: argv is cut at ARGV_MAX bytes, marked, and what is
- * kept is a prefix of the original. */
+/* A 100 KiB argument (the kernel takes at most 128 KiB in one): kept
+ * whole, not marked truncated. */
 static void t_argv_huge(void **state)
 {
 	const char *extra[] = {"before", NULL, "after", NULL};
@@ -2707,8 +2713,54 @@ static void t_argv_huge(void **state)
 	buf_reset(&T_scratch);
 	for (size_t i = 0; i < 100 * 1024; i++)
 		buf_add(&T_scratch, &"abcdefghijklmnopqrstuvwxyz"[i % 26], 1);
+	buf_add(&T_scratch, "", 1);
 	extra[1] = T_scratch.p;
 	run_argv_case(begin(state), extra);
+}
+
+/* 200 arguments, more than 16 KiB in all, as autoconf's m4 and perl
+ * command lines have: kept whole, each argument in its place. */
+static void t_argv_many(void **state)
+{
+	static char args[200][100];
+	const char *extra[201];
+
+	for (size_t i = 0; i < 200; i++) {
+		snprintf(args[i], sizeof(args[i]), "--arg%03zu=%080zu", i, i);
+		extra[i] = args[i];
+	}
+	extra[200] = NULL;
+	run_argv_case(begin(state), extra);
+}
+
+/* More than ARGV_MAX (the kernel takes it with a larger stack limit): cut
+ * at ARGV_MAX, marked, and what is kept is a prefix of the original. */
+static void t_argv_over_cap(void **state)
+{
+	enum { NARG = 17, ARGLEN = 128 * 1024 - 1 };
+	struct rlimit old, big;
+	const char *extra[NARG + 1];
+
+	assert_int_equal(getrlimit(RLIMIT_STACK, &old), 0);
+	big = old;
+	/* exec takes at most a quarter of the stack limit in arguments */
+	if (big.rlim_cur != RLIM_INFINITY && big.rlim_cur < 16ul << 20)
+		big.rlim_cur = 16ul << 20;
+	if (big.rlim_max != RLIM_INFINITY && big.rlim_max < big.rlim_cur) {
+		skip(); /* cannot raise RLIMIT_STACK enough */
+		return;
+	}
+	buf_reset(&T_scratch);
+	for (size_t i = 0; i < ARGLEN; i++)
+		buf_add(&T_scratch, &"0123456789"[i % 10], 1);
+	buf_add(&T_scratch, "", 1);
+	for (size_t i = 0; i < NARG; i++)
+		extra[i] = T_scratch.p;
+	extra[NARG] = NULL;
+	assert_true((size_t)NARG * (ARGLEN + 1) > ARGV_MAX);
+	assert_int_equal(setrlimit(RLIMIT_STACK, &big), 0);
+	run_argv_case(begin(state), extra);
+	setrlimit(RLIMIT_STACK, &old);
 }
 
 /* The same bytes in a child's exec event and report entry (connector only:
@@ -3097,6 +3149,8 @@ int main(void)
 		BOTH(t_argv_escapes),
 		BOTH(t_argv_binary),
 		BOTH(t_argv_huge),
+		BOTH(t_argv_many),
+		BOTH(t_argv_over_cap),
 		CONNECTOR(t_argv_child_exec),
 		BOTH(t_argv_root_fast_exit),
 		NONE(t_bad_paths),

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tracking on crafted connector events: a monitor (procfs backend, so that
+ * no real event interferes) runs a task whose root sleeps; the test makes
+ * real processes of its own (children of the monitor's process, so ours)
+ * and hands track_handle_event() the events about them in the order that
+ * a late reader of the connector sees them.  Each case fixes the moment at
+ * which ptmon learns of a process, so each is deterministic.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cnproc.h"
+#include "internal.h"
+
+struct fixture {
+	struct ptmon_monitor *m;
+	struct ptmon_task *t;
+	pid_t root;
+};
+
+static int setup(void **state)
+{
+	static struct fixture f;
+	static char *const argv[] = {"sleep", "1000", NULL};
+	struct ptmon_task_config cfg;
+	f = (struct fixture){0};
+	if (ptmon_monitor_new(&f.m, PTMON_BACKEND_PROCFS, 0) < 0)
+		return -1;
+	ptmon_task_config_init(&cfg);
+	cfg.argv = argv;
+	if (ptmon_task_start(f.m, &cfg, &f.t) < 0)
+		return -1;
+	f.root = ptmon_task_root_pid(f.t);
+	*state = &f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	/* Kills the task's tree (and every child of ours) and reaps them. */
+	f->m = ptmon_monitor_free(f->m);
+	return 0;
+}
+
+static void event(struct ptmon_monitor *m, enum cnproc_kind kind, pid_t parent, pid_t pid)
+{
+	struct cnproc_event ev = {.kind = kind, .pid = pid, .tgid = pid};
+	if (kind == CNPROC_FORK) {
+		ev.parent_pid = ev.parent_tgid = parent;
+		ev.timestamp_ns = util_now_ns();
+	}
+	assert_int_equal(track_handle_event(&ev, m), 0);
+}
+
+/* Fork a child that runs @argv (pdeath-signalled) and return its pid. */
+static pid_t spawn(char *const *argv)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The same, with stdin a pipe never written and stdout a pipe: returns
+ * once the child has written a line, so it has exec'd and runs. */
+static pid_t spawn_ready(char *const *argv)
+{
+	static int keep_in = -1;
+	int in[2], out[2];
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	if (keep_in >= 0)
+		close(keep_in);
+	keep_in = in[1]; /* the child blocks on its stdin until it is killed */
+	char c;
+	assert_int_equal(read(out[0], &c, 1), 1);
+	close(out[0]);
+	return pid;
+}
+
+/* Wait until @pid is a zombie, without reaping it. */
+static void wait_zombie(pid_t pid)
+{
+	siginfo_t si;
+	assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+}
+
+static struct ptmon_process_info info_of(struct fixture *f, pid_t pid)
+{
+	struct ptmon_process_info p;
+	const struct ptmon_process *proc = ptmon_task_find_process(f->t, pid);
+	assert_non_null(proc);
+	assert_int_equal(ptmon_process_get_info(proc, &p), 0);
+	return p;
+}
+
+static bool argv_is(const struct ptmon_process_info *p, const char *want, size_t len)
+{
+	return p->argv && p->argv_len == len && memcmp(p->argv, want, len) == 0;
+}
+
+/* Read every taskstats record now queued (a record is queued before its
+ * process becomes a zombie). */
+static void drain_taskstats(struct ptmon_monitor *m)
+{
+	struct pollfd pfd = {.fd = tstats_get_fd(m->ts), .events = POLLIN};
+	do
+		monitor_drain_taskstats(m);
+	while (poll(&pfd, 1, 0) > 0);
+}
+
+/* A child that exec'd and exited before ptmon handled its FORK: it is
+ * recorded from the FORK with its parent's argv and comm, marked as
+ * inherited; its EXEC event, which comes after, must not be dropped
+ * because it is gone: its argv becomes unknown, never the parent's; its
+ * comm comes from its taskstats record. */
+static void test_exec_of_zombie_learned_late(void **state)
+{
+	struct fixture *f = *state;
+	static char *const argv[] = {"/bin/true", "child-arg", NULL};
+	pid_t c = spawn(argv);
+	wait_zombie(c);
+
+	event(f->m, CNPROC_FORK, f->root, c);
+	struct ptmon_process_info p = info_of(f, c);
+	assert_true(p.short_lived);
+	assert_true(argv_is(&p, "sleep\0" "1000", 11));
+	assert_int_equal(p.argv_source, PTMON_ARGV_INHERITED);
+
+	event(f->m, CNPROC_EXEC, 0, c);
+	p = info_of(f, c);
+	assert_null(p.argv);
+	assert_int_equal(p.argv_source, PTMON_ARGV_UNKNOWN);
+
+	if (!f->m->ts) {
+		skip(); /* comm from the exit record: needs taskstats */
+		return;
+	}
+	drain_taskstats(f->m);
+	p = info_of(f, c);
+	assert_int_equal(p.acct, PTMON_ACCT_TASKSTATS);
+	assert_string_equal(p.comm, "true");
+}
+
+/* The same, for a child already reaped (by the process that forked it)
+ * when ptmon handles its FORK: no pidfd can be had at all. */
+static void test_exec_of_reaped_learned_late(void **state)
+{
+	struct fixture *f = *state;
+	static char *const argv[] = {"/bin/true", "child-arg", NULL};
+	pid_t c = spawn(argv);
+	assert_int_equal(waitpid(c, NULL, 0), c);
+
+	event(f->m, CNPROC_FORK, f->root, c);
+	struct ptmon_process_info p = info_of(f, c);
+	assert_true(p.short_lived);
+	assert_int_equal(p.argv_source, PTMON_ARGV_INHERITED);
+	event(f->m, CNPROC_EXEC, 0, c);
+	p = info_of(f, c);
+	assert_null(p.argv);
+	assert_int_equal(p.argv_source, PTMON_ARGV_UNKNOWN);
+	/* Its EXIT: an EXEC after it is a later owner's, and changes nothing. */
+	struct cnproc_event ex = {.kind = CNPROC_EXIT, .pid = c, .tgid = c};
+	assert_int_equal(track_handle_event(&ex, f->m), 0);
+	const struct ptmon_process *proc = ptmon_task_find_process(f->t, c);
+	((struct node *)proc)->argv_src = PTMON_ARGV_INHERITED;
+	event(f->m, CNPROC_EXEC, 0, c);
+	assert_int_equal(info_of(f, c).argv_source, PTMON_ARGV_INHERITED);
+}
+
+/* A child that exec'd while ptmon was behind, and whose EXEC event was
+ * lost: after the loss, a live one gets its own argv (read fresh), a gone
+ * one an unknown argv, never the parent's. */
+static void test_lost_exec(void **state)
+{
+	struct fixture *f = *state;
+	static char *const live_argv[] = {"/bin/sh", "-c", "echo ready; read x", "live", NULL};
+	static const char live_cmdline[] = "/bin/sh\0-c\0echo ready; read x\0live";
+	static char *const dead_argv[] = {"/bin/true", "gone", NULL};
+	pid_t live = spawn_ready(live_argv), dead = spawn(dead_argv);
+	wait_zombie(dead);
+	event(f->m, CNPROC_FORK, f->root, live);
+	event(f->m, CNPROC_FORK, f->root, dead);
+	assert_int_equal(info_of(f, live).argv_source, PTMON_ARGV_INHERITED);
+	assert_int_equal(info_of(f, dead).argv_source, PTMON_ARGV_INHERITED);
+
+	f->m->argv_doubt = true; /* as handle_netlink() sets on a loss */
+	track_doubt_argv(f->m);
+	struct ptmon_process_info p = info_of(f, live);
+	assert_int_equal(p.argv_source, PTMON_ARGV_OWN);
+	assert_true(argv_is(&p, live_cmdline, sizeof(live_cmdline)));
+	assert_string_equal(p.comm, "sh");
+	p = info_of(f, dead);
+	assert_null(p.argv);
+	assert_int_equal(p.argv_source, PTMON_ARGV_UNKNOWN);
+	/* The root's own argv is not in doubt. */
+	p = info_of(f, f->root);
+	assert_int_equal(p.argv_source, PTMON_ARGV_OWN);
+	assert_true(argv_is(&p, "sleep\0" "1000", 11));
+}
+
+/* A grandchild's exit record read before ptmon knew its parent: the
+ * record waits until the connector has been read, when both FORKs have
+ * been handled, and then counts. */
+static void test_record_before_parent(void **state)
+{
+	struct fixture *f = *state;
+	if (!f->m->ts) {
+		skip();
+		return;
+	}
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t a = fork();
+	assert_true(a >= 0);
+	if (a == 0) {
+		pid_t b = fork();
+		if (b == 0)
+			_exit(3);
+		waitpid(b, NULL, 0);
+		(void)!write(pfd[1], &b, sizeof(b));
+		_exit(0);
+	}
+	close(pfd[1]);
+	pid_t b = 0;
+	assert_int_equal(read(pfd[0], &b, sizeof(b)), (ssize_t)sizeof(b));
+	close(pfd[0]);
+	wait_zombie(a);
+
+	/* The records come first; the events are still "queued". */
+	f->m->backend = PTMON_BACKEND_CONNECTOR;
+	drain_taskstats(f->m);
+	event(f->m, CNPROC_FORK, f->root, a);
+	event(f->m, CNPROC_FORK, a, b);
+	/* The connector has been read empty. */
+	monitor_taskstats_settle(f->m);
+	f->m->backend = PTMON_BACKEND_PROCFS;
+
+	struct ptmon_process_info p = info_of(f, b);
+	assert_int_equal(p.acct, PTMON_ACCT_TASKSTATS);
+	assert_int_equal(p.end, PTMON_END_EXITED);
+	assert_int_equal(p.exit_code, 3);
+	assert_int_equal(info_of(f, a).acct, PTMON_ACCT_TASKSTATS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_exec_of_zombie_learned_late, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_of_reaped_learned_late, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_before_parent, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
