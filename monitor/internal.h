@@ -206,6 +206,10 @@ struct ptmon_monitor {
 	const char *fallback_reason;
 	struct cnproc *cn;
 	sigset_t cancel_set;
+	pid_t front_pid;         /* ptmon_monitor_set_front(), 0: none */
+	int front_signal;        /* what it forwards signals as */
+	int front_fd;            /* its pidfd, -1 once it has exited */
+	struct watch front_watch;
 	sigset_t old_mask;
 	bool mask_saved;
 	bool no_children;        /* wait4 said ECHILD */

@@ -84,6 +84,28 @@ PTMON_EXPORT int ptmon_monitor_run(struct ptmon_monitor *m);
  */
 PTMON_EXPORT int ptmon_monitor_cancel_on_signals(struct ptmon_monitor *m, const sigset_t *set);
 
+/*
+ * Serve a front: the process a caller started (and may SIGKILL), which
+ * runs this monitor in a child of its own and forwards to it the signals
+ * it receives (the ptmon command does, see src/front.c).  From then on:
+ * - signals come only from the front: it sends each signal S it received
+ *   as @fwd_sig (a real-time signal, so that copies queue instead of
+ *   merging) with si_code SI_QUEUE and sival_int S, through
+ *   pidfd_send_signal().  S counts as if this process had received it: it
+ *   cancels when it is in the set of ptmon_monitor_cancel_on_signals(), and
+ *   is ignored otherwise.  Signals of that set sent to this process directly
+ *   are ignored: a kill(2) of the process group, a terminal's ^C, or
+ *   systemd's SIGTERM to every process of a unit reach the front too, and
+ *   must count once.
+ * - when the process behind @pidfd exits, every running task is cancelled
+ *   at once (SIGKILL sweeps, no grace), with PTMON_CANCEL_FRONT_DIED.
+ * @fwd_sig is blocked and taken through the monitor's signalfd.  @pidfd is
+ * duplicated; the caller keeps its own.  Returns 0, -EINVAL, or the -errno
+ * of dup/epoll/signalfd.
+ */
+PTMON_EXPORT int ptmon_monitor_set_front(struct ptmon_monitor *m, pid_t pid, int pidfd,
+					 int fwd_sig);
+
 /* The backend in use: "connector" or "procfs". */
 PTMON_EXPORT const char *ptmon_monitor_backend(const struct ptmon_monitor *m);
 
@@ -135,6 +157,7 @@ enum ptmon_cancel_reason {
 	PTMON_CANCEL_SIGNAL,     /* the caller asked, on a signal it received */
 	PTMON_CANCEL_REQUEST,    /* the caller asked */
 	PTMON_CANCEL_LEFTOVERS,  /* the root exited and leftovers=kill */
+	PTMON_CANCEL_FRONT_DIED, /* the front exited: ptmon_monitor_set_front() */
 };
 
 /*

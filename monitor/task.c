@@ -247,6 +247,11 @@ static void finish(struct ptmon_task *t)
 	for (struct node *n = m->tree.first; n; n = n->next)
 		if (n->task == t && !(n->flags & NODE_ALIVE))
 			track_report_exit(m, n, true);
+	/* Our descriptions of the destinations go now, not at
+	 * ptmon_monitor_free(): a reader waiting for EOF (a Go caller that
+	 * killed ptmon's front) must not wait for the report and the rest. */
+	stream_fini(m, &t->out);
+	stream_fini(m, &t->err);
 	struct ptmon_event ev = {.type = PTMON_EVENT_DONE, .task = t};
 	event_emit(m, &ev);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "front.h"
 #include "output.h"
 #include "parse.h"
 #include "ptmon.h"
@@ -474,6 +475,8 @@ static int run(struct options *o)
 	sigaddset(&cancel, SIGTERM);
 	sigaddset(&cancel, SIGHUP);
 	r = ptmon_monitor_cancel_on_signals(m, &cancel);
+	if (r == 0)
+		r = front_attach(m);
 	if (o->verbose)
 		say_backend(m);
 	struct ptmon_task *t = NULL;
@@ -490,6 +493,7 @@ static int run(struct options *o)
 	if (o->control)
 		control_attach(o->control, t, &o->info);
 	r = loop(m, t, o);
+	front_task_done();
 	struct ptmon_task_result res;
 	int status = EXIT_PTMON_FAILED;
 	if (r < 0)
@@ -502,6 +506,11 @@ static int run(struct options *o)
 	}
 	run_end(o, m);
 	return status;
+}
+
+static int run_worker(void *o)
+{
+	return run(o);
 }
 
 /* The pipes we create must not land on 0, 1 or 2. */
@@ -537,5 +546,5 @@ int main(int argc, char **argv)
 	ptmon_task_config_init(&o.task);
 	if (parse_run(argc - 1, argv + 1, &o) < 0)
 		return EXIT_PTMON_FAILED;
-	return run(&o);
+	return front_run(run_worker, &o, o.verbose);
 }

@@ -396,7 +396,8 @@ struct evwriter *evwriter_free(struct evwriter *w)
 
 static const char *cancel_name(enum ptmon_cancel_reason r)
 {
-	static const char *const n[] = {NULL, "timeout", "signal", "request", "leftovers"};
+	static const char *const n[] = {NULL,	     "timeout",	  "signal",
+					    "request", "leftovers", "front_died"};
 	return (unsigned)r < sizeof(n) / sizeof(n[0]) ? n[r] : NULL;
 }
 
