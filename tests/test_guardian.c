@@ -684,6 +684,106 @@ static void t_stdin(void **state)
 	run_close(&r);
 }
 
+/* ---- a Go caller: exec.CommandContext ---------------------------------------------- */
+
+#ifdef PTMON_GO_SRC
+static const char *find_go(void)
+{
+	static const char *const where[] = {"/usr/bin/go", "/usr/lib/go/bin/go",
+					    "/usr/local/go/bin/go", NULL};
+
+	for (int i = 0; where[i]; i++)
+		if (access(where[i], X_OK) == 0)
+			return where[i];
+	return NULL;
+}
+
+/* tests/go/ctx.go under ptmon, in the test's cgroup: Wait returns and the
+ * cgroup empties within the bound. */
+static void go_run(struct ctx *c, const char *shape, const char *const *args)
+{
+	char path[PATH_MAX], text[32];
+	const char *argv[16];
+	int outp[2], n = 0;
+	pid_t pid;
+	struct run r = {.err = -1, .in = -1, .pidfd = -1};
+	double t0 = now_s();
+
+	argv[n++] = PTMON_GO_BIN;
+	argv[n++] = PTMON_BIN;
+	for (; *args; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	assert_int_equal(pipe2(outp, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		cg_file(c, "cgroup.procs", path, sizeof(path));
+		snprintf(text, sizeof(text), "%d", getpid());
+		if (write_text(path, text) < 0 || dup2(outp[1], 1) < 0 || dup2(outp[1], 2) < 0)
+			_exit(121);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execv(PTMON_GO_BIN, (char **)argv);
+		_exit(127);
+	}
+	close(outp[1]);
+	r.out = outp[0];
+	fcntl(r.out, F_SETFL, O_NONBLOCK);
+	r.pidfd = sys_pidfd_open(pid);
+	assert_true(r.pidfd >= 0);
+	r.pid = pid;
+	/* Bounded: without the guarantee, Wait never returns (the seed bug). */
+	while (r.out >= 0 && now_s() < t0 + 1 + BOUND_MS / 1000.0)
+		pump(&r, 100);
+	if (wait_front(&r, r.out < 0 ? BOUND_MS : 0) < 0) {
+		dump(&r);
+		run_close(&r);
+		fail_msg("the Go program's Wait did not return within %d ms of its timeout",
+			 BOUND_MS);
+	}
+	print_message("    [go %s] %s", shape, r.o);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0 || now_s() > t0 + 1 + BOUND_MS / 1000.0) {
+		dump(&r);
+		fail_msg("the Go program failed or took too long (status 0x%x)", r.status);
+	}
+	if (!cg_wait_empty(c, BOUND_MS)) {
+		pid_t left[16];
+		int k = cg_list(c, left, 16);
+
+		for (int i = 0; i < k && i < 16; i++) {
+			char name[64];
+
+			comm_of(left[i], name, sizeof(name));
+			print_error("survivor: pid %d %s\n", left[i], name);
+		}
+		fail_msg("%d process(es) survived the Go caller's timeout", k);
+	}
+	run_close(&r);
+}
+
+static void t_go_command_context(void **state)
+{
+	struct ctx *c = begin(state);
+	const char *go = find_go();
+	char cmd[3 * PATH_MAX];
+
+	if (!go) {
+		print_message("no Go toolchain (apt-get install golang-go): skipped\n");
+		skip();
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && GOCACHE='%s/gocache' GOPATH='%s/gopath' "
+		 "'%s' build -o '%s' '%s'",
+		 PTMON_GO_WORK, PTMON_GO_WORK, PTMON_GO_WORK, go, PTMON_GO_BIN, PTMON_GO_SRC);
+	if (system(cmd) != 0)
+		fail_msg("cannot build %s", PTMON_GO_SRC);
+	go_run(c, "seed", (const char *const[]){"--", "bash", "-c", "sleep 1000; true", NULL});
+	go_run(c, "daemon",
+	       (const char *const[]){"--leftovers", "wait", "--", H, "daemon", NULL});
+	go_run(c, "wide 200", (const char *const[]){"--", H, "wide", "200", NULL});
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -692,6 +792,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_worker_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_group_signal_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stdin, setup, teardown),
+#ifdef PTMON_GO_SRC
+		cmocka_unit_test_setup_teardown(t_go_command_context, setup, teardown),
+#endif
 	};
 
 	if (getenv("PTMON_TEST_FILTER"))
