@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "ptmon.h"
 #include "taskstats.h"
 #include "tree.h"
@@ -151,6 +152,7 @@ struct ptmon_task {
 	} final;
 	struct stream out;
 	struct stream err;
+	struct task_cgroup cg;
 };
 
 int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t);
@@ -241,6 +243,8 @@ struct ptmon_monitor {
 	struct tstats_record *ts_ring; /* records that came before their process */
 	size_t ts_ring_next;
 	const char *ts_unavailable;
+	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
+	unsigned cgroup_serial;
 };
 
 /* ---- events.c -------------------------------------------------------------- */

@@ -124,6 +124,12 @@ enum ptmon_leftovers {
 #define PTMON_DEFAULT_GRACE_NS (5ull * 1000000000ull)
 #define PTMON_DEFAULT_DRAIN_NS (2ull * 1000000000ull)
 
+enum ptmon_cgroup_mode {
+	PTMON_CGROUP_AUTO = 0, /* a cgroup of the task's own where one can be made */
+	PTMON_CGROUP_ON,       /* required: ptmon_task_start() fails without */
+	PTMON_CGROUP_OFF,
+};
+
 struct ptmon_task_config {
 	char *const *argv;           /* argv[0] is looked up in PATH */
 	uint64_t timeout_ns;         /* 0: none */
@@ -133,6 +139,11 @@ struct ptmon_task_config {
 	enum ptmon_leftovers leftovers;
 	int stdout_fd;               /* where the task's stdout goes; not owned */
 	int stderr_fd;               /* where the task's stderr goes; not owned */
+	/* A cgroup v2 of the task's own, a child of the caller's, that the
+	 * root starts in (clone3 CLONE_INTO_CGROUP): cgroup.kill ends every
+	 * cancel after the pidfd sweeps, "populated 0" proves it empty a
+	 * second time, and it is removed at the end. */
+	enum ptmon_cgroup_mode cgroup;
 };
 
 /* Initialise @cfg with the defaults (SIGTERM, grace, drain, leftovers kill,
@@ -187,11 +198,27 @@ struct ptmon_task_result {
 	uint64_t cancel_to_eof_ns;
 	bool drain_timed_out;        /* a pipe was still open at the drain bound */
 	uint64_t bytes_out, bytes_err;
+	/* The task's own cgroup (ptmon_task_config.cgroup), when it had one. */
+	bool cgroup;
+	bool cgroup_killed;          /* cgroup.kill was written */
+	bool cgroup_empty_proof;     /* "populated 0" at the end, as the pidfds said */
+	bool cgroup_escaped;         /* "populated 1" instead: those were killed */
+	bool cgroup_removed;
+	bool cgroup_have_cpu;        /* cpu.stat was read */
+	uint64_t cgroup_cpu_usec, cgroup_user_usec, cgroup_system_usec;
 };
 
 PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);
 PTMON_EXPORT int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret);
 PTMON_EXPORT pid_t ptmon_task_root_pid(const struct ptmon_task *t);
+
+/* The path of the task's own cgroup, or NULL without one. */
+PTMON_EXPORT const char *ptmon_task_cgroup_path(const struct ptmon_task *t);
+
+/* Why the last task started had, or the last ptmon_task_start() that
+ * failed for PTMON_CGROUP_ON could get, no cgroup of its own (a static
+ * string); NULL when it had one or none was asked for. */
+PTMON_EXPORT const char *ptmon_monitor_cgroup_unavailable(const struct ptmon_monitor *m);
 
 /*
  * Diagnostics for a caller to print, delivered synchronously from

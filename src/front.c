@@ -241,6 +241,85 @@ static void kill_orphans(struct front *f)
 		say("killed %" PRIu64 " process(es) the worker left behind", killed);
 }
 
+/* ---- the task's cgroups, after the worker died -------------------------------- */
+
+/* Our cgroup's directory: the cgroup2 mount and the "0::" line. */
+static int own_cgroup(char *out, size_t size)
+{
+	char dev[256], dir[256], type[64], line[1024], mnt[256] = "";
+	FILE *f = fopen("/proc/self/mounts", "re");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
+		if (strcmp(type, "cgroup2") == 0) {
+			snprintf(mnt, sizeof(mnt), "%s", dir);
+			break;
+		}
+	fclose(f);
+	f = fopen("/proc/self/cgroup", "re");
+	int r = -1;
+	while (mnt[0] && f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			int n = snprintf(out, size, "%s%s", mnt, strcmp(line + 3, "/") ? line + 3 : "");
+			r = n < 0 || (size_t)n >= size ? -1 : 0;
+		}
+	if (f)
+		fclose(f);
+	return r;
+}
+
+static bool populated(const char *cg)
+{
+	char path[1200], buf[256] = "";
+	snprintf(path, sizeof(path), "%s/cgroup.events", cg);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 && strstr(buf, "populated 1");
+}
+
+/* The worker's task cgroups (monitor/cgroup.c: "ptmon-<worker pid>-<n>",
+ * in our cgroup) outlive it: kill what is in them, remove them.  The kernel
+ * kills a cgroup's processes whoever they are now, with no pid to race. */
+static void kill_cgroups(struct front *f)
+{
+	char own[512], prefix[64], cg[1024];
+	if (own_cgroup(own, sizeof(own)) < 0)
+		return;
+	snprintf(prefix, sizeof(prefix), "ptmon-%d-", (int)f->worker);
+	DIR *d = opendir(own);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		snprintf(cg, sizeof(cg), "%s/%s/cgroup.kill", own, de->d_name);
+		int fd = open(cg, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = write(fd, "1", 1);
+			(void)n;
+			close(fd);
+		}
+		snprintf(cg, sizeof(cg), "%s/%s", own, de->d_name);
+		uint64_t end = now_ms() + ORPHANS_BOUND_MS;
+		while (populated(cg) && now_ms() < end) {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+		/* Its processes are gone; zombies among our children still
+		 * leave it in a moment: kill_orphans() reaps them. */
+		reap(f);
+		for (int i = 0; i < 100 && rmdir(cg) < 0 && errno == EBUSY; i++) {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
 /* ---- the front ------------------------------------------------------------ */
 
 /* Job control stays with the front: it must stop (^Z) with its job, or the
@@ -414,6 +493,8 @@ int front_run(int (*work)(void *arg), void *arg, int verbose)
 		_exit(EXIT_PTMON_FAILED);
 	}
 	wait_worker(&f);
+	if (f.worker_code != CLD_EXITED)
+		kill_cgroups(&f);
 	kill_orphans(&f);
 	int status = relay(&f);
 	close(f.worker_fd);

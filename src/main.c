@@ -82,6 +82,10 @@ static void usage(FILE *f)
 	      "                        them (default) or wait for them\n"
 	      "      --backend auto|connector|procfs\n"
 	      "                        how processes are learned of (default: auto)\n"
+	      "      --cgroup auto|on|off\n"
+	      "                        start CMD in a cgroup v2 of its own, which a cancel\n"
+	      "                        ends with cgroup.kill (auto: where one can be made;\n"
+	      "                        on: fail without; default: auto)\n"
 	      "      --events PATH     write events as NDJSON to PATH as they happen\n"
 	      "                        (a file, a FIFO, /dev/fd/N)\n"
 	      "      --report PATH     write a JSON report of the whole tree to PATH at the end\n"
@@ -151,6 +155,7 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 {
 	static const char *const leftovers[] = {"kill", "wait", NULL};
 	static const char *const backends[] = {"auto", "connector", "procfs", NULL};
+	static const char *const cgroups[] = {"auto", "on", "off", NULL};
 	int i;
 	switch (c) {
 	case 't':
@@ -171,6 +176,10 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 		i = choice_arg("--backend", arg, backends);
 		o->backend = i == 1 ? PTMON_BACKEND_CONNECTOR
 				    : i == 2 ? PTMON_BACKEND_PROCFS : PTMON_BACKEND_AUTO;
+		return i < 0 ? -1 : 0;
+	case 'G':
+		i = choice_arg("--cgroup", arg, cgroups);
+		o->task.cgroup = i == 1 ? PTMON_CGROUP_ON : i == 2 ? PTMON_CGROUP_OFF : PTMON_CGROUP_AUTO;
 		return i < 0 ? -1 : 0;
 	case 'v':
 		o->verbose++;
@@ -207,6 +216,7 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"drain", required_argument, NULL, 'd'},
 		{"leftovers", required_argument, NULL, 'L'},
 		{"backend", required_argument, NULL, 'B'},
+		{"cgroup", required_argument, NULL, 'G'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"events", required_argument, NULL, 'E'},
 		{"report", required_argument, NULL, 'R'},
@@ -267,6 +277,22 @@ static void say_backend(struct ptmon_monitor *m)
 		msg("backend connector (%s subscription%s)",
 		    (f & PTMON_FEATURE_CONNECTOR_INPUT) ? "proc_input" : "classic",
 		    (f & PTMON_FEATURE_PIDFD_INFO) ? ", PIDFD_GET_INFO" : "");
+}
+
+/* Which guarantees this run has, beyond the pidfd path. */
+static void say_cgroup(struct ptmon_monitor *m, struct ptmon_task *t)
+{
+	const char *path = ptmon_task_cgroup_path(t);
+	const char *why = ptmon_monitor_cgroup_unavailable(m);
+	if (path)
+		msg("task cgroup %s: cgroup.kill ends a cancel and 'populated 0' proves the "
+		    "tree empty; if ptmon and its worker are killed at once, cgroup.kill there "
+		    "ends what is left",
+		    path);
+	else
+		msg("no cgroup for the task (%s): if ptmon and its worker are killed at once, "
+		    "what the task started survives",
+		    why ? why : "--cgroup off");
 }
 
 static void say_result(const struct ptmon_task_result *r, int status)
@@ -482,14 +508,20 @@ static int run(struct options *o)
 	struct ptmon_task *t = NULL;
 	if (r == 0)
 		r = ptmon_task_start(m, &o->task, &t);
+	if (r < 0 && o->task.cgroup == PTMON_CGROUP_ON && ptmon_monitor_cgroup_unavailable(m)) {
+		msg("--cgroup on: %s: %s", ptmon_monitor_cgroup_unavailable(m), strerror(-r));
+		r = -ECANCELED; /* said; 125 */
+	}
 	if (r < 0) {
-		int status = start_failed(o->task.argv[0], r);
+		int status = r == -ECANCELED ? EXIT_PTMON_FAILED : start_failed(o->task.argv[0], r);
 		run_end(o, m);
 		o->events = evwriter_free(o->events);
 		return status;
 	}
 	if (o->verbose)
 		msg("task %d started: %s", (int)ptmon_task_root_pid(t), o->task.argv[0]);
+	if (o->verbose)
+		say_cgroup(m, t);
 	if (o->control)
 		control_attach(o->control, t, &o->info);
 	r = loop(m, t, o);

@@ -135,22 +135,53 @@ static void cg_file(const struct ctx *c, const char *name, char *out, size_t len
 	snprintf(out, len, "%s/%s", c->cg, name);
 }
 
-static int cg_list(const struct ctx *c, pid_t *pids, int max)
+/* The processes of @dir and of the cgroups below it (ptmon starts the task
+ * in a cgroup of its own, a child of the test's).  Counts beyond @max. */
+static int cg_list_dir(const char *dir, pid_t *pids, int n, int max)
 {
 	char path[PATH_MAX];
 	FILE *f;
-	int n = 0, pid;
+	DIR *d;
+	struct dirent *de;
+	int pid;
 
-	cg_file(c, "cgroup.procs", path, sizeof(path));
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	f = fopen(path, "re");
 	if (!f)
-		return 0;
+		return n;
 	while (fscanf(f, "%d", &pid) == 1) {
 		if (n < max)
 			pids[n] = pid;
 		n++;
 	}
 	fclose(f);
+	d = opendir(dir);
+	while (d && (de = readdir(d)))
+		if (de->d_type == DT_DIR && de->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			n = cg_list_dir(path, pids, n, max);
+		}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static int cg_list(const struct ctx *c, pid_t *pids, int max)
+{
+	return cg_list_dir(c->cg, pids, 0, max);
+}
+
+/* Cgroups below the test's: the task's own, while ptmon has one. */
+static int cg_children(const struct ctx *c)
+{
+	DIR *d = opendir(c->cg);
+	struct dirent *de;
+	int n = 0;
+
+	while (d && (de = readdir(d)))
+		n += de->d_type == DT_DIR && de->d_name[0] != '.';
+	if (d)
+		closedir(d);
 	return n;
 }
 
@@ -563,6 +594,7 @@ static void front_killed(struct ctx *c, const struct shape *s, uid_t uid)
 
 		assert_int_equal(poll(&p, 1, 0), 1); /* the worker is gone (in the cgroup) */
 	}
+	assert_int_equal(cg_children(c), 0); /* the task's own cgroup was removed */
 	close(workerfd);
 	run_close(&r);
 }
@@ -614,6 +646,7 @@ static void t_worker_killed(void **state)
 		dump(&r);
 		fail_msg("expected status 125 and \"died of signal KILL\", got 0x%x", r.status);
 	}
+	assert_int_equal(cg_children(c), 0); /* the front removed the task's cgroup */
 	/* The front returned after its rounds: nothing may be left. */
 	if (cg_populated(c)) {
 		dump(&r);
@@ -681,6 +714,97 @@ static void t_stdin(void **state)
 	assert_int_equal(wait_front(&r, BOUND_MS), 0);
 	assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
 	assert_string_equal(r.o, text);
+	run_close(&r);
+}
+
+/* ---- --cgroup ------------------------------------------------------------------------ */
+
+/* Run ptmon on "cat /proc/self/cgroup" as @uid with --cgroup @mode; its
+ * status, and what the task said its cgroup was in *out. */
+static int cgroup_run(struct ctx *c, uid_t uid, const char *mode, struct run *r)
+{
+	struct how how = {.uid = uid};
+	const char *const args[] = {"-v", "--cgroup", mode, "--", "cat", "/proc/self/cgroup", NULL};
+
+	start(c, r, &how, args);
+	while (r->out >= 0 || r->err >= 0)
+		pump(r, 100);
+	assert_int_equal(wait_front(r, BOUND_MS), 0);
+	return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
+}
+
+static void t_cgroup_modes(void **state)
+{
+	struct ctx *c = begin(state);
+	const char *rel = c->cg + strlen(cg_mount);
+	char want[512];
+	struct run r;
+
+	/* As root, auto: the task is in a cgroup of its own below ptmon's,
+	 * from its first instruction (cat reads its own), removed after. */
+	snprintf(want, sizeof(want), "0::%s/ptmon-", rel);
+	assert_int_equal(cgroup_run(c, 0, "auto", &r), 0);
+	if (!strstr(r.o, want) || !strstr(r.e, "task cgroup ")) {
+		dump(&r);
+		fail_msg("the task is not in a cgroup of its own (%s...)", want);
+	}
+	assert_int_equal(cg_children(c), 0);
+	run_close(&r);
+	assert_int_equal(cgroup_run(c, 0, "on", &r), 0);
+	assert_non_null(strstr(r.o, want));
+	run_close(&r);
+	/* off: in ptmon's own. */
+	snprintf(want, sizeof(want), "0::%s\n", rel);
+	assert_int_equal(cgroup_run(c, 0, "off", &r), 0);
+	if (!strstr(r.o, want) || !strstr(r.e, "no cgroup for the task (--cgroup off)")) {
+		dump(&r);
+		fail_msg("--cgroup off: the task is not in ptmon's cgroup");
+	}
+	run_close(&r);
+	/* uid 65534 in root's cgroup: no delegation.  auto goes on, says so. */
+	assert_int_equal(cgroup_run(c, NOBODY, "auto", &r), 0);
+	if (!strstr(r.o, want) || !strstr(r.e, "no cgroup for the task (cannot create")) {
+		dump(&r);
+		fail_msg("--cgroup auto as uid 65534: expected no cgroup, said so");
+	}
+	run_close(&r);
+	/* on: a clear error, status 125, and nothing ran. */
+	assert_int_equal(cgroup_run(c, NOBODY, "on", &r), 125);
+	if (!strstr(r.e, "ptmon: --cgroup on: cannot create a cgroup") || r.olen) {
+		dump(&r);
+		fail_msg("--cgroup on as uid 65534: expected a clear error");
+	}
+	run_close(&r);
+	/* A cancel ends with cgroup.kill; "populated 0" is the second proof;
+	 * the report says so, with the task's CPU time. */
+	{
+		char rep[PATH_MAX], text[65536], *q, *w;
+		struct how how = {0};
+		const char *args[] = {"--timeout", "300ms", "--grace", "100ms", "--report", rep,
+				      "--", H, "wide", "3", NULL};
+
+		snprintf(rep, sizeof(rep), "/tmp/ptmon-guardian.%d.json", getpid());
+		start(c, &r, &how, args);
+		while (r.out >= 0 || r.err >= 0)
+			pump(&r, 100);
+		assert_int_equal(wait_front(&r, BOUND_MS), 0);
+		assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 124);
+		assert_true(read_text(rep, text, sizeof(text)) > 0);
+		unlink(rep);
+		for (q = w = text; *q; q++) /* the JSON without blanks */
+			if (*q != ' ' && *q != '\n')
+				*w++ = *q;
+		*w = '\0';
+		if (!strstr(text, "\"killed\":true,\"empty_proof\":true,\"escaped_killed\":false,"
+				  "\"removed\":true,\"cpu_usage_us\":")) {
+			print_error("%s\n", text);
+			fail_msg("the report does not carry the cgroup's proof");
+		}
+		run_close(&r);
+	}
+	/* A bad value. */
+	assert_int_equal(cgroup_run(c, 0, "maybe", &r), 125);
+	assert_non_null(strstr(r.e, "--cgroup: invalid value 'maybe'"));
 	run_close(&r);
 }
 
@@ -792,6 +916,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_worker_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_group_signal_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stdin, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_cgroup_modes, setup, teardown),
 #ifdef PTMON_GO_SRC
 		cmocka_unit_test_setup_teardown(t_go_command_context, setup, teardown),
 #endif

@@ -410,20 +410,37 @@ static bool cg_wait_empty(const struct ctx *c, int bound_ms)
 	return empty;
 }
 
-static int cg_list(const struct ctx *c, pid_t *pids, int max)
+/* The processes of @dir and of the cgroups below it (ptmon starts the task
+ * in a cgroup of its own, a child of the test's). */
+static int cg_list_dir(const char *dir, pid_t *pids, int n, int max)
 {
 	char path[PATH_MAX];
 	FILE *f;
-	int n = 0, pid;
+	DIR *d;
+	struct dirent *de;
+	int pid;
 
-	cg_path(c, "cgroup.procs", path, sizeof(path));
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	f = fopen(path, "re");
 	if (!f)
-		return 0;
+		return n;
 	while (n < max && fscanf(f, "%d", &pid) == 1)
 		pids[n++] = pid;
 	fclose(f);
+	d = opendir(dir);
+	while (d && (de = readdir(d)))
+		if (de->d_type == DT_DIR && de->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			n = cg_list_dir(path, pids, n, max);
+		}
+	if (d)
+		closedir(d);
 	return n;
+}
+
+static int cg_list(const struct ctx *c, pid_t *pids, int max)
+{
+	return cg_list_dir(c->cg, pids, 0, max);
 }
 
 static void cg_kill(const struct ctx *c)
