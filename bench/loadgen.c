@@ -825,6 +825,35 @@ static long status_kb(pid_t pid, const char *field)
 	return kb;
 }
 
+/* ptmon run is two processes (src/front.c): the one started forwards
+ * signals; its child, the worker, holds the pidfds and the memory.  The
+ * only child of @pid, or @pid itself when it has none (another command). */
+static pid_t worker_of(pid_t pid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = pid;
+	while (d && (e = readdir(d))) {
+		char path[64], buf[512], *p;
+		int ppid;
+		pid_t q = (pid_t)atoi(e->d_name);
+		if (q <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)q);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		if ((p = strrchr(buf, ')')) && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == pid)
+			found = q;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 static int driver_mem(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[0], "--"))
@@ -839,9 +868,10 @@ static int driver_mem(int argc, char **argv)
 	uint64_t t0 = now_ns(), deadline = t0 + 60000000000ull;
 	struct timespec step = {0, 5000000};
 	long pidfds;
-	while ((pidfds = count_pidfds(pid)) < live && now_ns() < deadline)
+	pid_t w = worker_of(pid);
+	while ((pidfds = count_pidfds(w)) < live && now_ns() < deadline)
 		nanosleep(&step, NULL);
-	long hwm = status_kb(pid, "VmHWM"), rss = status_kb(pid, "VmRSS");
+	long hwm = status_kb(w, "VmHWM"), rss = status_kb(w, "VmRSS");
 	kill(pid, SIGTERM);
 	bool in_time = await_exit(pid, 30000);
 	close(out); /* what ptmon still forwards is of no interest */

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "nbwrite.h"
+#include "cgroup.h"
 #include "ptmon.h"
 #include "taskstats.h"
 #include "tree.h"
@@ -153,6 +154,7 @@ struct ptmon_task {
 	} final;
 	struct stream out;
 	struct stream err;
+	struct task_cgroup cg;
 };
 
 int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t);
@@ -212,6 +214,10 @@ struct ptmon_monitor {
 	const char *fallback_reason;
 	struct cnproc *cn;
 	sigset_t cancel_set;
+	pid_t front_pid;         /* ptmon_monitor_set_front(), 0: none */
+	int front_signal;        /* what it forwards signals as */
+	int front_fd;            /* its pidfd, -1 once it has exited */
+	struct watch front_watch;
 	sigset_t old_mask;
 	bool mask_saved;
 	bool no_children;        /* wait4 said ECHILD */
@@ -248,6 +254,8 @@ struct ptmon_monitor {
 	bool argv_doubt;          /* events were lost: inherited argvs may be stale */
 	struct node *argv_checked; /* track_doubt_argv() settled the tree up to here */
 	const char *ts_unavailable;
+	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
+	unsigned cgroup_serial;
 };
 
 /* ---- events.c -------------------------------------------------------------- */

@@ -475,6 +475,7 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	if (!m)
 		return -ENOMEM;
 	m->epfd = m->sigfd = m->timerfd = m->reserve_fd[0] = m->reserve_fd[1] = -1;
+	m->front_fd = -1;
 	sigemptyset(&m->cancel_set);
 	m->self = getpid();
 	struct timespec rt;
@@ -515,6 +516,35 @@ static void cancel_all(struct ptmon_monitor *m, int signo)
 	}
 }
 
+/* A signal the front received, forwarded as m->front_signal with the
+ * signal's number as its value (ptmon_monitor_set_front()). */
+static void on_forwarded(struct ptmon_monitor *m, const struct signalfd_siginfo *si)
+{
+	int sig = si->ssi_int;
+	if (si->ssi_code != SI_QUEUE || (pid_t)si->ssi_pid != m->front_pid || sig <= 0 ||
+	    sig >= NSIG)
+		return;
+	if (sigismember(&m->cancel_set, sig) == 1)
+		cancel_all(m, sig);
+}
+
+/* The front is gone: whoever started ptmon killed it (or it crashed).
+ * Nobody waits for a graceful end any more; the caller wants it all gone.
+ * Checked on every round: a task started after the front died goes too. */
+static void front_check(struct ptmon_monitor *m)
+{
+	if (!m->front_pid || m->front_fd >= 0)
+		return;
+	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
+		if (t->phase >= PHASE_KILL)
+			continue;
+		monitor_notice(m, t, PTMON_NOTICE_INFO,
+			       "the front (pid %d) exited: killing the task's processes",
+			       (int)m->front_pid);
+		ptmon_task_cancel(t, PTMON_CANCEL_FRONT_DIED, true);
+	}
+}
+
 static bool handle_signals(struct ptmon_monitor *m)
 {
 	bool child = false;
@@ -527,8 +557,12 @@ static bool handle_signals(struct ptmon_monitor *m)
 			break;
 		if (si.ssi_signo == SIGCHLD)
 			child = true;
-		else
+		else if (m->front_pid && (int)si.ssi_signo == m->front_signal)
+			on_forwarded(m, &si);
+		else if (!m->front_pid)
 			cancel_all(m, (int)si.ssi_signo);
+		/* else sent here directly: the front got its copy, and forwards
+		 * it (a group's kill, a terminal's ^C). */
 	}
 	return child;
 }
@@ -594,6 +628,10 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 	case WATCH_OUTPUT:
 		stream_handle_out(m, container_of(w, struct stream, out_watch));
 		break;
+	case WATCH_FRONT:
+		monitor_watch_del(m, m->front_fd);
+		m->front_fd = util_close(m->front_fd);
+		break;
 	}
 }
 
@@ -631,6 +669,7 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 	uint64_t now = util_now_ns();
 	maybe_resync(m, now);
 	track_flush_pending(m, now, NULL);
+	front_check(m);
 	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
 		task_on_deadlines(t, now);
 		task_update(t);
@@ -666,11 +705,42 @@ int ptmon_monitor_cancel_on_signals(struct ptmon_monitor *m, const sigset_t *set
 		return -EINVAL;
 	sigset_t all = *set;
 	sigaddset(&all, SIGCHLD);
+	if (m->front_signal)
+		sigaddset(&all, m->front_signal);
 	if (sigprocmask(SIG_BLOCK, set, NULL) < 0)
 		return -errno;
 	if (signalfd(m->sigfd, &all, 0) < 0)
 		return -errno;
 	m->cancel_set = *set;
+	return 0;
+}
+
+int ptmon_monitor_set_front(struct ptmon_monitor *m, pid_t pid, int pidfd, int fwd_sig)
+{
+	if (!m || pid <= 0 || pidfd < 0 || m->front_pid || fwd_sig <= 0 || fwd_sig >= NSIG ||
+	    fwd_sig == SIGCHLD || fwd_sig == SIGKILL || fwd_sig == SIGSTOP)
+		return -EINVAL;
+	sigset_t one, all = m->cancel_set;
+	sigemptyset(&one);
+	sigaddset(&one, fwd_sig);
+	sigaddset(&all, fwd_sig);
+	sigaddset(&all, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &one, NULL) < 0 || signalfd(m->sigfd, &all, 0) < 0)
+		return -errno;
+	int fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return -errno;
+	m->front_watch.kind = WATCH_FRONT;
+	/* A pidfd is readable once its process has exited: also at once, if
+	 * it has already. */
+	int r = monitor_watch_add(m, fd, EPOLLIN, &m->front_watch);
+	if (r < 0) {
+		util_close(fd);
+		return r;
+	}
+	m->front_fd = fd;
+	m->front_pid = pid;
+	m->front_signal = fwd_sig;
 	return 0;
 }
 
@@ -695,6 +765,7 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 	util_close(m->epfd);
 	util_close(m->sigfd);
 	util_close(m->timerfd);
+	util_close(m->front_fd);
 	monitor_release_reserve(m);
 	if (m->mask_saved) {
 		/* A SIGPIPE raised while it was blocked (a write to a reader
@@ -712,6 +783,8 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 		for (int s = 1; s < NSIG; s++)
 			if (sigismember(&m->cancel_set, s) == 1)
 				sigaddset(&mask, s);
+		if (m->front_signal)
+			sigaddset(&mask, m->front_signal);
 		sigprocmask(SIG_SETMASK, &mask, NULL);
 	}
 	free(m);

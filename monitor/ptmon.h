@@ -84,6 +84,28 @@ PTMON_EXPORT int ptmon_monitor_run(struct ptmon_monitor *m);
  */
 PTMON_EXPORT int ptmon_monitor_cancel_on_signals(struct ptmon_monitor *m, const sigset_t *set);
 
+/*
+ * Serve a front: the process a caller started (and may SIGKILL), which
+ * runs this monitor in a child of its own and forwards to it the signals
+ * it receives (the ptmon command does, see src/front.c).  From then on:
+ * - signals come only from the front: it sends each signal S it received
+ *   as @fwd_sig (a real-time signal, so that copies queue instead of
+ *   merging) with si_code SI_QUEUE and sival_int S, through
+ *   pidfd_send_signal().  S counts as if this process had received it: it
+ *   cancels when it is in the set of ptmon_monitor_cancel_on_signals(), and
+ *   is ignored otherwise.  Signals of that set sent to this process directly
+ *   are ignored: a kill(2) of the process group, a terminal's ^C, or
+ *   systemd's SIGTERM to every process of a unit reach the front too, and
+ *   must count once.
+ * - when the process behind @pidfd exits, every running task is cancelled
+ *   at once (SIGKILL sweeps, no grace), with PTMON_CANCEL_FRONT_DIED.
+ * @fwd_sig is blocked and taken through the monitor's signalfd.  @pidfd is
+ * duplicated; the caller keeps its own.  Returns 0, -EINVAL, or the -errno
+ * of dup/epoll/signalfd.
+ */
+PTMON_EXPORT int ptmon_monitor_set_front(struct ptmon_monitor *m, pid_t pid, int pidfd,
+					 int fwd_sig);
+
 /* The backend in use: "connector" or "procfs". */
 PTMON_EXPORT const char *ptmon_monitor_backend(const struct ptmon_monitor *m);
 
@@ -102,6 +124,12 @@ enum ptmon_leftovers {
 #define PTMON_DEFAULT_GRACE_NS (5ull * 1000000000ull)
 #define PTMON_DEFAULT_DRAIN_NS (2ull * 1000000000ull)
 
+enum ptmon_cgroup_mode {
+	PTMON_CGROUP_AUTO = 0, /* a cgroup of the task's own where one can be made */
+	PTMON_CGROUP_ON,       /* required: ptmon_task_start() fails without */
+	PTMON_CGROUP_OFF,
+};
+
 struct ptmon_task_config {
 	char *const *argv;           /* argv[0] is looked up in PATH */
 	uint64_t timeout_ns;         /* 0: none */
@@ -111,6 +139,11 @@ struct ptmon_task_config {
 	enum ptmon_leftovers leftovers;
 	int stdout_fd;               /* where the task's stdout goes; not owned */
 	int stderr_fd;               /* where the task's stderr goes; not owned */
+	/* A cgroup v2 of the task's own, a child of the caller's, that the
+	 * root starts in (clone3 CLONE_INTO_CGROUP): cgroup.kill ends every
+	 * cancel after the pidfd sweeps, "populated 0" proves it empty a
+	 * second time, and it is removed at the end. */
+	enum ptmon_cgroup_mode cgroup;
 };
 
 /* Initialise @cfg with the defaults (SIGTERM, grace, drain, leftovers kill,
@@ -135,6 +168,7 @@ enum ptmon_cancel_reason {
 	PTMON_CANCEL_SIGNAL,     /* the caller asked, on a signal it received */
 	PTMON_CANCEL_REQUEST,    /* the caller asked */
 	PTMON_CANCEL_LEFTOVERS,  /* the root exited and leftovers=kill */
+	PTMON_CANCEL_FRONT_DIED, /* the front exited: ptmon_monitor_set_front() */
 };
 
 /*
@@ -170,11 +204,27 @@ struct ptmon_task_result {
 	/* The errno of the write that failed there (EPIPE: the reader left;
 	 * ENOSPC, EIO, ...: the destination failed), 0: none. */
 	int error_out, error_err;
+	/* The task's own cgroup (ptmon_task_config.cgroup), when it had one. */
+	bool cgroup;
+	bool cgroup_killed;          /* cgroup.kill was written */
+	bool cgroup_empty_proof;     /* "populated 0" at the end, as the pidfds said */
+	bool cgroup_escaped;         /* "populated 1" instead: those were killed */
+	bool cgroup_removed;
+	bool cgroup_have_cpu;        /* cpu.stat was read */
+	uint64_t cgroup_cpu_usec, cgroup_user_usec, cgroup_system_usec;
 };
 
 PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);
 PTMON_EXPORT int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret);
 PTMON_EXPORT pid_t ptmon_task_root_pid(const struct ptmon_task *t);
+
+/* The path of the task's own cgroup, or NULL without one. */
+PTMON_EXPORT const char *ptmon_task_cgroup_path(const struct ptmon_task *t);
+
+/* Why the last task started had, or the last ptmon_task_start() that
+ * failed for PTMON_CGROUP_ON could get, no cgroup of its own (a static
+ * string); NULL when it had one or none was asked for. */
+PTMON_EXPORT const char *ptmon_monitor_cgroup_unavailable(const struct ptmon_monitor *m);
 
 /*
  * Diagnostics for a caller to print, delivered synchronously from

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -69,6 +70,43 @@ static void close_pair(int p[2])
 	p[1] = util_close(p[1]);
 }
 
+/* The task's own cgroup, before the root exists.  Without one (AUTO),
+ * the run goes on and says why. */
+static int make_cgroup(struct ptmon_monitor *m, struct ptmon_task *t)
+{
+	char name[64];
+	const char *why = NULL;
+	m->cgroup_why = NULL;
+	if (t->cfg.cgroup == PTMON_CGROUP_OFF)
+		return 0;
+	snprintf(name, sizeof(name), "ptmon-%d-%u", (int)m->self, ++m->cgroup_serial);
+	int r = cgroup_create(&t->cg, name, &why);
+	if (r < 0)
+		m->cgroup_why = why;
+	return t->cfg.cgroup == PTMON_CGROUP_ON ? r : 0;
+}
+
+/* fork(), into the task's cgroup when there is one. */
+static pid_t spawn_fork(struct ptmon_monitor *m, struct ptmon_task *t)
+{
+	if (t->cg.fd < 0) {
+		pid_t pid = fork();
+		return pid < 0 ? -errno : pid;
+	}
+	pid_t pid = cgroup_fork_into(&t->cg);
+	if ((pid == -ENOSYS || pid == -E2BIG || pid == -EINVAL) &&
+	    t->cfg.cgroup == PTMON_CGROUP_AUTO) {
+		m->cgroup_why = "clone3 cannot start a process in a cgroup (Linux 5.7 is needed)";
+		cgroup_finish(&t->cg, false);
+		cgroup_init(&t->cg);
+		pid = fork();
+		return pid < 0 ? -errno : pid;
+	}
+	if (pid < 0 && t->cfg.cgroup == PTMON_CGROUP_ON)
+		m->cgroup_why = "clone3 cannot start a process in a cgroup";
+	return pid;
+}
+
 int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
 {
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
@@ -77,10 +115,13 @@ int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
 		r = -errno;
 		goto out;
 	}
+	r = make_cgroup(m, t);
+	if (r < 0)
+		goto out;
 	pid_t self = getpid();
-	pid_t pid = fork();
+	pid_t pid = spawn_fork(m, t);
 	if (pid < 0) {
-		r = -errno;
+		r = pid;
 		goto out;
 	}
 	if (pid == 0)
@@ -247,6 +288,17 @@ static void finish(struct ptmon_task *t)
 	for (struct node *n = m->tree.first; n; n = n->next)
 		if (n->task == t && !(n->flags & NODE_ALIVE))
 			track_report_exit(m, n, true);
+	/* Our descriptions of the destinations go now, not at
+	 * ptmon_monitor_free(): a reader waiting for EOF (a Go caller that
+	 * killed ptmon's front) must not wait for the report and the rest. */
+	stream_fini(m, &t->out);
+	stream_fini(m, &t->err);
+	/* After the pidfd sweeps: the cgroup's own kill and proof. */
+	cgroup_finish(&t->cg, t->cancel_reason != PTMON_CANCEL_NONE);
+	if (t->cg.escaped)
+		monitor_notice(m, t, PTMON_NOTICE_WARNING,
+			       "the task's cgroup still held processes once its tree was empty: "
+			       "killed with cgroup.kill");
 	struct ptmon_event ev = {.type = PTMON_EVENT_DONE, .task = t};
 	event_emit(m, &ev);
 }
@@ -319,6 +371,7 @@ void ptmon_task_config_init(struct ptmon_task_config *cfg)
 		.leftovers = PTMON_LEFTOVERS_KILL,
 		.stdout_fd = STDOUT_FILENO,
 		.stderr_fd = STDERR_FILENO,
+		.cgroup = PTMON_CGROUP_AUTO,
 	};
 }
 
@@ -355,6 +408,7 @@ void task_free(struct ptmon_task *t)
 		return;
 	stream_fini(t->monitor, &t->out);
 	stream_fini(t->monitor, &t->err);
+	cgroup_finish(&t->cg, true);
 	for (size_t i = 0; t->argv && t->argv[i]; i++)
 		free(t->argv[i]);
 	free(t->argv);
@@ -375,6 +429,7 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cf
 	if (!t->cfg.signal)
 		t->cfg.signal = SIGTERM;
 	t->out.in_fd = t->out.dest.fd = t->err.in_fd = t->err.dest.fd = -1;
+	cgroup_init(&t->cg);
 	t->out.eof = t->err.eof = true;
 	t->argv = copy_argv(cfg->argv);
 	if (!t->argv) {
@@ -411,6 +466,16 @@ pid_t ptmon_task_root_pid(const struct ptmon_task *t)
 	return t && t->root ? t->root->pid : 0;
 }
 
+const char *ptmon_task_cgroup_path(const struct ptmon_task *t)
+{
+	return t && t->cg.path[0] ? t->cg.path : NULL;
+}
+
+const char *ptmon_monitor_cgroup_unavailable(const struct ptmon_monitor *m)
+{
+	return m ? m->cgroup_why : NULL;
+}
+
 int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 {
 	if (!t || !ret)
@@ -438,6 +503,15 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		.dropped_err = t->err.dropped,
 		.error_out = t->out.out_error,
 		.error_err = t->err.out_error,
+		.cgroup = t->cg.path[0] != '\0',
+		.cgroup_killed = t->cg.killed,
+		.cgroup_empty_proof = t->cg.empty_proof,
+		.cgroup_escaped = t->cg.escaped,
+		.cgroup_removed = t->cg.removed,
+		.cgroup_have_cpu = t->cg.have_cpu,
+		.cgroup_cpu_usec = t->cg.usage_usec,
+		.cgroup_user_usec = t->cg.user_usec,
+		.cgroup_system_usec = t->cg.system_usec,
 	};
 	if (t->cancel_ns) {
 		r.cancel_to_empty_ns = t->empty_ns - t->cancel_ns;

@@ -11,6 +11,7 @@ enum watch_kind {
 	WATCH_PIDFD,
 	WATCH_PIPE,
 	WATCH_OUTPUT,
+	WATCH_FRONT,
 };
 
 struct watch {

@@ -451,7 +451,7 @@ static void do_info(struct client *cl)
 	const struct census *cs = &cl->job.cs;
 	struct json_object *o = reply_ok();
 	json_object_object_add(o, "id", json_object_new_string(c->id));
-	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "pid", json_object_new_int(control_ptmon_pid()));
 	json_object_object_add(o, "root_pid", json_object_new_int(ptmon_task_root_pid(c->task)));
 	struct json_object *argv = json_object_new_array();
 	for (size_t i = 0; c->ri->argv[i]; i++)
@@ -480,7 +480,7 @@ static void do_info(struct client *cl)
 static void do_kill(struct client *cl, const struct control_request *rq)
 {
 	char msg[128];
-	if (rq->pid == getpid()) {
+	if (rq->pid == control_ptmon_pid() || rq->pid == getpid()) {
 		snprintf(msg, sizeof(msg), "pid %d is ptmon itself", (int)rq->pid);
 		reply_error(cl, "invalid_pid", msg);
 		return;

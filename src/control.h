@@ -77,6 +77,12 @@ int control_check_dir(const char *dir, const char **why);
  * Only one of its own user or root. */
 bool control_server_trusted(uid_t uid);
 
+/* The pid the caller knows as ptmon's: the front's (src/front.c), which
+ * runs the task in a child, the worker.  The worker sets it; until then,
+ * and without a front, it is getpid(). */
+void control_set_ptmon_pid(pid_t pid);
+pid_t control_ptmon_pid(void);
+
 /* A new task id: "<ptmon pid>-<8 hex digits from getrandom>".  Returns 0
  * or -errno. */
 int control_make_id(char *out, size_t size);

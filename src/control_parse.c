@@ -217,6 +217,18 @@ int control_prepare_dir(const char *dir, const char **why)
 	return control_check_dir(dir, why);
 }
 
+static pid_t ptmon_pid;
+
+void control_set_ptmon_pid(pid_t pid)
+{
+	ptmon_pid = pid;
+}
+
+pid_t control_ptmon_pid(void)
+{
+	return ptmon_pid > 0 ? ptmon_pid : getpid();
+}
+
 int control_make_id(char *out, size_t size)
 {
 	uint32_t rnd;
@@ -226,7 +238,7 @@ int control_make_id(char *out, size_t size)
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(rnd))
 		return n < 0 ? -errno : -EIO;
-	int len = snprintf(out, size, "%d-%08x", (int)getpid(), (unsigned)rnd);
+	int len = snprintf(out, size, "%d-%08x", (int)control_ptmon_pid(), (unsigned)rnd);
 	return len < 0 || (size_t)len >= size ? -ENAMETOOLONG : 0;
 }
 

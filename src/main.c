@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "front.h"
 #include "output.h"
 #include "parse.h"
 #include "ptmon.h"
@@ -88,6 +89,10 @@ static void usage(FILE *f)
 	      "                        them (default) or wait for them\n"
 	      "      --backend auto|connector|procfs\n"
 	      "                        how processes are learned of (default: auto)\n"
+	      "      --cgroup auto|on|off\n"
+	      "                        start CMD in a cgroup v2 of its own, which a cancel\n"
+	      "                        ends with cgroup.kill (auto: where one can be made;\n"
+	      "                        on: fail without; default: auto)\n"
 	      "      --events PATH     write events as NDJSON to PATH as they happen\n"
 	      "                        (a file, a FIFO, /dev/fd/N)\n"
 	      "      --report PATH     write a JSON report of the whole tree to PATH at the end\n"
@@ -170,6 +175,7 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 {
 	static const char *const leftovers[] = {"kill", "wait", NULL};
 	static const char *const backends[] = {"auto", "connector", "procfs", NULL};
+	static const char *const cgroups[] = {"auto", "on", "off", NULL};
 	int i;
 	switch (c) {
 	case 't':
@@ -190,6 +196,10 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 		i = choice_arg("--backend", arg, backends);
 		o->backend = i == 1 ? PTMON_BACKEND_CONNECTOR
 				    : i == 2 ? PTMON_BACKEND_PROCFS : PTMON_BACKEND_AUTO;
+		return i < 0 ? -1 : 0;
+	case 'G':
+		i = choice_arg("--cgroup", arg, cgroups);
+		o->task.cgroup = i == 1 ? PTMON_CGROUP_ON : i == 2 ? PTMON_CGROUP_OFF : PTMON_CGROUP_AUTO;
 		return i < 0 ? -1 : 0;
 	case 'v':
 		o->verbose++;
@@ -226,6 +236,7 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"drain", required_argument, NULL, 'd'},
 		{"leftovers", required_argument, NULL, 'L'},
 		{"backend", required_argument, NULL, 'B'},
+		{"cgroup", required_argument, NULL, 'G'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"events", required_argument, NULL, 'E'},
 		{"report", required_argument, NULL, 'R'},
@@ -287,6 +298,22 @@ static void say_backend(struct ptmon_monitor *m)
 		msg("backend connector (%s subscription%s)",
 		    (f & PTMON_FEATURE_CONNECTOR_INPUT) ? "proc_input" : "classic",
 		    (f & PTMON_FEATURE_PIDFD_INFO) ? ", PIDFD_GET_INFO" : "");
+}
+
+/* Which guarantees this run has, beyond the pidfd path. */
+static void say_cgroup(struct ptmon_monitor *m, struct ptmon_task *t)
+{
+	const char *path = ptmon_task_cgroup_path(t);
+	const char *why = ptmon_monitor_cgroup_unavailable(m);
+	if (path)
+		msg("task cgroup %s: cgroup.kill ends a cancel and 'populated 0' proves the "
+		    "tree empty; if ptmon and its worker are killed at once, cgroup.kill there "
+		    "ends what is left",
+		    path);
+	else
+		msg("no cgroup for the task (%s): if ptmon and its worker are killed at once, "
+		    "what the task started survives",
+		    why ? why : "--cgroup off");
 }
 
 static void say_result(const struct ptmon_task_result *r, int status)
@@ -639,22 +666,31 @@ static int run(struct options *o)
 	sigset_t cancel;
 	cancel_signals(&cancel);
 	r = ptmon_monitor_cancel_on_signals(m, &cancel);
+	if (r == 0)
+		r = front_attach(m);
 	if (o->verbose)
 		say_backend(m);
 	struct ptmon_task *t = NULL;
 	if (r == 0)
 		r = ptmon_task_start(m, &o->task, &t);
+	if (r < 0 && o->task.cgroup == PTMON_CGROUP_ON && ptmon_monitor_cgroup_unavailable(m)) {
+		msg("--cgroup on: %s: %s", ptmon_monitor_cgroup_unavailable(m), strerror(-r));
+		r = -ECANCELED; /* said; 125 */
+	}
 	if (r < 0) {
-		int status = start_failed(o->task.argv[0], r);
+		int status = r == -ECANCELED ? EXIT_PTMON_FAILED : start_failed(o->task.argv[0], r);
 		run_end(o, m);
 		o->events = evwriter_free(o->events);
 		return status;
 	}
 	if (o->verbose)
 		msg("task %d started: %s", (int)ptmon_task_root_pid(t), o->task.argv[0]);
+	if (o->verbose)
+		say_cgroup(m, t);
 	if (o->control)
 		control_attach(o->control, t, &o->info);
 	r = loop(m, t, o);
+	front_task_done();
 	struct ptmon_task_result res;
 	int status = EXIT_PTMON_FAILED;
 	if (r < 0)
@@ -667,6 +703,11 @@ static int run(struct options *o)
 	}
 	run_end(o, m);
 	return status;
+}
+
+static int run_worker(void *o)
+{
+	return run(o);
 }
 
 /* The pipes we create must not land on 0, 1 or 2. */
@@ -710,5 +751,8 @@ int main(int argc, char **argv)
 	ptmon_task_config_init(&o.task);
 	if (parse_run(argc - 1, argv + 1, &o) < 0)
 		return EXIT_PTMON_FAILED;
-	return run(&o);
+	/* The front too: a stray signal 32 or 33 must not end it (and with it,
+	 * through the worker's watch, the task). */
+	hold_libc_signals(true);
+	return front_run(run_worker, &o, o.verbose);
 }

@@ -495,8 +495,31 @@ struct evwriter *evwriter_free(struct evwriter *w)
 
 static const char *cancel_name(enum ptmon_cancel_reason r)
 {
-	static const char *const n[] = {NULL, "timeout", "signal", "request", "leftovers"};
+	static const char *const n[] = {NULL,	     "timeout",	  "signal",
+					    "request", "leftovers", "front_died"};
 	return (unsigned)r < sizeof(n) / sizeof(n[0]) ? n[r] : NULL;
+}
+
+/* The task's own cgroup: what it proved, and its CPU totals. */
+static void add_cgroup(struct json_object *o, const struct ptmon_task *t,
+		       const struct ptmon_task_result *r)
+{
+	if (!r->cgroup) {
+		json_object_object_add(o, "cgroup", NULL);
+		return;
+	}
+	struct json_object *c = json_object_new_object();
+	json_object_object_add(c, "path", jstr(ptmon_task_cgroup_path(t)));
+	json_object_object_add(c, "killed", json_object_new_boolean(r->cgroup_killed));
+	json_object_object_add(c, "empty_proof", json_object_new_boolean(r->cgroup_empty_proof));
+	json_object_object_add(c, "escaped_killed", json_object_new_boolean(r->cgroup_escaped));
+	json_object_object_add(c, "removed", json_object_new_boolean(r->cgroup_removed));
+	if (r->cgroup_have_cpu) {
+		json_object_object_add(c, "cpu_usage_us", jint((int64_t)r->cgroup_cpu_usec));
+		json_object_object_add(c, "cpu_user_us", jint((int64_t)r->cgroup_user_usec));
+		json_object_object_add(c, "cpu_system_us", jint((int64_t)r->cgroup_system_usec));
+	}
+	json_object_object_add(o, "cgroup", c);
 }
 
 static void add_totals(struct json_object *o, const struct ptmon_task *t)
@@ -528,6 +551,7 @@ static void add_totals(struct json_object *o, const struct ptmon_task *t)
 	json_object_object_add(o, "stderr_dropped_bytes", jint((int64_t)r.dropped_err));
 	json_object_object_add(o, "stdout_error", r.error_out ? jstr(strerror(r.error_out)) : NULL);
 	json_object_object_add(o, "stderr_error", r.error_err ? jstr(strerror(r.error_err)) : NULL);
+	add_cgroup(o, t, &r);
 }
 
 static void add_done(struct json_object *o, const struct ptmon_event *ev)

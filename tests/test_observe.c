@@ -2315,8 +2315,9 @@ static void t_schema_task(void **state)
 			      f);
 		}
 	}
-	/* The root's parent is ptmon. */
-	snprintf(want_prefix, sizeof(want_prefix), "%" PRId64 "-", need_int(start, "ppid"));
+	/* The id names the ptmon the caller started (the front; the root's
+	 * parent is its worker). */
+	snprintf(want_prefix, sizeof(want_prefix), "%d-", (int)r->pid);
 	id = need_str(start, "task_id");
 	CHECK(strncmp(id, want_prefix, strlen(want_prefix)) == 0 &&
 		      strlen(id) == strlen(want_prefix) + 8 &&

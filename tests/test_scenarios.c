@@ -410,20 +410,37 @@ static bool cg_wait_empty(const struct ctx *c, int bound_ms)
 	return empty;
 }
 
-static int cg_list(const struct ctx *c, pid_t *pids, int max)
+/* The processes of @dir and of the cgroups below it (ptmon starts the task
+ * in a cgroup of its own, a child of the test's). */
+static int cg_list_dir(const char *dir, pid_t *pids, int n, int max)
 {
 	char path[PATH_MAX];
 	FILE *f;
-	int n = 0, pid;
+	DIR *d;
+	struct dirent *de;
+	int pid;
 
-	cg_path(c, "cgroup.procs", path, sizeof(path));
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	f = fopen(path, "re");
 	if (!f)
-		return 0;
+		return n;
 	while (n < max && fscanf(f, "%d", &pid) == 1)
 		pids[n++] = pid;
 	fclose(f);
+	d = opendir(dir);
+	while (d && (de = readdir(d)))
+		if (de->d_type == DT_DIR && de->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			n = cg_list_dir(path, pids, n, max);
+		}
+	if (d)
+		closedir(d);
 	return n;
+}
+
+static int cg_list(const struct ctx *c, pid_t *pids, int max)
+{
+	return cg_list_dir(c->cg, pids, 0, max);
 }
 
 static void cg_kill(const struct ctx *c)
@@ -744,6 +761,21 @@ static void run_until_n(struct ctx *c, struct run *r, const char *needle, int co
 static void run_until(struct ctx *c, struct run *r, const char *needle)
 {
 	run_until_n(c, r, needle, 1);
+}
+
+/* ptmon's worker: the child of the ptmon started, in the test's cgroup
+ * (src/front.c).  The task's root is the worker's child. */
+static pid_t worker_of(struct ctx *c, struct run *r)
+{
+	pid_t pids[64];
+	int n = cg_list(c, pids, 64);
+
+	for (int i = 0; i < n; i++)
+		if (ppid_of(pids[i]) == r->pid)
+			return pids[i];
+	dump_run(r);
+	fail_msg("ptmon (pid %d) has no worker", r->pid);
+	return -1;
 }
 
 static void run_signal(struct run *r, int sig)
@@ -1601,13 +1633,43 @@ static void gate_wait(struct gate *g)
 	rmdir(g->dir);
 }
 
-static void run_stop(struct run *r)
+/* ptmon's state letter in /proc (T: stopped), or 0. */
+static char state_of(pid_t pid)
 {
-	int st;
+	char path[64], buf[1024], *p;
 
-	assert_int_equal(sys_pidfd_send_signal(r->pidfd, SIGSTOP), 0);
-	assert_int_equal(waitpid(r->pid, &st, WUNTRACED), r->pid);
-	assert_true(WIFSTOPPED(st));
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_file(path, buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')))
+		return 0;
+	return p[2];
+}
+
+/* Stop and continue ptmon's worker, the process that does the work (the
+ * child of the one started; src/front.c). */
+static void run_stop(struct ctx *c, struct run *r)
+{
+	pid_t w = worker_of(c, r);
+	int fd = sys_pidfd_open(w);
+	double end = now_s() + RUN_DEADLINE_S;
+
+	assert_true(fd >= 0);
+	assert_int_equal(sys_pidfd_send_signal(fd, SIGSTOP), 0);
+	close(fd);
+	/* Stopping is the kernel's work of an instant; not our child, so no
+	 * waitpid(WUNTRACED): watch its state. */
+	while (state_of(w) != 'T') {
+		assert_true(now_s() < end);
+		usleep(1000);
+	}
+}
+
+static void run_cont(struct ctx *c, struct run *r)
+{
+	int fd = sys_pidfd_open(worker_of(c, r));
+
+	assert_true(fd >= 0);
+	assert_int_equal(sys_pidfd_send_signal(fd, SIGCONT), 0);
+	close(fd);
 }
 
 /*
@@ -1637,7 +1699,7 @@ static void t_pid_reuse_stale_events(void **state)
 		  "echo done > \"$2\"; exec \"$0\" wide 0",
 		  H, g.go, g.done, NULL);
 	run_until(c, r, "READY\n");
-	run_stop(r);
+	run_stop(c, r);
 	first = read_last_pid();
 	gate_open(&g);
 	gate_wait(&g);
@@ -1672,7 +1734,7 @@ static void t_pid_reuse_stale_events(void **state)
 	if (hit < 50)
 		fail_msg("only %d of the storm's PIDs could be taken: nothing tested", hit);
 
-	assert_int_equal(sys_pidfd_send_signal(r->pidfd, SIGCONT), 0);
+	run_cont(c, r);
 	run_until_n(c, r, "READY\n", 2); /* ptmon is back at work */
 	run_signal(r, SIGTERM);
 	run_wait(c, r, RUN_DEADLINE_S);
@@ -1759,7 +1821,7 @@ static void t_drain_outside_holder(void **state)
 	run_until(c, r, "READY\n");
 	n = cg_list(c, pids, 16);
 	for (int i = 0; i < n; i++)
-		if (ppid_of(pids[i]) == r->pid)
+		if (ppid_of(pids[i]) == worker_of(c, r))
 			root = pids[i];
 	assert_true(root > 0);
 	rootfd = sys_pidfd_open(root);
@@ -1782,21 +1844,22 @@ static void t_drain_outside_holder(void **state)
 	finish(c);
 }
 
-/* ptmon killed with SIGKILL: the root dies through PR_SET_PDEATHSIG; the
- * root's children are beyond ptmon's reach and survive (documented; a
- * cgroup or a PID namespace would take them along). */
+/* ptmon killed with SIGKILL: its worker (src/front.c) sees it die and kills
+ * the whole tree at once; the root's children die too, and so does the
+ * worker.  Every shape, as another user too: tests/test_guardian.c. */
 static void t_ptmon_sigkilled(void **state)
 {
 	struct ctx *c = begin(state);
 	struct run *r = new_run(c);
-	pid_t pids[16], root = -1, kids[3];
-	int kidfd[3], nkids = 0, n, rootfd;
+	pid_t pids[16], root = -1, kids[3], worker;
+	int kidfd[3], nkids = 0, n, rootfd, workerfd;
 
 	run_start(c, r, NULL, "--grace", GRACE, "--", H, "wide", "3", NULL);
 	run_until(c, r, "READY\n");
+	worker = worker_of(c, r);
 	n = cg_list(c, pids, 16);
 	for (int i = 0; i < n; i++)
-		if (ppid_of(pids[i]) == r->pid)
+		if (ppid_of(pids[i]) == worker)
 			root = pids[i];
 	assert_true(root > 0);
 	for (int i = 0; i < n; i++)
@@ -1804,25 +1867,28 @@ static void t_ptmon_sigkilled(void **state)
 			kids[nkids++] = pids[i];
 	assert_int_equal(nkids, 3);
 	rootfd = sys_pidfd_open(root);
-	assert_true(rootfd >= 0);
+	workerfd = sys_pidfd_open(worker);
+	assert_true(rootfd >= 0 && workerfd >= 0);
 	for (int i = 0; i < 3; i++) {
 		kidfd[i] = sys_pidfd_open(kids[i]);
 		assert_true(kidfd[i] >= 0);
 	}
 	run_signal(r, SIGKILL);
 	run_wait(c, r, RUN_DEADLINE_S);
+	/* run_wait() returns at EOF of ptmon's stdout and stderr. */
+	note_time(c, "SIGKILL of ptmon to EOF of its output", now_s() - r->t_mark);
 	assert_true(WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGKILL);
-	if (!pidfd_dead(rootfd, 2000))
-		fail_msg("the root (pid %d) outlived ptmon's SIGKILL: no PR_SET_PDEATHSIG?", root);
+	if (!pidfd_dead(rootfd, 5000))
+		fail_msg("the root (pid %d) outlived ptmon's SIGKILL", root);
 	for (int i = 0; i < 3; i++) {
-		assert_false(pidfd_dead(kidfd[i], 0));
+		if (!pidfd_dead(kidfd[i], 5000))
+			fail_msg("the root's child %d outlived ptmon's SIGKILL", kids[i]);
 		close(kidfd[i]);
 	}
-	print_message("    [%s] as documented: the root died with ptmon, its 3 children "
-		      "survived (now children of pid %d); cleaning up with cgroup.kill\n",
-		      c->backend, ppid_of(kids[0]));
+	if (!pidfd_dead(workerfd, 5000))
+		fail_msg("ptmon's worker (pid %d) outlived its front", worker);
 	close(rootfd);
-	cg_kill(c);
+	close(workerfd);
 	finish(c);
 }
 
@@ -1931,13 +1997,13 @@ static void t_forged_netlink(void **state)
 	run_until(c, r, "READY\n");
 	n = cg_list(c, pids, 16);
 	for (int i = 0; i < n; i++)
-		if (ppid_of(pids[i]) == r->pid)
+		if (ppid_of(pids[i]) == worker_of(c, r))
 			root = pids[i];
 	for (int i = 0; i < n; i++)
 		if (ppid_of(pids[i]) == root)
 			child = pids[i];
 	assert_true(root > 0 && child > 0);
-	if (connector_socket(r->pid, &port, NULL) < 0) {
+	if (connector_socket(worker_of(c, r), &port, NULL) < 0) {
 		dump_run(r);
 		fail_msg("ptmon --backend connector has no NETLINK_CONNECTOR socket");
 	}
@@ -2037,15 +2103,15 @@ static void t_connector_overflow(void **state)
 		  "exec \"$0\" wide 20 > \"$2\"",
 		  H, g.go, g.done, NULL);
 	run_until(c, r, "READY\n");
-	run_stop(r);
+	run_stop(c, r);
 	gate_open(&g);
 	gate_wait(&g); /* the storm is over and the 20 exist */
-	if (connector_socket(r->pid, NULL, &drops) < 0)
+	if (connector_socket(worker_of(c, r), NULL, &drops) < 0)
 		fail_msg("ptmon --backend connector has no NETLINK_CONNECTOR socket");
 	if (drops == 0)
 		fail_msg("the kernel dropped nothing for ptmon's socket: PTMON_RCVBUF ignored?");
 	print_message("    the kernel dropped %lu messages for ptmon's socket\n", drops);
-	assert_int_equal(sys_pidfd_send_signal(r->pidfd, SIGCONT), 0);
+	run_cont(c, r);
 	run_signal(r, SIGTERM);
 	run_wait(c, r, RUN_DEADLINE_S);
 	assert_status(r, 143);

@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The front and the worker of `ptmon run` (front.h).
+ *
+ * Why two processes: a caller's timeout (Go's exec.CommandContext), a
+ * scheduler's `kill -9`, a container stop or the OOM killer end ptmon with
+ * SIGKILL, which no process can catch.  So the process that holds the tree
+ * (subreaper, pidfds, output) is not the one the caller started: the
+ * worker holds a pidfd of the front, and when it turns readable the
+ * monitor kills the whole tree at once (ptmon_monitor_set_front()).
+ *
+ * The front is a child subreaper too: if the worker alone dies (an OOM
+ * kill of the worker), the task's orphans come to the front, which kills
+ * its children in rounds until none is left.  Only both dying at once
+ * leaves the tree to itself (README: "If ptmon is killed").
+ *
+ * Signals: the front blocks every one it can (job control aside) and
+ * passes each on as a queued real-time signal carrying its number, which
+ * the worker's monitor takes as if it had received it; copies sent to the
+ * worker directly (a group's kill, a terminal's ^C) are ignored there, so
+ * that one signal counts once, and cannot merge away the front's copy.
+ *
+ * The front never touches stdin, stdout or stderr, but for a line on
+ * stderr when the worker dies of a signal or leaves processes behind.
+ */
+#include "front.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "output.h"
+#include "parse.h"
+#include "ptmon.h"
+
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434
+#endif
+#ifndef __NR_pidfd_send_signal
+#define __NR_pidfd_send_signal 424
+#endif
+
+#define EXIT_PTMON_FAILED 125
+/* After the worker died: how long the front keeps killing orphans. */
+#define ORPHANS_BOUND_MS 5000
+#define ORPHANS_ROUND_MS 100
+
+struct front {
+	pid_t self;
+	pid_t worker;
+	int worker_fd;
+	sigset_t waited;      /* blocked in the front and taken by sigwaitinfo() */
+	sigset_t orig_mask;   /* the caller's, restored in the worker */
+	bool received[NSIG];  /* signals the front got */
+	int ready_r;          /* EOF or a byte: the worker takes forwarded signals */
+	pid_t *before;        /* children the front had before the worker */
+	size_t nbefore;
+	bool worker_reaped;
+	int worker_code; /* CLD_* */
+	int worker_value;
+};
+
+/* In the worker: the front, 0 without one; the pipe that says "ready". */
+static pid_t front_pid;
+static int front_fd = -1;
+static int ready_w = -1;
+
+/* What the front forwards signals as: real-time, so that they queue and
+ * never merge with a copy of the same signal sent to the worker directly;
+ * the highest, the least likely to mean something to anyone else. */
+static int forward_signal(void)
+{
+	return SIGRTMAX;
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	/* Never blocking, as every message of ptmon's (notes_line()): a stderr
+	 * whose reader stalls must not keep the front from relaying. */
+	char out[sizeof(line) + 16];
+	n = snprintf(out, sizeof(out), "ptmon: %s\n", line);
+	notes_line(out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+}
+
+static int sys_pidfd_open(pid_t pid)
+{
+	return (int)syscall(__NR_pidfd_open, pid, 0);
+}
+
+static int sys_pidfd_send_signal(int pidfd, int sig)
+{
+	return (int)syscall(__NR_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the front's children ------------------------------------------------ */
+
+static bool has_children(void)
+{
+	siginfo_t si;
+	return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+static bool was_before(const struct front *f, pid_t pid)
+{
+	for (size_t i = 0; i < f->nbefore; i++)
+		if (f->before[i] == pid)
+			return true;
+	return false;
+}
+
+static pid_t ppid_of(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* The name may hold anything, ')' included: the state follows the last. */
+	char *p = strrchr(buf, ')');
+	int ppid;
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return -1;
+	return ppid;
+}
+
+/* Our children that were not ours before the worker started, from /proc
+ * (an unreaped child keeps its pid: only we reap it).  Returns the count
+ * and a malloc'd array, or -errno. */
+static int new_children(const struct front *f, pid_t **ret)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -errno;
+	pid_t *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+		if (pid <= 0 || pid == f->worker || ppid_of(pid) != f->self || was_before(f, pid))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			pid_t *nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		v[n++] = pid;
+	}
+	closedir(d);
+	*ret = v;
+	return (int)n;
+}
+
+/* Reap every child that has exited; note the worker's end. */
+static void reap(struct front *f)
+{
+	for (;;) {
+		siginfo_t si = {0};
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* ECHILD */
+		}
+		if (si.si_pid == 0)
+			return;
+		if (si.si_pid == f->worker) {
+			f->worker_reaped = true;
+			f->worker_code = si.si_code;
+			f->worker_value = si.si_status;
+		}
+		for (size_t i = 0; i < f->nbefore; i++)
+			if (f->before[i] == si.si_pid)
+				f->before[i] = 0;
+	}
+}
+
+/* The worker is gone; whatever of the task it left came to us (we are a
+ * subreaper): SIGKILL our children, wait for one to go, again, until none
+ * is left.  A killed parent's children come to us before its SIGCHLD. */
+static void kill_orphans(struct front *f)
+{
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	uint64_t end = now_ms() + ORPHANS_BOUND_MS;
+	uint64_t killed = 0;
+	while (has_children()) {
+		pid_t *kids = NULL;
+		int n = new_children(f, &kids);
+		for (int i = 0; i < n; i++) {
+			int fd = sys_pidfd_open(kids[i]);
+			if (fd >= 0 && sys_pidfd_send_signal(fd, SIGKILL) == 0)
+				killed++;
+			if (fd >= 0)
+				close(fd);
+		}
+		free(kids);
+		if (n <= 0)
+			break;
+		if (now_ms() >= end) {
+			say("processes of the task are still being born after %d ms of killing them; "
+			    "giving up",
+			    ORPHANS_BOUND_MS);
+			break;
+		}
+		struct timespec ts = {0, ORPHANS_ROUND_MS * 1000000L};
+		sigtimedwait(&chld, NULL, &ts);
+		reap(f);
+	}
+	if (killed)
+		say("killed %" PRIu64 " process(es) the worker left behind", killed);
+}
+
+/* ---- the task's cgroups, after the worker died -------------------------------- */
+
+/* Our cgroup's directory: the cgroup2 mount and the "0::" line. */
+static int own_cgroup(char *out, size_t size)
+{
+	char dev[256], dir[256], type[64], line[1024], mnt[256] = "";
+	FILE *f = fopen("/proc/self/mounts", "re");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
+		if (strcmp(type, "cgroup2") == 0) {
+			snprintf(mnt, sizeof(mnt), "%s", dir);
+			break;
+		}
+	fclose(f);
+	f = fopen("/proc/self/cgroup", "re");
+	int r = -1;
+	while (mnt[0] && f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			int n = snprintf(out, size, "%s%s", mnt, strcmp(line + 3, "/") ? line + 3 : "");
+			r = n < 0 || (size_t)n >= size ? -1 : 0;
+		}
+	if (f)
+		fclose(f);
+	return r;
+}
+
+static bool populated(const char *cg)
+{
+	char path[1200], buf[256] = "";
+	snprintf(path, sizeof(path), "%s/cgroup.events", cg);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 && strstr(buf, "populated 1");
+}
+
+/* The worker's task cgroups (monitor/cgroup.c: "ptmon-<worker pid>-<n>",
+ * in our cgroup) outlive it: kill what is in them, remove them.  The kernel
+ * kills a cgroup's processes whoever they are now, with no pid to race. */
+static void kill_cgroups(struct front *f)
+{
+	char own[512], prefix[64], cg[1024];
+	if (own_cgroup(own, sizeof(own)) < 0)
+		return;
+	snprintf(prefix, sizeof(prefix), "ptmon-%d-", (int)f->worker);
+	DIR *d = opendir(own);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		snprintf(cg, sizeof(cg), "%s/%s/cgroup.kill", own, de->d_name);
+		int fd = open(cg, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = write(fd, "1", 1);
+			(void)n;
+			close(fd);
+		}
+		snprintf(cg, sizeof(cg), "%s/%s", own, de->d_name);
+		uint64_t end = now_ms() + ORPHANS_BOUND_MS;
+		while (populated(cg) && now_ms() < end) {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+		/* Its processes are gone; zombies among our children still
+		 * leave it in a moment: kill_orphans() reaps them. */
+		reap(f);
+		for (int i = 0; i < 100 && rmdir(cg) < 0 && errno == EBUSY; i++) {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
+/* ---- the front ------------------------------------------------------------ */
+
+/* Job control stays with the front: it must stop (^Z) with its job, or the
+ * shell would never see the job stop. */
+static void front_signals(sigset_t *set)
+{
+	sigfillset(set);
+	sigdelset(set, SIGTSTP);
+	sigdelset(set, SIGTTIN);
+	sigdelset(set, SIGTTOU);
+	sigdelset(set, SIGKILL);
+	sigdelset(set, SIGSTOP);
+}
+
+/* Signals that do not ask ptmon anything: a child's end, a window's size,
+ * out-of-band data, a continue (which the kernel has done already), a
+ * broken pipe. */
+static bool forwardable(int sig)
+{
+	return sig != SIGCHLD && sig != SIGWINCH && sig != SIGURG && sig != SIGCONT &&
+	       sig != SIGPIPE;
+}
+
+/* Signal S goes to the worker as a queued forward_signal() carrying S
+ * (ptmon_monitor_set_front()). */
+static int forward(struct front *f, int sig)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	si.si_signo = forward_signal();
+	si.si_code = SI_QUEUE;
+	si.si_pid = f->self;
+	si.si_uid = getuid();
+	si.si_value.sival_int = sig;
+	return (int)syscall(__NR_pidfd_send_signal, f->worker_fd, forward_signal(), &si, 0);
+}
+
+static void wait_worker(struct front *f)
+{
+	/* Until the worker's monitor takes forwarded signals, they wait
+	 * here, blocked: the worker says so, or exits (EOF). */
+	char c;
+	while (read(f->ready_r, &c, 1) < 0 && errno == EINTR)
+		;
+	close(f->ready_r);
+	f->ready_r = -1;
+	while (!f->worker_reaped) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&f->waited, &si);
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			/* Cannot happen with a valid set; still, never spin. */
+			waitid(P_PID, (id_t)f->worker, &si, WEXITED | WNOWAIT);
+			reap(f);
+			continue;
+		}
+		if (sig == SIGCHLD) {
+			reap(f);
+			continue;
+		}
+		f->received[sig] = true;
+		/* Kernel-sent ones too (a terminal's ^C reaches the worker
+		 * directly as well, and the worker only takes ours). */
+		if (forwardable(sig))
+			forward(f, sig);
+	}
+}
+
+static int relay(struct front *f)
+{
+	if (f->worker_code == CLD_EXITED)
+		return f->worker_value;
+	int sig = f->worker_value;
+	char buf[32];
+	const char *name = signal_name(sig, buf, sizeof(buf));
+	sigset_t pending;
+	sigpending(&pending);
+	if (sig > 0 && sig < NSIG && (f->received[sig] || sigismember(&pending, sig) == 1)) {
+		/* It died of what we got too (sent to the whole group, before
+		 * its monitor was up): die of it, as one process would have. */
+		sigset_t one;
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		signal(sig, SIG_DFL);
+		raise(sig);
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
+	}
+	say("ptmon's worker (pid %d) died of signal %s", (int)f->worker, name);
+	return EXIT_PTMON_FAILED;
+}
+
+static void record_before(struct front *f)
+{
+	if (!has_children())
+		return;
+	/* exec'd by a shell with background jobs: those are not the task's. */
+	pid_t *v = NULL;
+	int n = new_children(f, &v);
+	if (n > 0) {
+		f->before = v;
+		f->nbefore = (size_t)n;
+	} else {
+		free(v);
+	}
+}
+
+static _Noreturn void worker_main(struct front *f, int (*work)(void *), void *arg, int verbose)
+{
+	sigprocmask(SIG_SETMASK, &f->orig_mask, NULL);
+	free(f->before);
+	close(f->ready_r);
+	/* The front may have died before we held it: then we have another
+	 * parent, and the pidfd may be a stranger's. */
+	int fd = sys_pidfd_open(f->self);
+	if (fd < 0 && errno == ENOSYS)
+		say("this kernel has no pidfds (Linux 5.3 or later is needed)");
+	else if (fd < 0)
+		say("cannot hold the front: %s", strerror(errno));
+	if (fd < 0 || getppid() != f->self) {
+		notes_flush(1000);
+		_exit(EXIT_PTMON_FAILED);
+	}
+	front_pid = f->self;
+	front_fd = fd;
+	control_set_ptmon_pid(f->self);
+	if (verbose)
+		say("pid %d (the worker) runs the task; pid %d, the one started, forwards "
+		    "signals to it and relays its exit status",
+		    (int)getpid(), (int)f->self);
+	/* exit(), not _exit(): stdio was flushed before the fork, and the
+	 * worker's own atexit work (the leak checker's, say) is its own. */
+	exit(work(arg));
+}
+
+int front_run(int (*work)(void *arg), void *arg, int verbose)
+{
+	struct front f = {.self = getpid(), .worker_fd = -1, .ready_r = -1};
+	front_signals(&f.waited);
+	if (sigprocmask(SIG_BLOCK, &f.waited, &f.orig_mask) < 0 ||
+	    prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		say("cannot set up the front: %s", strerror(errno));
+		return EXIT_PTMON_FAILED;
+	}
+	record_before(&f);
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		say("cannot set up the front: %s", strerror(errno));
+		free(f.before);
+		return EXIT_PTMON_FAILED;
+	}
+	f.ready_r = ready[0];
+	fflush(NULL);
+	f.worker = fork();
+	if (f.worker < 0) {
+		say("cannot start the worker: %s", strerror(errno));
+		close(ready[0]);
+		close(ready[1]);
+		free(f.before);
+		return EXIT_PTMON_FAILED;
+	}
+	if (f.worker == 0) {
+		ready_w = ready[1];
+		worker_main(&f, work, arg, verbose);
+	}
+	close(ready[1]);
+	/* Safe for a child we have not reaped: its pid cannot be reused. */
+	f.worker_fd = sys_pidfd_open(f.worker);
+	if (f.worker_fd < 0) {
+		say("cannot hold the worker: %s", strerror(errno));
+		notes_flush(1000);
+		/* Without a pidfd nothing can be forwarded: let the worker's
+		 * monitor see us gone, and wait for it to end the task. */
+		_exit(EXIT_PTMON_FAILED);
+	}
+	wait_worker(&f);
+	/* A worker that exited emptied the task's tree itself (its subreaper
+	 * held every orphan of it), so children of ours now are the orphans
+	 * of jobs we had before, never the task's: not ours to kill. */
+	if (f.worker_code != CLD_EXITED) {
+		kill_cgroups(&f);
+		kill_orphans(&f);
+	}
+	int status = relay(&f);
+	close(f.worker_fd);
+	free(f.before);
+	return status;
+}
+
+/* ---- the worker's side ------------------------------------------------------ */
+
+int front_attach(struct ptmon_monitor *m)
+{
+	if (!front_pid)
+		return 0;
+	int r = ptmon_monitor_set_front(m, front_pid, front_fd, forward_signal());
+	struct pollfd p = {.fd = front_fd, .events = POLLIN};
+	/* Killed while the worker was getting ready: start nothing. */
+	if (r == 0 && poll(&p, 1, 0) == 1)
+		r = -ECANCELED;
+	if (r == 0) {
+		ssize_t n;
+		do
+			n = write(ready_w, "r", 1);
+		while (n < 0 && errno == EINTR);
+	}
+	close(ready_w);
+	ready_w = -1;
+	return r;
+}
+
+void front_task_done(void)
+{
+	struct pollfd p = {.fd = front_fd, .events = POLLIN};
+	if (!front_pid || poll(&p, 1, 0) != 1)
+		return;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return;
+	for (int fd = 0; fd < 3; fd++)
+		dup2(null, fd);
+	close(null);
+}
