@@ -2108,8 +2108,14 @@ static void t_tree_script(void **state)
 	CHECK(root->id < p3->id && p3->id < p9->id && p9->id < p5->id && p5->id < p2->id &&
 		      p2->id < p6->id,
 	      "ids are not in the order the script started the processes");
-	CHECK(need_int(T_out.rep.totals, "max_alive") == 3, "max_alive %" PRId64,
-	      need_int(T_out.rep.totals, "max_alive"));
+	/* Root, inner bash and helper 6 live at once; ptmon counts a process
+	 * it learned of only after its end (short_lived) as never alive. */
+	bool any_short = false;
+	for (size_t i = 0; i < T_out.rep.nprocs; i++)
+		any_short |= need_bool(T_out.rep.procs[i].o, "short_lived");
+	CHECK(need_int(T_out.rep.totals, "max_alive") == 3 ||
+		      (any_short && need_int(T_out.rep.totals, "max_alive") == 2),
+	      "max_alive %" PRId64, need_int(T_out.rep.totals, "max_alive"));
 	/* Each exec'd process has exactly one exec event; the subshell none. */
 	CHECK(count_events(&T_out.evs, "exec", p3->pid) == 1 &&
 		      count_events(&T_out.evs, "exec", p6->pid) == 1 &&
