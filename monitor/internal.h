@@ -208,6 +208,8 @@ struct ptmon_monitor {
 	sigset_t cancel_set;
 	sigset_t old_mask;
 	bool mask_saved;
+	struct sigaction old_chld; /* the caller's SIGCHLD action, restored at free */
+	bool chld_saved;
 	bool no_children;        /* wait4 said ECHILD */
 	bool events_lost;        /* a resync is owed */
 	uint64_t events_lost_count;

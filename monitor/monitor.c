@@ -375,6 +375,21 @@ static int check_pidfd(struct ptmon_monitor *m)
 	return 0;
 }
 
+/* A SIGCHLD ignored (SIG_IGN, or SA_NOCLDWAIT) makes the kernel reap our
+ * children itself: wait4() would never report the root, and "done" would
+ * never come.  Exec keeps an ignored disposition, so a caller that set it
+ * (a Python or Node service) hands it on: take the default back, with no
+ * flags, for as long as the monitor lives. */
+static int restore_sigchld(struct ptmon_monitor *m)
+{
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigemptyset(&dfl.sa_mask);
+	if (sigaction(SIGCHLD, &dfl, &m->old_chld) < 0)
+		return -errno;
+	m->chld_saved = true;
+	return 0;
+}
+
 static int setup_fds(struct ptmon_monitor *m)
 {
 	sigset_t set;
@@ -436,6 +451,8 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 		r = check_pidfd(m);
 	if (r == 0 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		r = -errno;
+	if (r == 0)
+		r = restore_sigchld(m);
 	if (r == 0)
 		r = setup_fds(m);
 	if (r == 0)
@@ -650,6 +667,8 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 				sigaddset(&mask, s);
 		sigprocmask(SIG_SETMASK, &mask, NULL);
 	}
+	if (m->chld_saved)
+		sigaction(SIGCHLD, &m->old_chld, NULL);
 	free(m);
 	return NULL;
 }

@@ -49,9 +49,19 @@ enum ptmon_backend {
 
 /*
  * Create a monitor: an epoll fd, a signalfd for SIGCHLD and a timerfd, and
- * the event backend.  Makes the process a child subreaper and blocks SIGCHLD
- * (the caller must not rely on SIGCHLD otherwise).  Raises RLIMIT_NOFILE's
- * soft limit to its hard limit.  @flags must be 0.
+ * the event backend.  Changes to the calling process, for as long as the
+ * monitor lives:
+ *   - it becomes a child subreaper;
+ *   - SIGCHLD's action is set to SIG_DFL without flags (an inherited SIG_IGN
+ *     or SA_NOCLDWAIT would have the kernel reap the task unseen), and
+ *     SIGCHLD and SIGPIPE are blocked; ptmon_monitor_free() restores the
+ *     caller's SIGCHLD action and signal mask (the caller must not rely on
+ *     SIGCHLD otherwise);
+ *   - RLIMIT_NOFILE's soft limit is raised to its hard limit (tasks get the
+ *     original).
+ * Tasks start with an empty signal mask and with their first cancel signal
+ * not ignored, whatever the caller blocked or ignored; other ignored signals
+ * stay ignored (as nohup means them).  @flags must be 0.
  *
  * Returns 0 and sets *ret, or -EINVAL, -ENOMEM, -ENOSYS (no pidfd support),
  * -EPROTONOSUPPORT/-EPERM (BACKEND_CONNECTOR asked for but unavailable) or

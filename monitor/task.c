@@ -32,7 +32,17 @@ static void __attribute__((noreturn))
 child_exec(struct ptmon_monitor *m, struct ptmon_task *t, int out_w, int err_w, int report_w,
 	   pid_t parent)
 {
-	sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
+	/* The task must receive the signals a cancel sends: an empty mask
+	 * (whatever ptmon's caller blocked), and the first signal not
+	 * ignored (exec keeps SIG_IGN; handlers it resets).  SIGCHLD is at
+	 * its default already (restore_sigchld()).  Other ignored signals
+	 * stay ignored, as nohup means them. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	struct sigaction cur;
+	if (sigaction(t->cfg.signal, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN)
+		signal(t->cfg.signal, SIG_DFL);
 	/* If ptmon dies, the root dies with it; what it started is then on
 	 * its own (README: "If ptmon is killed"). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)

@@ -299,6 +299,7 @@ struct opts {
 	const char *env; /* "NAME=value" added to ptmon's environment */
 	rlim_t nofile;	 /* RLIMIT_NOFILE soft=hard for ptmon; 0: inherit */
 	bool raw;	 /* no "run --backend X" in front of the arguments */
+	const char *wrap; /* a helper mode that execs ptmon ("exec-sigign") */
 };
 
 static const char *const backend_connector = "connector";
@@ -506,8 +507,8 @@ static _Noreturn void child_exec(const struct ctx *c, const struct opts *o, int 
 	}
 	if (o && o->env)
 		putenv((char *)o->env);
-	execv(PTMON_BIN, argv);
-	dprintf(2, "test: exec %s: %s\n", PTMON_BIN, strerror(errno));
+	execv(argv[0], argv);
+	dprintf(2, "test: exec %s: %s\n", argv[0], strerror(errno));
 	_exit(120);
 }
 
@@ -520,6 +521,10 @@ static void run_start_argv(struct ctx *c, struct run *r, const struct opts *o,
 	char path[PATH_MAX];
 	pid_t parent = getpid();
 
+	if (o && o->wrap) {
+		argv[n++] = (char *)H;
+		argv[n++] = (char *)o->wrap;
+	}
 	argv[n++] = (char *)PTMON_BIN;
 	if (!o || !o->raw) {
 		argv[n++] = (char *)"run";
@@ -1745,6 +1750,44 @@ static void t_task_signal_state(void **state)
 	finish(c);
 }
 
+/* ptmon exec'd by a parent that ignored SIGCHLD (SA_NOCLDWAIT) and blocked
+ * and ignored signals: the kernel must not reap the task behind ptmon's back
+ * (ptmon would never learn the root ended, not even at --timeout), and the
+ * task starts clean all the same. */
+static void t_inherited_sigign(void **state)
+{
+	struct ctx *c = begin(state);
+	struct opts o = {.wrap = "exec-sigign"};
+	struct run *r = new_run(c);
+
+	run_start(c, r, &o, "--timeout", "2s", "--grace", GRACE, "--", H, "exit", "3", NULL);
+	run_wait(c, r, 15);
+	assert_status(r, 3);
+	assert_took(r, r->t_start, 0, 1.9);
+	finish(c);
+
+	r = new_run(c);
+	run_start(c, r, &o, "--", "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status", NULL);
+	run_wait(c, r, 15);
+	assert_status(r, 0);
+	/* SIGTERM (1 << 14) was ignored by the wrapper: the first signal of a
+	 * cancel must reach the task. */
+	if (!buf_has(&r->o, "SigBlk:\t0000000000000000\n") ||
+	    !buf_has(&r->o, "SigIgn:\t0000000000000000\n")) {
+		dump_run(r);
+		fail_msg("the task inherited blocked or ignored signals through ptmon");
+	}
+	finish(c);
+
+	/* And a cancel: the task gets TERM (its first signal) and ends. */
+	r = new_run(c);
+	run_start(c, r, &o, "--timeout", "500ms", "--grace", "30s", "--", H, "wide", "2", NULL);
+	run_wait(c, r, 15);
+	assert_status(r, 124);
+	assert_took(r, r->t_start, 0.45, 0.5 + SLACK_S);
+	finish(c);
+}
+
 /* A process outside the tree (this test, through pidfd_getfd()) holds the
  * task's stdout pipe: ptmon must give up after --drain and name the holder. */
 static void t_drain_outside_holder(void **state)
@@ -2072,6 +2115,7 @@ int main(void)
 		BOTH(t_not_found),
 		BOTH(t_write_exact),
 		BOTH(t_task_signal_state),
+		BOTH(t_inherited_sigign),
 		BOTH(t_setsid_child),
 		BOTH(t_setpgid_child),
 		BOTH(t_daemon),

@@ -65,7 +65,11 @@ _Noreturn static void usage(void)
 		"  bg              a child that blocks holding stdout; READY; exit 0\n"
 		"  burn MS         busy-loop until this process has used MS ms of CPU\n"
 		"                  (CLOCK_PROCESS_CPUTIME_ID); exit 0\n"
-		"  alloc MB        malloc MB MiB and touch every page; exit 0\n";
+		"  alloc MB        malloc MB MiB and touch every page; exit 0\n"
+		"  exec-sigign PROG ARG...\n"
+		"                  exec PROG with SIGCHLD ignored (SIG_IGN, SA_NOCLDWAIT),\n"
+		"                  SIGTERM ignored and SIGTERM, SIGUSR1 blocked, as a careless\n"
+		"                  parent service leaves them\n";
 
 	(void)!write(STDERR_FILENO, text, sizeof(text) - 1);
 	_exit(2);
@@ -539,6 +543,25 @@ static int mode_alloc(char **argv)
 	return 0;
 }
 
+static int mode_exec_sigign(char **argv)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT};
+	sigset_t set;
+
+	if (!argv[2])
+		usage();
+	sigemptyset(&ign.sa_mask);
+	if (sigaction(SIGCHLD, &ign, NULL) < 0)
+		die("sigaction SIGCHLD");
+	signal(SIGTERM, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	execv(argv[2], argv + 2);
+	die("execv");
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(char **argv);
@@ -563,6 +586,7 @@ static const struct {
 	{"bg", mode_bg},
 	{"burn", mode_burn},
 	{"alloc", mode_alloc},
+	{"exec-sigign", mode_exec_sigign},
 };
 
 int main(int argc, char **argv)
