@@ -21,6 +21,12 @@ struct cnproc_event;
 /* ---- util.c ---------------------------------------------------------------- */
 
 uint64_t util_now_ns(void);
+/* @now + @d, or UINT64_MAX ("never") when that does not fit: a duration too
+ * long to end before the clock wraps must not wrap to the past. */
+static inline uint64_t util_deadline(uint64_t now, uint64_t d)
+{
+	return d > UINT64_MAX - now ? UINT64_MAX : now + d;
+}
 int util_close(int fd); /* closes, ignores EINTR, returns -1 */
 int util_pidfd_open(pid_t pid, unsigned flags);
 int util_pidfd_send_signal(int pidfd, int sig);

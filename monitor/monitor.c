@@ -99,7 +99,8 @@ void monitor_rearm(struct ptmon_monitor *m)
 		return;
 	m->armed_ns = next;
 	struct itimerspec its = {0};
-	if (next) {
+	/* UINT64_MAX is a saturated deadline: never (the timer stays off). */
+	if (next && next != UINT64_MAX) {
 		its.it_value.tv_sec = (time_t)(next / 1000000000ull);
 		its.it_value.tv_nsec = (long)(next % 1000000000ull);
 		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)

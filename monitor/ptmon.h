@@ -112,6 +112,9 @@ enum ptmon_leftovers {
 #define PTMON_DEFAULT_GRACE_NS (5ull * 1000000000ull)
 #define PTMON_DEFAULT_DRAIN_NS (2ull * 1000000000ull)
 
+/* Durations are in nanoseconds; a deadline that would lie past the
+ * clock's range (UINT64_MAX ns of CLOCK_MONOTONIC) is "never", not a wrap
+ * into the past. */
 struct ptmon_task_config {
 	char *const *argv;           /* argv[0] is looked up in PATH */
 	uint64_t timeout_ns;         /* 0: none */

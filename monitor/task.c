@@ -190,7 +190,7 @@ int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, boo
 	t->deadline_timeout = 0;
 	if (t->phase == PHASE_RUNNING && !now && t->cfg.signal != SIGKILL && t->cfg.grace_ns) {
 		t->phase = PHASE_TERM;
-		t->deadline_grace = t->cancel_ns + t->cfg.grace_ns;
+		t->deadline_grace = util_deadline(t->cancel_ns, t->cfg.grace_ns);
 		track_resync(t->monitor, "cancel");
 		signal_all(t);
 	} else if (t->phase != PHASE_KILL) {
@@ -275,7 +275,7 @@ void task_update(struct ptmon_task *t)
 		t->phase = PHASE_DRAIN;
 		t->empty_ns = util_now_ns();
 		t->deadline_timeout = t->deadline_grace = t->deadline_sweep = 0;
-		t->deadline_drain = t->empty_ns + t->cfg.drain_ns;
+		t->deadline_drain = util_deadline(t->empty_ns, t->cfg.drain_ns);
 	}
 	if (t->phase == PHASE_DRAIN && stream_done(&t->out) && stream_done(&t->err))
 		finish(t);
@@ -401,7 +401,7 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cf
 		return r;
 	}
 	if (cfg->timeout_ns)
-		t->deadline_timeout = t->started_ns + cfg->timeout_ns;
+		t->deadline_timeout = util_deadline(t->started_ns, cfg->timeout_ns);
 	t->next = m->tasks;
 	m->tasks = t;
 	m->ntasks_running++;

@@ -105,7 +105,8 @@ static void usage(FILE *f)
 	      "Protocol: docs/control.md.  These exit 0 on success, 1 when ptmon refused the\n"
 	      "request, 125 on bad usage or when the task cannot be reached.\n"
 	      "\n"
-	      "Durations: 250ms, 1.5s, 2m, 1h, or a bare number of seconds.\n"
+	      "Durations: 250ms, 1.5s, 2m, 1h, or a bare number of seconds; 0, or from 1ns\n"
+	      "to " PARSE_DURATION_MAX_TEXT " (about 584 years, which means never).\n"
 	      "Signals: a name (TERM, SIGINT, RTMIN+1) or a number.\n"
 	      "\n"
 	      "Exit status: CMD's own; 128+N when CMD died of signal N; 124 when the\n"
@@ -131,7 +132,9 @@ static int duration_arg(const char *name, const char *value, uint64_t *ret)
 {
 	int r = parse_duration(value, ret);
 	if (r == -ERANGE)
-		return bad_usage("%s: duration too large: '%s'", name, value);
+		return bad_usage("%s: duration out of range: '%s' (0, or from 1ns to %s; "
+				 "0.5ns rounds up to 1ns)",
+				 name, value, PARSE_DURATION_MAX_TEXT);
 	if (r < 0)
 		return bad_usage("%s: invalid duration '%s' (examples: 250ms, 1.5s, 2m, 10)", name,
 				 value);

@@ -1788,6 +1788,41 @@ static void t_inherited_sigign(void **state)
 	finish(c);
 }
 
+/* Durations at the top of the range saturate instead of wrapping: a timeout
+ * of 584 years does not fire (it wrapped to 10 ms), and a grace that long
+ * still sends TERM first (it wrapped to an immediate SIGKILL). */
+static void t_huge_durations(void **state)
+{
+	struct ctx *c = begin(state);
+	struct run *r = new_run(c);
+
+	run_start(c, r, NULL, "--timeout", "18446744073s", "--", "sh", "-c", "sleep 0.5; exit 5",
+		  NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 5);
+	finish(c);
+
+	r = new_run(c);
+	run_start(c, r, NULL, "--timeout", "300ms", "--grace", "18446744073.709551615s", "--", H,
+		  "term-exit", "0", NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 124);
+	if (!buf_has(&r->o, "READY\nTERM\n")) {
+		dump_run(r);
+		fail_msg("the task did not get TERM before SIGKILL");
+	}
+	assert_took(r, r->t_start, 0.25, 0.3 + SLACK_S);
+	finish(c);
+
+	/* "0.4ns" is not "no timeout": refused, and the task never runs. */
+	r = new_run(c);
+	run_start(c, r, NULL, "--timeout", "0.4ns", "--", H, "exit", "7", NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 125);
+	assert_stderr_has(r, "out of range");
+	finish(c);
+}
+
 /* A process outside the tree (this test, through pidfd_getfd()) holds the
  * task's stdout pipe: ptmon must give up after --drain and name the holder. */
 static void t_drain_outside_holder(void **state)
@@ -2116,6 +2151,7 @@ int main(void)
 		BOTH(t_write_exact),
 		BOTH(t_task_signal_state),
 		BOTH(t_inherited_sigign),
+		BOTH(t_huge_durations),
 		BOTH(t_setsid_child),
 		BOTH(t_setpgid_child),
 		BOTH(t_daemon),

@@ -66,6 +66,7 @@ _Noreturn static void usage(void)
 		"  burn MS         busy-loop until this process has used MS ms of CPU\n"
 		"                  (CLOCK_PROCESS_CPUTIME_ID); exit 0\n"
 		"  alloc MB        malloc MB MiB and touch every page; exit 0\n"
+		"  term-exit N     READY; on SIGTERM print \"TERM\" and exit N\n"
 		"  exec-sigign PROG ARG...\n"
 		"                  exec PROG with SIGCHLD ignored (SIG_IGN, SA_NOCLDWAIT),\n"
 		"                  SIGTERM ignored and SIGTERM, SIGUSR1 blocked, as a careless\n"
@@ -411,6 +412,26 @@ static int mode_report_term(char **argv)
 	return 0; /* not reached */
 }
 
+/* A task that ends by itself on the first signal of a cancel. */
+static int mode_term_exit(char **argv)
+{
+	int code = (int)number(argv[2], 0, 255);
+	struct sigaction sa = {.sa_handler = on_term};
+	sigset_t term, old;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	sigdelset(&old, SIGTERM);
+	ready();
+	while (!got_term)
+		sigsuspend(&old);
+	write_all(STDOUT_FILENO, "TERM\n", 5);
+	return code;
+}
+
 static int mode_forkloop(char **argv)
 {
 	ready();
@@ -587,6 +608,7 @@ static const struct {
 	{"burn", mode_burn},
 	{"alloc", mode_alloc},
 	{"exec-sigign", mode_exec_sigign},
+	{"term-exit", mode_term_exit},
 };
 
 int main(int argc, char **argv)
