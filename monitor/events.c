@@ -125,6 +125,13 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 	p.start_wall_ns = p.start_mono_ns ? p.start_mono_ns + off : 0;
 	p.end_wall_ns = p.end_mono_ns ? p.end_mono_ns + off : 0;
 	fill_end(n, &p);
+	static const char *const survived[] = {
+		[SURVIVED_EPERM] = "not permitted",
+		[SURVIVED_DSTATE] = "uninterruptible sleep",
+		[SURVIVED_UNKNOWN] = "unknown",
+	};
+	if (n->survived && n->survived < sizeof(survived) / sizeof(survived[0]))
+		p.survived = survived[n->survived];
 	*ret = p;
 	return 0;
 }

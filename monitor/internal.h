@@ -145,7 +145,9 @@ struct ptmon_task {
 	uint64_t deadline_grace;
 	uint64_t deadline_drain;
 	uint64_t deadline_sweep;
+	uint64_t deadline_giveup;  /* the end of the kill phase's bound */
 	uint64_t sweep_interval;
+	uint64_t survivors;        /* alive when the kill phase gave up */
 	uint64_t processes;
 	uint64_t signalled;
 	uint64_t killed;

@@ -111,6 +111,11 @@ enum ptmon_leftovers {
 /* Defaults, in nanoseconds. */
 #define PTMON_DEFAULT_GRACE_NS (5ull * 1000000000ull)
 #define PTMON_DEFAULT_DRAIN_NS (2ull * 1000000000ull)
+/* How long SIGKILL sweeps go on before a cancel gives up on what survives
+ * them (a process ptmon may not signal, EPERM; one in uninterruptible
+ * sleep): those are then named (PTMON_NOTICE_WARNING, the process's
+ * `survived`, the result's `survivors`) and the task goes on to drain. */
+#define PTMON_KILL_BOUND_NS (5ull * 1000000000ull)
 
 /* Durations are in nanoseconds; a deadline that would lie past the
  * clock's range (UINT64_MAX ns of CLOCK_MONOTONIC) is "never", not a wrap
@@ -177,6 +182,8 @@ struct ptmon_task_result {
 	uint64_t cancel_to_eof_ns;
 	bool drain_timed_out;        /* a pipe was still open at the drain bound */
 	uint64_t bytes_out, bytes_err;
+	uint64_t survivors;          /* processes alive when the cancel gave up
+					(PTMON_KILL_BOUND_NS of SIGKILL sweeps) */
 };
 
 PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);
@@ -248,6 +255,10 @@ struct ptmon_process_info {
 	uint64_t maxrss_kb;     /* peak resident memory */
 	uint64_t read_bytes;    /* taskstats: bytes through read(); rusage: 0 */
 	uint64_t write_bytes;
+	/* NULL, or why it was still alive when a cancel gave up on it:
+	 * "not permitted" (EPERM: it runs as another user), "uninterruptible
+	 * sleep" (D state), "unknown". */
+	const char *survived;
 };
 
 PTMON_EXPORT int ptmon_process_get_info(const struct ptmon_process *p,

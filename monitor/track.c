@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -649,24 +652,36 @@ static void kill_list(struct ptmon_monitor *m, struct node_list *l)
 	}
 }
 
+static bool all_gone(struct ptmon_monitor *m)
+{
+	for (struct ptmon_task *t = m->tasks; t; t = t->next)
+		if (t->live.count)
+			return false;
+	return !m->unowned.count && m->no_children;
+}
+
 void track_kill_all_blocking(struct ptmon_monitor *m)
 {
+	/* As bounded as a cancel's kill phase: what SIGKILL cannot end
+	 * (EPERM, D state) must not hold the caller for ever. */
+	uint64_t bound = util_deadline(util_now_ns(), PTMON_KILL_BOUND_NS);
 	for (;;) {
 		track_resync(m, "shutdown");
 		for (struct ptmon_task *t = m->tasks; t; t = t->next)
 			kill_list(m, &t->live);
 		kill_list(m, &m->unowned);
-		int status;
-		/* Everything is being killed: block for the next child to go,
-		 * then look again for what was reparented to us meanwhile. */
-		pid_t pid = wait4(-1, &status, __WALL, NULL);
-		if (pid > 0) {
-			record_reaped(m, pid, status, NULL);
-			continue;
+		track_reap(m);
+		uint64_t now = util_now_ns();
+		if (all_gone(m) || now >= bound)
+			break;
+		/* Wait for the next child to go (SIGCHLD on the signalfd), a
+		 * little at most: then look again for what was reparented to
+		 * us meanwhile.  Whatever else is queued there is moot now. */
+		struct pollfd p = {.fd = m->sigfd, .events = POLLIN};
+		if (poll(&p, 1, 10) > 0) {
+			struct signalfd_siginfo si;
+			while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				;
 		}
-		if (errno == EINTR)
-			continue;
-		break;
 	}
-	m->no_children = true;
 }

@@ -48,6 +48,13 @@ struct argv_buf *argv_buf_unref(struct argv_buf *a);
 #define NODE_CANCEL_SENT (1u << 14) /* a cancel's first signal has been sent to it */
 
 
+enum node_survived {
+	SURVIVED_NO = 0,
+	SURVIVED_EPERM,
+	SURVIVED_DSTATE,
+	SURVIVED_UNKNOWN,
+};
+
 struct node {
 	struct watch w;            /* the epoll tag for the pidfd (WATCH_PIDFD) */
 	pid_t pid;
@@ -69,6 +76,7 @@ struct node {
 	struct argv_buf *argv;
 	int signal_sent;           /* the last signal ptmon sent */
 	uint8_t acct;              /* enum ptmon_acct_source */
+	uint8_t survived;          /* enum node_survived: why a cancel gave up on it */
 	uint64_t utime_us;
 	uint64_t stime_us;
 	uint64_t maxrss_kb;

@@ -111,7 +111,9 @@ static void usage(FILE *f)
 	      "\n"
 	      "Exit status: CMD's own; 128+N when CMD died of signal N; 124 when the\n"
 	      "timeout fired; 128+N when ptmon was cancelled by signal N; 125 when ptmon\n"
-	      "failed; 126 when CMD cannot be executed; 127 when it is not found.\n",
+	      "failed, also when processes of the task survived 5s of SIGKILL sweeps (not\n"
+	      "permitted, uninterruptible sleep: named on stderr); 126 when CMD cannot be\n"
+	      "executed; 127 when it is not found.\n",
 	      f);
 }
 
@@ -499,6 +501,13 @@ static int run(struct options *o)
 		msg("monitor failed: %s", strerror(-r));
 	else if (ptmon_task_result(t, &res) == 0) {
 		status = status_of(&res);
+		/* The promise "nothing it started is left" was not kept: a
+		 * script must not take this run for a clean timeout. */
+		if (res.survivors) {
+			msg("%" PRIu64 " processes of the task survived the cancel; exit status %d",
+			    res.survivors, EXIT_PTMON_FAILED);
+			status = EXIT_PTMON_FAILED;
+		}
 		if (o->verbose)
 			say_result(&res, status);
 		finish_outputs(o, t, status);

@@ -435,6 +435,20 @@ static void cg_kill(const struct ctx *c)
 	write_file(path, "1");
 }
 
+static char suid_dir[64]; /* removed by teardown, also after a failure */
+
+static void suid_dir_remove(void)
+{
+	char cmd[128];
+
+	if (!suid_dir[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", suid_dir);
+	if (system(cmd) != 0)
+		print_error("cannot remove %s\n", suid_dir);
+	suid_dir[0] = '\0';
+}
+
 /* Reap every run that is still there, killing ptmon first. */
 static void runs_reap_all(struct ctx *c)
 {
@@ -858,6 +872,7 @@ static int teardown(void **state)
 	cg_kill(c);
 	runs_reap_all(c);
 	outside_kill_all();
+	suid_dir_remove();
 	if (!cg_wait_empty(c, 5000)) {
 		print_error("cgroup %s does not empty after cgroup.kill\n", c->cg);
 		ret = -1;
@@ -1823,6 +1838,69 @@ static void t_huge_durations(void **state)
 	finish(c);
 }
 
+/* A process of the tree that ptmon may not signal: ptmon runs as uid 65534,
+ * and the task starts a set-user-ID-root copy of the helper that makes
+ * itself root in full.  SIGKILL sweeps cannot end it: ptmon must give up
+ * after its documented bound (5 s), name it with the reason, put it in the
+ * report, and exit 125; a second SIGTERM does not make it wait longer. */
+static void t_unkillable(void **state)
+{
+	struct ctx *c = begin(state);
+	struct opts o = {.wrap = "as-nobody"};
+	char *dir = suid_dir, copy[96], report[96], cmd[256], want[64];
+	char text[65536];
+	struct run *r;
+	int n, survivor;
+	const char *p;
+	size_t k = 0;
+
+	snprintf(suid_dir, sizeof(suid_dir), "/tmp/ptmon-test-suid.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(copy, sizeof(copy), "%s/helper", dir);
+	snprintf(report, sizeof(report), "%s/report.json", dir);
+	snprintf(cmd, sizeof(cmd), "cp %s %s", H, copy);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(chown(copy, 0, 0), 0);
+	assert_int_equal(chmod(copy, 04755), 0);
+	n = open(report, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(n >= 0 && fchown(n, 65534, 65534) == 0);
+	close(n);
+
+	r = new_run(c);
+	run_start(c, r, &o, "--grace", GRACE, "--drain", "300ms", "--report", report, "--", "sh",
+		  "-c", "\"$0\" become-root & exec \"$1\" wide 0", copy, H, NULL);
+	run_until(c, r, "READY\n");
+	run_until(c, r, "ROOT ");
+	p = strstr(r->o.p, "ROOT ");
+	survivor = atoi(p + 5);
+	assert_true(survivor > 0);
+	run_signal(r, SIGTERM);
+	/* The second one skips the grace: the kill phase, bounded as well. */
+	run_signal(r, SIGTERM);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 125);
+	assert_took(r, r->t_mark, 5.0, 5.0 + 0.3 + SLACK_S);
+	snprintf(want, sizeof(want), "process %d (helper", survivor);
+	assert_stderr_has(r, want);
+	assert_stderr_has(r, "not permitted to signal it (EPERM)");
+	assert_stderr_has(r, "1 processes of the task survived");
+	n = read_file(report, text, sizeof(text));
+	assert_true(n > 0);
+	for (int i = 0; i < n; i++)
+		if (text[i] != ' ' && text[i] != '\n')
+			text[k++] = text[i];
+	text[k] = '\0';
+	if (!strstr(text, "\"survivors\":1") || !strstr(text, "\"survived\":\"notpermitted\"")) {
+		print_error("report: %s\n", text);
+		fail_msg("the report does not name the survivor");
+	}
+	/* It is still alive (ptmon told the truth); root ends it here. */
+	assert_int_equal(kill(survivor, 0), 0);
+	cg_kill(c);
+	finish(c);
+}
+
 /* A process outside the tree (this test, through pidfd_getfd()) holds the
  * task's stdout pipe: ptmon must give up after --drain and name the holder. */
 static void t_drain_outside_holder(void **state)
@@ -2152,6 +2230,7 @@ int main(void)
 		BOTH(t_task_signal_state),
 		BOTH(t_inherited_sigign),
 		BOTH(t_huge_durations),
+		BOTH(t_unkillable),
 		BOTH(t_setsid_child),
 		BOTH(t_setpgid_child),
 		BOTH(t_daemon),

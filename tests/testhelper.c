@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -67,6 +68,10 @@ _Noreturn static void usage(void)
 		"                  (CLOCK_PROCESS_CPUTIME_ID); exit 0\n"
 		"  alloc MB        malloc MB MiB and touch every page; exit 0\n"
 		"  term-exit N     READY; on SIGTERM print \"TERM\" and exit N\n"
+		"  as-nobody PROG ARG...\n"
+		"                  exec PROG as uid and gid 65534, without groups (as root)\n"
+		"  become-root     run from a set-user-ID-root copy: make every uid 0, print\n"
+		"                  \"ROOT <pid>\", block: a user cannot signal it any more\n"
 		"  exec-sigign PROG ARG...\n"
 		"                  exec PROG with SIGCHLD ignored (SIG_IGN, SA_NOCLDWAIT),\n"
 		"                  SIGTERM ignored and SIGTERM, SIGUSR1 blocked, as a careless\n"
@@ -583,6 +588,31 @@ static int mode_exec_sigign(char **argv)
 	die("execv");
 }
 
+static int mode_as_nobody(char **argv)
+{
+	if (!argv[2])
+		usage();
+	if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+	    setresuid(65534, 65534, 65534) < 0)
+		die("drop to uid 65534");
+	execv(argv[2], argv + 2);
+	die("execv");
+}
+
+static int mode_become_root(char **argv)
+{
+	char line[32];
+	int len;
+
+	/* A set-user-ID program that its user may still signal (the real
+	 * uid stays theirs) until it sets every uid: su, sudo do. */
+	if (setresuid(0, 0, 0) < 0)
+		die("setresuid 0");
+	len = snprintf(line, sizeof(line), "ROOT %d\n", (int)getpid());
+	write_all(STDOUT_FILENO, line, (size_t)len);
+	block_forever();
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(char **argv);
@@ -609,6 +639,8 @@ static const struct {
 	{"alloc", mode_alloc},
 	{"exec-sigign", mode_exec_sigign},
 	{"term-exit", mode_term_exit},
+	{"as-nobody", mode_as_nobody},
+	{"become-root", mode_become_root},
 };
 
 int main(int argc, char **argv)
