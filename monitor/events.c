@@ -32,6 +32,8 @@ void event_emit(struct ptmon_monitor *m, struct ptmon_event *ev)
 
 void event_node(struct ptmon_monitor *m, enum ptmon_event_type type, struct node *n)
 {
+	if (n->flags & NODE_FOREIGN)
+		return; /* not any task's: never reported */
 	struct ptmon_event ev = {
 		.type = type,
 		.task = n->task,

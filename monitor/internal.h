@@ -179,6 +179,10 @@ void task_free(struct ptmon_task *t);
  * already gone), or NULL when it is not ours. */
 struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint,
 			 uint64_t event_ns);
+/* Record every process descended from ptmon now as foreign (at creation). */
+int track_scan_foreign(struct ptmon_monitor *m);
+/* Can an orphan of unknown origin be a foreign process's? */
+bool track_foreign_possible(const struct ptmon_monitor *m);
 /* Track a task's root, a child that ptmon just spawned. */
 int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
 /* SIGKILL every process of every task and reap until none is left. */
@@ -231,6 +235,13 @@ struct ptmon_monitor {
 	} nofile_orig;
 	struct tree tree;
 	struct node_list unowned; /* live processes no task could claim */
+	/* Processes that are not any task's: ptmon's children from before the
+	 * monitor (a shell's background jobs, when the shell exec'd ptmon)
+	 * and their descendants.  Reaped, never signalled, counted or
+	 * reported. */
+	struct node_list foreign;
+	bool foreign_dirty;       /* a foreign process died: its orphans may be ours to see */
+	uint64_t foreign_death_ns; /* when the last foreign death was noticed */
 	struct node_list pending; /* dead processes whose exit waits for its facts */
 	uint32_t resync_gen;
 	uint64_t last_resync_ns;

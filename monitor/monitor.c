@@ -456,6 +456,11 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 		r = restore_sigchld(m);
 	if (r == 0)
 		r = setup_fds(m);
+	/* Children from before us (a shell's background jobs, when it
+	 * exec'd ptmon) are not any task's.  Without /proc to tell, take
+	 * every orphan of unknown lineage for theirs. */
+	if (r == 0 && track_scan_foreign(m) < 0)
+		m->foreign_dirty = true;
 	if (r == 0)
 		r = choose_backend(m, backend);
 	if (r == 0)

@@ -61,7 +61,12 @@ enum ptmon_backend {
  *     original).
  * Tasks start with an empty signal mask and with their first cancel signal
  * not ignored, whatever the caller blocked or ignored; other ignored signals
- * stay ignored (as nohup means them).  @flags must be 0.
+ * stay ignored (as nohup means them).
+ * Children the caller has at this point, and their descendants, are no
+ * task's: the monitor reaps them when they end (it reaps every child) but
+ * never signals, counts, reports or waits for them.  An orphan reparented
+ * to the caller whose parent was never seen is taken for theirs while they
+ * (or the orphans they left) live.  @flags must be 0.
  *
  * Returns 0 and sets *ret, or -EINVAL, -ENOMEM, -ENOSYS (no pidfd support),
  * -EPROTONOSUPPORT/-EPERM (BACKEND_CONNECTOR asked for but unavailable) or

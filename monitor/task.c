@@ -267,7 +267,16 @@ static bool tree_empty(struct ptmon_task *t)
 	/* With one task, "no children" is the ground truth (we are the
 	 * subreaper); with several, the tracked set has to do, and a live
 	 * orphan no task could claim may be this task's. */
-	return m->no_children || (m->ntasks_running > 1 && !m->unowned.count);
+	if (m->no_children || (m->ntasks_running > 1 && !m->unowned.count))
+		return true;
+	/* Foreign children keep ECHILD away: a walk classifies every child
+	 * of ours instead; when it finds none of the task's, none is left
+	 * (its processes are all dead, so no new one can appear). */
+	if (m->ntasks_running == 1 && track_foreign_possible(m)) {
+		track_resync(m, "pre-existing children");
+		return !t->live.count;
+	}
+	return false;
 }
 
 static void on_root_exit(struct ptmon_task *t)

@@ -46,6 +46,10 @@ struct argv_buf *argv_buf_unref(struct argv_buf *a);
 #define NODE_ACCT_DONE (1u << 12) /* the taskstats record of its last task is in */
 #define NODE_EXIT_EVENT (1u << 13) /* its connector EXIT event has been read */
 #define NODE_CANCEL_SENT (1u << 14) /* a cancel's first signal has been sent to it */
+#define NODE_FOREIGN   (1u << 15) /* not the task's: a child ptmon had before the task,
+				     or its descendant (on m->foreign while alive) */
+#define NODE_GUESSED   (1u << 16) /* foreign for want of proof: an orphan of unknown
+				     lineage while foreign lineages exist */
 
 
 enum node_survived {

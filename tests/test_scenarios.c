@@ -299,7 +299,7 @@ struct opts {
 	const char *env; /* "NAME=value" added to ptmon's environment */
 	rlim_t nofile;	 /* RLIMIT_NOFILE soft=hard for ptmon; 0: inherit */
 	bool raw;	 /* no "run --backend X" in front of the arguments */
-	const char *wrap; /* a helper mode that execs ptmon ("exec-sigign") */
+	const char *wrap[4]; /* a helper mode and its arguments that execs ptmon */
 };
 
 static const char *const backend_connector = "connector";
@@ -535,9 +535,10 @@ static void run_start_argv(struct ctx *c, struct run *r, const struct opts *o,
 	char path[PATH_MAX];
 	pid_t parent = getpid();
 
-	if (o && o->wrap) {
+	if (o && o->wrap[0]) {
 		argv[n++] = (char *)H;
-		argv[n++] = (char *)o->wrap;
+		for (int i = 0; i < (int)ARRAY_SIZE(o->wrap) && o->wrap[i]; i++)
+			argv[n++] = (char *)o->wrap[i];
 	}
 	argv[n++] = (char *)PTMON_BIN;
 	if (!o || !o->raw) {
@@ -1772,7 +1773,7 @@ static void t_task_signal_state(void **state)
 static void t_inherited_sigign(void **state)
 {
 	struct ctx *c = begin(state);
-	struct opts o = {.wrap = "exec-sigign"};
+	struct opts o = {.wrap = {"exec-sigign"}};
 	struct run *r = new_run(c);
 
 	run_start(c, r, &o, "--timeout", "2s", "--grace", GRACE, "--", H, "exit", "3", NULL);
@@ -1846,7 +1847,7 @@ static void t_huge_durations(void **state)
 static void t_unkillable(void **state)
 {
 	struct ctx *c = begin(state);
-	struct opts o = {.wrap = "as-nobody"};
+	struct opts o = {.wrap = {"as-nobody"}};
 	char *dir = suid_dir, copy[96], report[96], cmd[256], want[64];
 	char text[65536];
 	struct run *r;
@@ -1898,6 +1899,98 @@ static void t_unkillable(void **state)
 	/* It is still alive (ptmon told the truth); root ends it here. */
 	assert_int_equal(kill(survivor, 0), 0);
 	cg_kill(c);
+	finish(c);
+}
+
+/* The pid after "@tag " in ptmon's stdout, with a pidfd for it. */
+static pid_t pid_after(struct run *r, const char *tag, int *ret_pidfd)
+{
+	const char *p = strstr(r->o.p, tag);
+	pid_t pid;
+
+	assert_non_null(p);
+	pid = atoi(p + strlen(tag));
+	assert_true(pid > 0);
+	*ret_pidfd = sys_pidfd_open(pid);
+	if (*ret_pidfd < 0) {
+		dump_run(r);
+		fail_msg("%s%d is gone (%s): ptmon signalled it", tag, pid, strerror(errno));
+	}
+	return pid;
+}
+
+/* Alive and not stopped: nobody sent it TERM, KILL or STOP. */
+static void assert_untouched(pid_t pid, int pidfd, const char *what)
+{
+	char path[64], st[512], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (pidfd_dead(pidfd, 0) || read_file(path, st, sizeof(st)) <= 0 ||
+	    !(p = strrchr(st, ')')) || p[2] == 'T' || p[2] == 't' || p[2] == 'Z')
+		fail_msg("%s %d was signalled by ptmon (%s)", what, pid,
+			 pidfd_dead(pidfd, 0) ? "dead" : "stopped");
+}
+
+static void end_untouched(int pidfd)
+{
+	sys_pidfd_send_signal(pidfd, SIGKILL);
+	close(pidfd);
+}
+
+/* ptmon exec'd by a shell with a background job: the job is ptmon's child
+ * from before the task, and neither it nor its descendants (an orphan it
+ * leaves to ptmon included) are the task's: never signalled, counted or
+ * waited for. */
+static void t_preexisting_children(void **state)
+{
+	struct ctx *c = begin(state);
+	struct opts o = {.wrap = {"with-child", "-", "-"}};
+	char dir[] = "/tmp/ptmon-prechild.XXXXXX", go[64], done[64];
+	struct run *r = new_run(c);
+	int fd, gfd;
+	pid_t pid, gpid;
+
+	run_start(c, r, &o, "-v", "--grace", GRACE, "--", "sh", "-c", "exit 0", NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 0);
+	pid = pid_after(r, "CHILD ", &fd);
+	assert_untouched(pid, fd, "the pre-existing child");
+	assert_stderr_has(r, "1 processes, 0 signalled");
+	assert_took(r, r->t_start, 0, SLACK_S);
+	end_untouched(fd);
+	finish(c);
+
+	/* --leftovers wait does not wait for it. */
+	r = new_run(c);
+	run_start(c, r, &o, "--timeout", "30s", "--leftovers", "wait", "--", H, "exit", "4", NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 4);
+	pid = pid_after(r, "CHILD ", &fd);
+	assert_untouched(pid, fd, "the pre-existing child");
+	assert_took(r, r->t_start, 0, SLACK_S);
+	end_untouched(fd);
+	finish(c);
+
+	/* Its orphan, forked after the task started, reparented to ptmon. */
+	assert_non_null(mkdtemp(dir));
+	snprintf(go, sizeof(go), "%s/go", dir);
+	snprintf(done, sizeof(done), "%s/done", dir);
+	assert_int_equal(mkfifo(go, 0600), 0);
+	assert_int_equal(mkfifo(done, 0600), 0);
+	o.wrap[1] = go;
+	o.wrap[2] = done;
+	r = new_run(c);
+	run_start(c, r, &o, "-v", "--grace", GRACE, "--", "sh", "-c",
+		  "echo go > \"$0\"; read g < \"$1\"; echo \"GRANDCHILD $g\"", go, done, NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	unlink(go);
+	unlink(done);
+	rmdir(dir);
+	assert_status(r, 0);
+	gpid = pid_after(r, "GRANDCHILD ", &gfd);
+	assert_untouched(gpid, gfd, "the orphan of the pre-existing child");
+	assert_stderr_has(r, "1 processes, 0 signalled");
+	end_untouched(gfd);
 	finish(c);
 }
 
@@ -2231,6 +2324,7 @@ int main(void)
 		BOTH(t_inherited_sigign),
 		BOTH(t_huge_durations),
 		BOTH(t_unkillable),
+		BOTH(t_preexisting_children),
 		BOTH(t_setsid_child),
 		BOTH(t_setpgid_child),
 		BOTH(t_daemon),

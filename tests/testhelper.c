@@ -68,6 +68,12 @@ _Noreturn static void usage(void)
 		"                  (CLOCK_PROCESS_CPUTIME_ID); exit 0\n"
 		"  alloc MB        malloc MB MiB and touch every page; exit 0\n"
 		"  term-exit N     READY; on SIGTERM print \"TERM\" and exit N\n"
+		"  with-child GO DONE PROG ARG...\n"
+		"                  print \"CHILD <pid>\" of a child that blocks with its stdio on\n"
+		"                  /dev/null, then exec PROG (the child becomes PROG's): a\n"
+		"                  shell's background job.  Unless GO is \"-\", the child first\n"
+		"                  reads a byte from the FIFO GO, forks a grandchild that\n"
+		"                  blocks, writes its pid to the FIFO DONE and exits\n"
 		"  as-nobody PROG ARG...\n"
 		"                  exec PROG as uid and gid 65534, without groups (as root)\n"
 		"  become-root     run from a set-user-ID-root copy: make every uid 0, print\n"
@@ -588,6 +594,45 @@ static int mode_exec_sigign(char **argv)
 	die("execv");
 }
 
+static void with_child_orphan(const char *go, const char *done)
+{
+	char byte, line[32];
+	int fd = open(go, O_RDONLY | O_CLOEXEC);
+	pid_t g;
+
+	if (fd < 0 || read(fd, &byte, 1) != 1)
+		die("read GO");
+	close(fd);
+	g = xfork();
+	if (g == 0)
+		block_forever();
+	fd = open(done, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("open DONE");
+	write_all(fd, line, (size_t)snprintf(line, sizeof(line), "%d\n", (int)g));
+	_exit(0);
+}
+
+static int mode_with_child(char **argv)
+{
+	char line[32];
+	pid_t child;
+
+	if (!argv[2] || !argv[3] || !argv[4])
+		usage();
+	child = xfork();
+	if (child == 0) {
+		redirect_null();
+		if (strcmp(argv[2], "-") != 0)
+			with_child_orphan(argv[2], argv[3]);
+		block_forever();
+	}
+	write_all(STDOUT_FILENO, line,
+		  (size_t)snprintf(line, sizeof(line), "CHILD %d\n", (int)child));
+	execv(argv[4], argv + 4);
+	die("execv");
+}
+
 static int mode_as_nobody(char **argv)
 {
 	if (!argv[2])
@@ -640,6 +685,7 @@ static const struct {
 	{"exec-sigign", mode_exec_sigign},
 	{"term-exit", mode_term_exit},
 	{"as-nobody", mode_as_nobody},
+	{"with-child", mode_with_child},
 	{"become-root", mode_become_root},
 };
 
