@@ -99,7 +99,8 @@ void monitor_rearm(struct ptmon_monitor *m)
 		return;
 	m->armed_ns = next;
 	struct itimerspec its = {0};
-	if (next) {
+	/* UINT64_MAX is a saturated deadline: never (the timer stays off). */
+	if (next && next != UINT64_MAX) {
 		its.it_value.tv_sec = (time_t)(next / 1000000000ull);
 		its.it_value.tv_nsec = (long)(next % 1000000000ull);
 		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
@@ -425,6 +426,21 @@ static int check_pidfd(struct ptmon_monitor *m)
 	return 0;
 }
 
+/* A SIGCHLD ignored (SIG_IGN, or SA_NOCLDWAIT) makes the kernel reap our
+ * children itself: wait4() would never report the root, and "done" would
+ * never come.  Exec keeps an ignored disposition, so a caller that set it
+ * (a Python or Node service) hands it on: take the default back, with no
+ * flags, for as long as the monitor lives. */
+static int restore_sigchld(struct ptmon_monitor *m)
+{
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigemptyset(&dfl.sa_mask);
+	if (sigaction(SIGCHLD, &dfl, &m->old_chld) < 0)
+		return -errno;
+	m->chld_saved = true;
+	return 0;
+}
+
 static int setup_fds(struct ptmon_monitor *m)
 {
 	sigset_t set;
@@ -488,7 +504,14 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	if (r == 0 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		r = -errno;
 	if (r == 0)
+		r = restore_sigchld(m);
+	if (r == 0)
 		r = setup_fds(m);
+	/* Children from before us (a shell's background jobs, when it
+	 * exec'd ptmon) are not any task's.  Without /proc to tell, take
+	 * every orphan of unknown lineage for theirs. */
+	if (r == 0 && track_scan_foreign(m) < 0)
+		m->foreign_dirty = true;
 	if (r == 0)
 		r = choose_backend(m, backend);
 	if (r == 0)
@@ -787,6 +810,8 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 			sigaddset(&mask, m->front_signal);
 		sigprocmask(SIG_SETMASK, &mask, NULL);
 	}
+	if (m->chld_saved)
+		sigaction(SIGCHLD, &m->old_chld, NULL);
 	free(m);
 	return NULL;
 }

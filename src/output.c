@@ -120,6 +120,8 @@ static struct json_object *process_json(const struct ptmon_process_info *p)
 	}
 	json_object_object_add(o, "short_lived", json_object_new_boolean(p->short_lived));
 	json_object_object_add(o, "threads", jint(p->threads));
+	if (p->survived)
+		json_object_object_add(o, "survived", jstr(p->survived));
 	add_end(o, p);
 	add_accounting(o, p);
 	return o;
@@ -545,6 +547,7 @@ static void add_totals(struct json_object *o, const struct ptmon_task *t)
 	json_object_object_add(o, "cancel_to_eof_ns",
 			       r.cancel_reason ? jint((int64_t)r.cancel_to_eof_ns) : NULL);
 	json_object_object_add(o, "drain_timed_out", json_object_new_boolean(r.drain_timed_out));
+	json_object_object_add(o, "survivors", jint((int64_t)r.survivors));
 	json_object_object_add(o, "stdout_bytes", jint((int64_t)r.bytes_out));
 	json_object_object_add(o, "stderr_bytes", jint((int64_t)r.bytes_err));
 	json_object_object_add(o, "stdout_dropped_bytes", jint((int64_t)r.dropped_out));

@@ -299,6 +299,7 @@ struct opts {
 	const char *env; /* "NAME=value" added to ptmon's environment */
 	rlim_t nofile;	 /* RLIMIT_NOFILE soft=hard for ptmon; 0: inherit */
 	bool raw;	 /* no "run --backend X" in front of the arguments */
+	const char *wrap[4]; /* a helper mode and its arguments that execs ptmon */
 };
 
 static const char *const backend_connector = "connector";
@@ -451,6 +452,20 @@ static void cg_kill(const struct ctx *c)
 	write_file(path, "1");
 }
 
+static char suid_dir[64]; /* removed by teardown, also after a failure */
+
+static void suid_dir_remove(void)
+{
+	char cmd[128];
+
+	if (!suid_dir[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", suid_dir);
+	if (system(cmd) != 0)
+		print_error("cannot remove %s\n", suid_dir);
+	suid_dir[0] = '\0';
+}
+
 /* Reap every run that is still there, killing ptmon first. */
 static void runs_reap_all(struct ctx *c)
 {
@@ -523,8 +538,8 @@ static _Noreturn void child_exec(const struct ctx *c, const struct opts *o, int 
 	}
 	if (o && o->env)
 		putenv((char *)o->env);
-	execv(PTMON_BIN, argv);
-	dprintf(2, "test: exec %s: %s\n", PTMON_BIN, strerror(errno));
+	execv(argv[0], argv);
+	dprintf(2, "test: exec %s: %s\n", argv[0], strerror(errno));
 	_exit(120);
 }
 
@@ -537,6 +552,11 @@ static void run_start_argv(struct ctx *c, struct run *r, const struct opts *o,
 	char path[PATH_MAX];
 	pid_t parent = getpid();
 
+	if (o && o->wrap[0]) {
+		argv[n++] = (char *)H;
+		for (int i = 0; i < (int)ARRAY_SIZE(o->wrap) && o->wrap[i]; i++)
+			argv[n++] = (char *)o->wrap[i];
+	}
 	argv[n++] = (char *)PTMON_BIN;
 	if (!o || !o->raw) {
 		argv[n++] = (char *)"run";
@@ -885,6 +905,7 @@ static int teardown(void **state)
 	cg_kill(c);
 	runs_reap_all(c);
 	outside_kill_all();
+	suid_dir_remove();
 	if (!cg_wait_empty(c, 5000)) {
 		print_error("cgroup %s does not empty after cgroup.kill\n", c->cg);
 		ret = -1;
@@ -1807,6 +1828,234 @@ static void t_task_signal_state(void **state)
 	finish(c);
 }
 
+/* ptmon exec'd by a parent that ignored SIGCHLD (SA_NOCLDWAIT) and blocked
+ * and ignored signals: the kernel must not reap the task behind ptmon's back
+ * (ptmon would never learn the root ended, not even at --timeout), and the
+ * task starts clean all the same. */
+static void t_inherited_sigign(void **state)
+{
+	struct ctx *c = begin(state);
+	struct opts o = {.wrap = {"exec-sigign"}};
+	struct run *r = new_run(c);
+
+	run_start(c, r, &o, "--timeout", "2s", "--grace", GRACE, "--", H, "exit", "3", NULL);
+	run_wait(c, r, 15);
+	assert_status(r, 3);
+	assert_took(r, r->t_start, 0, 1.9);
+	finish(c);
+
+	r = new_run(c);
+	run_start(c, r, &o, "--", "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status", NULL);
+	run_wait(c, r, 15);
+	assert_status(r, 0);
+	/* SIGTERM (1 << 14) was ignored by the wrapper: the first signal of a
+	 * cancel must reach the task. */
+	if (!buf_has(&r->o, "SigBlk:\t0000000000000000\n") ||
+	    !buf_has(&r->o, "SigIgn:\t0000000000000000\n")) {
+		dump_run(r);
+		fail_msg("the task inherited blocked or ignored signals through ptmon");
+	}
+	finish(c);
+
+	/* And a cancel: the task gets TERM (its first signal) and ends. */
+	r = new_run(c);
+	run_start(c, r, &o, "--timeout", "500ms", "--grace", "30s", "--", H, "wide", "2", NULL);
+	run_wait(c, r, 15);
+	assert_status(r, 124);
+	assert_took(r, r->t_start, 0.45, 0.5 + SLACK_S);
+	finish(c);
+}
+
+/* Durations at the top of the range saturate instead of wrapping: a timeout
+ * of 584 years does not fire (it wrapped to 10 ms), and a grace that long
+ * still sends TERM first (it wrapped to an immediate SIGKILL). */
+static void t_huge_durations(void **state)
+{
+	struct ctx *c = begin(state);
+	struct run *r = new_run(c);
+
+	run_start(c, r, NULL, "--timeout", "18446744073s", "--", "sh", "-c", "sleep 0.5; exit 5",
+		  NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 5);
+	finish(c);
+
+	r = new_run(c);
+	run_start(c, r, NULL, "--timeout", "300ms", "--grace", "18446744073.709551615s", "--", H,
+		  "term-exit", "0", NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 124);
+	if (!buf_has(&r->o, "READY\nTERM\n")) {
+		dump_run(r);
+		fail_msg("the task did not get TERM before SIGKILL");
+	}
+	assert_took(r, r->t_start, 0.25, 0.3 + SLACK_S);
+	finish(c);
+
+	/* "0.4ns" is not "no timeout": refused, and the task never runs. */
+	r = new_run(c);
+	run_start(c, r, NULL, "--timeout", "0.4ns", "--", H, "exit", "7", NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 125);
+	assert_stderr_has(r, "out of range");
+	finish(c);
+}
+
+/* A process of the tree that ptmon may not signal: ptmon runs as uid 65534,
+ * and the task starts a set-user-ID-root copy of the helper that makes
+ * itself root in full.  SIGKILL sweeps cannot end it: ptmon must give up
+ * after its documented bound (5 s), name it with the reason, put it in the
+ * report, and exit 125; a second SIGTERM does not make it wait longer. */
+static void t_unkillable(void **state)
+{
+	struct ctx *c = begin(state);
+	struct opts o = {.wrap = {"as-nobody"}};
+	char *dir = suid_dir, copy[96], report[96], cmd[256], want[64];
+	char text[65536];
+	struct run *r;
+	int n, survivor;
+	const char *p;
+	size_t k = 0;
+
+	snprintf(suid_dir, sizeof(suid_dir), "/tmp/ptmon-test-suid.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(copy, sizeof(copy), "%s/helper", dir);
+	snprintf(report, sizeof(report), "%s/report.json", dir);
+	snprintf(cmd, sizeof(cmd), "cp %s %s", H, copy);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(chown(copy, 0, 0), 0);
+	assert_int_equal(chmod(copy, 04755), 0);
+	n = open(report, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(n >= 0 && fchown(n, 65534, 65534) == 0);
+	close(n);
+
+	r = new_run(c);
+	run_start(c, r, &o, "--grace", GRACE, "--drain", "300ms", "--report", report, "--", "sh",
+		  "-c", "\"$0\" become-root & exec \"$1\" wide 0", copy, H, NULL);
+	run_until(c, r, "READY\n");
+	run_until(c, r, "ROOT ");
+	p = strstr(r->o.p, "ROOT ");
+	survivor = atoi(p + 5);
+	assert_true(survivor > 0);
+	run_signal(r, SIGTERM);
+	/* The second one skips the grace: the kill phase, bounded as well. */
+	run_signal(r, SIGTERM);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 125);
+	assert_took(r, r->t_mark, 5.0, 5.0 + 0.3 + SLACK_S);
+	snprintf(want, sizeof(want), "process %d (helper", survivor);
+	assert_stderr_has(r, want);
+	assert_stderr_has(r, "not permitted to signal it (EPERM)");
+	assert_stderr_has(r, "1 processes of the task survived");
+	n = read_file(report, text, sizeof(text));
+	assert_true(n > 0);
+	for (int i = 0; i < n; i++)
+		if (text[i] != ' ' && text[i] != '\n')
+			text[k++] = text[i];
+	text[k] = '\0';
+	if (!strstr(text, "\"survivors\":1") || !strstr(text, "\"survived\":\"notpermitted\"")) {
+		print_error("report: %s\n", text);
+		fail_msg("the report does not name the survivor");
+	}
+	/* It is still alive (ptmon told the truth); root ends it here. */
+	assert_int_equal(kill(survivor, 0), 0);
+	cg_kill(c);
+	finish(c);
+}
+
+/* The pid after "@tag " in ptmon's stdout, with a pidfd for it. */
+static pid_t pid_after(struct run *r, const char *tag, int *ret_pidfd)
+{
+	const char *p = strstr(r->o.p, tag);
+	pid_t pid;
+
+	assert_non_null(p);
+	pid = atoi(p + strlen(tag));
+	assert_true(pid > 0);
+	*ret_pidfd = sys_pidfd_open(pid);
+	if (*ret_pidfd < 0) {
+		dump_run(r);
+		fail_msg("%s%d is gone (%s): ptmon signalled it", tag, pid, strerror(errno));
+	}
+	return pid;
+}
+
+/* Alive and not stopped: nobody sent it TERM, KILL or STOP. */
+static void assert_untouched(pid_t pid, int pidfd, const char *what)
+{
+	char path[64], st[512], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (pidfd_dead(pidfd, 0) || read_file(path, st, sizeof(st)) <= 0 ||
+	    !(p = strrchr(st, ')')) || p[2] == 'T' || p[2] == 't' || p[2] == 'Z')
+		fail_msg("%s %d was signalled by ptmon (%s)", what, pid,
+			 pidfd_dead(pidfd, 0) ? "dead" : "stopped");
+}
+
+static void end_untouched(int pidfd)
+{
+	sys_pidfd_send_signal(pidfd, SIGKILL);
+	close(pidfd);
+}
+
+/* ptmon exec'd by a shell with a background job: the job is ptmon's child
+ * from before the task, and neither it nor its descendants (an orphan it
+ * leaves to ptmon included) are the task's: never signalled, counted or
+ * waited for. */
+static void t_preexisting_children(void **state)
+{
+	struct ctx *c = begin(state);
+	struct opts o = {.wrap = {"with-child", "-", "-"}};
+	char dir[] = "/tmp/ptmon-prechild.XXXXXX", go[64], done[64];
+	struct run *r = new_run(c);
+	int fd, gfd;
+	pid_t pid, gpid;
+
+	run_start(c, r, &o, "-v", "--grace", GRACE, "--", "sh", "-c", "exit 0", NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 0);
+	pid = pid_after(r, "CHILD ", &fd);
+	assert_untouched(pid, fd, "the pre-existing child");
+	assert_stderr_has(r, "1 processes, 0 signalled");
+	assert_took(r, r->t_start, 0, SLACK_S);
+	end_untouched(fd);
+	finish(c);
+
+	/* --leftovers wait does not wait for it. */
+	r = new_run(c);
+	run_start(c, r, &o, "--timeout", "30s", "--leftovers", "wait", "--", H, "exit", "4", NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	assert_status(r, 4);
+	pid = pid_after(r, "CHILD ", &fd);
+	assert_untouched(pid, fd, "the pre-existing child");
+	assert_took(r, r->t_start, 0, SLACK_S);
+	end_untouched(fd);
+	finish(c);
+
+	/* Its orphan, forked after the task started, reparented to ptmon. */
+	assert_non_null(mkdtemp(dir));
+	snprintf(go, sizeof(go), "%s/go", dir);
+	snprintf(done, sizeof(done), "%s/done", dir);
+	assert_int_equal(mkfifo(go, 0600), 0);
+	assert_int_equal(mkfifo(done, 0600), 0);
+	o.wrap[1] = go;
+	o.wrap[2] = done;
+	r = new_run(c);
+	run_start(c, r, &o, "-v", "--grace", GRACE, "--", "sh", "-c",
+		  "echo go > \"$0\"; read g < \"$1\"; echo \"GRANDCHILD $g\"", go, done, NULL);
+	run_wait(c, r, RUN_DEADLINE_S);
+	unlink(go);
+	unlink(done);
+	rmdir(dir);
+	assert_status(r, 0);
+	gpid = pid_after(r, "GRANDCHILD ", &gfd);
+	assert_untouched(gpid, gfd, "the orphan of the pre-existing child");
+	assert_stderr_has(r, "1 processes, 0 signalled");
+	end_untouched(gfd);
+	finish(c);
+}
+
 /* A process outside the tree (this test, through pidfd_getfd()) holds the
  * task's stdout pipe: ptmon must give up after --drain and name the holder. */
 static void t_drain_outside_holder(void **state)
@@ -2138,6 +2387,10 @@ int main(void)
 		BOTH(t_not_found),
 		BOTH(t_write_exact),
 		BOTH(t_task_signal_state),
+		BOTH(t_inherited_sigign),
+		BOTH(t_huge_durations),
+		BOTH(t_unkillable),
+		BOTH(t_preexisting_children),
 		BOTH(t_setsid_child),
 		BOTH(t_setpgid_child),
 		BOTH(t_daemon),
