@@ -18,6 +18,7 @@
 #include "output.h"
 #include "parse.h"
 #include "ptmon.h"
+#include "timeout.h"
 
 enum {
 	EXIT_TIMEOUT = 124,
@@ -66,6 +67,7 @@ static void msg(const char *fmt, ...)
 static void usage(FILE *f)
 {
 	fputs("Usage: ptmon run [OPTIONS] [--] CMD [ARG...]\n"
+	      "       ptmon timeout [OPTION] DURATION CMD [ARG...]\n"
 	      "       ptmon ls\n"
 	      "       ptmon tree ID [--json]\n"
 	      "       ptmon kill ID PID [-s SIG] [--subtree]\n"
@@ -99,6 +101,8 @@ static void usage(FILE *f)
 	      "      --no-control      no control socket\n"
 	      "  -v, --verbose         say what ptmon does, on stderr\n"
 	      "\n"
+	      "'ptmon timeout' is 'run' with coreutils timeout's command line and exit\n"
+	      "statuses (see 'ptmon timeout --help').\n"
 	      "\n"
 	      "From another shell, ID being a task id (see 'ptmon ls', or -v) or a control\n"
 	      "socket's path:\n"
@@ -660,7 +664,7 @@ static int run(struct options *o)
 	if (r < 0)
 		msg("monitor failed: %s", strerror(-r));
 	else if (ptmon_task_result(t, &res) == 0) {
-		status = check_task_output(&res, status_of(&res));
+		status = check_task_output(&res, timeout_status(t, &res, status_of(&res)));
 		if (o->verbose)
 			say_result(&res, status);
 		status = finish_outputs(o, t, status);
@@ -702,6 +706,11 @@ int main(int argc, char **argv)
 	}
 	if (client_is_command(argv[1]))
 		return client_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "timeout")) {
+		int st = timeout_translate(argc, argv, &argc, &argv);
+		if (st >= 0)
+			return st;
+	}
 	if (strcmp(argv[1], "run") != 0) {
 		bad_usage("unknown command '%s'", argv[1]);
 		return EXIT_PTMON_FAILED;
