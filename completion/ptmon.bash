@@ -29,6 +29,8 @@ _ptmon()
 		--leftovers) COMPREPLY=($(compgen -W "kill wait" -- "$cur")); return ;;
 		--backend) COMPREPLY=($(compgen -W "auto connector procfs" -- "$cur")); return ;;
 		--events | --report | --control) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		-C | --chdir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+		--color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
 		-t | --timeout | -g | --grace | -d | --drain) return ;;
 		esac
 		# Options end at the command; after it, complete the command's own.
@@ -36,7 +38,7 @@ _ptmon()
 		for ((i = 2; i < cword; i++)); do
 			case ${words[i]} in
 			-s | --signal | --leftovers | --backend | --events | --report | --control | \
-				-t | --timeout | -g | --grace | -d | --drain) ((i++)) ;;
+				-t | --timeout | -g | --grace | -d | --drain | -C | --chdir | --color) ((i++)) ;;
 			--) ((i++)); break ;;
 			-*) ;;
 			*) break ;;
@@ -46,7 +48,8 @@ _ptmon()
 			COMPREPLY=($(compgen -c -- "$cur"))
 		elif [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "--timeout --signal --grace --drain --leftovers --backend
-				--events --report --summary --control --no-control --verbose --help" -- "$cur"))
+				--events --report --summary --control --no-control --chdir --color --quiet
+				--verbose --help" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -c -- "$cur"))
 		fi

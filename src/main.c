@@ -27,6 +27,8 @@ enum {
 	EXIT_NOT_FOUND = 127,
 };
 
+enum { COLOUR_AUTO, COLOUR_NEVER, COLOUR_ALWAYS };
+
 struct options {
 	struct ptmon_task_config task;
 	enum ptmon_backend backend;
@@ -36,6 +38,9 @@ struct options {
 	bool summary;
 	const char *control_path;
 	bool no_control;
+	bool quiet;
+	const char *chdir;
+	int colour; /* COLOUR_* */
 	/* while running */
 	struct control *control;
 	char task_id[CONTROL_ID_MAX];
@@ -99,6 +104,12 @@ static void usage(FILE *f)
 	      "                        $XDG_RUNTIME_DIR/ptmon/, else /run/ptmon/ for root,\n"
 	      "                        else /tmp/ptmon-UID/, named TASKID.sock)\n"
 	      "      --no-control      no control socket\n"
+	      "  -C, --chdir DIR       run CMD in DIR (relative paths above are taken there)\n"
+	      "      --color auto|always|never\n"
+	      "                        colour in --summary: auto (default) when stderr is a\n"
+	      "                        terminal, NO_COLOR is unset or empty and TERM is not dumb\n"
+	      "  -q, --quiet           no notices (leftovers, pipe holders, warnings); errors\n"
+	      "                        are still said\n"
 	      "  -v, --verbose         say what ptmon does, on stderr\n"
 	      "\n"
 	      "'ptmon timeout' is 'run' with coreutils timeout's command line and exit\n"
@@ -174,6 +185,7 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 {
 	static const char *const leftovers[] = {"kill", "wait", NULL};
 	static const char *const backends[] = {"auto", "connector", "procfs", NULL};
+	static const char *const colours[] = {"auto", "never", "always", NULL};
 	int i;
 	switch (c) {
 	case 't':
@@ -207,9 +219,18 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	case 'S':
 		o->summary = true;
 		return 0;
-	case 'C':
+	case 'O':
 		o->control_path = arg;
 		return 0;
+	case 'C':
+		o->chdir = arg;
+		return 0;
+	case 'q':
+		o->quiet = true;
+		return 0;
+	case 'K':
+		o->colour = choice_arg("--color", arg, colours);
+		return o->colour < 0 ? -1 : 0;
 	case 'N':
 		o->no_control = true;
 		return 0;
@@ -234,7 +255,10 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"events", required_argument, NULL, 'E'},
 		{"report", required_argument, NULL, 'R'},
 		{"summary", no_argument, NULL, 'S'},
-		{"control", required_argument, NULL, 'C'},
+		{"control", required_argument, NULL, 'O'},
+		{"chdir", required_argument, NULL, 'C'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"color", required_argument, NULL, 'K'},
 		{"no-control", no_argument, NULL, 'N'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -242,7 +266,7 @@ static int parse_run(int argc, char **argv, struct options *o)
 	opterr = 0; /* our own messages */
 	int c;
 	/* '+': options end at CMD, so that CMD's own options are its own. */
-	while ((c = getopt_long(argc, argv, "+:t:s:g:d:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:t:s:g:d:vhqC:", longopts, NULL)) != -1) {
 		if (c == ':')
 			return bad_usage("option '%s' needs a value", argv[optind - 1]);
 		if (c == '?')
@@ -260,7 +284,7 @@ static void on_notice(struct ptmon_task *t, enum ptmon_notice_kind kind, const c
 		      void *userdata)
 {
 	const struct options *o = userdata;
-	if (kind == PTMON_NOTICE_INFO && o->verbose < 1)
+	if ((kind == PTMON_NOTICE_INFO && o->verbose < 1) || o->quiet)
 		return;
 	msg("%s", text);
 }
@@ -447,9 +471,16 @@ static int loop(struct ptmon_monitor *m, struct ptmon_task *t, struct options *o
 
 /* Through the messages' non-blocking path: a stalled stderr gets a second
  * without progress, then the rest is dropped (and counted). */
-static void write_summary(struct ptmon_task *t)
+static bool use_colour(int mode)
 {
-	const char *nc = getenv("NO_COLOR");
+	const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+	if (mode != COLOUR_AUTO)
+		return mode == COLOUR_ALWAYS;
+	return isatty(STDERR_FILENO) && !(nc && *nc) && !(term && !strcmp(term, "dumb"));
+}
+
+static void write_summary(struct ptmon_task *t, int colour)
+{
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -457,7 +488,7 @@ static void write_summary(struct ptmon_task *t)
 		msg("--summary: %s", strerror(errno));
 		return;
 	}
-	summary_print(f, t, isatty(STDERR_FILENO) && !(nc && *nc));
+	summary_print(f, t, use_colour(colour));
 	if (fclose(f) == 0 && notes_write_all(text, len, 1000) < 0)
 		msg("--summary: cut: stderr did not take it");
 	free(text);
@@ -537,7 +568,7 @@ static int finish_outputs(struct options *o, struct ptmon_task *t, int status)
 	status = finish_events(o, status);
 	status = finish_report(o, t, status);
 	if (o->summary)
-		write_summary(t);
+		write_summary(t, o->colour);
 	return status;
 }
 
@@ -612,6 +643,10 @@ static int run(struct options *o)
 	struct ptmon_monitor *m = NULL;
 	ignore_write_signals();
 	hold_libc_signals(true);
+	if (o->chdir && chdir(o->chdir) < 0) {
+		msg("--chdir: cannot change to '%s': %s", o->chdir, strerror(errno));
+		return EXIT_PTMON_FAILED;
+	}
 	if (open_outputs(o) < 0)
 		return EXIT_PTMON_FAILED;
 	if (open_control(o) < 0) {

@@ -4,6 +4,9 @@
 #include "output.h"
 #include "parse.h"
 
+#include <langinfo.h>
+#include <locale.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,8 +200,24 @@ static void print_one(struct printer *pr, size_t i, const char *branch)
 		fprintf(pr->f, "%s\n", out);
 }
 
+/* Box drawing in a UTF-8 locale, ASCII otherwise, where a terminal would
+ * show the bytes as garbage.  The user's locale (LC_ALL, LC_CTYPE, LANG) is
+ * read without making it ptmon's own: nothing else here changes with it. */
+static bool utf8_locale(void)
+{
+	static int utf8 = -1;
+	if (utf8 < 0) {
+		locale_t l = newlocale(LC_CTYPE_MASK, "", (locale_t)0);
+		utf8 = l && strcmp(nl_langinfo_l(CODESET, l), "UTF-8") == 0;
+		if (l)
+			freelocale(l);
+	}
+	return utf8;
+}
+
 static void print_tree(struct printer *pr, size_t i, const char *branch, const char *indent)
 {
+	bool u = utf8_locale();
 	print_one(pr, i, branch);
 	size_t len = strlen(pr->prefix);
 	if (len + strlen(indent) + 1 >= sizeof(pr->prefix)) /* absurdly deep: flatten */
@@ -206,7 +225,8 @@ static void print_tree(struct printer *pr, size_t i, const char *branch, const c
 	strcat(pr->prefix, indent);
 	for (size_t c = pr->t->v[i].first_child; c != SIZE_MAX; c = pr->t->v[c].next_sibling) {
 		bool last = pr->t->v[c].next_sibling == SIZE_MAX;
-		print_tree(pr, c, last ? "└─ " : "├─ ", last ? "   " : "│  ");
+		print_tree(pr, c, last ? (u ? "└─ " : "`- ") : (u ? "├─ " : "|- "),
+			   last ? "   " : (u ? "│  " : "|  "));
 	}
 	pr->prefix[len] = '\0';
 }
