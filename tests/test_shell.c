@@ -197,6 +197,34 @@ static void t_locale(void **state)
 	assert_non_null(strstr(r.err, "`- "));
 }
 
+static size_t longest_line(const char *s)
+{
+	size_t longest = 0;
+	while (*s) {
+		size_t n = strcspn(s, "\n");
+		longest = n > longest ? n : longest;
+		s += n + (s[n] == '\n');
+	}
+	return longest;
+}
+
+static void t_width(void **state)
+{
+	struct result r;
+	/* The terminal's width (COLUMNS) is kept, killed processes included. */
+	RUN(false, &r, ((const char *const[]){"LC_ALL=C", "COLUMNS=80", NULL}), SUMMARY, "-q", "--",
+	    "sh", "-c", "sh -c 'sleep 1000 & true'; true");
+	assert_non_null(strstr(r.err, "killed by ptmon (TERM)"));
+	print_message("    COLUMNS=80: longest line %zu\n", longest_line(r.err));
+	assert_true(longest_line(r.err) <= 80);
+	/* No terminal, no COLUMNS: the full layout (the header is 89 wide). */
+	RUN(false, &r, ((const char *const[]){"LC_ALL=C", NULL}), SUMMARY, "--", "true");
+	assert_int_equal(strcspn(r.err, "\n"), 89);
+	RUN(false, &r, ((const char *const[]){"LC_ALL=C", "COLUMNS=junk", NULL}), SUMMARY, "--",
+	    "true");
+	assert_int_equal(strcspn(r.err, "\n"), 89);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -204,6 +232,7 @@ int main(void)
 		cmocka_unit_test(t_chdir),
 		cmocka_unit_test(t_colour),
 		cmocka_unit_test(t_locale),
+		cmocka_unit_test(t_width),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
