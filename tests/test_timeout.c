@@ -13,6 +13,7 @@
  * "ready" on a pipe first.  Each run is in a cgroup of its own (when there
  * is a writable cgroup2), emptied and removed after it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -439,18 +440,36 @@ static int setup(void **state)
 	return 0;
 }
 
+/* A failed check leaves its test at once: the cgroups of the runs it did
+ * not get to remove are removed here, whatever is in them killed. */
+static int teardown(void **state)
+{
+	char prefix[64], cg[384];
+	DIR *d = cg_mount[0] ? opendir(cg_mount) : NULL;
+	struct dirent *e;
+	snprintf(prefix, sizeof(prefix), "ptmon-timeout.%d.", (int)getpid());
+	while (d && (e = readdir(d)))
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+			snprintf(cg, sizeof(cg), "%s/%s", cg_mount, e->d_name);
+			cg_remove(cg);
+		}
+	if (d)
+		closedir(d);
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(t_durations),
-		cmocka_unit_test(t_statuses),
-		cmocka_unit_test(t_usage),
-		cmocka_unit_test(t_signals),
-		cmocka_unit_test(t_kill_after),
-		cmocka_unit_test(t_preserve_status),
-		cmocka_unit_test(t_foreground_verbose),
-		cmocka_unit_test(t_signal_to_timeout),
-		cmocka_unit_test(t_whole_tree),
+		cmocka_unit_test_teardown(t_durations, teardown),
+		cmocka_unit_test_teardown(t_statuses, teardown),
+		cmocka_unit_test_teardown(t_usage, teardown),
+		cmocka_unit_test_teardown(t_signals, teardown),
+		cmocka_unit_test_teardown(t_kill_after, teardown),
+		cmocka_unit_test_teardown(t_preserve_status, teardown),
+		cmocka_unit_test_teardown(t_foreground_verbose, teardown),
+		cmocka_unit_test_teardown(t_signal_to_timeout, teardown),
+		cmocka_unit_test_teardown(t_whole_tree, teardown),
 	};
-	return cmocka_run_group_tests(tests, setup, NULL);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }
