@@ -444,7 +444,7 @@ static int setup(void **state)
  * not get to remove are removed here, whatever is in them killed. */
 static int teardown(void **state)
 {
-	char prefix[64], cg[384];
+	char prefix[64], cg[sizeof(cg_mount) + 260];
 	DIR *d = cg_mount[0] ? opendir(cg_mount) : NULL;
 	struct dirent *e;
 	snprintf(prefix, sizeof(prefix), "ptmon-timeout.%d.", (int)getpid());
