@@ -97,7 +97,9 @@ PTMON_EXPORT int ptmon_monitor_run(struct ptmon_monitor *m);
  * ptmon_monitor_free(), so that one arriving late cannot strike the caller
  * on its way out.  Returns 0 or -errno.
  */
+#ifdef _POSIX_C_SOURCE /* sigset_t is POSIX: strict ISO C (-std=c11 alone) lacks it */
 PTMON_EXPORT int ptmon_monitor_cancel_on_signals(struct ptmon_monitor *m, const sigset_t *set);
+#endif
 
 /*
  * Serve a front: the process a caller started (and may SIGKILL), which

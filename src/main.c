@@ -19,6 +19,7 @@
 #include "output.h"
 #include "parse.h"
 #include "ptmon.h"
+#include "timeout.h"
 
 enum {
 	EXIT_TIMEOUT = 124,
@@ -26,6 +27,8 @@ enum {
 	EXIT_CANNOT_EXECUTE = 126,
 	EXIT_NOT_FOUND = 127,
 };
+
+enum { COLOUR_AUTO, COLOUR_NEVER, COLOUR_ALWAYS };
 
 struct options {
 	struct ptmon_task_config task;
@@ -36,6 +39,9 @@ struct options {
 	bool summary;
 	const char *control_path;
 	bool no_control;
+	bool quiet;
+	const char *chdir;
+	int colour; /* COLOUR_* */
 	/* while running */
 	struct control *control;
 	char task_id[CONTROL_ID_MAX];
@@ -67,6 +73,7 @@ static void msg(const char *fmt, ...)
 static void usage(FILE *f)
 {
 	fputs("Usage: ptmon run [OPTIONS] [--] CMD [ARG...]\n"
+	      "       ptmon timeout [OPTION] DURATION CMD [ARG...]\n"
 	      "       ptmon ls\n"
 	      "       ptmon tree ID [--json]\n"
 	      "       ptmon kill ID PID [-s SIG] [--subtree]\n"
@@ -102,8 +109,16 @@ static void usage(FILE *f)
 	      "                        $XDG_RUNTIME_DIR/ptmon/, else /run/ptmon/ for root,\n"
 	      "                        else /tmp/ptmon-UID/, named TASKID.sock)\n"
 	      "      --no-control      no control socket\n"
+	      "  -C, --chdir DIR       run CMD in DIR (relative paths above are taken there)\n"
+	      "      --color auto|always|never\n"
+	      "                        colour in --summary: auto (default) when stderr is a\n"
+	      "                        terminal, NO_COLOR is unset or empty and TERM is not dumb\n"
+	      "  -q, --quiet           no notices (leftovers, pipe holders, warnings); errors\n"
+	      "                        are still said\n"
 	      "  -v, --verbose         say what ptmon does, on stderr\n"
 	      "\n"
+	      "'ptmon timeout' is 'run' with coreutils timeout's command line and exit\n"
+	      "statuses (see 'ptmon timeout --help').\n"
 	      "\n"
 	      "From another shell, ID being a task id (see 'ptmon ls', or -v) or a control\n"
 	      "socket's path:\n"
@@ -180,6 +195,7 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	static const char *const leftovers[] = {"kill", "wait", NULL};
 	static const char *const backends[] = {"auto", "connector", "procfs", NULL};
 	static const char *const cgroups[] = {"auto", "on", "off", NULL};
+	static const char *const colours[] = {"auto", "never", "always", NULL};
 	int i;
 	switch (c) {
 	case 't':
@@ -217,9 +233,18 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	case 'S':
 		o->summary = true;
 		return 0;
-	case 'C':
+	case 'O':
 		o->control_path = arg;
 		return 0;
+	case 'C':
+		o->chdir = arg;
+		return 0;
+	case 'q':
+		o->quiet = true;
+		return 0;
+	case 'K':
+		o->colour = choice_arg("--color", arg, colours);
+		return o->colour < 0 ? -1 : 0;
 	case 'N':
 		o->no_control = true;
 		return 0;
@@ -245,7 +270,10 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"events", required_argument, NULL, 'E'},
 		{"report", required_argument, NULL, 'R'},
 		{"summary", no_argument, NULL, 'S'},
-		{"control", required_argument, NULL, 'C'},
+		{"control", required_argument, NULL, 'O'},
+		{"chdir", required_argument, NULL, 'C'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"color", required_argument, NULL, 'K'},
 		{"no-control", no_argument, NULL, 'N'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -253,7 +281,7 @@ static int parse_run(int argc, char **argv, struct options *o)
 	opterr = 0; /* our own messages */
 	int c;
 	/* '+': options end at CMD, so that CMD's own options are its own. */
-	while ((c = getopt_long(argc, argv, "+:t:s:g:d:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:t:s:g:d:vhqC:", longopts, NULL)) != -1) {
 		if (c == ':')
 			return bad_usage("option '%s' needs a value", argv[optind - 1]);
 		if (c == '?')
@@ -271,7 +299,7 @@ static void on_notice(struct ptmon_task *t, enum ptmon_notice_kind kind, const c
 		      void *userdata)
 {
 	const struct options *o = userdata;
-	if (kind == PTMON_NOTICE_INFO && o->verbose < 1)
+	if ((kind == PTMON_NOTICE_INFO && o->verbose < 1) || o->quiet)
 		return;
 	msg("%s", text);
 }
@@ -474,9 +502,16 @@ static int loop(struct ptmon_monitor *m, struct ptmon_task *t, struct options *o
 
 /* Through the messages' non-blocking path: a stalled stderr gets a second
  * without progress, then the rest is dropped (and counted). */
-static void write_summary(struct ptmon_task *t)
+static bool use_colour(int mode)
 {
-	const char *nc = getenv("NO_COLOR");
+	const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+	if (mode != COLOUR_AUTO)
+		return mode == COLOUR_ALWAYS;
+	return isatty(STDERR_FILENO) && !(nc && *nc) && !(term && !strcmp(term, "dumb"));
+}
+
+static void write_summary(struct ptmon_task *t, int colour)
+{
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -484,7 +519,7 @@ static void write_summary(struct ptmon_task *t)
 		msg("--summary: %s", strerror(errno));
 		return;
 	}
-	summary_print(f, t, isatty(STDERR_FILENO) && !(nc && *nc));
+	summary_print(f, t, use_colour(colour));
 	if (fclose(f) == 0 && notes_write_all(text, len, 1000) < 0)
 		msg("--summary: cut: stderr did not take it");
 	free(text);
@@ -564,7 +599,7 @@ static int finish_outputs(struct options *o, struct ptmon_task *t, int status)
 	status = finish_events(o, status);
 	status = finish_report(o, t, status);
 	if (o->summary)
-		write_summary(t);
+		write_summary(t, o->colour);
 	return status;
 }
 
@@ -639,6 +674,10 @@ static int run(struct options *o)
 	struct ptmon_monitor *m = NULL;
 	ignore_write_signals();
 	hold_libc_signals(true);
+	if (o->chdir && chdir(o->chdir) < 0) {
+		msg("--chdir: cannot change to '%s': %s", o->chdir, strerror(errno));
+		return EXIT_PTMON_FAILED;
+	}
 	if (open_outputs(o) < 0)
 		return EXIT_PTMON_FAILED;
 	if (open_control(o) < 0) {
@@ -700,7 +739,7 @@ static int run(struct options *o)
 	if (r < 0)
 		msg("monitor failed: %s", strerror(-r));
 	else if (ptmon_task_result(t, &res) == 0) {
-		status = check_task_output(&res, status_of(&res));
+		status = check_task_output(&res, timeout_status(t, &res, status_of(&res)));
 		/* The promise "nothing it started is left" was not kept: a
 		 * script must not take this run for a clean timeout. */
 		if (res.survivors) {
@@ -754,6 +793,11 @@ int main(int argc, char **argv)
 	}
 	if (client_is_command(argv[1]))
 		return client_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "timeout")) {
+		int st = timeout_translate(argc, argv, &argc, &argv);
+		if (st >= 0)
+			return st;
+	}
 	if (strcmp(argv[1], "run") != 0) {
 		bad_usage("unknown command '%s'", argv[1]);
 		return EXIT_PTMON_FAILED;

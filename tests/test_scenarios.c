@@ -2200,9 +2200,18 @@ static int connector_socket(pid_t pid, uint32_t *ret_port, unsigned long *ret_dr
 	return -ENOENT;
 }
 
+/* struct cn_msg without its flexible data[]: ISO C allows no struct with
+ * one inside another (clang: -Wgnu-variable-sized-type-not-at-end). */
+struct cn_head {
+	struct cb_id id;
+	uint32_t seq, ack;
+	uint16_t len, flags;
+};
+_Static_assert(sizeof(struct cn_head) == sizeof(struct cn_msg), "struct cn_msg's layout");
+
 struct forged {
 	struct nlmsghdr nl;
-	struct cn_msg cn;
+	struct cn_head cn;
 	struct proc_event ev;
 } __attribute__((packed));
 
