@@ -417,6 +417,10 @@ static void taskstats_start(struct ptmon_monitor *m)
 						 : "taskstats registration refused";
 		return;
 	}
+	/* The exit records of the whole machine, unless the tree filter
+	 * drops the others' (an idle ptmon would wake on each). */
+	if (tree_filtered(m))
+		(void)cnproc_tree_filter_taskstats(m->cn, tstats_get_fd(m->ts));
 	m->ts_watch.kind = WATCH_TASKSTATS;
 	if (monitor_watch_add(m, tstats_get_fd(m->ts), EPOLLIN, &m->ts_watch) < 0) {
 		m->ts = tstats_free(m->ts);

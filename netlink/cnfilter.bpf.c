@@ -160,4 +160,60 @@ int cnfilter(struct __sk_buff *skb)
 	return 0;
 }
 
+/*
+ * The taskstats socket's filter, with the same map (read only): an exit
+ * record passes when its task's pid or tgid is in the tree.  The record is
+ * sent by the exiting task itself, before its pidfd can say it is dead, so
+ * the tree's processes are still in the map.  Anything else (replies to our
+ * requests, group records of other processes' threads) is judged as
+ * before: replies pass, records of others do not.
+ *
+ * Layout (mk_reply() in kernel/taskstats.c): nlmsghdr (16), genlmsghdr (4),
+ * then the nest AGGR_PID or AGGR_TGID holding PID or TGID (a u32) first,
+ * then STATS, which a NULL pad attribute may precede (nla_reserve_64bit).
+ */
+#define TS_TYPE_STATS 3
+#define TS_TYPE_AGGR_PID 4
+#define TS_TYPE_AGGR_TGID 5
+#define TS_TYPE_NULL 6
+#define TS_ATTRS 20
+
+struct nla {
+	__u16 len;
+	__u16 type;
+};
+
+SEC("socket")
+int tsfilter(struct __sk_buff *skb)
+{
+	__u32 zero = 0, id, tgid, off = TS_ATTRS + 12;
+	struct cnf_shared *sh = bpf_map_lookup_elem(&shared, &zero);
+	struct nla outer, stats;
+
+	if (!sh || sh->pass_all || bpf_skb_load_bytes(skb, TS_ATTRS, &outer, sizeof(outer)) < 0)
+		return skb->len;
+	if (outer.type != TS_TYPE_AGGR_PID && outer.type != TS_TYPE_AGGR_TGID)
+		return skb->len;
+	if (bpf_skb_load_bytes(skb, TS_ATTRS + 8, &id, sizeof(id)) < 0)
+		return skb->len;
+	if (in_tree(id))
+		return skb->len;
+	if (outer.type == TS_TYPE_AGGR_TGID)
+		return 0;
+	/* A thread's record: its process's tgid is in the statistics. */
+	if (bpf_skb_load_bytes(skb, off, &stats, sizeof(stats)) < 0)
+		return skb->len;
+	if (stats.type == TS_TYPE_NULL) {
+		off += 4;
+		if (bpf_skb_load_bytes(skb, off, &stats, sizeof(stats)) < 0)
+			return skb->len;
+	}
+	if (stats.type != TS_TYPE_STATS)
+		return skb->len;
+	/* Too short: a record older than version 12, without a tgid. */
+	if (bpf_skb_load_bytes(skb, off + 4 + CNF_TS_AC_TGID, &tgid, sizeof(tgid)) < 0)
+		return skb->len;
+	return in_tree(tgid) ? skb->len : 0;
+}
+
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -14,10 +14,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <stddef.h>
+#include <linux/taskstats.h>
 #include <linux/types.h>
 
 #include "cnfilter.h"
 #include "cnfilter_shared.h"
+
+_Static_assert(offsetof(struct taskstats, ac_tgid) == CNF_TS_AC_TGID, "taskstats layout");
 
 #ifndef SO_ATTACH_BPF
 #define SO_ATTACH_BPF 50
@@ -115,6 +119,21 @@ fail:
 	return r;
 }
 
+int cnfilter_attach_taskstats(struct cnfilter *f, int fd)
+{
+	struct bpf_program *prog;
+	int prog_fd;
+
+	assert(f);
+	prog = bpf_object__find_program_by_name(f->obj, "tsfilter");
+	prog_fd = prog ? bpf_program__fd(prog) : -1;
+	if (prog_fd < 0)
+		return -ENOENT;
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &prog_fd, sizeof(prog_fd)) < 0)
+		return -errno;
+	return 0;
+}
+
 struct cnfilter *cnfilter_free(struct cnfilter *f)
 {
 	int saved_errno = errno;
@@ -189,6 +208,11 @@ int cnfilter_attach(int fd, struct cnfilter **ret)
 struct cnfilter *cnfilter_free(struct cnfilter *f)
 {
 	return NULL;
+}
+
+int cnfilter_attach_taskstats(struct cnfilter *f, int fd)
+{
+	return -EOPNOTSUPP;
 }
 
 int cnfilter_add(struct cnfilter *f, pid_t tgid)

@@ -26,6 +26,11 @@ struct cnfilter;
  */
 int cnfilter_attach(int fd, struct cnfilter **ret);
 
+/* Attach the filter's second program to the taskstats socket @fd: exit
+ * records of processes outside the tree are dropped there too, with the
+ * same map.  Returns 0 or -errno. */
+int cnfilter_attach_taskstats(struct cnfilter *f, int fd);
+
 /* Free the maps (the socket keeps the program and the maps it uses until
  * it is closed).  Accepts NULL; returns NULL; preserves errno. */
 struct cnfilter *cnfilter_free(struct cnfilter *f);

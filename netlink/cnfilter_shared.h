@@ -7,6 +7,10 @@
  * pass every process's events (pass_all), as the classic filter does. */
 #define CNF_MAX_TGIDS 65536
 
+/* offsetof(struct taskstats, ac_tgid) (version 12 on); cnfilter.c checks
+ * it against the header. */
+#define CNF_TS_AC_TGID 368
+
 /* One page, mapped by user space and read without a system call.  The
  * counters only grow. */
 struct cnf_shared {

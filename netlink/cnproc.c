@@ -489,6 +489,11 @@ int cnproc_filter_tree(struct cnproc *c, pid_t self)
 	return 0;
 }
 
+int cnproc_tree_filter_taskstats(struct cnproc *c, int fd)
+{
+	return c->tree ? cnfilter_attach_taskstats(c->tree, fd) : -ENOTCONN;
+}
+
 bool cnproc_tree_filtered(const struct cnproc *c)
 {
 	return c->tree != NULL;

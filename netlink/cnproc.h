@@ -170,6 +170,10 @@ int cnproc_drop_thread_events(struct cnproc *c);
  */
 int cnproc_filter_tree(struct cnproc *c, pid_t self);
 
+/* Filter the taskstats socket @fd with the tree filter's map (records of
+ * the tree's processes only).  -ENOTCONN without a tree filter. */
+int cnproc_tree_filter_taskstats(struct cnproc *c, int fd);
+
 /* Whether the tree filter is attached. */
 bool cnproc_tree_filtered(const struct cnproc *c);
 
