@@ -2281,12 +2281,16 @@ static long witness_tree(struct witness *w, pid_t ptmon)
 		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, (unsigned)len);
 		     h = NLMSG_NEXT(h, len)) {
 			struct cn_msg *cn = NLMSG_DATA(h);
-			struct proc_event *ev = (void *)cn->data;
-			if (ev->what == PROC_EVENT_FORK &&
-			    ev->event_data.fork.child_pid == ev->event_data.fork.child_tgid &&
+			struct proc_event ev;
+			/* 36 bytes in: not aligned for the u64 timestamp. */
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(ev)))
+				continue;
+			memcpy(&ev, cn->data, sizeof(ev));
+			if (ev.what == PROC_EVENT_FORK &&
+			    ev.event_data.fork.child_pid == ev.event_data.fork.child_tgid &&
 			    w->n < (1u << 20)) {
-				w->forks[w->n][0] = ev->event_data.fork.parent_tgid;
-				w->forks[w->n++][1] = ev->event_data.fork.child_tgid;
+				w->forks[w->n][0] = ev.event_data.fork.parent_tgid;
+				w->forks[w->n++][1] = ev.event_data.fork.child_tgid;
 			}
 		}
 	}
