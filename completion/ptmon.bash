@@ -29,6 +29,7 @@ _ptmon()
 		--leftovers) COMPREPLY=($(compgen -W "kill wait" -- "$cur")); return ;;
 		--backend) COMPREPLY=($(compgen -W "auto connector procfs" -- "$cur")); return ;;
 		--cgroup) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
+		--filter) COMPREPLY=($(compgen -W "auto ebpf classic" -- "$cur")); return ;;
 		--events | --report | --control) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		-C | --chdir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		--color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
@@ -38,7 +39,7 @@ _ptmon()
 		local i
 		for ((i = 2; i < cword; i++)); do
 			case ${words[i]} in
-			-s | --signal | --leftovers | --backend | --cgroup | --events | --report | --control | \
+			-s | --signal | --leftovers | --backend | --cgroup | --filter | --events | --report | --control | \
 				-t | --timeout | -g | --grace | -d | --drain | -C | --chdir | --color) ((i++)) ;;
 			--) ((i++)); break ;;
 			-*) ;;
@@ -49,7 +50,7 @@ _ptmon()
 			COMPREPLY=($(compgen -c -- "$cur"))
 		elif [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "--timeout --signal --grace --drain --leftovers --backend
-				--cgroup --events --report --summary --control --no-control --chdir --color --quiet
+				--cgroup --filter --events --report --summary --control --no-control --chdir --color --quiet
 				--verbose --help" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -c -- "$cur"))

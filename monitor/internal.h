@@ -159,6 +159,7 @@ struct ptmon_task {
 	/* The monitor's counters when the task was done, for its result. */
 	struct {
 		uint64_t events_lost, resyncs, foreign, pids_reused, pidfd_failures;
+		uint64_t events_received;
 	} final;
 	struct stream out;
 	struct stream err;
@@ -223,6 +224,8 @@ struct ptmon_monitor {
 	pid_t self;
 	enum ptmon_backend backend;
 	unsigned features;
+	unsigned flags;          /* PTMON_MONITOR_* */
+	int tree_filter_error;   /* see ptmon_monitor_tree_filter_error() */
 	const char *fallback_reason;
 	struct cnproc *cn;
 	sigset_t cancel_set;
@@ -300,6 +303,13 @@ void monitor_taskstats_settle(struct ptmon_monitor *m);
 /* Arm the timerfd for the earliest deadline of any task. */
 void monitor_rearm(struct ptmon_monitor *m);
 uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m);
+uint64_t monitor_events_received(const struct ptmon_monitor *m);
+/* The tree filter's map (a no-op without it): a process found by a walk
+ * joins it; one seen dead leaves it; one the monitor does not know, that
+ * an event named, leaves it. */
+void monitor_filter_add(struct ptmon_monitor *m, pid_t pid);
+void monitor_filter_dead(struct ptmon_monitor *m, pid_t pid);
+void monitor_filter_stranger(struct ptmon_monitor *m, pid_t pid);
 void monitor_notice(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_notice_kind kind,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Release the reserved fds so that the next two opens succeed; re-take

@@ -46,6 +46,13 @@ enum ptmon_backend {
 #define PTMON_FEATURE_PIDFD_INFO     (1u << 2)  /* PIDFD_GET_INFO ioctl (6.13+) */
 #define PTMON_FEATURE_TASKSTATS      (1u << 3)  /* per-process exit accounting */
 #define PTMON_FEATURE_THREAD_FILTER  (1u << 4)  /* thread events dropped in the kernel */
+#define PTMON_FEATURE_TREE_FILTER    (1u << 5)  /* eBPF: only the tree's events reach ptmon */
+
+/* Flags of ptmon_monitor_new(): which socket filter the connector gets.
+ * By default the eBPF tree filter where it loads (CAP_BPF), else the
+ * classic one. */
+#define PTMON_MONITOR_FILTER_CLASSIC (1u << 0)  /* the classic filter only */
+#define PTMON_MONITOR_FILTER_TREE    (1u << 1)  /* the tree filter, or fail */
 
 /*
  * Create a monitor: an epoll fd, a signalfd for SIGCHLD and a timerfd, and
@@ -66,11 +73,14 @@ enum ptmon_backend {
  * task's: the monitor reaps them when they end (it reaps every child) but
  * never signals, counts, reports or waits for them.  An orphan reparented
  * to the caller whose parent was never seen is taken for theirs while they
- * (or the orphans they left) live.  @flags must be 0.
+ * (or the orphans they left) live.  @flags: 0 or one
+ * PTMON_MONITOR_FILTER_*.
  *
  * Returns 0 and sets *ret, or -EINVAL, -ENOMEM, -ENOSYS (no pidfd support),
- * -EPROTONOSUPPORT/-EPERM (BACKEND_CONNECTOR asked for but unavailable) or
- * another -errno from the system calls involved.
+ * -EPROTONOSUPPORT/-EPERM (BACKEND_CONNECTOR asked for but unavailable),
+ * the tree filter's error (FILTER_TREE asked for but it cannot be loaded:
+ * -EPERM without CAP_BPF, -EOPNOTSUPP when built without it) or another
+ * -errno from the system calls involved.
  */
 PTMON_EXPORT int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend,
 				   unsigned flags);
@@ -131,6 +141,11 @@ PTMON_EXPORT unsigned ptmon_monitor_features(const struct ptmon_monitor *m);
 
 /* Why the connector backend is not in use (a static string), or NULL. */
 PTMON_EXPORT const char *ptmon_monitor_fallback_reason(const struct ptmon_monitor *m);
+
+/* Why the eBPF tree filter is not in use: the -errno of loading it
+ * (-EPERM: no CAP_BPF; -EOPNOTSUPP: built without it), -ECANCELED when the
+ * classic filter was asked for, 0 when it is in use or no connector is. */
+PTMON_EXPORT int ptmon_monitor_tree_filter_error(const struct ptmon_monitor *m);
 
 enum ptmon_leftovers {
 	PTMON_LEFTOVERS_KILL = 0,  /* root exited: cancel what remains */
@@ -239,6 +254,9 @@ struct ptmon_task_result {
 	uint64_t cgroup_cpu_usec, cgroup_user_usec, cgroup_system_usec;
 	uint64_t survivors;          /* processes alive when the cancel gave up
 					(PTMON_KILL_BOUND_NS of SIGKILL sweeps) */
+	/* Connector events that reached ptmon's socket, for all the monitor's
+	 * tasks: with the tree filter, only the tree's. */
+	uint64_t events_received;
 };
 
 PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);

@@ -356,6 +356,7 @@ static void finish(struct ptmon_task *t)
 	t->final.foreign = monitor_foreign_dropped(m);
 	t->final.pids_reused = m->pids_reused;
 	t->final.pidfd_failures = m->pidfd_failures;
+	t->final.events_received = monitor_events_received(m);
 	/* Exits still waiting for facts (an EXIT event lost, a taskstats
 	 * record late): report what is known now. */
 	monitor_drain_taskstats(m);
@@ -587,6 +588,7 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		.cgroup_user_usec = t->cg.user_usec,
 		.cgroup_system_usec = t->cg.system_usec,
 		.survivors = t->survivors,
+		.events_received = t->final.events_received,
 	};
 	if (t->cancel_ns) {
 		r.cancel_to_empty_ns = t->empty_ns - t->cancel_ns;

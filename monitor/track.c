@@ -279,6 +279,8 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	n->flags |= NODE_ALIVE;
 	node_list_add(live_list(m, n), n);
 	attach_pidfd(m, n, pidfd);
+	if (!event_ns)
+		monitor_filter_add(m, pid);
 	born(m, n);
 	if (task)
 		task_signal_node(task, n);
@@ -359,6 +361,7 @@ void track_node_dead(struct ptmon_monitor *m, struct node *n)
 	/* Closing the only fd of the pidfd also removes it from epoll. */
 	n->pidfd = util_close(n->pidfd);
 	node_list_del(live_list(m, n), n);
+	monitor_filter_dead(m, n->pid);
 	maybe_report_exit(m, n);
 }
 
@@ -380,13 +383,21 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 	if (ev->pid != ev->tgid)
 		return; /* a thread: not tracked (and filtered out in the kernel) */
 	struct node *p = tree_lookup(&m->tree, ev->parent_tgid);
-	if (!p)
-		return; /* not a process of ours: the common case, system-wide */
+	if (!p) {
+		/* Not a process of ours: the common case, system-wide, unless
+		 * the tree filter let it through. */
+		if (!tree_lookup(&m->tree, ev->tgid))
+			monitor_filter_stranger(m, ev->tgid);
+		monitor_filter_stranger(m, ev->parent_tgid);
+		return;
+	}
 	if (p->flags & NODE_EXIT_EVENT) {
 		/* The socket keeps each process's events in order, and a pid
 		 * is reused only after its owner's EXIT event was queued: a
 		 * fork naming it after that is a stranger's. */
 		m->pids_reused++;
+		monitor_filter_stranger(m, ev->parent_tgid);
+		monitor_filter_stranger(m, ev->tgid);
 		return;
 	}
 	struct node *cur = tree_lookup(&m->tree, ev->tgid);
@@ -407,6 +418,8 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 	struct node *n = track_adopt(m, ev->tgid, p, ev->timestamp_ns);
 	if (n)
 		n->flags |= NODE_FORK_SEEN;
+	if (!n || !(n->flags & NODE_ALIVE))
+		monitor_filter_dead(m, ev->tgid); /* gone already, or not ours */
 }
 
 static void on_exec(struct ptmon_monitor *m, const struct cnproc_event *ev)
@@ -467,6 +480,9 @@ int track_handle_event(const struct cnproc_event *ev, void *userdata)
 {
 	struct ptmon_monitor *m = userdata;
 	struct node *n;
+	if (ev->kind != CNPROC_FORK && ev->kind != CNPROC_ACK && ev->pid == ev->tgid &&
+	    !tree_lookup(&m->tree, ev->tgid))
+		monitor_filter_stranger(m, ev->tgid);
 	switch (ev->kind) {
 	case CNPROC_FORK:
 		on_fork(m, ev);
@@ -539,8 +555,10 @@ static int walk(struct ptmon_monitor *m, const struct procfs_entry *v, size_t n)
 			if (!still_tracked(m, cn)) {
 				struct node *hint = p == m->self ? NULL : tree_lookup(&m->tree, p);
 				cn = track_adopt(m, c, hint, 0);
-				if (!cn || !(cn->flags & NODE_ALIVE))
+				if (!cn || !(cn->flags & NODE_ALIVE)) {
+					monitor_filter_dead(m, c);
 					continue;
+				}
 				found += !(cn->flags & NODE_FOREIGN);
 			}
 			cn->seen_gen = m->resync_gen;

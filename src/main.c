@@ -33,6 +33,7 @@ enum { COLOUR_AUTO, COLOUR_NEVER, COLOUR_ALWAYS };
 struct options {
 	struct ptmon_task_config task;
 	enum ptmon_backend backend;
+	unsigned monitor_flags;      /* PTMON_MONITOR_FILTER_* */
 	int verbose;
 	const char *events_path;
 	const char *report_path;
@@ -100,6 +101,10 @@ static void usage(FILE *f)
 	      "                        start CMD in a cgroup v2 of its own, which a cancel\n"
 	      "                        ends with cgroup.kill (auto: where one can be made;\n"
 	      "                        on: fail without; default: auto)\n"
+	      "      --filter auto|ebpf|classic\n"
+	      "                        the connector's filter in the kernel: ebpf passes only\n"
+	      "                        the task's events (needs CAP_BPF), classic every\n"
+	      "                        process's (default: auto, ebpf where it loads)\n"
 	      "      --events PATH     write events as NDJSON to PATH as they happen\n"
 	      "                        (a file, a FIFO, /dev/fd/N)\n"
 	      "      --report PATH     write a JSON report of the whole tree to PATH at the end\n"
@@ -196,6 +201,7 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	static const char *const backends[] = {"auto", "connector", "procfs", NULL};
 	static const char *const cgroups[] = {"auto", "on", "off", NULL};
 	static const char *const colours[] = {"auto", "never", "always", NULL};
+	static const char *const filters[] = {"auto", "ebpf", "classic", NULL};
 	int i;
 	switch (c) {
 	case 't':
@@ -220,6 +226,11 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	case 'G':
 		i = choice_arg("--cgroup", arg, cgroups);
 		o->task.cgroup = i == 1 ? PTMON_CGROUP_ON : i == 2 ? PTMON_CGROUP_OFF : PTMON_CGROUP_AUTO;
+		return i < 0 ? -1 : 0;
+	case 'F':
+		i = choice_arg("--filter", arg, filters);
+		o->monitor_flags = i == 1 ? PTMON_MONITOR_FILTER_TREE
+				   : i == 2 ? PTMON_MONITOR_FILTER_CLASSIC : 0;
 		return i < 0 ? -1 : 0;
 	case 'v':
 		o->verbose++;
@@ -266,6 +277,7 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"leftovers", required_argument, NULL, 'L'},
 		{"backend", required_argument, NULL, 'B'},
 		{"cgroup", required_argument, NULL, 'G'},
+		{"filter", required_argument, NULL, 'F'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"events", required_argument, NULL, 'E'},
 		{"report", required_argument, NULL, 'R'},
@@ -330,6 +342,16 @@ static void say_backend(struct ptmon_monitor *m)
 		msg("backend connector (%s subscription%s)",
 		    (f & PTMON_FEATURE_CONNECTOR_INPUT) ? "proc_input" : "classic",
 		    (f & PTMON_FEATURE_PIDFD_INFO) ? ", PIDFD_GET_INFO" : "");
+	if (why)
+		return;
+	int err = ptmon_monitor_tree_filter_error(m);
+	if (f & PTMON_FEATURE_TREE_FILTER)
+		msg("filter ebpf: only the task's events reach ptmon");
+	else if (err == -ECANCELED)
+		msg("filter classic (asked for): every process's events reach ptmon");
+	else
+		msg("filter classic (eBPF: %s): every process's events reach ptmon",
+		    err == -EPERM ? "no CAP_BPF" : strerror(-err));
 }
 
 /* Which guarantees this run has, beyond the pidfd path. */
@@ -352,9 +374,10 @@ static void say_result(const struct ptmon_task_result *r, int status)
 {
 	char a[32], b[32];
 	msg("root %d ended; %" PRIu64 " processes, %" PRIu64 " signalled, %" PRIu64
-	    " killed, %" PRIu64 " events lost, %" PRIu64 " resyncs; exit status %d",
+	    " killed, %" PRIu64 " events lost, %" PRIu64 " resyncs, %" PRIu64
+	    " events received; exit status %d",
 	    (int)r->root_pid, r->processes, r->signalled, r->killed, r->events_lost, r->resyncs,
-	    status);
+	    r->events_received, status);
 	if (r->cancel_reason != PTMON_CANCEL_NONE)
 		msg("cancel to empty tree %s, to EOF %s",
 		    format_duration(r->cancel_to_empty_ns, a, sizeof(a)),
@@ -684,11 +707,14 @@ static int run(struct options *o)
 		o->events = evwriter_free(o->events);
 		return EXIT_PTMON_FAILED;
 	}
-	int r = ptmon_monitor_new(&m, o->backend, 0);
+	int r = ptmon_monitor_new(&m, o->backend, o->monitor_flags);
 	if (r < 0) {
 		o->control = control_free(o->control, 0);
 		if (r == -ENOSYS)
 			msg("this kernel has no pidfds (Linux 5.3 or later is needed)");
+		else if (o->monitor_flags & PTMON_MONITOR_FILTER_TREE)
+			msg("cannot start the monitor with --filter ebpf: %s",
+			    r == -EPERM ? "no CAP_BPF" : strerror(-r));
 		else
 			msg("cannot start the monitor: %s", strerror(-r));
 		return EXIT_PTMON_FAILED;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <grp.h>
 #include <sys/types.h>
+#include <stdbool.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +61,10 @@ _Noreturn static void usage(void)
 		"  forkloop        READY, then fork forever, each parent exiting at once\n"
 		"  forkloop-stay   READY, then fork children that exit at once, forever\n"
 		"  orphans N       N children that block; READY; exit 0\n"
+		"  tree D W        a tree D levels below this one, each process forking\n"
+		"                  W children at once; READY once all exist; all block\n"
+		"  tree-exit D W   the same, but each process waits for its children and\n"
+		"                  exits; the root prints DONE N (N: processes) and exits 0\n"
 		"  threads N       N threads that block; READY; block\n"
 		"  storm N         fork and reap a child that exits at once, N times;\n"
 		"                  print \"DONE N\"; exit 0 (3 if a child died otherwise)\n"
@@ -658,6 +663,76 @@ static int mode_become_root(char **argv)
 	block_forever();
 }
 
+/* Fork @w children at once below every process, down @depth levels (each
+ * child reports in on @s when @stay).  Returns in every process; the root
+ * learns the number of processes below it. */
+static long tree_grow(long depth, long w, struct sync s, bool stay)
+{
+	long below = 0, n = 1;
+
+	for (long d = 1; d <= depth; d++) {
+		n *= w;
+		below += n;
+	}
+	for (long level = 0; level < depth; level++) {
+		bool child = false;
+
+		for (long i = 0; i < w && !child; i++)
+			child = xfork() == 0;
+		if (!child)
+			break;
+		if (stay)
+			sync_post(s);
+		if (level + 1 == depth)
+			break;
+	}
+	return below;
+}
+
+static int tree_mode(char **argv, bool stay)
+{
+	long depth = number(argv[2], 0, 30), w = number(argv[3], 1, 100);
+	pid_t self = getpid();
+	struct sync s = sync_new();
+	long below = tree_grow(depth, w, s, stay);
+
+	if (getpid() != self) {
+		if (stay)
+			block_forever();
+		/* Reap this process's own children, then report and go. */
+		while (wait(NULL) > 0 || errno == EINTR)
+			;
+		sync_post(s);
+		_exit(0);
+	}
+	if (stay) {
+		sync_wait(s, below);
+		ready();
+		block_forever();
+	}
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	/* Every process below has reported: each reaped its own first. */
+	close(s.wr);
+	char buf[4096];
+	long seen = 0;
+	ssize_t n;
+	while ((n = read(s.rd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		seen += n > 0 ? n : 0;
+	printf("DONE %ld\n", seen + 1);
+	return seen == below ? 0 : 1;
+}
+
+static int mode_tree(char **argv)
+{
+	return tree_mode(argv, true);
+}
+
+static int mode_tree_exit(char **argv)
+{
+	return tree_mode(argv, false);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(char **argv);
@@ -677,6 +752,8 @@ static const struct {
 	{"forkloop", mode_forkloop},
 	{"forkloop-stay", mode_forkloop_stay},
 	{"orphans", mode_orphans},
+	{"tree", mode_tree},
+	{"tree-exit", mode_tree_exit},
 	{"threads", mode_threads},
 	{"storm", mode_storm},
 	{"bg", mode_bg},
