@@ -787,6 +787,7 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 		task_on_deadlines(t, now);
 		task_update(t);
 	}
+	records_sweep(m);
 	monitor_rearm(m);
 	return (int)m->ntasks_running;
 }

@@ -752,6 +752,11 @@ static int run(struct options *o)
 		o->events = evwriter_free(o->events);
 		return status;
 	}
+	/* The report and the summary walk every record at the end, control
+	 * clients (info, tree, metrics, kill) whenever they ask; without
+	 * them a long run keeps only the records of live processes. */
+	if (o->report_path || o->summary || o->control)
+		ptmon_task_hold_records(t);
 	if (o->verbose)
 		msg("task %d started: %s", (int)ptmon_task_root_pid(t), o->task.argv[0]);
 	if (o->verbose)
