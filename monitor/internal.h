@@ -11,6 +11,7 @@
 
 #include "nbwrite.h"
 #include "cgroup.h"
+#include "fdclose.h"
 #include "ptmon.h"
 #include "taskstats.h"
 #include "tree.h"
@@ -29,7 +30,6 @@ static inline uint64_t util_deadline(uint64_t now, uint64_t d)
 {
 	return d > UINT64_MAX - now ? UINT64_MAX : now + d;
 }
-int util_close(int fd); /* closes, ignores EINTR, returns -1 */
 int util_pidfd_open(pid_t pid, unsigned flags);
 int util_pidfd_send_signal(int pidfd, int sig);
 /* 1 when the pidfd says the process has exited, 0 when it lives, -errno. */

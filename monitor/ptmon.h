@@ -147,6 +147,13 @@ PTMON_EXPORT const char *ptmon_monitor_fallback_reason(const struct ptmon_monito
  * classic filter was asked for, 0 when it is in use or no connector is. */
 PTMON_EXPORT int ptmon_monitor_tree_filter_error(const struct ptmon_monitor *m);
 
+/* Resize the connector socket's receive buffer to @bytes (forced past
+ * rmem_max with CAP_NET_ADMIN; the kernel doubles it), which is 8 MiB from
+ * ptmon_monitor_new().  Smaller makes overflow, and the loss and resync it
+ * causes, easy to provoke: a knob for tests.  Returns 0, -EINVAL (@bytes
+ * 0), -ENOTCONN (no connector: the procfs backend) or setsockopt's -errno. */
+PTMON_EXPORT int ptmon_monitor_set_rcvbuf(struct ptmon_monitor *m, size_t bytes);
+
 enum ptmon_leftovers {
 	PTMON_LEFTOVERS_KILL = 0,  /* root exited: cancel what remains */
 	PTMON_LEFTOVERS_WAIT,      /* root exited: wait for what remains */
