@@ -25,7 +25,7 @@ void event_emit(struct ptmon_monitor *m, struct ptmon_event *ev)
 	if (ev->process && !ev->pid) {
 		const struct node *n = (const struct node *)ev->process;
 		ev->pid = n->pid;
-		ev->ppid = n->parent ? n->parent->pid : n->ppid;
+		ev->ppid = node_parent_pid(n);
 	}
 	m->event_fn(ev, m->event_data);
 }
@@ -47,6 +47,7 @@ void event_exit(struct ptmon_monitor *m, struct node *n)
 	if (n->flags & NODE_EXIT_EMITTED)
 		return;
 	n->flags |= NODE_EXIT_EMITTED;
+	m->exits_unswept++;
 	event_node(m, PTMON_EVENT_EXIT, n);
 }
 
@@ -104,9 +105,9 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 	uint64_t off = m ? m->wall_offset_ns : 0;
 	struct ptmon_process_info p = {
 		.id = n->id,
-		.parent_id = n->parent ? n->parent->id : 0,
+		.parent_id = node_parent_id(n),
 		.pid = n->pid,
-		.ppid = n->parent ? n->parent->pid : n->ppid,
+		.ppid = node_parent_pid(n),
 		.root = (n->flags & NODE_ROOT) != 0,
 		.argv = n->argv ? n->argv->data : NULL,
 		.argv_len = n->argv ? n->argv->len : 0,

@@ -11,6 +11,7 @@
 
 #include "nbwrite.h"
 #include "cgroup.h"
+#include "fdclose.h"
 #include "ptmon.h"
 #include "taskstats.h"
 #include "tree.h"
@@ -29,7 +30,6 @@ static inline uint64_t util_deadline(uint64_t now, uint64_t d)
 {
 	return d > UINT64_MAX - now ? UINT64_MAX : now + d;
 }
-int util_close(int fd); /* closes, ignores EINTR, returns -1 */
 int util_pidfd_open(pid_t pid, unsigned flags);
 int util_pidfd_send_signal(int pidfd, int sig);
 /* 1 when the pidfd says the process has exited, 0 when it lives, -errno. */
@@ -151,6 +151,7 @@ struct ptmon_task {
 	uint64_t deadline_giveup;  /* the end of the kill phase's bound */
 	uint64_t sweep_interval;
 	uint64_t survivors;        /* alive when the kill phase gave up */
+	unsigned record_holds;     /* ptmon_task_hold_records() minus releases */
 	uint64_t processes;
 	uint64_t signalled;
 	uint64_t killed;
@@ -280,7 +281,17 @@ struct ptmon_monitor {
 	const char *ts_unavailable;
 	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
 	unsigned cgroup_serial;
+	uint64_t exits_unswept;   /* exits delivered since the last records_sweep() */
+	uint64_t records_dropped; /* records of exited processes freed (records.c) */
 };
+
+/* ---- records.c: dropping what was delivered ------------------------------- */
+
+/* Free the records of exited processes whose exit has been delivered, of
+ * tasks that hold none, when enough have piled up since the last sweep
+ * that its walk of the tree costs O(1) per exit.  Only from the end of
+ * dispatch: no caller holds a record pointer there. */
+void records_sweep(struct ptmon_monitor *m);
 
 /* ---- events.c -------------------------------------------------------------- */
 

@@ -2,6 +2,7 @@
 /* The monitor: one epoll set, the event backend, signals, timers. */
 #include "internal.h"
 #include "cnproc.h"
+#include "nlutil.h"
 #include "taskstats.h"
 
 #include <errno.h>
@@ -219,19 +220,6 @@ static bool kernel_at_least(int major, int minor)
 	return ma > major || (ma == major && mi >= minor);
 }
 
-static size_t rcvbuf_size(void)
-{
-	/* A knob for tests that provoke overflow. */
-	const char *e = getenv("PTMON_RCVBUF");
-	char *end;
-	if (e && *e) {
-		unsigned long v = strtoul(e, &end, 10);
-		if (!*end && v > 0)
-			return v;
-	}
-	return CONNECTOR_RCVBUF;
-}
-
 /*
  * Filter in the kernel what the monitor would throw away.  Each event
  * costs a wake-up and a copy, and the socket gets those of the whole
@@ -260,7 +248,7 @@ static int choose_filter(struct ptmon_monitor *m)
 
 static int connector_start(struct ptmon_monitor *m)
 {
-	int r = cnproc_open(&m->cn, rcvbuf_size(), CNPROC_OPEN_DEFAULT);
+	int r = cnproc_open(&m->cn, CONNECTOR_RCVBUF, CNPROC_OPEN_DEFAULT);
 	if (r < 0) {
 		m->fallback_reason = "cannot open the proc connector socket";
 		return r;
@@ -787,6 +775,7 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 		task_on_deadlines(t, now);
 		task_update(t);
 	}
+	records_sweep(m);
 	monitor_rearm(m);
 	return (int)m->ntasks_running;
 }
@@ -811,6 +800,15 @@ int ptmon_monitor_run(struct ptmon_monitor *m)
 }
 
 /* ---- the rest of the public API ------------------------------------------- */
+
+int ptmon_monitor_set_rcvbuf(struct ptmon_monitor *m, size_t bytes)
+{
+	if (!m || !bytes)
+		return -EINVAL;
+	if (!m->cn)
+		return -ENOTCONN;
+	return nl_set_rcvbuf(cnproc_get_fd(m->cn), bytes);
+}
 
 int ptmon_monitor_cancel_on_signals(struct ptmon_monitor *m, const sigset_t *set)
 {

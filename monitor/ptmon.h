@@ -147,6 +147,13 @@ PTMON_EXPORT const char *ptmon_monitor_fallback_reason(const struct ptmon_monito
  * classic filter was asked for, 0 when it is in use or no connector is. */
 PTMON_EXPORT int ptmon_monitor_tree_filter_error(const struct ptmon_monitor *m);
 
+/* Resize the connector socket's receive buffer to @bytes (forced past
+ * rmem_max with CAP_NET_ADMIN; the kernel doubles it), which is 8 MiB from
+ * ptmon_monitor_new().  Smaller makes overflow, and the loss and resync it
+ * causes, easy to provoke: a knob for tests.  Returns 0, -EINVAL (@bytes
+ * 0), -ENOTCONN (no connector: the procfs backend) or setsockopt's -errno. */
+PTMON_EXPORT int ptmon_monitor_set_rcvbuf(struct ptmon_monitor *m, size_t bytes);
+
 enum ptmon_leftovers {
 	PTMON_LEFTOVERS_KILL = 0,  /* root exited: cancel what remains */
 	PTMON_LEFTOVERS_WAIT,      /* root exited: wait for what remains */
@@ -193,7 +200,8 @@ PTMON_EXPORT void ptmon_task_config_init(struct ptmon_task_config *cfg);
 /*
  * Start a task.  Its stdout and stderr are pipes that the monitor forwards
  * to cfg->stdout_fd/stderr_fd; stdin is inherited.  Returns 0 and sets *ret
- * (owned by the monitor, valid until ptmon_monitor_free()), or -errno:
+ * (owned by the monitor, valid until ptmon_task_free() or
+ * ptmon_monitor_free()), or -errno:
  * -ENOENT and -EACCES/-ENOEXEC etc. when the command cannot be executed (the
  * child's execvp() errno, reported through a close-on-exec pipe), -EMFILE,
  * -EAGAIN, ...
@@ -260,6 +268,20 @@ struct ptmon_task_result {
 };
 
 PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);
+
+/*
+ * Release a task and every record of its processes (struct ptmon_process),
+ * its root's included, with its argv copy and what is left of its output
+ * streams and cgroup.  For a program that runs many tasks in one monitor:
+ * without it, a task and its root's record live until ptmon_monitor_free().
+ * It may be called once ptmon_task_done(@t) is true and no process of its
+ * tree is alive (survivors of a cancel that gave up are; see
+ * ptmon_task_result().survivors), outside the monitor's callbacks (not
+ * from a ptmon_event_fn or ptmon_notice_fn).  Then it returns NULL and @t
+ * and every ptmon_process pointer of it are invalid.  Otherwise it does
+ * nothing and returns @t.  Accepts NULL (returns NULL).
+ */
+PTMON_EXPORT struct ptmon_task *ptmon_task_free(struct ptmon_task *t);
 PTMON_EXPORT int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret);
 PTMON_EXPORT pid_t ptmon_task_root_pid(const struct ptmon_task *t);
 
@@ -288,7 +310,16 @@ PTMON_EXPORT void ptmon_monitor_set_notice(struct ptmon_monitor *m, ptmon_notice
 
 /* ---- observing: processes and events ------------------------------------ */
 
-/* A process of a task's tree.  Valid until ptmon_monitor_free(). */
+/*
+ * A process of a task's tree: its record.  What a long run keeps is bounded:
+ * once a process's PTMON_EVENT_EXIT has been delivered, its record may be
+ * freed at the end of any later ptmon_monitor_dispatch() (never during a
+ * callback, nor in other calls), unless its task holds its records
+ * (ptmon_task_hold_records()).  The root's record is kept until
+ * ptmon_task_free() or ptmon_monitor_free().  So a record is valid during
+ * the callback that passes it, and after that only while its process lives
+ * or its task holds records.
+ */
 struct ptmon_process;
 
 enum ptmon_process_end {
@@ -377,10 +408,28 @@ PTMON_EXPORT int ptmon_task_foreach_process(const struct ptmon_task *t,
 					    void *ud);
 
 /* The process of @t seen after @p (NULL: the first), or NULL after the last.
- * Processes are only ever appended and stay valid, so a caller can walk them
- * a few at a time across calls; those seen meanwhile come at the end. */
+ * Processes are appended, so a caller that holds the task's records can
+ * walk them a few at a time across calls; those seen meanwhile come at the
+ * end.  Without a hold, @p must not be kept across a dispatch. */
 PTMON_EXPORT const struct ptmon_process *ptmon_task_next_process(const struct ptmon_task *t,
 								 const struct ptmon_process *p);
+
+/*
+ * Keep the records of @t's exited processes (a count of holds: each hold
+ * needs one release).  A caller that walks a task's processes after they
+ * exit (a report or summary at the end, a tree walked across dispatches)
+ * holds them from ptmon_task_start() on; records already dropped are not
+ * brought back.  Without a hold, a record goes once its EXIT event has been
+ * delivered and the walks (ptmon_task_foreach_process(),
+ * ptmon_task_next_process(), ptmon_task_find_process()) see the root, the
+ * live processes and the exited ones not yet dropped.
+ */
+PTMON_EXPORT void ptmon_task_hold_records(struct ptmon_task *t);
+PTMON_EXPORT void ptmon_task_release_records(struct ptmon_task *t);
+
+/* The number of process records @m keeps now, of every task (ptmon's own
+ * children from before the monitor included): what a long run costs. */
+PTMON_EXPORT uint64_t ptmon_monitor_records(const struct ptmon_monitor *m);
 
 /* The most processes of @t alive at once, as ptmon counted them. */
 PTMON_EXPORT uint64_t ptmon_task_max_alive(const struct ptmon_task *t);
@@ -434,7 +483,8 @@ PTMON_EXPORT const char *ptmon_monitor_taskstats_unavailable(const struct ptmon_
 /* ---- acting on one process ------------------------------------------------ */
 
 /* Find a process of @t by pid: the one that has the pid now, or the last
- * one that had it.  NULL when no process of @t ever had it. */
+ * one that had it whose record is kept.  NULL when none is (no process of
+ * @t had it, or its record was dropped: ptmon_task_hold_records()). */
 PTMON_EXPORT const struct ptmon_process *ptmon_task_find_process(const struct ptmon_task *t,
 								pid_t pid);
 
@@ -445,7 +495,8 @@ PTMON_EXPORT const struct ptmon_process *ptmon_task_find_process(const struct pt
  * verified pidfd; with PTMON_KILL_SUBTREE to it and to every live process
  * below it in the tree.  Never signals a process outside the tree.
  * Returns the number of processes signalled, or -EINVAL (bad signal or
- * flags), -ENOENT (no process of the tree ever had @pid: not ours),
+ * flags), -ENOENT (no process of the tree had @pid, as far as the records
+ * kept say: not ours, or exited and dropped),
  * -ESRCH (it was ours but has exited), or the error of the send.
  */
 PTMON_EXPORT int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags);

@@ -133,8 +133,23 @@ struct node *tree_add(struct tree *t, pid_t pid)
 		t->first = n;
 	t->last = n;
 	t->nodes++;
+	t->kept++;
 	n->id = t->nodes;
 	return n;
+}
+
+void tree_drop(struct tree *t, struct node *prev, struct node *n)
+{
+	tree_unindex(t, n);
+	if (prev)
+		prev->next = n->next;
+	else
+		t->first = n->next;
+	if (t->last == n)
+		t->last = prev;
+	t->kept--;
+	argv_buf_unref(n->argv);
+	free(n);
 }
 
 void node_list_add(struct node_list *l, struct node *n)

@@ -52,6 +52,9 @@ struct argv_buf *argv_buf_unref(struct argv_buf *a);
 				     or its descendant (on m->foreign while alive) */
 #define NODE_GUESSED   (1u << 18) /* foreign for want of proof: an orphan of unknown
 				     lineage while foreign lineages exist */
+#define NODE_PARENT_GONE (1u << 19) /* its parent's record was dropped (records.c):
+				       parent_id/parent_pid hold who it was */
+#define NODE_DROP      (1u << 20) /* records.c: to be dropped by the sweep under way */
 
 
 enum node_survived {
@@ -90,7 +93,24 @@ struct node {
 	uint64_t rchar;
 	uint64_t wchar;
 	char comm[16];
+	uint64_t parent_id;        /* NODE_PARENT_GONE: the parent's id and pid */
+	pid_t parent_pid;
 };
+
+/* The parent's id and pid (0: none), whether its record is kept or not. */
+static inline uint64_t node_parent_id(const struct node *n)
+{
+	if (n->flags & NODE_PARENT_GONE)
+		return n->parent_id;
+	return n->parent ? n->parent->id : 0;
+}
+
+static inline pid_t node_parent_pid(const struct node *n)
+{
+	if (n->flags & NODE_PARENT_GONE)
+		return n->parent_pid;
+	return n->parent ? n->parent->pid : n->ppid;
+}
 
 struct node_list {
 	struct node *head;
@@ -104,7 +124,8 @@ struct tree {
 	size_t indexed;
 	struct node *first;
 	struct node *last;
-	size_t nodes;
+	size_t nodes;              /* ever added: the last id given */
+	size_t kept;               /* in the list now */
 };
 
 int tree_init(struct tree *t);
@@ -116,6 +137,10 @@ struct node *tree_lookup(const struct tree *t, pid_t pid);
  * pid leaves the index.  NULL on allocation failure. */
 struct node *tree_add(struct tree *t, pid_t pid);
 void tree_unindex(struct tree *t, struct node *n);
+/* Unlink @n, which follows @prev in the list (NULL: it is the first), from
+ * the list and the index, and free it with its share of its argv.  Its
+ * pidfd must be closed and no other node may point at it. */
+void tree_drop(struct tree *t, struct node *prev, struct node *n);
 
 void node_list_add(struct node_list *l, struct node *n);
 void node_list_del(struct node_list *l, struct node *n);

@@ -41,18 +41,6 @@ uint64_t util_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int util_close(int fd)
-{
-	if (fd >= 0) {
-		/* Linux releases the fd even when close() reports EINTR:
-		 * retrying could close someone else's new fd. */
-		int saved = errno;
-		close(fd);
-		errno = saved;
-	}
-	return -1;
-}
-
 int util_pidfd_open(pid_t pid, unsigned flags)
 {
 	long r = syscall(__NR_pidfd_open, pid, flags);

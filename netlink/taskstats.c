@@ -36,6 +36,7 @@
 #include <libmnl/libmnl.h>
 
 #include "nlutil.h"
+#include "fdclose.h"
 #include "taskstats.h"
 
 /* Far larger than an exit datagram (under 1.5 KiB with both records). */
@@ -503,7 +504,7 @@ static int read_cpus(char *buf, size_t size)
 		n = read(fd, buf, size);
 	while (n < 0 && errno == EINTR);
 	n = n < 0 ? -errno : n;
-	close(fd);
+	fd = util_close(fd);
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n >= size)

@@ -3,6 +3,7 @@
  * connects to a task's control socket, sends one request (docs/control.md)
  * and prints the reply for people. */
 #include "control.h"
+#include "fdclose.h"
 #include "parse.h"
 
 #include <dirent.h>
@@ -69,7 +70,7 @@ static int connect_path(const char *path, int *ret_fd, uid_t *ret_uid)
 		r = -EPERM;
 	}
 	if (r < 0) {
-		close(fd);
+		fd = util_close(fd);
 		return r == -EAGAIN ? -ETIMEDOUT : r;
 	}
 	*ret_fd = fd;
@@ -212,7 +213,7 @@ static int ask_id(const char *id, const char *request, struct json_object **ret_
 	if (connect_id(id, &fd) < 0)
 		return EXIT_FAILED;
 	int r = ask(fd, request, ret_reply, NULL, NULL);
-	close(fd);
+	fd = util_close(fd);
 	return r;
 }
 
@@ -288,7 +289,7 @@ static void ls_one(const char *dir, const char *name)
 		       get_int(o, "live"), cmd);
 		json_object_put(o);
 	}
-	close(fd);
+	fd = util_close(fd);
 }
 
 static int cmd_ls(int argc, char **argv)
@@ -540,7 +541,7 @@ static int cmd_events(int argc, char **argv)
 	if (r == 0)
 		r = copy_events(fd, rest, rest_len);
 	free(rest);
-	close(fd);
+	fd = util_close(fd);
 	return r;
 }
 

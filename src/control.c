@@ -16,6 +16,7 @@
  * of replies and events.
  */
 #include "control.h"
+#include "fdclose.h"
 #include "parse.h"
 
 #include <errno.h>
@@ -137,7 +138,7 @@ static int socket_is_stale(const struct sockaddr_un *sa)
 		return -errno;
 	int r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
 	int e = errno;
-	close(fd);
+	fd = util_close(fd);
 	if (r == 0 || e == EAGAIN) /* EAGAIN: listening, backlog full */
 		return 0;
 	return e == ECONNREFUSED ? 1 : -e;
@@ -344,7 +345,7 @@ static int read_small(const char *path, char *buf, size_t size)
 		n = read(fd, buf, size - 1);
 	while (n < 0 && errno == EINTR);
 	int e = errno;
-	close(fd);
+	fd = util_close(fd);
 	if (n < 0)
 		return -e;
 	buf[n] = '\0';
@@ -712,7 +713,7 @@ static void refuse(int fd, const char *code, const char *message)
 			 message, code);
 	if (n > 0)
 		(void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	close(fd);
+	fd = util_close(fd);
 }
 
 /* Only our own user and root may talk to us; SO_PEERCRED is the peer's
@@ -751,7 +752,7 @@ static int client_new(struct control *c, int fd)
 	if (watch_add(c, fd, cl, EPOLLIN) < 0) {
 		free(cl->in);
 		free(cl);
-		close(fd);
+		fd = util_close(fd);
 		return -errno;
 	}
 	c->clients = cl;
@@ -796,7 +797,7 @@ static void client_free(struct client *cl)
 {
 	cl->ctl->total_out -= cl->outlen;
 	epoll_ctl(cl->ctl->epfd, EPOLL_CTL_DEL, cl->fd, NULL);
-	close(cl->fd);
+	cl->fd = util_close(cl->fd);
 	free(cl->in);
 	free(cl->out);
 	free(cl);
@@ -1051,11 +1052,11 @@ struct control *control_free(struct control *c, int timeout_ms)
 		client_free(cl);
 	}
 	if (c->lfd >= 0)
-		close(c->lfd);
+		c->lfd = util_close(c->lfd);
 	if (c->epfd >= 0)
-		close(c->epfd);
+		c->epfd = util_close(c->epfd);
 	if (c->morefd >= 0)
-		close(c->morefd);
+		c->morefd = util_close(c->morefd);
 	free(c);
 	return NULL;
 }

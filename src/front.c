@@ -24,6 +24,7 @@
  * stderr when the worker dies of a signal or leaves processes behind.
  */
 #include "front.h"
+#include "fdclose.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -146,7 +147,7 @@ static pid_t ppid_of(pid_t pid)
 	if (fd < 0)
 		return -1;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	fd = util_close(fd);
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
@@ -228,7 +229,7 @@ static void kill_orphans(struct front *f)
 			if (fd >= 0 && sys_pidfd_send_signal(fd, SIGKILL) == 0)
 				killed++;
 			if (fd >= 0)
-				close(fd);
+				fd = util_close(fd);
 		}
 		free(kids);
 		if (n <= 0)
@@ -283,7 +284,7 @@ static bool populated(const char *cg)
 	if (fd < 0)
 		return false;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	fd = util_close(fd);
 	return n > 0 && strstr(buf, "populated 1");
 }
 
@@ -306,7 +307,7 @@ static void kill_cgroups(struct front *f)
 		if (fd >= 0) {
 			ssize_t n = write(fd, "1", 1);
 			(void)n;
-			close(fd);
+			fd = util_close(fd);
 		}
 		snprintf(cg, sizeof(cg), "%s/%s", own, de->d_name);
 		uint64_t end = now_ms() + ORPHANS_BOUND_MS;
@@ -370,8 +371,7 @@ static void wait_worker(struct front *f)
 	char c;
 	while (read(f->ready_r, &c, 1) < 0 && errno == EINTR)
 		;
-	close(f->ready_r);
-	f->ready_r = -1;
+	f->ready_r = util_close(f->ready_r);
 	while (!f->worker_reaped) {
 		siginfo_t si;
 		int sig = sigwaitinfo(&f->waited, &si);
@@ -437,7 +437,7 @@ static _Noreturn void worker_main(struct front *f, int (*work)(void *), void *ar
 {
 	sigprocmask(SIG_SETMASK, &f->orig_mask, NULL);
 	free(f->before);
-	close(f->ready_r);
+	f->ready_r = util_close(f->ready_r);
 	/* The front may have died before we held it: then we have another
 	 * parent, and the pidfd may be a stranger's. */
 	int fd = sys_pidfd_open(f->self);
@@ -487,8 +487,8 @@ int front_run(int (*work)(void *arg), void *arg, int verbose)
 	f.worker = fork();
 	if (f.worker < 0) {
 		say("cannot start the worker: %s", strerror(errno));
-		close(ready[0]);
-		close(ready[1]);
+		ready[0] = util_close(ready[0]);
+		ready[1] = util_close(ready[1]);
 		free(f.before);
 		return EXIT_PTMON_FAILED;
 	}
@@ -496,7 +496,7 @@ int front_run(int (*work)(void *arg), void *arg, int verbose)
 		ready_w = ready[1];
 		worker_main(&f, work, arg, verbose);
 	}
-	close(ready[1]);
+	ready[1] = util_close(ready[1]);
 	/* Safe for a child we have not reaped: its pid cannot be reused. */
 	f.worker_fd = sys_pidfd_open(f.worker);
 	if (f.worker_fd < 0) {
@@ -515,7 +515,7 @@ int front_run(int (*work)(void *arg), void *arg, int verbose)
 		kill_orphans(&f);
 	}
 	int status = relay(&f);
-	close(f.worker_fd);
+	f.worker_fd = util_close(f.worker_fd);
 	free(f.before);
 	return status;
 }
@@ -537,7 +537,7 @@ int front_attach(struct ptmon_monitor *m)
 			n = write(ready_w, "r", 1);
 		while (n < 0 && errno == EINTR);
 	}
-	close(ready_w);
+	ready_w = util_close(ready_w);
 	ready_w = -1;
 	return r;
 }
@@ -552,5 +552,5 @@ void front_task_done(void)
 		return;
 	for (int fd = 0; fd < 3; fd++)
 		dup2(null, fd);
-	close(null);
+	null = util_close(null);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "fdclose.h"
 #include "front.h"
 #include "output.h"
 #include "parse.h"
@@ -606,7 +607,7 @@ static int finish_report(struct options *o, struct ptmon_task *t, int status)
 		return status;
 	o->info.exit_status = status;
 	int r = report_write(o->report_fd, t, &o->info, 1000, &written, &total);
-	close(o->report_fd);
+	o->report_fd = util_close(o->report_fd);
 	o->report_fd = -1;
 	if (r == 0)
 		return status;
@@ -692,6 +693,19 @@ static void run_end(struct options *o, struct ptmon_monitor *m)
 	hold_libc_signals(true);
 }
 
+/* PTMON_RCVBUF=BYTES: the connector socket's receive buffer, for tests that
+ * provoke its overflow (test_scenarios); not a documented option. */
+static void test_knobs(struct ptmon_monitor *m)
+{
+	const char *e = getenv("PTMON_RCVBUF");
+	char *end;
+	if (!e || !*e)
+		return;
+	unsigned long v = strtoul(e, &end, 10);
+	if (!*end && v > 0)
+		(void)ptmon_monitor_set_rcvbuf(m, v);
+}
+
 static int run(struct options *o)
 {
 	struct ptmon_monitor *m = NULL;
@@ -719,6 +733,7 @@ static int run(struct options *o)
 			msg("cannot start the monitor: %s", strerror(-r));
 		return EXIT_PTMON_FAILED;
 	}
+	test_knobs(m);
 	ptmon_monitor_set_notice(m, on_notice, o);
 	char cwd[4096];
 	o->info = (struct run_info){
@@ -752,6 +767,11 @@ static int run(struct options *o)
 		o->events = evwriter_free(o->events);
 		return status;
 	}
+	/* The report and the summary walk every record at the end, control
+	 * clients (info, tree, metrics, kill) whenever they ask; without
+	 * them a long run keeps only the records of live processes. */
+	if (o->report_path || o->summary || o->control)
+		ptmon_task_hold_records(t);
 	if (o->verbose)
 		msg("task %d started: %s", (int)ptmon_task_root_pid(t), o->task.argv[0]);
 	if (o->verbose)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "output.h"
+#include "fdclose.h"
 #include "parse.h"
 #include "nbwrite.h"
 
@@ -179,7 +180,7 @@ int evwriter_open(struct evwriter **ret, const char *path)
 	if (!w || !w->buf) {
 		if (w)
 			free(w);
-		close(fd);
+		fd = util_close(fd);
 		return -ENOMEM;
 	}
 	w->fd = fd;
@@ -501,7 +502,7 @@ struct evwriter *evwriter_free(struct evwriter *w)
 {
 	if (!w)
 		return NULL;
-	close(w->fd);
+	w->fd = util_close(w->fd);
 	free(w->buf);
 	free(w);
 	return NULL;
@@ -853,5 +854,5 @@ void notes_close(int timeout_ms)
 		notes_line(line, (size_t)n);
 		notes_flush(timeout_ms);
 	}
-	notes.dest.fd = notes.dest.fd >= 0 ? (close(notes.dest.fd), -1) : -1;
+	notes.dest.fd = util_close(notes.dest.fd);
 }

@@ -39,8 +39,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <json-c/json.h>
+
+#include "harness.h"
 
 #include "control.h"
 
@@ -156,67 +157,6 @@ static void t_resolve(void **state)
 
 /* ==== real processes ======================================================== */
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int pidfd_open(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-static int pidfd_signal(int fd, int sig)
-{
-	return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
-}
-
-static bool pidfd_dead(int fd, int ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	double end = now_s() + ms / 1000.0;
-	for (;;) {
-		int left = (int)((end - now_s()) * 1000);
-		int n = poll(&p, 1, left > 0 ? left : 0);
-		if (n > 0)
-			return true;
-		if (n == 0 || errno != EINTR)
-			return false;
-	}
-}
-
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = realloc(b->p, b->cap);
-		assert_non_null(b->p);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static bool buf_has(const struct buf *b, const char *s)
-{
-	return b->p && strstr(b->p, s);
-}
-
-static int buf_count(const struct buf *b, const char *s)
-{
-	int n = 0;
-	for (const char *p = b->p; p && (p = strstr(p, s)); p += strlen(s))
-		n++;
-	return n;
-}
-
 struct run {
 	bool used, exited;
 	pid_t pid;
@@ -233,67 +173,7 @@ struct ctx {
 	struct run runs[MAX_RUNS];
 };
 
-static char cg_mount[256];
 static bool integration_ok;
-static unsigned serial;
-
-static bool find_cgroup2(void)
-{
-	FILE *f = fopen("/proc/self/mounts", "re");
-	char dev[256], dir[PATH_MAX], type[64];
-	if (!f)
-		return false;
-	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "cgroup2") == 0 && strlen(dir) < sizeof(cg_mount)) {
-			memcpy(cg_mount, dir, strlen(dir) + 1);
-			break;
-		}
-	fclose(f);
-	return cg_mount[0] != '\0';
-}
-
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = write(fd, text, strlen(text));
-	close(fd);
-	return n < 0 ? -errno : 0;
-}
-
-static bool cg_populated(const struct ctx *c)
-{
-	char path[512], buf[256] = "";
-	snprintf(path, sizeof(path), "%s/cgroup.events", c->cg);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	return strstr(buf, "populated 1") != NULL;
-}
-
-static bool cg_wait_empty(const struct ctx *c, int bound_ms)
-{
-	char path[512], evbuf[4096];
-	double end = now_s() + bound_ms / 1000.0;
-	int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	snprintf(path, sizeof(path), "%s/cgroup.events", c->cg);
-	if (ino >= 0)
-		inotify_add_watch(ino, path, IN_MODIFY);
-	bool empty = false;
-	while (!(empty = !cg_populated(c)) && now_s() < end) {
-		struct pollfd p = {.fd = ino, .events = POLLIN};
-		if (poll(&p, 1, 100) > 0)
-			while (read(ino, evbuf, sizeof(evbuf)) > 0)
-				;
-	}
-	if (ino >= 0)
-		close(ino);
-	return empty;
-}
 
 static void rm_tree(const char *dir)
 {
@@ -325,8 +205,7 @@ static int setup(void **state)
 	snprintf(c.dir, sizeof(c.dir), "/tmp/ptmon-control.XXXXXX");
 	if (!mkdtemp(c.dir))
 		return -1;
-	snprintf(c.cg, sizeof(c.cg), "%s/ptmon-control.%d.%u", cg_mount, getpid(), serial++);
-	if (mkdir(c.cg, 0755) < 0)
+	if (cg_make("control", NULL, c.cg, sizeof(c.cg)) < 0)
 		return -1;
 	return 0;
 }
@@ -334,7 +213,7 @@ static int setup(void **state)
 static void run_close(struct run *r)
 {
 	if (!r->exited) {
-		pidfd_signal(r->pidfd, SIGKILL);
+		sys_pidfd_send_signal(r->pidfd, SIGKILL);
 		while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
 			;
 	}
@@ -353,13 +232,11 @@ static int teardown(void **state)
 	struct ctx *c = *state;
 	if (!integration_ok)
 		return 0;
-	char path[512];
-	snprintf(path, sizeof(path), "%s/cgroup.kill", c->cg);
-	write_file(path, "1");
+	cg_kill_at(c->cg);
 	for (int i = 0; i < MAX_RUNS; i++)
 		if (c->runs[i].used)
 			run_close(&c->runs[i]);
-	bool empty = cg_wait_empty(c, 5000);
+	bool empty = cg_wait_empty_at(c->cg, 5000);
 	rmdir(c->cg);
 	rm_tree(c->dir);
 	if (!empty)
@@ -439,7 +316,7 @@ static struct run *run_start(struct ctx *c, const char *sock, const char *env,
 	r->in = ip[1];
 	fcntl(r->out, F_SETFL, O_NONBLOCK);
 	fcntl(r->err, F_SETFL, O_NONBLOCK);
-	r->pidfd = pidfd_open(r->pid);
+	r->pidfd = sys_pidfd_open(r->pid);
 	assert_true(r->pidfd >= 0);
 	return r;
 }
@@ -685,7 +562,7 @@ static int cli(const char *env, struct buf *out, struct buf *err, ...)
 		execv(PTMON_BIN, (char **)argv);
 		_exit(120);
 	}
-	int pidfd = pidfd_open(pid);
+	int pidfd = sys_pidfd_open(pid);
 	assert_true(pidfd >= 0);
 	close(op[1]);
 	close(ep[1]);
@@ -710,7 +587,7 @@ static int cli(const char *env, struct buf *out, struct buf *err, ...)
 	close(ep[0]);
 	int status;
 	if (open_fds)
-		pidfd_signal(pidfd, SIGKILL);
+		sys_pidfd_send_signal(pidfd, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	close(pidfd);
 	if (open_fds)
@@ -748,7 +625,7 @@ static void kill_in_deep(void **state, bool subtree)
 	int fds[8];
 	assert_int_equal(tree_pids(sock, pids, 8), 5);
 	for (int i = 0; i < 5; i++)
-		assert_true((fds[i] = pidfd_open(pids[i])) >= 0);
+		assert_true((fds[i] = sys_pidfd_open(pids[i])) >= 0);
 	char req[160];
 	snprintf(req, sizeof(req),
 		 "{\"cmd\":\"kill\",\"pid\":%d,\"signal\":\"TERM\",\"subtree\":%s}", (int)pids[2],
@@ -1187,7 +1064,7 @@ static void t_cli(void **state)
 	assert_int_equal(cli(NULL, &out, &err, "kill", sock, "abc", NULL), 125);
 	assert_int_equal(cli(NULL, &out, &err, "tree", NULL), 125);
 	snprintf(pidtext, sizeof(pidtext), "%d", (int)pids[2]);
-	int fd = pidfd_open(pids[2]);
+	int fd = sys_pidfd_open(pids[2]);
 	out.len = 0;
 	assert_int_equal(cli(NULL, &out, &err, "kill", sock, pidtext, "-s", "KILL", NULL), 0);
 	assert_true(buf_has(&out, "sent SIGKILL to 1 process"));
@@ -1525,7 +1402,7 @@ static int cg_dir_pidfds(const char *dir, int *fds, int n, int max)
 	int pid;
 	assert_non_null(f);
 	while (n < max && fscanf(f, "%d", &pid) == 1)
-		if ((fds[n] = pidfd_open(pid)) >= 0)
+		if ((fds[n] = sys_pidfd_open(pid)) >= 0)
 			n++;
 	fclose(f);
 	return n;
@@ -1581,14 +1458,14 @@ static void t_fatal_signals(void **state)
 		int fds[8];
 		int n = cg_pidfds(c, fds, 8);
 		assert_int_equal(n, 5); /* ptmon's front and worker, the root, two children */
-		assert_int_equal(pidfd_signal(r->pidfd, sig), 0);
+		assert_int_equal(sys_pidfd_send_signal(r->pidfd, sig), 0);
 		if (ignore) {
 			/* Answered after the signal: ptmon is alive and well. */
 			struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
 			assert_true(reply_ok(o));
 			assert_int_equal(reply_int(o, "live"), 3);
 			json_object_put(o);
-			assert_int_equal(pidfd_signal(r->pidfd, SIGTERM), 0);
+			assert_int_equal(sys_pidfd_send_signal(r->pidfd, SIGTERM), 0);
 		}
 		int st = run_wait(r);
 		int want = 128 + (ignore ? SIGTERM : sig);
@@ -1679,9 +1556,20 @@ static void t_task_id_in_outputs(void **state)
 
 static int group_setup(void **state)
 {
-	integration_ok = geteuid() == 0 && find_cgroup2() && access(PTMON_BIN, X_OK) == 0;
-	if (!integration_ok)
-		print_error("not root or no cgroup2: the integration tests will skip\n");
+	char why[256] = "";
+
+	(void)state;
+	if (geteuid() != 0)
+		snprintf(why, sizeof(why), "not root");
+	else if (access(PTMON_BIN, X_OK) < 0)
+		snprintf(why, sizeof(why), "%s: %s", PTMON_BIN, strerror(errno));
+	else if (cg_setup("control", why, sizeof(why)))
+		integration_ok = true;
+	if (!integration_ok) {
+		print_error("%s: the integration tests will skip\n", why);
+		return 0;
+	}
+	cg_remove_stale("control");
 	return 0;
 }
 

@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "harness.h"
 
 #ifndef PTMON_BIN
 #error "PTMON_BIN must name the ptmon binary"
@@ -48,81 +48,10 @@
 #endif
 
 #define H PTMON_HELPER
-#define CG_PREFIX "ptmon-guardian."
+#define SUBJECT "guardian" /* cgroups are ptmon-guardian.PID.N */
 #define BOUND_MS 5000	    /* front's death to an empty cgroup, EOF, worker gone */
 #define READY_BOUND_S 60.0 /* the tree being built */
 #define NOBODY 65534
-
-static char cg_mount[256];
-static unsigned cg_serial;
-
-static int sys_pidfd_open(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-static int sys_pidfd_send_signal(int pidfd, int sig)
-{
-	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return (int)n;
-}
-
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n < 0 ? -errno : 0;
-}
-
-static pid_t ppid_of(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	int ppid;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_text(path, buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')))
-		return -1;
-	if (sscanf(p + 1, " %*c %d", &ppid) != 1)
-		return -1;
-	return ppid;
-}
-
-static void comm_of(pid_t pid, char *out, size_t len)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	if (read_text(path, out, len) <= 0)
-		snprintf(out, len, "?");
-	out[strcspn(out, "\n")] = '\0';
-}
 
 /* ---- the test's cgroup ------------------------------------------------------ */
 
@@ -133,37 +62,6 @@ struct ctx {
 static void cg_file(const struct ctx *c, const char *name, char *out, size_t len)
 {
 	snprintf(out, len, "%s/%s", c->cg, name);
-}
-
-/* The processes of @dir and of the cgroups below it (ptmon starts the task
- * in a cgroup of its own, a child of the test's).  Counts beyond @max. */
-static int cg_list_dir(const char *dir, pid_t *pids, int n, int max)
-{
-	char path[PATH_MAX];
-	FILE *f;
-	DIR *d;
-	struct dirent *de;
-	int pid;
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	f = fopen(path, "re");
-	if (!f)
-		return n;
-	while (fscanf(f, "%d", &pid) == 1) {
-		if (n < max)
-			pids[n] = pid;
-		n++;
-	}
-	fclose(f);
-	d = opendir(dir);
-	while (d && (de = readdir(d)))
-		if (de->d_type == DT_DIR && de->d_name[0] != '.') {
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			n = cg_list_dir(path, pids, n, max);
-		}
-	if (d)
-		closedir(d);
-	return n;
 }
 
 static int cg_list(const struct ctx *c, pid_t *pids, int max)
@@ -187,52 +85,27 @@ static int cg_children(const struct ctx *c)
 
 static bool cg_populated(const struct ctx *c)
 {
-	char path[PATH_MAX], buf[256];
-
-	cg_file(c, "cgroup.events", path, sizeof(path));
-	return read_text(path, buf, sizeof(buf)) > 0 && strstr(buf, "populated 1");
+	return cg_populated_at(c->cg);
 }
 
 static void cg_kill(const struct ctx *c)
 {
-	char path[PATH_MAX];
-
-	cg_file(c, "cgroup.kill", path, sizeof(path));
-	write_text(path, "1");
-}
-
-static bool find_cgroup2(void)
-{
-	FILE *f = fopen("/proc/self/mounts", "re");
-	char dev[256], dir[PATH_MAX], type[64];
-
-	if (!f)
-		return false;
-	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "cgroup2") == 0 && strlen(dir) < sizeof(cg_mount)) {
-			memcpy(cg_mount, dir, strlen(dir) + 1);
-			break;
-		}
-	fclose(f);
-	return cg_mount[0] != '\0';
+	cg_kill_at(c->cg);
 }
 
 static int group_setup(void **state)
 {
-	char probe[384], f[512];
-	struct stat st;
+	char why[256];
 
-	if (geteuid() != 0 || !find_cgroup2()) {
+	(void)state;
+	if (geteuid() != 0) {
+		snprintf(why, sizeof(why), "not root");
 		cg_mount[0] = '\0';
+	} else if (cg_setup(SUBJECT, why, sizeof(why))) {
+		cg_remove_stale(SUBJECT);
 		return 0;
 	}
-	/* cgroup.kill (5.14+) for teardown; non-root cgroups only. */
-	snprintf(probe, sizeof(probe), "%s/" CG_PREFIX "%d.k", cg_mount, getpid());
-	mkdir(probe, 0755);
-	snprintf(f, sizeof(f), "%s/cgroup.kill", probe);
-	if (stat(f, &st) < 0)
-		cg_mount[0] = '\0';
-	rmdir(probe);
+	print_error("%s: every test will skip\n", why);
 	return 0;
 }
 
@@ -245,9 +118,7 @@ static int setup(void **state)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -1;
-	snprintf(c->cg, sizeof(c->cg), "%s/" CG_PREFIX "%d.%u", cg_mount, getpid(), ++cg_serial);
-	if (mkdir(c->cg, 0755) < 0) {
-		print_error("mkdir %s: %s\n", c->cg, strerror(errno));
+	if (cg_make(SUBJECT, NULL, c->cg, sizeof(c->cg)) < 0) {
 		free(c);
 		return -1;
 	}
@@ -257,14 +128,7 @@ static int setup(void **state)
 
 static bool cg_wait_empty(const struct ctx *c, int ms)
 {
-	double end = now_s() + ms / 1000.0;
-
-	while (cg_populated(c)) {
-		if (now_s() > end)
-			return false;
-		usleep(1000);
-	}
-	return true;
+	return cg_wait_empty_at(c->cg, ms);
 }
 
 static int teardown(void **state)
@@ -324,7 +188,7 @@ static _Noreturn void child(const struct ctx *c, const struct how *how, int outw
 
 	cg_file(c, "cgroup.procs", path, sizeof(path));
 	snprintf(text, sizeof(text), "%d", getpid());
-	if (write_text(path, text) < 0)
+	if (write_file(path, text) < 0)
 		_exit(121);
 	if (null < 0 || dup2(how->stdin_pipe ? inr : null, 0) < 0 || dup2(outw, 1) < 0 ||
 	    dup2(errw, 2) < 0)
@@ -789,7 +653,7 @@ static void t_cgroup_modes(void **state)
 			pump(&r, 100);
 		assert_int_equal(wait_front(&r, BOUND_MS), 0);
 		assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 124);
-		assert_true(read_text(rep, text, sizeof(text)) > 0);
+		assert_true(read_file(rep, text, sizeof(text)) > 0);
 		unlink(rep);
 		for (q = w = text; *q; q++) /* the JSON without blanks */
 			if (*q != ' ' && *q != '\n')
@@ -844,7 +708,7 @@ static void go_run(struct ctx *c, const char *shape, const char *const *args)
 	if (pid == 0) {
 		cg_file(c, "cgroup.procs", path, sizeof(path));
 		snprintf(text, sizeof(text), "%d", getpid());
-		if (write_text(path, text) < 0 || dup2(outp[1], 1) < 0 || dup2(outp[1], 2) < 0)
+		if (write_file(path, text) < 0 || dup2(outp[1], 1) < 0 || dup2(outp[1], 2) < 0)
 			_exit(121);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execv(PTMON_GO_BIN, (char **)argv);

@@ -38,18 +38,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "harness.h"
 
 #ifndef PTMON_BIN
 #error "PTMON_BIN must name the ptmon binary"
 #endif
 
 #define STUCK_S 20 /* ptmon not gone by then: it hangs */
-#define CG_PREFIX "ptmon-outputs."
+#define SUBJECT "outputs" /* cgroups are ptmon-outputs.PID.N */
 #define NOBODY 65534
-
-static char cg_mount[256];
-static unsigned cg_serial;
 
 struct run {
 	char cg[384];
@@ -61,78 +58,14 @@ struct run {
 	size_t err_len;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static bool find_cgroup2(void)
-{
-	FILE *f = fopen("/proc/self/mounts", "re");
-	char dev[256], dir[256], type[64];
-	bool found = false;
-
-	while (f && !found && fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "cgroup2") == 0) {
-			snprintf(cg_mount, sizeof(cg_mount), "%s", dir);
-			found = true;
-		}
-	if (f)
-		fclose(f);
-	return found;
-}
-
-static bool cg_populated(const struct run *r)
-{
-	char path[512], buf[256] = "";
-	int fd;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/cgroup.events", r->cg);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 && strstr(buf, "populated 1");
-}
-
-/* Wait for "populated 0" (inotify on cgroup.events), at most @bound_s. */
 static bool cg_wait_empty(const struct run *r, double bound_s)
 {
-	char path[512], evbuf[4096];
-	double end = now_s() + bound_s;
-	int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	bool empty = false;
-
-	snprintf(path, sizeof(path), "%s/cgroup.events", r->cg);
-	assert_true(ino >= 0);
-	inotify_add_watch(ino, path, IN_MODIFY);
-	while (!(empty = !cg_populated(r)) && now_s() < end) {
-		struct pollfd p = {.fd = ino, .events = POLLIN};
-
-		if (poll(&p, 1, 100) > 0)
-			while (read(ino, evbuf, sizeof(evbuf)) > 0)
-				;
-	}
-	close(ino);
-	return empty;
+	return cg_wait_empty_at(r->cg, (int)(bound_s * 1000));
 }
 
 static void cg_kill(const struct run *r)
 {
-	char path[512];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/cgroup.kill", r->cg);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (write(fd, "1", 1) < 0)
-			print_error("cgroup.kill: %s\n", strerror(errno));
-		close(fd);
-	}
+	cg_kill_at(r->cg);
 }
 
 struct spawn {
@@ -153,8 +86,7 @@ static void run_start(struct run *r, const struct spawn *sp, const char *const *
 		args[n++] = *argv;
 	args[n] = NULL;
 	memset(r, 0, sizeof(*r));
-	snprintf(r->cg, sizeof(r->cg), "%s/" CG_PREFIX "%d.%u", cg_mount, getpid(), ++cg_serial);
-	assert_int_equal(mkdir(r->cg, 0755), 0);
+	assert_int_equal(cg_make(SUBJECT, NULL, r->cg, sizeof(r->cg)), 0);
 	snprintf(procs, sizeof(procs), "%s/cgroup.procs", r->cg);
 	fd = open(procs, O_WRONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
@@ -262,7 +194,7 @@ static void fill_pipe(int fd)
 	fcntl(fd, F_SETFL, fl);
 }
 
-static size_t read_file(const char *path, char *buf, size_t cap)
+static size_t slurp_file(const char *path, char *buf, size_t cap)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	size_t len = 0;
@@ -496,7 +428,7 @@ static void t_stdout_dev_full(void **state)
 	take_stderr(&r, err[0]);
 	close(err[0]);
 	close(full);
-	read_file(evpath, events, sizeof(events));
+	slurp_file(evpath, events, sizeof(events));
 	unlink(evpath);
 	rmdir(dir);
 	assert_exit(&r, 125);
@@ -535,7 +467,7 @@ static void t_stdout_full_fs(void **state)
 	close(err[0]);
 	assert_int_equal(fstat(out, &st), 0);
 	close(out);
-	read_file(evpath, events, sizeof(events));
+	slurp_file(evpath, events, sizeof(events));
 	unlink(evpath);
 	small_fs_gone(dir);
 	assert_exit(&r, 125);
@@ -591,7 +523,7 @@ static void t_events_full_fs(void **state)
 	take_stderr(&r, err[0]);
 	close(err[0]);
 	close(null);
-	len = read_file(evpath, events, sizeof(events));
+	len = slurp_file(evpath, events, sizeof(events));
 	small_fs_gone(dir);
 	assert_exit(&r, 125);
 	assert_said(&r, "--events: cannot write");
@@ -606,8 +538,13 @@ static void t_events_full_fs(void **state)
 
 static int group_setup(void **state)
 {
-	if (!find_cgroup2())
-		print_error("no cgroup2 in /proc/self/mounts: every test will skip\n");
+	char why[256];
+
+	(void)state;
+	if (cg_setup(SUBJECT, why, sizeof(why)))
+		cg_remove_stale(SUBJECT);
+	else
+		print_error("%s: every test will skip\n", why);
 	/* Writes to the pipes we leave full answer EPIPE, not death. */
 	signal(SIGPIPE, SIG_IGN);
 	return 0;

@@ -31,16 +31,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "harness.h"
 
 #ifndef PTMON_BIN
 #error "PTMON_BIN must name the ptmon binary"
 #endif
 #define COREUTILS_TIMEOUT "/usr/bin/timeout"
 #define MAX_ARGS 16
-
-static char cg_mount[256];
-static unsigned cg_serial;
 
 struct outcome {
 	int status;       /* as a shell's $? */
@@ -49,29 +46,11 @@ struct outcome {
 	char cg[384];     /* its cgroup, "" without one */
 };
 
-static bool find_cgroup2(void)
-{
-	FILE *f = fopen("/proc/self/mounts", "re");
-	char dev[256], dir[256], type[64];
-	bool found = false;
-	while (f && !found && fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "cgroup2") == 0) {
-			snprintf(cg_mount, sizeof(cg_mount), "%s", dir);
-			found = true;
-		}
-	if (f)
-		fclose(f);
-	return found;
-}
-
 /* A fresh cgroup for one run, or "" when none can be made. */
-static void cg_make(char *cg, size_t size)
+static void cg_fresh(char *cg, size_t size)
 {
 	cg[0] = '\0';
-	if (!cg_mount[0])
-		return;
-	snprintf(cg, size, "%s/ptmon-timeout.%d.%u", cg_mount, (int)getpid(), cg_serial++);
-	if (mkdir(cg, 0755) < 0)
+	if (cg_mount[0] && cg_make("timeout", NULL, cg, size) < 0)
 		cg[0] = '\0';
 }
 
@@ -91,20 +70,10 @@ static int cg_count(const char *cg)
 }
 
 /* Kill whatever is left (coreutils leaves the escaped ones) and remove. */
-static void cg_remove(const char *cg)
+static void cg_drop(const char *cg)
 {
-	char path[512];
-	if (!cg[0])
-		return;
-	snprintf(path, sizeof(path), "%s/cgroup.kill", cg);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (write(fd, "1", 1) < 0)
-			perror("cgroup.kill");
-		close(fd);
-	}
-	for (int i = 0; i < 1000 && rmdir(cg) < 0 && errno == EBUSY; i++)
-		usleep(10000); /* the kill is asynchronous: poll a bounded while */
+	if (cg[0])
+		cg_remove(cg);
 }
 
 static void slurp(int fd, char *buf, size_t size)
@@ -135,7 +104,7 @@ static pid_t start(bool ptmon, char *const args[], int out_fd, int *ret_err, str
 	for (int i = 0; args[i]; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	cg_make(o->cg, sizeof(o->cg));
+	cg_fresh(o->cg, sizeof(o->cg));
 	char tmpl[] = "/tmp/ptmon-timeout-err.XXXXXX";
 	int err = mkostemp(tmpl, O_CLOEXEC);
 	assert_true(err >= 0);
@@ -190,10 +159,10 @@ static void same(int expect, char *const args[], struct outcome *ret_c, struct o
 	char what[512];
 	describe(what, sizeof(what), args);
 	run(false, args, &c);
-	cg_remove(c.cg);
+	cg_drop(c.cg);
 	run(true, args, &p);
 	int left = p.cg[0] ? cg_count(p.cg) : 0;
-	cg_remove(p.cg);
+	cg_drop(p.cg);
 	print_message("    timeout %s: coreutils %d, ptmon %d\n", what, c.status, p.status);
 	if (c.status != expect)
 		fail_msg("coreutils timeout %s: %d, the test expects %d (stderr: %s)", what, c.status,
@@ -365,7 +334,7 @@ static int signalled(bool ptmon, int sig, const char *script, struct outcome *o)
 	close(p[0]);
 	close(err);
 	int left = o->cg[0] ? cg_count(o->cg) : 0;
-	cg_remove(o->cg);
+	cg_drop(o->cg);
 	if (ptmon && left > 0)
 		fail_msg("ptmon timeout left %d processes after a signal", left);
 	return shell_status(ws);
@@ -405,10 +374,10 @@ static void t_whole_tree(void **state)
 	struct outcome c, p;
 	run(false, args, &c);
 	int c_left = cg_count(c.cg);
-	cg_remove(c.cg);
+	cg_drop(c.cg);
 	run(true, args, &p);
 	int p_left = cg_count(p.cg);
-	cg_remove(p.cg);
+	cg_drop(p.cg);
 	print_message("    escaped sleep: coreutils leaves %d, ptmon %d\n", c_left, p_left);
 	assert_int_equal(c.status, 124);
 	assert_int_equal(p.status, 124);
@@ -419,10 +388,10 @@ static void t_whole_tree(void **state)
 	char *const bg[] = {"1000", "sh", "-c", "sleep 1000 & exit 6", NULL};
 	run(false, bg, &c);
 	c_left = cg_count(c.cg);
-	cg_remove(c.cg);
+	cg_drop(c.cg);
 	run(true, bg, &p);
 	p_left = cg_count(p.cg);
-	cg_remove(p.cg);
+	cg_drop(p.cg);
 	assert_int_equal(c.status, 6);
 	assert_int_equal(p.status, 6);
 	assert_int_equal(c_left, 1);
@@ -451,7 +420,7 @@ static int teardown(void **state)
 	while (d && (e = readdir(d)))
 		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
 			snprintf(cg, sizeof(cg), "%s/%s", cg_mount, e->d_name);
-			cg_remove(cg);
+			cg_drop(cg);
 		}
 	if (d)
 		closedir(d);

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bounded memory over long runs: the records of exited processes are freed
+ * once their exit has been delivered, unless their task holds them
+ * (ptmon_task_hold_records(), for a report or a summary that walks them at
+ * the end), and all of a task's with the task (ptmon_task_free()).
+ *
+ * A dropped record may still be some node's parent: those nodes are linked
+ * to the nearest kept ancestor, so that a subtree is still found below a
+ * live ancestor, and remember who their parent was (NODE_PARENT_GONE) for
+ * the parent_id and ppid they report.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* Exits delivered between sweeps, at least: a sweep walks every record. */
+#define SWEEP_MIN 256
+
+static bool droppable(const struct node *n, const struct ptmon_task *only)
+{
+	if (!n->task || (n->flags & (NODE_ALIVE | NODE_EXIT_PENDING | NODE_FOREIGN)) ||
+	    !(n->flags & NODE_EXIT_EMITTED) || n->pidfd >= 0)
+		return false;
+	if (only)
+		return n->task == only;
+	/* The root's record stays for ptmon_task_find_process(root pid). */
+	return !(n->flags & NODE_ROOT) && n->task->record_holds == 0;
+}
+
+/* Nodes whose parent is to be dropped get the nearest kept ancestor. */
+static void relink_children(struct ptmon_monitor *m)
+{
+	for (struct node *n = m->tree.first; n; n = n->next) {
+		struct node *p = n->parent;
+		if (!p || !(p->flags & NODE_DROP))
+			continue;
+		if (!(n->flags & NODE_PARENT_GONE)) {
+			n->parent_id = p->id;
+			n->parent_pid = p->pid;
+			n->flags |= NODE_PARENT_GONE;
+		}
+		while (p && (p->flags & NODE_DROP))
+			p = p->parent;
+		n->parent = p;
+	}
+}
+
+/* Drop the records droppable() chooses; returns how many. */
+static size_t drop(struct ptmon_monitor *m, const struct ptmon_task *only)
+{
+	size_t marked = 0, dropped = 0;
+	for (struct node *n = m->tree.first; n; n = n->next)
+		if (droppable(n, only)) {
+			n->flags |= NODE_DROP;
+			marked++;
+		}
+	if (!marked)
+		return 0;
+	relink_children(m);
+	struct node *prev = NULL, *n = m->tree.first;
+	while (n) {
+		struct node *next = n->next;
+		if (!(n->flags & NODE_DROP)) {
+			prev = n;
+		} else {
+			/* track_doubt_argv() goes on after its cursor. */
+			if (m->argv_checked == n)
+				m->argv_checked = prev;
+			tree_drop(&m->tree, prev, n);
+			dropped++;
+		}
+		n = next;
+	}
+	m->records_dropped += dropped;
+	return dropped;
+}
+
+void records_sweep(struct ptmon_monitor *m)
+{
+	if (m->exits_unswept < SWEEP_MIN || m->exits_unswept < m->tree.kept / 2)
+		return;
+	m->exits_unswept = 0;
+	drop(m, NULL);
+}
+
+void ptmon_task_hold_records(struct ptmon_task *t)
+{
+	if (t)
+		t->record_holds++;
+}
+
+void ptmon_task_release_records(struct ptmon_task *t)
+{
+	if (t && t->record_holds)
+		t->record_holds--;
+}
+
+struct ptmon_task *ptmon_task_free(struct ptmon_task *t)
+{
+	if (!t)
+		return NULL;
+	if (t->phase != PHASE_DONE || t->live.count)
+		return t;
+	struct ptmon_monitor *m = t->monitor;
+	drop(m, t);
+	for (struct ptmon_task **p = &m->tasks; *p; p = &(*p)->next)
+		if (*p == t) {
+			*p = t->next;
+			break;
+		}
+	task_free(t);
+	return NULL;
+}
+
+uint64_t ptmon_monitor_records(const struct ptmon_monitor *m)
+{
+	return m ? m->tree.kept : 0;
+}
