@@ -279,6 +279,7 @@ struct ptmon_monitor {
 	struct node *argv_checked; /* track_doubt_argv() settled the tree up to here */
 	const char *ts_unavailable;
 	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
+	char cgroup_why_buf[320]; /* a limit's reason, with its controller named */
 	unsigned cgroup_serial;
 };
 
