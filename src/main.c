@@ -872,5 +872,5 @@ int main(int argc, char **argv)
 	/* The front too: a stray signal 32 or 33 must not end it (and with it,
 	 * through the worker's watch, the task). */
 	hold_libc_signals(true);
-	return front_run(run_worker, &o, o.verbose);
+	return front_run(run_worker, &o, o.verbose, o.task.cgroup != PTMON_CGROUP_OFF);
 }
