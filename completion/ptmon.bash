@@ -33,13 +33,13 @@ _ptmon()
 		--events | --report | --control) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		-C | --chdir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		--color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
-		-t | --timeout | -g | --grace | -d | --drain) return ;;
+		-t | --timeout | -g | --grace | -d | --drain | --memory-max | --pids-max | --cpu-max) return ;;
 		esac
 		# Options end at the command; after it, complete the command's own.
 		local i
 		for ((i = 2; i < cword; i++)); do
 			case ${words[i]} in
-			-s | --signal | --leftovers | --backend | --cgroup | --filter | --events | --report | --control | \
+			-s | --signal | --leftovers | --backend | --cgroup | --filter | --memory-max | --pids-max | --cpu-max | --events | --report | --control | \
 				-t | --timeout | -g | --grace | -d | --drain | -C | --chdir | --color) ((i++)) ;;
 			--) ((i++)); break ;;
 			-*) ;;
@@ -50,7 +50,7 @@ _ptmon()
 			COMPREPLY=($(compgen -c -- "$cur"))
 		elif [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "--timeout --signal --grace --drain --leftovers --backend
-				--cgroup --filter --events --report --summary --control --no-control --chdir --color --quiet
+				--cgroup --memory-max --pids-max --cpu-max --filter --events --report --summary --control --no-control --chdir --color --quiet
 				--verbose --help" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -c -- "$cur"))

@@ -162,19 +162,162 @@ int cgroup_populated(const struct task_cgroup *cg)
 	return p ? p[10] == '1' : -EINVAL;
 }
 
-static void read_cpu(struct task_cgroup *cg)
+int cgroup_parse_key(const char *buf, const char *key, uint64_t *ret)
 {
-	char buf[1024];
-	if (read_small(cg->fd, "cpu.stat", buf, sizeof(buf)) < 0)
-		return;
-	const char *p;
-	cg->have_cpu = true;
-	if ((p = strstr(buf, "usage_usec ")))
-		cg->usage_usec = strtoull(p + 11, NULL, 10);
-	if ((p = strstr(buf, "user_usec ")))
-		cg->user_usec = strtoull(p + 10, NULL, 10);
-	if ((p = strstr(buf, "system_usec ")))
-		cg->system_usec = strtoull(p + 12, NULL, 10);
+	size_t klen = strlen(key);
+	for (const char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+		if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(line + klen + 1, &end, 10);
+			if (errno || end == line + klen + 1)
+				return -EINVAL;
+			*ret = v;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+void cgroup_parse_io(const char *buf, uint64_t *ret_rbytes, uint64_t *ret_wbytes)
+{
+	/* "MAJ:MIN rbytes=N wbytes=N rios=N ..." per device. */
+	uint64_t r = 0, w = 0;
+	for (const char *p = buf; (p = strpbrk(p, "rw")); p++) {
+		if (p != buf && p[-1] != ' ')
+			continue;
+		if (strncmp(p, "rbytes=", 7) == 0)
+			r += strtoull(p + 7, NULL, 10);
+		else if (strncmp(p, "wbytes=", 7) == 0)
+			w += strtoull(p + 7, NULL, 10);
+	}
+	*ret_rbytes = r;
+	*ret_wbytes = w;
+}
+
+/* A file holding one number ("max" is not one). */
+static int read_number(int dirfd, const char *name, uint64_t *ret)
+{
+	char buf[64], *end;
+	int r = read_small(dirfd, name, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	errno = 0;
+	unsigned long long v = strtoull(buf, &end, 10);
+	if (errno || end == buf)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+void cgroup_read_totals(struct task_cgroup *cg, int dirfd)
+{
+	char buf[4096];
+	if (read_small(dirfd, "cpu.stat", buf, sizeof(buf)) >= 0) {
+		cg->have_cpu = true;
+		cgroup_parse_key(buf, "usage_usec", &cg->usage_usec);
+		cgroup_parse_key(buf, "user_usec", &cg->user_usec);
+		cgroup_parse_key(buf, "system_usec", &cg->system_usec);
+	}
+	cg->have_memory_peak = read_number(dirfd, "memory.peak", &cg->memory_peak) == 0;
+	cg->have_pids_peak = read_number(dirfd, "pids.peak", &cg->pids_peak) == 0;
+	if (read_small(dirfd, "io.stat", buf, sizeof(buf)) >= 0) {
+		cg->have_io = true;
+		cgroup_parse_io(buf, &cg->io_rbytes, &cg->io_wbytes);
+	}
+	/* oom_kill counts the kernel's OOM kills inside the cgroup (4.13+). */
+	if (read_small(dirfd, "memory.events", buf, sizeof(buf)) >= 0)
+		cg->have_oom = cgroup_parse_key(buf, "oom_kill", &cg->oom_kills) == 0;
+}
+
+static bool has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* The controller in the cgroup's cgroup.controllers, enabling it in the
+ * parent's cgroup.subtree_control when it is not. */
+static int need_controller(struct task_cgroup *cg, const char *name, const char **why)
+{
+	char buf[512], parent[sizeof(cg->path)], line[64];
+	if (read_small(cg->fd, "cgroup.controllers", buf, sizeof(buf)) >= 0 && has_word(buf, name))
+		return 0;
+	snprintf(parent, sizeof(parent), "%s", cg->path);
+	char *slash = strrchr(parent, '/');
+	if (slash)
+		*slash = '\0';
+	int dfd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		*why = "cannot be enabled: ptmon's own cgroup cannot be opened";
+		return -errno;
+	}
+	int r = -EOPNOTSUPP;
+	if (read_small(dfd, "cgroup.controllers", buf, sizeof(buf)) >= 0 && has_word(buf, name)) {
+		int fd = openat(dfd, "cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
+		int n = snprintf(line, sizeof(line), "+%s", name);
+		r = fd >= 0 && write(fd, line, (size_t)n) == n ? 0 : -errno;
+		util_close(fd);
+	}
+	util_close(dfd);
+	if (r == -EBUSY)
+		*why = "cannot be enabled for the task: ptmon's cgroup holds processes (ptmon at "
+		       "least), and cgroup v2 lets a cgroup other than the root enable no "
+		       "controller for its children while it does";
+	else if (r < 0)
+		*why = "is not available to ptmon's cgroup (its cgroup.controllers lacks it: not "
+		       "enabled by the parent, or bound to a cgroup v1 hierarchy)";
+	return r;
+}
+
+static int write_file(int dirfd, const char *name, const char *text)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, text, strlen(text));
+	int r = n == (ssize_t)strlen(text) ? 0 : n < 0 ? -errno : -EIO;
+	util_close(fd);
+	return r;
+}
+
+/* One limit: its controller, then its file. */
+static int set_limit(struct task_cgroup *cg, const char *controller, const char *file,
+		     const char *text, const char **why)
+{
+	int r = need_controller(cg, controller, why);
+	if (r < 0)
+		return r;
+	r = write_file(cg->fd, file, text);
+	if (r < 0)
+		*why = "refused the limit";
+	return r;
+}
+
+int cgroup_set_limits(struct task_cgroup *cg, const struct cgroup_limits *l, const char **why,
+		      const char **ret_controller)
+{
+	char text[64];
+	int r = 0;
+	if (l->memory_max) {
+		snprintf(text, sizeof(text), "%" PRIu64, l->memory_max);
+		*ret_controller = "memory";
+		r = set_limit(cg, "memory", "memory.max", text, why);
+	}
+	if (r == 0 && l->pids_max) {
+		snprintf(text, sizeof(text), "%" PRIu64, l->pids_max);
+		*ret_controller = "pids";
+		r = set_limit(cg, "pids", "pids.max", text, why);
+	}
+	if (r == 0 && l->cpu_quota_us) {
+		snprintf(text, sizeof(text), "%" PRIu64 " %" PRIu64, l->cpu_quota_us,
+			 l->cpu_period_us ? l->cpu_period_us : 100000);
+		*ret_controller = "cpu";
+		r = set_limit(cg, "cpu", "cpu.max", text, why);
+	}
+	return r;
 }
 
 /* "populated 0" follows the last exit at once; after a cgroup.kill, the
@@ -205,7 +348,7 @@ void cgroup_finish(struct task_cgroup *cg, bool kill)
 	} else if (r == 0) {
 		cg->empty_proof = true;
 	}
-	read_cpu(cg);
+	cgroup_read_totals(cg, cg->fd);
 	cg->fd = util_close(cg->fd);
 	for (int i = 0; i < 100 && !cg->removed; i++) {
 		if (rmdir(cg->path) == 0 || errno == ENOENT)

@@ -24,6 +24,21 @@ struct task_cgroup {
 	bool removed;
 	bool have_cpu;
 	uint64_t usage_usec, user_usec, system_usec; /* cpu.stat at the end */
+	/* The rest of the totals, read at the end where the controller is
+	 * enabled for the cgroup (have_*: the file was there). */
+	bool have_memory_peak, have_pids_peak, have_io, have_oom;
+	uint64_t memory_peak;         /* memory.peak, bytes (5.19+) */
+	uint64_t pids_peak;           /* pids.peak (6.1+) */
+	uint64_t io_rbytes, io_wbytes; /* io.stat, summed over devices */
+	uint64_t oom_kills;           /* memory.events oom_kill */
+};
+
+/* Limits for a task's cgroup; 0: none. */
+struct cgroup_limits {
+	uint64_t memory_max;   /* bytes: memory.max */
+	uint64_t pids_max;     /* pids.max */
+	uint64_t cpu_quota_us; /* cpu.max "QUOTA PERIOD" */
+	uint64_t cpu_period_us;
 };
 
 void cgroup_init(struct task_cgroup *cg);
@@ -35,6 +50,26 @@ void cgroup_init(struct task_cgroup *cg);
  * -EOPNOTSUPP (no cgroup.kill: Linux < 5.14).
  */
 int cgroup_create(struct task_cgroup *cg, const char *name, const char **why);
+
+/*
+ * Write @l's limits into @cg, before any process is in it.  A controller
+ * the cgroup lacks is enabled in its parent's cgroup.subtree_control.
+ * Returns 0, or -errno with *ret_controller naming the controller and *why
+ * set to a static predicate for it ("is not available ..."): -EOPNOTSUPP
+ * (the controller is not available to ptmon's cgroup), -EBUSY (ptmon's
+ * cgroup holds processes, so cgroup v2 lets it enable no controller for
+ * its children), or the write's error.
+ */
+int cgroup_set_limits(struct task_cgroup *cg, const struct cgroup_limits *l, const char **why,
+		      const char **ret_controller);
+
+/* Parsers of the cgroup files, exposed for the unit tests.  The value of
+ * "KEY VALUE" on a line of its own in @buf: 0, or -ENOENT. */
+int cgroup_parse_key(const char *buf, const char *key, uint64_t *ret);
+/* io.stat's rbytes= and wbytes=, summed over its devices' lines. */
+void cgroup_parse_io(const char *buf, uint64_t *ret_rbytes, uint64_t *ret_wbytes);
+/* Read the end-of-task totals of the cgroup open at @dirfd into @cg. */
+void cgroup_read_totals(struct task_cgroup *cg, int dirfd);
 
 /* fork(), but the child starts in @cg (clone3 CLONE_INTO_CGROUP).
  * -ENOSYS, -E2BIG or -EINVAL where the kernel lacks it (< 5.7). */

@@ -280,6 +280,7 @@ struct ptmon_monitor {
 	struct node *argv_checked; /* track_doubt_argv() settled the tree up to here */
 	const char *ts_unavailable;
 	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
+	char cgroup_why_buf[320]; /* a limit's reason, with its controller named */
 	unsigned cgroup_serial;
 	uint64_t exits_unswept;   /* exits delivered since the last records_sweep() */
 	uint64_t records_dropped; /* records of exited processes freed (records.c) */

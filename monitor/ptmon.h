@@ -191,6 +191,13 @@ struct ptmon_task_config {
 	 * cancel after the pidfd sweeps, "populated 0" proves it empty a
 	 * second time, and it is removed at the end. */
 	enum ptmon_cgroup_mode cgroup;
+	/* Limits written into that cgroup before the root starts; 0: none.
+	 * Any of them needs the cgroup (AUTO then acts as ON; OFF: -EINVAL)
+	 * and its controller: ptmon_task_start() fails with -EOPNOTSUPP or
+	 * -EBUSY, and ptmon_monitor_cgroup_unavailable() says why. */
+	uint64_t memory_max;         /* bytes: memory.max */
+	uint64_t pids_max;           /* pids.max */
+	uint64_t cpu_max_us;         /* CPU time per 100 ms: cpu.max (150000: 1.5 CPUs) */
 };
 
 /* Initialise @cfg with the defaults (SIGTERM, grace, drain, leftovers kill,
@@ -260,6 +267,12 @@ struct ptmon_task_result {
 	bool cgroup_removed;
 	bool cgroup_have_cpu;        /* cpu.stat was read */
 	uint64_t cgroup_cpu_usec, cgroup_user_usec, cgroup_system_usec;
+	/* The cgroup's other totals, where its controller was enabled. */
+	bool cgroup_have_memory_peak, cgroup_have_pids_peak, cgroup_have_io, cgroup_have_oom;
+	uint64_t cgroup_memory_peak;     /* memory.peak, bytes */
+	uint64_t cgroup_pids_peak;       /* pids.peak */
+	uint64_t cgroup_io_rbytes, cgroup_io_wbytes; /* io.stat, all devices */
+	uint64_t cgroup_oom_kills;       /* memory.events oom_kill: the kernel's OOM kills */
 	uint64_t survivors;          /* processes alive when the cancel gave up
 					(PTMON_KILL_BOUND_NS of SIGKILL sweeps) */
 	/* Connector events that reached ptmon's socket, for all the monitor's

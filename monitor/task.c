@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -88,14 +89,28 @@ static int make_cgroup(struct ptmon_monitor *m, struct ptmon_task *t)
 {
 	char name[64];
 	const char *why = NULL;
+	struct cgroup_limits lim = {
+		.memory_max = t->cfg.memory_max,
+		.pids_max = t->cfg.pids_max,
+		.cpu_quota_us = t->cfg.cpu_max_us,
+	};
+	bool limits = lim.memory_max || lim.pids_max || lim.cpu_quota_us;
 	m->cgroup_why = NULL;
 	if (t->cfg.cgroup == PTMON_CGROUP_OFF)
-		return 0;
+		return limits ? -EINVAL : 0;
 	snprintf(name, sizeof(name), "ptmon-%d-%u", (int)m->self, ++m->cgroup_serial);
 	int r = cgroup_create(&t->cg, name, &why);
+	const char *controller = NULL;
+	if (r == 0 && limits && (r = cgroup_set_limits(&t->cg, &lim, &why, &controller)) < 0) {
+		cgroup_finish(&t->cg, false);
+		cgroup_init(&t->cg);
+		snprintf(m->cgroup_why_buf, sizeof(m->cgroup_why_buf), "the %s controller %s",
+			 controller, why);
+		why = m->cgroup_why_buf;
+	}
 	if (r < 0)
 		m->cgroup_why = why;
-	return t->cfg.cgroup == PTMON_CGROUP_ON ? r : 0;
+	return t->cfg.cgroup == PTMON_CGROUP_ON || limits ? r : 0;
 }
 
 /* fork(), into the task's cgroup when there is one. */
@@ -375,6 +390,13 @@ static void finish(struct ptmon_task *t)
 		monitor_notice(m, t, PTMON_NOTICE_WARNING,
 			       "the task's cgroup still held processes once its tree was empty: "
 			       "killed with cgroup.kill");
+	if (t->cg.oom_kills) {
+		char text[160];
+		snprintf(text, sizeof(text),
+			 "the kernel's OOM killer killed %" PRIu64 " processes of the task (its "
+			 "cgroup's memory.max)", t->cg.oom_kills);
+		monitor_notice(m, t, PTMON_NOTICE_WARNING, text);
+	}
 	struct ptmon_event ev = {.type = PTMON_EVENT_DONE, .task = t};
 	event_emit(m, &ev);
 }
@@ -587,6 +609,15 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		.cgroup_cpu_usec = t->cg.usage_usec,
 		.cgroup_user_usec = t->cg.user_usec,
 		.cgroup_system_usec = t->cg.system_usec,
+		.cgroup_have_memory_peak = t->cg.have_memory_peak,
+		.cgroup_have_pids_peak = t->cg.have_pids_peak,
+		.cgroup_have_io = t->cg.have_io,
+		.cgroup_have_oom = t->cg.have_oom,
+		.cgroup_memory_peak = t->cg.memory_peak,
+		.cgroup_pids_peak = t->cg.pids_peak,
+		.cgroup_io_rbytes = t->cg.io_rbytes,
+		.cgroup_io_wbytes = t->cg.io_wbytes,
+		.cgroup_oom_kills = t->cg.oom_kills,
 		.survivors = t->survivors,
 		.events_received = t->final.events_received,
 	};

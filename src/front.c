@@ -74,6 +74,8 @@ struct front {
 	bool worker_reaped;
 	int worker_code; /* CLD_* */
 	int worker_value;
+	pid_t guardian;  /* 0: none */
+	int guardian_w;  /* the front's end of the guardian's pipe */
 };
 
 /* In the worker: the front, 0 without one; the pipe that says "ready". */
@@ -172,7 +174,8 @@ static int new_children(const struct front *f, pid_t **ret)
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		pid_t pid = (pid_t)atoi(de->d_name);
-		if (pid <= 0 || pid == f->worker || ppid_of(pid) != f->self || was_before(f, pid))
+		if (pid <= 0 || pid == f->worker || pid == f->guardian || ppid_of(pid) != f->self ||
+		    was_before(f, pid))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -327,6 +330,78 @@ static void kill_cgroups(struct front *f)
 		closedir(d);
 }
 
+/* ---- the guardian ------------------------------------------------------------ */
+
+/*
+ * When the front and the worker are both killed (a kill of ptmon's process
+ * group, `kill -9 FRONT WORKER`), neither can act: the guardian, a third
+ * process in a session of its own, holding nothing of the task's and no
+ * stdio, writes cgroup.kill of the worker's task cgroups and removes them.
+ * It waits on a pipe from the front: a byte means the front ended as it
+ * should (exit 0); EOF means the front died; then, once the worker has died
+ * too (its pidfd), whatever is left in those cgroups is killed.  A worker
+ * that ended normally removed them already: then nothing is found.
+ */
+static void guardian_main(struct front *f, int done_r)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		for (int fd = 0; fd < 3; fd++)
+			dup2(null, fd);
+		util_close(null);
+	}
+	setsid();
+	prctl(PR_SET_NAME, "ptmon-guard");
+	char c;
+	ssize_t n;
+	do
+		n = read(done_r, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		_exit(0);
+	struct pollfd p = {.fd = f->worker_fd, .events = POLLIN};
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+	kill_cgroups(f);
+	_exit(0);
+}
+
+static void guardian_start(struct front *f)
+{
+	int pipefd[2];
+	f->guardian_w = -1;
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		util_close(pipefd[1]);
+		guardian_main(f, pipefd[0]);
+	}
+	util_close(pipefd[0]);
+	if (pid < 0) {
+		util_close(pipefd[1]);
+		return;
+	}
+	f->guardian = pid;
+	f->guardian_w = pipefd[1];
+}
+
+/* The front is done: the guardian goes, before the front does (a caller
+ * that checks that nothing of ptmon is left must find nothing). */
+static void guardian_stop(struct front *f)
+{
+	if (!f->guardian)
+		return;
+	ssize_t n;
+	do
+		n = write(f->guardian_w, "D", 1);
+	while (n < 0 && errno == EINTR);
+	f->guardian_w = util_close(f->guardian_w);
+	while (waitpid(f->guardian, NULL, 0) < 0 && errno == EINTR)
+		;
+	f->guardian = 0;
+}
+
 /* ---- the front ------------------------------------------------------------ */
 
 /* Job control stays with the front: it must stop (^Z) with its job, or the
@@ -461,9 +536,9 @@ static _Noreturn void worker_main(struct front *f, int (*work)(void *), void *ar
 	exit(work(arg));
 }
 
-int front_run(int (*work)(void *arg), void *arg, int verbose)
+int front_run(int (*work)(void *arg), void *arg, int verbose, bool guard)
 {
-	struct front f = {.self = getpid(), .worker_fd = -1, .ready_r = -1};
+	struct front f = {.self = getpid(), .worker_fd = -1, .ready_r = -1, .guardian_w = -1};
 	front_signals(&f.waited);
 	if (sigprocmask(SIG_BLOCK, &f.waited, &f.orig_mask) < 0 ||
 	    prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
@@ -506,6 +581,8 @@ int front_run(int (*work)(void *arg), void *arg, int verbose)
 		 * monitor see us gone, and wait for it to end the task. */
 		_exit(EXIT_PTMON_FAILED);
 	}
+	if (guard)
+		guardian_start(&f);
 	wait_worker(&f);
 	/* A worker that exited emptied the task's tree itself (its subreaper
 	 * held every orphan of it), so children of ours now are the orphans
@@ -514,6 +591,7 @@ int front_run(int (*work)(void *arg), void *arg, int verbose)
 		kill_cgroups(&f);
 		kill_orphans(&f);
 	}
+	guardian_stop(&f);
 	int status = relay(&f);
 	f.worker_fd = util_close(f.worker_fd);
 	free(f.before);

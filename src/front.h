@@ -9,6 +9,8 @@
 #ifndef PTMON_FRONT_H
 #define PTMON_FRONT_H
 
+#include <stdbool.h>
+
 struct ptmon_monitor;
 
 /*
@@ -18,8 +20,11 @@ struct ptmon_monitor;
  * signal the front forwarded and the worker died of is raised again, so
  * that the caller sees ptmon die of it).  Prints "-v" lines when @verbose.
  * Call with only fds 0, 1 and 2 of interest open: the front keeps them.
+ * With @guard (the task may get a cgroup of its own), a third process, the
+ * guardian, ends the worker's task cgroups if the front and the worker are
+ * both killed; it is gone when front_run() returns.
  */
-int front_run(int (*work)(void *arg), void *arg, int verbose);
+int front_run(int (*work)(void *arg), void *arg, int verbose, bool guard);
 
 /* In the worker: tell the monitor about the front (ptmon_monitor_set_front()).
  * Returns 0 (also without a front), -ECANCELED when the front has died

@@ -102,6 +102,10 @@ static void usage(FILE *f)
 	      "                        start CMD in a cgroup v2 of its own, which a cancel\n"
 	      "                        ends with cgroup.kill (auto: where one can be made;\n"
 	      "                        on: fail without; default: auto)\n"
+	      "      --memory-max SIZE, --pids-max N, --cpu-max CPUS\n"
+	      "                        limits for that cgroup: memory.max (bytes, or with K,\n"
+	      "                        M, G, T), pids.max, cpu.max in CPUs (1.5); each needs\n"
+	      "                        its controller, or ptmon fails with 125\n"
 	      "      --filter auto|ebpf|classic\n"
 	      "                        the connector's filter in the kernel: ebpf passes only\n"
 	      "                        the task's events (needs CAP_BPF), classic every\n"
@@ -188,6 +192,22 @@ static int duration_arg(const char *name, const char *value, uint64_t *ret)
 	return 0;
 }
 
+/* pids.max is a count: its parser is parse_size's digits, with no unit. */
+static int limit_arg(const char *name, const char *value, int (*parse)(const char *, uint64_t *),
+		     uint64_t *ret)
+{
+	int r = parse(value, ret);
+	if (r == 0 && parse == parse_size && strcmp(name, "--pids-max") == 0 &&
+	    value[strlen(value) - 1] > '9')
+		r = -EINVAL;
+	if (r == -ERANGE)
+		return bad_usage("%s: out of range: '%s'", name, value);
+	if (r < 0)
+		return bad_usage("%s: invalid value '%s' (examples: %s)", name, value,
+				 parse == parse_cpus ? "0.5, 2" : strcmp(name, "--pids-max") == 0 ? "100" : "512M, 2G");
+	return 0;
+}
+
 static int choice_arg(const char *name, const char *value, const char *const *choices)
 {
 	for (int i = 0; choices[i]; i++)
@@ -228,6 +248,12 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 		i = choice_arg("--cgroup", arg, cgroups);
 		o->task.cgroup = i == 1 ? PTMON_CGROUP_ON : i == 2 ? PTMON_CGROUP_OFF : PTMON_CGROUP_AUTO;
 		return i < 0 ? -1 : 0;
+	case 'M':
+		return limit_arg("--memory-max", arg, parse_size, &o->task.memory_max);
+	case 'P':
+		return limit_arg("--pids-max", arg, parse_size, &o->task.pids_max);
+	case 'U':
+		return limit_arg("--cpu-max", arg, parse_cpus, &o->task.cpu_max_us);
 	case 'F':
 		i = choice_arg("--filter", arg, filters);
 		o->monitor_flags = i == 1 ? PTMON_MONITOR_FILTER_TREE
@@ -278,6 +304,9 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"leftovers", required_argument, NULL, 'L'},
 		{"backend", required_argument, NULL, 'B'},
 		{"cgroup", required_argument, NULL, 'G'},
+		{"memory-max", required_argument, NULL, 'M'},
+		{"pids-max", required_argument, NULL, 'P'},
+		{"cpu-max", required_argument, NULL, 'U'},
 		{"filter", required_argument, NULL, 'F'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"events", required_argument, NULL, 'E'},
@@ -304,6 +333,12 @@ static int parse_run(int argc, char **argv, struct options *o)
 	}
 	if (optind >= argc)
 		return bad_usage("no command given");
+	if (o->task.memory_max || o->task.pids_max || o->task.cpu_max_us) {
+		if (o->task.cgroup == PTMON_CGROUP_OFF)
+			return bad_usage("--memory-max, --pids-max and --cpu-max need a cgroup: "
+					 "not with --cgroup off");
+		o->task.cgroup = PTMON_CGROUP_ON;
+	}
 	o->task.argv = argv + optind;
 	return 0;
 }
@@ -758,7 +793,9 @@ static int run(struct options *o)
 	if (r == 0)
 		r = ptmon_task_start(m, &o->task, &t);
 	if (r < 0 && o->task.cgroup == PTMON_CGROUP_ON && ptmon_monitor_cgroup_unavailable(m)) {
-		msg("--cgroup on: %s: %s", ptmon_monitor_cgroup_unavailable(m), strerror(-r));
+		bool limits = o->task.memory_max || o->task.pids_max || o->task.cpu_max_us;
+		msg("%s: %s: %s", limits ? "cannot set the task's limits" : "--cgroup on",
+		    ptmon_monitor_cgroup_unavailable(m), strerror(-r));
 		r = -ECANCELED; /* said; 125 */
 	}
 	if (r < 0) {
@@ -855,5 +892,5 @@ int main(int argc, char **argv)
 	/* The front too: a stray signal 32 or 33 must not end it (and with it,
 	 * through the worker's watch, the task). */
 	hold_libc_signals(true);
-	return front_run(run_worker, &o, o.verbose);
+	return front_run(run_worker, &o, o.verbose, o.task.cgroup != PTMON_CGROUP_OFF);
 }

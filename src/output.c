@@ -536,6 +536,16 @@ static void add_cgroup(struct json_object *o, const struct ptmon_task *t,
 		json_object_object_add(c, "cpu_user_us", jint((int64_t)r->cgroup_user_usec));
 		json_object_object_add(c, "cpu_system_us", jint((int64_t)r->cgroup_system_usec));
 	}
+	if (r->cgroup_have_memory_peak)
+		json_object_object_add(c, "memory_peak_bytes", jint((int64_t)r->cgroup_memory_peak));
+	if (r->cgroup_have_pids_peak)
+		json_object_object_add(c, "pids_peak", jint((int64_t)r->cgroup_pids_peak));
+	if (r->cgroup_have_io) {
+		json_object_object_add(c, "io_read_bytes", jint((int64_t)r->cgroup_io_rbytes));
+		json_object_object_add(c, "io_write_bytes", jint((int64_t)r->cgroup_io_wbytes));
+	}
+	if (r->cgroup_have_oom)
+		json_object_object_add(c, "oom_kills", jint((int64_t)r->cgroup_oom_kills));
 	json_object_object_add(o, "cgroup", c);
 }
 

@@ -113,6 +113,74 @@ int parse_duration(const char *s, uint64_t *ret_ns)
 	return 0;
 }
 
+int parse_size(const char *s, uint64_t *ret)
+{
+	static const char units[] = "kmgt";
+	const char *p = s;
+	uint64_t v = 0;
+	bool overflow = false;
+
+	if (!s || !is_digit(*s))
+		return -EINVAL;
+	for (; is_digit(*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			overflow = true;
+		else
+			v = v * 10 + d;
+	}
+	if (*p) {
+		const char *u = strchr(units, *p | 0x20);
+		if (!u || !*u || p[1])
+			return -EINVAL;
+		for (long i = 0; i <= u - units; i++) {
+			if (v > UINT64_MAX / 1024)
+				overflow = true;
+			v *= 1024;
+		}
+	}
+	if (overflow)
+		return -ERANGE;
+	if (v == 0)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int parse_cpus(const char *s, uint64_t *ret_us)
+{
+	const char *p = s;
+	uint64_t whole = 0, milli = 0;
+	int nfrac = 0;
+
+	if (!s || !is_digit(*s))
+		return -EINVAL;
+	for (; is_digit(*p); p++) {
+		if (whole > 100000)
+			return -ERANGE;
+		whole = whole * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == '.') {
+		for (p++; is_digit(*p); p++, nfrac++) {
+			if (nfrac == 3)
+				return -EINVAL;
+			milli = milli * 10 + (uint64_t)(*p - '0');
+		}
+		if (nfrac == 0)
+			return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	for (int i = nfrac; i < 3; i++)
+		milli *= 10;
+	/* 100 ms periods: one CPU is 100000 us of each. */
+	uint64_t us = whole * 100000 + milli * 100;
+	if (whole > 100000 || us > 100000ull * 100000 || us < 1000)
+		return -ERANGE;
+	*ret_us = us;
+	return 0;
+}
+
 static const struct {
 	int sig;
 	const char *name;

@@ -27,6 +27,21 @@
 int parse_duration(const char *s, uint64_t *ret_ns);
 
 /*
+ * Parse a size in bytes: digits and an optional binary unit, "K", "M",
+ * "G" or "T" (1024, 1024^2, ...; lower case too).  Returns 0 and sets
+ * *ret, -EINVAL for a malformed string or 0, -ERANGE above UINT64_MAX.
+ */
+int parse_size(const char *s, uint64_t *ret);
+
+/*
+ * Parse a number of CPUs ("1", "0.5", "2.25"; at most 3 fraction digits)
+ * into microseconds of CPU time per 100 ms period, cpu.max's quota: "1.5"
+ * is 150000.  Returns 0 and sets *ret_us, -EINVAL for a malformed string,
+ * -ERANGE below 0.01 (the kernel's smallest quota is 1 ms) or above 100000.
+ */
+int parse_cpus(const char *s, uint64_t *ret_us);
+
+/*
  * Parse a signal: a name with or without "SIG" in any case ("TERM", "sigkill",
  * "SIGRTMIN+2", "RTMAX-1") or a number from 1 to SIGRTMAX ("9").
  * Returns 0 and sets *ret_sig, or -EINVAL.

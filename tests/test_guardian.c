@@ -389,6 +389,21 @@ static const struct shape shapes[] = {
 	{"deep 150", {"--grace", "300ms", "--", H, "deep", "150", NULL}, NULL},
 };
 
+/* Processes in the test's cgroup other than ptmon's worker and guardian. */
+static int task_left(const struct ctx *c, pid_t worker)
+{
+	pid_t left[64];
+	int n = cg_list(c, left, 64), k = 0;
+
+	for (int i = 0; i < n && i < 64; i++) {
+		char name[64];
+
+		comm_of(left[i], name, sizeof(name));
+		k += left[i] != worker && strcmp(name, "ptmon-guard") != 0;
+	}
+	return n > 64 ? n : k;
+}
+
 /* Milliseconds since @t0, or -1 when it has not happened. */
 struct times {
 	double tree_empty, eof, all_gone;
@@ -420,11 +435,9 @@ static void front_killed(struct ctx *c, const struct shape *s, uid_t uid)
 	/* Poll at 1 ms for the figures; the check is the bound. */
 	end = t0 + BOUND_MS / 1000.0;
 	while (now_s() < end && (t.tree_empty < 0 || t.eof < 0 || t.all_gone < 0)) {
-		pid_t left[2];
-		int n = cg_list(c, left, 2);
 		double ms = (now_s() - t0) * 1000;
 
-		if (t.tree_empty < 0 && (n == 0 || (n == 1 && left[0] == worker)))
+		if (t.tree_empty < 0 && task_left(c, worker) == 0)
 			t.tree_empty = ms;
 		if (t.eof < 0 && r.out < 0 && r.err < 0)
 			t.eof = ms;
@@ -461,6 +474,99 @@ static void front_killed(struct ctx *c, const struct shape *s, uid_t uid)
 	assert_int_equal(cg_children(c), 0); /* the task's own cgroup was removed */
 	close(workerfd);
 	run_close(&r);
+}
+
+/* ---- the front and the worker killed at once -------------------------------- */
+
+/* Find ptmon's guardian in the test's cgroup. */
+static pid_t guardian_of(const struct ctx *c)
+{
+	pid_t pids[64];
+	int n = cg_list(c, pids, 64);
+
+	for (int i = 0; i < n && i < 64; i++) {
+		char name[64];
+
+		comm_of(pids[i], name, sizeof(name));
+		if (strcmp(name, "ptmon-guard") == 0)
+			return pids[i];
+	}
+	return -1;
+}
+
+/* The worker is stopped first, so that it cannot act on the front's death:
+ * then both are SIGKILLed, and only the guardian is left to end the task's
+ * cgroup.  Nothing of the task may survive, the task's cgroup must go, and
+ * the guardian too. */
+static void both_killed(struct ctx *c, const struct shape *s)
+{
+	const char *args[16] = {"--cgroup", "on"};
+	struct how how = {0};
+	struct run r;
+	pid_t worker, guardian;
+	int wfd, gfd, procs;
+	double t0, gone = -1;
+	size_t n = 2;
+
+	for (size_t i = 0; s->args[i] && n < 15; i++)
+		args[n++] = s->args[i];
+	args[n] = NULL;
+	start(c, &r, &how, args);
+	if (s->ready_comm)
+		wait_comm(c, &r, s->ready_comm);
+	else
+		wait_ready(&r);
+	worker = worker_of(c, &r);
+	guardian = guardian_of(c);
+	assert_true(guardian > 0);
+	wfd = sys_pidfd_open(worker);
+	gfd = sys_pidfd_open(guardian);
+	assert_true(wfd >= 0 && gfd >= 0);
+	procs = task_left(c, worker);
+	assert_int_equal(sys_pidfd_send_signal(wfd, SIGSTOP), 0);
+	t0 = now_s();
+	assert_int_equal(sys_pidfd_send_signal(r.pidfd, SIGKILL), 0);
+	assert_int_equal(sys_pidfd_send_signal(wfd, SIGKILL), 0);
+	assert_int_equal(wait_front(&r, BOUND_MS), 0);
+	for (double end = t0 + BOUND_MS / 1000.0; now_s() < end && gone < 0;) {
+		if (!cg_populated(c))
+			gone = (now_s() - t0) * 1000;
+		pump(&r, 1);
+	}
+	print_message("    [%-11s] %4d processes; front and worker SIGKILLed -> all gone "
+		      "(the guardian's work) %7.1f ms\n",
+		      s->name, procs, gone);
+	if (gone < 0) {
+		pid_t left[16];
+		int k = cg_list(c, left, 16);
+
+		for (int i = 0; i < k && i < 16; i++) {
+			char name[64];
+
+			comm_of(left[i], name, sizeof(name));
+			print_error("survivor: pid %d ppid %d %s\n", left[i], ppid_of(left[i]), name);
+		}
+		dump(&r);
+		fail_msg("%d process(es) survived the front's and the worker's SIGKILL by %d ms", k,
+			 BOUND_MS);
+	}
+	{
+		struct pollfd p = {.fd = gfd, .events = POLLIN};
+
+		assert_int_equal(poll(&p, 1, 0), 1); /* the guardian is gone */
+	}
+	assert_int_equal(cg_children(c), 0); /* the task's cgroup was removed */
+	close(wfd);
+	close(gfd);
+	run_close(&r);
+}
+
+static void t_both_killed(void **state)
+{
+	struct ctx *c = begin(state);
+
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+		both_killed(c, &shapes[i]);
 }
 
 static void t_front_killed(void **state)
@@ -778,6 +884,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_front_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_front_killed_nobody, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_worker_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_both_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_group_signal_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stdin, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_cgroup_modes, setup, teardown),

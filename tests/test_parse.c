@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -525,6 +526,79 @@ static void test_format_parse_round_trip(void **state)
 __extension__ typedef unsigned __int128 u128;
 
 /* Random well-formed strings against an independent 128-bit oracle. */
+static void test_size(void **state)
+{
+	static const struct {
+		const char *s;
+		int r;
+		uint64_t v;
+	} cases[] = {
+		{"1", 0, 1},
+		{"4096", 0, 4096},
+		{"64M", 0, 64ull << 20},
+		{"64m", 0, 64ull << 20},
+		{"1K", 0, 1024},
+		{"3G", 0, 3ull << 30},
+		{"2t", 0, 2ull << 40},
+		{"18446744073709551615", 0, UINT64_MAX},
+		{"18446744073709551616", -ERANGE, 0},
+		{"16777216T", -ERANGE, 0},
+		{"16777215T", 0, 16777215ull << 40},
+		{"0", -EINVAL, 0},
+		{"0M", -EINVAL, 0},
+		{"", -EINVAL, 0},
+		{"M", -EINVAL, 0},
+		{"-1", -EINVAL, 0},
+		{"1.5G", -EINVAL, 0},
+		{"1MB", -EINVAL, 0},
+		{"1P", -EINVAL, 0},
+		{" 1", -EINVAL, 0},
+		{"1 ", -EINVAL, 0},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t v = 7;
+		int r = parse_size(cases[i].s, &v);
+		if (r != cases[i].r || v != (r == 0 ? cases[i].v : 7))
+			fail_msg("parse_size(\"%s\") = %d, %" PRIu64, cases[i].s, r, v);
+	}
+}
+
+static void test_cpus(void **state)
+{
+	static const struct {
+		const char *s;
+		int r;
+		uint64_t v;
+	} cases[] = {
+		{"1", 0, 100000},
+		{"0.5", 0, 50000},
+		{"1.5", 0, 150000},
+		{"2.25", 0, 225000},
+		{"0.01", 0, 1000},
+		{"0.001", -ERANGE, 0},
+		{"0.009", -ERANGE, 0},
+		{"0", -ERANGE, 0},
+		{"100000", 0, 100000ull * 100000},
+		{"100001", -ERANGE, 0},
+		{"99999999999999999999", -ERANGE, 0},
+		{"1.0001", -EINVAL, 0},
+		{"1.", -EINVAL, 0},
+		{".5", -EINVAL, 0},
+		{"", -EINVAL, 0},
+		{"-1", -EINVAL, 0},
+		{"1c", -EINVAL, 0},
+		{"1e3", -EINVAL, 0},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t v = 7;
+		int r = parse_cpus(cases[i].s, &v);
+		if (r != cases[i].r || v != (r == 0 ? cases[i].v : 7))
+			fail_msg("parse_cpus(\"%s\") = %d, %" PRIu64, cases[i].s, r, v);
+	}
+}
+
 static void test_duration_random_oracle(void **state)
 {
 	static const struct {
@@ -581,6 +655,8 @@ static void test_duration_random_oracle(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_size),
+		cmocka_unit_test(test_cpus),
 		cmocka_unit_test(test_duration_valid),
 		cmocka_unit_test(test_duration_malformed),
 		cmocka_unit_test(test_duration_overflow),
