@@ -1457,7 +1457,9 @@ static void t_fatal_signals(void **state)
 		wait_live(sock, 3);
 		int fds[8];
 		int n = cg_pidfds(c, fds, 8);
-		assert_int_equal(n, 5); /* ptmon's front and worker, the root, two children */
+		/* ptmon's front, worker and guardian (forked before the worker
+		 * starts the task), the root, two children. */
+		assert_int_equal(n, 6);
 		assert_int_equal(sys_pidfd_send_signal(r->pidfd, sig), 0);
 		if (ignore) {
 			/* Answered after the signal: ptmon is alive and well. */

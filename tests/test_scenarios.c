@@ -1697,7 +1697,16 @@ static void t_filter_deep_tree(void **state)
 			      "of the test's own (-1: it overflowed): ptmon counted %lld; the "
 			      "exact count is not asked\n",
 			      sent, report_int(rep, "processes"));
+	} else if (report_int(rep, "events_lost") > 0) {
+		/* ptmon's own socket overflowed (a loaded machine starves it):
+		 * processes gone before the resync cannot be counted, and the
+		 * report must say so, as it does here. */
+		print_message("    ptmon's socket lost %lld events (it says so): it counted %lld of "
+			      "2047; the exact count is not asked\n",
+			      report_int(rep, "events_lost"), report_int(rep, "processes"));
+		assert_true(report_int(rep, "processes") <= 2047);
 	} else {
+		/* Nothing lost, by ptmon's own account: every one counted. */
 		assert_int_equal(report_int(rep, "processes"), 2047);
 	}
 	unlink(rep);
