@@ -347,6 +347,10 @@ static void finish(struct ptmon_task *t)
 	struct ptmon_monitor *m = t->monitor;
 	if (t->phase == PHASE_DONE)
 		return; /* abandoning a stream can reach EOF and finish first */
+	/* The tree is empty, so each of its events has been queued, but
+	 * ptmon may lag behind them (a loaded machine, a burst of short-lived
+	 * processes): the record closes only once they are read. */
+	monitor_drain_events(m);
 	t->phase = PHASE_DONE;
 	t->deadline_drain = 0;
 	t->eof_ns = util_now_ns();
