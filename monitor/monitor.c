@@ -236,6 +236,9 @@ static int probe_connector(struct ptmon_monitor *m, struct probe *p)
 			break;
 	}
 	waitpid(p->child, NULL, 0);
+	/* The tree filter took it in as our child: a stranger that gets
+	 * its number would pass until its first event. */
+	monitor_filter_dead(m, p->child);
 	return p->seen ? 0 : -ENOMSG;
 }
 

@@ -99,21 +99,23 @@ static __u32 seq_gap(__u32 seqno)
  * Whether @tgid is in the tree.  User space takes a dead process's pid out
  * of the map, and the number may belong by then to a new process of the
  * tree (pids wrap) that forks at this very moment: while it does (del_seq
- * odd), that pid counts as in the tree, and a lookup that overlapped a
- * removal (del_seq moved) answers yes.  So an event the tree needs is
+ * odd), that pid counts as in the tree, also when the removal began or
+ * ended during the lookup (del_seq moved).  So an event the tree needs is
  * never dropped by a removal, which user space then undoes if the pid's
- * holder is the tree's.  Loads in order: the sequence, the map, the
- * sequence again (a seqlock read; x86 keeps loads in order).
+ * holder is the tree's.  Only that pid: a stranger's fork meanwhile must
+ * not bring its child in.  Loads in order: the sequence, the map, the
+ * sequence again, the pid (written before the sequence turns odd); x86
+ * keeps loads in order.
  */
 static int in_tree(volatile struct cnf_shared *sh, __u32 tgid)
 {
-	__u32 seq = sh->del_seq;
+	__u32 seq = sh->del_seq, seq2, pid;
 
 	if (bpf_map_lookup_elem(&tgids, &tgid))
 		return 1;
-	if ((seq & 1) && sh->del_pid == tgid)
-		return 1;
-	return sh->del_seq != seq;
+	seq2 = sh->del_seq;
+	pid = sh->del_pid;
+	return ((seq & 1) || seq2 != seq) && pid == tgid;
 }
 
 /* A FORK: a new process whose parent is in the tree joins it.  Threads
