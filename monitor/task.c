@@ -247,7 +247,10 @@ int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, boo
 	if (t->phase == PHASE_RUNNING && !now && t->cfg.signal != SIGKILL && t->cfg.grace_ns) {
 		t->phase = PHASE_TERM;
 		t->deadline_grace = util_deadline(t->cancel_ns, t->cfg.grace_ns);
-		signal_and_walk(t, "cancel");
+		/* A grace period follows: walk first, so that the record
+		 * knows every process alive as the cancel began. */
+		track_resync(t->monitor, "cancel");
+		signal_all(t);
 	} else if (t->phase != PHASE_KILL) {
 		enter_kill(t);
 	}
