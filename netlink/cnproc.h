@@ -203,8 +203,8 @@ int cnproc_tree_contains(struct cnproc *c, pid_t tgid);
  * Returns the number of events delivered, the callback's negative value, or
  * -errno for a socket error other than EAGAIN/EINTR/ENOBUFS.  *ret_lost is
  * written on every return, errors included, so that a loss seen before a
- * stop is not forgotten.  A datagram truncated by the 64 KiB buffer is
- * counted in stats.malformed.
+ * stop is not forgotten.  A datagram longer than its 4 KiB slot
+ * (nl_receive()) is counted in stats.malformed.
  */
 #define CNPROC_RECEIVE_BATCH 256u
 int cnproc_receive(struct cnproc *c, cnproc_event_cb cb, void *userdata,
