@@ -312,6 +312,9 @@ void monitor_taskstats_lookup(struct ptmon_monitor *m, struct node *n);
  * their process's FORK to the processes now known.  (Also for tests.) */
 void monitor_taskstats_settle(struct ptmon_monitor *m);
 
+/* Read and handle the events queued on the connector socket, until it is
+ * empty (bounded): once a tree is empty, each of its events is queued. */
+void monitor_drain_events(struct ptmon_monitor *m);
 /* Arm the timerfd for the earliest deadline of any task. */
 void monitor_rearm(struct ptmon_monitor *m);
 uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m);
@@ -322,6 +325,9 @@ uint64_t monitor_events_received(const struct ptmon_monitor *m);
 void monitor_filter_add(struct ptmon_monitor *m, pid_t pid);
 void monitor_filter_dead(struct ptmon_monitor *m, pid_t pid);
 void monitor_filter_stranger(struct ptmon_monitor *m, pid_t pid);
+/* Whether the tree filter holds @pid for the tree's (false without it,
+ * or when it passes every process's events). */
+bool monitor_filter_holds(struct ptmon_monitor *m, pid_t pid);
 void monitor_notice(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_notice_kind kind,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Release the reserved fds so that the next two opens succeed; re-take

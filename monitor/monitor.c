@@ -100,39 +100,68 @@ void monitor_filter_add(struct ptmon_monitor *m, pid_t pid)
 }
 
 /*
- * @pid was seen dead (pidfd readable, or reaped): not on its leader's EXIT,
- * which other threads outlive.  The number may already belong to a new
- * process that the filter added when a process of the tree forked it:
- * after the removal, look whether @pid lives (a process that has not
- * exited); if so, put it back and owe a walk for what it may have forked
- * meanwhile.  (A stranger put back leaves
- * again on its first event: see monitor_filter_stranger().)
+ * Whether the process that holds @pid now may be the tree's: it has not
+ * exited, and its parent is ptmon or in the filter's map.  Every live
+ * process of the tree has such a parent: the filter adds the children of
+ * the processes in the map, and a process leaves the map only dead (its
+ * children reparented to us by then) or through this test.  A stranger
+ * that got a number the map still held fails it.  Runs while the filter
+ * still passes @pid's events (cnfilter_remove()).
+ */
+static bool holder_may_be_ours(pid_t pid, void *userdata)
+{
+	struct ptmon_monitor *m = userdata;
+	int fd = util_pidfd_open(pid, 0);
+	if (fd < 0)
+		return false;
+	pid_t ppid = 0;
+	int r = util_pidfd_exited(fd) == 0 ? 0 : -ESRCH;
+	if (r == 0 && (m->features & PTMON_FEATURE_PIDFD_INFO))
+		r = util_pidfd_ppid(fd, &ppid);
+	else if (r == 0) {
+		struct procfs_stat st;
+		r = procfs_read_stat(pid, &st);
+		ppid = st.ppid;
+		/* Read before it exited: the number was still its own. */
+		if (r == 0 && util_pidfd_exited(fd) != 0)
+			r = -ESRCH;
+	}
+	util_close(fd);
+	/* A failed look cannot clear it: keep it (a stranger costs only). */
+	if (r < 0)
+		return r != -ESRCH;
+	return ppid == m->self || cnproc_tree_contains(m->cn, ppid) != 0;
+}
+
+/*
+ * @pid was seen dead (pidfd readable, or reaped), not on its leader's
+ * EXIT, which other threads outlive: take it out of the filter's map.  By
+ * now the number may belong to a new process of the tree (pids wrap; a
+ * fork loop gets them back within a second), which the filter added when
+ * it was forked: it stays.  Its events meanwhile were passed (the removal
+ * is guarded), so no walk is owed.
  */
 void monitor_filter_dead(struct ptmon_monitor *m, pid_t pid)
 {
 	if (!tree_filtered(m) || cnproc_tree_passing_all(m->cn))
 		return;
-	if (cnproc_tree_remove(m->cn, pid) < 0)
-		return;
-	int fd = util_pidfd_open(pid, 0);
-	if (fd < 0)
-		return;
-	/* A zombie (the one that died, not yet reaped) forks no more. */
-	bool alive = util_pidfd_exited(fd) == 0;
-	util_close(fd);
-	if (!alive)
-		return;
-	cnproc_tree_add(m->cn, pid);
-	m->events_lost = true;
+	cnproc_tree_remove(m->cn, pid, holder_may_be_ours, m);
 }
 
 /* An event passed the filter for @pid that the monitor has no process
  * for: the filter added it as the child of one that is not ours (ptmon's
- * own probe child, a pid put back in monitor_filter_dead()). */
+ * own probe child, a reused number the map still held), unless it is a
+ * process of the tree that the monitor could not adopt. */
 void monitor_filter_stranger(struct ptmon_monitor *m, pid_t pid)
 {
 	if (pid != m->self && tree_filtered(m) && !cnproc_tree_passing_all(m->cn))
-		cnproc_tree_remove(m->cn, pid);
+		cnproc_tree_remove(m->cn, pid, holder_may_be_ours, m);
+}
+
+bool monitor_filter_holds(struct ptmon_monitor *m, pid_t pid)
+{
+	return tree_filtered(m) && !cnproc_tree_passing_all(m->cn) &&
+	       cnproc_tree_contains(m->cn, pid) == 1;
 }
 
 void monitor_rearm(struct ptmon_monitor *m)
@@ -208,6 +237,9 @@ static int probe_connector(struct ptmon_monitor *m, struct probe *p)
 			break;
 	}
 	waitpid(p->child, NULL, 0);
+	/* The tree filter took it in as our child: a stranger that gets
+	 * its number would pass until its first event. */
+	monitor_filter_dead(m, p->child);
 	return p->seen ? 0 : -ENOMSG;
 }
 
@@ -668,7 +700,8 @@ static bool handle_signals(struct ptmon_monitor *m)
 	return child;
 }
 
-static void handle_netlink(struct ptmon_monitor *m)
+/* Returns true when the socket was read empty. */
+static bool handle_netlink(struct ptmon_monitor *m)
 {
 	bool lost = false;
 	const struct cnproc_stats *st = cnproc_get_stats(m->cn);
@@ -698,6 +731,21 @@ static void handle_netlink(struct ptmon_monitor *m)
 				event_count(m, t, PTMON_EVENT_LOST, delta,
 					    st->overruns ? "socket overrun (ENOBUFS)" : "sequence gap");
 	}
+	return drained;
+}
+
+/* At most this many batches (CNPROC_RECEIVE_BATCH events each): more than
+ * the receive buffer holds, and a bound where the classic filter passes a
+ * storm elsewhere on the machine. */
+#define DRAIN_BATCHES 1024
+
+void monitor_drain_events(struct ptmon_monitor *m)
+{
+	if (m->backend != PTMON_BACKEND_CONNECTOR || !m->cn)
+		return;
+	for (int i = 0; i < DRAIN_BATCHES; i++)
+		if (handle_netlink(m))
+			break;
 }
 
 static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)

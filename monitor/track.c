@@ -126,6 +126,18 @@ static int parent_of(struct ptmon_monitor *m, int pidfd, pid_t pid, pid_t *ret)
 	return 0;
 }
 
+/* Is @ppid a process of ours that exited after its child named it?  The
+ * kernel reparents a process's children (to us, the subreaper, or to a
+ * subreaper of the tree) before its pidfd says it has exited: read the
+ * child's parent once more, and the new one is named.  (In a fork loop
+ * each parent exits at once: its child would be left to a walk, which a
+ * fast loop outruns.) */
+static bool parent_just_exited(struct ptmon_monitor *m, pid_t ppid)
+{
+	struct node *p = tree_lookup(&m->tree, ppid);
+	return p && (p->flags & NODE_ALIVE) && p->pidfd >= 0 && util_pidfd_exited(p->pidfd) == 1;
+}
+
 static struct node *record_gone(struct ptmon_monitor *m, pid_t pid, struct node *hint)
 {
 	if (!hint || (hint->flags & NODE_FOREIGN))
@@ -218,6 +230,8 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	pid_t ppid = 0;
 	struct node *parent = NULL;
 	int r = parent_of(m, pidfd, pid, &ppid);
+	if (r == 0 && !parent_is_ours(m, ppid, &parent) && parent_just_exited(m, ppid))
+		r = parent_of(m, pidfd, pid, &ppid);
 	if (r < 0 || !parent_is_ours(m, ppid, &parent)) {
 		util_close(pidfd);
 		if (r == -ESRCH)
@@ -383,12 +397,27 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 	if (ev->pid != ev->tgid)
 		return; /* a thread: not tracked (and filtered out in the kernel) */
 	struct node *p = tree_lookup(&m->tree, ev->parent_tgid);
+	if (!p && ev->parent_tgid != m->self && monitor_filter_holds(m, ev->parent_tgid)) {
+		/* The filter holds the parent for the tree's, but its FORK was
+		 * lost (or not provable then).  A walk would find both, but not
+		 * in a fork loop, gone by the time it looks: the event names
+		 * them now, to prove as a walk would. */
+		p = track_adopt(m, ev->parent_tgid, NULL, 0);
+		if (!p) {
+			struct node *n = track_adopt(m, ev->tgid, NULL, ev->timestamp_ns);
+			if (n) {
+				n->flags |= NODE_FORK_SEEN;
+				return;
+			}
+		}
+	}
 	if (!p) {
 		/* Not a process of ours: the common case, system-wide, unless
 		 * the tree filter let it through. */
+		/* The parent first: its child's test looks for it. */
+		monitor_filter_stranger(m, ev->parent_tgid);
 		if (!tree_lookup(&m->tree, ev->tgid))
 			monitor_filter_stranger(m, ev->tgid);
-		monitor_filter_stranger(m, ev->parent_tgid);
 		return;
 	}
 	if (p->flags & NODE_EXIT_EVENT) {

@@ -95,9 +95,27 @@ static __u32 seq_gap(__u32 seqno)
 	return diff;
 }
 
-static int in_tree(__u32 tgid)
+/*
+ * Whether @tgid is in the tree.  User space takes a dead process's pid out
+ * of the map, and the number may belong by then to a new process of the
+ * tree (pids wrap) that forks at this very moment: while it does (del_seq
+ * odd), that pid counts as in the tree, also when the removal began or
+ * ended during the lookup (del_seq moved).  So an event the tree needs is
+ * never dropped by a removal, which user space then undoes if the pid's
+ * holder is the tree's.  Only that pid: a stranger's fork meanwhile must
+ * not bring its child in.  Loads in order: the sequence, the map, the
+ * sequence again, the pid (written before the sequence turns odd); x86
+ * keeps loads in order.
+ */
+static int in_tree(volatile struct cnf_shared *sh, __u32 tgid)
 {
-	return bpf_map_lookup_elem(&tgids, &tgid) != 0;
+	__u32 seq = sh->del_seq, seq2, pid;
+
+	if (bpf_map_lookup_elem(&tgids, &tgid))
+		return 1;
+	seq2 = sh->del_seq;
+	pid = sh->del_pid;
+	return ((seq & 1) || seq2 != seq) && pid == tgid;
 }
 
 /* A FORK: a new process whose parent is in the tree joins it.  Threads
@@ -109,7 +127,7 @@ static int on_fork(struct cnf_shared *sh, const struct msg *m)
 
 	if (child_pid != child_tgid)
 		return 0;
-	if (!in_tree(parent_tgid))
+	if (!in_tree(sh, parent_tgid))
 		return sh->pass_all;
 	if (bpf_map_update_elem(&tgids, &child_tgid, &one, BPF_ANY) < 0) {
 		/* Full: from now on the map cannot answer for the tree. */
@@ -129,12 +147,12 @@ static int wanted(struct cnf_shared *sh, const struct msg *m)
 	case EV_FORK:
 		return on_fork(sh, m);
 	case EV_EXEC:
-		return sh->pass_all || in_tree(tgid);
+		return sh->pass_all || in_tree(sh, tgid);
 	case EV_COMM:
 	case EV_EXIT:
 		if (pid != tgid)
 			return 0; /* a thread's */
-		return sh->pass_all || in_tree(tgid);
+		return sh->pass_all || in_tree(sh, tgid);
 	default:
 		return 0;
 	}
@@ -196,7 +214,7 @@ int tsfilter(struct __sk_buff *skb)
 		return skb->len;
 	if (bpf_skb_load_bytes(skb, TS_ATTRS + 8, &id, sizeof(id)) < 0)
 		return skb->len;
-	if (in_tree(id))
+	if (in_tree(sh, id))
 		return skb->len;
 	if (outer.type == TS_TYPE_AGGR_TGID)
 		return 0;
@@ -213,7 +231,7 @@ int tsfilter(struct __sk_buff *skb)
 	/* Too short: a record older than version 12, without a tgid. */
 	if (bpf_skb_load_bytes(skb, off + 4 + CNF_TS_AC_TGID, &tgid, sizeof(tgid)) < 0)
 		return skb->len;
-	return in_tree(tgid) ? skb->len : 0;
+	return in_tree(sh, tgid) ? skb->len : 0;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -164,14 +164,30 @@ int cnfilter_add(struct cnfilter *f, pid_t tgid)
 	return r;
 }
 
-int cnfilter_remove(struct cnfilter *f, pid_t tgid)
+/* The guard of cnfilter.bpf.c's in_tree(): del_pid is written before
+ * del_seq turns odd, and the map changes only while it is. */
+static void guard(struct cnfilter *f, __u32 pid, bool on)
+{
+	if (on)
+		__atomic_store_n(&f->shared->del_pid, pid, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&f->shared->del_seq, 1, __ATOMIC_SEQ_CST);
+}
+
+int cnfilter_remove(struct cnfilter *f, pid_t tgid, cnfilter_keep_fn keep, void *userdata)
 {
 	__u32 key = (__u32)tgid;
+	int r = 0;
 
 	assert(f);
+	guard(f, key, true);
 	if (bpf_map_delete_elem(f->tgids_fd, &key) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
+		r = -errno;
+	else if (keep && keep(tgid, userdata)) {
+		r = cnfilter_add(f, tgid);
+		r = r < 0 ? r : 1;
+	}
+	guard(f, key, false);
+	return r;
 }
 
 int cnfilter_contains(struct cnfilter *f, pid_t tgid)
@@ -220,7 +236,7 @@ int cnfilter_add(struct cnfilter *f, pid_t tgid)
 	return -EOPNOTSUPP;
 }
 
-int cnfilter_remove(struct cnfilter *f, pid_t tgid)
+int cnfilter_remove(struct cnfilter *f, pid_t tgid, cnfilter_keep_fn keep, void *userdata)
 {
 	return -EOPNOTSUPP;
 }

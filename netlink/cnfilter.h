@@ -35,11 +35,23 @@ int cnfilter_attach_taskstats(struct cnfilter *f, int fd);
  * it is closed).  Accepts NULL; returns NULL; preserves errno. */
 struct cnfilter *cnfilter_free(struct cnfilter *f);
 
-/* Put @tgid in the tree (1: it was not in it, 0: it was), or take it out
- * (0, also when it was not in it).  -E2BIG when the map is full: the
- * filter then passes every process's events. */
+/* Put @tgid in the tree (1: it was not in it, 0: it was).  -E2BIG when
+ * the map is full: the filter then passes every process's events. */
 int cnfilter_add(struct cnfilter *f, pid_t tgid);
-int cnfilter_remove(struct cnfilter *f, pid_t tgid);
+
+/* Whether the process that holds the number @tgid now may be the tree's. */
+typedef bool (*cnfilter_keep_fn)(pid_t tgid, void *userdata);
+
+/*
+ * Take @tgid out of the tree, unless @keep (may be NULL) says that its
+ * holder now may be the tree's: then it stays (returns 1).  Meant for a
+ * process seen dead, whose number a new process of the tree may hold by
+ * now: until @keep has answered, the filter passes @tgid's events and adds
+ * its children, so nothing the tree does meanwhile is lost.  @keep runs
+ * with the pid out of the map.  Returns 0 (also when it was not in it), 1,
+ * or -errno.
+ */
+int cnfilter_remove(struct cnfilter *f, pid_t tgid, cnfilter_keep_fn keep, void *userdata);
 
 /* Whether the map holds @tgid: 1, 0, or -errno. */
 int cnfilter_contains(struct cnfilter *f, pid_t tgid);

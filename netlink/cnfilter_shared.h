@@ -18,6 +18,10 @@ struct cnf_shared {
 	__u64 missing;	/* events missing by those gaps */
 	__u64 map_full; /* children the full map could not take */
 	__u32 pass_all; /* 1: pass every process's events (set by either side) */
+	/* User space takes a pid out of the map under this guard: del_seq
+	 * is odd while it does, and del_pid is the pid (cnfilter_remove()). */
+	__u32 del_seq;
+	__u32 del_pid;
 	__u32 pad;
 };
 

@@ -514,9 +514,14 @@ int cnproc_tree_add(struct cnproc *c, pid_t tgid)
 	return c->tree ? cnfilter_add(c->tree, tgid) : 0;
 }
 
-int cnproc_tree_remove(struct cnproc *c, pid_t tgid)
+int cnproc_tree_remove(struct cnproc *c, pid_t tgid, cnfilter_keep_fn keep, void *userdata)
 {
-	return c->tree ? cnfilter_remove(c->tree, tgid) : 0;
+	return c->tree ? cnfilter_remove(c->tree, tgid, keep, userdata) : 0;
+}
+
+int cnproc_tree_contains(struct cnproc *c, pid_t tgid)
+{
+	return c->tree ? cnfilter_contains(c->tree, tgid) : 0;
 }
 
 /* The gaps the tree filter counted since the last look, as ours. */

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cnfilter.h"
+
 /* The kernel's event bits (PROC_EVENT_*), for cnproc_subscribe's mask. */
 #define CNPROC_MASK_FORK 0x00000001u
 #define CNPROC_MASK_EXEC 0x00000002u
@@ -181,10 +183,14 @@ bool cnproc_tree_filtered(const struct cnproc *c);
  * up): then removing pids is pointless. */
 bool cnproc_tree_passing_all(const struct cnproc *c);
 
-/* Add @tgid to the tree filter's map (1: it was not in it), or remove it.
- * 0 when no tree filter is attached; else 0 or -errno. */
+/* Add @tgid to the tree filter's map (1: it was not in it), or remove it
+ * unless @keep says its holder may be the tree's (cnfilter_remove()).
+ * 0 when no tree filter is attached; else 0, 1 (kept) or -errno. */
 int cnproc_tree_add(struct cnproc *c, pid_t tgid);
-int cnproc_tree_remove(struct cnproc *c, pid_t tgid);
+int cnproc_tree_remove(struct cnproc *c, pid_t tgid, cnfilter_keep_fn keep, void *userdata);
+
+/* Whether @tgid is in the tree filter's map: 1, 0, or -errno. */
+int cnproc_tree_contains(struct cnproc *c, pid_t tgid);
 
 /*
  * Read the datagrams now queued (until EAGAIN, or CNPROC_RECEIVE_BATCH of them,
@@ -197,8 +203,8 @@ int cnproc_tree_remove(struct cnproc *c, pid_t tgid);
  * Returns the number of events delivered, the callback's negative value, or
  * -errno for a socket error other than EAGAIN/EINTR/ENOBUFS.  *ret_lost is
  * written on every return, errors included, so that a loss seen before a
- * stop is not forgotten.  A datagram truncated by the 64 KiB buffer is
- * counted in stats.malformed.
+ * stop is not forgotten.  A datagram longer than its 4 KiB slot
+ * (nl_receive()) is counted in stats.malformed.
  */
 #define CNPROC_RECEIVE_BATCH 256u
 int cnproc_receive(struct cnproc *c, cnproc_event_cb cb, void *userdata,

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -101,40 +102,87 @@ int nl_open(int bus, unsigned groups, size_t rcvbuf, struct mnl_socket **ret)
 	return 0;
 }
 
+/* One datagram's room when several are read at once: a proc connector
+ * event or a taskstats record is a few hundred bytes; a larger datagram is
+ * truncated, and counted as malformed. */
+#define NL_SLOT 4096u
+#define NL_SLOTS_MAX 64u
+
+struct nl_batch {
+	struct mmsghdr mm[NL_SLOTS_MAX];
+	struct iovec iov[NL_SLOTS_MAX];
+	struct sockaddr_nl addr[NL_SLOTS_MAX];
+};
+
+/* Read up to @want datagrams at once into @buf's slots: one system call
+ * for what is queued, and none to find the queue empty when it returns
+ * fewer.  Returns the count or -errno. */
+static int recv_batch(int fd, struct nl_batch *b, uint8_t *buf, size_t slot, unsigned want)
+{
+	for (unsigned i = 0; i < want; i++) {
+		b->iov[i] = (struct iovec){.iov_base = buf + i * slot, .iov_len = slot};
+		b->addr[i] = (struct sockaddr_nl){0};
+		b->mm[i].msg_hdr = (struct msghdr){
+			.msg_name = &b->addr[i],
+			.msg_namelen = sizeof(b->addr[i]),
+			.msg_iov = &b->iov[i],
+			.msg_iovlen = 1,
+		};
+		b->mm[i].msg_len = 0;
+	}
+	int n = recvmmsg(fd, b->mm, want, MSG_DONTWAIT, NULL);
+	return n < 0 ? -errno : n;
+}
+
 int nl_receive(int fd, void *buf, size_t size, unsigned batch, uint64_t *datagrams,
 	       uint64_t *malformed, uint64_t *overruns, nl_datagram_fn fn, void *ctx,
 	       bool *ret_overrun)
 {
+	struct nl_batch b;
+	size_t slot = size < NL_SLOT ? size : NL_SLOT;
+	unsigned slots = (unsigned)(size / slot) < NL_SLOTS_MAX ? (unsigned)(size / slot) : NL_SLOTS_MAX;
+	unsigned got = 0;
 	int total = 0, r = 0;
 
 	/* Bounded, so that a storm elsewhere on the machine cannot keep the
 	 * caller's loop here: what is left stays readable. */
-	for (unsigned i = 0; i < batch; i++) {
-		uint32_t sender = UINT32_MAX;
-		bool trunc = false;
-		ssize_t n = nl_recv(fd, buf, size, 0, &sender, &trunc);
+	while (got < batch && r >= 0) {
+		unsigned want = batch - got < slots ? batch - got : slots;
+		int n = recv_batch(fd, &b, buf, slot, want);
 
 		if (n == -EINTR)
 			continue;
 		if (n == -ENOBUFS) {
-			/* The queue overflowed and the kernel dropped messages. */
+			/* The queue overflowed and the kernel dropped messages
+			 * (reported by the first read after the drop). */
 			(*overruns)++;
 			*ret_overrun = true;
+			got++;
 			continue;
 		}
 		if (n < 0) {
-			r = n == -EAGAIN ? 0 : (int)n;
+			r = n == -EAGAIN ? 0 : n;
 			break;
 		}
-		if (trunc) {
-			(*datagrams)++;
-			(*malformed)++;
-			continue;
+		for (int i = 0; i < n && r >= 0; i++) {
+			struct msghdr *mh = &b.mm[i].msg_hdr;
+			/* An address we cannot read is not the kernel's. */
+			uint32_t sender = mh->msg_namelen >= sizeof(b.addr[i]) &&
+							  b.addr[i].nl_family == AF_NETLINK
+						  ? b.addr[i].nl_pid
+						  : UINT32_MAX;
+			if (mh->msg_flags & MSG_TRUNC) {
+				(*datagrams)++;
+				(*malformed)++;
+				continue;
+			}
+			r = fn(ctx, (uint8_t *)buf + (size_t)i * slot, b.mm[i].msg_len, sender);
+			if (r >= 0)
+				total = r > INT_MAX - total ? INT_MAX : total + r;
 		}
-		r = fn(ctx, buf, (size_t)n, sender);
-		if (r < 0)
-			break;
-		total = r > INT_MAX - total ? INT_MAX : total + r;
+		got += (unsigned)n;
+		if ((unsigned)n < want)
+			break; /* the queue is empty */
 	}
 	return r < 0 ? r : total;
 }

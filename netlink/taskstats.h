@@ -172,7 +172,7 @@ int tstats_get_fd(const struct tstats *t);
  * ENOBUFS (the kernel dropped records) is counted in stats.overruns and
  * reading goes on; *ret_lost (if not NULL) says whether that happened in
  * this call, and is written on every return, errors included.  A datagram
- * truncated by the 64 KiB buffer is counted in stats.malformed.
+ * longer than its 4 KiB slot (nl_receive()) is counted in stats.malformed.
  *
  * Returns the number of records delivered, the callback's negative value,
  * or -errno for a socket error other than EAGAIN/EINTR/ENOBUFS.

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -418,6 +419,14 @@ static void say_result(const struct ptmon_task_result *r, int status)
 		msg("cancel to empty tree %s, to EOF %s",
 		    format_duration(r->cancel_to_empty_ns, a, sizeof(a)),
 		    format_duration(r->cancel_to_eof_ns, b, sizeof(b)));
+	/* The worker's own (not its children's): what tracking cost, start
+	 * and end included; bench/run divides it by the forks. */
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		uint64_t us = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+			      (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+		msg("worker CPU %s", format_duration(us * 1000u, a, sizeof(a)));
+	}
 }
 
 static int start_failed(const char *cmd, int r)

@@ -787,6 +787,8 @@ struct live {
 	int thread_forks; /* FORK events of threads of this process */
 	int own_forks;	  /* FORK events of this process's children */
 	struct cnproc_event fork;
+	pid_t want_parent; /* a FORK event whose parent this is */
+	pid_t got_child;   /* ... and its child */
 };
 
 static int live_setup(void **state)
@@ -824,6 +826,9 @@ static int live_cb(const struct cnproc_event *ev, void *userdata)
 		l->thread_forks++;
 	if (ev->kind == CNPROC_FORK && ev->pid == ev->tgid && ev->parent_tgid == getpid())
 		l->own_forks++;
+	if (ev->kind == CNPROC_FORK && ev->pid == ev->tgid && ev->parent_tgid == l->want_parent &&
+	    l->want_parent)
+		l->got_child = ev->tgid;
 	if (ev->kind == CNPROC_FORK && ev->pid == l->want && ev->tgid == l->want) {
 		l->fork = *ev;
 		l->got_fork = true;
@@ -1062,7 +1067,7 @@ static void test_live_tree_filter(void **state)
 	assert_int_equal(waitpid(l->child, NULL, 0), l->child);
 	l->child = -1;
 
-	assert_int_equal(cnproc_tree_remove(l->c, getpid()), 0);
+	assert_int_equal(cnproc_tree_remove(l->c, getpid(), NULL, NULL), 0);
 	{
 		bool lost;
 		(void)cnproc_receive(l->c, live_cb, l, &lost);
@@ -1101,6 +1106,71 @@ static void test_live_tree_filter(void **state)
 	assert_true(cnproc_get_stats(l->c)->events - before < 50);
 	assert_int_equal(waitpid(l->child, NULL, 0), l->child);
 	l->child = -1;
+	close(cue[0]);
+	close(cue[1]);
+}
+
+struct removal {
+	int cue;
+	pid_t child;
+	int calls;
+};
+
+/* Asked whether to keep the child's pid in the map, while it is out of it:
+ * let the child fork, and wait until it has (it reaps its own child, then
+ * exits).  So the child forks in the middle of the removal. */
+static bool fork_during_removal(pid_t tgid, void *userdata)
+{
+	struct removal *x = userdata;
+	int status = 0;
+
+	x->calls++;
+	assert_int_equal(tgid, x->child);
+	assert_int_equal(write(x->cue, "x", 1), 1);
+	assert_int_equal(waitpid(x->child, &status, 0), x->child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return false; /* dead by now: nothing of it to keep */
+}
+
+/*
+ * Taking a pid out of the map races with its holder, which may be a new
+ * process of the tree by then (pids wrap): a fork it makes between the
+ * removal and the check of its holder must still pass, and its child
+ * enter the map.  Here the child of the tree forks exactly then.
+ */
+static void test_live_tree_filter_removal(void **state)
+{
+	struct live *l = *state;
+	int64_t deadline = now_ms() + 5000;
+	int cue[2];
+	struct removal x = {0};
+
+	tree_setup(l, getpid());
+	assert_int_equal(pipe2(cue, O_CLOEXEC), 0);
+	l->child = fork_on_cue(cue[0]);
+	l->want = l->child;
+	live_wait(l, &l->got_fork, deadline);
+	if (!l->got_fork)
+		skip(); /* no events here (other namespace) */
+	/* The filter put it in the map when it was forked. */
+	assert_int_equal(cnproc_tree_contains(l->c, l->child), 1);
+
+	x.cue = cue[1];
+	x.child = l->child;
+	l->want_parent = l->child;
+	assert_int_equal(cnproc_tree_remove(l->c, l->child, fork_during_removal, &x), 0);
+	assert_int_equal(x.calls, 1);
+	l->child = -1;
+	/* Its child's FORK, sent during the removal, came through. */
+	for (int64_t end = now_ms() + 5000; !l->got_child && now_ms() < end;) {
+		struct pollfd pfd = {.fd = cnproc_get_fd(l->c), .events = POLLIN};
+		bool lost;
+		if (poll(&pfd, 1, 100) > 0)
+			assert_true(cnproc_receive(l->c, live_cb, l, &lost) >= 0);
+	}
+	assert_true(l->got_child > 0);
+	assert_int_equal(cnproc_tree_contains(l->c, l->got_child), 1);
+	assert_int_equal(cnproc_tree_contains(l->c, x.child), 0);
 	close(cue[0]);
 	close(cue[1]);
 }
@@ -1197,6 +1267,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_live_fork, live_setup, live_teardown),
 		cmocka_unit_test_setup_teardown(test_live_thread_filter, live_setup, live_teardown),
 		cmocka_unit_test_setup_teardown(test_live_tree_filter, live_setup, live_teardown),
+		cmocka_unit_test_setup_teardown(test_live_tree_filter_removal, live_setup,
+						live_teardown),
 		cmocka_unit_test_setup_teardown(test_live_tree_filter_gap, live_setup,
 						live_teardown),
 		cmocka_unit_test_setup_teardown(test_live_spoofed_sender, live_setup,
