@@ -194,6 +194,43 @@ void cgroup_parse_io(const char *buf, uint64_t *ret_rbytes, uint64_t *ret_wbytes
 	*ret_wbytes = w;
 }
 
+/* A file of any length, to its end, NUL-terminated: io.stat has a line per
+ * device, more than one read's worth where the task touched many.  Returns
+ * a malloc'd text or NULL. */
+static char *read_whole(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	while (buf) {
+		if (cap - len < 2) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			buf = NULL;
+		} else if (n == 0) {
+			buf[len] = '\0';
+			break;
+		}
+		len += n > 0 ? (size_t)n : 0;
+	}
+	util_close(fd);
+	return buf;
+}
+
 /* A file holding one number ("max" is not one). */
 static int read_number(int dirfd, const char *name, uint64_t *ret)
 {
@@ -220,9 +257,11 @@ void cgroup_read_totals(struct task_cgroup *cg, int dirfd)
 	}
 	cg->have_memory_peak = read_number(dirfd, "memory.peak", &cg->memory_peak) == 0;
 	cg->have_pids_peak = read_number(dirfd, "pids.peak", &cg->pids_peak) == 0;
-	if (read_small(dirfd, "io.stat", buf, sizeof(buf)) >= 0) {
+	char *io = read_whole(dirfd, "io.stat");
+	if (io) {
 		cg->have_io = true;
-		cgroup_parse_io(buf, &cg->io_rbytes, &cg->io_wbytes);
+		cgroup_parse_io(io, &cg->io_rbytes, &cg->io_wbytes);
+		free(io);
 	}
 	/* oom_kill counts the kernel's OOM kills inside the cgroup (4.13+). */
 	if (read_small(dirfd, "memory.events", buf, sizeof(buf)) >= 0)

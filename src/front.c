@@ -342,6 +342,23 @@ static void kill_cgroups(struct front *f)
  * too (its pidfd), whatever is left in those cgroups is killed.  A worker
  * that ended normally removed them already: then nothing is found.
  */
+/* The guardian may outlive the front: then it must hold nothing a caller
+ * waits on for EOF (a pipe ptmon inherited, the ready pipe): every fd but
+ * the two it needs goes. */
+static void guardian_close_others(int keep1, int keep2)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name);
+		if (fd > 2 && fd != keep1 && fd != keep2 && fd != dirfd(d))
+			util_close(fd);
+	}
+	closedir(d);
+}
+
 static void guardian_main(struct front *f, int done_r)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -350,6 +367,7 @@ static void guardian_main(struct front *f, int done_r)
 			dup2(null, fd);
 		util_close(null);
 	}
+	guardian_close_others(done_r, f->worker_fd);
 	setsid();
 	prctl(PR_SET_NAME, "ptmon-guard");
 	char c;

@@ -134,6 +134,36 @@ static void t_read_totals(void **state)
 	rm_tree(dir);
 }
 
+/* io.stat has a line per device the cgroup touched: more than one read's
+ * worth of them must all count, none cut in the middle of a number. */
+static void t_read_totals_long_io(void **state)
+{
+	char dir[] = "/tmp/ptmon-cgtest.XXXXXX", line[160];
+	struct task_cgroup cg;
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	size_t cap = 200 * sizeof(line), len = 0;
+	char *io = calloc(1, cap);
+	assert_non_null(io);
+	for (int i = 0; i < 200; i++)
+		len += (size_t)snprintf(io + len, cap - len,
+					"259:%d rbytes=1000000 wbytes=2000000 rios=100 wios=200 "
+					"dbytes=0 dios=0 cost.usage=0 cost.wait=0\n",
+					i);
+	assert_true(len > 8192);
+	put(dir, "io.stat", io);
+	free(io);
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	cgroup_init(&cg);
+	cgroup_read_totals(&cg, fd);
+	assert_true(cg.have_io);
+	assert_int_equal(cg.io_rbytes, 200 * 1000000ull);
+	assert_int_equal(cg.io_wbytes, 200 * 2000000ull);
+	close(fd);
+	rm_tree(dir);
+}
+
 /* A parent "ptmon's cgroup" and a child "the task's", as plain files. */
 static void fake_pair(char *parent, struct task_cgroup *cg, const char *parent_has,
 		      const char *child_has)
@@ -361,6 +391,7 @@ int main(void)
 		cmocka_unit_test(t_parse_key),
 		cmocka_unit_test(t_parse_io),
 		cmocka_unit_test(t_read_totals),
+		cmocka_unit_test(t_read_totals_long_io),
 		cmocka_unit_test(t_limits_written),
 		cmocka_unit_test(t_limits_unavailable),
 		cmocka_unit_test(t_limits_usage),

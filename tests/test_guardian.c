@@ -478,6 +478,21 @@ static void front_killed(struct ctx *c, const struct shape *s, uid_t uid)
 
 /* ---- the front and the worker killed at once -------------------------------- */
 
+/* How many fds PID holds. */
+static int fds_of(pid_t pid)
+{
+	char path[64];
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	for (struct dirent *de; (de = readdir(d));)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 /* Find ptmon's guardian in the test's cgroup. */
 static pid_t guardian_of(const struct ctx *c)
 {
@@ -519,6 +534,10 @@ static void both_killed(struct ctx *c, const struct shape *s)
 	worker = worker_of(c, &r);
 	guardian = guardian_of(c);
 	assert_true(guardian > 0);
+	/* It outlives the front: stdio (/dev/null), its pipe from the front and
+	 * the worker's pidfd, nothing else (no pipe a caller waits on); it closes
+	 * the rest before it takes its name, by which guardian_of() found it. */
+	assert_int_equal(fds_of(guardian), 5);
 	wfd = sys_pidfd_open(worker);
 	gfd = sys_pidfd_open(guardian);
 	assert_true(wfd >= 0 && gfd >= 0);
