@@ -135,6 +135,13 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 	};
 	if (n->survived && n->survived < sizeof(survived) / sizeof(survived[0]))
 		p.survived = survived[n->survived];
+	/* No subreaper above an attached tree: a process whose parent died
+	 * while it lived went to init or another subreaper. */
+	const struct node *up = n->parent;
+	p.reparented = n->task && n->task->attached && up &&
+		       ((n->ppid && n->ppid != up->pid) ||
+			(!(up->flags & NODE_ALIVE) &&
+			 ((n->flags & NODE_ALIVE) || up->end_ns < n->end_ns)));
 	*ret = p;
 	return 0;
 }

@@ -680,7 +680,8 @@ static bool handle_signals(struct ptmon_monitor *m)
 	return child;
 }
 
-static void handle_netlink(struct ptmon_monitor *m)
+/* Returns whether the socket was read empty. */
+static bool handle_netlink(struct ptmon_monitor *m)
 {
 	bool lost = false;
 	const struct cnproc_stats *st = cnproc_get_stats(m->cn);
@@ -700,6 +701,8 @@ static void handle_netlink(struct ptmon_monitor *m)
 		if (!lost)
 			m->argv_doubt = false;
 	}
+	if (m->nprovisional && (drained || lost))
+		track_settle_provisional(m, lost);
 	if (lost) {
 		uint64_t total = st->overruns + st->seq_missing;
 		uint64_t delta = total - m->events_lost_count;
@@ -710,6 +713,15 @@ static void handle_netlink(struct ptmon_monitor *m)
 				event_count(m, t, PTMON_EVENT_LOST, delta,
 					    st->overruns ? "socket overrun (ENOBUFS)" : "sequence gap");
 	}
+	return drained || r < 0;
+}
+
+void monitor_read_connector(struct ptmon_monitor *m)
+{
+	if (m->backend != PTMON_BACKEND_CONNECTOR || !m->cn)
+		return;
+	while (!handle_netlink(m))
+		;
 }
 
 static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)

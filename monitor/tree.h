@@ -52,6 +52,9 @@ struct argv_buf *argv_buf_unref(struct argv_buf *a);
 				     or its descendant (on m->foreign while alive) */
 #define NODE_GUESSED   (1u << 18) /* foreign for want of proof: an orphan of unknown
 				     lineage while foreign lineages exist */
+#define NODE_PROVISIONAL (1u << 19) /* attached tree: adopted after its parent died, on
+				       the FORK event's word; proven once the connector
+				       has been read empty without an EXIT for its pid */
 
 
 enum node_survived {
