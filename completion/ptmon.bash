@@ -74,11 +74,12 @@ _ptmon()
 		--backend) COMPREPLY=($(compgen -W "auto connector procfs" -- "$cur")); return ;;
 		--filter) COMPREPLY=($(compgen -W "auto ebpf classic" -- "$cur")); return ;;
 		--events | --report | --control) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		--cgroup) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		--color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
 		-t | --timeout | -g | --grace) return ;;
 		esac
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W "--timeout --signal --grace --backend --filter --events
+			COMPREPLY=($(compgen -W "--cgroup --timeout --signal --grace --backend --filter --events
 				--report --summary --control --no-control --color --quiet --verbose --help" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -W "$(ps -e -o pid= 2>/dev/null)" -- "$cur"))

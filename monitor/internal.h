@@ -173,9 +173,16 @@ struct ptmon_task {
 	 * root_exit_fd (a pidfd kept for PIDFD_INFO_EXIT). */
 	bool attached;
 	int root_exit_fd;
+	/* `watch --cgroup`: cg is the user's (cg.borrowed) and defines the
+	 * tree; cgroup.events says when "populated" changes. */
+	int cg_events_fd;
+	struct watch cg_watch;
 };
 
 int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t);
+/* A watched cgroup's processes not tracked yet join the tree (a resync's
+ * part).  Returns how many joined, or -errno. */
+int task_cgroup_scan(struct ptmon_task *t, bool first);
 /* Signal @n as its task's phase requires; called for every newly adopted
  * process and by sweeps. */
 void task_signal_node(struct ptmon_task *t, struct node *n);
@@ -202,6 +209,9 @@ int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
 /* Track @pid, a process ptmon did not start, as the root of the attached
  * task @t.  -ESRCH when it is gone (or a zombie), -EINVAL for a thread. */
 int track_attach_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
+/* Track @pid, found in the watched cgroup of @t, as one of its tops (the
+ * first becomes t->root).  -ESRCH when it is gone or no longer in it. */
+int track_attach_member(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
 /* The connector has been read empty since the provisional adoptions (a
  * child of an attached tree, orphaned before ptmon could prove its parent)
  * were made: without a loss, no EXIT said their pids changed hands, so the

@@ -757,6 +757,9 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 		monitor_watch_del(m, m->front_fd);
 		m->front_fd = util_close(m->front_fd);
 		break;
+	case WATCH_CGROUP: /* "populated" changed: task_update() looks */
+		cgroup_events_ack(container_of(w, struct ptmon_task, cg_watch)->cg_events_fd);
+		break;
 	}
 }
 

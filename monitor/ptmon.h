@@ -205,6 +205,9 @@ PTMON_EXPORT int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_ta
 
 struct ptmon_attach_config {
 	pid_t pid;                   /* the root: a process (thread-group leader) */
+	/* Instead of pid (which is then 0): a cgroup v2 directory; every
+	 * process in it and in the cgroups below it is a top of the tree. */
+	const char *cgroup;
 	uint64_t timeout_ns;         /* 0: none */
 	int signal;                  /* first signal of a cancel; 0: SIGTERM */
 	uint64_t grace_ns;           /* between the first signal and SIGKILL */
@@ -243,6 +246,21 @@ PTMON_EXPORT void ptmon_attach_config_init(struct ptmon_attach_config *cfg);
  * (pid is the calling process or one of its ancestors: a cancel would kill
  * the caller), -ESRCH (no such process, or it has exited), -ENOMEM, or the
  * -errno of pidfd_open.
+ *
+ * With cfg->cgroup (cfg->pid 0): every process in that cgroup v2 directory
+ * and in the cgroups below it is a top of the tree, each proven a member
+ * (pidfd first, /proc/PID/cgroup read while it lives), including what left
+ * a lineage before the attach; their descendants follow as above, and a
+ * process moved into the cgroup later joins at the next resync (every
+ * cancel and kill sweep makes one).  It ends when nothing tracked lives
+ * and the cgroup reads "populated 0" (cgroup.events is watched); root_pid
+ * is the first member found and root_status stays 0.  A cancel signals
+ * through pidfds as above; when the cgroup is still populated after the
+ * SIGKILL sweeps, cgroup.kill of the directory is the last resort
+ * (result.cgroup_killed).  The directory is never removed.  Errors also:
+ * -ENOENT/-ENOTDIR/-EACCES (see ptmon_monitor_cgroup_unavailable() for
+ * why), -ESRCH (no process in it), -EPERM/-ELOOP (init, the caller or its
+ * ancestors are in it).
  */
 PTMON_EXPORT int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config *cfg,
 				   struct ptmon_task **ret);

@@ -668,6 +668,11 @@ static size_t walk_seeds(struct ptmon_monitor *m, pid_t *queue, size_t tail)
 	return tail;
 }
 
+static int imax(int a, int b)
+{
+	return a > b ? a : b;
+}
+
 static size_t attached_live(const struct ptmon_monitor *m)
 {
 	size_t c = 0;
@@ -805,7 +810,13 @@ int track_resync(struct ptmon_monitor *m, const char *why)
 	m->resync_gen++;
 	m->events_lost = false;
 	m->last_resync_ns = util_now_ns();
-	int found = walk(m, v, (size_t)n);
+	int found = 0;
+	/* A watched cgroup's members are tops of its tree: before the walk,
+	 * which starts from them. */
+	for (struct ptmon_task *t = m->tasks; t; t = t->next)
+		if (t->cg.borrowed && t->phase < PHASE_DRAIN)
+			found += imax(task_cgroup_scan(t, false), 0);
+	found += walk(m, v, (size_t)n);
 	free(v);
 	for (struct ptmon_task *t = m->tasks; t; t = t->next)
 		forget_unseen(m, &t->live);
@@ -991,10 +1002,12 @@ int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
 	return 0;
 }
 
-int track_attach_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
+/* A pidfd for @pid, a process ptmon did not start, or -errno (-ESRCH for
+ * a zombie: it has exited).  Into the tree filter first: what it forks
+ * from now on reaches us, what it forked before, the walk that follows
+ * finds. */
+static int open_top(struct ptmon_monitor *m, pid_t pid)
 {
-	/* Into the tree filter first: what it forks from now on reaches us,
-	 * what it forked before, the walk that follows finds. */
 	monitor_filter_add(m, pid);
 	int pidfd = util_pidfd_open(pid, 0);
 	if (pidfd == -EMFILE || pidfd == -ENFILE) {
@@ -1003,9 +1016,51 @@ int track_attach_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
 		monitor_reserve_fd(m);
 	}
 	if (pidfd >= 0 && util_pidfd_exited(pidfd) != 0) {
-		util_close(pidfd); /* a zombie: it has exited */
+		util_close(pidfd);
 		pidfd = -ESRCH;
 	}
+	return pidfd;
+}
+
+int track_attach_member(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
+{
+	int pidfd = open_top(m, pid);
+	int r = pidfd < 0 ? pidfd : cgroup_holds(&t->cg, pid);
+	/* Alive after /proc was read: the answer was this process's (its pid
+	 * cannot change hands while it lives). */
+	if (r == 0 || (r > 0 && util_pidfd_exited(pidfd) != 0))
+		r = -ESRCH;
+	pid_t ppid = 0;
+	struct node *up = NULL;
+	if (r > 0 && parent_of(m, pidfd, pid, &ppid) == 0 && parent_is_ours(m, ppid, &up) &&
+	    (!up || up->task != t))
+		up = NULL;
+	struct node *n = r > 0 ? new_node(m, pid, up, t) : NULL;
+	if (!n) {
+		util_close(pidfd);
+		monitor_filter_stranger(m, pid);
+		return r > 0 ? -ENOMEM : r;
+	}
+	n->ppid = ppid;
+	n->seen_gen = m->resync_gen;
+	if (!read_own(n, pid, pidfd) && !up)
+		set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
+	n->flags |= NODE_ALIVE | NODE_WALKED;
+	node_list_add(&t->live, n);
+	attach_pidfd(m, n, pidfd);
+	if (!t->root) {
+		n->flags |= NODE_ROOT;
+		t->root = n;
+		return 0;
+	}
+	born(m, n);
+	task_signal_node(t, n);
+	return 0;
+}
+
+int track_attach_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
+{
+	int pidfd = open_top(m, pid);
 	struct node *n = pidfd >= 0 ? new_node(m, pid, NULL, t) : NULL;
 	if (!n) {
 		int r = pidfd >= 0 ? -ENOMEM : pidfd;

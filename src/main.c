@@ -327,6 +327,8 @@ static void on_notice(struct ptmon_task *t, enum ptmon_notice_kind kind, const c
 
 static int status_of(const struct ptmon_task_result *r)
 {
+	if (r->attached && r->cgroup && !r->cancel_reason)
+		return 0; /* `watch --cgroup`: it emptied by itself */
 	if (r->attached && !r->cancel_reason && !r->root_status) {
 		msg("the exit status of pid %d is unknown (its EXIT event was not seen, and its "
 		    "pidfd could not tell); exit status %d",
@@ -745,6 +747,7 @@ static int run(struct options *o)
 		.taskstats_unavailable = ptmon_monitor_taskstats_unavailable(m),
 		.task_id = o->task_id,
 		.watch_pid = o->watch ? o->attach.pid : 0,
+		.watch_cgroup = o->watch ? o->attach.cgroup : NULL,
 	};
 	if (o->events || o->control)
 		ptmon_monitor_set_event_callback(m, on_event, o);
@@ -757,13 +760,20 @@ static int run(struct options *o)
 		say_backend(m);
 	struct ptmon_task *t = NULL;
 	if (r == 0 && o->watch) {
-		if (o->verbose)
+		if (o->verbose && !o->attach.cgroup)
 			msg("watching pid %d: %s", (int)o->attach.pid, WATCH_LIMITS);
 		r = ptmon_task_attach(m, &o->attach, &t);
 		if (r < 0) {
-			char why[256];
-			msg("%s", watch_attach_error(r, o->attach.pid, why, sizeof(why)));
+			char why[512];
+			msg("%s", o->attach.cgroup
+					  ? watch_cgroup_error(r, o->attach.cgroup,
+							       ptmon_monitor_cgroup_unavailable(m), why,
+							       sizeof(why))
+					  : watch_attach_error(r, o->attach.pid, why, sizeof(why)));
 			r = -ECANCELED; /* said; 125 */
+		} else if (o->verbose && o->attach.cgroup) {
+			msg("watching cgroup %s (first process found: %d)", o->attach.cgroup,
+			    (int)ptmon_task_root_pid(t));
 		}
 	} else if (r == 0) {
 		r = ptmon_task_start(m, &o->task, &t);
@@ -837,7 +847,7 @@ static int watch_command(int argc, char **argv)
 							: COLOUR_ALWAYS;
 	snprintf(o.watch_pid_text, sizeof(o.watch_pid_text), "%d", (int)w.attach.pid);
 	o.watch_argv[0] = "watch";
-	o.watch_argv[1] = o.watch_pid_text;
+	o.watch_argv[1] = w.attach.cgroup ? (char *)w.attach.cgroup : o.watch_pid_text;
 	o.task.argv = o.watch_argv;
 	hold_libc_signals(true);
 	return run(&o);

@@ -18,6 +18,7 @@
 static void watch_usage(FILE *f)
 {
 	fputs("Usage: ptmon watch [OPTIONS] PID\n"
+	      "       ptmon watch [OPTIONS] --cgroup PATH\n"
 	      "\n"
 	      "Follow the running process PID and every process it starts from now on, as\n"
 	      "'ptmon run' follows a task it started: record them, control them from another\n"
@@ -27,7 +28,16 @@ static void watch_usage(FILE *f)
 	      "subreaper here).  Processes that left the tree before the watch began (a\n"
 	      "daemon that double-forked earlier) cannot be found by lineage.\n"
 	      "\n"
+	      "With --cgroup PATH, a cgroup v2 directory, every process in it and in the\n"
+	      "cgroups below it is in the tree, with its descendants, even those that\n"
+	      "left a lineage before the watch; a process moved in later joins at the\n"
+	      "next resync (each cancel makes one).  The watch ends when nothing tracked\n"
+	      "lives and the cgroup reads \"populated 0\"; a cancel signals through pidfds\n"
+	      "as for a PID, and writes the cgroup's cgroup.kill only when it is still\n"
+	      "populated after the SIGKILL sweeps.  The directory is never removed.\n"
+	      "\n"
 	      "Options:\n"
+	      "      --cgroup PATH     watch the processes of the cgroup v2 directory PATH\n"
 	      "  -t, --timeout D       cancel the tree after D (default: never)\n"
 	      "  -s, --signal SIG      first signal of a cancel (default: TERM)\n"
 	      "  -g, --grace D         wait D between the first signal and KILL (default: 5s)\n"
@@ -52,11 +62,13 @@ static void watch_usage(FILE *f)
 	      "SIGKILL, the tree goes on as it was: signals already sent stay sent, nothing\n"
 	      "else is done (there is no front and no cgroup of ptmon's to clean up).\n"
 	      "\n"
-	      "Exit status: PID's own (128+N when it died of signal N), learned from its\n"
+	      "Exit status: with --cgroup, 0 when the cgroup emptied by itself.\n"
+	      "Otherwise PID's own (128+N when it died of signal N), learned from its\n"
 	      "EXIT event or, on Linux 6.15+, from its pidfd once its parent reaped it;\n"
 	      "124 when the timeout fired or 'ptmon cancel' cancelled the tree; 128+N when\n"
 	      "ptmon was cancelled by signal N; 125 when ptmon failed, PID was refused or\n"
-	      "does not exist, or PID's status could not be learned (said).\n",
+	      "does not exist, PATH is no cgroup v2 directory, holds no process or holds\n"
+	      "init, ptmon or its ancestors, or PID's status could not be learned (said).\n",
 	      f);
 }
 
@@ -123,6 +135,7 @@ static int parse_option(struct watch_opts *o, int c, const char *arg)
 		o->color = arg;
 		return -1;
 	case 'E': o->events_path = arg; return -1;
+	case 'C': o->attach.cgroup = arg; return -1;
 	case 'R': o->report_path = arg; return -1;
 	case 'S': o->summary = true; return -1;
 	case 'O': o->control_path = arg; return -1;
@@ -158,6 +171,7 @@ int watch_parse(int argc, char **argv, struct watch_opts *o)
 		{"filter", required_argument, NULL, 'F'},
 		{"events", required_argument, NULL, 'E'},
 		{"report", required_argument, NULL, 'R'},
+		{"cgroup", required_argument, NULL, 'C'},
 		{"summary", no_argument, NULL, 'S'},
 		{"control", required_argument, NULL, 'O'},
 		{"no-control", no_argument, NULL, 'N'},
@@ -181,11 +195,36 @@ int watch_parse(int argc, char **argv, struct watch_opts *o)
 		if ((st = parse_option(o, c, optarg)) >= 0)
 			return st;
 	}
+	if (o->attach.cgroup && optind < argc)
+		return usage_error("a PID or --cgroup PATH, not both ('%s' is extra)", argv[optind]);
+	if (o->attach.cgroup)
+		return -1;
 	if (optind >= argc)
-		return usage_error("no PID given");
+		return usage_error("no PID (or --cgroup PATH) given");
 	if (optind + 1 < argc)
 		return usage_error("one PID only ('%s' is extra)", argv[optind + 1]);
 	return parse_pid(argv[optind], &o->attach.pid);
+}
+
+const char *watch_cgroup_error(int r, const char *path, const char *why, char *buf,
+			       size_t size)
+{
+	switch (r) {
+	case -EPERM:
+		snprintf(buf, size, "refusing to watch cgroup %s: init is in it", path);
+		break;
+	case -ELOOP:
+		snprintf(buf, size,
+			 "refusing to watch cgroup %s: ptmon or one of its ancestors is in it "
+			 "(a cancel would kill ptmon)",
+			 path);
+		break;
+	default:
+		snprintf(buf, size, "cannot watch cgroup %s: %s%s%s", path, why ? why : "",
+			 why ? ": " : "", strerror(-r));
+		break;
+	}
+	return buf;
 }
 
 const char *watch_attach_error(int r, pid_t pid, char *buf, size_t size)

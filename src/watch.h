@@ -26,7 +26,7 @@ struct watch_opts {
 };
 
 /*
- * Parse `ptmon watch [OPTIONS] PID` (@argv[0] is "watch").  Returns -1 when
+ * Parse `ptmon watch [OPTIONS] PID|--cgroup PATH` (@argv[0] is "watch").  Returns -1 when
  * the watch goes on (*ret filled), or the exit status to end with at once:
  * 0 after --help, 125 after bad usage (said on stderr).
  */
@@ -34,6 +34,11 @@ int watch_parse(int argc, char **argv, struct watch_opts *ret);
 
 /* The message for ptmon_task_attach()'s error @r about @pid, into @buf. */
 const char *watch_attach_error(int r, pid_t pid, char *buf, size_t size);
+
+/* The message for ptmon_task_attach()'s error @r about cgroup @path; @why
+ * is ptmon_monitor_cgroup_unavailable()'s reason, or NULL. */
+const char *watch_cgroup_error(int r, const char *path, const char *why, char *buf,
+			       size_t size);
 
 /* What a watch cannot see, for -v and the report. */
 #define WATCH_LIMITS                                                                          \

@@ -128,7 +128,7 @@ static int setup(void **state)
 	c->tree = c->ptmon = -1;
 	c->tree_fd = c->ptmon_fd = c->ready_r = c->events_r = c->go_w = -1;
 	c->backend = *state ? *state : "connector";
-	snprintf(c->cg, sizeof(c->cg), "%s/ptmon-watch-test.%d.%u", cg_root, (int)getpid(),
+	snprintf(c->cg, sizeof(c->cg), "%s/ptmon-watch.%d.%u", cg_root, (int)getpid(),
 		 ++cg_serial);
 	if (mkdir(c->cg, 0755) < 0) {
 		free(c);
@@ -155,6 +155,8 @@ static int teardown(void **state)
 	if (c->tree > 0)
 		waitpid(c->tree, NULL, 0);
 	cg_wait_empty(c);
+	snprintf(path, sizeof(path), "%s/sub", c->cg); /* t_cgroup_cancel's */
+	rmdir(path);
 	rmdir(c->cg);
 	unlink(c->err_path);
 	unlink(c->control);
@@ -271,7 +273,8 @@ static void watch_start_as(struct tctx *c, pid_t pid, uid_t uid, const char *con
 		}
 		for (int i = 0; args && args[i] && n < 30; i++)
 			argv[n++] = args[i];
-		argv[n++] = pidtext;
+		if (pid) /* 0: --cgroup is among @args */
+			argv[n++] = pidtext;
 		argv[n] = NULL;
 		int fd = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0 || dup2(fd, 2) < 0 || fchown(fd, uid, uid) < 0)
@@ -536,6 +539,153 @@ static void t_other_user(void **state)
 	assert_int_equal(cg_count(c), 2);
 }
 
+/* ---- --cgroup ---------------------------------------------------------------- */
+
+/* @path's text without blanks (a pretty-printed report, compacted). */
+static char *file_text(const char *path)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+	size_t k = 0;
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] != ' ' && buf[i] != '\n')
+			buf[k++] = buf[i];
+	buf[k] = '\0';
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+
+/* A sleeper of the test's, not in the tree by lineage, moved into @cg. */
+static pid_t sleeper_in(const char *cg)
+{
+	pid_t p = fork();
+	assert_true(p >= 0);
+	if (p == 0) {
+		/* Holding no pipe of the test's (the tree's stdin above all). */
+		syscall(SYS_close_range, 3, ~0u, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	char path[PATH_MAX + 32], text[16];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	snprintf(text, sizeof(text), "%d", (int)p);
+	assert_int_equal(write_file(path, text), 0);
+	return p;
+}
+
+/* The cgroup is the tree: a daemon that double-forked before the watch
+ * (no lineage leads to it), a member of a cgroup below, what forks after
+ * the watch began, and a process moved in from outside afterwards all go
+ * with a cancel, through pidfds (cgroup.kill not needed); the bystander
+ * lives. */
+static void t_cgroup_cancel(void **state)
+{
+	struct tctx *c = *state;
+	char sub[PATH_MAX + 8], report[PATH_MAX + 8];
+	snprintf(sub, sizeof(sub), "%s/sub", c->cg);
+	snprintf(report, sizeof(report), "%s.json", c->err_path);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	tree_start(c, "(sleep 1000 &); sleep 1000 & echo READY >&3; read x; "
+		      "(sleep 1000 & echo D$! >&3); echo GO >&3; wait");
+	tree_wait_line(c, "READY");
+	pid_t below = sleeper_in(sub);
+	int below_fd = pidfd_open_(below);
+	const char *args[] = {"--cgroup", c->cg, "--grace", "2s", "--report", report, NULL};
+	watch_start(c, 0, args);
+	events_until(c, "\"type\":\"start\"");
+	tree_go(c);
+	tree_wait_line(c, "GO");
+	pid_t moved = sleeper_in(c->cg);
+	int moved_fd = pidfd_open_(moved);
+	/* 5 by lineage or membership: sh, 2 sleeps, the new daemon, below. */
+	assert_int_equal(cg_count(c), 5);
+	const char *cancel[] = {PTMON_BIN, "cancel", c->control, NULL};
+	assert_int_equal(run_client(cancel), 0);
+	assert_int_equal(watch_wait(c), 124);
+	assert_true(pidfd_dead(below_fd, 0));
+	assert_true(pidfd_dead(moved_fd, 0));
+	waitpid(below, NULL, 0);
+	waitpid(moved, NULL, 0);
+	close(below_fd);
+	close(moved_fd);
+	tree_reap(c);
+	const char *rep = file_text(report);
+	unlink(report);
+	if (!strstr(rep, "\"killed\":false") || !strstr(rep, "\"empty_proof\":true"))
+		fail_msg("the pidfd path did not end the cgroup alone: %s", rep);
+	assert_non_null(strstr(rep, "\"cgroup\":\"/"));
+	assert_clean(c);
+	assert_int_equal(cg_count(c), 0);
+}
+
+/* Without a cancel the watch ends when the cgroup is empty: not when the
+ * first process (the root of a PID watch) exits while an orphan from
+ * before the watch lives on, nor when every tracked process is gone while
+ * a process moved in from outside lives (the cgroup says "populated 1");
+ * then 0. */
+static void t_cgroup_end(void **state)
+{
+	struct tctx *c = *state;
+	tree_start(c, "(sleep 1000 & echo O$!. >&3); read x; exit 5");
+	static char lines[64];
+	size_t len = 0;
+	read_until(c->ready_r, lines, &len, sizeof(lines), ".");
+	int orphan = 0;
+	assert_int_equal(sscanf(strchr(lines, 'O'), "O%d", &orphan), 1);
+	int ofd = pidfd_open_(orphan);
+	const char *args[] = {"--cgroup", c->cg, NULL};
+	watch_start(c, 0, args);
+	events_until(c, "\"type\":\"start\"");
+	tree_go(c);
+	assert_int_equal(WEXITSTATUS(tree_reap(c)), 5);
+	events_until(c, "\"type\":\"exit\"");
+	assert_false(pidfd_dead(c->ptmon_fd, 0)); /* the orphan holds it */
+	pid_t moved = sleeper_in(c->cg);
+	int moved_fd = pidfd_open_(moved);
+	assert_int_equal(syscall(SYS_pidfd_send_signal, ofd, SIGKILL, NULL, 0), 0);
+	/* The orphan's end leaves nothing tracked: "populated 1" makes ptmon
+	 * look, and the moved process joins. */
+	char needle[32];
+	snprintf(needle, sizeof(needle), "\"pid\":%d,", (int)moved);
+	events_until(c, needle);
+	assert_false(pidfd_dead(c->ptmon_fd, 0));
+	assert_int_equal(syscall(SYS_pidfd_send_signal, moved_fd, SIGKILL, NULL, 0), 0);
+	waitpid(moved, NULL, 0);
+	assert_int_equal(watch_wait(c), 0);
+	assert_int_equal(cg_count(c), 0); /* it ended once the cgroup was empty */
+	events_until(c, "\"type\":\"done\"");
+	snprintf(needle, sizeof(needle), "\"pid\":%d,", orphan);
+	assert_non_null(strstr(c->seen, needle));
+	close(ofd);
+	close(moved_fd);
+	assert_clean(c);
+}
+
+/* Bad cgroups: 125 with a message each. */
+static void t_cgroup_refused(void **state)
+{
+	struct tctx *c = *state;
+	const char *root[] = {"--cgroup", cg_root, NULL};
+	watch_start(c, 0, root);
+	assert_int_equal(watch_wait(c), 125);
+	assert_non_null(strstr(err_text(c), "init is in it"));
+	const char *notcg[] = {"--cgroup", "/tmp", NULL};
+	watch_start(c, 0, notcg);
+	assert_int_equal(watch_wait(c), 125);
+	assert_non_null(strstr(err_text(c), "not a cgroup v2 directory"));
+	const char *empty[] = {"--cgroup", c->cg, NULL};
+	watch_start(c, 0, empty);
+	assert_int_equal(watch_wait(c), 125);
+	assert_non_null(strstr(err_text(c), "holds no process"));
+	const char *both[] = {"--cgroup", c->cg, NULL};
+	watch_start(c, 1, both);
+	assert_int_equal(watch_wait(c), 125);
+	assert_non_null(strstr(err_text(c), "not both"));
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -590,6 +740,9 @@ int main(void)
 		BOTH(t_exits_during_walk),
 		cmocka_unit_test_prestate_setup_teardown(t_refused, setup, teardown, "connector"),
 		cmocka_unit_test_prestate_setup_teardown(t_other_user, setup, teardown, "connector"),
+		BOTH(t_cgroup_cancel),
+		BOTH(t_cgroup_end),
+		CONNECTOR(t_cgroup_refused),
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
