@@ -212,9 +212,11 @@ static void tree_start(struct tctx *c, const char *script)
 }
 
 /* Read @fd until @needle has been seen (in *seen, appended), or fail. */
+static uint64_t read_bound_ms = RUN_BOUND_MS;
+
 static void read_until(int fd, char *seen, size_t *len, size_t cap, const char *needle)
 {
-	uint64_t end = now_ms() + RUN_BOUND_MS;
+	uint64_t end = now_ms() + read_bound_ms;
 	for (;;) {
 		seen[*len] = '\0';
 		if (strstr(seen, needle))
@@ -539,8 +541,6 @@ static void t_other_user(void **state)
 	assert_int_equal(cg_count(c), 2);
 }
 
-/* ---- --cgroup ---------------------------------------------------------------- */
-
 /* @path's text without blanks (a pretty-printed report, compacted). */
 static char *file_text(const char *path)
 {
@@ -556,6 +556,248 @@ static char *file_text(const char *path)
 		close(fd);
 	return buf;
 }
+
+/* `ptmon kill ID PID --subtree` kills that process and every descendant
+ * ptmon tracks below it; its sibling and the root live (checked through
+ * pidfds of the test's, not ptmon's word). */
+static void t_kill_subtree(void **state)
+{
+	struct tctx *c = *state;
+	tree_start(c, "sleep 1000 & echo B$! >&3; "
+		      "sh -c 'sleep 1000 & echo a$! >&3; sleep 1000 & echo a$! >&3; "
+		      "echo A$$. >&3; wait' & wait");
+	static char lines[256];
+	size_t len = 0;
+	read_until(c->ready_r, lines, &len, sizeof(lines), ".");
+	int b = 0, a = 0, a1 = 0, a2 = 0;
+	char *first_a = strchr(lines, 'a');
+	assert_non_null(first_a);
+	assert_int_equal(sscanf(strchr(lines, 'B'), "B%d", &b), 1);
+	assert_int_equal(sscanf(strchr(lines, 'A'), "A%d", &a), 1);
+	assert_int_equal(sscanf(first_a, "a%d", &a1), 1);
+	assert_int_equal(sscanf(strchr(first_a + 1, 'a'), "a%d", &a2), 1);
+	int fa = pidfd_open_(a), fa1 = pidfd_open_(a1), fa2 = pidfd_open_(a2);
+	int fb = pidfd_open_(b);
+	assert_true(fa >= 0 && fa1 >= 0 && fa2 >= 0 && fb >= 0);
+	watch_start(c, c->tree, NULL);
+	events_until(c, "\"type\":\"start\"");
+	char pa[16];
+	snprintf(pa, sizeof(pa), "%d", a);
+	const char *kill_a[] = {PTMON_BIN, "kill", c->control, pa, "--subtree", "-s", "KILL", NULL};
+	assert_int_equal(run_client(kill_a), 0);
+	assert_true(pidfd_dead(fa, RUN_BOUND_MS));
+	assert_true(pidfd_dead(fa1, RUN_BOUND_MS));
+	assert_true(pidfd_dead(fa2, RUN_BOUND_MS));
+	assert_false(pidfd_dead(fb, 0));
+	assert_false(pidfd_dead(c->tree_fd, 0));
+	assert_int_equal(cg_count(c), 2); /* sh and B, once A's three have left */
+	const char *cancel[] = {PTMON_BIN, "cancel", c->control, "--now", NULL};
+	assert_int_equal(run_client(cancel), 0);
+	assert_int_equal(watch_wait(c), 124);
+	assert_true(pidfd_dead(fb, RUN_BOUND_MS));
+	tree_reap(c);
+	close(fa);
+	close(fa1);
+	close(fa2);
+	close(fb);
+	assert_clean(c);
+}
+
+/* The report marks a process whose parent exited while it lived (and only
+ * it) "reparented": its parent, proven by the walk, exits after the watch
+ * began; the root and the other child keep theirs. */
+static void t_reparented(void **state)
+{
+	struct tctx *c = *state;
+	char report[PATH_MAX + 8];
+	snprintf(report, sizeof(report), "%s.json", c->err_path);
+	/* The subshell reads the test's pipe on fd 4 (a background list's
+	 * stdin is /dev/null). */
+	tree_start(c, "exec 4<&0; (sleep 1000 & echo O$!, >&3; read x <&4) & "
+		      "sleep 1000 & echo READY. >&3; wait");
+	static char lines[128];
+	size_t len = 0;
+	read_until(c->ready_r, lines, &len, sizeof(lines), ".");
+	if (!strchr(lines, ','))
+		read_until(c->ready_r, lines, &len, sizeof(lines), ",");
+	int orphan = 0;
+	assert_int_equal(sscanf(strchr(lines, 'O'), "O%d", &orphan), 1);
+	const char *args[] = {"--report", report, NULL};
+	watch_start(c, c->tree, args);
+	char needle[48];
+	snprintf(needle, sizeof(needle), "\"pid\":%d,", orphan);
+	events_until(c, needle); /* the walk proved it and its parent */
+	tree_go(c);
+	/* Its parent's exit: the subshell is the only process that exits. */
+	events_until(c, "\"type\":\"exit\"");
+	const char *cancel[] = {PTMON_BIN, "cancel", c->control, "--now", NULL};
+	assert_int_equal(run_client(cancel), 0);
+	assert_int_equal(watch_wait(c), 124);
+	tree_reap(c);
+	const char *rep = file_text(report);
+	unlink(report);
+	const char *at = strstr(rep, needle);
+	assert_non_null(at);
+	const char *next = strstr(at + 1, "\"pid\":");
+	const char *mark = strstr(rep, "\"reparented\":true");
+	if (!mark || mark < at || (next && mark > next))
+		fail_msg("pid %d not marked reparented: %s", orphan, rep);
+	if (strstr(mark + 1, "\"reparented\":true"))
+		fail_msg("more than one process marked reparented: %s", rep);
+	assert_clean(c);
+}
+
+/* ---- PIDs wrapping --------------------------------------------------------- */
+
+/* The watched tree's root: fork short-lived children at full speed, for
+ * ever; say "W" on @fd once the pid space has gone round once and more. */
+_Noreturn static void storm(int fd)
+{
+	pid_t start = 0, last = 0;
+	bool wrapped = false, said = false;
+	for (;;) {
+		pid_t p = fork();
+		if (p == 0)
+			_exit(0);
+		if (p < 0)
+			continue;
+		waitpid(p, NULL, 0);
+		if (!start)
+			start = p;
+		wrapped |= p < last;
+		last = p;
+		/* Well past the first pids: those the FORK events queued
+		 * while ptmon was stopped name, now belong to others
+		 * (bystanders among them) or to no one. */
+		if (wrapped && p >= start + 4000 && !said) {
+			said = write(fd, "W\n", 2) == 2;
+		}
+	}
+}
+
+/* Outside the tree: a sleeper forked every millisecond or so while the
+ * pids go round, so that they take numbers the tree's children had.  On
+ * EOF on @stop it writes how many of them died (none may) on @out, kills
+ * them (its own unreaped children: no pid reuse) and exits. */
+_Noreturn static void spawner(int stop, int out)
+{
+	static pid_t kids[4096];
+	size_t n = 0;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Only its two pipe ends: EOF on @stop must come when the test
+	 * closes its end. */
+	for (int fd = 3; fd < 1024; fd++)
+		if (fd != stop && fd != out)
+			close(fd);
+	for (;;) {
+		struct pollfd p = {.fd = stop, .events = POLLIN};
+		if (poll(&p, 1, 1) > 0)
+			break;
+		if (n < sizeof(kids) / sizeof(kids[0])) {
+			pid_t k = fork();
+			if (k == 0) {
+				prctl(PR_SET_PDEATHSIG, SIGKILL); /* never left behind */
+				if (getppid() == 1)
+					_exit(0);
+				for (;;)
+					pause();
+			}
+			if (k > 0)
+				kids[n++] = k;
+		}
+	}
+	int dead = 0;
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		dead++;
+	dprintf(out, "%d of %zu\n", dead, n);
+	for (size_t i = 0; i < n; i++)
+		kill(kids[i], SIGKILL);
+	while (wait(NULL) > 0)
+		;
+	_exit(0);
+}
+
+static long pid_max(void)
+{
+	char buf[32] = "";
+	int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? strtol(buf, NULL, 10) : -1;
+}
+
+/* A fork storm in the watched tree takes the pid space round while ptmon
+ * is stopped (its queued FORK events then name pids that other processes
+ * have now) and bystanders outside the tree get recycled pids; then a
+ * cancel.  Not one bystander may be signalled, and nothing of the tree may
+ * survive. */
+static void t_pid_wrap(void **state)
+{
+	struct tctx *c = *state;
+	long max = pid_max();
+	if (max <= 0 || max > 65536) {
+		printf("kernel.pid_max is %ld: one round of pids takes too long here\n", max);
+		skip();
+	}
+	int ready[2], stop[2], out[2];
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(stop, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	pid_t self = getpid();
+	c->tree = fork();
+	assert_true(c->tree >= 0);
+	if (c->tree == 0) {
+		char path[PATH_MAX + 32];
+		snprintf(path, sizeof(path), "%s/cgroup.procs", c->cg);
+		if (write_file(path, "0") < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+		    getppid() != self)
+			_exit(120);
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != ready[1])
+				close(fd);
+		storm(ready[1]);
+	}
+	c->tree_fd = pidfd_open_(c->tree);
+	c->ready_r = ready[0];
+	close(ready[1]);
+	pid_t sp = fork();
+	assert_true(sp >= 0);
+	if (sp == 0)
+		spawner(stop[0], out[1]);
+	close(stop[0]);
+	close(out[1]);
+	const char *args[] = {"--grace", "100ms", NULL};
+	watch_start(c, c->tree, args);
+	events_until(c, "\"type\":\"start\"");
+	kill(c->ptmon, SIGSTOP);
+	read_bound_ms = 4 * RUN_BOUND_MS; /* 40,000 forks on a loaded machine */
+	tree_wait_line(c, "W");
+	read_bound_ms = RUN_BOUND_MS;
+	kill(c->ptmon, SIGCONT);
+	const char *cancel[] = {PTMON_BIN, "cancel", c->control, NULL};
+	assert_int_equal(run_client(cancel), 0);
+	assert_int_equal(watch_wait(c), 124);
+	tree_reap(c);
+	close(stop[1]);
+	char text[64] = "";
+	if (!pidfd_dead(out[0], RUN_BOUND_MS)) /* readable: its line, or EOF */
+		fail_msg("the bystanders' spawner did not answer");
+	ssize_t n = read(out[0], text, sizeof(text) - 1);
+	close(out[0]);
+	waitpid(sp, NULL, 0);
+	assert_true(n > 0);
+	text[n] = '\0';
+	int dead = -1, total = 0;
+	assert_int_equal(sscanf(text, "%d of %d", &dead, &total), 2);
+	printf("pid wrap: %d bystanders born during the storm, %d died\n", total, dead);
+	assert_true(total > 0);
+	assert_int_equal(dead, 0);
+	assert_clean(c);
+}
+
+/* ---- --cgroup ---------------------------------------------------------------- */
 
 /* A sleeper of the test's, not in the tree by lineage, moved into @cg. */
 static pid_t sleeper_in(const char *cg)
@@ -740,6 +982,9 @@ int main(void)
 		BOTH(t_exits_during_walk),
 		cmocka_unit_test_prestate_setup_teardown(t_refused, setup, teardown, "connector"),
 		cmocka_unit_test_prestate_setup_teardown(t_other_user, setup, teardown, "connector"),
+		BOTH(t_kill_subtree),
+		CONNECTOR(t_reparented),
+		BOTH(t_pid_wrap),
 		BOTH(t_cgroup_cancel),
 		BOTH(t_cgroup_end),
 		CONNECTOR(t_cgroup_refused),
