@@ -308,6 +308,7 @@ struct ptmon_monitor {
 	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
 	unsigned cgroup_serial;
 	size_t nprovisional;      /* live NODE_PROVISIONAL nodes */
+	uint64_t newest_event_ns; /* the latest kernel stamp of a connector event read */
 };
 
 /* ---- events.c -------------------------------------------------------------- */
