@@ -16,7 +16,7 @@ _ptmon()
 		words=("${COMP_WORDS[@]}")
 		cword=$COMP_CWORD
 	}
-	local cmds="run timeout ls tree kill cancel events metrics --help --version"
+	local cmds="run timeout watch ls tree kill cancel events metrics --help --version"
 	local signals="TERM INT HUP KILL QUIT USR1 USR2 ALRM CONT STOP"
 	if ((cword == 1)); then
 		COMPREPLY=($(compgen -W "$cmds" -- "$cur"))
@@ -66,6 +66,23 @@ _ptmon()
 				--verbose --help" -- "$cur"))
 		elif ((cword > 2)) && [[ ${words[cword-1]} != -* ]]; then
 			COMPREPLY=($(compgen -c -- "$cur"))
+		fi
+		;;
+	watch)
+		case $prev in
+		-s | --signal) COMPREPLY=($(compgen -W "$signals" -- "$cur")); return ;;
+		--backend) COMPREPLY=($(compgen -W "auto connector procfs" -- "$cur")); return ;;
+		--filter) COMPREPLY=($(compgen -W "auto ebpf classic" -- "$cur")); return ;;
+		--events | --report | --control) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		--cgroup) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+		--color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
+		-t | --timeout | -g | --grace) return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--cgroup --timeout --signal --grace --backend --filter --events
+				--report --summary --control --no-control --color --quiet --verbose --help" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$(ps -e -o pid= 2>/dev/null)" -- "$cur"))
 		fi
 		;;
 	tree) COMPREPLY=($(compgen -W "$(_ptmon_ids) --json" -- "$cur")) ;;

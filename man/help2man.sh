@@ -59,6 +59,10 @@ if timeout_help=$("$bin" timeout --help 2>/dev/null); then
 	echo ".SH \"PTMON TIMEOUT\""
 	printf '%s\n' "$timeout_help" | render
 fi
+if watch_help=$("$bin" watch --help 2>/dev/null); then
+	echo ".SH \"PTMON WATCH\""
+	printf '%s\n' "$watch_help" | render
+fi
 cat <<TAIL
 .SH "SEE ALSO"
 .BR timeout (1),

@@ -3,8 +3,10 @@
 #include "cgroup.h"
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +42,9 @@ struct cg_clone_args {
 /* How long the end waits for a cgroup to report "populated 0" after a
  * cgroup.kill of processes that escaped the pidfd path. */
 #define KILL_WAIT_NS (2000ull * 1000000ull)
+#define CG2_SUPER_MAGIC 0x63677270
+/* Below a watched cgroup: deeper nesting than this is not read. */
+#define MAX_DEPTH 32
 
 void cgroup_init(struct task_cgroup *cg)
 {
@@ -126,6 +132,190 @@ int cgroup_create(struct task_cgroup *cg, const char *name, const char **why)
 		return r;
 	}
 	return 0;
+}
+
+/* The cgroup2 mount that holds @abs: the longest mount point prefixing it. */
+static int mount_of(const char *abs, size_t *ret_len)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	if (!f)
+		return -errno;
+	char dev[256], dir[PATH_MAX], type[64];
+	size_t best = 0;
+	bool found = false;
+	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3) {
+		size_t l = strlen(dir);
+		if (strcmp(type, "cgroup2") || strncmp(abs, dir, l) ||
+		    (abs[l] != '/' && abs[l] != '\0') || (found && l < best))
+			continue;
+		best = l;
+		found = true;
+	}
+	fclose(f);
+	if (!found)
+		return -ENOTDIR;
+	*ret_len = best;
+	return 0;
+}
+
+int cgroup_open_existing(struct task_cgroup *cg, const char *path, const char **why)
+{
+	char abs[PATH_MAX];
+	struct statfs fs;
+	size_t mlen = 0;
+	if (!realpath(path, abs)) {
+		*why = "no such directory";
+		return -errno;
+	}
+	if (statfs(abs, &fs) < 0 || fs.f_type != CG2_SUPER_MAGIC || mount_of(abs, &mlen) < 0) {
+		*why = "not a cgroup v2 directory";
+		return -ENOTDIR;
+	}
+	const char *rel = abs[mlen] ? abs + mlen : "/";
+	if (strlen(abs) >= sizeof(cg->path) || strlen(rel) >= sizeof(cg->rel)) {
+		*why = "cgroup path too long";
+		return -ENAMETOOLONG;
+	}
+	int fd = open(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || faccessat(fd, "cgroup.procs", R_OK, 0) < 0) {
+		int r = -errno;
+		*why = fd < 0 ? "cannot open it" : "cannot read its cgroup.procs";
+		util_close(fd);
+		return fd < 0 ? r : -ENOTDIR;
+	}
+	cg->fd = fd;
+	cg->borrowed = true;
+	snprintf(cg->path, sizeof(cg->path), "%s", abs);
+	snprintf(cg->rel, sizeof(cg->rel), "%s", rel);
+	return 0;
+}
+
+struct pid_vec {
+	pid_t *v;
+	size_t n, cap;
+};
+
+static int vec_push(struct pid_vec *pv, pid_t pid)
+{
+	if (pv->n == pv->cap) {
+		size_t cap = pv->cap ? pv->cap * 2 : 64;
+		pid_t *v = realloc(pv->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		pv->v = v;
+		pv->cap = cap;
+	}
+	pv->v[pv->n++] = pid;
+	return 0;
+}
+
+/* cgroup.procs of @dirfd, whatever its length (a large cgroup's is). */
+static int read_procs_file(int dirfd, struct pid_vec *pv)
+{
+	int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno; /* removed meanwhile */
+	char buf[4096];
+	long cur = -1;
+	int r = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = -errno;
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n && r == 0; i++) {
+			if (buf[i] >= '0' && buf[i] <= '9') {
+				cur = (cur < 0 ? 0 : cur * 10) + (buf[i] - '0');
+			} else if (cur >= 0) {
+				r = cur <= INT_MAX ? vec_push(pv, (pid_t)cur) : 0;
+				cur = -1;
+			}
+		}
+	}
+	if (r == 0 && cur >= 0 && cur <= INT_MAX)
+		r = vec_push(pv, (pid_t)cur);
+	close(fd);
+	return r;
+}
+
+static int read_tree(int dirfd, struct pid_vec *pv, int depth)
+{
+	int r = read_procs_file(dirfd, pv);
+	if (r < 0 || depth >= MAX_DEPTH)
+		return r;
+	int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		util_close(dfd);
+		return 0; /* the directory went away: nothing below it */
+	}
+	struct dirent *e;
+	while (r == 0 && (e = readdir(d))) {
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		int sub = openat(dirfd, e->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (sub < 0)
+			continue;
+		r = read_tree(sub, pv, depth + 1);
+		close(sub);
+	}
+	closedir(d);
+	return r;
+}
+
+int cgroup_read_procs(const struct task_cgroup *cg, pid_t **ret_pids)
+{
+	struct pid_vec pv = {0};
+	int r = read_tree(cg->fd, &pv, 0);
+	if (r < 0) {
+		free(pv.v);
+		return r;
+	}
+	*ret_pids = pv.v;
+	return (int)pv.n;
+}
+
+int cgroup_holds(const struct task_cgroup *cg, pid_t pid)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	int dfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	int n = read_small(dfd, "cgroup", buf, sizeof(buf));
+	close(dfd);
+	if (n < 0)
+		return n == -ENOENT ? -ESRCH : n;
+	const char *line = strstr(buf, "0::");
+	if (line != buf && (!line || line[-1] != '\n'))
+		return 0;
+	line += 3;
+	size_t len = strcspn(line, "\n"), rl = strlen(cg->rel);
+	if (strcmp(cg->rel, "/") == 0)
+		return 1;
+	return len >= rl && strncmp(line, cg->rel, rl) == 0 && (len == rl || line[rl] == '/');
+}
+
+int cgroup_events_open(const struct task_cgroup *cg)
+{
+	int fd = openat(cg->fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	cgroup_events_ack(fd);
+	return fd;
+}
+
+void cgroup_events_ack(int fd)
+{
+	/* kernfs reports a change to each open file until it reads the file
+	 * again; epoll would report it for ever otherwise. */
+	char buf[256];
+	if (lseek(fd, 0, SEEK_SET) == 0)
+		while (read(fd, buf, sizeof(buf)) < 0 && errno == EINTR)
+			;
 }
 
 pid_t cgroup_fork_into(const struct task_cgroup *cg)
@@ -372,10 +562,27 @@ static int wait_empty(const struct task_cgroup *cg)
 	return r;
 }
 
+/* A watched cgroup is the user's: a cancel's kill, its proof, its CPU;
+ * what lives in it at a natural end is not ours to kill, and it stays. */
+static void finish_borrowed(struct task_cgroup *cg, bool kill)
+{
+	if (kill && cgroup_populated(cg) == 1) {
+		cgroup_kill(cg);
+		wait_empty(cg);
+	}
+	cg->empty_proof = cgroup_populated(cg) == 0;
+	cgroup_read_totals(cg, cg->fd);
+	cg->fd = util_close(cg->fd);
+}
+
 void cgroup_finish(struct task_cgroup *cg, bool kill)
 {
 	if (cg->fd < 0)
 		return;
+	if (cg->borrowed) {
+		finish_borrowed(cg, kill);
+		return;
+	}
 	if (kill)
 		cgroup_kill(cg);
 	int r = cgroup_populated(cg);

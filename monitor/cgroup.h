@@ -24,6 +24,10 @@ struct task_cgroup {
 	bool removed;
 	bool have_cpu;
 	uint64_t usage_usec, user_usec, system_usec; /* cpu.stat at the end */
+	/* `ptmon watch --cgroup`: the user's cgroup, not ptmon's; never
+	 * removed, killed only by a cancel. */
+	bool borrowed;
+	char rel[512];        /* its path as /proc/PID/cgroup says it ("/a/b") */
 	/* The rest of the totals, read at the end where the controller is
 	 * enabled for the cgroup (have_*: the file was there). */
 	bool have_memory_peak, have_pids_peak, have_io, have_oom;
@@ -70,6 +74,26 @@ int cgroup_parse_key(const char *buf, const char *key, uint64_t *ret);
 void cgroup_parse_io(const char *buf, uint64_t *ret_rbytes, uint64_t *ret_wbytes);
 /* Read the end-of-task totals of the cgroup open at @dirfd into @cg. */
 void cgroup_read_totals(struct task_cgroup *cg, int dirfd);
+
+/*
+ * Open @path, an existing cgroup v2 directory that ptmon did not make, for
+ * `ptmon watch --cgroup`.  Returns 0, or -errno with *why set: -ENOENT,
+ * -ENOTDIR (not a cgroup v2 directory), -EACCES, -ENAMETOOLONG.
+ */
+int cgroup_open_existing(struct task_cgroup *cg, const char *path, const char **why);
+
+/* The processes (thread-group ids) in @cg and in the cgroups below it, in a
+ * malloc'd *ret_pids.  Returns their number or -errno. */
+int cgroup_read_procs(const struct task_cgroup *cg, pid_t **ret_pids);
+
+/* 1 when /proc says @pid is in @cg or below it, 0 when not, or -errno
+ * (-ESRCH: gone).  The caller proves the answer is about its process. */
+int cgroup_holds(const struct task_cgroup *cg, pid_t pid);
+
+/* An fd of @cg's cgroup.events for epoll (EPOLLPRI: "populated" changed),
+ * or -errno.  Read it (cgroup_events_ack()) to clear the event. */
+int cgroup_events_open(const struct task_cgroup *cg);
+void cgroup_events_ack(int fd);
 
 /* fork(), but the child starts in @cg (clone3 CLONE_INTO_CGROUP).
  * -ENOSYS, -E2BIG or -EINVAL where the kernel lacks it (< 5.7). */

@@ -136,6 +136,17 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 	};
 	if (n->survived && n->survived < sizeof(survived) / sizeof(survived[0]))
 		p.survived = survived[n->survived];
+	/* No subreaper above an attached tree: a process whose parent died
+	 * while it lived went to init or another subreaper.  A cancel's
+	 * sweeps orphan children for an instant as they kill parents first:
+	 * not a fact about the tree, so not said. */
+	const struct node *up = n->parent;
+	const struct ptmon_task *t = n->task;
+	p.reparented = t && t->attached && up &&
+		       ((n->ppid && n->ppid != up->pid) ||
+			(!(up->flags & NODE_ALIVE) &&
+			 (!t->cancel_ns || up->end_ns < t->cancel_ns) &&
+			 ((n->flags & NODE_ALIVE) || up->end_ns < n->end_ns)));
 	*ret = p;
 	return 0;
 }

@@ -37,6 +37,10 @@ int util_pidfd_exited(int pidfd);
 /* The parent of the process behind @pidfd, through PIDFD_GET_INFO (6.13+).
  * -ENOTTY/-EINVAL when the kernel lacks it, -ESRCH once it has been reaped. */
 int util_pidfd_ppid(int pidfd, pid_t *ret_ppid);
+/* The wait status of the process behind @pidfd through PIDFD_INFO_EXIT
+ * (6.15+): -ENODATA while it has not been reaped (or before 6.15),
+ * -ENOTTY/-EINVAL before 6.13. */
+int util_pidfd_exit_status(int pidfd, int *ret_status);
 int util_set_nonblock(int fd);
 
 /* ---- procfs.c -------------------------------------------------------------- */
@@ -165,9 +169,21 @@ struct ptmon_task {
 	struct stream out;
 	struct stream err;
 	struct task_cgroup cg;
+	/* ptmon_task_attach(): a tree ptmon did not start.  No subreaper,
+	 * no output; the root's status comes from its EXIT event or from
+	 * root_exit_fd (a pidfd kept for PIDFD_INFO_EXIT). */
+	bool attached;
+	int root_exit_fd;
+	/* `watch --cgroup`: cg is the user's (cg.borrowed) and defines the
+	 * tree; cgroup.events says when "populated" changes. */
+	int cg_events_fd;
+	struct watch cg_watch;
 };
 
 int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t);
+/* A watched cgroup's processes not tracked yet join the tree (a resync's
+ * part).  Returns how many joined, or -errno. */
+int task_cgroup_scan(struct ptmon_task *t, bool first);
 /* Signal @n as its task's phase requires; called for every newly adopted
  * process and by sweeps. */
 void task_signal_node(struct ptmon_task *t, struct node *n);
@@ -191,6 +207,17 @@ int track_scan_foreign(struct ptmon_monitor *m);
 bool track_foreign_possible(const struct ptmon_monitor *m);
 /* Track a task's root, a child that ptmon just spawned. */
 int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
+/* Track @pid, a process ptmon did not start, as the root of the attached
+ * task @t.  -ESRCH when it is gone (or a zombie), -EINVAL for a thread. */
+int track_attach_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
+/* Track @pid, found in the watched cgroup of @t, as one of its tops (the
+ * first becomes t->root).  -ESRCH when it is gone or no longer in it. */
+int track_attach_member(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
+/* The connector has been read empty since the provisional adoptions (a
+ * child of an attached tree, orphaned before ptmon could prove its parent)
+ * were made: without a loss, no EXIT said their pids changed hands, so the
+ * pidfds are theirs; with a loss, nothing proves it and they are dropped. */
+void track_settle_provisional(struct ptmon_monitor *m, bool lost);
 /* SIGKILL every process of every task and reap until none is left. */
 void track_kill_all_blocking(struct ptmon_monitor *m);
 void track_node_dead(struct ptmon_monitor *m, struct node *n);
@@ -284,6 +311,8 @@ struct ptmon_monitor {
 	unsigned cgroup_serial;
 	uint64_t exits_unswept;   /* exits delivered since the last records_sweep() */
 	uint64_t records_dropped; /* records of exited processes freed (records.c) */
+	size_t nprovisional;      /* live NODE_PROVISIONAL nodes */
+	uint64_t newest_event_ns; /* the latest kernel stamp of a connector event read */
 };
 
 /* ---- records.c: dropping what was delivered ------------------------------- */
@@ -335,5 +364,8 @@ void monitor_notice(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_no
  * lack of fds: resyncs, transient pidfds, the pipe-holder search. */
 void monitor_release_reserve(struct ptmon_monitor *m);
 void monitor_reserve_fd(struct ptmon_monitor *m);
+/* Read the connector until it is empty: every event queued before now
+ * has been handled (a no-op without the connector). */
+void monitor_read_connector(struct ptmon_monitor *m);
 
 #endif

@@ -700,13 +700,21 @@ static bool handle_signals(struct ptmon_monitor *m)
 	return child;
 }
 
-/* Returns true when the socket was read empty. */
+static int on_connector_event(const struct cnproc_event *ev, void *userdata)
+{
+	struct ptmon_monitor *m = userdata;
+	if (ev->timestamp_ns > m->newest_event_ns)
+		m->newest_event_ns = ev->timestamp_ns;
+	return track_handle_event(ev, userdata);
+}
+
+/* Returns whether the socket was read empty. */
 static bool handle_netlink(struct ptmon_monitor *m)
 {
 	bool lost = false;
 	const struct cnproc_stats *st = cnproc_get_stats(m->cn);
 	uint64_t reads = st->datagrams + st->overruns;
-	int r = cnproc_receive(m->cn, track_handle_event, m, &lost);
+	int r = cnproc_receive(m->cn, on_connector_event, m, &lost);
 	if (r < 0 && r != -EAGAIN)
 		lost = true;
 	/* Fewer reads than the batch: it stopped at EAGAIN, every event
@@ -721,6 +729,8 @@ static bool handle_netlink(struct ptmon_monitor *m)
 		if (!lost)
 			m->argv_doubt = false;
 	}
+	if (m->nprovisional && (drained || lost))
+		track_settle_provisional(m, lost);
 	if (lost) {
 		uint64_t total = st->overruns + st->seq_missing;
 		uint64_t delta = total - m->events_lost_count;
@@ -731,21 +741,35 @@ static bool handle_netlink(struct ptmon_monitor *m)
 				event_count(m, t, PTMON_EVENT_LOST, delta,
 					    st->overruns ? "socket overrun (ENOBUFS)" : "sequence gap");
 	}
-	return drained;
+	return drained || r < 0;
 }
 
-/* At most this many batches (CNPROC_RECEIVE_BATCH events each): more than
- * the receive buffer holds, and a bound where the classic filter passes a
- * storm elsewhere on the machine. */
-#define DRAIN_BATCHES 1024
-
-void monitor_drain_events(struct ptmon_monitor *m)
+/*
+ * Bounded under a storm that never lets the socket read empty (the classic
+ * filter passes the whole machine's forks): the kernel stamps an event
+ * (CLOCK_MONOTONIC, ktime_get_ns()) before it queues it, and the socket is
+ * a FIFO, so once an event stamped after @since has been read, every event
+ * queued before this call has been handled, which is all the callers need
+ * (a FORK of a dead parent was queued before its death, which they saw).
+ * Provisional nodes still settle only on an empty read or a loss, in
+ * handle_netlink(), as before.  MAX_READ_BATCHES is a backstop for a
+ * clock that does not move.
+ */
+#define MAX_READ_BATCHES 4096
+void monitor_read_connector(struct ptmon_monitor *m)
 {
 	if (m->backend != PTMON_BACKEND_CONNECTOR || !m->cn)
 		return;
-	for (int i = 0; i < DRAIN_BATCHES; i++)
-		if (handle_netlink(m))
+	uint64_t since = util_now_ns();
+	for (int i = 0; i < MAX_READ_BATCHES && !handle_netlink(m); i++)
+		if (m->newest_event_ns > since)
 			break;
+}
+
+/* Every event queued before this call, handled (monitor_read_connector()). */
+void monitor_drain_events(struct ptmon_monitor *m)
+{
+	monitor_read_connector(m);
 }
 
 static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
@@ -780,6 +804,9 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 	case WATCH_FRONT:
 		monitor_watch_del(m, m->front_fd);
 		m->front_fd = util_close(m->front_fd);
+		break;
+	case WATCH_CGROUP: /* "populated" changed: task_update() looks */
+		cgroup_events_ack(container_of(w, struct ptmon_task, cg_watch)->cg_events_fd);
 		break;
 	}
 }

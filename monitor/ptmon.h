@@ -216,6 +216,73 @@ PTMON_EXPORT void ptmon_task_config_init(struct ptmon_task_config *cfg);
 PTMON_EXPORT int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cfg,
 				  struct ptmon_task **ret);
 
+/* ---- attaching to a tree ptmon did not start ----------------------------- */
+
+struct ptmon_attach_config {
+	pid_t pid;                   /* the root: a process (thread-group leader) */
+	/* Instead of pid (which is then 0): a cgroup v2 directory; every
+	 * process in it and in the cgroups below it is a top of the tree. */
+	const char *cgroup;
+	uint64_t timeout_ns;         /* 0: none */
+	int signal;                  /* first signal of a cancel; 0: SIGTERM */
+	uint64_t grace_ns;           /* between the first signal and SIGKILL */
+	unsigned flags;              /* 0 */
+};
+
+/* Initialise @cfg with the defaults (no pid, SIGTERM, the default grace). */
+PTMON_EXPORT void ptmon_attach_config_init(struct ptmon_attach_config *cfg);
+
+/*
+ * Watch a running process, cfg->pid, and its descendants as a task, as if
+ * ptmon had started it: the monitor is subscribed already; the root gets a
+ * pidfd (from then on it names that process, whatever its pid does), then
+ * /proc is walked for its descendants, each proven as a fork is (pidfd
+ * first, parent proven alive and tracked while both live), then events
+ * and pidfds follow the tree.  ptmon is no subreaper of it: a process
+ * whose parent exits is reparented elsewhere (init), stays tracked (its
+ * pidfd keeps it exact) and is reported `reparented`.  A child whose
+ * parent exits before ptmon could prove the parent (a double fork) is
+ * adopted on its FORK event's word and proven once the connector has been
+ * read empty without an EXIT for its pid; after lost events it is dropped
+ * (a warning says so).  What left the tree before the attach (a daemon
+ * that double-forked earlier) cannot be found by lineage.
+ *
+ * The task has no output (its streams count 0 bytes) and ends when the
+ * root and every tracked process are gone (leftovers: wait); its result's
+ * root_status is the root's, from its connector EXIT event or, on Linux
+ * 6.15+, PIDFD_INFO_EXIT once its parent reaped it; 0 when neither told.
+ * ptmon_task_cancel() works as for a started task: first signal, grace,
+ * SIGKILL sweeps; a process ptmon may not signal (another user's) gets a
+ * PTMON_EVENT_SIGNAL with error EPERM and the rest go on.  The monitor's
+ * subreaper role is not used.
+ *
+ * Returns 0 and sets *ret, or -EINVAL (bad config, pid <= 0, or pid is a
+ * thread, not a process), -EPERM (pid 1: its tree is the system), -ELOOP
+ * (pid is the calling process or one of its ancestors: a cancel would kill
+ * the caller), -ESRCH (no such process, or it has exited), -ENOMEM, or the
+ * -errno of pidfd_open.
+ *
+ * With cfg->cgroup (cfg->pid 0): every process in that cgroup v2 directory
+ * and in the cgroups below it is a top of the tree, each proven a member
+ * (pidfd first, /proc/PID/cgroup read while it lives), including what left
+ * a lineage before the attach; their descendants follow as above, and a
+ * process moved into the cgroup later joins at the next resync (every
+ * cancel and kill sweep makes one).  It ends when nothing tracked lives
+ * and the cgroup reads "populated 0" (cgroup.events is watched); root_pid
+ * is the first member found and root_status stays 0.  A cancel signals
+ * through pidfds as above; when the cgroup is still populated after the
+ * SIGKILL sweeps, cgroup.kill of the directory is the last resort
+ * (result.cgroup_killed).  The directory is never removed.  Errors also:
+ * -ENOENT/-ENOTDIR/-EACCES (see ptmon_monitor_cgroup_unavailable() for
+ * why), -ESRCH (no process in it), -EPERM/-ELOOP (init, the caller or its
+ * ancestors are in it).
+ */
+PTMON_EXPORT int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config *cfg,
+				   struct ptmon_task **ret);
+
+/* Whether @t was made by ptmon_task_attach(). */
+PTMON_EXPORT bool ptmon_task_attached(const struct ptmon_task *t);
+
 /* Why a task was cancelled. */
 enum ptmon_cancel_reason {
 	PTMON_CANCEL_NONE = 0,
@@ -237,7 +304,9 @@ PTMON_EXPORT int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reaso
 /* How a task went; valid once ptmon_task_done() is true. */
 struct ptmon_task_result {
 	pid_t root_pid;
-	int root_status;             /* waitid si_code: CLD_EXITED/KILLED/DUMPED */
+	int root_status;             /* waitid si_code: CLD_EXITED/KILLED/DUMPED;
+					0: unknown (an attached root, see
+					ptmon_task_attach()) */
 	int root_value;              /* exit code or signal number */
 	enum ptmon_cancel_reason cancel_reason;
 	int cancel_signal;           /* the signal ptmon received, for _SIGNAL */
@@ -278,6 +347,7 @@ struct ptmon_task_result {
 	/* Connector events that reached ptmon's socket, for all the monitor's
 	 * tasks: with the tree filter, only the tree's. */
 	uint64_t events_received;
+	bool attached;               /* made by ptmon_task_attach() */
 };
 
 PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);
@@ -409,6 +479,9 @@ struct ptmon_process_info {
 	 * "not permitted" (EPERM: it runs as another user), "uninterruptible
 	 * sleep" (D state), "unknown". */
 	const char *survived;
+	/* An attached task's process whose parent exited while it lived: it
+	 * was reparented to init or another subreaper, and stayed tracked. */
+	bool reparented;
 };
 
 PTMON_EXPORT int ptmon_process_get_info(const struct ptmon_process *p,

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -326,9 +327,45 @@ static void give_up(struct ptmon_task *t)
 	enter_drain(t);
 }
 
+/* An attached tree has no subreaper to say "no children": it is empty
+ * when its root and every process it tracks are dead, and no FORK of
+ * theirs waits unread (each was queued before its parent's death). */
+static bool attached_empty(struct ptmon_task *t)
+{
+	if (!t->root_reaped || t->live.count)
+		return false;
+	monitor_read_connector(t->monitor);
+	return !t->live.count;
+}
+
+/* A watched cgroup's tree is empty when nothing tracked lives and the
+ * cgroup says "populated 0".  Populated with nothing tracked: a process
+ * moved in from outside (a scan finds it), one that is exiting, or one
+ * ptmon cannot follow; cgroup.events wakes us when that changes.  In the
+ * kill phase, cgroup.kill is the last resort for what the pidfds missed. */
+static bool cgroup_watch_empty(struct ptmon_task *t)
+{
+	if (t->live.count)
+		return false;
+	monitor_read_connector(t->monitor);
+	if (t->live.count)
+		return false;
+	if (cgroup_populated(&t->cg) != 1)
+		return true; /* "populated 0", or the cgroup is gone */
+	if (task_cgroup_scan(t, false) > 0)
+		return false;
+	if (t->phase == PHASE_KILL && !t->cg.killed)
+		cgroup_kill(&t->cg);
+	return false;
+}
+
 static bool tree_empty(struct ptmon_task *t)
 {
 	struct ptmon_monitor *m = t->monitor;
+	if (t->cg.borrowed)
+		return cgroup_watch_empty(t);
+	if (t->attached)
+		return attached_empty(t);
 	if (!t->root_reaped || t->live.count)
 		return false;
 	/* With one task, "no children" is the ground truth (we are the
@@ -368,6 +405,32 @@ static void on_root_exit(struct ptmon_task *t)
 	ptmon_task_cancel(t, PTMON_CANCEL_LEFTOVERS, false);
 }
 
+/* The root of an attached tree is not ours to reap: its status is its
+ * EXIT event's or, on 6.15+, PIDFD_INFO_EXIT's once its parent reaped it.
+ * root_code 0: unknown. */
+static void attached_root_status(struct ptmon_task *t)
+{
+	struct node *root = t->root;
+	int status = 0;
+	if (!(root->flags & NODE_EXIT_KNOWN) && t->root_exit_fd >= 0 &&
+	    util_pidfd_exit_status(t->root_exit_fd, &status) == 0) {
+		root->status = status;
+		root->flags |= NODE_EXIT_KNOWN;
+	}
+	t->root_exit_fd = util_close(t->root_exit_fd);
+	if (!(root->flags & NODE_EXIT_KNOWN)) {
+		t->root_code = 0;
+		return;
+	}
+	if (WIFEXITED(root->status)) {
+		t->root_code = CLD_EXITED;
+		t->root_value = WEXITSTATUS(root->status);
+	} else {
+		t->root_code = WCOREDUMP(root->status) ? CLD_DUMPED : CLD_KILLED;
+		t->root_value = WTERMSIG(root->status);
+	}
+}
+
 static void finish(struct ptmon_task *t)
 {
 	struct ptmon_monitor *m = t->monitor;
@@ -387,6 +450,8 @@ static void finish(struct ptmon_task *t)
 	t->final.pids_reused = m->pids_reused;
 	t->final.pidfd_failures = m->pidfd_failures;
 	t->final.events_received = monitor_events_received(m);
+	if (t->attached && !t->cg.borrowed)
+		attached_root_status(t);
 	/* Exits still waiting for facts (an EXIT event lost, a taskstats
 	 * record late): report what is known now. */
 	monitor_drain_taskstats(m);
@@ -421,7 +486,7 @@ void task_update(struct ptmon_task *t)
 	if (!t || t->phase == PHASE_DONE)
 		return;
 	struct ptmon_monitor *m = t->monitor;
-	if (t->root_reaped)
+	if (t->root_reaped && !t->cg.borrowed) /* a cgroup's first member is no root */
 		on_root_exit(t);
 	if (t->phase < PHASE_DRAIN && t->root_reaped && !t->live.count && !m->no_children &&
 	    m->ntasks_running == 1 && !t->deadline_sweep)
@@ -520,7 +585,14 @@ void task_free(struct ptmon_task *t)
 		return;
 	stream_fini(t->monitor, &t->out);
 	stream_fini(t->monitor, &t->err);
-	cgroup_finish(&t->cg, true);
+	/* A watched cgroup is the user's: never killed by a mere free. */
+	cgroup_finish(&t->cg, !t->cg.borrowed);
+	if (t->attached) {
+		util_close(t->root_exit_fd);
+		if (t->cg_events_fd >= 0)
+			monitor_watch_del(t->monitor, t->cg_events_fd);
+		util_close(t->cg_events_fd);
+	}
 	for (size_t i = 0; t->argv && t->argv[i]; i++)
 		free(t->argv[i]);
 	free(t->argv);
@@ -566,6 +638,169 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cf
 	event_node(m, PTMON_EVENT_START, t->root);
 	monitor_rearm(m);
 	return 0;
+}
+
+/* ---- attach ------------------------------------------------------------------ */
+
+void ptmon_attach_config_init(struct ptmon_attach_config *cfg)
+{
+	*cfg = (struct ptmon_attach_config){
+		.signal = SIGTERM,
+		.grace_ns = PTMON_DEFAULT_GRACE_NS,
+	};
+}
+
+/* PID 1's tree is the whole system; ptmon's own and its ancestors' hold
+ * ptmon itself, which a cancel would kill halfway through. */
+static int check_attach_root(pid_t pid)
+{
+	if (pid <= 0)
+		return -EINVAL;
+	if (pid == 1)
+		return -EPERM;
+	for (pid_t p = getpid(); p > 0;) {
+		if (p == pid)
+			return -ELOOP;
+		struct procfs_stat st;
+		if (procfs_read_stat(p, &st) < 0)
+			break;
+		p = st.ppid;
+	}
+	return 0;
+}
+
+int task_cgroup_scan(struct ptmon_task *t, bool first)
+{
+	struct ptmon_monitor *m = t->monitor;
+	pid_t *pids = NULL;
+	int n = cgroup_read_procs(&t->cg, &pids);
+	if (n < 0)
+		return n;
+	int found = 0, r = 0;
+	for (int i = 0; i < n && r == 0; i++) {
+		struct node *cur = tree_lookup(&m->tree, pids[i]);
+		if (cur && (cur->flags & NODE_ALIVE))
+			continue; /* tracked already (or another task's) */
+		int refused = check_attach_root(pids[i]);
+		if (refused < 0) {
+			monitor_notice(m, t, PTMON_NOTICE_WARNING,
+				       "pid %d moved into the watched cgroup: not followed (%s)",
+				       (int)pids[i], refused == -EPERM ? "init" : "ptmon's own lineage");
+		} else if (track_attach_member(m, t, pids[i]) == 0) {
+			found++;
+			if (first && t->root && found == 1)
+				event_node(m, PTMON_EVENT_START, t->root);
+		}
+	}
+	free(pids);
+	return r < 0 ? r : found;
+}
+
+/* Refused before anything is adopted: a failed attach leaves no node. */
+static int check_members(struct ptmon_task *t)
+{
+	pid_t *pids = NULL;
+	int n = cgroup_read_procs(&t->cg, &pids);
+	int r = n < 0 ? n : 0;
+	for (int i = 0; i < n && r == 0; i++)
+		r = check_attach_root(pids[i]);
+	free(pids);
+	return r;
+}
+
+/* `ptmon watch --cgroup`: every process in the cgroup (and the cgroups
+ * below it) is a top of the tree; their descendants follow by lineage. */
+static int attach_cgroup(struct ptmon_monitor *m, struct ptmon_task *t, const char *path)
+{
+	const char *why = NULL;
+	int r = cgroup_open_existing(&t->cg, path, &why);
+	if (r < 0) {
+		m->cgroup_why = why;
+		return r;
+	}
+	m->cgroup_why = NULL;
+	r = check_members(t);
+	if (r < 0)
+		return r;
+	r = cgroup_events_open(&t->cg);
+	if (r < 0) {
+		m->cgroup_why = "cannot open its cgroup.events (the root cgroup has none)";
+		return r;
+	}
+	t->cg_events_fd = r;
+	t->cg_watch.kind = WATCH_CGROUP;
+	r = monitor_watch_add(m, t->cg_events_fd, EPOLLPRI, &t->cg_watch);
+	if (r < 0) {
+		t->cg_events_fd = util_close(t->cg_events_fd);
+		return r;
+	}
+	r = task_cgroup_scan(t, true);
+	if (r == 0 || !t->root) {
+		m->cgroup_why = "it holds no process";
+		return r < 0 ? r : -ESRCH;
+	}
+	return r < 0 ? r : 0;
+}
+
+static void unlink_task(struct ptmon_monitor *m, struct ptmon_task *t)
+{
+	for (struct ptmon_task **pp = &m->tasks; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+}
+
+int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config *cfg,
+		      struct ptmon_task **ret)
+{
+	if (!m || !cfg || !ret || cfg->flags || cfg->signal < 0 || cfg->signal >= NSIG ||
+	    (cfg->cgroup && cfg->pid))
+		return -EINVAL;
+	int r = cfg->cgroup ? 0 : check_attach_root(cfg->pid);
+	if (r < 0)
+		return r;
+	struct ptmon_task *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->monitor = m;
+	ptmon_task_config_init(&t->cfg);
+	t->cfg.signal = cfg->signal ? cfg->signal : SIGTERM;
+	t->cfg.grace_ns = cfg->grace_ns;
+	t->cfg.timeout_ns = cfg->timeout_ns;
+	t->cfg.leftovers = PTMON_LEFTOVERS_WAIT; /* the end: when all of it is gone */
+	t->cfg.cgroup = PTMON_CGROUP_OFF;
+	t->cfg.drain_ns = 0;
+	t->out.in_fd = t->out.dest.fd = t->err.in_fd = t->err.dest.fd = -1;
+	t->out.eof = t->err.eof = true; /* no output to drain */
+	cgroup_init(&t->cg);
+	t->attached = true;
+	t->root_exit_fd = t->cg_events_fd = -1;
+	t->started_ns = util_now_ns();
+	/* In the list before the walk: what it finds is this task's. */
+	t->next = m->tasks;
+	m->tasks = t;
+	m->ntasks_running++;
+	r = cfg->cgroup ? attach_cgroup(m, t, cfg->cgroup) : track_attach_root(m, t, cfg->pid);
+	if (r < 0) {
+		unlink_task(m, t);
+		m->ntasks_running--;
+		task_free(t);
+		return r;
+	}
+	if (!cfg->cgroup)
+		event_node(m, PTMON_EVENT_START, t->root);
+	track_resync(m, "attach");
+	if (cfg->timeout_ns)
+		t->deadline_timeout = util_deadline(t->started_ns, cfg->timeout_ns);
+	*ret = t;
+	monitor_rearm(m);
+	return 0;
+}
+
+bool ptmon_task_attached(const struct ptmon_task *t)
+{
+	return t && t->attached;
 }
 
 bool ptmon_task_done(const struct ptmon_task *t)
@@ -635,6 +870,7 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		.cgroup_oom_kills = t->cg.oom_kills,
 		.survivors = t->survivors,
 		.events_received = t->final.events_received,
+		.attached = t->attached,
 	};
 	if (t->cancel_ns) {
 		r.cancel_to_empty_ns = t->empty_ns - t->cancel_ns;

@@ -22,6 +22,7 @@
 #include "cnproc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,47 @@ static void attach_pidfd(struct ptmon_monitor *m, struct node *n, int pidfd)
 	}
 }
 
+/* An attached tree has no subreaper: a child whose parent died before
+ * ptmon could prove the parent is reparented elsewhere, and its ppid no
+ * longer names the event's parent. */
+static bool orphan_of_attached(const struct node *hint, uint64_t event_ns)
+{
+	if (!hint || !event_ns || !hint->task || !hint->task->attached ||
+	    (hint->flags & NODE_FOREIGN))
+		return false;
+	return !(hint->flags & NODE_ALIVE) || hint->pidfd < 0 ||
+	       util_pidfd_exited(hint->pidfd) != 0;
+}
+
+/*
+ * Keep @pidfd for the child the FORK event named, on the event's word: the
+ * pid may have changed hands since, but only after the child's EXIT event
+ * was queued (the connector sends it in do_exit(), before the pid can be
+ * freed), so before @pidfd was opened.  The connector read empty without
+ * such an EXIT (track_settle_provisional()) proves the pidfd the child's.
+ * Until then it is neither reported nor signalled.
+ */
+static struct node *adopt_provisional(struct ptmon_monitor *m, pid_t pid, struct node *hint,
+				      int pidfd, pid_t ppid)
+{
+	if (util_pidfd_exited(pidfd) != 0) {
+		util_close(pidfd);
+		return record_gone(m, pid, hint);
+	}
+	struct node *n = new_node(m, pid, hint, hint->task);
+	if (!n) {
+		util_close(pidfd);
+		return NULL;
+	}
+	n->ppid = ppid;
+	n->seen_gen = m->resync_gen;
+	n->flags |= NODE_ALIVE | NODE_PROVISIONAL;
+	m->nprovisional++;
+	node_list_add(&n->task->live, n);
+	attach_pidfd(m, n, pidfd);
+	return n;
+}
+
 struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, uint64_t event_ns)
 {
 	struct node *cur = tree_lookup(&m->tree, pid);
@@ -233,6 +275,8 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	if (r == 0 && !parent_is_ours(m, ppid, &parent) && parent_just_exited(m, ppid))
 		r = parent_of(m, pidfd, pid, &ppid);
 	if (r < 0 || !parent_is_ours(m, ppid, &parent)) {
+		if (r == 0 && !cur && orphan_of_attached(hint, event_ns))
+			return adopt_provisional(m, pid, hint, pidfd, ppid);
 		util_close(pidfd);
 		if (r == -ESRCH)
 			return record_gone(m, pid, hint);
@@ -295,10 +339,76 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	attach_pidfd(m, n, pidfd);
 	if (!event_ns)
 		monitor_filter_add(m, pid);
+	if (tparent && (tparent->flags & NODE_PROVISIONAL)) {
+		/* Proven only as far as its parent is. */
+		n->flags |= NODE_PROVISIONAL;
+		m->nprovisional++;
+		return n;
+	}
 	born(m, n);
 	if (task)
 		task_signal_node(task, n);
 	return n;
+}
+
+static void confirm_provisional(struct ptmon_monitor *m, struct node *n)
+{
+	n->flags &= ~(NODE_PROVISIONAL | NODE_CANCEL_SENT);
+	m->nprovisional--;
+	born(m, n);
+	if (n->flags & NODE_ALIVE)
+		task_signal_node(n->task, n);
+	else
+		track_report_exit(m, n, false);
+}
+
+/* Not provably the process the event named: out of the task and of the
+ * index, never reported or signalled. */
+static void drop_provisional(struct ptmon_monitor *m, struct node *n, const char *why)
+{
+	struct ptmon_task *t = n->task;
+	n->flags &= ~NODE_PROVISIONAL;
+	m->nprovisional--;
+	if (n->flags & NODE_ALIVE) {
+		n->flags &= ~NODE_ALIVE;
+		n->pidfd = util_close(n->pidfd);
+		node_list_del(&t->live, n);
+		monitor_filter_dead(m, n->pid);
+	}
+	if (n->flags & NODE_EXIT_PENDING) {
+		n->flags &= ~NODE_EXIT_PENDING;
+		node_list_del(&m->pending, n);
+	}
+	t->processes--;
+	n->task = NULL;
+	n->flags |= NODE_FOREIGN;
+	tree_unindex(&m->tree, n);
+	m->pids_reused++;
+	monitor_notice(m, t, PTMON_NOTICE_WARNING,
+		       "pid %d, forked by %d which exited at once: not followed (%s)", (int)n->pid,
+		       n->parent ? (int)n->parent->pid : 0, why);
+}
+
+static bool dropped_below(const struct node *x)
+{
+	for (x = x->parent; x; x = x->parent)
+		if (!x->task && (x->flags & NODE_FOREIGN))
+			return true;
+	return false;
+}
+
+void track_settle_provisional(struct ptmon_monitor *m, bool lost)
+{
+	/* Creation order: a parent is settled before its children. */
+	for (struct node *n = m->tree.first; n && m->nprovisional; n = n->next) {
+		if (!(n->flags & NODE_PROVISIONAL))
+			continue;
+		if (lost || dropped_below(n))
+			drop_provisional(m, n, lost ? "events were lost: its pid is not proven its own"
+						    : "its parent was not the process forked");
+		else
+			confirm_provisional(m, n);
+	}
 }
 
 /* Report the end of @n once what there is to know has come in: its status
@@ -317,7 +427,7 @@ static bool exit_complete(const struct ptmon_monitor *m, const struct node *n)
 
 void track_report_exit(struct ptmon_monitor *m, struct node *n, bool force)
 {
-	if (n->flags & (NODE_ALIVE | NODE_EXIT_EMITTED | NODE_FOREIGN))
+	if (n->flags & (NODE_ALIVE | NODE_EXIT_EMITTED | NODE_FOREIGN | NODE_PROVISIONAL))
 		return;
 	monitor_taskstats_lookup(m, n);
 	if (!force && !exit_complete(m, n)) {
@@ -376,6 +486,8 @@ void track_node_dead(struct ptmon_monitor *m, struct node *n)
 	n->pidfd = util_close(n->pidfd);
 	node_list_del(live_list(m, n), n);
 	monitor_filter_dead(m, n->pid);
+	if ((n->flags & NODE_ROOT) && n->task && n->task->attached)
+		n->task->root_reaped = true; /* its status: task.c, at the end */
 	maybe_report_exit(m, n);
 }
 
@@ -490,8 +602,14 @@ static void on_exit_event(struct ptmon_monitor *m, const struct cnproc_event *ev
 	struct node *n = tree_lookup(&m->tree, ev->tgid);
 	if (!n)
 		return;
-	if (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 0)
-		return; /* about an earlier owner of this pid */
+	if (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 0) {
+		/* About an earlier owner of this pid; for a provisional node,
+		 * the EXIT of the child its FORK named: the pidfd is a later
+		 * owner's. */
+		if (n->flags & NODE_PROVISIONAL)
+			drop_provisional(m, n, "it exited and its pid changed hands");
+		return;
+	}
 	/* Even when its exit was already reported (taskstats came first):
 	 * on_fork() relies on this mark. */
 	n->flags |= NODE_EXIT_EVENT;
@@ -565,18 +683,48 @@ static bool still_tracked(struct ptmon_monitor *m, struct node *n)
 	return !(n->flags & NODE_NOPIDFD);
 }
 
+/* Where the walk starts besides ptmon: for attached trees (no subreaper),
+ * their roots and the processes whose parents have died. */
+static size_t walk_seeds(struct ptmon_monitor *m, pid_t *queue, size_t tail)
+{
+	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
+		if (!t->attached || t->phase == PHASE_DONE)
+			continue;
+		for (struct node *x = t->live.head; x; x = x->live_next)
+			if (!x->parent || !(x->parent->flags & NODE_ALIVE))
+				queue[tail++] = x->pid;
+	}
+	return tail;
+}
+
+static int imax(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+static size_t attached_live(const struct ptmon_monitor *m)
+{
+	size_t c = 0;
+	for (const struct ptmon_task *t = m->tasks; t; t = t->next)
+		if (t->attached && t->phase != PHASE_DONE)
+			c += t->live.count;
+	return c;
+}
+
 static int walk(struct ptmon_monitor *m, const struct procfs_entry *v, size_t n)
 {
-	pid_t *queue = malloc((n + 1) * sizeof(*queue));
+	size_t cap = n + 1 + attached_live(m);
+	pid_t *queue = malloc(cap * sizeof(*queue));
 	if (!queue)
 		return -ENOMEM;
 	size_t head = 0, tail = 0;
 	int found = 0;
 	queue[tail++] = m->self;
+	tail = walk_seeds(m, queue, tail);
 	while (head < tail) {
 		pid_t p = queue[head++];
 		size_t first, count = children_of(v, n, p, &first);
-		for (size_t i = first; i < first + count && tail <= n; i++) {
+		for (size_t i = first; i < first + count && tail < cap; i++) {
 			pid_t c = v[i].pid;
 			/* State 'Z' is also a live process whose main thread
 			 * exited: track_adopt() tells them apart by the pidfd. */
@@ -691,7 +839,13 @@ int track_resync(struct ptmon_monitor *m, const char *why)
 	m->resync_gen++;
 	m->events_lost = false;
 	m->last_resync_ns = util_now_ns();
-	int found = walk(m, v, (size_t)n);
+	int found = 0;
+	/* A watched cgroup's members are tops of its tree: before the walk,
+	 * which starts from them. */
+	for (struct ptmon_task *t = m->tasks; t; t = t->next)
+		if (t->cg.borrowed && t->phase < PHASE_DRAIN)
+			found += imax(task_cgroup_scan(t, false), 0);
+	found += walk(m, v, (size_t)n);
 	free(v);
 	for (struct ptmon_task *t = m->tasks; t; t = t->next)
 		forget_unseen(m, &t->live);
@@ -800,6 +954,8 @@ static int signal_transient(struct ptmon_monitor *m, struct node *n, int sig)
 int track_signal(struct ptmon_monitor *m, struct node *n, int sig)
 {
 	int r;
+	if (n->flags & NODE_PROVISIONAL)
+		return -EAGAIN; /* not proven ours yet: confirm_provisional() signals */
 	if (n->pidfd >= 0)
 		r = util_pidfd_send_signal(n->pidfd, sig);
 	else if (n->flags & NODE_NOPIDFD)
@@ -872,6 +1028,88 @@ int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
 	node_list_add(&t->live, n);
 	attach_pidfd(m, n, pidfd);
 	t->root = n;
+	return 0;
+}
+
+/* A pidfd for @pid, a process ptmon did not start, or -errno (-ESRCH for
+ * a zombie: it has exited).  Into the tree filter first: what it forks
+ * from now on reaches us, what it forked before, the walk that follows
+ * finds. */
+static int open_top(struct ptmon_monitor *m, pid_t pid)
+{
+	monitor_filter_add(m, pid);
+	int pidfd = util_pidfd_open(pid, 0);
+	if (pidfd == -EMFILE || pidfd == -ENFILE) {
+		monitor_release_reserve(m);
+		pidfd = util_pidfd_open(pid, 0);
+		monitor_reserve_fd(m);
+	}
+	if (pidfd >= 0 && util_pidfd_exited(pidfd) != 0) {
+		util_close(pidfd);
+		pidfd = -ESRCH;
+	}
+	return pidfd;
+}
+
+int track_attach_member(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
+{
+	int pidfd = open_top(m, pid);
+	int r = pidfd < 0 ? pidfd : cgroup_holds(&t->cg, pid);
+	/* Alive after /proc was read: the answer was this process's (its pid
+	 * cannot change hands while it lives). */
+	if (r == 0 || (r > 0 && util_pidfd_exited(pidfd) != 0))
+		r = -ESRCH;
+	pid_t ppid = 0;
+	struct node *up = NULL;
+	if (r > 0 && parent_of(m, pidfd, pid, &ppid) == 0 && parent_is_ours(m, ppid, &up) &&
+	    (!up || up->task != t))
+		up = NULL;
+	struct node *n = r > 0 ? new_node(m, pid, up, t) : NULL;
+	if (!n) {
+		util_close(pidfd);
+		monitor_filter_stranger(m, pid);
+		return r > 0 ? -ENOMEM : r;
+	}
+	n->ppid = ppid;
+	n->seen_gen = m->resync_gen;
+	if (!read_own(n, pid, pidfd) && !up)
+		set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
+	n->flags |= NODE_ALIVE | NODE_WALKED;
+	node_list_add(&t->live, n);
+	attach_pidfd(m, n, pidfd);
+	if (!t->root) {
+		n->flags |= NODE_ROOT;
+		t->root = n;
+		return 0;
+	}
+	born(m, n);
+	task_signal_node(t, n);
+	return 0;
+}
+
+int track_attach_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
+{
+	int pidfd = open_top(m, pid);
+	struct node *n = pidfd >= 0 ? new_node(m, pid, NULL, t) : NULL;
+	if (!n) {
+		int r = pidfd >= 0 ? -ENOMEM : pidfd;
+		util_close(pidfd);
+		monitor_filter_stranger(m, pid);
+		return r;
+	}
+	/* From here on the pidfd names the process, whatever the pid does. */
+	pid_t ppid = 0;
+	if (parent_of(m, pidfd, pid, &ppid) == 0)
+		n->ppid = ppid;
+	if (!read_own(n, pid, pidfd))
+		set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
+	n->flags |= NODE_ALIVE | NODE_ROOT | NODE_WALKED;
+	node_list_add(&t->live, n);
+	attach_pidfd(m, n, pidfd);
+	t->root = n;
+	/* Kept past its death for PIDFD_INFO_EXIT (6.15+), which answers once
+	 * its parent has reaped it. */
+	t->root_exit_fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
 	return 0;
 }
 

@@ -55,6 +55,9 @@ struct argv_buf *argv_buf_unref(struct argv_buf *a);
 #define NODE_PARENT_GONE (1u << 19) /* its parent's record was dropped (records.c):
 				       parent_id/parent_pid hold who it was */
 #define NODE_DROP      (1u << 20) /* records.c: to be dropped by the sweep under way */
+#define NODE_PROVISIONAL (1u << 21) /* attached tree: adopted after its parent died, on
+				       the FORK event's word; proven once the connector
+				       has been read empty without an EXIT for its pid */
 
 
 enum node_survived {

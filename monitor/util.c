@@ -27,12 +27,14 @@ struct util_pidfd_info {
 	uint32_t tgid;
 	uint32_t ppid;
 	uint32_t ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
-	uint32_t spare0[1];
+	/* spare0 on 6.13/6.14; the wait status from 6.15 (PIDFD_INFO_EXIT) */
+	int32_t exit_code;
 };
 _Static_assert(sizeof(struct util_pidfd_info) == 64, "PIDFD_INFO_SIZE_VER0");
 #define UTIL_PIDFS_IOCTL_MAGIC 0xFF
 #define UTIL_PIDFD_GET_INFO _IOWR(UTIL_PIDFS_IOCTL_MAGIC, 11, struct util_pidfd_info)
 #define UTIL_PIDFD_INFO_PID (1ull << 0)
+#define UTIL_PIDFD_INFO_EXIT (1ull << 3) /* Linux 6.15 */
 
 uint64_t util_now_ns(void)
 {
@@ -75,6 +77,19 @@ int util_pidfd_ppid(int pidfd, pid_t *ret_ppid)
 	if (ioctl(pidfd, UTIL_PIDFD_GET_INFO, &info) < 0)
 		return -errno;
 	*ret_ppid = (pid_t)info.ppid;
+	return 0;
+}
+
+int util_pidfd_exit_status(int pidfd, int *ret_status)
+{
+	struct util_pidfd_info info = {.mask = UTIL_PIDFD_INFO_EXIT};
+	if (ioctl(pidfd, UTIL_PIDFD_GET_INFO, &info) < 0)
+		return -errno;
+	/* Before 6.15 the bit is not known; from 6.15 it is set only once
+	 * the process has been reaped (by its parent, for one not ours). */
+	if (!(info.mask & UTIL_PIDFD_INFO_EXIT))
+		return -ENODATA;
+	*ret_status = info.exit_code;
 	return 0;
 }
 

@@ -12,6 +12,7 @@ enum watch_kind {
 	WATCH_PIPE,
 	WATCH_OUTPUT,
 	WATCH_FRONT,
+	WATCH_CGROUP, /* a watched cgroup's cgroup.events */
 };
 
 struct watch {

@@ -22,6 +22,7 @@
 #include "parse.h"
 #include "ptmon.h"
 #include "timeout.h"
+#include "watch.h"
 
 enum {
 	EXIT_TIMEOUT = 124,
@@ -45,6 +46,11 @@ struct options {
 	bool quiet;
 	const char *chdir;
 	int colour; /* COLOUR_* */
+	/* `ptmon watch`: attach to a running process instead of starting one */
+	bool watch;
+	struct ptmon_attach_config attach;
+	char *watch_argv[3];
+	char watch_pid_text[16];
 	/* while running */
 	struct control *control;
 	char task_id[CONTROL_ID_MAX];
@@ -77,6 +83,7 @@ static void usage(FILE *f)
 {
 	fputs("Usage: ptmon run [OPTIONS] [--] CMD [ARG...]\n"
 	      "       ptmon timeout [OPTION] DURATION CMD [ARG...]\n"
+	      "       ptmon watch [OPTIONS] PID\n"
 	      "       ptmon ls\n"
 	      "       ptmon tree ID [--json]\n"
 	      "       ptmon kill ID PID [-s SIG] [--subtree]\n"
@@ -130,6 +137,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "'ptmon timeout' is 'run' with coreutils timeout's command line and exit\n"
 	      "statuses (see 'ptmon timeout --help').\n"
+	      "'ptmon watch' follows, records and controls the running process PID and\n"
+	      "its tree, which ptmon did not start (see 'ptmon watch --help').\n"
 	      "\n"
 	      "From another shell, ID being a task id (see 'ptmon ls', or -v) or a control\n"
 	      "socket's path:\n"
@@ -355,6 +364,14 @@ static void on_notice(struct ptmon_task *t, enum ptmon_notice_kind kind, const c
 
 static int status_of(const struct ptmon_task_result *r)
 {
+	if (r->attached && r->cgroup && !r->cancel_reason)
+		return 0; /* `watch --cgroup`: it emptied by itself */
+	if (r->attached && !r->cancel_reason && !r->root_status) {
+		msg("the exit status of pid %d is unknown (its EXIT event was not seen, and its "
+		    "pidfd could not tell); exit status %d",
+		    (int)r->root_pid, EXIT_PTMON_FAILED);
+		return EXIT_PTMON_FAILED;
+	}
 	switch (r->cancel_reason) {
 	case PTMON_CANCEL_TIMEOUT:
 	case PTMON_CANCEL_REQUEST: /* `ptmon cancel`: not a success either */
@@ -788,6 +805,8 @@ static int run(struct options *o)
 		.fallback_reason = ptmon_monitor_fallback_reason(m),
 		.taskstats_unavailable = ptmon_monitor_taskstats_unavailable(m),
 		.task_id = o->task_id,
+		.watch_pid = o->watch ? o->attach.pid : 0,
+		.watch_cgroup = o->watch ? o->attach.cgroup : NULL,
 	};
 	if (o->events || o->control)
 		ptmon_monitor_set_event_callback(m, on_event, o);
@@ -799,8 +818,25 @@ static int run(struct options *o)
 	if (o->verbose)
 		say_backend(m);
 	struct ptmon_task *t = NULL;
-	if (r == 0)
+	if (r == 0 && o->watch) {
+		if (o->verbose && !o->attach.cgroup)
+			msg("watching pid %d: %s", (int)o->attach.pid, WATCH_LIMITS);
+		r = ptmon_task_attach(m, &o->attach, &t);
+		if (r < 0) {
+			char why[512];
+			msg("%s", o->attach.cgroup
+					  ? watch_cgroup_error(r, o->attach.cgroup,
+							       ptmon_monitor_cgroup_unavailable(m), why,
+							       sizeof(why))
+					  : watch_attach_error(r, o->attach.pid, why, sizeof(why)));
+			r = -ECANCELED; /* said; 125 */
+		} else if (o->verbose && o->attach.cgroup) {
+			msg("watching cgroup %s (first process found: %d)", o->attach.cgroup,
+			    (int)ptmon_task_root_pid(t));
+		}
+	} else if (r == 0) {
 		r = ptmon_task_start(m, &o->task, &t);
+	}
 	if (r < 0 && o->task.cgroup == PTMON_CGROUP_ON && ptmon_monitor_cgroup_unavailable(m)) {
 		bool limits = o->task.memory_max || o->task.pids_max || o->task.cpu_max_us;
 		msg("%s: %s: %s", limits ? "cannot set the task's limits" : "--cgroup on",
@@ -818,9 +854,9 @@ static int run(struct options *o)
 	 * them a long run keeps only the records of live processes. */
 	if (o->report_path || o->summary || o->control)
 		ptmon_task_hold_records(t);
-	if (o->verbose)
+	if (o->verbose && !o->watch)
 		msg("task %d started: %s", (int)ptmon_task_root_pid(t), o->task.argv[0]);
-	if (o->verbose)
+	if (o->verbose && !o->watch)
 		say_cgroup(m, t);
 	if (o->control)
 		control_attach(o->control, t, &o->info);
@@ -850,6 +886,37 @@ static int run(struct options *o)
 static int run_worker(void *o)
 {
 	return run(o);
+}
+
+/* `ptmon watch`: run's worker, attached instead of started, and without a
+ * front: there is no task of ours to guard.  If ptmon is SIGKILLed, the
+ * watched tree goes on as it was (README "ptmon watch"). */
+static int watch_command(int argc, char **argv)
+{
+	struct watch_opts w;
+	int st = watch_parse(argc, argv, &w);
+	if (st >= 0)
+		return st;
+	struct options o = {.backend = w.backend, .monitor_flags = w.monitor_flags};
+	ptmon_task_config_init(&o.task);
+	o.watch = true;
+	o.attach = w.attach;
+	o.verbose = w.verbose;
+	o.quiet = w.quiet;
+	o.summary = w.summary;
+	o.no_control = w.no_control;
+	o.events_path = w.events_path;
+	o.report_path = w.report_path;
+	o.control_path = w.control_path;
+	o.colour = !w.color || !strcmp(w.color, "auto") ? COLOUR_AUTO
+		   : !strcmp(w.color, "never")          ? COLOUR_NEVER
+							: COLOUR_ALWAYS;
+	snprintf(o.watch_pid_text, sizeof(o.watch_pid_text), "%d", (int)w.attach.pid);
+	o.watch_argv[0] = "watch";
+	o.watch_argv[1] = w.attach.cgroup ? (char *)w.attach.cgroup : o.watch_pid_text;
+	o.task.argv = o.watch_argv;
+	hold_libc_signals(true);
+	return run(&o);
 }
 
 /* The pipes we create must not land on 0, 1 or 2. */
@@ -885,6 +952,8 @@ int main(int argc, char **argv)
 	}
 	if (client_is_command(argv[1]))
 		return client_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "watch"))
+		return watch_command(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "timeout")) {
 		int st = timeout_translate(argc, argv, &argc, &argv);
 		if (st >= 0)

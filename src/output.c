@@ -123,6 +123,8 @@ static struct json_object *process_json(const struct ptmon_process_info *p)
 	json_object_object_add(o, "threads", jint(p->threads));
 	if (p->survived)
 		json_object_object_add(o, "survived", jstr(p->survived));
+	if (p->reparented)
+		json_object_object_add(o, "reparented", json_object_new_boolean(1));
 	add_end(o, p);
 	add_accounting(o, p);
 	return o;
@@ -324,6 +326,19 @@ static void add_start(struct json_object *o, const struct run_info *ri)
 		json_object_object_add(o, "fallback_reason", jstr(ri->fallback_reason));
 	if (ri->taskstats_unavailable)
 		json_object_object_add(o, "taskstats_unavailable", jstr(ri->taskstats_unavailable));
+	if (ri->watch_pid || ri->watch_cgroup) {
+		struct json_object *w = json_object_new_object();
+		if (ri->watch_cgroup)
+			json_object_object_add(w, "cgroup", jstr(ri->watch_cgroup));
+		else
+			json_object_object_add(w, "pid", jint(ri->watch_pid));
+		json_object_object_add(
+			w, "limits",
+			jstr(ri->watch_cgroup ? "a process moved into the cgroup joins at the next resync"
+					      : "processes that left the tree before the watch began "
+						"cannot be found by lineage"));
+		json_object_object_add(o, "watch", w);
+	}
 }
 
 static void add_process(struct json_object *o, const struct ptmon_event *ev, bool all)

@@ -47,6 +47,8 @@ struct run_info {
 	const char *taskstats_unavailable;
 	const char *task_id;        /* the control socket's task id, or NULL */
 	int exit_status;            /* set before the report is written */
+	pid_t watch_pid;            /* `ptmon watch PID`, 0: a run */
+	const char *watch_cgroup;   /* `ptmon watch --cgroup PATH`, NULL: not */
 };
 
 /* The event stream: one JSON object a line, written without blocking.  A

@@ -110,7 +110,8 @@ done
 
 # 6. The completion knows every subcommand and long option the help texts name.
 comp="$prefix/share/bash-completion/completions/ptmon"
-helps=$("$prefix/bin/ptmon" --help; "$prefix/bin/ptmon" timeout --help 2>/dev/null || true)
+helps=$("$prefix/bin/ptmon" --help; "$prefix/bin/ptmon" timeout --help 2>/dev/null || true
+	"$prefix/bin/ptmon" watch --help 2>/dev/null || true)
 for word in $(printf '%s\n' "$helps" | grep -o -- '--[a-z][a-z-]*' | sort -u) \
 	$("$prefix/bin/ptmon" --help | sed -n 's/^\(Usage:\)\{0,1\} *ptmon \([a-z]*\).*/\2/p'); do
 	grep -q -- "$word\\b" "$comp" || fail "the completion lacks $word"
