@@ -16,6 +16,7 @@
  * of replies and events.
  */
 #include "control.h"
+#include "expo.h"
 #include "parse.h"
 
 #include <errno.h>
@@ -61,6 +62,7 @@ struct job {
 	const struct ptmon_process *cur; /* the last process walked, NULL: none */
 	bool items;			  /* TREE: an element was written */
 	struct census cs;
+	bool prometheus;		  /* METRICS: text format 0.0.4, not OpenMetrics */
 };
 
 struct client {
@@ -457,6 +459,8 @@ static void do_info(struct client *cl)
 	for (size_t i = 0; c->ri->argv[i]; i++)
 		json_object_array_add(argv, json_bytes(c->ri->argv[i], strlen(c->ri->argv[i])));
 	json_object_object_add(o, "argv", argv);
+	if (c->ri->name)
+		json_object_object_add(o, "name", json_bytes(c->ri->name, strlen(c->ri->name)));
 	json_object_object_add(o, "backend", json_object_new_string(c->ri->backend));
 	const struct ptmon_process *root =
 		ptmon_task_find_process(c->task, ptmon_task_root_pid(c->task));
@@ -464,6 +468,7 @@ static void do_info(struct client *cl)
 	if (root && ptmon_process_get_info(root, &ri) == 0) {
 		json_object_object_add(o, "start_unix_ns",
 				       json_object_new_int64((int64_t)ri.start_wall_ns));
+		json_add_time(o, "start_time", ri.start_wall_ns);
 		json_object_object_add(o, "age_ns",
 				       json_object_new_int64((int64_t)(cs->now - ri.start_mono_ns)));
 	}
@@ -520,44 +525,44 @@ static void do_cancel(struct client *cl, bool now)
 	client_send_json(cl, reply_ok());
 }
 
-static void metric(FILE *f, const char *name, const char *type, const char *help)
-{
-	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static char *metrics_text(struct control *c, const struct census *cs)
+static char *metrics_text(struct control *c, const struct census *cs, bool om)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	if (!f)
 		return NULL;
-	const char *id = c->id;
-	metric(f, "ptmon_live_processes", "gauge", "Processes of the task's tree alive now.");
-	fprintf(f, "ptmon_live_processes{task=\"%s\"} %" PRIu64 "\n", id, cs->live);
-	metric(f, "ptmon_forks", "counter", "Processes the task's tree forked (root excluded).");
-	fprintf(f, "ptmon_forks_total{task=\"%s\"} %" PRIu64 "\n", id, cs->forks);
-	metric(f, "ptmon_execs", "counter", "Execs seen in the task's tree.");
-	fprintf(f, "ptmon_execs_total{task=\"%s\"} %" PRIu64 "\n", id, c->execs);
-	metric(f, "ptmon_exits", "counter", "Processes of the tree that ended, by outcome.");
+	char name[256], l[CONTROL_ID_MAX + sizeof(name) + 32];
+	expo_label_value(c->ri->name ? c->ri->name : "", name, sizeof(name));
+	snprintf(l, sizeof(l), "task=\"%s\",name=\"%s\"", c->id, name);
+	expo_family(f, "ptmon_live_processes", "gauge", "Processes of the task's tree alive now.", om);
+	fprintf(f, "ptmon_live_processes{%s} %" PRIu64 "\n", l, cs->live);
+	expo_family(f, "ptmon_forks", "counter", "Processes the task's tree forked (root excluded).",
+		    om);
+	fprintf(f, "ptmon_forks_total{%s} %" PRIu64 "\n", l, cs->forks);
+	expo_family(f, "ptmon_execs", "counter", "Execs seen in the task's tree.", om);
+	fprintf(f, "ptmon_execs_total{%s} %" PRIu64 "\n", l, c->execs);
+	expo_family(f, "ptmon_exits", "counter", "Processes of the tree that ended, by outcome.", om);
 	static const char *const outcome[] = {"exited", "signaled", "killed_by_ptmon", "unknown"};
 	for (int i = 0; i < 4; i++)
-		fprintf(f, "ptmon_exits_total{task=\"%s\",outcome=\"%s\"} %" PRIu64 "\n", id,
-			outcome[i], cs->exits[i]);
-	metric(f, "ptmon_cpu_seconds", "counter",
-	       "CPU time of the tree: ended processes' accounting plus live ones' so far.");
-	fprintf(f, "ptmon_cpu_seconds_total{task=\"%s\"} %.6f\n", id, cs->cpu_s);
-	metric(f, "ptmon_memory_bytes", "gauge", "Resident memory of the live processes, summed.");
-	fprintf(f, "ptmon_memory_bytes{task=\"%s\"} %" PRIu64 "\n", id, cs->rss_bytes);
-	metric(f, "ptmon_events_lost", "counter", "Kernel events lost (overruns, sequence gaps).");
-	fprintf(f, "ptmon_events_lost_total{task=\"%s\"} %" PRIu64 "\n", id, c->events_lost);
-	fputs("# EOF\n", f);
+		fprintf(f, "ptmon_exits_total{%s,outcome=\"%s\"} %" PRIu64 "\n", l, outcome[i],
+			cs->exits[i]);
+	expo_family(f, "ptmon_cpu_seconds", "counter",
+		    "CPU time of the tree: ended processes' accounting plus live ones' so far.", om);
+	fprintf(f, "ptmon_cpu_seconds_total{%s} %.6f\n", l, cs->cpu_s);
+	expo_family(f, "ptmon_memory_bytes", "gauge", "Resident memory of the live processes, summed.",
+		    om);
+	fprintf(f, "ptmon_memory_bytes{%s} %" PRIu64 "\n", l, cs->rss_bytes);
+	expo_family(f, "ptmon_events_lost", "counter",
+		    "Kernel events lost (overruns, sequence gaps).", om);
+	fprintf(f, "ptmon_events_lost_total{%s} %" PRIu64 "\n", l, c->events_lost);
+	expo_end(f, om);
 	return fclose(f) == 0 ? text : (free(text), NULL);
 }
 
 static void do_metrics(struct client *cl)
 {
-	char *text = metrics_text(cl->ctl, &cl->job.cs);
+	char *text = metrics_text(cl->ctl, &cl->job.cs, !cl->job.prometheus);
 	if (!text) {
 		reply_error(cl, "system_error", "out of memory");
 		return;
@@ -634,6 +639,7 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 	case CONTROL_TREE:
 	case CONTROL_METRICS:
 		job_start(cl, rq.cmd);
+		cl->job.prometheus = rq.prometheus;
 		break;
 	case CONTROL_KILL:
 		do_kill(cl, &rq);
@@ -944,20 +950,20 @@ static void count_event(struct control *c, const struct ptmon_event *ev)
 		c->events_lost += ev->count;
 }
 
-static char *lost_line(uint64_t count, size_t *ret_len)
+static char *lost_line(const struct control *c, uint64_t count, size_t *ret_len)
 {
 	struct ptmon_event ev = {
 		.type = PTMON_EVENT_LOST, .count = count, .reason = "follower too slow"};
 	ev.mono_ns = now_ns(CLOCK_MONOTONIC);
 	ev.wall_ns = now_ns(CLOCK_REALTIME);
-	return event_line(&ev, NULL, ret_len);
+	return event_line(&ev, c->ri, ret_len);
 }
 
 static void follower_put(struct client *cl, const char *line, size_t n)
 {
 	if (cl->dropped) {
 		size_t ln = 0;
-		char *lost = lost_line(cl->dropped, &ln);
+		char *lost = lost_line(cl->ctl, cl->dropped, &ln);
 		if (!lost || cl->outlen + ln + n > CONTROL_OUT_MAX) {
 			free(lost);
 			cl->dropped++;
@@ -999,7 +1005,7 @@ void control_event(struct control *c, const struct ptmon_event *ev)
 static void tell_lost(struct client *cl)
 {
 	size_t n = 0;
-	char *lost = cl->following && cl->dropped ? lost_line(cl->dropped, &n) : NULL;
+	char *lost = cl->following && cl->dropped ? lost_line(cl->ctl, cl->dropped, &n) : NULL;
 	if (lost && client_append(cl, lost, n, true))
 		cl->dropped = 0;
 	free(lost);

@@ -39,6 +39,7 @@ struct control_request {
 	int signal;   /* KILL; SIGTERM when absent */
 	bool subtree; /* KILL */
 	bool now;     /* CANCEL */
+	bool prometheus; /* METRICS: "format":"prometheus" (text 0.0.4), not "openmetrics" */
 };
 
 /* An error reply: a code from docs/control.md and a sentence. */

@@ -36,6 +36,7 @@ struct options {
 	bool summary;
 	const char *control_path;
 	bool no_control;
+	const char *name;
 	/* while running */
 	struct control *control;
 	char task_id[CONTROL_ID_MAX];
@@ -67,12 +68,12 @@ static void msg(const char *fmt, ...)
 static void usage(FILE *f)
 {
 	fputs("Usage: ptmon run [OPTIONS] [--] CMD [ARG...]\n"
-	      "       ptmon ls\n"
+	      "       ptmon ls [--json]\n"
 	      "       ptmon tree ID [--json]\n"
 	      "       ptmon kill ID PID [-s SIG] [--subtree]\n"
 	      "       ptmon cancel ID [--now]\n"
 	      "       ptmon events ID --follow\n"
-	      "       ptmon metrics ID\n"
+	      "       ptmon metrics ID [--openmetrics]\n"
 	      "       ptmon --help | --version\n"
 	      "\n"
 	      "Run CMD, forward its output, and when it is cancelled make it and every\n"
@@ -102,12 +103,15 @@ static void usage(FILE *f)
 	      "                        $XDG_RUNTIME_DIR/ptmon/, else /run/ptmon/ for root,\n"
 	      "                        else /tmp/ptmon-UID/, named TASKID.sock)\n"
 	      "      --no-control      no control socket\n"
+      "      --name NAME       the task's name in ls, events, report, metrics and\n"
+      "                        'ptmon serve' (default: CMD's basename)\n"
 	      "  -v, --verbose         say what ptmon does, on stderr\n"
 	      "\n"
 	      "\n"
 	      "From another shell, ID being a task id (see 'ptmon ls', or -v) or a control\n"
 	      "socket's path:\n"
-	      "  ls                    list running tasks: id, root pid, age, live processes, command\n"
+	      "  ls [--json]           list running tasks: id, root pid, age, live processes,\n"
+	      "                        name, command (--json: their info replies, an array)\n"
 	      "  tree ID [--json]      the live tree: pid, state, age, CPU, memory, command\n"
 	      "  kill ID PID [-s SIG] [--subtree]\n"
 	      "                        signal one process of the tree (default TERM), or it and\n"
@@ -115,7 +119,9 @@ static void usage(FILE *f)
 	      "  cancel ID [--now]     cancel the task as a timeout would, exit status 124\n"
 	      "                        included (--now: no grace)\n"
 	      "  events ID --follow    the task's events as NDJSON, from now on\n"
-	      "  metrics ID            the task's figures in the OpenMetrics text format\n"
+	      "  metrics ID [--openmetrics]\n"
+	      "                        the task's figures in the Prometheus text format\n"
+	      "                        (0.0.4), or OpenMetrics 1.0\n"
 	      "Protocol: docs/control.md.  These exit 0 on success, 1 when ptmon refused the\n"
 	      "request, 125 on bad usage or when the task cannot be reached.\n"
 	      "\n"
@@ -219,6 +225,11 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	case 'N':
 		o->no_control = true;
 		return 0;
+	case 'n':
+		if (!*arg || strlen(arg) > 128)
+			return bad_usage("--name: a name is 1 to 128 bytes");
+		o->name = arg;
+		return 0;
 	case 'h':
 		usage(stdout);
 		exit(0);
@@ -243,6 +254,7 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"summary", no_argument, NULL, 'S'},
 		{"control", required_argument, NULL, 'C'},
 		{"no-control", no_argument, NULL, 'N'},
+		{"name", required_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -260,6 +272,10 @@ static int parse_run(int argc, char **argv, struct options *o)
 	if (optind >= argc)
 		return bad_usage("no command given");
 	o->task.argv = argv + optind;
+	if (!o->name) {
+		const char *slash = strrchr(o->task.argv[0], '/');
+		o->name = slash ? slash + 1 : o->task.argv[0];
+	}
 	return 0;
 }
 
@@ -654,6 +670,7 @@ static int run(struct options *o)
 	char cwd[4096];
 	o->info = (struct run_info){
 		.argv = o->task.argv,
+		.name = o->name,
 		.cwd = getcwd(cwd, sizeof(cwd)),
 		.backend = ptmon_monitor_backend(m),
 		.features = ptmon_monitor_features(m),

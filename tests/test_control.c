@@ -94,7 +94,16 @@ static void t_parse_good(void **state)
 	assert_int_equal(parse("{\"cmd\":\"follow\"}", &r, &e), 0);
 	assert_int_equal(r.cmd, CONTROL_FOLLOW);
 	assert_int_equal(parse("{\"cmd\":\"metrics\"}", &r, &e), 0);
+	assert_false(r.prometheus);
+	assert_int_equal(parse("{\"cmd\":\"metrics\",\"format\":\"prometheus\"}", &r, &e), 0);
+	assert_true(r.prometheus);
+	assert_int_equal(parse("{\"cmd\":\"metrics\",\"format\":\"openmetrics\"}", &r, &e), 0);
+	assert_false(r.prometheus);
 	assert_int_equal(parse("{\"cmd\":\"tree\"}", &r, &e), 0);
+	assert_int_equal(parse("{\"cmd\":\"metrics\",\"format\":1}", &r, &e), -EINVAL);
+	assert_string_equal(e.code, "wrong_type");
+	assert_int_equal(parse("{\"cmd\":\"metrics\",\"format\":\"csv\"}", &r, &e), -EINVAL);
+	assert_string_equal(e.code, "invalid_format");
 }
 
 static void t_parse_bad(void **state)
@@ -1249,9 +1258,70 @@ static void t_metrics(void **state)
 	run_until(r, "READY");
 	wait_live(sock, 5);
 	struct buf out = {0}, err = {0};
-	assert_int_equal(cli(NULL, &out, &err, "metrics", sock, NULL), 0);
+	assert_int_equal(cli(NULL, &out, &err, "metrics", sock, "--openmetrics", NULL), 0);
 	check_openmetrics(out.p);
 	assert_true(strstr(out.p, "ptmon_live_processes{") && strstr(out.p, "} 5\n"));
+	/* OpenMetrics names a counter's family without "_total" (its samples
+	 * with it); the text format 0.0.4 names both with it. */
+	assert_non_null(strstr(out.p, "# TYPE ptmon_forks counter\n"));
+	out.len = 0;
+	out.p[0] = '\0';
+	assert_int_equal(cli(NULL, &out, &err, "metrics", sock, NULL), 0);
+	assert_non_null(strstr(out.p, "# TYPE ptmon_forks_total counter\n"));
+	assert_non_null(strstr(out.p, "# HELP ptmon_forks_total "));
+	assert_null(strstr(out.p, "# EOF"));
+	/* The task's name (CMD's basename by default) is a label. */
+	const char *base = strrchr(H, '/') ? strrchr(H, '/') + 1 : H;
+	char label[256];
+	snprintf(label, sizeof(label), ",name=\"%s\"}", base);
+	assert_non_null(strstr(out.p, label));
+	free(out.p);
+	free(err.p);
+	cancel_and_check(r);
+}
+
+/* Run `sh -c @script` with @in on its stdin; its exit status, or -1. */
+static int sh_with_input(const char *script, const char *in)
+{
+	int ip[2];
+	assert_int_equal(pipe2(ip, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(ip[0], 0);
+		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	close(ip[0]);
+	size_t n = strlen(in);
+	assert_int_equal(write(ip[1], in, n), (ssize_t)n);
+	close(ip[1]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* issue 10: `ptmon metrics` passes promtool (HELP and TYPE under the names
+ * the text format gives the samples); a name needing escapes stays valid. */
+static void t_metrics_promtool(void **state)
+{
+	struct ctx *c = begin(state);
+	if (sh_with_input("command -v promtool >/dev/null", "") != 0) {
+		print_error("promtool not found (Debian: apt-get install prometheus)\n");
+		skip();
+	}
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	struct run *r = run_start(c, sock, NULL,
+				  (const char *const[]){"--name", "a \"b\"\\c\n\xff", "--", H,
+							"wide", "2", NULL});
+	run_until(r, "READY");
+	wait_live(sock, 3);
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(NULL, &out, &err, "metrics", sock, NULL), 0);
+	assert_non_null(strstr(out.p, "name=\"a \\\"b\\\"\\\\c\\n\xef\xbf\xbd\"}"));
+	if (sh_with_input("promtool check metrics >&2", out.p) != 0)
+		fail_msg("promtool refuses:\n%s", out.p);
 	free(out.p);
 	free(err.p);
 	cancel_and_check(r);
@@ -1328,6 +1398,20 @@ static void t_ls_default_dir(void **state)
 	assert_int_equal(cli(env, &out, &err, "tree", idbuf, NULL), 0);
 	assert_true(buf_has(&out, "PROCESS"));
 	assert_int_equal(buf_count(&out, "\n"), 4);
+	/* ls --json: one array of the tasks' info replies, the name included. */
+	out.len = 0;
+	assert_int_equal(cli(env, &out, &err, "ls", "--json", NULL), 0);
+	struct json_object *a = json_tokener_parse(out.p);
+	assert_true(a && json_object_is_type(a, json_type_array));
+	assert_int_equal(json_object_array_length(a), 1);
+	struct json_object *t = json_object_array_get_idx(a, 0), *v;
+	assert_true(json_object_object_get_ex(t, "id", &v));
+	assert_string_equal(json_object_get_string(v), idbuf);
+	assert_true(json_object_object_get_ex(t, "name", &v));
+	assert_string_equal(json_object_get_string(v), strrchr(H, '/') + 1);
+	assert_true(json_object_object_get_ex(t, "start_time", &v));
+	json_object_put(a);
+	assert_int_equal(cli(env, &out, &err, "ls", "--jsn", NULL), 125);
 	cancel_and_check(r);
 	/* A directory open to others is refused. */
 	assert_int_equal(chmod(pdir, 0755), 0);
@@ -1640,9 +1724,15 @@ static void t_task_id_in_outputs(void **state)
 	sock_path(c, "ev.json", ev, sizeof(ev));
 	sock_path(c, "rep.json", rep, sizeof(rep));
 	struct run *r = run_start(c, sock, NULL,
-				  (const char *const[]){"-v", "--events", ev, "--report", rep, "--",
-							H, "exit", "0", NULL});
-	assert_int_equal(run_wait(r), 0);
+				  (const char *const[]){"-v", "--events", ev, "--report", rep,
+							"--name", "idtest", "--", H, "wide", "2",
+							NULL});
+	run_until(r, "READY");
+	wait_live(sock, 3);
+	struct json_object *co = ask_once(sock, "{\"cmd\":\"cancel\",\"now\":true}");
+	assert_true(reply_ok(co));
+	json_object_put(co);
+	assert_int_equal(run_wait(r), 124);
 	char id[64], want[128];
 	const char *p = strstr(r->e.p ? r->e.p : "", "ptmon: task id ");
 	assert_non_null(p);
@@ -1655,11 +1745,29 @@ static void t_task_id_in_outputs(void **state)
 	ssize_t n = read(fd, text, sizeof(text) - 1);
 	close(fd);
 	text[n > 0 ? n : 0] = '\0';
-	char *nl = strchr(text, '\n');
-	assert_non_null(nl);
-	*nl = '\0';
-	assert_non_null(strstr(text, "\"type\":\"start\""));
-	assert_non_null(strstr(text, want));
+	assert_non_null(strstr(text, "\"name\":\"idtest\""));
+	/* issue 10: every line carries the task id, and its time also as
+	 * RFC 3339 with nanoseconds. */
+	int lines = 0;
+	for (char *l = text, *nl; (nl = strchr(l, '\n')); l = nl + 1, lines++) {
+		*nl = '\0';
+		if (lines == 0)
+			assert_non_null(strstr(l, "\"type\":\"start\""));
+		if (!strstr(l, want))
+			fail_msg("no %s in %s", want, l);
+		struct json_object *o = json_tokener_parse(l), *v;
+		assert_true(json_object_object_get_ex(o, "unix_ns", &v));
+		uint64_t ns = (uint64_t)json_object_get_int64(v);
+		time_t sec = (time_t)(ns / 1000000000u);
+		struct tm tm;
+		char t[64];
+		size_t k = strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", gmtime_r(&sec, &tm));
+		snprintf(t + k, sizeof(t) - k, ".%09uZ", (unsigned)(ns % 1000000000u));
+		assert_true(json_object_object_get_ex(o, "time", &v));
+		assert_string_equal(json_object_get_string(v), t);
+		json_object_put(o);
+	}
+	assert_true(lines >= 6); /* start, 2 forks, exits, done */
 	snprintf(want, sizeof(want), "\"task_id\": \"%s\"", id);
 	fd = open(rep, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
@@ -1667,6 +1775,12 @@ static void t_task_id_in_outputs(void **state)
 	close(fd);
 	text[n > 0 ? n : 0] = '\0';
 	assert_non_null(strstr(text, want));
+	assert_non_null(strstr(text, "\"name\": \"idtest\""));
+	struct buf b = {0};
+	buf_add(&b, text, strlen(text));
+	assert_int_equal(buf_count(&b, "\"start_time\": \""), 3);
+	assert_int_equal(buf_count(&b, "\"end_time\": \""), 3);
+	free(b.p);
 	assert_int_equal(access(sock, F_OK), -1);
 }
 
@@ -1697,7 +1811,8 @@ int main(void)
 		AUTO(t_many_clients),	AUTO(t_stuck_follower),
 		AUTO(t_tree_flood),
 		BOTH(t_events_follow),	AUTO(t_cli),
-		AUTO(t_metrics),	AUTO(t_stale_and_live_socket),
+		AUTO(t_metrics),	AUTO(t_metrics_promtool),
+		AUTO(t_stale_and_live_socket),
 		AUTO(t_ls_default_dir), AUTO(t_task_id_in_outputs),
 		AUTO(t_untrusted_servers), AUTO(t_client_escapes),
 		AUTO(t_summary_escapes), AUTO(t_fatal_signals),
