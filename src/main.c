@@ -16,6 +16,7 @@
 
 #include "control.h"
 #include "front.h"
+#include "serve.h"
 #include "output.h"
 #include "parse.h"
 #include "ptmon.h"
@@ -74,6 +75,7 @@ static void usage(FILE *f)
 	      "       ptmon cancel ID [--now]\n"
 	      "       ptmon events ID --follow\n"
 	      "       ptmon metrics ID [--openmetrics]\n"
+	      "       ptmon serve [--listen ADDR:PORT]\n"
 	      "       ptmon --help | --version\n"
 	      "\n"
 	      "Run CMD, forward its output, and when it is cancelled make it and every\n"
@@ -122,6 +124,10 @@ static void usage(FILE *f)
 	      "  metrics ID [--openmetrics]\n"
 	      "                        the task's figures in the Prometheus text format\n"
 	      "                        (0.0.4), or OpenMetrics 1.0\n"
+	      "  serve [--listen ADDR:PORT]\n"
+	      "                        one HTTP endpoint for every task this user may see:\n"
+	      "                        /metrics (Prometheus, OpenMetrics), /api/tasks,\n"
+	      "                        /api/tasks/ID/tree (default: " SERVE_DEFAULT_LISTEN ")\n"
 	      "Protocol: docs/control.md.  These exit 0 on success, 1 when ptmon refused the\n"
 	      "request, 125 on bad usage or when the task cannot be reached.\n"
 	      "\n"
@@ -760,6 +766,8 @@ int main(int argc, char **argv)
 	}
 	if (client_is_command(argv[1]))
 		return client_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "serve"))
+		return serve_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run") != 0) {
 		bad_usage("unknown command '%s'", argv[1]);
 		return EXIT_PTMON_FAILED;

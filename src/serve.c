@@ -1,0 +1,814 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `ptmon serve`.  The main thread owns an epoll loop: the inotify watch of
+ * the control directory (a new socket is connected to at once, so that a
+ * task of a few milliseconds is still followed), a signalfd, and one
+ * follow connection per task.  libmicrohttpd answers HTTP in its own
+ * threads; both sides share the state under one mutex.
+ *
+ * Exactness: counters are per task name and only grow.  While a task runs
+ * they count the events serve saw; at its `done` event each is raised to
+ * the task's own totals (docs/schema.md: processes, exits, ended CPU and
+ * peak memory, events lost), so a followed task's figures are exact once
+ * it is done even when serve connected late or lost events.
+ */
+#include "serve.h"
+#include "control.h"
+#include "expo.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+
+#define NAMES_MAX 1024	       /* beyond this, tasks count under name="_other" */
+#define FINISHED_KEPT 64       /* recent done events kept for /api/tasks */
+#define TASK_LINE_MAX (4u << 20) /* a longer event line ends the connection */
+#define HTTP_CONNECTIONS 256
+#define HTTP_TIMEOUT_S 10
+#define ASK_TIMEOUT_MS 5000
+
+enum { EXIT_FAILED = 125 };
+enum { OUT_EXITED, OUT_SIGNALED, OUT_KILLED, OUT_UNKNOWN, OUTCOMES };
+static const char *const outcome_names[OUTCOMES] = {"exited", "signaled", "killed_by_ptmon",
+						    "unknown"};
+
+/* What is counted, per task and per name. */
+struct counts {
+	uint64_t processes, exits[OUTCOMES], cpu_us, rss_kb, lost_kernel;
+};
+
+struct name_stats {
+	char *name;
+	uint64_t started, finished, vanished, lost_follower;
+	struct counts c;
+	struct name_stats *next;
+};
+
+enum watch_kind { W_INOTIFY, W_SIGNAL, W_TASK };
+
+struct stask {
+	enum watch_kind kind; /* first: epoll data.ptr points here */
+	int fd;
+	char id[CONTROL_ID_MAX];
+	int phase; /* 0: info reply awaited, 1: follow reply, 2: events */
+	struct name_stats *ns;
+	struct counts c;
+	int64_t alive;
+	pid_t root_pid;
+	char *buf;
+	size_t len, cap;
+	struct stask *next;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	char dir[256];
+	int epfd;
+	enum watch_kind inotify_kind, signal_kind;
+	struct stask *tasks;
+	struct name_stats *names;
+	size_t nnames;
+	uint64_t missed;
+	char *finished[FINISHED_KEPT]; /* done events, JSON text, a ring */
+	size_t nfinished;
+	bool loopback;
+	unsigned port;
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .inotify_kind = W_INOTIFY,
+       .signal_kind = W_SIGNAL};
+
+static int say(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int say(int status, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	char *safe = text_escape_dup(line, strlen(line));
+	fprintf(stderr, "ptmon: %s\n", safe ? safe : line);
+	free(safe);
+	return status;
+}
+
+/* ---- counting -------------------------------------------------------------------- */
+
+static struct name_stats *name_get(const char *name)
+{
+	struct name_stats *n;
+	if (S.nnames >= NAMES_MAX)
+		name = "_other";
+	for (n = S.names; n; n = n->next)
+		if (!strcmp(n->name, name))
+			return n;
+	n = calloc(1, sizeof(*n));
+	if (!n || !(n->name = strdup(name)))
+		return free(n), NULL;
+	n->next = S.names;
+	S.names = n;
+	S.nnames++;
+	return n;
+}
+
+/* Raise the task's counter @field to @value, adding the difference to its
+ * name's: counters never go down, and end at the task's own totals. */
+#define RAISE(t, field, value)                                                                    \
+	do {                                                                                      \
+		uint64_t v_ = (value);                                                            \
+		if (v_ > (t)->c.field) {                                                          \
+			(t)->ns->c.field += v_ - (t)->c.field;                                    \
+			(t)->c.field = v_;                                                        \
+		}                                                                                 \
+	} while (0)
+
+static uint64_t jget(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	if (!o || !json_object_object_get_ex(o, key, &v))
+		return 0;
+	int64_t x = json_object_get_int64(v);
+	return x > 0 ? (uint64_t)x : 0;
+}
+
+static bool jbool(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+static void count_exit(struct stask *t, struct json_object *ev)
+{
+	const char *end = jstr(ev, "end");
+	int k = !end			  ? OUT_UNKNOWN
+		: !strcmp(end, "exited")  ? OUT_EXITED
+		: !strcmp(end, "signaled") ? (jbool(ev, "killed_by_ptmon") ? OUT_KILLED : OUT_SIGNALED)
+					  : OUT_UNKNOWN;
+	RAISE(t, exits[k], t->c.exits[k] + 1);
+	struct json_object *a = NULL;
+	if (json_object_object_get_ex(ev, "accounting", &a) && a) {
+		RAISE(t, cpu_us, t->c.cpu_us + jget(a, "user_cpu_us") + jget(a, "system_cpu_us"));
+		RAISE(t, rss_kb, t->c.rss_kb + jget(a, "max_rss_kb"));
+	}
+	if (t->alive > 0)
+		t->alive--;
+}
+
+static void remember_done(const char *line)
+{
+	size_t i = S.nfinished++ % FINISHED_KEPT;
+	free(S.finished[i]);
+	S.finished[i] = strdup(line);
+}
+
+static void count_done(struct stask *t, struct json_object *ev, const char *line)
+{
+	RAISE(t, processes, jget(ev, "processes"));
+	RAISE(t, lost_kernel, jget(ev, "events_lost"));
+	struct json_object *x = NULL;
+	json_object_object_get_ex(ev, "exits", &x);
+	for (int k = 0; k < OUTCOMES; k++)
+		RAISE(t, exits[k], jget(x, outcome_names[k]));
+	RAISE(t, cpu_us, jget(ev, "ended_cpu_us"));
+	RAISE(t, rss_kb, jget(ev, "ended_max_rss_kb_sum"));
+	t->ns->finished++;
+	t->alive = 0;
+	remember_done(line);
+}
+
+static void count_event(struct stask *t, struct json_object *ev, const char *line)
+{
+	const char *type = jstr(ev, "type");
+	if (!type)
+		return;
+	if (!strcmp(type, "start") || !strcmp(type, "fork")) {
+		RAISE(t, processes, t->c.processes + 1);
+		t->alive++;
+	} else if (!strcmp(type, "exit")) {
+		count_exit(t, ev);
+	} else if (!strcmp(type, "lost")) {
+		const char *why = jstr(ev, "reason");
+		if (why && !strcmp(why, "follower too slow"))
+			t->ns->lost_follower += jget(ev, "count");
+		else
+			RAISE(t, lost_kernel, t->c.lost_kernel + jget(ev, "count"));
+	} else if (!strcmp(type, "done")) {
+		count_done(t, ev, line);
+		t->phase = 3;
+	}
+}
+
+/* The reply to `info`: the task's name, and what is alive now. */
+static int take_info(struct stask *t, struct json_object *o)
+{
+	const char *name = jstr(o, "name");
+	if (!jbool(o, "ok") || !(t->ns = name_get(name ? name : "")))
+		return -EPROTO;
+	t->ns->started++;
+	t->alive = (int64_t)jget(o, "live");
+	t->root_pid = (pid_t)jget(o, "root_pid");
+	return 0;
+}
+
+static int take_line(struct stask *t, char *line)
+{
+	struct json_object *o = json_tokener_parse(line);
+	int r = 0;
+	if (!o)
+		r = -EPROTO;
+	else if (t->phase == 0)
+		r = take_info(t, o);
+	else if (t->phase == 1)
+		r = jbool(o, "ok") ? 0 : -EPROTO;
+	else if (jstr(o, "type"))
+		count_event(t, o, line);
+	if (r == 0 && t->phase < 2)
+		t->phase++;
+	json_object_put(o);
+	return r;
+}
+
+/* ---- following tasks ------------------------------------------------------------------- */
+
+static struct stask *task_find(const char *id)
+{
+	for (struct stask *t = S.tasks; t; t = t->next)
+		if (!strcmp(t->id, id))
+			return t;
+	return NULL;
+}
+
+static void task_free(struct stask *t)
+{
+	struct stask **pp = &S.tasks;
+	while (*pp && *pp != t)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = t->next;
+	/* A task that went away without its done event (ptmon killed). */
+	if (t->ns && t->phase != 3)
+		t->ns->vanished++;
+	epoll_ctl(S.epfd, EPOLL_CTL_DEL, t->fd, NULL);
+	close(t->fd);
+	free(t->buf);
+	free(t);
+}
+
+/* Connect to @path as the clients do: the server must be of our user or
+ * root (SO_PEERCRED).  Returns the fd or -errno. */
+static int connect_trusted(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = {.tv_sec = 1};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	int r = 0;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		r = -errno;
+	else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		r = -errno;
+	else if (!control_server_trusted(cr.uid))
+		r = -EPERM;
+	if (r < 0)
+		close(fd);
+	return r < 0 ? r : fd;
+}
+
+/* A socket named @name appeared in the directory (@fresh: told by inotify,
+ * not found by the first scan). */
+static void task_add(const char *name, bool fresh)
+{
+	size_t n = strlen(name);
+	char id[CONTROL_ID_MAX], path[512];
+	if (n <= 5 || n - 5 >= sizeof(id) || strcmp(name + n - 5, ".sock"))
+		return;
+	memcpy(id, name, n - 5);
+	id[n - 5] = '\0';
+	if (task_find(id))
+		return;
+	snprintf(path, sizeof(path), "%s/%s", S.dir, name);
+	int fd = connect_trusted(path);
+	/* ptmon binds, then listens: between the two, connect() is refused. */
+	for (int i = 0; fresh && fd == -ECONNREFUSED && i < 20; i++) {
+		poll(NULL, 0, 1);
+		fd = connect_trusted(path);
+	}
+	if (fd == -ECONNREFUSED || fd == -ENOENT) {
+		/* Gone before we could connect: its events are lost to us. */
+		S.missed += fresh;
+		return;
+	}
+	if (fd < 0) {
+		say(0, "%s: %s", path, fd == -EPERM ? "not served by us or root" : strerror(-fd));
+		return;
+	}
+	static const char ask[] = "{\"cmd\":\"info\"}\n{\"cmd\":\"follow\"}\n";
+	struct stask *t = calloc(1, sizeof(*t));
+	if (!t || send(fd, ask, sizeof(ask) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(ask) - 1) {
+		free(t);
+		close(fd);
+		return;
+	}
+	t->kind = W_TASK;
+	t->fd = fd;
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	t->next = S.tasks;
+	S.tasks = t;
+	struct epoll_event e = {.events = EPOLLIN, .data.ptr = t};
+	if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &e) < 0)
+		task_free(t);
+}
+
+/* Read what the task sent; false when the connection ended. */
+static bool task_read(struct stask *t)
+{
+	if (t->cap - t->len < 65536) {
+		size_t cap = t->cap ? t->cap * 2 : 131072;
+		char *b = cap <= TASK_LINE_MAX * 2 ? realloc(t->buf, cap) : NULL;
+		if (!b)
+			return false;
+		t->buf = b;
+		t->cap = cap;
+	}
+	ssize_t n = recv(t->fd, t->buf + t->len, t->cap - t->len - 1, MSG_DONTWAIT);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	if (n <= 0)
+		return false;
+	t->len += (size_t)n;
+	size_t off = 0;
+	char *nl;
+	while ((nl = memchr(t->buf + off, '\n', t->len - off))) {
+		*nl = '\0';
+		if (take_line(t, t->buf + off) < 0)
+			return false;
+		off = (size_t)(nl - t->buf) + 1;
+	}
+	memmove(t->buf, t->buf + off, t->len - off);
+	t->len -= off;
+	return t->len < TASK_LINE_MAX;
+}
+
+static void scan_dir(void)
+{
+	DIR *d = opendir(S.dir);
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		task_add(e->d_name, false);
+	if (d)
+		closedir(d);
+}
+
+static void inotify_read(int fd)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ie = (struct inotify_event *)p;
+			if (ie->mask & IN_Q_OVERFLOW)
+				scan_dir();
+			else if (ie->len)
+				task_add(ie->name, true);
+			p += sizeof(*ie) + ie->len;
+		}
+}
+
+/* ---- /metrics ---------------------------------------------------------------------------- */
+
+static void sample(FILE *f, const char *metric, const char *name, const char *extra,
+		   uint64_t v)
+{
+	char esc[512];
+	expo_label_value(name, esc, sizeof(esc));
+	fprintf(f, "%s{name=\"%s\"%s} %" PRIu64 "\n", metric, esc, extra ? extra : "", v);
+}
+
+static void metrics_counts(FILE *f, bool om)
+{
+	struct name_stats *n;
+	expo_family(f, "ptmon_tasks_started", "counter", "Tasks serve began to follow.", om);
+	for (n = S.names; n; n = n->next)
+		sample(f, "ptmon_tasks_started_total", n->name, NULL, n->started);
+	expo_family(f, "ptmon_tasks_finished", "counter", "Followed tasks that ended (done).", om);
+	for (n = S.names; n; n = n->next)
+		sample(f, "ptmon_tasks_finished_total", n->name, NULL, n->finished);
+	expo_family(f, "ptmon_tasks_vanished", "counter",
+		    "Followed tasks whose connection ended without a done event.", om);
+	for (n = S.names; n; n = n->next)
+		sample(f, "ptmon_tasks_vanished_total", n->name, NULL, n->vanished);
+	expo_family(f, "ptmon_processes", "counter", "Processes of the tasks' trees, roots included.",
+		    om);
+	for (n = S.names; n; n = n->next)
+		sample(f, "ptmon_processes_total", n->name, NULL, n->c.processes);
+	expo_family(f, "ptmon_exits", "counter", "Processes that ended, by outcome.", om);
+	for (n = S.names; n; n = n->next)
+		for (int k = 0; k < OUTCOMES; k++) {
+			char extra[64];
+			snprintf(extra, sizeof(extra), ",outcome=\"%s\"", outcome_names[k]);
+			sample(f, "ptmon_exits_total", n->name, extra, n->c.exits[k]);
+		}
+	expo_family(f, "ptmon_cpu_seconds", "counter", "CPU time of ended processes.", om);
+	for (n = S.names; n; n = n->next) {
+		char esc[512];
+		expo_label_value(n->name, esc, sizeof(esc));
+		fprintf(f, "ptmon_cpu_seconds_total{name=\"%s\"} %" PRIu64 ".%06" PRIu64 "\n", esc,
+			n->c.cpu_us / 1000000, n->c.cpu_us % 1000000);
+	}
+	expo_family(f, "ptmon_peak_rss_bytes", "counter",
+		    "Peak resident memory of ended processes, summed.", om);
+	for (n = S.names; n; n = n->next)
+		sample(f, "ptmon_peak_rss_bytes_total", n->name, NULL, n->c.rss_kb * 1024);
+	expo_family(f, "ptmon_events_lost", "counter",
+		    "Events lost: by the kernel (as ptmon counts them) or by serve's follow "
+		    "connection.",
+		    om);
+	for (n = S.names; n; n = n->next) {
+		sample(f, "ptmon_events_lost_total", n->name, ",by=\"kernel\"", n->c.lost_kernel);
+		sample(f, "ptmon_events_lost_total", n->name, ",by=\"follower\"", n->lost_follower);
+	}
+}
+
+static void metrics_gauges(FILE *f, bool om)
+{
+	struct name_stats *n;
+	expo_family(f, "ptmon_tasks_alive", "gauge", "Tasks followed now.", om);
+	for (n = S.names; n; n = n->next) {
+		uint64_t k = 0;
+		for (struct stask *t = S.tasks; t; t = t->next)
+			k += t->ns == n && t->phase == 2;
+		sample(f, "ptmon_tasks_alive", n->name, NULL, k);
+	}
+	expo_family(f, "ptmon_processes_alive", "gauge", "Processes of followed tasks alive now.",
+		    om);
+	for (n = S.names; n; n = n->next) {
+		uint64_t k = 0;
+		for (struct stask *t = S.tasks; t; t = t->next)
+			k += t->ns == n && t->phase == 2 ? (uint64_t)t->alive : 0;
+		sample(f, "ptmon_processes_alive", n->name, NULL, k);
+	}
+	expo_family(f, "ptmon_serve_tasks_missed", "counter",
+		    "Control sockets that appeared and were gone before serve could connect.", om);
+	fprintf(f, "ptmon_serve_tasks_missed_total %" PRIu64 "\n", S.missed);
+}
+
+static char *metrics_text(bool om, size_t *ret_len)
+{
+	char *text = NULL;
+	FILE *f = open_memstream(&text, ret_len);
+	if (!f)
+		return NULL;
+	pthread_mutex_lock(&S.lock);
+	metrics_counts(f, om);
+	metrics_gauges(f, om);
+	pthread_mutex_unlock(&S.lock);
+	expo_end(f, om);
+	return fclose(f) == 0 ? text : (free(text), NULL);
+}
+
+/* ---- the JSON API ---------------------------------------------------------------------- */
+
+static char *tasks_json(size_t *ret_len)
+{
+	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+	pthread_mutex_lock(&S.lock);
+	for (struct stask *t = S.tasks; t; t = t->next) {
+		if (t->phase != 2)
+			continue;
+		struct json_object *x = json_object_new_object();
+		json_object_object_add(x, "id", json_object_new_string(t->id));
+		json_object_object_add(x, "name", json_bytes(t->ns->name, strlen(t->ns->name)));
+		json_object_object_add(x, "root_pid", json_object_new_int(t->root_pid));
+		json_object_object_add(x, "alive", json_object_new_int64(t->alive));
+		json_object_object_add(x, "processes", json_object_new_int64((int64_t)t->c.processes));
+		json_object_array_add(a, x);
+	}
+	json_object_object_add(o, "tasks", a);
+	a = json_object_new_array();
+	size_t kept = S.nfinished < FINISHED_KEPT ? S.nfinished : FINISHED_KEPT;
+	for (size_t i = 0; i < kept; i++) {
+		const char *s = S.finished[(S.nfinished - 1 - i) % FINISHED_KEPT];
+		struct json_object *d = s ? json_tokener_parse(s) : NULL;
+		if (d)
+			json_object_array_add(a, d);
+	}
+	json_object_object_add(o, "finished", a);
+	pthread_mutex_unlock(&S.lock);
+	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, ret_len);
+	char *text = strdup(s);
+	json_object_put(o);
+	return text;
+}
+
+/* Ask a task @request over a connection of our own: its reply line. */
+static char *ask_task(const char *id, const char *request, size_t *ret_len)
+{
+	char path[512];
+	if (control_resolve(id, path, sizeof(path)) < 0 || strchr(id, '/'))
+		return NULL;
+	int fd = connect_trusted(path);
+	if (fd < 0)
+		return NULL;
+	char *b = NULL;
+	size_t len = 0, cap = 0;
+	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0)
+		goto out;
+	for (;;) {
+		if (len + 65536 > cap) {
+			char *p = cap < (64u << 20) ? realloc(b, cap = cap ? cap * 2 : 131072) : NULL;
+			if (!p)
+				goto out;
+			b = p;
+		}
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, ASK_TIMEOUT_MS) <= 0)
+			goto out;
+		ssize_t n = recv(fd, b + len, cap - len, 0);
+		if (n <= 0)
+			goto out;
+		char *nl = memchr(b + len, '\n', (size_t)n);
+		len += (size_t)n;
+		if (nl) {
+			*ret_len = (size_t)(nl - b) + 1;
+			close(fd);
+			return b;
+		}
+	}
+out:
+	close(fd);
+	free(b);
+	return NULL;
+}
+
+/* ---- HTTP ---------------------------------------------------------------------------------- */
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
+			     char *body, size_t len)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r)
+		return free(body), MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+	char *body = NULL;
+	if (asprintf(&body, "{\"error\":\"%s\"}\n", msg) < 0)
+		return MHD_NO;
+	return reply(c, status, "application/json", body, strlen(body));
+}
+
+/* On loopback, the Host header must name loopback: a web page whose name
+ * was rebound to 127.0.0.1 (DNS rebinding) sends its own name. */
+static bool host_ok(struct MHD_Connection *c)
+{
+	if (!S.loopback)
+		return true;
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	if (!h)
+		return false;
+	static const char *const ok[] = {"127.0.0.1", "localhost", "[::1]"};
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = strlen(ok[i]);
+		if (!strncmp(h, ok[i], n) && (h[n] == '\0' || (h[n] == ':' && atoi(h + n + 1) ==
+									 (int)S.port)))
+			return true;
+	}
+	return false;
+}
+
+static enum MHD_Result on_metrics(struct MHD_Connection *c)
+{
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	bool om = accept && strstr(accept, "application/openmetrics-text");
+	size_t len = 0;
+	char *text = metrics_text(om, &len);
+	if (!text)
+		return error(c, 500, "out of memory");
+	return reply(c, 200,
+		     om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+			: "text/plain; version=0.0.4; charset=utf-8",
+		     text, len);
+}
+
+static enum MHD_Result on_task(struct MHD_Connection *c, const char *rest)
+{
+	char id[CONTROL_ID_MAX];
+	const char *slash = strchr(rest, '/');
+	if (!slash || (size_t)(slash - rest) >= sizeof(id) || strcmp(slash, "/tree"))
+		return error(c, 404, "not found");
+	memcpy(id, rest, (size_t)(slash - rest));
+	id[slash - rest] = '\0';
+	size_t len = 0;
+	char *body = ask_task(id, "{\"cmd\":\"tree\"}\n", &len);
+	if (!body)
+		return error(c, 404, "no such task");
+	return reply(c, 200, "application/json", body, len);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	(void)cls, (void)version, (void)upload;
+	/* Read-only: nothing is taken from a body. */
+	if (*upload_size)
+		return MHD_NO;
+	if (!*con_cls) {
+		*con_cls = c; /* headers only, the first call */
+		return MHD_YES;
+	}
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return error(c, 405, "read-only: GET only");
+	if (!host_ok(c))
+		return error(c, 403, "Host is not loopback");
+	if (!strcmp(url, "/metrics"))
+		return on_metrics(c);
+	size_t len = 0;
+	if (!strcmp(url, "/api/tasks")) {
+		char *body = tasks_json(&len);
+		return body ? reply(c, 200, "application/json", body, len)
+			    : error(c, 500, "out of memory");
+	}
+	if (!strncmp(url, "/api/tasks/", 11))
+		return on_task(c, url + 11);
+	return error(c, 404, "not found");
+}
+
+/* ---- setup and the loop ---------------------------------------------------------------------- */
+
+static int parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	char *end;
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return -EINVAL;
+	long port = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || port < 0 || port > 65535)
+		return -EINVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ret;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ret;
+	memset(ret, 0, sizeof(*ret));
+	size_t hl = strlen(host);
+	if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+		host[hl - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &v6->sin6_addr) != 1)
+			return -EINVAL;
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		*ret_len = sizeof(*v6);
+		S.loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
+		return 0;
+	}
+	if (inet_pton(AF_INET, host, &v4->sin_addr) != 1)
+		return -EINVAL;
+	v4->sin_family = AF_INET;
+	v4->sin_port = htons((uint16_t)port);
+	*ret_len = sizeof(*v4);
+	S.loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+	return 0;
+}
+
+static int watch(int fd, void *ptr)
+{
+	struct epoll_event e = {.events = EPOLLIN, .data.ptr = ptr};
+	return epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &e) < 0 ? -errno : 0;
+}
+
+static int setup_watch(int *ret_ino, int *ret_sig)
+{
+	const char *why = NULL;
+	int r = control_default_dir(S.dir, sizeof(S.dir));
+	if (r == 0)
+		r = control_prepare_dir(S.dir, &why);
+	if (r < 0)
+		return say(-1, "control directory '%s': %s", S.dir, why ? why : strerror(-r));
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	S.epfd = epoll_create1(EPOLL_CLOEXEC);
+	*ret_sig = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	*ret_ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (S.epfd < 0 || *ret_sig < 0 || *ret_ino < 0 ||
+	    inotify_add_watch(*ret_ino, S.dir, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR) < 0)
+		return say(-1, "watching %s: %s", S.dir, strerror(errno));
+	if (watch(*ret_ino, &S.inotify_kind) < 0 || watch(*ret_sig, &S.signal_kind) < 0)
+		return say(-1, "epoll: %s", strerror(errno));
+	return 0;
+}
+
+static void loop(int ino)
+{
+	for (;;) {
+		struct epoll_event ev[32];
+		int n = epoll_wait(S.epfd, ev, 32, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return;
+		pthread_mutex_lock(&S.lock);
+		for (int i = 0; i < n; i++) {
+			enum watch_kind *k = ev[i].data.ptr;
+			if (*k == W_SIGNAL) {
+				pthread_mutex_unlock(&S.lock);
+				return;
+			}
+			if (*k == W_INOTIFY)
+				inotify_read(ino);
+			else if (!task_read((struct stask *)k))
+				task_free((struct stask *)k); /* only this batch's own entry */
+		}
+		pthread_mutex_unlock(&S.lock);
+	}
+}
+
+static struct MHD_Daemon *start_http(const struct sockaddr_storage *sa)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	if (sa->ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, sa,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTIONS,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+				MHD_OPTION_END);
+}
+
+int serve_main(int argc, char **argv)
+{
+	const char *listen = SERVE_DEFAULT_LISTEN;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--listen") && i + 1 < argc)
+			listen = argv[++i];
+		else
+			return say(EXIT_FAILED, "usage: ptmon serve [--listen ADDR:PORT]");
+	}
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	if (parse_listen(listen, &sa, &salen) < 0)
+		return say(EXIT_FAILED,
+			   "--listen: '%s' is not ADDR:PORT (127.0.0.1:9464, [::1]:9464)", listen);
+	int ino = -1, sig = -1;
+	if (setup_watch(&ino, &sig) < 0)
+		return EXIT_FAILED;
+	struct MHD_Daemon *d = start_http(&sa);
+	if (!d)
+		return say(EXIT_FAILED, "cannot listen on %s", listen);
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	S.port = info ? info->port : 0;
+	char host[64];
+	snprintf(host, sizeof(host), "%.*s", (int)(strrchr(listen, ':') - listen), listen);
+	say(0, "serving http://%s:%u/metrics for the tasks in %s", host, S.port, S.dir);
+	pthread_mutex_lock(&S.lock);
+	scan_dir();
+	pthread_mutex_unlock(&S.lock);
+	loop(ino);
+	MHD_stop_daemon(d);
+	while (S.tasks)
+		task_free(S.tasks);
+	close(ino);
+	close(sig);
+	close(S.epfd);
+	return 0;
+}
