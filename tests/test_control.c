@@ -41,6 +41,9 @@
 
 #include <cmocka.h>
 #include <json-c/json.h>
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
 
 #include "control.h"
 
@@ -1784,6 +1787,283 @@ static void t_task_id_in_outputs(void **state)
 	assert_int_equal(access(sock, F_OK), -1);
 }
 
+
+/* ---- ptmon serve under a real Prometheus (issue 10) ------------------------------------------ */
+
+/* GET @path from 127.0.0.1:@port: the status, the body in *out. */
+static int http_get(unsigned port, const char *path, const char *headers, struct buf *out)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	char req[2048];
+	char host[64] = "";
+	if (!headers || !strstr(headers, "Host:"))
+		snprintf(host, sizeof(host), "Host: 127.0.0.1:%u\r\n", port);
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n%s%s"
+			 "Connection: close\r\n\r\n", path, host, headers ? headers : "");
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	struct buf b = {0};
+	char tmp[65536];
+	ssize_t k;
+	while ((k = read(fd, tmp, sizeof(tmp))) > 0)
+		buf_add(&b, tmp, (size_t)k);
+	close(fd);
+	int status = -1;
+	if (b.p && sscanf(b.p, "HTTP/1.%*d %d", &status) == 1 && strstr(b.p, "\r\n\r\n")) {
+		const char *body = strstr(b.p, "\r\n\r\n") + 4;
+		out->len = 0;
+		buf_add(out, body, strlen(body));
+	}
+	free(b.p);
+	return status;
+}
+
+/* Start @argv in the test's cgroup, stderr to *ret_err (a pipe) or
+ * /dev/null; env "NAME=value" or NULL. */
+static pid_t spawn_cg(struct ctx *c, const char *const *argv, const char *env, int *ret_err)
+{
+	int ep[2];
+	assert_int_equal(pipe2(ep, O_CLOEXEC), 0);
+	char procs[512];
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", c->cg);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		char t[32];
+		snprintf(t, sizeof(t), "%d", getpid());
+		int pfd = open(procs, O_WRONLY | O_CLOEXEC);
+		if (pfd < 0 || write(pfd, t, strlen(t)) < 0)
+			_exit(121);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(ret_err ? ep[1] : null, 2);
+		if (env)
+			putenv((char *)env);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(ep[1]);
+	fcntl(ep[0], F_SETFL, O_NONBLOCK); /* pump_fd reads until EAGAIN */
+	if (ret_err)
+		*ret_err = ep[0];
+	else
+		close(ep[0]);
+	return pid;
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+static unsigned free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+/* What a report's tree says, summed: the figures serve must show. */
+struct expect {
+	uint64_t processes, exits[4], cpu_us, rss_kb;
+};
+
+static int64_t jint_of(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+	return o && json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+static void sum_tree(struct json_object *list, struct expect *e)
+{
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *p = json_object_array_get_idx(list, i), *v, *a = NULL;
+		e->processes++;
+		const char *end = json_object_object_get_ex(p, "end", &v) ? json_object_get_string(v)
+									  : "";
+		bool killed = json_object_object_get_ex(p, "killed_by_ptmon", &v) &&
+			      json_object_get_boolean(v);
+		e->exits[!strcmp(end, "exited") ? 0 : !strcmp(end, "signaled") ? (killed ? 2 : 1) : 3]++;
+		if (json_object_object_get_ex(p, "accounting", &a) && a) {
+			e->cpu_us += (uint64_t)(jint_of(a, "user_cpu_us") + jint_of(a, "system_cpu_us"));
+			e->rss_kb += (uint64_t)jint_of(a, "max_rss_kb");
+		}
+		if (json_object_object_get_ex(p, "children", &v))
+			sum_tree(v, e);
+	}
+}
+
+static void sum_report(const char *path, struct expect *e)
+{
+	struct json_object *doc = json_object_from_file(path), *tree;
+	assert_non_null(doc);
+	assert_true(json_object_object_get_ex(doc, "tree", &tree));
+	sum_tree(tree, e);
+	json_object_put(doc);
+}
+
+/* Prometheus's value of @query (one sample), or -1. */
+static double prom_value(unsigned port, const char *query)
+{
+	char path[1024], enc[900];
+	size_t o = 0;
+	for (const char *q = query; *q && o + 4 < sizeof(enc); q++)
+		o += (size_t)(isalnum((unsigned char)*q) || *q == '_'
+				      ? snprintf(enc + o, 2, "%c", *q)
+				      : snprintf(enc + o, 4, "%%%02X", (unsigned char)*q));
+	snprintf(path, sizeof(path), "/api/v1/query?query=%s", enc);
+	struct buf b = {0};
+	double v = -1;
+	if (http_get(port, path, NULL, &b) == 200) {
+		struct json_object *o2 = json_tokener_parse(b.p), *d, *r, *val;
+		if (o2 && json_object_object_get_ex(o2, "data", &d) &&
+		    json_object_object_get_ex(d, "result", &r) && json_object_array_length(r) == 1 &&
+		    json_object_object_get_ex(json_object_array_get_idx(r, 0), "value", &val))
+			v = strtod(json_object_get_string(json_object_array_get_idx(val, 1)), NULL);
+		json_object_put(o2);
+	}
+	free(b.p);
+	return v;
+}
+
+/* Wait until Prometheus has scraped @query = @want; fail with what it has. */
+static void prom_expect(unsigned port, const char *query, double want)
+{
+	double end = now_s() + 60, v = -1;
+	while (now_s() < end) {
+		v = prom_value(port, query);
+		if (v >= want - 1e-9 && v <= want + 1e-9)
+			return;
+		poll(NULL, 0, 200); /* between two questions to Prometheus, not a synchronisation */
+	}
+	fail_msg("Prometheus: %s = %.6f, the reports say %.6f", query, v, want);
+}
+
+static void t_serve_prometheus(void **state)
+{
+	struct ctx *c = begin(state);
+	if (access("/usr/bin/prometheus", X_OK) != 0) {
+		print_error("prometheus not found (Debian: apt-get install prometheus)\n");
+		skip();
+	}
+	char env[256], line[256];
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
+	int efd = -1;
+	pid_t serve = spawn_cg(c, (const char *const[]){PTMON_BIN, "serve", "--listen",
+							"127.0.0.1:0", NULL},
+			       env, &efd);
+	/* serve says where it listens once it watches the directory. */
+	struct buf e = {0};
+	double end = now_s() + DEADLINE_S;
+	while (!buf_has(&e, "/metrics for")) {
+		assert_true(now_s() < end);
+		struct pollfd p = {efd, POLLIN, 0};
+		poll(&p, 1, 1000);
+		pump_fd(efd, &e);
+	}
+	unsigned sport = 0, pport = free_port();
+	assert_int_equal(sscanf(strstr(e.p, "127.0.0.1:"), "127.0.0.1:%u", &sport), 1);
+	char cfg[256], data[256], flag_cfg[300], flag_data[300], flag_web[64];
+	snprintf(cfg, sizeof(cfg), "%s/prometheus.yml", c->dir);
+	snprintf(data, sizeof(data), "%s/tsdb", c->dir);
+	snprintf(line, sizeof(line),
+		 "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ptmon\n"
+		 "    static_configs:\n      - targets: ['127.0.0.1:%u']\n",
+		 sport);
+	close(open(cfg, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)); /* write_file does not create */
+	assert_int_equal(write_file(cfg, line), 0);
+	snprintf(flag_cfg, sizeof(flag_cfg), "--config.file=%s", cfg);
+	snprintf(flag_data, sizeof(flag_data), "--storage.tsdb.path=%s", data);
+	snprintf(flag_web, sizeof(flag_web), "--web.listen-address=127.0.0.1:%u", pport);
+	pid_t prom = spawn_cg(c, (const char *const[]){"/usr/bin/prometheus", flag_cfg, flag_data,
+						       flag_web, NULL},
+			      NULL, NULL);
+	/* Tasks: one that ptmon kills, three shorter than a scrape interval. */
+	char rep[4][256];
+	for (int i = 0; i < 4; i++) {
+		char nm[16];
+		snprintf(nm, sizeof(nm), "rep%d.json", i);
+		sock_path(c, nm, rep[i], sizeof(rep[i]));
+	}
+	struct run *r = run_start(c, NULL, env,
+				  (const char *const[]){"--name", "long", "--report", rep[0], "--",
+							H, "wide", "3", NULL});
+	run_until(r, "READY");
+	struct buf out = {0}, err = {0};
+	char id[64];
+	snprintf(id, sizeof(id), "%d", (int)r->pid);
+	for (int i = 1; i < 4; i++)
+		assert_int_equal(run_wait(run_start(c, NULL, env,
+						    (const char *const[]){
+							    "--name", "short", "--report", rep[i],
+							    "--", "/bin/sh", "-c",
+							    "true & true & wait", NULL})),
+				 0);
+	char sock[256];
+	snprintf(sock, sizeof(sock), "%s/ptmon", c->dir);
+	DIR *d = opendir(sock);
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, ".sock"))
+			snprintf(r->sock, sizeof(r->sock), "%.150s/%.80s", sock, de->d_name);
+	closedir(d);
+	wait_live(r->sock, 4);
+	cancel_and_check(r);
+	struct expect want[2] = {{0}};
+	sum_report(rep[0], &want[0]);
+	for (int i = 1; i < 4; i++)
+		sum_report(rep[i], &want[1]);
+	assert_int_equal(want[0].exits[2], 4); /* ptmon killed the four of "long" */
+	static const char *const names[2] = {"long", "short"};
+	static const char *const outcome[4] = {"exited", "signaled", "killed_by_ptmon", "unknown"};
+	char q[256];
+	for (int k = 0; k < 2; k++) {
+		snprintf(q, sizeof(q), "ptmon_tasks_finished_total{name=\"%s\"}", names[k]);
+		prom_expect(pport, q, k ? 3 : 1);
+		snprintf(q, sizeof(q), "ptmon_processes_total{name=\"%s\"}", names[k]);
+		prom_expect(pport, q, (double)want[k].processes);
+		for (int o = 0; o < 4; o++) {
+			snprintf(q, sizeof(q), "ptmon_exits_total{name=\"%s\",outcome=\"%s\"}",
+				 names[k], outcome[o]);
+			prom_expect(pport, q, (double)want[k].exits[o]);
+		}
+		snprintf(q, sizeof(q), "ptmon_cpu_seconds_total{name=\"%s\"}", names[k]);
+		prom_expect(pport, q, (double)want[k].cpu_us / 1e6);
+		snprintf(q, sizeof(q), "ptmon_peak_rss_bytes_total{name=\"%s\"}", names[k]);
+		prom_expect(pport, q, (double)want[k].rss_kb * 1024);
+		snprintf(q, sizeof(q), "ptmon_processes_alive{name=\"%s\"}", names[k]);
+		prom_expect(pport, q, 0);
+	}
+	/* The short tasks' processes: 3 runs of sh and its two children. */
+	assert_int_equal(want[1].processes, 9);
+	/* serve's own checks: read-only, Host must be loopback. */
+	struct buf b = {0};
+	assert_int_equal(http_get(sport, "/metrics", "Host: evil.example\r\n", &b), 403);
+	assert_int_equal(http_get(sport, "/nope", NULL, &b), 404);
+	assert_int_equal(http_get(sport, "/api/tasks", NULL, &b), 200);
+	assert_non_null(strstr(b.p, "\"finished\":["));
+	free(b.p);
+	free(out.p);
+	free(err.p);
+	free(e.p);
+	close(efd);
+	stop(prom);
+	stop(serve);
+}
+
 /* clang-format off */
 #define ENTRY(f, suffix, backend) {#f suffix, f, setup, teardown, (void *)(backend)}
 #define BOTH(f) ENTRY(f, "[connector]", "connector"), ENTRY(f, "[procfs]", "procfs")
@@ -1816,7 +2096,7 @@ int main(void)
 		AUTO(t_ls_default_dir), AUTO(t_task_id_in_outputs),
 		AUTO(t_untrusted_servers), AUTO(t_client_escapes),
 		AUTO(t_summary_escapes), AUTO(t_fatal_signals),
-		AUTO(t_cancel_status),
+		AUTO(t_cancel_status),	AUTO(t_serve_prometheus),
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
