@@ -5,7 +5,11 @@
  * a listener at all (building and queueing every event, waking the reader,
  * the reader's recv per event); that is the floor ptmon is measured against.
  *
- *   cnlisten [-m EVENT_MASK]
+ *   cnlisten [-m EVENT_MASK] [-d]
+ *
+ * -d attaches a socket filter that drops everything: what the kernel still
+ * charges per listener (building the event, running one filter) with
+ * nothing queued and no wake-up, the floor of an idle filtered listener.
  *
  * Subscribes (the 6.6+ proc_input request with all events, or EVENT_MASK,
  * where the kernel takes it, else the classic one, as ptmon does), prints
@@ -18,6 +22,7 @@
 #include <inttypes.h>
 #include <linux/cn_proc.h>
 #include <linux/connector.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <poll.h>
 #include <signal.h>
@@ -135,11 +140,16 @@ int main(int argc, char **argv)
 	int input_form = kernel_at_least(6, 6);
 	struct counts c = {0};
 
-	if (argc == 3 && !strcmp(argv[1], "-m"))
-		mask = (uint32_t)strtoul(argv[2], NULL, 0);
-	else if (argc != 1) {
-		fputs("Usage: cnlisten [-m EVENT_MASK]\n", stderr);
-		return 2;
+	int drop_all = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-m") && i + 1 < argc) {
+			mask = (uint32_t)strtoul(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "-d")) {
+			drop_all = 1;
+		} else {
+			fputs("Usage: cnlisten [-m EVENT_MASK] [-d]\n", stderr);
+			return 2;
+		}
 	}
 	sigset_t block, waitmask;
 	sigemptyset(&block);
@@ -157,6 +167,12 @@ int main(int argc, char **argv)
 	struct sockaddr_nl sa_nl = {.nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC};
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa_nl, sizeof(sa_nl)) < 0) {
 		perror("cnlisten: proc connector socket");
+		return 1;
+	}
+	struct sock_filter none[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+	struct sock_fprog prog = {.len = 1, .filter = none};
+	if (drop_all && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+		perror("cnlisten: attach filter");
 		return 1;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)

@@ -32,6 +32,8 @@ void event_emit(struct ptmon_monitor *m, struct ptmon_event *ev)
 
 void event_node(struct ptmon_monitor *m, enum ptmon_event_type type, struct node *n)
 {
+	if (n->flags & NODE_FOREIGN)
+		return; /* not any task's: never reported */
 	struct ptmon_event ev = {
 		.type = type,
 		.task = n->task,
@@ -126,6 +128,13 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 	p.start_wall_ns = p.start_mono_ns ? p.start_mono_ns + off : 0;
 	p.end_wall_ns = p.end_mono_ns ? p.end_mono_ns + off : 0;
 	fill_end(n, &p);
+	static const char *const survived[] = {
+		[SURVIVED_EPERM] = "not permitted",
+		[SURVIVED_DSTATE] = "uninterruptible sleep",
+		[SURVIVED_UNKNOWN] = "unknown",
+	};
+	if (n->survived && n->survived < sizeof(survived) / sizeof(survived[0]))
+		p.survived = survived[n->survived];
 	*ret = p;
 	return 0;
 }

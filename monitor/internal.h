@@ -23,6 +23,12 @@ struct cnproc_event;
 /* ---- util.c ---------------------------------------------------------------- */
 
 uint64_t util_now_ns(void);
+/* @now + @d, or UINT64_MAX ("never") when that does not fit: a duration too
+ * long to end before the clock wraps must not wrap to the past. */
+static inline uint64_t util_deadline(uint64_t now, uint64_t d)
+{
+	return d > UINT64_MAX - now ? UINT64_MAX : now + d;
+}
 int util_close(int fd); /* closes, ignores EINTR, returns -1 */
 int util_pidfd_open(pid_t pid, unsigned flags);
 int util_pidfd_send_signal(int pidfd, int sig);
@@ -142,7 +148,9 @@ struct ptmon_task {
 	uint64_t deadline_grace;
 	uint64_t deadline_drain;
 	uint64_t deadline_sweep;
+	uint64_t deadline_giveup;  /* the end of the kill phase's bound */
 	uint64_t sweep_interval;
+	uint64_t survivors;        /* alive when the kill phase gave up */
 	uint64_t processes;
 	uint64_t signalled;
 	uint64_t killed;
@@ -151,6 +159,7 @@ struct ptmon_task {
 	/* The monitor's counters when the task was done, for its result. */
 	struct {
 		uint64_t events_lost, resyncs, foreign, pids_reused, pidfd_failures;
+		uint64_t events_received;
 	} final;
 	struct stream out;
 	struct stream err;
@@ -175,6 +184,10 @@ void task_free(struct ptmon_task *t);
  * already gone), or NULL when it is not ours. */
 struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint,
 			 uint64_t event_ns);
+/* Record every process descended from ptmon now as foreign (at creation). */
+int track_scan_foreign(struct ptmon_monitor *m);
+/* Can an orphan of unknown origin be a foreign process's? */
+bool track_foreign_possible(const struct ptmon_monitor *m);
 /* Track a task's root, a child that ptmon just spawned. */
 int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
 /* SIGKILL every process of every task and reap until none is left. */
@@ -211,6 +224,8 @@ struct ptmon_monitor {
 	pid_t self;
 	enum ptmon_backend backend;
 	unsigned features;
+	unsigned flags;          /* PTMON_MONITOR_* */
+	int tree_filter_error;   /* see ptmon_monitor_tree_filter_error() */
 	const char *fallback_reason;
 	struct cnproc *cn;
 	sigset_t cancel_set;
@@ -220,6 +235,8 @@ struct ptmon_monitor {
 	struct watch front_watch;
 	sigset_t old_mask;
 	bool mask_saved;
+	struct sigaction old_chld; /* the caller's SIGCHLD action, restored at free */
+	bool chld_saved;
 	bool no_children;        /* wait4 said ECHILD */
 	bool events_lost;        /* a resync is owed */
 	uint64_t events_lost_count;
@@ -233,6 +250,13 @@ struct ptmon_monitor {
 	} nofile_orig;
 	struct tree tree;
 	struct node_list unowned; /* live processes no task could claim */
+	/* Processes that are not any task's: ptmon's children from before the
+	 * monitor (a shell's background jobs, when the shell exec'd ptmon)
+	 * and their descendants.  Reaped, never signalled, counted or
+	 * reported. */
+	struct node_list foreign;
+	bool foreign_dirty;       /* a foreign process died: its orphans may be ours to see */
+	uint64_t foreign_death_ns; /* when the last foreign death was noticed */
 	struct node_list pending; /* dead processes whose exit waits for its facts */
 	uint32_t resync_gen;
 	uint64_t last_resync_ns;
@@ -279,6 +303,13 @@ void monitor_taskstats_settle(struct ptmon_monitor *m);
 /* Arm the timerfd for the earliest deadline of any task. */
 void monitor_rearm(struct ptmon_monitor *m);
 uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m);
+uint64_t monitor_events_received(const struct ptmon_monitor *m);
+/* The tree filter's map (a no-op without it): a process found by a walk
+ * joins it; one seen dead leaves it; one the monitor does not know, that
+ * an event named, leaves it. */
+void monitor_filter_add(struct ptmon_monitor *m, pid_t pid);
+void monitor_filter_dead(struct ptmon_monitor *m, pid_t pid);
+void monitor_filter_stranger(struct ptmon_monitor *m, pid_t pid);
 void monitor_notice(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_notice_kind kind,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Release the reserved fds so that the next two opens succeed; re-take

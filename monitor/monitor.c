@@ -79,6 +79,61 @@ uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m)
 	return m->cn ? cnproc_get_stats(m->cn)->foreign : 0;
 }
 
+uint64_t monitor_events_received(const struct ptmon_monitor *m)
+{
+	return m->cn ? cnproc_get_stats(m->cn)->events : 0;
+}
+
+static bool tree_filtered(const struct ptmon_monitor *m)
+{
+	return m->cn && cnproc_tree_filtered(m->cn);
+}
+
+/* A walk found @pid.  If the filter did not have it, its children forked
+ * before now were dropped, and those still alive are for the next walk to
+ * find: walks repeat until one finds nothing the filter missed. */
+void monitor_filter_add(struct ptmon_monitor *m, pid_t pid)
+{
+	if (tree_filtered(m) && cnproc_tree_add(m->cn, pid) > 0)
+		m->events_lost = true;
+}
+
+/*
+ * @pid was seen dead (pidfd readable, or reaped): not on its leader's EXIT,
+ * which other threads outlive.  The number may already belong to a new
+ * process that the filter added when a process of the tree forked it:
+ * after the removal, look whether @pid lives (a process that has not
+ * exited); if so, put it back and owe a walk for what it may have forked
+ * meanwhile.  (A stranger put back leaves
+ * again on its first event: see monitor_filter_stranger().)
+ */
+void monitor_filter_dead(struct ptmon_monitor *m, pid_t pid)
+{
+	if (!tree_filtered(m) || cnproc_tree_passing_all(m->cn))
+		return;
+	if (cnproc_tree_remove(m->cn, pid) < 0)
+		return;
+	int fd = util_pidfd_open(pid, 0);
+	if (fd < 0)
+		return;
+	/* A zombie (the one that died, not yet reaped) forks no more. */
+	bool alive = util_pidfd_exited(fd) == 0;
+	util_close(fd);
+	if (!alive)
+		return;
+	cnproc_tree_add(m->cn, pid);
+	m->events_lost = true;
+}
+
+/* An event passed the filter for @pid that the monitor has no process
+ * for: the filter added it as the child of one that is not ours (ptmon's
+ * own probe child, a pid put back in monitor_filter_dead()). */
+void monitor_filter_stranger(struct ptmon_monitor *m, pid_t pid)
+{
+	if (pid != m->self && tree_filtered(m) && !cnproc_tree_passing_all(m->cn))
+		cnproc_tree_remove(m->cn, pid);
+}
+
 void monitor_rearm(struct ptmon_monitor *m)
 {
 	/* Without events, walks on a timer are all there is: from the
@@ -99,7 +154,8 @@ void monitor_rearm(struct ptmon_monitor *m)
 		return;
 	m->armed_ns = next;
 	struct itimerspec its = {0};
-	if (next) {
+	/* UINT64_MAX is a saturated deadline: never (the timer stays off). */
+	if (next && next != UINT64_MAX) {
 		its.it_value.tv_sec = (time_t)(next / 1000000000ull);
 		its.it_value.tv_nsec = (long)(next % 1000000000ull);
 		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
@@ -176,6 +232,32 @@ static size_t rcvbuf_size(void)
 	return CONNECTOR_RCVBUF;
 }
 
+/*
+ * Filter in the kernel what the monitor would throw away.  Each event
+ * costs a wake-up and a copy, and the socket gets those of the whole
+ * machine.  Best: the eBPF tree filter, which passes only the tree's
+ * events (needs CAP_BPF).  Else a classic filter that drops the events of
+ * threads, with the 6.6+ event-type mask for the kinds not used.
+ */
+static int choose_filter(struct ptmon_monitor *m)
+{
+	m->tree_filter_error = -ECANCELED;
+	if (!(m->flags & PTMON_MONITOR_FILTER_CLASSIC)) {
+		m->tree_filter_error = cnproc_filter_tree(m->cn, m->self);
+		if (m->tree_filter_error == 0) {
+			m->features |= PTMON_FEATURE_TREE_FILTER | PTMON_FEATURE_THREAD_FILTER;
+			return 0;
+		}
+		if (m->flags & PTMON_MONITOR_FILTER_TREE) {
+			m->fallback_reason = "the eBPF tree filter cannot be loaded";
+			return m->tree_filter_error;
+		}
+	}
+	if (cnproc_drop_thread_events(m->cn) == 0)
+		m->features |= PTMON_FEATURE_THREAD_FILTER;
+	return 0;
+}
+
 static int connector_start(struct ptmon_monitor *m)
 {
 	int r = cnproc_open(&m->cn, rcvbuf_size(), CNPROC_OPEN_DEFAULT);
@@ -183,15 +265,15 @@ static int connector_start(struct ptmon_monitor *m)
 		m->fallback_reason = "cannot open the proc connector socket";
 		return r;
 	}
-	/* Filter in the kernel what the monitor would throw away: the events
-	 * of threads (a socket filter) and of kinds it does not use (the 6.6+
-	 * event-type mask).  Each event costs a wake-up and a copy, and the
-	 * socket gets those of the whole machine. */
-	if (cnproc_drop_thread_events(m->cn) == 0)
-		m->features |= PTMON_FEATURE_THREAD_FILTER;
+	r = choose_filter(m);
+	if (r < 0)
+		goto fail;
 	struct probe p = {.self = m->self};
-	const uint32_t mask =
-		CNPROC_MASK_FORK | CNPROC_MASK_EXEC | CNPROC_MASK_COMM | CNPROC_MASK_EXIT;
+	/* The tree filter must see every event's sequence number. */
+	const uint32_t mask = (m->features & PTMON_FEATURE_TREE_FILTER)
+				      ? CNPROC_EVENTS_ALL
+				      : CNPROC_MASK_FORK | CNPROC_MASK_EXEC | CNPROC_MASK_COMM |
+						CNPROC_MASK_EXIT;
 	/* The 6.6+ form first where the kernel should take it. */
 	if (kernel_at_least(6, 6) && cnproc_subscribe(m->cn, CNPROC_FORM_INPUT, true, mask) == 0 &&
 	    probe_connector(m, &p) == 0) {
@@ -205,8 +287,10 @@ static int connector_start(struct ptmon_monitor *m)
 	}
 	m->fallback_reason = p.ack_err ? "the kernel refused the proc connector subscription"
 				       : "no proc connector events arrive (namespace or kernel)";
+	r = p.ack_err ? -(int)p.ack_err : -EPROTONOSUPPORT;
+fail:
 	m->cn = cnproc_free(m->cn);
-	return p.ack_err ? -(int)p.ack_err : -EPROTONOSUPPORT;
+	return r;
 }
 
 /* ---- taskstats: exit accounting ------------------------------------------------ */
@@ -384,6 +468,10 @@ static void taskstats_start(struct ptmon_monitor *m)
 						 : "taskstats registration refused";
 		return;
 	}
+	/* The exit records of the whole machine, unless the tree filter
+	 * drops the others' (an idle ptmon would wake on each). */
+	if (tree_filtered(m))
+		(void)cnproc_tree_filter_taskstats(m->cn, tstats_get_fd(m->ts));
 	m->ts_watch.kind = WATCH_TASKSTATS;
 	if (monitor_watch_add(m, tstats_get_fd(m->ts), EPOLLIN, &m->ts_watch) < 0) {
 		m->ts = tstats_free(m->ts);
@@ -425,6 +513,21 @@ static int check_pidfd(struct ptmon_monitor *m)
 	return 0;
 }
 
+/* A SIGCHLD ignored (SIG_IGN, or SA_NOCLDWAIT) makes the kernel reap our
+ * children itself: wait4() would never report the root, and "done" would
+ * never come.  Exec keeps an ignored disposition, so a caller that set it
+ * (a Python or Node service) hands it on: take the default back, with no
+ * flags, for as long as the monitor lives. */
+static int restore_sigchld(struct ptmon_monitor *m)
+{
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigemptyset(&dfl.sa_mask);
+	if (sigaction(SIGCHLD, &dfl, &m->old_chld) < 0)
+		return -errno;
+	m->chld_saved = true;
+	return 0;
+}
+
 static int setup_fds(struct ptmon_monitor *m)
 {
 	sigset_t set;
@@ -457,7 +560,7 @@ static int choose_backend(struct ptmon_monitor *m, enum ptmon_backend backend)
 	}
 	int r = connector_start(m);
 	if (r < 0) {
-		if (backend == PTMON_BACKEND_CONNECTOR)
+		if (backend == PTMON_BACKEND_CONNECTOR || (m->flags & PTMON_MONITOR_FILTER_TREE))
 			return r;
 		m->backend = PTMON_BACKEND_PROCFS;
 		return 0;
@@ -469,13 +572,16 @@ static int choose_backend(struct ptmon_monitor *m, enum ptmon_backend backend)
 
 int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, unsigned flags)
 {
-	if (!ret || flags || backend > PTMON_BACKEND_PROCFS)
+	const unsigned filters = PTMON_MONITOR_FILTER_CLASSIC | PTMON_MONITOR_FILTER_TREE;
+	if (!ret || (flags & ~filters) || (flags & filters) == filters ||
+	    backend > PTMON_BACKEND_PROCFS)
 		return -EINVAL;
 	struct ptmon_monitor *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	m->epfd = m->sigfd = m->timerfd = m->reserve_fd[0] = m->reserve_fd[1] = -1;
 	m->front_fd = -1;
+	m->flags = flags;
 	sigemptyset(&m->cancel_set);
 	m->self = getpid();
 	struct timespec rt;
@@ -488,7 +594,14 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	if (r == 0 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		r = -errno;
 	if (r == 0)
+		r = restore_sigchld(m);
+	if (r == 0)
 		r = setup_fds(m);
+	/* Children from before us (a shell's background jobs, when it
+	 * exec'd ptmon) are not any task's.  Without /proc to tell, take
+	 * every orphan of unknown lineage for theirs. */
+	if (r == 0 && track_scan_foreign(m) < 0)
+		m->foreign_dirty = true;
 	if (r == 0)
 		r = choose_backend(m, backend);
 	if (r == 0)
@@ -787,6 +900,8 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 			sigaddset(&mask, m->front_signal);
 		sigprocmask(SIG_SETMASK, &mask, NULL);
 	}
+	if (m->chld_saved)
+		sigaction(SIGCHLD, &m->old_chld, NULL);
 	free(m);
 	return NULL;
 }
@@ -804,6 +919,13 @@ const char *ptmon_monitor_backend(const struct ptmon_monitor *m)
 unsigned ptmon_monitor_features(const struct ptmon_monitor *m)
 {
 	return m ? m->features : 0;
+}
+
+int ptmon_monitor_tree_filter_error(const struct ptmon_monitor *m)
+{
+	if (!m)
+		return -EINVAL;
+	return m->backend == PTMON_BACKEND_CONNECTOR ? m->tree_filter_error : 0;
 }
 
 const char *ptmon_monitor_fallback_reason(const struct ptmon_monitor *m)

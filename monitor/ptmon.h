@@ -46,16 +46,41 @@ enum ptmon_backend {
 #define PTMON_FEATURE_PIDFD_INFO     (1u << 2)  /* PIDFD_GET_INFO ioctl (6.13+) */
 #define PTMON_FEATURE_TASKSTATS      (1u << 3)  /* per-process exit accounting */
 #define PTMON_FEATURE_THREAD_FILTER  (1u << 4)  /* thread events dropped in the kernel */
+#define PTMON_FEATURE_TREE_FILTER    (1u << 5)  /* eBPF: only the tree's events reach ptmon */
+
+/* Flags of ptmon_monitor_new(): which socket filter the connector gets.
+ * By default the eBPF tree filter where it loads (CAP_BPF), else the
+ * classic one. */
+#define PTMON_MONITOR_FILTER_CLASSIC (1u << 0)  /* the classic filter only */
+#define PTMON_MONITOR_FILTER_TREE    (1u << 1)  /* the tree filter, or fail */
 
 /*
  * Create a monitor: an epoll fd, a signalfd for SIGCHLD and a timerfd, and
- * the event backend.  Makes the process a child subreaper and blocks SIGCHLD
- * (the caller must not rely on SIGCHLD otherwise).  Raises RLIMIT_NOFILE's
- * soft limit to its hard limit.  @flags must be 0.
+ * the event backend.  Changes to the calling process, for as long as the
+ * monitor lives:
+ *   - it becomes a child subreaper;
+ *   - SIGCHLD's action is set to SIG_DFL without flags (an inherited SIG_IGN
+ *     or SA_NOCLDWAIT would have the kernel reap the task unseen), and
+ *     SIGCHLD and SIGPIPE are blocked; ptmon_monitor_free() restores the
+ *     caller's SIGCHLD action and signal mask (the caller must not rely on
+ *     SIGCHLD otherwise);
+ *   - RLIMIT_NOFILE's soft limit is raised to its hard limit (tasks get the
+ *     original).
+ * Tasks start with an empty signal mask and with their first cancel signal
+ * not ignored, whatever the caller blocked or ignored; other ignored signals
+ * stay ignored (as nohup means them).
+ * Children the caller has at this point, and their descendants, are no
+ * task's: the monitor reaps them when they end (it reaps every child) but
+ * never signals, counts, reports or waits for them.  An orphan reparented
+ * to the caller whose parent was never seen is taken for theirs while they
+ * (or the orphans they left) live.  @flags: 0 or one
+ * PTMON_MONITOR_FILTER_*.
  *
  * Returns 0 and sets *ret, or -EINVAL, -ENOMEM, -ENOSYS (no pidfd support),
- * -EPROTONOSUPPORT/-EPERM (BACKEND_CONNECTOR asked for but unavailable) or
- * another -errno from the system calls involved.
+ * -EPROTONOSUPPORT/-EPERM (BACKEND_CONNECTOR asked for but unavailable),
+ * the tree filter's error (FILTER_TREE asked for but it cannot be loaded:
+ * -EPERM without CAP_BPF, -EOPNOTSUPP when built without it) or another
+ * -errno from the system calls involved.
  */
 PTMON_EXPORT int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend,
 				   unsigned flags);
@@ -82,7 +107,9 @@ PTMON_EXPORT int ptmon_monitor_run(struct ptmon_monitor *m);
  * ptmon_monitor_free(), so that one arriving late cannot strike the caller
  * on its way out.  Returns 0 or -errno.
  */
+#ifdef _POSIX_C_SOURCE /* sigset_t is POSIX: strict ISO C (-std=c11 alone) lacks it */
 PTMON_EXPORT int ptmon_monitor_cancel_on_signals(struct ptmon_monitor *m, const sigset_t *set);
+#endif
 
 /*
  * Serve a front: the process a caller started (and may SIGKILL), which
@@ -115,6 +142,11 @@ PTMON_EXPORT unsigned ptmon_monitor_features(const struct ptmon_monitor *m);
 /* Why the connector backend is not in use (a static string), or NULL. */
 PTMON_EXPORT const char *ptmon_monitor_fallback_reason(const struct ptmon_monitor *m);
 
+/* Why the eBPF tree filter is not in use: the -errno of loading it
+ * (-EPERM: no CAP_BPF; -EOPNOTSUPP: built without it), -ECANCELED when the
+ * classic filter was asked for, 0 when it is in use or no connector is. */
+PTMON_EXPORT int ptmon_monitor_tree_filter_error(const struct ptmon_monitor *m);
+
 enum ptmon_leftovers {
 	PTMON_LEFTOVERS_KILL = 0,  /* root exited: cancel what remains */
 	PTMON_LEFTOVERS_WAIT,      /* root exited: wait for what remains */
@@ -123,6 +155,11 @@ enum ptmon_leftovers {
 /* Defaults, in nanoseconds. */
 #define PTMON_DEFAULT_GRACE_NS (5ull * 1000000000ull)
 #define PTMON_DEFAULT_DRAIN_NS (2ull * 1000000000ull)
+/* How long SIGKILL sweeps go on before a cancel gives up on what survives
+ * them (a process ptmon may not signal, EPERM; one in uninterruptible
+ * sleep): those are then named (PTMON_NOTICE_WARNING, the process's
+ * `survived`, the result's `survivors`) and the task goes on to drain. */
+#define PTMON_KILL_BOUND_NS (5ull * 1000000000ull)
 
 enum ptmon_cgroup_mode {
 	PTMON_CGROUP_AUTO = 0, /* a cgroup of the task's own where one can be made */
@@ -130,6 +167,9 @@ enum ptmon_cgroup_mode {
 	PTMON_CGROUP_OFF,
 };
 
+/* Durations are in nanoseconds; a deadline that would lie past the
+ * clock's range (UINT64_MAX ns of CLOCK_MONOTONIC) is "never", not a wrap
+ * into the past. */
 struct ptmon_task_config {
 	char *const *argv;           /* argv[0] is looked up in PATH */
 	uint64_t timeout_ns;         /* 0: none */
@@ -212,6 +252,11 @@ struct ptmon_task_result {
 	bool cgroup_removed;
 	bool cgroup_have_cpu;        /* cpu.stat was read */
 	uint64_t cgroup_cpu_usec, cgroup_user_usec, cgroup_system_usec;
+	uint64_t survivors;          /* processes alive when the cancel gave up
+					(PTMON_KILL_BOUND_NS of SIGKILL sweeps) */
+	/* Connector events that reached ptmon's socket, for all the monitor's
+	 * tasks: with the tree filter, only the tree's. */
+	uint64_t events_received;
 };
 
 PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);
@@ -316,6 +361,10 @@ struct ptmon_process_info {
 	uint64_t write_bytes;
 	/* Added last, so that the offsets of the fields above hold. */
 	enum ptmon_argv_source argv_source;
+	/* NULL, or why it was still alive when a cancel gave up on it:
+	 * "not permitted" (EPERM: it runs as another user), "uninterruptible
+	 * sleep" (D state), "unknown". */
+	const char *survived;
 };
 
 PTMON_EXPORT int ptmon_process_get_info(const struct ptmon_process *p,

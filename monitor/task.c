@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <stdio.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,7 +35,17 @@ static void __attribute__((noreturn))
 child_exec(struct ptmon_monitor *m, struct ptmon_task *t, int out_w, int err_w, int report_w,
 	   pid_t parent)
 {
-	sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
+	/* The task must receive the signals a cancel sends: an empty mask
+	 * (whatever ptmon's caller blocked), and the first signal not
+	 * ignored (exec keeps SIG_IGN; handlers it resets).  SIGCHLD is at
+	 * its default already (restore_sigchld()).  Other ignored signals
+	 * stay ignored, as nohup means them. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	struct sigaction cur;
+	if (sigaction(t->cfg.signal, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN)
+		signal(t->cfg.signal, SIG_DFL);
 	/* If ptmon dies, the root dies with it; what it started is then on
 	 * its own (README: "If ptmon is killed"). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
@@ -205,6 +217,10 @@ static void enter_kill(struct ptmon_task *t)
 	t->phase = PHASE_KILL;
 	t->deadline_grace = 0;
 	t->sweep_interval = 0;
+	/* SIGKILL cannot end everything (a process that became root while
+	 * ptmon runs as a user; uninterruptible sleep): sweeping for ever
+	 * would be a hang that says nothing. */
+	t->deadline_giveup = util_deadline(util_now_ns(), PTMON_KILL_BOUND_NS);
 	sweep(t);
 }
 
@@ -221,7 +237,7 @@ int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, boo
 	t->deadline_timeout = 0;
 	if (t->phase == PHASE_RUNNING && !now && t->cfg.signal != SIGKILL && t->cfg.grace_ns) {
 		t->phase = PHASE_TERM;
-		t->deadline_grace = t->cancel_ns + t->cfg.grace_ns;
+		t->deadline_grace = util_deadline(t->cancel_ns, t->cfg.grace_ns);
 		track_resync(t->monitor, "cancel");
 		signal_all(t);
 	} else if (t->phase != PHASE_KILL) {
@@ -234,6 +250,56 @@ int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, boo
 
 /* ---- progress -------------------------------------------------------------- */
 
+static void enter_drain(struct ptmon_task *t)
+{
+	t->phase = PHASE_DRAIN;
+	t->empty_ns = util_now_ns();
+	t->deadline_timeout = t->deadline_grace = t->deadline_sweep = t->deadline_giveup = 0;
+	t->deadline_drain = util_deadline(t->empty_ns, t->cfg.drain_ns);
+}
+
+/* Why SIGKILL has not ended @n. */
+static enum node_survived why_alive(struct ptmon_monitor *m, struct node *n, uid_t *ret_uid)
+{
+	char path[32];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d", (int)n->pid);
+	*ret_uid = stat(path, &st) == 0 ? st.st_uid : (uid_t)-1;
+	if (track_signal(m, n, 0) == -EPERM)
+		return SURVIVED_EPERM;
+	struct procfs_stat ps;
+	if (procfs_read_stat(n->pid, &ps) == 0 && ps.state == 'D')
+		return SURVIVED_DSTATE;
+	return SURVIVED_UNKNOWN;
+}
+
+/* The kill phase's bound has passed: name what is still alive, and go on
+ * to drain (bounded too) instead of sweeping for ever. */
+static void give_up(struct ptmon_task *t)
+{
+	struct ptmon_monitor *m = t->monitor;
+	static const char *const why[] = {
+		[SURVIVED_EPERM] = "not permitted to signal it (EPERM)",
+		[SURVIVED_DSTATE] = "in uninterruptible sleep (D state)",
+		[SURVIVED_UNKNOWN] = "still alive after SIGKILL",
+	};
+	track_resync(m, "kill bound");
+	signal_all(t); /* a last try, and what the walk found */
+	track_reap(m);
+	for (struct node *n = t->live.head; n; n = n->live_next) {
+		uid_t uid;
+		n->survived = (uint8_t)why_alive(m, n, &uid);
+		t->survivors++;
+		monitor_notice(m, t, PTMON_NOTICE_WARNING,
+			       "process %d (%s, uid %d) survived %llu s of SIGKILL sweeps: %s; "
+			       "giving up on it",
+			       (int)n->pid, n->comm, (int)uid,
+			       (unsigned long long)(PTMON_KILL_BOUND_NS / 1000000000ull),
+			       why[n->survived]);
+	}
+	enter_drain(t);
+}
+
 static bool tree_empty(struct ptmon_task *t)
 {
 	struct ptmon_monitor *m = t->monitor;
@@ -242,7 +308,16 @@ static bool tree_empty(struct ptmon_task *t)
 	/* With one task, "no children" is the ground truth (we are the
 	 * subreaper); with several, the tracked set has to do, and a live
 	 * orphan no task could claim may be this task's. */
-	return m->no_children || (m->ntasks_running > 1 && !m->unowned.count);
+	if (m->no_children || (m->ntasks_running > 1 && !m->unowned.count))
+		return true;
+	/* Foreign children keep ECHILD away: a walk classifies every child
+	 * of ours instead; when it finds none of the task's, none is left
+	 * (its processes are all dead, so no new one can appear). */
+	if (m->ntasks_running == 1 && track_foreign_possible(m)) {
+		track_resync(m, "pre-existing children");
+		return !t->live.count;
+	}
+	return false;
 }
 
 static void on_root_exit(struct ptmon_task *t)
@@ -281,6 +356,7 @@ static void finish(struct ptmon_task *t)
 	t->final.foreign = monitor_foreign_dropped(m);
 	t->final.pids_reused = m->pids_reused;
 	t->final.pidfd_failures = m->pidfd_failures;
+	t->final.events_received = monitor_events_received(m);
 	/* Exits still waiting for facts (an EXIT event lost, a taskstats
 	 * record late): report what is known now. */
 	monitor_drain_taskstats(m);
@@ -313,12 +389,8 @@ void task_update(struct ptmon_task *t)
 	if (t->phase < PHASE_DRAIN && t->root_reaped && !t->live.count && !m->no_children &&
 	    m->ntasks_running == 1 && !t->deadline_sweep)
 		t->deadline_sweep = util_now_ns() + SWEEP_FIRST_NS; /* something untracked lives */
-	if (t->phase < PHASE_DRAIN && tree_empty(t)) {
-		t->phase = PHASE_DRAIN;
-		t->empty_ns = util_now_ns();
-		t->deadline_timeout = t->deadline_grace = t->deadline_sweep = 0;
-		t->deadline_drain = t->empty_ns + t->cfg.drain_ns;
-	}
+	if (t->phase < PHASE_DRAIN && tree_empty(t))
+		enter_drain(t);
 	if (t->phase == PHASE_DRAIN && stream_done(&t->out) && stream_done(&t->err))
 		finish(t);
 }
@@ -329,6 +401,8 @@ void task_on_deadlines(struct ptmon_task *t, uint64_t now)
 		ptmon_task_cancel(t, PTMON_CANCEL_TIMEOUT, false);
 	if (t->deadline_grace && now >= t->deadline_grace)
 		enter_kill(t);
+	if (t->deadline_giveup && now >= t->deadline_giveup && t->phase == PHASE_KILL)
+		give_up(t);
 	if (t->deadline_sweep && now >= t->deadline_sweep) {
 		t->deadline_sweep = 0;
 		if (t->phase == PHASE_KILL)
@@ -357,6 +431,7 @@ uint64_t task_next_deadline(const struct ptmon_task *t)
 {
 	uint64_t d = earliest(t->deadline_timeout, t->deadline_grace);
 	d = earliest(d, t->deadline_sweep);
+	d = earliest(d, t->deadline_giveup);
 	return earliest(d, t->deadline_drain);
 }
 
@@ -446,7 +521,7 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cf
 		return r;
 	}
 	if (cfg->timeout_ns)
-		t->deadline_timeout = t->started_ns + cfg->timeout_ns;
+		t->deadline_timeout = util_deadline(t->started_ns, cfg->timeout_ns);
 	t->next = m->tasks;
 	m->tasks = t;
 	m->ntasks_running++;
@@ -512,6 +587,8 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		.cgroup_cpu_usec = t->cg.usage_usec,
 		.cgroup_user_usec = t->cg.user_usec,
 		.cgroup_system_usec = t->cg.system_usec,
+		.survivors = t->survivors,
+		.events_received = t->final.events_received,
 	};
 	if (t->cancel_ns) {
 		r.cancel_to_empty_ns = t->empty_ns - t->cancel_ns;

@@ -6,6 +6,17 @@
  * descendants are ever reparented to us) or a tracked process whose own
  * pidfd says it is still alive.  A pid that changed hands between an event
  * and our look is therefore never adopted, whatever the event said.
+ *
+ * Not every descendant of ptmon is the task's: a shell that exec'd ptmon
+ * leaves its background jobs as ptmon's children.  Those, found at creation,
+ * and what they fork are "foreign" nodes, proven the same way and never
+ * signalled, counted or reported.  The lineage decides: a process forked by
+ * a task's process is the task's, one forked by a foreign one is foreign.
+ * An orphan reparented to ptmon whose parent ptmon never saw (events lost,
+ * or the procfs backend) has no provable lineage: it is the task's when no
+ * foreign lineage exists (no foreign process alive, and none died since the
+ * last walk began); otherwise it is taken for foreign (NODE_GUESSED) until
+ * its fork event, if one comes, names a task's process as its parent.
  */
 #include "internal.h"
 #include "cnproc.h"
@@ -14,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -33,7 +47,14 @@ static struct ptmon_task *sole_task(struct ptmon_monitor *m)
 
 static struct node_list *live_list(struct ptmon_monitor *m, struct node *n)
 {
+	if (n->flags & NODE_FOREIGN)
+		return &m->foreign;
 	return n->task ? &n->task->live : &m->unowned;
+}
+
+bool track_foreign_possible(const struct ptmon_monitor *m)
+{
+	return m->foreign.count || m->foreign_dirty;
 }
 
 static struct node *new_node(struct ptmon_monitor *m, pid_t pid, struct node *parent,
@@ -63,7 +84,7 @@ static struct node *new_node(struct ptmon_monitor *m, pid_t pid, struct node *pa
 /* A process joined the record: say so. */
 static struct node *born(struct ptmon_monitor *m, struct node *n)
 {
-	if (n)
+	if (n && !(n->flags & NODE_FOREIGN))
 		event_node(m, PTMON_EVENT_FORK, n);
 	return n;
 }
@@ -107,7 +128,7 @@ static int parent_of(struct ptmon_monitor *m, int pidfd, pid_t pid, pid_t *ret)
 
 static struct node *record_gone(struct ptmon_monitor *m, pid_t pid, struct node *hint)
 {
-	if (!hint)
+	if (!hint || (hint->flags & NODE_FOREIGN))
 		return NULL;
 	struct node *n = new_node(m, pid, hint, hint->task);
 	if (n) {
@@ -123,6 +144,12 @@ static struct node *record_gone(struct ptmon_monitor *m, pid_t pid, struct node 
 static struct node *record_nopidfd(struct ptmon_monitor *m, pid_t pid, struct node *hint)
 {
 	m->pidfd_failures++;
+	if (hint && (hint->flags & NODE_FOREIGN)) {
+		/* Not followed: an orphan it leaves cannot be told apart. */
+		m->foreign_dirty = true;
+		m->foreign_death_ns = util_now_ns();
+		return NULL;
+	}
 	if (!hint)
 		return NULL;
 	struct node *n = new_node(m, pid, hint, hint->task);
@@ -222,12 +249,17 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	/* The event's parent is the one that forked it; when it has died and
 	 * the child was reparented to us, keep the original for the record. */
 	struct node *tparent = (parent && parent != hint) ? parent : hint;
-	struct ptmon_task *task = tparent ? tparent->task : sole_task(m);
+	/* The lineage decides; an orphan of unknown lineage is the task's
+	 * only when no foreign lineage could have left it to us. */
+	bool foreign = tparent ? (tparent->flags & NODE_FOREIGN) : track_foreign_possible(m);
+	struct ptmon_task *task = foreign ? NULL : tparent ? tparent->task : sole_task(m);
 	struct node *n = new_node(m, pid, tparent, task);
 	if (!n) {
 		util_close(pidfd);
 		return NULL;
 	}
+	if (foreign)
+		n->flags |= NODE_FOREIGN | (tparent ? 0 : NODE_GUESSED);
 	n->ppid = ppid;
 	n->seen_gen = m->resync_gen;
 	if (!event_ns) {
@@ -247,6 +279,8 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	n->flags |= NODE_ALIVE;
 	node_list_add(live_list(m, n), n);
 	attach_pidfd(m, n, pidfd);
+	if (!event_ns)
+		monitor_filter_add(m, pid);
 	born(m, n);
 	if (task)
 		task_signal_node(task, n);
@@ -269,7 +303,7 @@ static bool exit_complete(const struct ptmon_monitor *m, const struct node *n)
 
 void track_report_exit(struct ptmon_monitor *m, struct node *n, bool force)
 {
-	if (n->flags & (NODE_ALIVE | NODE_EXIT_EMITTED))
+	if (n->flags & (NODE_ALIVE | NODE_EXIT_EMITTED | NODE_FOREIGN))
 		return;
 	monitor_taskstats_lookup(m, n);
 	if (!force && !exit_complete(m, n)) {
@@ -317,10 +351,31 @@ void track_node_dead(struct ptmon_monitor *m, struct node *n)
 		return;
 	n->flags &= ~(NODE_ALIVE | NODE_NOPIDFD);
 	n->end_ns = util_now_ns();
+	if (n->flags & NODE_FOREIGN) {
+		/* Its children are ours now (reparented before its pidfd said
+		 * it had exited): until a walk has seen them, an orphan may
+		 * be of its lineage. */
+		m->foreign_dirty = true;
+		m->foreign_death_ns = n->end_ns;
+	}
 	/* Closing the only fd of the pidfd also removes it from epoll. */
 	n->pidfd = util_close(n->pidfd);
 	node_list_del(live_list(m, n), n);
+	monitor_filter_dead(m, n->pid);
 	maybe_report_exit(m, n);
+}
+
+static void claim_guessed(struct ptmon_monitor *m, struct node *n, struct node *parent)
+{
+	node_list_del(&m->foreign, n);
+	n->flags &= ~(NODE_FOREIGN | NODE_GUESSED);
+	n->flags |= NODE_FORK_SEEN;
+	n->parent = parent;
+	n->task = parent->task;
+	n->task->processes++;
+	node_list_add(&n->task->live, n);
+	born(m, n);
+	task_signal_node(n->task, n);
 }
 
 static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
@@ -328,16 +383,31 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 	if (ev->pid != ev->tgid)
 		return; /* a thread: not tracked (and filtered out in the kernel) */
 	struct node *p = tree_lookup(&m->tree, ev->parent_tgid);
-	if (!p)
-		return; /* not a process of ours: the common case, system-wide */
+	if (!p) {
+		/* Not a process of ours: the common case, system-wide, unless
+		 * the tree filter let it through. */
+		if (!tree_lookup(&m->tree, ev->tgid))
+			monitor_filter_stranger(m, ev->tgid);
+		monitor_filter_stranger(m, ev->parent_tgid);
+		return;
+	}
 	if (p->flags & NODE_EXIT_EVENT) {
 		/* The socket keeps each process's events in order, and a pid
 		 * is reused only after its owner's EXIT event was queued: a
 		 * fork naming it after that is a stranger's. */
 		m->pids_reused++;
+		monitor_filter_stranger(m, ev->parent_tgid);
+		monitor_filter_stranger(m, ev->tgid);
 		return;
 	}
 	struct node *cur = tree_lookup(&m->tree, ev->tgid);
+	if (cur && (cur->flags & NODE_GUESSED) && (cur->flags & NODE_ALIVE) && p->task &&
+	    !(p->flags & NODE_FOREIGN)) {
+		/* A walk found it orphaned before this event came: the event
+		 * proves it the task's after all. */
+		claim_guessed(m, cur, p);
+		return;
+	}
 	if (cur && cur->parent == p && !(cur->flags & (NODE_FORK_SEEN | NODE_ROOT))) {
 		/* A resync found it before its event came: the same process,
 		 * not a second one (once seen, a later fork of this parent
@@ -348,12 +418,14 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 	struct node *n = track_adopt(m, ev->tgid, p, ev->timestamp_ns);
 	if (n)
 		n->flags |= NODE_FORK_SEEN;
+	if (!n || !(n->flags & NODE_ALIVE))
+		monitor_filter_dead(m, ev->tgid); /* gone already, or not ours */
 }
 
 static void on_exec(struct ptmon_monitor *m, const struct cnproc_event *ev)
 {
 	struct node *n = tree_lookup(&m->tree, ev->tgid);
-	if (!n || (n->flags & NODE_EXIT_EVENT))
+	if (!n || (n->flags & (NODE_EXIT_EVENT | NODE_FOREIGN)))
 		return; /* not ours, or about a later owner of the pid */
 	/* Read now: the process may be gone by the time anyone asks.  One
 	 * that ptmon learned of only once it was gone (its FORK handled
@@ -408,6 +480,9 @@ int track_handle_event(const struct cnproc_event *ev, void *userdata)
 {
 	struct ptmon_monitor *m = userdata;
 	struct node *n;
+	if (ev->kind != CNPROC_FORK && ev->kind != CNPROC_ACK && ev->pid == ev->tgid &&
+	    !tree_lookup(&m->tree, ev->tgid))
+		monitor_filter_stranger(m, ev->tgid);
 	switch (ev->kind) {
 	case CNPROC_FORK:
 		on_fork(m, ev);
@@ -480,9 +555,11 @@ static int walk(struct ptmon_monitor *m, const struct procfs_entry *v, size_t n)
 			if (!still_tracked(m, cn)) {
 				struct node *hint = p == m->self ? NULL : tree_lookup(&m->tree, p);
 				cn = track_adopt(m, c, hint, 0);
-				if (!cn || !(cn->flags & NODE_ALIVE))
+				if (!cn || !(cn->flags & NODE_ALIVE)) {
+					monitor_filter_dead(m, c);
 					continue;
-				found++;
+				}
+				found += !(cn->flags & NODE_FOREIGN);
 			}
 			cn->seen_gen = m->resync_gen;
 			queue[tail++] = c;
@@ -490,6 +567,71 @@ static int walk(struct ptmon_monitor *m, const struct procfs_entry *v, size_t n)
 	}
 	free(queue);
 	return found;
+}
+
+/* A process descended from ptmon before any task: foreign, with a pidfd
+ * proven as in track_adopt() (its parent is @ppid, alive).  A zombie stays
+ * in the index, dead, so that reaping it reports nothing. */
+static struct node *adopt_foreign(struct ptmon_monitor *m, pid_t pid, pid_t ppid,
+				  struct node *parent)
+{
+	int pidfd = util_pidfd_open(pid, 0);
+	if (pidfd < 0) {
+		if (pidfd != -ESRCH) /* not followed: its orphans cannot be told apart */
+			m->foreign_dirty = true;
+		return NULL;
+	}
+	pid_t real = 0;
+	if (parent_of(m, pidfd, pid, &real) < 0 || real != ppid ||
+	    (parent && util_pidfd_exited(parent->pidfd) != 0)) {
+		util_close(pidfd);
+		return NULL;
+	}
+	struct node *n = new_node(m, pid, parent, NULL);
+	if (!n) {
+		util_close(pidfd);
+		m->foreign_dirty = true;
+		return NULL;
+	}
+	n->flags |= NODE_FOREIGN;
+	n->ppid = ppid;
+	procfs_read_comm(pid, n->comm);
+	if (util_pidfd_exited(pidfd) != 0) {
+		util_close(pidfd);
+		return n;
+	}
+	n->flags |= NODE_ALIVE;
+	node_list_add(&m->foreign, n);
+	attach_pidfd(m, n, pidfd);
+	return n;
+}
+
+int track_scan_foreign(struct ptmon_monitor *m)
+{
+	struct procfs_entry *v = NULL;
+	int n = procfs_scan(&v);
+	if (n < 0)
+		return n;
+	pid_t *queue = malloc(((size_t)n + 1) * sizeof(*queue));
+	if (!queue) {
+		free(v);
+		return -ENOMEM;
+	}
+	size_t head = 0, tail = 0;
+	queue[tail++] = m->self;
+	while (head < tail) {
+		pid_t p = queue[head++];
+		struct node *pn = p == m->self ? NULL : tree_lookup(&m->tree, p);
+		size_t first, count = children_of(v, (size_t)n, p, &first);
+		for (size_t i = first; i < first + count && tail <= (size_t)n; i++) {
+			struct node *cn = adopt_foreign(m, v[i].pid, p, pn);
+			if (cn && (cn->flags & NODE_ALIVE))
+				queue[tail++] = v[i].pid;
+		}
+	}
+	free(queue);
+	free(v);
+	return 0;
 }
 
 /* Pids kept without a pidfd that the walk did not find are gone. */
@@ -507,6 +649,7 @@ static void forget_unseen(struct ptmon_monitor *m, struct node_list *l)
 int track_resync(struct ptmon_monitor *m, const char *why)
 {
 	struct procfs_entry *v = NULL;
+	uint64_t scan_start = util_now_ns();
 	monitor_release_reserve(m);
 	int n = procfs_scan(&v);
 	monitor_reserve_fd(m);
@@ -524,6 +667,11 @@ int track_resync(struct ptmon_monitor *m, const char *why)
 	for (struct ptmon_task *t = m->tasks; t; t = t->next)
 		forget_unseen(m, &t->live);
 	forget_unseen(m, &m->unowned);
+	/* Every orphan a dead foreign process left was ours to see before
+	 * this walk began, and is foreign now: with none alive, no orphan
+	 * can come from their lineage any more. */
+	if (!m->foreign.count && m->foreign_death_ns < scan_start)
+		m->foreign_dirty = false;
 	if (found > 0) {
 		monitor_notice(m, NULL, PTMON_NOTICE_INFO, "resync (%s) found %d untracked processes",
 			       why, found);
@@ -537,7 +685,10 @@ static void record_reaped(struct ptmon_monitor *m, pid_t pid, int status,
 {
 	struct node *n = tree_lookup(&m->tree, pid);
 	if (!n || (n->flags & NODE_REAPED)) {
-		/* An orphan of ours that was never seen alive. */
+		/* An orphan of ours that was never seen alive: whose, no one
+		 * can tell while a foreign lineage exists. */
+		if (track_foreign_possible(m))
+			return;
 		struct ptmon_task *t = sole_task(m);
 		n = born(m, new_node(m, pid, NULL, t));
 		if (!n)
@@ -706,24 +857,38 @@ static void kill_list(struct ptmon_monitor *m, struct node_list *l)
 	}
 }
 
+static bool all_gone(struct ptmon_monitor *m)
+{
+	for (struct ptmon_task *t = m->tasks; t; t = t->next)
+		if (t->live.count)
+			return false;
+	/* Foreign children are not ours to wait for: the walk that began
+	 * this round classified every child. */
+	return !m->unowned.count && (m->no_children || track_foreign_possible(m));
+}
+
 void track_kill_all_blocking(struct ptmon_monitor *m)
 {
+	/* As bounded as a cancel's kill phase: what SIGKILL cannot end
+	 * (EPERM, D state) must not hold the caller for ever. */
+	uint64_t bound = util_deadline(util_now_ns(), PTMON_KILL_BOUND_NS);
 	for (;;) {
 		track_resync(m, "shutdown");
 		for (struct ptmon_task *t = m->tasks; t; t = t->next)
 			kill_list(m, &t->live);
 		kill_list(m, &m->unowned);
-		int status;
-		/* Everything is being killed: block for the next child to go,
-		 * then look again for what was reparented to us meanwhile. */
-		pid_t pid = wait4(-1, &status, __WALL, NULL);
-		if (pid > 0) {
-			record_reaped(m, pid, status, NULL);
-			continue;
+		track_reap(m);
+		uint64_t now = util_now_ns();
+		if (all_gone(m) || now >= bound)
+			break;
+		/* Wait for the next child to go (SIGCHLD on the signalfd), a
+		 * little at most: then look again for what was reparented to
+		 * us meanwhile.  Whatever else is queued there is moot now. */
+		struct pollfd p = {.fd = m->sigfd, .events = POLLIN};
+		if (poll(&p, 1, 10) > 0) {
+			struct signalfd_siginfo si;
+			while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				;
 		}
-		if (errno == EINTR)
-			continue;
-		break;
 	}
-	m->no_children = true;
 }

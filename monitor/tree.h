@@ -48,7 +48,18 @@ struct argv_buf *argv_buf_unref(struct argv_buf *a);
 #define NODE_CANCEL_SENT (1u << 14) /* a cancel's first signal has been sent to it */
 #define NODE_EXECED    (1u << 15) /* an EXEC event of it has been handled */
 #define NODE_WALKED    (1u << 16) /* a /proc walk found it: it started before start_ns */
+#define NODE_FOREIGN   (1u << 17) /* not the task's: a child ptmon had before the task,
+				     or its descendant (on m->foreign while alive) */
+#define NODE_GUESSED   (1u << 18) /* foreign for want of proof: an orphan of unknown
+				     lineage while foreign lineages exist */
 
+
+enum node_survived {
+	SURVIVED_NO = 0,
+	SURVIVED_EPERM,
+	SURVIVED_DSTATE,
+	SURVIVED_UNKNOWN,
+};
 
 struct node {
 	struct watch w;            /* the epoll tag for the pidfd (WATCH_PIDFD) */
@@ -72,6 +83,7 @@ struct node {
 	int signal_sent;           /* the last signal ptmon sent */
 	uint8_t acct;              /* enum ptmon_acct_source */
 	uint8_t argv_src;          /* enum ptmon_argv_source of argv */
+	uint8_t survived;          /* enum node_survived: why a cancel gave up on it */
 	uint64_t utime_us;
 	uint64_t stime_us;
 	uint64_t maxrss_kb;

@@ -26,6 +26,7 @@
 #include <linux/netlink.h>
 #include <libmnl/libmnl.h>
 
+#include "cnfilter.h"
 #include "cnproc.h"
 #include "nlutil.h"
 
@@ -55,6 +56,8 @@ struct cnproc {
 	unsigned op_listens;  /* LISTENs sent in the OP form, less IGNOREs */
 	bool input_listening; /* the last INPUT-form request was a LISTEN */
 	bool thread_filter;   /* a socket filter drops thread events */
+	struct cnfilter *tree;    /* the eBPF tree filter, or NULL */
+	struct cnfilter_counts tree_seen; /* its counts, as last reported */
 	struct cnproc_stats stats;
 	struct cnproc_seq seq;
 	alignas(struct nlmsghdr) uint8_t buf[CNPROC_RECV_BUF];
@@ -327,6 +330,7 @@ struct cnproc *cnproc_free(struct cnproc *c)
 			unsubscribe_all(c);
 			mnl_socket_close(c->nl);
 		}
+		cnfilter_free(c->tree);
 		free(c);
 	}
 	errno = saved_errno;
@@ -460,6 +464,77 @@ int cnproc_drop_thread_events(struct cnproc *c)
 	return 0;
 }
 
+int cnproc_filter_tree(struct cnproc *c, pid_t self)
+{
+	struct cnfilter *f = NULL;
+	int r;
+
+	assert(c && !c->tree);
+	r = cnfilter_attach(mnl_socket_get_fd(c->nl), &f);
+	if (r < 0)
+		return r;
+	r = cnfilter_add(f, self);
+	if (r < 0) {
+		/* Attached but empty: it would drop everything. */
+		(void)setsockopt(mnl_socket_get_fd(c->nl), SOL_SOCKET, SO_DETACH_FILTER, NULL, 0);
+		cnfilter_free(f);
+		return r;
+	}
+	c->tree = f;
+	cnfilter_get_counts(f, &c->tree_seen);
+	/* It drops threads too; and user space sees too few events to judge
+	 * the sequence numbers: the filter counts the gaps. */
+	c->thread_filter = true;
+	seq_configure(&c->seq, false);
+	return 0;
+}
+
+int cnproc_tree_filter_taskstats(struct cnproc *c, int fd)
+{
+	return c->tree ? cnfilter_attach_taskstats(c->tree, fd) : -ENOTCONN;
+}
+
+bool cnproc_tree_filtered(const struct cnproc *c)
+{
+	return c->tree != NULL;
+}
+
+bool cnproc_tree_passing_all(const struct cnproc *c)
+{
+	struct cnfilter_counts n;
+
+	if (!c->tree)
+		return true;
+	cnfilter_get_counts(c->tree, &n);
+	return n.pass_all;
+}
+
+int cnproc_tree_add(struct cnproc *c, pid_t tgid)
+{
+	return c->tree ? cnfilter_add(c->tree, tgid) : 0;
+}
+
+int cnproc_tree_remove(struct cnproc *c, pid_t tgid)
+{
+	return c->tree ? cnfilter_remove(c->tree, tgid) : 0;
+}
+
+/* The gaps the tree filter counted since the last look, as ours. */
+static bool tree_gaps(struct cnproc *c)
+{
+	struct cnfilter_counts n;
+
+	if (!c->tree)
+		return false;
+	cnfilter_get_counts(c->tree, &n);
+	if (n.gaps == c->tree_seen.gaps)
+		return false;
+	c->stats.seq_gaps += n.gaps - c->tree_seen.gaps;
+	c->stats.seq_missing += n.missing - c->tree_seen.missing;
+	c->tree_seen = n;
+	return true;
+}
+
 struct receive_ctx {
 	struct cnproc *c;
 	cnproc_event_cb cb;
@@ -484,6 +559,9 @@ int cnproc_receive(struct cnproc *c, cnproc_event_cb cb, void *userdata, bool *r
 	r = nl_receive(mnl_socket_get_fd(c->nl), c->buf, sizeof(c->buf), CNPROC_RECEIVE_BATCH,
 		       &c->stats.datagrams, &c->stats.malformed, &c->stats.overruns,
 		       receive_datagram, &x, &overrun);
+	/* After the reading: the event that woke us may be the one that
+	 * carried the news of a gap. */
+	tree_gaps(c);
 	if (ret_lost)
 		*ret_lost = overrun || c->stats.seq_gaps != gaps_before;
 	return r;

@@ -158,6 +158,35 @@ int cnproc_subscribe(struct cnproc *c, enum cnproc_form form, bool listen,
 int cnproc_drop_thread_events(struct cnproc *c);
 
 /*
+ * Attach the eBPF tree filter (cnfilter.h) in place of any other, with
+ * @self in the tree: then only the events of @self's descendants, and of
+ * processes added with cnproc_tree_add(), reach the socket.  The filter
+ * counts sequence gaps itself (user space sees too few events to), and
+ * cnproc_receive() reports them as seq_gaps/seq_missing and as a loss.
+ * Subscribe with CNPROC_EVENTS_ALL: a 6.6+ event mask runs before the
+ * filter and would hide the sequence numbers of the kinds it drops.
+ * Returns 0, or -errno from cnfilter_attach() (the socket keeps what it
+ * had then).
+ */
+int cnproc_filter_tree(struct cnproc *c, pid_t self);
+
+/* Filter the taskstats socket @fd with the tree filter's map (records of
+ * the tree's processes only).  -ENOTCONN without a tree filter. */
+int cnproc_tree_filter_taskstats(struct cnproc *c, int fd);
+
+/* Whether the tree filter is attached. */
+bool cnproc_tree_filtered(const struct cnproc *c);
+
+/* Whether the tree filter passes every process's events (its map filled
+ * up): then removing pids is pointless. */
+bool cnproc_tree_passing_all(const struct cnproc *c);
+
+/* Add @tgid to the tree filter's map (1: it was not in it), or remove it.
+ * 0 when no tree filter is attached; else 0 or -errno. */
+int cnproc_tree_add(struct cnproc *c, pid_t tgid);
+int cnproc_tree_remove(struct cnproc *c, pid_t tgid);
+
+/*
  * Read the datagrams now queued (until EAGAIN, or CNPROC_RECEIVE_BATCH of them,
  * so that a storm cannot hold the caller: the rest stays readable) and decode each with
  * cnproc_decode(), calling @cb per event.  ENOBUFS from the socket (the

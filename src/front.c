@@ -470,6 +470,11 @@ int front_run(int (*work)(void *arg), void *arg, int verbose)
 		say("cannot set up the front: %s", strerror(errno));
 		return EXIT_PTMON_FAILED;
 	}
+	/* Inherited as ignored (SIG_IGN, SA_NOCLDWAIT), SIGCHLD would have the
+	 * kernel reap the worker unseen, and its status lost. */
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigemptyset(&dfl.sa_mask);
+	sigaction(SIGCHLD, &dfl, NULL);
 	record_before(&f);
 	int ready[2];
 	if (pipe2(ready, O_CLOEXEC) < 0) {

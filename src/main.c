@@ -20,6 +20,7 @@
 #include "output.h"
 #include "parse.h"
 #include "ptmon.h"
+#include "timeout.h"
 
 enum {
 	EXIT_TIMEOUT = 124,
@@ -28,9 +29,12 @@ enum {
 	EXIT_NOT_FOUND = 127,
 };
 
+enum { COLOUR_AUTO, COLOUR_NEVER, COLOUR_ALWAYS };
+
 struct options {
 	struct ptmon_task_config task;
 	enum ptmon_backend backend;
+	unsigned monitor_flags;      /* PTMON_MONITOR_FILTER_* */
 	int verbose;
 	const char *events_path;
 	const char *report_path;
@@ -38,6 +42,9 @@ struct options {
 	const char *control_path;
 	bool no_control;
 	const char *name;
+	bool quiet;
+	const char *chdir;
+	int colour; /* COLOUR_* */
 	/* while running */
 	struct control *control;
 	char task_id[CONTROL_ID_MAX];
@@ -69,6 +76,7 @@ static void msg(const char *fmt, ...)
 static void usage(FILE *f)
 {
 	fputs("Usage: ptmon run [OPTIONS] [--] CMD [ARG...]\n"
+	      "       ptmon timeout [OPTION] DURATION CMD [ARG...]\n"
 	      "       ptmon ls [--json]\n"
 	      "       ptmon tree ID [--json]\n"
 	      "       ptmon kill ID PID [-s SIG] [--subtree]\n"
@@ -96,6 +104,10 @@ static void usage(FILE *f)
 	      "                        start CMD in a cgroup v2 of its own, which a cancel\n"
 	      "                        ends with cgroup.kill (auto: where one can be made;\n"
 	      "                        on: fail without; default: auto)\n"
+	      "      --filter auto|ebpf|classic\n"
+	      "                        the connector's filter in the kernel: ebpf passes only\n"
+	      "                        the task's events (needs CAP_BPF), classic every\n"
+	      "                        process's (default: auto, ebpf where it loads)\n"
 	      "      --events PATH     write events as NDJSON to PATH as they happen\n"
 	      "                        (a file, a FIFO, /dev/fd/N)\n"
 	      "      --report PATH     write a JSON report of the whole tree to PATH at the end\n"
@@ -105,10 +117,18 @@ static void usage(FILE *f)
 	      "                        $XDG_RUNTIME_DIR/ptmon/, else /run/ptmon/ for root,\n"
 	      "                        else /tmp/ptmon-UID/, named TASKID.sock)\n"
 	      "      --no-control      no control socket\n"
-      "      --name NAME       the task's name in ls, events, report, metrics and\n"
-      "                        'ptmon serve' (default: CMD's basename)\n"
+	      "      --name NAME       the task's name in ls, events, report, metrics and\n"
+	      "                        'ptmon serve' (default: CMD's basename)\n"
+	      "  -C, --chdir DIR       run CMD in DIR (relative paths above are taken there)\n"
+	      "      --color auto|always|never\n"
+	      "                        colour in --summary: auto (default) when stderr is a\n"
+	      "                        terminal, NO_COLOR is unset or empty and TERM is not dumb\n"
+	      "  -q, --quiet           no notices (leftovers, pipe holders, warnings); errors\n"
+	      "                        are still said\n"
 	      "  -v, --verbose         say what ptmon does, on stderr\n"
 	      "\n"
+	      "'ptmon timeout' is 'run' with coreutils timeout's command line and exit\n"
+	      "statuses (see 'ptmon timeout --help').\n"
 	      "\n"
 	      "From another shell, ID being a task id (see 'ptmon ls', or -v) or a control\n"
 	      "socket's path:\n"
@@ -131,7 +151,8 @@ static void usage(FILE *f)
 	      "Protocol: docs/control.md.  These exit 0 on success, 1 when ptmon refused the\n"
 	      "request, 125 on bad usage or when the task cannot be reached.\n"
 	      "\n"
-	      "Durations: 250ms, 1.5s, 2m, 1h, or a bare number of seconds.\n"
+	      "Durations: 250ms, 1.5s, 2m, 1h, or a bare number of seconds; 0, or from 1ns\n"
+	      "to " PARSE_DURATION_MAX_TEXT " (about 584 years, which means never).\n"
 	      "Signals: a name (TERM, SIGINT, RTMIN+1) or a number.\n"
 	      "\n"
 	      "Signals to ptmon: every one whose default action would end it cancels the\n"
@@ -146,7 +167,8 @@ static void usage(FILE *f)
 	      "cancelled by signal N; 125 when ptmon failed; 126 when CMD cannot be\n"
 	      "executed; 127 when it is not found.\n"
 	      "A write error other than a reader leaving (ENOSPC, EIO) on the task's output,\n"
-	      "--events or --report is said on stderr and turns a status of 0 into 125.\n",
+	      "--events or --report is said on stderr and turns a status of 0 into 125.\n"
+	      "125 also when processes of the task survived 5s of SIGKILL sweeps (named).\n",
 	      f);
 }
 
@@ -168,7 +190,9 @@ static int duration_arg(const char *name, const char *value, uint64_t *ret)
 {
 	int r = parse_duration(value, ret);
 	if (r == -ERANGE)
-		return bad_usage("%s: duration too large: '%s'", name, value);
+		return bad_usage("%s: duration out of range: '%s' (0, or from 1ns to %s; "
+				 "0.5ns rounds up to 1ns)",
+				 name, value, PARSE_DURATION_MAX_TEXT);
 	if (r < 0)
 		return bad_usage("%s: invalid duration '%s' (examples: 250ms, 1.5s, 2m, 10)", name,
 				 value);
@@ -188,6 +212,8 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	static const char *const leftovers[] = {"kill", "wait", NULL};
 	static const char *const backends[] = {"auto", "connector", "procfs", NULL};
 	static const char *const cgroups[] = {"auto", "on", "off", NULL};
+	static const char *const colours[] = {"auto", "never", "always", NULL};
+	static const char *const filters[] = {"auto", "ebpf", "classic", NULL};
 	int i;
 	switch (c) {
 	case 't':
@@ -213,6 +239,11 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 		i = choice_arg("--cgroup", arg, cgroups);
 		o->task.cgroup = i == 1 ? PTMON_CGROUP_ON : i == 2 ? PTMON_CGROUP_OFF : PTMON_CGROUP_AUTO;
 		return i < 0 ? -1 : 0;
+	case 'F':
+		i = choice_arg("--filter", arg, filters);
+		o->monitor_flags = i == 1 ? PTMON_MONITOR_FILTER_TREE
+				   : i == 2 ? PTMON_MONITOR_FILTER_CLASSIC : 0;
+		return i < 0 ? -1 : 0;
 	case 'v':
 		o->verbose++;
 		return 0;
@@ -225,9 +256,18 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	case 'S':
 		o->summary = true;
 		return 0;
-	case 'C':
+	case 'O':
 		o->control_path = arg;
 		return 0;
+	case 'C':
+		o->chdir = arg;
+		return 0;
+	case 'q':
+		o->quiet = true;
+		return 0;
+	case 'K':
+		o->colour = choice_arg("--color", arg, colours);
+		return o->colour < 0 ? -1 : 0;
 	case 'N':
 		o->no_control = true;
 		return 0;
@@ -254,11 +294,15 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"leftovers", required_argument, NULL, 'L'},
 		{"backend", required_argument, NULL, 'B'},
 		{"cgroup", required_argument, NULL, 'G'},
+		{"filter", required_argument, NULL, 'F'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"events", required_argument, NULL, 'E'},
 		{"report", required_argument, NULL, 'R'},
 		{"summary", no_argument, NULL, 'S'},
-		{"control", required_argument, NULL, 'C'},
+		{"control", required_argument, NULL, 'O'},
+		{"chdir", required_argument, NULL, 'C'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"color", required_argument, NULL, 'K'},
 		{"no-control", no_argument, NULL, 'N'},
 		{"name", required_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},
@@ -267,7 +311,7 @@ static int parse_run(int argc, char **argv, struct options *o)
 	opterr = 0; /* our own messages */
 	int c;
 	/* '+': options end at CMD, so that CMD's own options are its own. */
-	while ((c = getopt_long(argc, argv, "+:t:s:g:d:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:t:s:g:d:vhqC:", longopts, NULL)) != -1) {
 		if (c == ':')
 			return bad_usage("option '%s' needs a value", argv[optind - 1]);
 		if (c == '?')
@@ -289,7 +333,7 @@ static void on_notice(struct ptmon_task *t, enum ptmon_notice_kind kind, const c
 		      void *userdata)
 {
 	const struct options *o = userdata;
-	if (kind == PTMON_NOTICE_INFO && o->verbose < 1)
+	if ((kind == PTMON_NOTICE_INFO && o->verbose < 1) || o->quiet)
 		return;
 	msg("%s", text);
 }
@@ -320,6 +364,16 @@ static void say_backend(struct ptmon_monitor *m)
 		msg("backend connector (%s subscription%s)",
 		    (f & PTMON_FEATURE_CONNECTOR_INPUT) ? "proc_input" : "classic",
 		    (f & PTMON_FEATURE_PIDFD_INFO) ? ", PIDFD_GET_INFO" : "");
+	if (why)
+		return;
+	int err = ptmon_monitor_tree_filter_error(m);
+	if (f & PTMON_FEATURE_TREE_FILTER)
+		msg("filter ebpf: only the task's events reach ptmon");
+	else if (err == -ECANCELED)
+		msg("filter classic (asked for): every process's events reach ptmon");
+	else
+		msg("filter classic (eBPF: %s): every process's events reach ptmon",
+		    err == -EPERM ? "no CAP_BPF" : strerror(-err));
 }
 
 /* Which guarantees this run has, beyond the pidfd path. */
@@ -342,9 +396,10 @@ static void say_result(const struct ptmon_task_result *r, int status)
 {
 	char a[32], b[32];
 	msg("root %d ended; %" PRIu64 " processes, %" PRIu64 " signalled, %" PRIu64
-	    " killed, %" PRIu64 " events lost, %" PRIu64 " resyncs; exit status %d",
+	    " killed, %" PRIu64 " events lost, %" PRIu64 " resyncs, %" PRIu64
+	    " events received; exit status %d",
 	    (int)r->root_pid, r->processes, r->signalled, r->killed, r->events_lost, r->resyncs,
-	    status);
+	    r->events_received, status);
 	if (r->cancel_reason != PTMON_CANCEL_NONE)
 		msg("cancel to empty tree %s, to EOF %s",
 		    format_duration(r->cancel_to_empty_ns, a, sizeof(a)),
@@ -492,9 +547,16 @@ static int loop(struct ptmon_monitor *m, struct ptmon_task *t, struct options *o
 
 /* Through the messages' non-blocking path: a stalled stderr gets a second
  * without progress, then the rest is dropped (and counted). */
-static void write_summary(struct ptmon_task *t)
+static bool use_colour(int mode)
 {
-	const char *nc = getenv("NO_COLOR");
+	const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+	if (mode != COLOUR_AUTO)
+		return mode == COLOUR_ALWAYS;
+	return isatty(STDERR_FILENO) && !(nc && *nc) && !(term && !strcmp(term, "dumb"));
+}
+
+static void write_summary(struct ptmon_task *t, int colour)
+{
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -502,7 +564,7 @@ static void write_summary(struct ptmon_task *t)
 		msg("--summary: %s", strerror(errno));
 		return;
 	}
-	summary_print(f, t, isatty(STDERR_FILENO) && !(nc && *nc));
+	summary_print(f, t, use_colour(colour));
 	if (fclose(f) == 0 && notes_write_all(text, len, 1000) < 0)
 		msg("--summary: cut: stderr did not take it");
 	free(text);
@@ -582,7 +644,7 @@ static int finish_outputs(struct options *o, struct ptmon_task *t, int status)
 	status = finish_events(o, status);
 	status = finish_report(o, t, status);
 	if (o->summary)
-		write_summary(t);
+		write_summary(t, o->colour);
 	return status;
 }
 
@@ -657,17 +719,24 @@ static int run(struct options *o)
 	struct ptmon_monitor *m = NULL;
 	ignore_write_signals();
 	hold_libc_signals(true);
+	if (o->chdir && chdir(o->chdir) < 0) {
+		msg("--chdir: cannot change to '%s': %s", o->chdir, strerror(errno));
+		return EXIT_PTMON_FAILED;
+	}
 	if (open_outputs(o) < 0)
 		return EXIT_PTMON_FAILED;
 	if (open_control(o) < 0) {
 		o->events = evwriter_free(o->events);
 		return EXIT_PTMON_FAILED;
 	}
-	int r = ptmon_monitor_new(&m, o->backend, 0);
+	int r = ptmon_monitor_new(&m, o->backend, o->monitor_flags);
 	if (r < 0) {
 		o->control = control_free(o->control, 0);
 		if (r == -ENOSYS)
 			msg("this kernel has no pidfds (Linux 5.3 or later is needed)");
+		else if (o->monitor_flags & PTMON_MONITOR_FILTER_TREE)
+			msg("cannot start the monitor with --filter ebpf: %s",
+			    r == -EPERM ? "no CAP_BPF" : strerror(-r));
 		else
 			msg("cannot start the monitor: %s", strerror(-r));
 		return EXIT_PTMON_FAILED;
@@ -719,7 +788,14 @@ static int run(struct options *o)
 	if (r < 0)
 		msg("monitor failed: %s", strerror(-r));
 	else if (ptmon_task_result(t, &res) == 0) {
-		status = check_task_output(&res, status_of(&res));
+		status = check_task_output(&res, timeout_status(t, &res, status_of(&res)));
+		/* The promise "nothing it started is left" was not kept: a
+		 * script must not take this run for a clean timeout. */
+		if (res.survivors) {
+			msg("%" PRIu64 " processes of the task survived the cancel; exit status %d",
+			    res.survivors, EXIT_PTMON_FAILED);
+			status = EXIT_PTMON_FAILED;
+		}
 		if (o->verbose)
 			say_result(&res, status);
 		status = finish_outputs(o, t, status);
@@ -768,6 +844,11 @@ int main(int argc, char **argv)
 		return client_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "serve"))
 		return serve_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "timeout")) {
+		int st = timeout_translate(argc, argv, &argc, &argv);
+		if (st >= 0)
+			return st;
+	}
 	if (strcmp(argv[1], "run") != 0) {
 		bad_usage("unknown command '%s'", argv[1]);
 		return EXIT_PTMON_FAILED;

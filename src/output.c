@@ -122,6 +122,8 @@ static struct json_object *process_json(const struct ptmon_process_info *p)
 	}
 	json_object_object_add(o, "short_lived", json_object_new_boolean(p->short_lived));
 	json_object_object_add(o, "threads", jint(p->threads));
+	if (p->survived)
+		json_object_object_add(o, "survived", jstr(p->survived));
 	add_end(o, p);
 	add_accounting(o, p);
 	return o;
@@ -302,7 +304,20 @@ static struct json_object *features_json(unsigned f)
 		json_object_array_add(a, jstr("taskstats"));
 	if (f & PTMON_FEATURE_THREAD_FILTER)
 		json_object_array_add(a, jstr("thread_filter"));
+	if (f & PTMON_FEATURE_TREE_FILTER)
+		json_object_array_add(a, jstr("tree_filter"));
 	return a;
+}
+
+/* The connector socket's filter: "ebpf" (the tree's events only),
+ * "classic" (every process's, threads dropped), NULL without one. */
+static struct json_object *filter_json(unsigned f)
+{
+	if (f & PTMON_FEATURE_TREE_FILTER)
+		return jstr("ebpf");
+	if (f & PTMON_FEATURE_CONNECTOR)
+		return jstr("classic");
+	return NULL;
 }
 
 static void add_start(struct json_object *o, const struct run_info *ri)
@@ -315,6 +330,7 @@ static void add_start(struct json_object *o, const struct run_info *ri)
 	json_object_object_add(o, "cwd", ri->cwd ? json_bytes(ri->cwd, strlen(ri->cwd)) : NULL);
 	json_object_object_add(o, "backend", jstr(ri->backend));
 	json_object_object_add(o, "features", features_json(ri->features));
+	json_object_object_add(o, "filter", filter_json(ri->features));
 	if (ri->fallback_reason)
 		json_object_object_add(o, "fallback_reason", jstr(ri->fallback_reason));
 	if (ri->taskstats_unavailable)
@@ -550,6 +566,7 @@ static void add_totals(struct json_object *o, const struct ptmon_task *t)
 	json_object_object_add(o, "forged_messages_dropped", jint((int64_t)r.foreign_dropped));
 	json_object_object_add(o, "pids_reused", jint((int64_t)r.pids_reused));
 	json_object_object_add(o, "pidfd_failures", jint((int64_t)r.pidfd_failures));
+	json_object_object_add(o, "events_received", jint((int64_t)r.events_received));
 	json_object_object_add(o, "cancel_reason", jstr(cancel_name(r.cancel_reason)));
 	if (r.cancel_reason == PTMON_CANCEL_SIGNAL)
 		add_signal(o, "cancel_signal", r.cancel_signal);
@@ -558,6 +575,7 @@ static void add_totals(struct json_object *o, const struct ptmon_task *t)
 	json_object_object_add(o, "cancel_to_eof_ns",
 			       r.cancel_reason ? jint((int64_t)r.cancel_to_eof_ns) : NULL);
 	json_object_object_add(o, "drain_timed_out", json_object_new_boolean(r.drain_timed_out));
+	json_object_object_add(o, "survivors", jint((int64_t)r.survivors));
 	json_object_object_add(o, "stdout_bytes", jint((int64_t)r.bytes_out));
 	json_object_object_add(o, "stderr_bytes", jint((int64_t)r.bytes_err));
 	json_object_object_add(o, "stdout_dropped_bytes", jint((int64_t)r.dropped_out));

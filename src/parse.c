@@ -70,7 +70,7 @@ int parse_duration(const char *s, uint64_t *ret_ns)
 	const char *p = s, *frac = NULL;
 	size_t nfrac = 0;
 	uint64_t whole = 0, unit, part;
-	bool overflow = false, any = false;
+	bool overflow = false, any = false, nonzero = false;
 
 	if (!s)
 		return -EINVAL;
@@ -78,6 +78,7 @@ int parse_duration(const char *s, uint64_t *ret_ns)
 		unsigned d = (unsigned)(*p - '0');
 
 		any = true;
+		nonzero |= d != 0;
 		if (whole > (UINT64_MAX - d) / 10)
 			overflow = true;
 		else
@@ -85,8 +86,8 @@ int parse_duration(const char *s, uint64_t *ret_ns)
 	}
 	if (*p == '.') {
 		frac = ++p;
-		while (is_digit(*p))
-			p++;
+		for (; is_digit(*p); p++)
+			nonzero |= *p != '0';
 		nfrac = (size_t)(p - frac);
 		/* "1." has a point that promises a fraction and gives none. */
 		if (nfrac == 0)
@@ -103,6 +104,10 @@ int parse_duration(const char *s, uint64_t *ret_ns)
 
 	part = frac ? fraction_ns(frac, nfrac, unit) : 0;
 	if (whole > (UINT64_MAX - part) / unit)
+		return -ERANGE;
+	/* "0.4ns" asks for a duration, and 0 means none at all (no timeout,
+	 * no grace): never turn the one into the other silently. */
+	if (nonzero && whole == 0 && part == 0)
 		return -ERANGE;
 	*ret_ns = whole * unit + part;
 	return 0;

@@ -5,6 +5,9 @@
 
 #include <stdint.h>
 
+/* The largest duration parse_duration() takes, as it is written. */
+#define PARSE_DURATION_MAX_TEXT "18446744073.709551615s"
+
 /*
  * Parse a duration: a non-negative decimal number with an optional fraction
  * and an optional unit: "ns", "us", "ms", "s", "m", "h", "d"; no unit means
@@ -16,8 +19,10 @@
  * fraction digits; the result is rounded to the nearest nanosecond, a tie
  * away from zero ("0.5ns" is 1ns).
  * Returns 0 and sets *ret_ns, -EINVAL for a malformed string, -ERANGE when
- * the value does not fit in uint64_t nanoseconds.  *ret_ns is untouched on
- * failure.
+ * the value does not fit in uint64_t nanoseconds (above
+ * 18446744073.709551615s, about 584 years) or when a non-zero value rounds
+ * to 0ns ("0.4ns": 0 means "none" to the options, which it does not ask
+ * for).  *ret_ns is untouched on failure.
  */
 int parse_duration(const char *s, uint64_t *ret_ns);
 

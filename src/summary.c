@@ -4,10 +4,33 @@
 #include "output.h"
 #include "parse.h"
 
+#include <langinfo.h>
+#include <locale.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #define CMD_WIDTH 48
+
+/* The process column's width: 64, or less on a narrower terminal (COLUMNS,
+ * else stderr's window size), leaving 46 columns for pid, time and how it
+ * ended; never below 24.  A file or pipe gets the full width. */
+static int left_width(void)
+{
+	static int width;
+	if (width)
+		return width;
+	const char *env = getenv("COLUMNS");
+	char *end;
+	long cols = env ? strtol(env, &end, 10) : 0;
+	struct winsize ws;
+	if (!env || *end || cols <= 0)
+		cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
+	width = cols <= 0 || cols - 46 > 64 ? 64 : cols - 46 < 24 ? 24 : (int)(cols - 46);
+	return width;
+}
 
 struct proc {
 	struct ptmon_process_info info;
@@ -164,7 +187,8 @@ static void print_live(FILE *f, const char *left, size_t cols, pid_t pid,
 	char age[32], rss[32];
 	short_duration(l->age_ns, age, sizeof(age));
 	snprintf(rss, sizeof(rss), "%.1fM", (double)l->rss_bytes / (1024.0 * 1024.0));
-	fprintf(f, "%s%*s %8d %5c %10s %9.2fs %9s\n", left, (int)(cols < 64 ? 64 - cols : 0), "",
+	int lw = left_width();
+	fprintf(f, "%s%*s %8d %5c %10s %9.2fs %9s\n", left, (int)(cols < (size_t)lw ? lw - cols : 0), "",
 		(int)pid, l->state, age, l->cpu_s, rss);
 }
 
@@ -173,7 +197,8 @@ static void print_one(struct printer *pr, size_t i, const char *branch)
 	const struct ptmon_process_info *p = &pr->t->v[i].info;
 	char cmd[CMD_WIDTH + 64], left[CMD_WIDTH + 600], dur[32], out[64];
 	command_of(p, cmd, sizeof(cmd));
-	shorten(cmd, CMD_WIDTH);
+	int lw = left_width();
+	shorten(cmd, lw - 16 < CMD_WIDTH ? (size_t)(lw - 16) : CMD_WIDTH);
 	snprintf(left, sizeof(left), "%s%s%s", pr->prefix, branch, cmd);
 	if (p->end == PTMON_END_RUNNING)
 		snprintf(dur, sizeof(dur), "-");
@@ -189,7 +214,7 @@ static void print_one(struct printer *pr, size_t i, const char *branch)
 		print_live(pr->f, left, cols, p->pid, pr->t->v[i].live);
 		return;
 	}
-	fprintf(pr->f, "%s%*s %8d %10s  ", left, (int)(cols < 64 ? 64 - cols : 0), "", (int)p->pid,
+	fprintf(pr->f, "%s%*s %8d %10s  ", left, (int)(cols < (size_t)lw ? lw - cols : 0), "", (int)p->pid,
 		dur);
 	if (pr->colour && colour)
 		fprintf(pr->f, "\033[%dm%s\033[0m\n", colour, out);
@@ -197,8 +222,24 @@ static void print_one(struct printer *pr, size_t i, const char *branch)
 		fprintf(pr->f, "%s\n", out);
 }
 
+/* Box drawing in a UTF-8 locale, ASCII otherwise, where a terminal would
+ * show the bytes as garbage.  The user's locale (LC_ALL, LC_CTYPE, LANG) is
+ * read without making it ptmon's own: nothing else here changes with it. */
+static bool utf8_locale(void)
+{
+	static int utf8 = -1;
+	if (utf8 < 0) {
+		locale_t l = newlocale(LC_CTYPE_MASK, "", (locale_t)0);
+		utf8 = l && strcmp(nl_langinfo_l(CODESET, l), "UTF-8") == 0;
+		if (l)
+			freelocale(l);
+	}
+	return utf8;
+}
+
 static void print_tree(struct printer *pr, size_t i, const char *branch, const char *indent)
 {
+	bool u = utf8_locale();
 	print_one(pr, i, branch);
 	size_t len = strlen(pr->prefix);
 	if (len + strlen(indent) + 1 >= sizeof(pr->prefix)) /* absurdly deep: flatten */
@@ -206,7 +247,8 @@ static void print_tree(struct printer *pr, size_t i, const char *branch, const c
 	strcat(pr->prefix, indent);
 	for (size_t c = pr->t->v[i].first_child; c != SIZE_MAX; c = pr->t->v[c].next_sibling) {
 		bool last = pr->t->v[c].next_sibling == SIZE_MAX;
-		print_tree(pr, c, last ? "└─ " : "├─ ", last ? "   " : "│  ");
+		print_tree(pr, c, last ? (u ? "└─ " : "`- ") : (u ? "├─ " : "|- "),
+			   last ? "   " : (u ? "│  " : "|  "));
 	}
 	pr->prefix[len] = '\0';
 }
@@ -220,7 +262,7 @@ void summary_print(FILE *f, const struct ptmon_task *task, bool colour)
 	}
 	link_children(&t);
 	struct printer pr = {.f = f, .colour = colour, .t = &t};
-	fprintf(f, "%-64s %8s %10s  %s\n", "PROCESS", "PID", "TIME", "END");
+	fprintf(f, "%-*s %8s %10s  %s\n", left_width(), "PROCESS", "PID", "TIME", "END");
 	for (size_t i = 0; i < t.n; i++)
 		if (!t.v[i].info.parent_id || find(&t, t.v[i].info.parent_id) == SIZE_MAX)
 			print_tree(&pr, i, "", "");
@@ -245,7 +287,8 @@ void summary_print_live(FILE *f, const struct ptmon_process_info *v,
 	qsort(t.v, n, sizeof(*t.v), by_id);
 	link_children(&t);
 	struct printer pr = {.f = f, .colour = colour, .t = &t};
-	fprintf(f, "%-64s %8s %5s %10s %10s %9s\n", "PROCESS", "PID", "STATE", "AGE", "CPU", "RSS");
+	fprintf(f, "%-*s %8s %5s %10s %10s %9s\n", left_width(), "PROCESS", "PID", "STATE", "AGE",
+		"CPU", "RSS");
 	for (size_t i = 0; i < t.n; i++)
 		if (!t.v[i].info.parent_id || find(&t, t.v[i].info.parent_id) == SIZE_MAX)
 			print_tree(&pr, i, "", "");

@@ -1262,8 +1262,9 @@ static void check_argv_fields(struct json_object *o)
 	}
 }
 
-static const char *const features_known[] = {"connector", "proc_input", "pidfd_get_info",
-					     "taskstats", "thread_filter", NULL};
+static const char *const features_known[] = {"connector",     "proc_input",  "pidfd_get_info",
+					     "taskstats",     "thread_filter", "tree_filter",
+					     NULL};
 
 static bool features_have(struct json_object *features, const char *name)
 {
@@ -1361,7 +1362,7 @@ static const char *const totals_int_fields[] = {
 	"root_pid",    "processes",	 "max_alive",	 "signalled",
 	"killed",      "events_lost",	 "resyncs",	 "forged_messages_dropped",
 	"pids_reused", "pidfd_failures", "stdout_bytes", "stderr_bytes",
-	NULL};
+	"events_received", NULL};
 
 static void check_totals(struct json_object *t, bool report)
 {
@@ -2293,7 +2294,7 @@ static void t_schema_task(void **state)
 	static const char *const same[] = {
 		"argv",	   "schema_version", "task_id",		"cwd",
 		"backend", "features",	     "fallback_reason", "taskstats_unavailable",
-		NULL};
+		"filter",  NULL};
 	char want_prefix[32];
 	const char *id;
 

@@ -85,7 +85,9 @@ static void put_attr(struct dgram *d, uint16_t type, const void *data, size_t le
 	struct nlattr na = {.nla_len = (uint16_t)(NLA_HDRLEN + len), .nla_type = type};
 
 	put_bytes(d, &na, sizeof(na));
-	put_bytes(d, data, len);
+	/* An empty attribute has no data (NULL): gcc -O3 would see memcpy(NULL). */
+	if (len)
+		put_bytes(d, data, len);
 	pad(d);
 }
 

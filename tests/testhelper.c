@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/types.h>
+#include <stdbool.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,13 +61,32 @@ _Noreturn static void usage(void)
 		"  forkloop        READY, then fork forever, each parent exiting at once\n"
 		"  forkloop-stay   READY, then fork children that exit at once, forever\n"
 		"  orphans N       N children that block; READY; exit 0\n"
+		"  tree D W        a tree D levels below this one, each process forking\n"
+		"                  W children at once; READY once all exist; all block\n"
+		"  tree-exit D W   the same, but each process waits for its children and\n"
+		"                  exits; the root prints DONE N (N: processes) and exits 0\n"
 		"  threads N       N threads that block; READY; block\n"
 		"  storm N         fork and reap a child that exits at once, N times;\n"
 		"                  print \"DONE N\"; exit 0 (3 if a child died otherwise)\n"
 		"  bg              a child that blocks holding stdout; READY; exit 0\n"
 		"  burn MS         busy-loop until this process has used MS ms of CPU\n"
 		"                  (CLOCK_PROCESS_CPUTIME_ID); exit 0\n"
-		"  alloc MB        malloc MB MiB and touch every page; exit 0\n";
+		"  alloc MB        malloc MB MiB and touch every page; exit 0\n"
+		"  term-exit N     READY; on SIGTERM print \"TERM\" and exit N\n"
+		"  with-child GO DONE PROG ARG...\n"
+		"                  print \"CHILD <pid>\" of a child that blocks with its stdio on\n"
+		"                  /dev/null, then exec PROG (the child becomes PROG's): a\n"
+		"                  shell's background job.  Unless GO is \"-\", the child first\n"
+		"                  reads a byte from the FIFO GO, forks a grandchild that\n"
+		"                  blocks, writes its pid to the FIFO DONE and exits\n"
+		"  as-nobody PROG ARG...\n"
+		"                  exec PROG as uid and gid 65534, without groups (as root)\n"
+		"  become-root     run from a set-user-ID-root copy: make every uid 0, print\n"
+		"                  \"ROOT <pid>\", block: a user cannot signal it any more\n"
+		"  exec-sigign PROG ARG...\n"
+		"                  exec PROG with SIGCHLD ignored (SIG_IGN, SA_NOCLDWAIT),\n"
+		"                  SIGTERM ignored and SIGTERM, SIGUSR1 blocked, as a careless\n"
+		"                  parent service leaves them\n";
 
 	(void)!write(STDERR_FILENO, text, sizeof(text) - 1);
 	_exit(2);
@@ -407,6 +428,26 @@ static int mode_report_term(char **argv)
 	return 0; /* not reached */
 }
 
+/* A task that ends by itself on the first signal of a cancel. */
+static int mode_term_exit(char **argv)
+{
+	int code = (int)number(argv[2], 0, 255);
+	struct sigaction sa = {.sa_handler = on_term};
+	sigset_t term, old;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	sigdelset(&old, SIGTERM);
+	ready();
+	while (!got_term)
+		sigsuspend(&old);
+	write_all(STDOUT_FILENO, "TERM\n", 5);
+	return code;
+}
+
 static int mode_forkloop(char **argv)
 {
 	ready();
@@ -539,6 +580,159 @@ static int mode_alloc(char **argv)
 	return 0;
 }
 
+static int mode_exec_sigign(char **argv)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT};
+	sigset_t set;
+
+	if (!argv[2])
+		usage();
+	sigemptyset(&ign.sa_mask);
+	if (sigaction(SIGCHLD, &ign, NULL) < 0)
+		die("sigaction SIGCHLD");
+	signal(SIGTERM, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	execv(argv[2], argv + 2);
+	die("execv");
+}
+
+static void with_child_orphan(const char *go, const char *done)
+{
+	char byte, line[32];
+	int fd = open(go, O_RDONLY | O_CLOEXEC);
+	pid_t g;
+
+	if (fd < 0 || read(fd, &byte, 1) != 1)
+		die("read GO");
+	close(fd);
+	g = xfork();
+	if (g == 0)
+		block_forever();
+	fd = open(done, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("open DONE");
+	write_all(fd, line, (size_t)snprintf(line, sizeof(line), "%d\n", (int)g));
+	_exit(0);
+}
+
+static int mode_with_child(char **argv)
+{
+	char line[32];
+	pid_t child;
+
+	if (!argv[2] || !argv[3] || !argv[4])
+		usage();
+	child = xfork();
+	if (child == 0) {
+		redirect_null();
+		if (strcmp(argv[2], "-") != 0)
+			with_child_orphan(argv[2], argv[3]);
+		block_forever();
+	}
+	write_all(STDOUT_FILENO, line,
+		  (size_t)snprintf(line, sizeof(line), "CHILD %d\n", (int)child));
+	execv(argv[4], argv + 4);
+	die("execv");
+}
+
+static int mode_as_nobody(char **argv)
+{
+	if (!argv[2])
+		usage();
+	if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+	    setresuid(65534, 65534, 65534) < 0)
+		die("drop to uid 65534");
+	execv(argv[2], argv + 2);
+	die("execv");
+}
+
+static int mode_become_root(char **argv)
+{
+	char line[32];
+	int len;
+
+	/* A set-user-ID program that its user may still signal (the real
+	 * uid stays theirs) until it sets every uid: su, sudo do. */
+	if (setresuid(0, 0, 0) < 0)
+		die("setresuid 0");
+	len = snprintf(line, sizeof(line), "ROOT %d\n", (int)getpid());
+	write_all(STDOUT_FILENO, line, (size_t)len);
+	block_forever();
+}
+
+/* Fork @w children at once below every process, down @depth levels (each
+ * child reports in on @s when @stay).  Returns in every process; the root
+ * learns the number of processes below it. */
+static long tree_grow(long depth, long w, struct sync s, bool stay)
+{
+	long below = 0, n = 1;
+
+	for (long d = 1; d <= depth; d++) {
+		n *= w;
+		below += n;
+	}
+	for (long level = 0; level < depth; level++) {
+		bool child = false;
+
+		for (long i = 0; i < w && !child; i++)
+			child = xfork() == 0;
+		if (!child)
+			break;
+		if (stay)
+			sync_post(s);
+		if (level + 1 == depth)
+			break;
+	}
+	return below;
+}
+
+static int tree_mode(char **argv, bool stay)
+{
+	long depth = number(argv[2], 0, 30), w = number(argv[3], 1, 100);
+	pid_t self = getpid();
+	struct sync s = sync_new();
+	long below = tree_grow(depth, w, s, stay);
+
+	if (getpid() != self) {
+		if (stay)
+			block_forever();
+		/* Reap this process's own children, then report and go. */
+		while (wait(NULL) > 0 || errno == EINTR)
+			;
+		sync_post(s);
+		_exit(0);
+	}
+	if (stay) {
+		sync_wait(s, below);
+		ready();
+		block_forever();
+	}
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	/* Every process below has reported: each reaped its own first. */
+	close(s.wr);
+	char buf[4096];
+	long seen = 0;
+	ssize_t n;
+	while ((n = read(s.rd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		seen += n > 0 ? n : 0;
+	printf("DONE %ld\n", seen + 1);
+	return seen == below ? 0 : 1;
+}
+
+static int mode_tree(char **argv)
+{
+	return tree_mode(argv, true);
+}
+
+static int mode_tree_exit(char **argv)
+{
+	return tree_mode(argv, false);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(char **argv);
@@ -558,11 +752,18 @@ static const struct {
 	{"forkloop", mode_forkloop},
 	{"forkloop-stay", mode_forkloop_stay},
 	{"orphans", mode_orphans},
+	{"tree", mode_tree},
+	{"tree-exit", mode_tree_exit},
 	{"threads", mode_threads},
 	{"storm", mode_storm},
 	{"bg", mode_bg},
 	{"burn", mode_burn},
 	{"alloc", mode_alloc},
+	{"exec-sigign", mode_exec_sigign},
+	{"term-exit", mode_term_exit},
+	{"as-nobody", mode_as_nobody},
+	{"with-child", mode_with_child},
+	{"become-root", mode_become_root},
 };
 
 int main(int argc, char **argv)
