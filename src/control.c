@@ -74,6 +74,7 @@ struct client {
 	bool dead;	/* close at the end of the batch */
 	bool eof;	/* the peer shut its side down */
 	bool closing;	/* no more requests: flush, then close */
+	bool heard;	/* a byte came from the peer */
 	bool following;
 	bool pending; /* a complete request line waits in in[] */
 	struct job job;
@@ -104,6 +105,10 @@ struct control {
 	size_t nclients;
 	uint64_t execs, events_lost;
 	bool cancel_requested;
+	char *start_line; /* the "start" event, sent first to every follower */
+	size_t start_len;
+	char *done_line; /* the "done" event, for who follows after it */
+	size_t done_len;
 };
 
 static uint64_t now_ns(clockid_t clk)
@@ -626,6 +631,19 @@ static void job_run(struct client *cl)
 	}
 }
 
+/* A new follower gets the task's "start" first: the task started before
+ * the loop read any request.  Asked for before the end, answered after it,
+ * it gets "done" too, with the task's totals, and the stream is over. */
+static void follow_replay(struct client *cl)
+{
+	const struct control *c = cl->ctl;
+	if ((c->start_line && !client_append(cl, c->start_line, c->start_len, false)) ||
+	    (c->done_line && !client_append(cl, c->done_line, c->done_len, false)))
+		cl->dead = true;
+	else if (c->done_line)
+		cl->closing = true;
+}
+
 static void handle_request(struct client *cl, const char *line, size_t len)
 {
 	struct control_request rq;
@@ -650,6 +668,7 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 	case CONTROL_FOLLOW:
 		cl->following = true;
 		client_send_json(cl, reply_ok());
+		follow_replay(cl);
 		break;
 	}
 }
@@ -705,7 +724,7 @@ static void client_read(struct client *cl)
 	else if (n == 0)
 		cl->eof = true;
 	else
-		cl->inlen += (size_t)n;
+		cl->inlen += (size_t)n, cl->heard = true;
 	process_lines(cl);
 }
 
@@ -993,6 +1012,14 @@ void control_event(struct control *c, const struct ptmon_event *ev)
 			return;
 		follower_put(cl, line, n);
 	}
+	char **keep = ev->type == PTMON_EVENT_DONE ? &c->done_line
+		      : ev->type == PTMON_EVENT_START ? &c->start_line
+							: NULL;
+	if (keep && !*keep && c->ri) {
+		*keep = line ? line : event_line(ev, c->ri, &n);
+		*(keep == &c->done_line ? &c->done_len : &c->start_len) = *keep ? n : 0;
+		line = NULL;
+	}
 	free(line);
 	if (!c->in_dispatch)
 		sweep(c);
@@ -1011,27 +1038,71 @@ static void tell_lost(struct client *cl)
 	free(lost);
 }
 
-static void flush_all(struct control *c, int timeout_ms)
+/* What @cl still waits for at the end: its replies to go out, or, from a
+ * peer that connected and has said nothing yet, its first request. */
+static short end_wait(const struct client *cl)
+{
+	if (cl->dead)
+		return 0;
+	if (cl->outlen)
+		return POLLOUT;
+	return !cl->heard && !cl->eof && !cl->closing ? POLLIN : 0;
+}
+
+/* One pass at the end over @cl: read what came, answer it whole, send. */
+static void end_pass(struct client *cl, short revents)
+{
+	if ((revents & (POLLIN | POLLHUP | POLLERR)) || !cl->heard)
+		if (!cl->dead && !cl->eof)
+			client_read(cl);
+	while (work_one(cl))
+		;
+	client_flush(cl);
+	tell_lost(cl);
+	client_flush(cl);
+}
+
+/*
+ * The task is over, but a request may have reached us after the loop's
+ * last turn: a connection still in the backlog, a line still in a socket
+ * (`ptmon serve` asks `info` and `follow` the moment the socket appears,
+ * and a task of a few milliseconds ends before the loop comes back).  Each
+ * gets its whole reply, a late `follow` the "done" event, within
+ * @timeout_ms for all; the turn's budget no longer applies.
+ */
+static void finish_all(struct control *c, int timeout_ms)
 {
 	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
+	c->turn_end = UINT64_MAX;
+	c->in_dispatch = true;
+	size_t before;
+	do {
+		before = c->nclients;
+		accept_all(c);
+	} while (c->nclients > before);
+	struct pollfd p[CONTROL_CLIENTS_MAX];
+	struct client *who[CONTROL_CLIENTS_MAX];
+	nfds_t n = 0;
 	for (;;) {
-		struct pollfd p[CONTROL_CLIENTS_MAX];
-		nfds_t n = 0;
-		for (struct client *cl = c->clients; cl && n < CONTROL_CLIENTS_MAX; cl = cl->next) {
-			client_flush(cl);
-			tell_lost(cl);
-			client_flush(cl);
-			/* Only followers are waited for: a reply still being
-			 * built will not be finished anyway. */
-			if (cl->outlen && !cl->dead && cl->following)
-				p[n++] = (struct pollfd){.fd = cl->fd, .events = POLLOUT};
+		for (struct client *cl = c->clients; cl; cl = cl->next) {
+			short rev = 0;
+			for (nfds_t i = 0; i < n; i++)
+				rev = who[i] == cl ? p[i].revents : rev;
+			end_pass(cl, rev);
 		}
+		n = 0;
+		for (struct client *cl = c->clients; cl && n < CONTROL_CLIENTS_MAX; cl = cl->next)
+			if (end_wait(cl)) {
+				who[n] = cl;
+				p[n++] = (struct pollfd){.fd = cl->fd, .events = end_wait(cl)};
+			}
 		uint64_t now = now_ns(CLOCK_MONOTONIC);
 		if (!n || now >= end)
-			return;
+			break;
 		if (poll(p, n, (int)((end - now) / 1000000ull) + 1) < 0 && errno != EINTR)
-			return;
+			break;
 	}
+	c->in_dispatch = false;
 }
 
 /* Remove the socket only while it is the one we bound: someone may have
@@ -1050,7 +1121,7 @@ struct control *control_free(struct control *c, int timeout_ms)
 	if (c->lfd >= 0)
 		unlink_ours(c);
 	if (timeout_ms > 0)
-		flush_all(c, timeout_ms);
+		finish_all(c, timeout_ms);
 	while (c->clients) {
 		struct client *cl = c->clients;
 		c->clients = cl->next;
@@ -1062,6 +1133,8 @@ struct control *control_free(struct control *c, int timeout_ms)
 		close(c->epfd);
 	if (c->morefd >= 0)
 		close(c->morefd);
+	free(c->start_line);
+	free(c->done_line);
 	free(c);
 	return NULL;
 }

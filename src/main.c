@@ -147,7 +147,8 @@ static void usage(FILE *f)
 	      "  serve [--listen ADDR:PORT]\n"
 	      "                        one HTTP endpoint for every task this user may see:\n"
 	      "                        /metrics (Prometheus, OpenMetrics), /api/tasks,\n"
-	      "                        /api/tasks/ID/tree (default: " SERVE_DEFAULT_LISTEN ")\n"
+	      "                        /api/tasks/ID/tree, /api/tasks/ID/events (Server-Sent\n"
+	      "                        Events), /api/tasks/ID/report (default: " SERVE_DEFAULT_LISTEN ")\n"
 	      "Protocol: docs/control.md.  These exit 0 on success, 1 when ptmon refused the\n"
 	      "request, 125 on bad usage or when the task cannot be reached.\n"
 	      "\n"
@@ -763,6 +764,9 @@ static int run(struct options *o)
 	if (o->verbose)
 		say_backend(m);
 	struct ptmon_task *t = NULL;
+	/* The start event is formatted for followers (control.c) as it happens. */
+	if (o->control)
+		control_attach(o->control, NULL, &o->info);
 	if (r == 0)
 		r = ptmon_task_start(m, &o->task, &t);
 	if (r < 0 && o->task.cgroup == PTMON_CGROUP_ON && ptmon_monitor_cgroup_unavailable(m)) {

@@ -38,6 +38,11 @@
 
 #define NAMES_MAX 1024	       /* beyond this, tasks count under name="_other" */
 #define FINISHED_KEPT 64       /* recent done events kept for /api/tasks */
+#define REPORTS_KEPT 32	       /* recent reports kept for /api/tasks/ID/report */
+#define REPORT_PROCS_MAX 4096  /* processes a kept report holds at most */
+#define SSE_MAX 64	       /* event streams open at once */
+#define SSE_BUF_MAX (1u << 20) /* bytes waiting for one stream; beyond, events are lost */
+#define SSE_PING_MS 15000      /* a comment line, so that a gone client is noticed */
 #define TASK_LINE_MAX (4u << 20) /* a longer event line ends the connection */
 #define HTTP_CONNECTIONS 256
 #define HTTP_TIMEOUT_S 10
@@ -73,7 +78,32 @@ struct stask {
 	pid_t root_pid;
 	char *buf;
 	size_t len, cap;
+	struct json_object *procs; /* id -> the process as its events told it */
+	size_t nprocs;
+	bool saw_start;		   /* followed from the start: the report is whole */
+	bool truncated;		   /* more than REPORT_PROCS_MAX processes */
+	uint64_t lost_follow;	   /* events this follower lost */
+	struct json_object *start; /* the start event */
+	struct sse *subs;	   /* its event streams */
 	struct stask *next;
+};
+
+/* One client of /api/tasks/ID/events (Server-Sent Events).  MHD's thread
+ * reads buf; the loop's thread fills it; both under S.lock. */
+struct sse {
+	struct sse *next;
+	struct stask *task; /* NULL once the task's stream ended */
+	struct MHD_Connection *conn;
+	char *buf;
+	size_t off, len;
+	uint64_t dropped;
+	bool suspended;
+};
+
+/* A finished task's report, as serve saw it. */
+struct kept_report {
+	char id[CONTROL_ID_MAX];
+	char *json;
 };
 
 static struct {
@@ -87,6 +117,10 @@ static struct {
 	uint64_t missed;
 	char *finished[FINISHED_KEPT]; /* done events, JSON text, a ring */
 	size_t nfinished;
+	struct kept_report reports[REPORTS_KEPT]; /* a ring */
+	size_t nreports;
+	struct sse *orphans; /* streams whose task ended, until MHD lets them go */
+	size_t nsse;
 	bool loopback;
 	unsigned port;
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .inotify_kind = W_INOTIFY,
@@ -157,6 +191,173 @@ static const char *jstr(struct json_object *o, const char *key)
 	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
 }
 
+/* ---- a task's processes, for its report -------------------------------------------- */
+
+/* Keys of an event that say what the event was, not what the process is. */
+static bool event_only_key(const char *k)
+{
+	static const char *const skip[] = {"type",	"task_id",  "mono_ns",	      "unix_ns",
+					   "time",	"name",	    "schema_version", "cwd",
+					   "backend",	"features", "filter",	      "fallback_reason",
+					   "taskstats_unavailable"};
+	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+		if (!strcmp(k, skip[i]))
+			return true;
+	return false;
+}
+
+/* Fold a process event into the task's record of that process. */
+static void record_event(struct stask *t, struct json_object *ev, const char *type)
+{
+	bool born = !strcmp(type, "start") || !strcmp(type, "fork");
+	bool died = !strcmp(type, "exit");
+	struct json_object *idv, *p = NULL;
+	if (!(born || died || !strcmp(type, "exec") || !strcmp(type, "comm")) ||
+	    !json_object_object_get_ex(ev, "id", &idv))
+		return;
+	char key[24];
+	snprintf(key, sizeof(key), "%" PRId64, json_object_get_int64(idv));
+	if (!t->procs && !(t->procs = json_object_new_object()))
+		return;
+	if (!json_object_object_get_ex(t->procs, key, &p)) {
+		if (t->nprocs >= REPORT_PROCS_MAX) {
+			t->truncated = true;
+			return;
+		}
+		p = json_object_new_object();
+		json_object_object_add(t->procs, key, p);
+		t->nprocs++;
+	}
+	json_object_object_foreach(ev, k, v)
+	{
+		if (!event_only_key(k))
+			json_object_object_add(p, k, json_object_get(v));
+	}
+	struct json_object *time;
+	if ((born || died) && json_object_object_get_ex(ev, "time", &time))
+		json_object_object_add(p, born ? "start_time" : "end_time", json_object_get(time));
+}
+
+/* At the task's done: its report, kept among the last REPORTS_KEPT. */
+static void keep_report(struct stask *t, struct json_object *done)
+{
+	struct json_object *r = json_object_new_object(), *a = json_object_new_array();
+	json_object_object_add(r, "task_id", json_object_new_string(t->id));
+	json_object_object_add(r, "name", json_bytes(t->ns->name, strlen(t->ns->name)));
+	json_object_object_add(r, "complete", json_object_new_boolean(t->saw_start && !t->truncated &&
+								       !t->lost_follow));
+	if (t->start)
+		json_object_object_add(r, "start", json_object_get(t->start));
+	json_object_object_add(r, "totals", json_object_get(done));
+	if (t->procs) {
+		json_object_object_foreach(t->procs, k, v)
+		{
+			(void)k;
+			json_object_array_add(a, json_object_get(v));
+		}
+	}
+	json_object_object_add(r, "processes", a);
+	struct kept_report *kr = &S.reports[S.nreports++ % REPORTS_KEPT];
+	free(kr->json);
+	snprintf(kr->id, sizeof(kr->id), "%s", t->id);
+	kr->json = strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+	json_object_put(r);
+}
+
+/* ---- Server-Sent Events ---------------------------------------------------------------- */
+
+static void sse_wake(struct sse *x)
+{
+	if (x->suspended) {
+		x->suspended = false;
+		MHD_resume_connection(x->conn);
+	}
+}
+
+static bool sse_append(struct sse *x, const char *data, size_t n)
+{
+	if (x->len + n > SSE_BUF_MAX)
+		return false;
+	if (x->off) {
+		memmove(x->buf, x->buf + x->off, x->len);
+		x->off = 0;
+	}
+	char *b = realloc(x->buf, x->len + n);
+	if (!b)
+		return false;
+	memcpy(b + x->len, data, n);
+	x->buf = b;
+	x->len += n;
+	return true;
+}
+
+/* One frame to @x; past SSE_BUF_MAX frames are dropped and counted, and a
+ * "lost" frame says how many once there is room. */
+static void sse_put(struct sse *x, const char *frame, size_t n)
+{
+	if (x->dropped) {
+		char lost[96];
+		int k = snprintf(lost, sizeof(lost), "event: lost\ndata: {\"count\":%" PRIu64 "}\n\n",
+				 x->dropped);
+		if (x->len + (size_t)k + n > SSE_BUF_MAX || !sse_append(x, lost, (size_t)k)) {
+			x->dropped++;
+			return;
+		}
+		x->dropped = 0;
+	}
+	if (!sse_append(x, frame, n))
+		x->dropped++;
+	sse_wake(x);
+}
+
+static void sse_event(struct stask *t, const char *line)
+{
+	if (!t->subs)
+		return;
+	size_t n = strlen(line);
+	char *frame = malloc(n + 8);
+	if (!frame)
+		return;
+	memcpy(frame, "data: ", 6);
+	memcpy(frame + 6, line, n);
+	memcpy(frame + 6 + n, "\n\n", 2);
+	for (struct sse *x = t->subs; x; x = x->next)
+		sse_put(x, frame, n + 8);
+	free(frame);
+}
+
+/* The task's stream ended: its clients get what waits, then the end. */
+static void sse_orphan_all(struct stask *t)
+{
+	while (t->subs) {
+		struct sse *x = t->subs;
+		t->subs = x->next;
+		x->task = NULL;
+		x->next = S.orphans;
+		S.orphans = x;
+		sse_wake(x);
+	}
+}
+
+static void sse_unlink(struct sse *x)
+{
+	struct sse **pp = x->task ? &x->task->subs : &S.orphans;
+	while (*pp && *pp != x)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = x->next;
+	S.nsse--;
+}
+
+/* A comment frame to every stream: a client that went away is noticed. */
+static void sse_ping(void)
+{
+	static const char ping[] = ": ping\n\n";
+	for (struct stask *t = S.tasks; t; t = t->next)
+		for (struct sse *x = t->subs; x; x = x->next)
+			sse_put(x, ping, sizeof(ping) - 1);
+}
+
 static void count_exit(struct stask *t, struct json_object *ev)
 {
 	const char *end = jstr(ev, "end");
@@ -194,6 +395,7 @@ static void count_done(struct stask *t, struct json_object *ev, const char *line
 	t->ns->finished++;
 	t->alive = 0;
 	remember_done(line);
+	keep_report(t, ev);
 }
 
 static void count_event(struct stask *t, struct json_object *ev, const char *line)
@@ -201,15 +403,26 @@ static void count_event(struct stask *t, struct json_object *ev, const char *lin
 	const char *type = jstr(ev, "type");
 	if (!type)
 		return;
-	if (!strcmp(type, "start") || !strcmp(type, "fork")) {
+	record_event(t, ev, type);
+	sse_event(t, line);
+	if (!strcmp(type, "start") && !t->start) {
+		t->start = json_object_get(ev);
+		t->saw_start = true;
+	}
+	if (!strcmp(type, "start")) {
+		/* Sent first to every follower: info's figures hold the root. */
+		RAISE(t, processes, 1);
+	} else if (!strcmp(type, "fork")) {
 		RAISE(t, processes, t->c.processes + 1);
 		t->alive++;
 	} else if (!strcmp(type, "exit")) {
 		count_exit(t, ev);
 	} else if (!strcmp(type, "lost")) {
 		const char *why = jstr(ev, "reason");
-		if (why && !strcmp(why, "follower too slow"))
+		if (why && !strcmp(why, "follower too slow")) {
 			t->ns->lost_follower += jget(ev, "count");
+			t->lost_follow += jget(ev, "count");
+		}
 		else
 			RAISE(t, lost_kernel, t->c.lost_kernel + jget(ev, "count"));
 	} else if (!strcmp(type, "done")) {
@@ -226,6 +439,7 @@ static int take_info(struct stask *t, struct json_object *o)
 		return -EPROTO;
 	t->ns->started++;
 	t->alive = (int64_t)jget(o, "live");
+	RAISE(t, processes, jget(o, "processes"));
 	t->root_pid = (pid_t)jget(o, "root_pid");
 	return 0;
 }
@@ -270,6 +484,9 @@ static void task_free(struct stask *t)
 		t->ns->vanished++;
 	epoll_ctl(S.epfd, EPOLL_CTL_DEL, t->fd, NULL);
 	close(t->fd);
+	sse_orphan_all(t);
+	json_object_put(t->procs);
+	json_object_put(t->start);
 	free(t->buf);
 	free(t);
 }
@@ -625,14 +842,106 @@ static enum MHD_Result on_metrics(struct MHD_Connection *c)
 		     text, len);
 }
 
+/* MHD's thread asks for the next bytes of a stream. */
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *x = cls;
+	ssize_t r;
+	(void)pos;
+	pthread_mutex_lock(&S.lock);
+	if (x->len) {
+		size_t n = x->len < max ? x->len : max;
+		memcpy(buf, x->buf + x->off, n);
+		x->off += n;
+		x->len -= n;
+		r = (ssize_t)n;
+	} else if (!x->task) {
+		r = MHD_CONTENT_READER_END_OF_STREAM;
+	} else {
+		/* Nothing yet: parked until sse_wake(), not polled. */
+		x->suspended = true;
+		MHD_suspend_connection(x->conn);
+		r = 0;
+	}
+	pthread_mutex_unlock(&S.lock);
+	return r;
+}
+
+static void sse_free(void *cls)
+{
+	struct sse *x = cls;
+	pthread_mutex_lock(&S.lock);
+	sse_unlink(x);
+	pthread_mutex_unlock(&S.lock);
+	free(x->buf);
+	free(x);
+}
+
+static enum MHD_Result on_events(struct MHD_Connection *c, const char *id)
+{
+	pthread_mutex_lock(&S.lock);
+	struct stask *t = task_find(id);
+	struct sse *x = t && t->phase == 2 && S.nsse < SSE_MAX ? calloc(1, sizeof(*x)) : NULL;
+	bool busy = t && t->phase == 2 && S.nsse >= SSE_MAX;
+	if (x) {
+		x->task = t;
+		x->conn = c;
+		x->next = t->subs;
+		t->subs = x;
+		S.nsse++;
+	}
+	pthread_mutex_unlock(&S.lock);
+	if (!x)
+		return busy ? error(c, 503, "too many event streams")
+		       : t  ? error(c, 500, "out of memory")
+			    : error(c, 404, "no such running task");
+	struct MHD_Response *r =
+		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, x, sse_free);
+	if (!r) {
+		sse_free(x);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	enum MHD_Result ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result on_report(struct MHD_Connection *c, const char *id)
+{
+	char *body = NULL;
+	bool running = false;
+	pthread_mutex_lock(&S.lock);
+	size_t kept = S.nreports < REPORTS_KEPT ? S.nreports : REPORTS_KEPT;
+	for (size_t i = 0; i < kept && !body; i++) {
+		struct kept_report *kr = &S.reports[(S.nreports - 1 - i) % REPORTS_KEPT];
+		if (kr->json && !strcmp(kr->id, id))
+			body = strdup(kr->json);
+	}
+	running = !body && task_find(id);
+	pthread_mutex_unlock(&S.lock);
+	if (!body)
+		return running ? error(c, 409, "the task is running: its report comes at its end")
+			       : error(c, 404, "no such report (serve keeps the last 32)");
+	return reply(c, 200, "application/json", body, strlen(body));
+}
+
 static enum MHD_Result on_task(struct MHD_Connection *c, const char *rest)
 {
 	char id[CONTROL_ID_MAX];
 	const char *slash = strchr(rest, '/');
-	if (!slash || (size_t)(slash - rest) >= sizeof(id) || strcmp(slash, "/tree"))
+	if (!slash || (size_t)(slash - rest) >= sizeof(id))
 		return error(c, 404, "not found");
 	memcpy(id, rest, (size_t)(slash - rest));
 	id[slash - rest] = '\0';
+	if (!strcmp(slash, "/events"))
+		return on_events(c, id);
+	if (!strcmp(slash, "/report"))
+		return on_report(c, id);
+	if (strcmp(slash, "/tree"))
+		return error(c, 404, "not found");
 	size_t len = 0;
 	char *body = ask_task(id, "{\"cmd\":\"tree\"}\n", &len);
 	if (!body)
@@ -742,12 +1051,14 @@ static void loop(int ino)
 {
 	for (;;) {
 		struct epoll_event ev[32];
-		int n = epoll_wait(S.epfd, ev, 32, -1);
+		int n = epoll_wait(S.epfd, ev, 32, SSE_PING_MS);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return;
 		pthread_mutex_lock(&S.lock);
+		if (n == 0)
+			sse_ping();
 		for (int i = 0; i < n; i++) {
 			enum watch_kind *k = ev[i].data.ptr;
 			if (*k == W_SIGNAL) {
@@ -765,7 +1076,8 @@ static void loop(int ino)
 
 static struct MHD_Daemon *start_http(const struct sockaddr_storage *sa)
 {
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+			 MHD_ALLOW_SUSPEND_RESUME;
 	if (sa->ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, sa,
@@ -804,9 +1116,16 @@ int serve_main(int argc, char **argv)
 	scan_dir();
 	pthread_mutex_unlock(&S.lock);
 	loop(ino);
-	MHD_stop_daemon(d);
+	/* Streams end with their tasks' streams; MHD closes them. */
+	pthread_mutex_lock(&S.lock);
 	while (S.tasks)
 		task_free(S.tasks);
+	pthread_mutex_unlock(&S.lock);
+	MHD_stop_daemon(d);
+	for (size_t i = 0; i < REPORTS_KEPT; i++)
+		free(S.reports[i].json);
+	for (size_t i = 0; i < FINISHED_KEPT; i++)
+		free(S.finished[i]);
 	close(ino);
 	close(sig);
 	close(S.epfd);

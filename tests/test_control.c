@@ -1789,6 +1789,71 @@ static void t_task_id_in_outputs(void **state)
 }
 
 
+/* ---- requests that reach ptmon after its loop ended ------------------------------------------ */
+
+/* A request that reached the socket after the loop's last turn is answered
+ * all the same, and a `follow` then gets the "done" event (issue 10: serve
+ * asks info and follow the moment a socket appears; a short task ended
+ * before ptmon came back to it).  The report goes to a FIFO with a one-page
+ * buffer that the test does not drain: ptmon is held after its loop, with
+ * its socket still there, until the test has asked. */
+static void t_late_requests(void **state)
+{
+	struct ctx *c = begin(state);
+	char sock[256], fifo[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	sock_path(c, "report.fifo", fifo, sizeof(fifo));
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	int rfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(rfd >= 0);
+	assert_true(fcntl(rfd, F_SETPIPE_SZ, 4096) >= 0);
+	/* 41 processes: a report of well over a page. */
+	struct run *r = run_start(c, sock, NULL,
+				  (const char *const[]){"--report", fifo, "--", "/bin/sh", "-c",
+							"i=0; while [ $i -lt 40 ]; do /bin/true; "
+							"i=$((i+1)); done",
+							NULL});
+	struct pollfd p = {.fd = rfd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, (int)(DEADLINE_S * 1000)), 1);
+	/* The task is done, ptmon writes its report: ask now. */
+	struct conn k;
+	conn_open(sock, &k);
+	static const char ask[] = "{\"cmd\":\"info\"}\n{\"cmd\":\"follow\"}\n";
+	conn_send(&k, ask, sizeof(ask) - 1);
+	struct buf rep = {0};
+	double end = now_s() + DEADLINE_S;
+	for (;;) {
+		char tmp[4096];
+		ssize_t n = read(rfd, tmp, sizeof(tmp));
+		if (n == 0)
+			break;
+		if (n > 0)
+			buf_add(&rep, tmp, (size_t)n);
+		else
+			poll(&p, 1, 100);
+		assert_true(now_s() < end);
+	}
+	close(rfd);
+	assert_true(rep.len > 4096);
+	char *info = conn_line(&k), *follow = info ? conn_line(&k) : NULL;
+	char *start = follow ? conn_line(&k) : NULL, *done = start ? conn_line(&k) : NULL;
+	if (!done || !strstr(info, "\"ok\":true") || !strstr(info, "\"live\":") ||
+	    strcmp(follow, "{\"ok\":true}") || !strstr(start, "\"type\":\"start\"") ||
+	    !strstr(done, "\"type\":\"done\"") || !strstr(done, "\"processes\":41"))
+		fail_msg("late requests: info %s, follow %s, then %.300s, %.300s",
+			 info ? info : "(none)", follow ? follow : "(none)",
+			 start ? start : "(none)", done ? done : "(none)");
+	free(start);
+	char *more = conn_line(&k);
+	assert_null(more); /* the stream ends with done */
+	free(info);
+	free(follow);
+	free(done);
+	free(rep.p);
+	conn_close(&k);
+	assert_int_equal(run_wait(r), 0);
+}
+
 /* ---- ptmon serve under a real Prometheus (issue 10) ------------------------------------------ */
 
 /* GET @path from 127.0.0.1:@port: the status, the body in *out. */
@@ -1877,6 +1942,27 @@ static unsigned free_port(void)
 	return ntohs(sa.sin_port);
 }
 
+/* Start `ptmon serve --listen 127.0.0.1:0 [EXTRA]` in @env; its port once it
+ * watches the directory; its stderr in *e (from *ret_efd). */
+static pid_t serve_start(struct ctx *c, const char *env, const char *extra, unsigned *ret_port,
+			 int *ret_efd, struct buf *e)
+{
+	pid_t serve = spawn_cg(c, (const char *const[]){PTMON_BIN, "serve", "--listen",
+							"127.0.0.1:0", extra, NULL},
+			       env, ret_efd);
+	/* serve says where it listens once it watches the directory. */
+	double end = now_s() + DEADLINE_S;
+	while (!buf_has(e, "/metrics for")) {
+		if (now_s() > end)
+			fail_msg("serve did not start: %s", e->p ? e->p : "");
+		struct pollfd p = {*ret_efd, POLLIN, 0};
+		poll(&p, 1, 1000);
+		pump_fd(*ret_efd, e);
+	}
+	assert_int_equal(sscanf(strstr(e->p, "127.0.0.1:"), "127.0.0.1:%u", ret_port), 1);
+	return serve;
+}
+
 /* What a report's tree says, summed: the figures serve must show. */
 struct expect {
 	uint64_t processes, exits[4], cpu_us, rss_kb;
@@ -1963,20 +2049,9 @@ static void t_serve_prometheus(void **state)
 	char env[256], line[256];
 	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
 	int efd = -1;
-	pid_t serve = spawn_cg(c, (const char *const[]){PTMON_BIN, "serve", "--listen",
-							"127.0.0.1:0", NULL},
-			       env, &efd);
-	/* serve says where it listens once it watches the directory. */
-	struct buf e = {0};
-	double end = now_s() + DEADLINE_S;
-	while (!buf_has(&e, "/metrics for")) {
-		assert_true(now_s() < end);
-		struct pollfd p = {efd, POLLIN, 0};
-		poll(&p, 1, 1000);
-		pump_fd(efd, &e);
-	}
 	unsigned sport = 0, pport = free_port();
-	assert_int_equal(sscanf(strstr(e.p, "127.0.0.1:"), "127.0.0.1:%u", &sport), 1);
+	struct buf e = {0};
+	pid_t serve = serve_start(c, env, NULL, &sport, &efd, &e);
 	char cfg[256], data[256], flag_cfg[300], flag_data[300], flag_web[64];
 	snprintf(cfg, sizeof(cfg), "%s/prometheus.yml", c->dir);
 	snprintf(data, sizeof(data), "%s/tsdb", c->dir);
@@ -2050,6 +2125,10 @@ static void t_serve_prometheus(void **state)
 	}
 	/* The short tasks' processes: 3 runs of sh and its two children. */
 	assert_int_equal(want[1].processes, 9);
+	/* Each followed to its done: none lost, none missed. */
+	prom_expect(pport, "ptmon_tasks_started_total{name=\"short\"}", 3);
+	prom_expect(pport, "ptmon_tasks_vanished_total{name=\"short\"}", 0);
+	prom_expect(pport, "ptmon_serve_tasks_missed_total", 0);
 	/* serve's own checks: read-only, Host must be loopback. */
 	struct buf b = {0};
 	assert_int_equal(http_get(sport, "/metrics", "Host: evil.example\r\n", &b), 403);
@@ -2062,6 +2141,120 @@ static void t_serve_prometheus(void **state)
 	free(e.p);
 	close(efd);
 	stop(prom);
+	stop(serve);
+}
+
+
+/* The id of serve's one followed task, once it follows it. */
+static void serve_task_id(unsigned port, char *id, size_t size)
+{
+	double end = now_s() + DEADLINE_S;
+	for (;;) {
+		struct buf b = {0};
+		const char *p = NULL;
+		if (http_get(port, "/api/tasks", NULL, &b) == 200)
+			p = strstr(b.p, "\"tasks\":[{\"id\":\"");
+		if (p) {
+			p += strlen("\"tasks\":[{\"id\":\"");
+			snprintf(id, size, "%.*s", (int)strcspn(p, "\""), p);
+			free(b.p);
+			return;
+		}
+		free(b.p);
+		assert_true(now_s() < end);
+		poll(NULL, 0, 10); /* serve follows the task within its loop's turn */
+	}
+}
+
+/* issue 10: a task's events as Server-Sent Events, its report once done,
+ * OpenMetrics when Accept asks (checked by a strict parser). */
+static void t_serve_api(void **state)
+{
+	struct ctx *c = begin(state);
+	char env[256], id[64], path[128];
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
+	int efd = -1;
+	unsigned sport = 0;
+	struct buf e = {0};
+	pid_t serve = serve_start(c, env, NULL, &sport, &efd, &e);
+	struct run *r = run_start(c, NULL, env,
+				  (const char *const[]){"--name", "sse", "--", "/bin/sh", "-c",
+							"read x; /bin/true; sleep 0 & wait", NULL});
+	serve_task_id(sport, id, sizeof(id));
+	/* A running task has no report yet. */
+	struct buf b = {0};
+	snprintf(path, sizeof(path), "/api/tasks/%s/report", id);
+	assert_int_equal(http_get(sport, path, NULL, &b), 409);
+	/* The stream, then the task goes on. */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sport),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	char req[256];
+	int n = snprintf(req, sizeof(req),
+			 "GET /api/tasks/%s/events HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+			 "Accept: text/event-stream\r\n\r\n",
+			 id, sport);
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	struct buf ev = {0};
+	char tmp[65536];
+	ssize_t k;
+	while (!buf_has(&ev, "\r\n\r\n") && (k = read(fd, tmp, sizeof(tmp))) > 0)
+		buf_add(&ev, tmp, (size_t)k);
+	assert_non_null(strstr(ev.p, "HTTP/1.1 200"));
+	assert_non_null(strstr(ev.p, "text/event-stream"));
+	assert_int_equal(write(r->in, "go\n", 3), 3);
+	while ((k = read(fd, tmp, sizeof(tmp))) > 0)
+		buf_add(&ev, tmp, (size_t)k);
+	close(fd);
+	assert_int_equal(run_wait(r), 0);
+	/* sh, true, sleep: forked, exited, then done; each a "data:" frame. */
+	if (buf_count(&ev, "data: {\"type\":\"fork\"") != 2 ||
+	    buf_count(&ev, "data: {\"type\":\"exit\"") != 3 ||
+	    buf_count(&ev, "data: {\"type\":\"done\"") != 1)
+		fail_msg("the stream: %.3000s", ev.p);
+	/* The report: every process with how it ended. */
+	double end = now_s() + DEADLINE_S;
+	while (http_get(sport, path, NULL, &b) != 200)
+		assert_true(now_s() < end); /* done is in serve's next turn */
+	struct json_object *rep = json_tokener_parse(b.p), *v;
+	assert_non_null(rep);
+	assert_true(json_object_object_get_ex(rep, "complete", &v) && json_object_get_boolean(v));
+	assert_true(json_object_object_get_ex(rep, "processes", &v));
+	assert_int_equal(json_object_array_length(v), 3);
+	for (size_t i = 0; i < 3; i++) {
+		struct json_object *p = json_object_array_get_idx(v, i), *x;
+		assert_true(json_object_object_get_ex(p, "end", &x));
+		assert_string_equal(json_object_get_string(x), "exited");
+		assert_true(json_object_object_get_ex(p, "end_time", &x));
+	}
+	json_object_put(rep);
+	snprintf(path, sizeof(path), "/api/tasks/%s/events", "nope-1");
+	assert_int_equal(http_get(sport, path, NULL, &b), 404);
+	/* OpenMetrics when asked, through a strict parser. */
+	assert_int_equal(http_get(sport, "/metrics",
+				  "Accept: application/openmetrics-text; version=1.0.0\r\n", &b),
+			 200);
+	size_t len = strlen(b.p);
+	assert_true(len > 6 && !strcmp(b.p + len - 6, "# EOF\n"));
+	assert_non_null(strstr(b.p, "ptmon_processes_total{name=\"sse\"} 3\n"));
+	if (access("/usr/bin/python3", X_OK) == 0 &&
+	    sh_with_input("/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null", "") == 0) {
+		if (sh_with_input("/usr/bin/python3 -c 'import sys\n"
+				  "from prometheus_client.openmetrics.parser import "
+				  "text_string_to_metric_families as p\n"
+				  "list(p(sys.stdin.read()))'",
+				  b.p) != 0)
+			fail_msg("the OpenMetrics parser refuses:\n%s", b.p);
+	} else {
+		print_error("python3-prometheus-client not found: OpenMetrics not parsed\n");
+	}
+	assert_int_equal(http_get(sport, "/metrics", NULL, &b), 200);
+	assert_null(strstr(b.p, "# EOF"));
+	free(b.p);
+	free(ev.p);
+	free(e.p);
+	close(efd);
 	stop(serve);
 }
 
@@ -2097,7 +2290,8 @@ int main(void)
 		AUTO(t_ls_default_dir), AUTO(t_task_id_in_outputs),
 		AUTO(t_untrusted_servers), AUTO(t_client_escapes),
 		AUTO(t_summary_escapes), AUTO(t_fatal_signals),
-		AUTO(t_cancel_status),	AUTO(t_serve_prometheus),
+		AUTO(t_cancel_status),	AUTO(t_late_requests),
+		AUTO(t_serve_prometheus), AUTO(t_serve_api),
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
