@@ -1038,14 +1038,16 @@ static void tell_lost(struct client *cl)
 	free(lost);
 }
 
-/* What @cl still waits for at the end: its replies to go out, or, from a
- * peer that connected and has said nothing yet, its first request. */
+/* What @cl still waits for at the end: a follower's events to go out, or,
+ * from a peer that connected and has said nothing yet, its first request.
+ * Other replies get what the socket takes at once: a client that asks for
+ * trees and does not read them must not hold ptmon's exit. */
 static short end_wait(const struct client *cl)
 {
 	if (cl->dead)
 		return 0;
 	if (cl->outlen)
-		return POLLOUT;
+		return cl->following ? POLLOUT : 0;
 	return !cl->heard && !cl->eof && !cl->closing ? POLLIN : 0;
 }
 
