@@ -87,8 +87,9 @@ _ptmon()
 	serve)
 		case $prev in
 		--listen) return ;;
+		--token-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		esac
-		COMPREPLY=($(compgen -W "--listen --help" -- "$cur"))
+		COMPREPLY=($(compgen -W "--listen --allow-control --token-file --help" -- "$cur"))
 		;;
 	esac
 }

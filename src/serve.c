@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -28,6 +29,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -47,6 +50,10 @@
 #define HTTP_CONNECTIONS 256
 #define HTTP_TIMEOUT_S 10
 #define ASK_TIMEOUT_MS 5000
+#define HTTP_HEADERS_MS 5000 /* a request's headers must be in within this */
+#define HTTP_FDS_WANTED 8192 /* RLIMIT_NOFILE raised towards this, for the connections */
+#define TOKEN_MIN 16
+#define TOKEN_MAX 4096
 
 enum { EXIT_FAILED = 125 };
 enum { OUT_EXITED, OUT_SIGNALED, OUT_KILLED, OUT_UNKNOWN, OUTCOMES };
@@ -100,6 +107,15 @@ struct sse {
 	bool suspended;
 };
 
+/* An HTTP connection, from its accept to its close (MHD's socket context):
+ * the time its current request began, to cut a client that trickles its
+ * headers (slowloris) and so would never meet MHD's idle timeout. */
+struct hconn {
+	struct hconn *next, *prev;
+	int fd;		  /* MHD's; only shut down, never closed here */
+	int64_t since_ms; /* 0: no request being received */
+};
+
 /* A finished task's report, as serve saw it. */
 struct kept_report {
 	char id[CONTROL_ID_MAX];
@@ -123,6 +139,12 @@ static struct {
 	size_t nsse;
 	bool loopback;
 	unsigned port;
+	char host[64];		/* the listen address as a Host header names it */
+	bool control;		/* --allow-control */
+	char token[TOKEN_MAX];	/* its token */
+	size_t token_len;
+	struct hconn *hconns;	/* every open HTTP connection */
+	uint64_t cut;		/* connections cut for slow headers */
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .inotify_kind = W_INOTIFY,
        .signal_kind = W_SIGNAL};
 
@@ -801,31 +823,93 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 	return ret;
 }
 
-static enum MHD_Result error(struct MHD_Connection *c, unsigned status, const char *msg)
+/* An error reply, {"error":MSG}, with one more header if @hname. */
+static enum MHD_Result error_h(struct MHD_Connection *c, unsigned status, const char *msg,
+			       const char *hname, const char *hvalue)
 {
 	char *body = NULL;
 	if (asprintf(&body, "{\"error\":\"%s\"}\n", msg) < 0)
 		return MHD_NO;
-	return reply(c, status, "application/json", body, strlen(body));
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!r)
+		return free(body), MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	if (hname)
+		MHD_add_response_header(r, hname, hvalue);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
-/* On loopback, the Host header must name loopback: a web page whose name
- * was rebound to 127.0.0.1 (DNS rebinding) sends its own name. */
-static bool host_ok(struct MHD_Connection *c)
+static enum MHD_Result error(struct MHD_Connection *c, unsigned status, const char *msg)
 {
-	if (!S.loopback)
-		return true;
-	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
-	if (!h)
-		return false;
-	static const char *const ok[] = {"127.0.0.1", "localhost", "[::1]"};
-	for (size_t i = 0; i < 3; i++) {
+	return error_h(c, status, msg, NULL, NULL);
+}
+
+/* @h ("name" or "name:port") names this loopback server: one of the
+ * loopback names or the listen address; the port, if given, is ours. */
+static bool host_name_ok(const char *h, size_t len)
+{
+	const char *ok[] = {S.host, "127.0.0.1", "localhost", "[::1]"};
+	for (size_t i = 0; i < 4; i++) {
 		size_t n = strlen(ok[i]);
-		if (!strncmp(h, ok[i], n) && (h[n] == '\0' || (h[n] == ':' && atoi(h + n + 1) ==
-									 (int)S.port)))
+		if (n > len || strncasecmp(h, ok[i], n))
+			continue;
+		if (n == len)
+			return true;
+		char port[8];
+		if (h[n] != ':' || len - n - 1 == 0 || len - n - 1 >= sizeof(port))
+			continue;
+		memcpy(port, h + n + 1, len - n - 1);
+		port[len - n - 1] = '\0';
+		if (strspn(port, "0123456789") == strlen(port) && (unsigned)atoi(port) == S.port)
 			return true;
 	}
 	return false;
+}
+
+/* On loopback, the Host header must name this server: a web page whose
+ * name was rebound to 127.0.0.1 (DNS rebinding) sends its own name.  On
+ * another address serve is read-only (no --allow-control) and reachable
+ * under whatever names the network gives it, so Host is not checked. */
+static bool host_ok(struct MHD_Connection *c)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	if (!S.loopback)
+		return true;
+	return h && host_name_ok(h, strlen(h));
+}
+
+/* A browser says who asks: Origin (on every POST and cross-origin fetch)
+ * and Sec-Fetch-Site.  Only this server's own origin may ask; a client
+ * that is not a browser sends neither. */
+static bool origin_ok(struct MHD_Connection *c)
+{
+	const char *o = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	if (site && strcmp(site, "same-origin") && strcmp(site, "none"))
+		return false;
+	if (!o)
+		return true;
+	return h && !strncmp(o, "http://", 7) && !strcmp(o + 7, h);
+}
+
+/* The Authorization header carries the token: compared in constant time. */
+static bool token_ok(struct MHD_Connection *c)
+{
+	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if (!a || strncmp(a, "Bearer ", 7))
+		return false;
+	a += 7;
+	size_t n = strlen(a);
+	unsigned char diff = n != S.token_len;
+	for (size_t i = 0; i < S.token_len; i++)
+		diff |= (unsigned char)(S.token[i] ^ (i < n ? a[i] : 0));
+	return S.token_len > 0 && !diff;
 }
 
 static enum MHD_Result on_metrics(struct MHD_Connection *c)
@@ -928,6 +1012,48 @@ static enum MHD_Result on_report(struct MHD_Connection *c, const char *id)
 	return reply(c, 200, "application/json", body, strlen(body));
 }
 
+/* POST /api/tasks/ID/kill?pid=N[&signal=SIG][&subtree=1] or
+ * /api/tasks/ID/cancel[?now=1]: the task's own request (docs/control.md),
+ * its reply passed on: 200 when it did it, 422 when it refused. */
+static enum MHD_Result on_action(struct MHD_Connection *c, const char *id, const char *action)
+{
+	const char *pid = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "pid");
+	const char *sig = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "signal");
+	const char *sub = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "subtree");
+	const char *now = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "now");
+	bool kill = !strcmp(action, "kill");
+	if (kill && (!pid || !*pid || strspn(pid, "0123456789") != strlen(pid) || strlen(pid) > 9))
+		return error(c, 400, "kill needs ?pid=N (a decimal pid)");
+	struct json_object *q = json_object_new_object();
+	json_object_object_add(q, "cmd", json_object_new_string(action));
+	if (kill) {
+		json_object_object_add(q, "pid", json_object_new_int(atoi(pid)));
+		if (sig)
+			json_object_object_add(q, "signal", json_bytes(sig, strlen(sig)));
+		json_object_object_add(q, "subtree",
+				       json_object_new_boolean(sub && (!strcmp(sub, "1") ||
+								       !strcmp(sub, "true"))));
+	} else {
+		json_object_object_add(q, "now", json_object_new_boolean(now && (!strcmp(now, "1") ||
+									  !strcmp(now, "true"))));
+	}
+	char *line = NULL;
+	if (asprintf(&line, "%s\n", json_object_to_json_string_ext(q, JSON_C_TO_STRING_PLAIN)) < 0)
+		line = NULL;
+	json_object_put(q);
+	size_t len = 0;
+	char *body = line ? ask_task(id, line, &len) : NULL;
+	free(line);
+	if (!body)
+		return error(c, 404, "no such task");
+	struct json_object *o = json_tokener_parse(body);
+	bool ok = jbool(o, "ok");
+	json_object_put(o);
+	say(0, "%s %s%s%s: %s", action, id, kill ? " pid " : "", kill ? pid : "",
+	    ok ? "done" : "refused by the task");
+	return reply(c, ok ? 200 : 422, "application/json", body, len);
+}
+
 static enum MHD_Result on_task(struct MHD_Connection *c, const char *rest)
 {
 	char id[CONTROL_ID_MAX];
@@ -936,6 +1062,8 @@ static enum MHD_Result on_task(struct MHD_Connection *c, const char *rest)
 		return error(c, 404, "not found");
 	memcpy(id, rest, (size_t)(slash - rest));
 	id[slash - rest] = '\0';
+	if (!strcmp(slash, "/kill") || !strcmp(slash, "/cancel"))
+		return on_action(c, id, slash + 1);
 	if (!strcmp(slash, "/events"))
 		return on_events(c, id);
 	if (!strcmp(slash, "/report"))
@@ -949,22 +1077,77 @@ static enum MHD_Result on_task(struct MHD_Connection *c, const char *rest)
 	return reply(c, 200, "application/json", body, len);
 }
 
+/* An action: /api/tasks/ID/kill or /api/tasks/ID/cancel. */
+static bool is_action(const char *url)
+{
+	if (strncmp(url, "/api/tasks/", 11))
+		return false;
+	const char *slash = strchr(url + 11, '/');
+	return slash && (!strcmp(slash, "/kill") || !strcmp(slash, "/cancel"));
+}
+
+static bool has_body(struct MHD_Connection *c)
+{
+	const char *n = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") ||
+	       (n && strspn(n, "0") != strlen(n));
+}
+
+static void headers_in(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *i =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	pthread_mutex_lock(&S.lock);
+	if (i && i->socket_context)
+		((struct hconn *)i->socket_context)->since_ms = 0;
+	pthread_mutex_unlock(&S.lock);
+}
+
+/* The checks on the headers alone, before anything else: false to go on,
+ * else the refusal is queued in *ret. */
+static bool refused(struct MHD_Connection *c, const char *url, const char *method,
+		    enum MHD_Result *ret)
+{
+	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	if (!host_ok(c))
+		*ret = error(c, 403, "the Host header does not name this server");
+	else if (!origin_ok(c))
+		*ret = error(c, 403, "a request from another origin");
+	else if (has_body(c))
+		*ret = error(c, 413, "no request body is taken");
+	else if (is_action(url) && strcmp(method, "POST"))
+		*ret = error_h(c, 405, "an action is POST only", "Allow", "POST");
+	else if (is_action(url) && !S.control)
+		*ret = error(c, 403, "read-only: serve runs without --allow-control");
+	else if (is_action(url) && !token_ok(c))
+		*ret = error_h(c, 401, "Authorization: Bearer TOKEN (--token-file) needed",
+			       "WWW-Authenticate", "Bearer");
+	else if (!is_action(url) && !get)
+		*ret = error_h(c, 405, "GET only", "Allow", "GET, HEAD");
+	else
+		return false;
+	return true;
+}
+
+/* A refusal is decided on the headers alone, in the first call, so that a
+ * refused request's body is never read; an accepted request has no body
+ * (an action's arguments are in its query) and is answered in the second. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
 {
 	(void)cls, (void)version, (void)upload;
-	/* Read-only: nothing is taken from a body. */
+	enum MHD_Result ret = MHD_YES;
+	if (!*con_cls) {
+		*con_cls = c;
+		headers_in(c);
+		refused(c, url, method, &ret);
+		return ret;
+	}
 	if (*upload_size)
 		return MHD_NO;
-	if (!*con_cls) {
-		*con_cls = c; /* headers only, the first call */
-		return MHD_YES;
-	}
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return error(c, 405, "read-only: GET only");
-	if (!host_ok(c))
-		return error(c, 403, "Host is not loopback");
+	if (is_action(url) || !strncmp(url, "/api/tasks/", 11))
+		return on_task(c, url + 11);
 	if (!strcmp(url, "/metrics"))
 		return on_metrics(c);
 	size_t len = 0;
@@ -973,8 +1156,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return body ? reply(c, 200, "application/json", body, len)
 			    : error(c, 500, "out of memory");
 	}
-	if (!strncmp(url, "/api/tasks/", 11))
-		return on_task(c, url + 11);
 	return error(c, 404, "not found");
 }
 
@@ -1047,18 +1228,91 @@ static int setup_watch(int *ret_ino, int *ret_sig)
 	return 0;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* MHD tells of each connection's accept and close.  It calls CLOSED before
+ * it closes the fd, and both run under S.lock here, so cut_slow() never
+ * shuts down an fd that is no longer this connection's. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	(void)cls;
+	pthread_mutex_lock(&S.lock);
+	struct hconn *h = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *i =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (i && (h = calloc(1, sizeof(*h)))) {
+			h->fd = i->connect_fd;
+			h->since_ms = now_ms();
+			h->next = S.hconns;
+			if (h->next)
+				h->next->prev = h;
+			S.hconns = h;
+			*socket_context = h;
+		}
+	} else if (h) {
+		if (h->prev)
+			h->prev->next = h->next;
+		else
+			S.hconns = h->next;
+		if (h->next)
+			h->next->prev = h->prev;
+		free(h);
+		*socket_context = NULL;
+	}
+	pthread_mutex_unlock(&S.lock);
+}
+
+/* A request answered: the connection's next request has its own time. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode code)
+{
+	(void)cls, (void)con_cls, (void)code;
+	const union MHD_ConnectionInfo *i =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	pthread_mutex_lock(&S.lock);
+	if (i && i->socket_context)
+		((struct hconn *)i->socket_context)->since_ms = now_ms();
+	pthread_mutex_unlock(&S.lock);
+}
+
+/* Cut the connections that took more than HTTP_HEADERS_MS to send a
+ * request's headers: MHD's idle timeout never ends a client that sends a
+ * byte now and then.  shutdown() wakes MHD, which then closes it. */
+static void cut_slow(void)
+{
+	int64_t now = now_ms();
+	for (struct hconn *h = S.hconns; h; h = h->next)
+		if (h->since_ms && now - h->since_ms > HTTP_HEADERS_MS) {
+			shutdown(h->fd, SHUT_RDWR);
+			h->since_ms = 0;
+			S.cut++;
+		}
+}
+
 static void loop(int ino)
 {
+	int64_t last_ping = now_ms();
 	for (;;) {
 		struct epoll_event ev[32];
-		int n = epoll_wait(S.epfd, ev, 32, SSE_PING_MS);
+		/* Each second: the slow connections' check. */
+		int n = epoll_wait(S.epfd, ev, 32, 1000);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return;
 		pthread_mutex_lock(&S.lock);
-		if (n == 0)
+		cut_slow();
+		if (now_ms() - last_ping >= SSE_PING_MS) {
 			sse_ping();
+			last_ping = now_ms();
+		}
 		for (int i = 0; i < n; i++) {
 			enum watch_kind *k = ev[i].data.ptr;
 			if (*k == W_SIGNAL) {
@@ -1074,6 +1328,20 @@ static void loop(int ino)
 	}
 }
 
+/* As many connections as the fd limit allows, up to HTTP_FDS_WANTED, so
+ * that a burst of clients is answered rather than refused at accept. */
+static unsigned connection_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < HTTP_FDS_WANTED) {
+		rl.rlim_cur = rl.rlim_max < HTTP_FDS_WANTED ? rl.rlim_max : HTTP_FDS_WANTED;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < 256)
+		return 128;
+	return (unsigned)(rl.rlim_cur - 128); /* the rest: task sockets, asks */
+}
+
 static struct MHD_Daemon *start_http(const struct sockaddr_storage *sa)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
@@ -1081,26 +1349,82 @@ static struct MHD_Daemon *start_http(const struct sockaddr_storage *sa)
 	if (sa->ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, sa,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTIONS,
+				MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-				MHD_OPTION_END);
+				MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+}
+
+/* The token of --allow-control: a regular file of ours that no one else
+ * may read or write (like ssh's keys), one line of at least TOKEN_MIN
+ * bytes.  Returns 0 or the exit status after saying why. */
+static int read_token(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return say(EXIT_FAILED, "--token-file %s: %s", path, strerror(e));
+	}
+	const char *why = !S_ISREG(st.st_mode)	   ? "not a regular file"
+			  : st.st_uid != geteuid() ? "not owned by the user serve runs as"
+			  : st.st_mode & 077	   ? "readable or writable by others (chmod 600 it)"
+						   : NULL;
+	ssize_t n = why ? 0 : read(fd, S.token, sizeof(S.token));
+	close(fd);
+	if (why)
+		return say(EXIT_FAILED, "--token-file %s: %s", path, why);
+	if (n < 0)
+		return say(EXIT_FAILED, "--token-file %s: %s", path, strerror(errno));
+	while (n > 0 && (S.token[n - 1] == '\n' || S.token[n - 1] == '\r'))
+		n--;
+	if (n < TOKEN_MIN || (size_t)n >= sizeof(S.token) || memchr(S.token, '\n', (size_t)n) ||
+	    strlen(S.token) < (size_t)n) {
+		memset(S.token, 0, sizeof(S.token));
+		return say(EXIT_FAILED, "--token-file %s: one line of %d to %d bytes expected", path,
+			   TOKEN_MIN, TOKEN_MAX - 1);
+	}
+	S.token[n] = '\0';
+	S.token_len = (size_t)n;
+	return 0;
+}
+
+static int usage(void)
+{
+	return say(EXIT_FAILED, "usage: ptmon serve [--listen ADDR:PORT] "
+				"[--allow-control --token-file PATH]");
 }
 
 int serve_main(int argc, char **argv)
 {
-	const char *listen = SERVE_DEFAULT_LISTEN;
+	const char *listen = SERVE_DEFAULT_LISTEN, *token = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--listen") && i + 1 < argc)
 			listen = argv[++i];
+		else if (!strcmp(argv[i], "--token-file") && i + 1 < argc)
+			token = argv[++i];
+		else if (!strcmp(argv[i], "--allow-control"))
+			S.control = true;
 		else
-			return say(EXIT_FAILED, "usage: ptmon serve [--listen ADDR:PORT]");
+			return usage();
 	}
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	if (parse_listen(listen, &sa, &salen) < 0)
 		return say(EXIT_FAILED,
 			   "--listen: '%s' is not ADDR:PORT (127.0.0.1:9464, [::1]:9464)", listen);
+	snprintf(S.host, sizeof(S.host), "%.*s", (int)(strrchr(listen, ':') - listen), listen);
+	if (S.control != !!token)
+		return say(EXIT_FAILED, "--allow-control and --token-file go together");
+	if (S.control && !S.loopback)
+		return say(EXIT_FAILED, "--allow-control: only on a loopback --listen address (the "
+					"token would cross the network in clear)");
+	if (token && read_token(token))
+		return EXIT_FAILED;
 	int ino = -1, sig = -1;
 	if (setup_watch(&ino, &sig) < 0)
 		return EXIT_FAILED;
@@ -1109,9 +1433,8 @@ int serve_main(int argc, char **argv)
 		return say(EXIT_FAILED, "cannot listen on %s", listen);
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	S.port = info ? info->port : 0;
-	char host[64];
-	snprintf(host, sizeof(host), "%.*s", (int)(strrchr(listen, ':') - listen), listen);
-	say(0, "serving http://%s:%u/metrics for the tasks in %s", host, S.port, S.dir);
+	say(0, "serving http://%s:%u/metrics for the tasks in %s%s", S.host, S.port, S.dir,
+	    S.control ? "; control allowed with the token" : "");
 	pthread_mutex_lock(&S.lock);
 	scan_dir();
 	pthread_mutex_unlock(&S.lock);

@@ -1942,14 +1942,15 @@ static unsigned free_port(void)
 	return ntohs(sa.sin_port);
 }
 
-/* Start `ptmon serve --listen 127.0.0.1:0 [EXTRA]` in @env; its port once it
+/* Start `ptmon serve --listen 127.0.0.1:0 [EXTRA...]` in @env; its port once it
  * watches the directory; its stderr in *e (from *ret_efd). */
-static pid_t serve_start(struct ctx *c, const char *env, const char *extra, unsigned *ret_port,
-			 int *ret_efd, struct buf *e)
+static pid_t serve_start(struct ctx *c, const char *env, const char *const *extra,
+			 unsigned *ret_port, int *ret_efd, struct buf *e)
 {
-	pid_t serve = spawn_cg(c, (const char *const[]){PTMON_BIN, "serve", "--listen",
-							"127.0.0.1:0", extra, NULL},
-			       env, ret_efd);
+	const char *argv[16] = {PTMON_BIN, "serve", "--listen", "127.0.0.1:0"};
+	for (int i = 0; extra && extra[i] && i < 10; i++)
+		argv[4 + i] = extra[i];
+	pid_t serve = spawn_cg(c, argv, env, ret_efd);
 	/* serve says where it listens once it watches the directory. */
 	double end = now_s() + DEADLINE_S;
 	while (!buf_has(e, "/metrics for")) {
@@ -2145,6 +2146,8 @@ static void t_serve_prometheus(void **state)
 }
 
 
+static int http_req(unsigned port, const char *method, const char *path, const char *headers);
+
 /* The id of serve's one followed task, once it follows it. */
 static void serve_task_id(unsigned port, char *id, size_t size)
 {
@@ -2231,6 +2234,9 @@ static void t_serve_api(void **state)
 	json_object_put(rep);
 	snprintf(path, sizeof(path), "/api/tasks/%s/events", "nope-1");
 	assert_int_equal(http_get(sport, path, NULL, &b), 404);
+	/* Without --allow-control, an action is refused whatever it carries. */
+	snprintf(path, sizeof(path), "/api/tasks/%s/cancel", id);
+	assert_int_equal(http_req(sport, "POST", path, "Authorization: Bearer x\r\n"), 403);
 	/* OpenMetrics when asked, through a strict parser. */
 	assert_int_equal(http_get(sport, "/metrics",
 				  "Accept: application/openmetrics-text; version=1.0.0\r\n", &b),
@@ -2256,6 +2262,313 @@ static void t_serve_api(void **state)
 	free(e.p);
 	close(efd);
 	stop(serve);
+}
+
+/* ---- serve --allow-control: who may kill and cancel (issue 10) ------------------------------ */
+
+static int tcp_connect(unsigned port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Read an HTTP reply on @fd to its end (serve closes: Connection: close in
+ * the request); its status, or -1 when the connection ended without one. */
+static int http_status(int fd, struct buf *out)
+{
+	char tmp[65536];
+	ssize_t k;
+	struct buf b = {0};
+	while ((k = read(fd, tmp, sizeof(tmp))) > 0)
+		buf_add(&b, tmp, (size_t)k);
+	int status = -1;
+	if (!b.p || sscanf(b.p, "HTTP/1.%*d %d", &status) != 1)
+		status = -1;
+	if (out) {
+		out->len = 0;
+		buf_add(out, b.p ? b.p : "", b.p ? b.len : 0);
+	}
+	free(b.p);
+	return status;
+}
+
+/* @method @path with @headers (each ending in \r\n; Host added unless
+ * given): the status. */
+static int http_req(unsigned port, const char *method, const char *path, const char *headers)
+{
+	char req[4096], host[64] = "";
+	if (!strstr(headers, "Host:"))
+		snprintf(host, sizeof(host), "Host: 127.0.0.1:%u\r\n", port);
+	int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\n%s%sConnection: close\r\n\r\n",
+			 method, path, host, headers);
+	int fd = tcp_connect(port);
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	int status = http_status(fd, NULL);
+	close(fd);
+	return status;
+}
+
+static void expect_alive(const int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (pidfd_dead(fds[i], 0))
+			fail_msg("process %d of the task died: a refused request acted", i);
+}
+
+/* A serve that may control, a task of sh and two sleeps: the pids, their
+ * pidfds (checked from outside ptmon and serve). */
+struct ctl {
+	char tok[300], auth[400], id[64], env[256];
+	unsigned port;
+	pid_t serve, pids[3];
+	int fds[3], efd;
+	struct run *r;
+	struct buf e;
+};
+
+static void ctl_start(struct ctx *c, struct ctl *k)
+{
+	snprintf(k->env, sizeof(k->env), "XDG_RUNTIME_DIR=%s", c->dir);
+	snprintf(k->tok, sizeof(k->tok), "%s/token", c->dir);
+	int fd = open(k->tok, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "s3cret-s3cret-s3cret\n", 21), 21);
+	close(fd);
+	snprintf(k->auth, sizeof(k->auth), "Authorization: Bearer s3cret-s3cret-s3cret\r\n");
+	k->serve = serve_start(c, k->env,
+			       (const char *const[]){"--allow-control", "--token-file", k->tok, NULL},
+			       &k->port, &k->efd, &k->e);
+	k->r = run_start(c, NULL, k->env,
+			 (const char *const[]){"--name", "ctl", "--", "/bin/sh", "-c",
+					       "sleep 1000 & sleep 1000 & echo READY; wait", NULL});
+	run_until(k->r, "READY");
+	serve_task_id(k->port, k->id, sizeof(k->id));
+	snprintf(k->r->sock, sizeof(k->r->sock), "%.100s/ptmon/%.100s.sock", c->dir, k->id);
+	wait_live(k->r->sock, 3);
+	assert_int_equal(tree_pids(k->r->sock, k->pids, 3), 3);
+	for (int i = 0; i < 3; i++) {
+		k->fds[i] = pidfd_open(k->pids[i]);
+		assert_true(k->fds[i] >= 0);
+	}
+}
+
+static void ctl_stop(struct ctl *k)
+{
+	for (int i = 0; i < 3; i++)
+		close(k->fds[i]);
+	free(k->e.p);
+	close(k->efd);
+	stop(k->serve);
+}
+
+/* The token file: refused unless it is ours and 0600. */
+static void t_serve_token_file(void **state)
+{
+	struct ctx *c = begin(state);
+	char tok[256];
+	snprintf(tok, sizeof(tok), "%s/token", c->dir);
+	int fd = open(tok, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "s3cret-s3cret-s3cret\n", 21), 21);
+	close(fd);
+	assert_int_equal(chmod(tok, 0644), 0);
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(NULL, &out, &err, "serve", "--listen", "127.0.0.1:0",
+			     "--allow-control", "--token-file", tok, NULL),
+			 125);
+	if (!buf_has(&err, "readable or writable by others"))
+		fail_msg("serve with a 0644 token file: %s", err.p ? err.p : "");
+	err.len = 0;
+	assert_int_equal(chmod(tok, 0640), 0);
+	assert_int_equal(cli(NULL, &out, &err, "serve", "--listen", "127.0.0.1:0",
+			     "--allow-control", "--token-file", tok, NULL),
+			 125);
+	assert_true(buf_has(&err, "readable or writable by others"));
+	err.len = 0;
+	assert_int_equal(cli(NULL, &out, &err, "serve", "--listen", "127.0.0.1:0",
+			     "--allow-control", NULL),
+			 125);
+	assert_true(buf_has(&err, "go together"));
+	err.len = 0;
+	assert_int_equal(chmod(tok, 0600), 0);
+	assert_int_equal(cli(NULL, &out, &err, "serve", "--listen", "0.0.0.0:0",
+			     "--allow-control", "--token-file", tok, NULL),
+			 125);
+	assert_true(buf_has(&err, "only on a loopback"));
+	free(out.p);
+	free(err.p);
+}
+
+/* Every request that must not act, refused; then an allowed kill kills
+ * exactly the process it names, and an allowed cancel ends the task. */
+static void t_serve_control(void **state)
+{
+	struct ctx *c = begin(state);
+	struct ctl k = {0};
+	ctl_start(c, &k);
+	char path[256], h[512];
+	snprintf(path, sizeof(path), "/api/tasks/%s/kill?pid=%d&signal=KILL", k.id, k.pids[1]);
+	/* No token, a wrong one, a token in the wrong form. */
+	assert_int_equal(http_req(k.port, "POST", path, ""), 401);
+	assert_int_equal(http_req(k.port, "POST", path, "Authorization: Bearer s3cret-s3cret-s3creT\r\n"),
+			 401);
+	assert_int_equal(http_req(k.port, "POST", path, "Authorization: Bearer s3cret\r\n"), 401);
+	assert_int_equal(http_req(k.port, "POST", path,
+				  "Authorization: Bearer s3cret-s3cret-s3cret-and-more\r\n"),
+			 401);
+	assert_int_equal(http_req(k.port, "POST", path, "Authorization: s3cret-s3cret-s3cret\r\n"),
+			 401);
+	/* The right token, but from a web page: a foreign Origin, a cross-site
+	 * fetch, a rebound name (Host), a name that only begins like ours. */
+	snprintf(h, sizeof(h), "%sOrigin: http://evil.example\r\n", k.auth);
+	assert_int_equal(http_req(k.port, "POST", path, h), 403);
+	snprintf(h, sizeof(h), "%sOrigin: null\r\n", k.auth);
+	assert_int_equal(http_req(k.port, "POST", path, h), 403);
+	snprintf(h, sizeof(h), "%sOrigin: http://127.0.0.1:%u.evil.example\r\n", k.auth, k.port);
+	assert_int_equal(http_req(k.port, "POST", path, h), 403);
+	snprintf(h, sizeof(h), "%sSec-Fetch-Site: cross-site\r\n", k.auth);
+	assert_int_equal(http_req(k.port, "POST", path, h), 403);
+	snprintf(h, sizeof(h), "%sHost: evil.example:%u\r\n", k.auth, k.port);
+	assert_int_equal(http_req(k.port, "POST", path, h), 403);
+	snprintf(h, sizeof(h), "%sHost: 127.0.0.1.evil.example:%u\r\n", k.auth, k.port);
+	assert_int_equal(http_req(k.port, "POST", path, h), 403);
+	snprintf(h, sizeof(h), "%sHost: localhost:%u\r\nOrigin: http://evil.example:%u\r\n", k.auth,
+		 k.port, k.port);
+	assert_int_equal(http_req(k.port, "POST", path, h), 403);
+	/* GET (or PUT) for an action; an action with a body. */
+	assert_int_equal(http_req(k.port, "GET", path, k.auth), 405);
+	assert_int_equal(http_req(k.port, "PUT", path, k.auth), 405);
+	snprintf(h, sizeof(h), "%sContent-Length: 5\r\n", k.auth);
+	assert_int_equal(http_req(k.port, "POST", path, h), 413);
+	expect_alive(k.fds, 3);
+	/* Allowed (with the page's own Origin): exactly the named one dies. */
+	snprintf(h, sizeof(h), "%sOrigin: http://127.0.0.1:%u\r\n", k.auth, k.port);
+	assert_int_equal(http_req(k.port, "POST", path, h), 200);
+	assert_true(pidfd_dead(k.fds[1], (int)(DEADLINE_S * 1000)));
+	expect_alive((int[]){k.fds[0], k.fds[2]}, 2);
+	snprintf(path, sizeof(path), "/api/tasks/%s/kill?pid=%d", k.id, getpid());
+	assert_int_equal(http_req(k.port, "POST", path, k.auth), 422); /* not in the tree */
+	snprintf(path, sizeof(path), "/api/tasks/%s/kill", k.id);
+	assert_int_equal(http_req(k.port, "POST", path, k.auth), 400);
+	snprintf(path, sizeof(path), "/api/tasks/%s/cancel?now=1", k.id);
+	assert_int_equal(http_req(k.port, "POST", path, k.auth), 200);
+	assert_int_equal(run_wait(k.r), 124);
+	assert_true(pidfd_dead(k.fds[0], 0) && pidfd_dead(k.fds[2], 0));
+	ctl_stop(&k);
+}
+
+/* Huge and slow requests, 1,000 connections at once: each refused or cut,
+ * and serve answers a normal client during and after. */
+static void t_serve_abuse(void **state)
+{
+	struct ctx *c = begin(state);
+	struct ctl k = {0};
+	ctl_start(c, &k);
+	struct buf b = {0};
+	signal(SIGPIPE, SIG_IGN);
+	/* Headers of 1 MiB: refused, not read into memory. */
+	size_t big = 1u << 20;
+	char *req = malloc(big + 256);
+	assert_non_null(req);
+	int n = snprintf(req, 256, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-Big: ", k.port);
+	memset(req + n, 'a', big);
+	memcpy(req + n + big, "\r\n\r\n", 4);
+	int fd = tcp_connect(k.port);
+	ssize_t w = send(fd, req, (size_t)n + big + 4, MSG_NOSIGNAL);
+	(void)w; /* serve may close before it has all */
+	int status = http_status(fd, NULL);
+	close(fd);
+	if (status == 200)
+		fail_msg("1 MiB of headers answered 200");
+	/* A body of 1 GB announced: 413 at once, the body never read. */
+	char path[256], hdr[512];
+	snprintf(path, sizeof(path), "/api/tasks/%s/kill?pid=%d", k.id, k.pids[1]);
+	n = snprintf(req, 1024,
+		     "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n%sContent-Length: 1000000000\r\n\r\n",
+		     path, k.port, k.auth);
+	fd = tcp_connect(k.port);
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	memset(req, 'x', big);
+	w = send(fd, req, big, MSG_NOSIGNAL);
+	assert_int_equal(http_status(fd, NULL), 413);
+	close(fd);
+	free(req);
+	/* Slowloris: a header trickled a byte every 200 ms never meets the 10 s
+	 * idle timeout; serve cuts it (5 s for the headers) and meanwhile
+	 * answers others. */
+	fd = tcp_connect(k.port);
+	static const char slow[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+	assert_int_equal(write(fd, slow, sizeof(slow) - 1), (ssize_t)sizeof(slow) - 1);
+	double start = now_s(), cut = 0;
+	for (int i = 0; !cut && now_s() < start + 20; i++) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 200) > 0 || send(fd, "a", 1, MSG_NOSIGNAL) != 1)
+			cut = now_s() - start;
+		if (i % 5 == 0)
+			assert_int_equal(http_get(k.port, "/metrics", NULL, &b), 200);
+	}
+	if (!cut)
+		fail_msg("a trickled request was not cut in 20 s");
+	close(fd);
+	print_message("slowloris: cut after %.1f s\n", cut);
+	/* 1,000 connections at once: half an action without a token, half a
+	 * request that never ends its headers, held open. */
+	enum { CONNS = 1000 };
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < CONNS + 100) {
+		rl.rlim_cur = rl.rlim_max < CONNS + 100 ? rl.rlim_max : CONNS + 100;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	int *fds = calloc(CONNS, sizeof(int));
+	n = snprintf(hdr, sizeof(hdr), "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", path,
+		     k.port);
+	for (int i = 0; i < CONNS; i++) {
+		fds[i] = tcp_connect(k.port);
+		size_t len = i % 2 ? (size_t)n - 2 : (size_t)n; /* odd: headers never end */
+		assert_int_equal(write(fds[i], hdr, len), (ssize_t)len);
+	}
+	/* During: answered while all the held ones are still open, i.e. not by
+	 * waiting for serve to cut them and free their slots. */
+	double t0 = now_s();
+	assert_int_equal(http_get(k.port, "/metrics", NULL, &b), 200);
+	print_message("1000 connections: /metrics answered in %.3f s\n", now_s() - t0);
+	for (int i = 1; i < CONNS; i += 2) {
+		struct pollfd p = {fds[i], POLLIN, 0};
+		if (poll(&p, 1, 0) != 0)
+			fail_msg("held connection %d ended before serve answered another client", i);
+	}
+	int refused = 0, cut_n = 0;
+	for (int i = 0; i < CONNS; i++) {
+		char tmp[512];
+		struct pollfd p = {fds[i], POLLIN, 0};
+		assert_true(poll(&p, 1, (int)(DEADLINE_S * 1000)) == 1);
+		ssize_t r = read(fds[i], tmp, sizeof(tmp) - 1);
+		if (r > 0) {
+			tmp[r] = '\0';
+			if (strncmp(tmp, "HTTP/1.1 401", 12) || i % 2)
+				fail_msg("connection %d: %.200s", i, tmp);
+			refused++;
+		} else if (i % 2) {
+			cut_n++;
+		}
+		close(fds[i]);
+	}
+	free(fds);
+	print_message("1000 connections: %d answered 401, %d cut\n", refused, cut_n);
+	assert_int_equal(refused, CONNS / 2);
+	assert_int_equal(cut_n, CONNS / 2);
+	/* After: still answering, and nothing was killed. */
+	assert_int_equal(http_get(k.port, "/metrics", NULL, &b), 200);
+	assert_non_null(strstr(b.p, "ptmon_processes_alive{name=\"ctl\"} 3\n"));
+	expect_alive(k.fds, 3);
+	free(b.p);
+	cancel_and_check(k.r);
+	ctl_stop(&k);
 }
 
 /* clang-format off */
@@ -2292,6 +2605,8 @@ int main(void)
 		AUTO(t_summary_escapes), AUTO(t_fatal_signals),
 		AUTO(t_cancel_status),	AUTO(t_late_requests),
 		AUTO(t_serve_prometheus), AUTO(t_serve_api),
+		AUTO(t_serve_token_file), AUTO(t_serve_control),
+		AUTO(t_serve_abuse),
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
