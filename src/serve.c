@@ -912,6 +912,32 @@ static bool token_ok(struct MHD_Connection *c)
 	return S.token_len > 0 && !diff;
 }
 
+/* src/serve_page.html, compiled in (cmake/embed.cmake). */
+extern const unsigned char serve_page[];
+extern const unsigned long serve_page_size;
+
+/* GET /: the live page.  It only ever asks this server (connect-src
+ * 'self'), and may not be framed by another site (clickjacking). */
+static enum MHD_Result on_page(struct MHD_Connection *c)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		serve_page_size, (void *)serve_page, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, "Content-Security-Policy",
+				"default-src 'none'; script-src 'unsafe-inline'; "
+				"style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; "
+				"base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+	enum MHD_Result ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result on_metrics(struct MHD_Connection *c)
 {
 	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
@@ -1150,6 +1176,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return on_task(c, url + 11);
 	if (!strcmp(url, "/metrics"))
 		return on_metrics(c);
+	if (!strcmp(url, "/") || !strcmp(url, "/index.html"))
+		return on_page(c);
 	size_t len = 0;
 	if (!strcmp(url, "/api/tasks")) {
 		char *body = tasks_json(&len);
