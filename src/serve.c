@@ -145,6 +145,7 @@ static struct {
 	size_t token_len;
 	struct hconn *hconns;	/* every open HTTP connection */
 	uint64_t cut;		/* connections cut for slow headers */
+	uint64_t events;	/* event lines followed, all tasks */
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .inotify_kind = W_INOTIFY,
        .signal_kind = W_SIGNAL};
 
@@ -425,6 +426,7 @@ static void count_event(struct stask *t, struct json_object *ev, const char *lin
 	const char *type = jstr(ev, "type");
 	if (!type)
 		return;
+	S.events++;
 	record_event(t, ev, type);
 	sse_event(t, line);
 	if (!strcmp(type, "start") && !t->start) {
@@ -716,6 +718,12 @@ static void metrics_gauges(FILE *f, bool om)
 	expo_family(f, "ptmon_serve_tasks_missed", "counter",
 		    "Control sockets that appeared and were gone before serve could connect.", om);
 	fprintf(f, "ptmon_serve_tasks_missed_total %" PRIu64 "\n", S.missed);
+	expo_family(f, "ptmon_serve_events", "counter", "Event lines serve followed, all tasks.",
+		    om);
+	fprintf(f, "ptmon_serve_events_total %" PRIu64 "\n", S.events);
+	expo_family(f, "ptmon_serve_connections_cut", "counter",
+		    "HTTP connections cut: their request headers took more than 5 s.", om);
+	fprintf(f, "ptmon_serve_connections_cut_total %" PRIu64 "\n", S.cut);
 }
 
 static char *metrics_text(bool om, size_t *ret_len)
