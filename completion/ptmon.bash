@@ -16,7 +16,7 @@ _ptmon()
 		words=("${COMP_WORDS[@]}")
 		cword=$COMP_CWORD
 	}
-	local cmds="run timeout watch ls tree kill cancel events metrics --help --version"
+	local cmds="run timeout watch ls tree kill cancel events metrics serve --help --version"
 	local signals="TERM INT HUP KILL QUIT USR1 USR2 ALRM CONT STOP"
 	if ((cword == 1)); then
 		COMPREPLY=($(compgen -W "$cmds" -- "$cur"))
@@ -31,6 +31,7 @@ _ptmon()
 		--cgroup) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
 		--filter) COMPREPLY=($(compgen -W "auto ebpf classic" -- "$cur")); return ;;
 		--events | --report | --control) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		--name) return ;;
 		-C | --chdir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		--color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
 		-t | --timeout | -g | --grace | -d | --drain | --memory-max | --pids-max | --cpu-max) return ;;
@@ -40,7 +41,7 @@ _ptmon()
 		for ((i = 2; i < cword; i++)); do
 			case ${words[i]} in
 			-s | --signal | --leftovers | --backend | --cgroup | --filter | --memory-max | --pids-max | --cpu-max | --events | --report | --control | \
-				-t | --timeout | -g | --grace | -d | --drain | -C | --chdir | --color) ((i++)) ;;
+				-t | --timeout | -g | --grace | -d | --drain | -C | --chdir | --color | --name) ((i++)) ;;
 			--) ((i++)); break ;;
 			-*) ;;
 			*) break ;;
@@ -50,8 +51,8 @@ _ptmon()
 			COMPREPLY=($(compgen -c -- "$cur"))
 		elif [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "--timeout --signal --grace --drain --leftovers --backend
-				--cgroup --memory-max --pids-max --cpu-max --filter --events --report --summary --control --no-control --chdir --color --quiet
-				--verbose --help" -- "$cur"))
+				--cgroup --memory-max --pids-max --cpu-max --filter --events --report --summary --control --no-control --name
+				--chdir --color --quiet --verbose --help" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -c -- "$cur"))
 		fi
@@ -98,7 +99,15 @@ _ptmon()
 		;;
 	cancel) COMPREPLY=($(compgen -W "$(_ptmon_ids) --now" -- "$cur")) ;;
 	events) COMPREPLY=($(compgen -W "$(_ptmon_ids) --follow" -- "$cur")) ;;
-	metrics) COMPREPLY=($(compgen -W "$(_ptmon_ids)" -- "$cur")) ;;
+	ls) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
+	metrics) COMPREPLY=($(compgen -W "$(_ptmon_ids) --openmetrics" -- "$cur")) ;;
+	serve)
+		case $prev in
+		--listen) return ;;
+		--token-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		esac
+		COMPREPLY=($(compgen -W "--listen --allow-control --token-file --help" -- "$cur"))
+		;;
 	esac
 }
 complete -F _ptmon ptmon

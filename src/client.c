@@ -253,9 +253,10 @@ static void field_text(struct json_object *o, const char *key, char *out, size_t
 	text_escape(s ? s : "", s ? (size_t)json_object_get_string_len(v) : 0, out, size);
 }
 
-static void ls_one(const char *dir, const char *name)
+/* One task of `ls`: a line, or its info reply (without "ok") added to @json. */
+static void ls_one(const char *dir, const char *name, struct json_object *json)
 {
-	char path[512], age[32], cmd[256];
+	char path[512], age[32], cmd[256], tname[64];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	int fd = -1;
 	uid_t uid = 0;
@@ -277,30 +278,27 @@ static void ls_one(const char *dir, const char *name)
 	}
 	struct json_object *o = NULL, *argv = NULL;
 	char id[128];
-	if (ask(fd, "{\"cmd\":\"info\"}\n", &o, NULL, NULL) == 0) {
+	if (ask(fd, "{\"cmd\":\"info\"}\n", &o, NULL, NULL) == 0 && json) {
+		json_object_object_del(o, "ok");
+		json_object_array_add(json, o);
+	} else if (o) {
 		json_object_object_get_ex(o, "argv", &argv);
 		field_text(o, "id", id, sizeof(id));
+		field_text(o, "name", tname, sizeof(tname));
 		command_line(argv, cmd, sizeof(cmd));
-		printf("%-24s %8" PRId64 " %10s %6" PRId64 "  %s\n", id,
+		printf("%-24s %8" PRId64 " %10s %6" PRId64 "  %-16s %s\n", id,
 		       get_int(o, "root_pid"),
 		       format_duration((uint64_t)get_int(o, "age_ns") / 1000000000ull *
 					       1000000000ull,
 				       age, sizeof(age)),
-		       get_int(o, "live"), cmd);
+		       get_int(o, "live"), tname, cmd);
 		json_object_put(o);
 	}
 	fd = util_close(fd);
 }
 
-static int cmd_ls(int argc, char **argv)
+static int ls_dir(const char *dir, int r, struct json_object *json)
 {
-	char dir[256];
-	if (argc != 1)
-		return say(EXIT_FAILED, "usage: ptmon ls");
-	int r = default_dir(dir, sizeof(dir));
-	if (r < 0 && r != -ENOENT)
-		return r == -EPERM ? EXIT_FAILED : say(EXIT_FAILED, "%s: %s", dir, strerror(-r));
-	printf("%-24s %8s %10s %6s  %s\n", "ID", "ROOT", "AGE", "LIVE", "COMMAND");
 	DIR *d = r == 0 ? opendir(dir) : NULL;
 	if (!d)
 		return r == -ENOENT || errno == ENOENT ? 0
@@ -309,10 +307,35 @@ static int cmd_ls(int argc, char **argv)
 	while ((e = readdir(d))) {
 		size_t n = strlen(e->d_name);
 		if (n > 5 && strcmp(e->d_name + n - 5, ".sock") == 0)
-			ls_one(dir, e->d_name);
+			ls_one(dir, e->d_name, json);
 	}
 	closedir(d);
 	return 0;
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+	char dir[256];
+	bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+	if (argc != 1 && !json)
+		return say(EXIT_FAILED, "usage: ptmon ls [--json]");
+	int r = default_dir(dir, sizeof(dir));
+	if (r < 0 && r != -ENOENT)
+		return r == -EPERM ? EXIT_FAILED : say(EXIT_FAILED, "%s: %s", dir, strerror(-r));
+	if (!json) {
+		printf("%-24s %8s %10s %6s  %-16s %s\n", "ID", "ROOT", "AGE", "LIVE", "NAME",
+		       "COMMAND");
+		return ls_dir(dir, r, NULL);
+	}
+	/* One JSON array of the tasks' info replies: as json-c writes them,
+	 * for programs (nothing escaped for a terminal). */
+	struct json_object *a = json_object_new_array();
+	int st = ls_dir(dir, r, a);
+	if (st == 0)
+		printf("%s\n", json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN |
+								       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(a);
+	return st;
 }
 
 /* ---- tree ------------------------------------------------------------------------ */
@@ -482,10 +505,14 @@ static void print_lines(const char *text)
 
 static int cmd_metrics(int argc, char **argv)
 {
-	if (argc != 2)
-		return say(EXIT_FAILED, "usage: ptmon metrics ID");
+	bool om = argc == 3 && strcmp(argv[2], "--openmetrics") == 0;
+	if (argc != 2 && !om)
+		return say(EXIT_FAILED, "usage: ptmon metrics ID [--openmetrics]");
 	struct json_object *o = NULL, *text = NULL;
-	int r = ask_id(argv[1], "{\"cmd\":\"metrics\"}\n", &o);
+	int r = ask_id(argv[1],
+		       om ? "{\"cmd\":\"metrics\",\"format\":\"openmetrics\"}\n"
+			  : "{\"cmd\":\"metrics\",\"format\":\"prometheus\"}\n",
+		       &o);
 	if (r)
 		return r;
 	if (json_object_object_get_ex(o, "metrics", &text))

@@ -17,6 +17,7 @@
  */
 #include "control.h"
 #include "fdclose.h"
+#include "expo.h"
 #include "parse.h"
 
 #include <errno.h>
@@ -62,6 +63,7 @@ struct job {
 	const struct ptmon_process *cur; /* the last process walked, NULL: none */
 	bool items;			  /* TREE: an element was written */
 	struct census cs;
+	bool prometheus;		  /* METRICS: text format 0.0.4, not OpenMetrics */
 };
 
 struct client {
@@ -73,6 +75,7 @@ struct client {
 	bool dead;	/* close at the end of the batch */
 	bool eof;	/* the peer shut its side down */
 	bool closing;	/* no more requests: flush, then close */
+	bool heard;	/* a byte came from the peer */
 	bool following;
 	bool pending; /* a complete request line waits in in[] */
 	struct job job;
@@ -103,6 +106,10 @@ struct control {
 	size_t nclients;
 	uint64_t execs, events_lost;
 	bool cancel_requested;
+	char *start_line; /* the "start" event, sent first to every follower */
+	size_t start_len;
+	char *done_line; /* the "done" event, for who follows after it */
+	size_t done_len;
 };
 
 static uint64_t now_ns(clockid_t clk)
@@ -458,6 +465,8 @@ static void do_info(struct client *cl)
 	for (size_t i = 0; c->ri->argv[i]; i++)
 		json_object_array_add(argv, json_bytes(c->ri->argv[i], strlen(c->ri->argv[i])));
 	json_object_object_add(o, "argv", argv);
+	if (c->ri->name)
+		json_object_object_add(o, "name", json_bytes(c->ri->name, strlen(c->ri->name)));
 	json_object_object_add(o, "backend", json_object_new_string(c->ri->backend));
 	const struct ptmon_process *root =
 		ptmon_task_find_process(c->task, ptmon_task_root_pid(c->task));
@@ -465,6 +474,7 @@ static void do_info(struct client *cl)
 	if (root && ptmon_process_get_info(root, &ri) == 0) {
 		json_object_object_add(o, "start_unix_ns",
 				       json_object_new_int64((int64_t)ri.start_wall_ns));
+		json_add_time(o, "start_time", ri.start_wall_ns);
 		json_object_object_add(o, "age_ns",
 				       json_object_new_int64((int64_t)(cs->now - ri.start_mono_ns)));
 	}
@@ -521,44 +531,44 @@ static void do_cancel(struct client *cl, bool now)
 	client_send_json(cl, reply_ok());
 }
 
-static void metric(FILE *f, const char *name, const char *type, const char *help)
-{
-	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static char *metrics_text(struct control *c, const struct census *cs)
+static char *metrics_text(struct control *c, const struct census *cs, bool om)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	if (!f)
 		return NULL;
-	const char *id = c->id;
-	metric(f, "ptmon_live_processes", "gauge", "Processes of the task's tree alive now.");
-	fprintf(f, "ptmon_live_processes{task=\"%s\"} %" PRIu64 "\n", id, cs->live);
-	metric(f, "ptmon_forks", "counter", "Processes the task's tree forked (root excluded).");
-	fprintf(f, "ptmon_forks_total{task=\"%s\"} %" PRIu64 "\n", id, cs->forks);
-	metric(f, "ptmon_execs", "counter", "Execs seen in the task's tree.");
-	fprintf(f, "ptmon_execs_total{task=\"%s\"} %" PRIu64 "\n", id, c->execs);
-	metric(f, "ptmon_exits", "counter", "Processes of the tree that ended, by outcome.");
+	char name[256], l[CONTROL_ID_MAX + sizeof(name) + 32];
+	expo_label_value(c->ri->name ? c->ri->name : "", name, sizeof(name));
+	snprintf(l, sizeof(l), "task=\"%s\",name=\"%s\"", c->id, name);
+	expo_family(f, "ptmon_live_processes", "gauge", "Processes of the task's tree alive now.", om);
+	fprintf(f, "ptmon_live_processes{%s} %" PRIu64 "\n", l, cs->live);
+	expo_family(f, "ptmon_forks", "counter", "Processes the task's tree forked (root excluded).",
+		    om);
+	fprintf(f, "ptmon_forks_total{%s} %" PRIu64 "\n", l, cs->forks);
+	expo_family(f, "ptmon_execs", "counter", "Execs seen in the task's tree.", om);
+	fprintf(f, "ptmon_execs_total{%s} %" PRIu64 "\n", l, c->execs);
+	expo_family(f, "ptmon_exits", "counter", "Processes of the tree that ended, by outcome.", om);
 	static const char *const outcome[] = {"exited", "signaled", "killed_by_ptmon", "unknown"};
 	for (int i = 0; i < 4; i++)
-		fprintf(f, "ptmon_exits_total{task=\"%s\",outcome=\"%s\"} %" PRIu64 "\n", id,
-			outcome[i], cs->exits[i]);
-	metric(f, "ptmon_cpu_seconds", "counter",
-	       "CPU time of the tree: ended processes' accounting plus live ones' so far.");
-	fprintf(f, "ptmon_cpu_seconds_total{task=\"%s\"} %.6f\n", id, cs->cpu_s);
-	metric(f, "ptmon_memory_bytes", "gauge", "Resident memory of the live processes, summed.");
-	fprintf(f, "ptmon_memory_bytes{task=\"%s\"} %" PRIu64 "\n", id, cs->rss_bytes);
-	metric(f, "ptmon_events_lost", "counter", "Kernel events lost (overruns, sequence gaps).");
-	fprintf(f, "ptmon_events_lost_total{task=\"%s\"} %" PRIu64 "\n", id, c->events_lost);
-	fputs("# EOF\n", f);
+		fprintf(f, "ptmon_exits_total{%s,outcome=\"%s\"} %" PRIu64 "\n", l, outcome[i],
+			cs->exits[i]);
+	expo_family(f, "ptmon_cpu_seconds", "counter",
+		    "CPU time of the tree: ended processes' accounting plus live ones' so far.", om);
+	fprintf(f, "ptmon_cpu_seconds_total{%s} %.6f\n", l, cs->cpu_s);
+	expo_family(f, "ptmon_memory_bytes", "gauge", "Resident memory of the live processes, summed.",
+		    om);
+	fprintf(f, "ptmon_memory_bytes{%s} %" PRIu64 "\n", l, cs->rss_bytes);
+	expo_family(f, "ptmon_events_lost", "counter",
+		    "Kernel events lost (overruns, sequence gaps).", om);
+	fprintf(f, "ptmon_events_lost_total{%s} %" PRIu64 "\n", l, c->events_lost);
+	expo_end(f, om);
 	return fclose(f) == 0 ? text : (free(text), NULL);
 }
 
 static void do_metrics(struct client *cl)
 {
-	char *text = metrics_text(cl->ctl, &cl->job.cs);
+	char *text = metrics_text(cl->ctl, &cl->job.cs, !cl->job.prometheus);
 	if (!text) {
 		reply_error(cl, "system_error", "out of memory");
 		return;
@@ -622,6 +632,19 @@ static void job_run(struct client *cl)
 	}
 }
 
+/* A new follower gets the task's "start" first: the task started before
+ * the loop read any request.  Asked for before the end, answered after it,
+ * it gets "done" too, with the task's totals, and the stream is over. */
+static void follow_replay(struct client *cl)
+{
+	const struct control *c = cl->ctl;
+	if ((c->start_line && !client_append(cl, c->start_line, c->start_len, false)) ||
+	    (c->done_line && !client_append(cl, c->done_line, c->done_len, false)))
+		cl->dead = true;
+	else if (c->done_line)
+		cl->closing = true;
+}
+
 static void handle_request(struct client *cl, const char *line, size_t len)
 {
 	struct control_request rq;
@@ -635,6 +658,7 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 	case CONTROL_TREE:
 	case CONTROL_METRICS:
 		job_start(cl, rq.cmd);
+		cl->job.prometheus = rq.prometheus;
 		break;
 	case CONTROL_KILL:
 		do_kill(cl, &rq);
@@ -645,6 +669,7 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 	case CONTROL_FOLLOW:
 		cl->following = true;
 		client_send_json(cl, reply_ok());
+		follow_replay(cl);
 		break;
 	}
 }
@@ -700,7 +725,7 @@ static void client_read(struct client *cl)
 	else if (n == 0)
 		cl->eof = true;
 	else
-		cl->inlen += (size_t)n;
+		cl->inlen += (size_t)n, cl->heard = true;
 	process_lines(cl);
 }
 
@@ -945,20 +970,20 @@ static void count_event(struct control *c, const struct ptmon_event *ev)
 		c->events_lost += ev->count;
 }
 
-static char *lost_line(uint64_t count, size_t *ret_len)
+static char *lost_line(const struct control *c, uint64_t count, size_t *ret_len)
 {
 	struct ptmon_event ev = {
 		.type = PTMON_EVENT_LOST, .count = count, .reason = "follower too slow"};
 	ev.mono_ns = now_ns(CLOCK_MONOTONIC);
 	ev.wall_ns = now_ns(CLOCK_REALTIME);
-	return event_line(&ev, NULL, ret_len);
+	return event_line(&ev, c->ri, ret_len);
 }
 
 static void follower_put(struct client *cl, const char *line, size_t n)
 {
 	if (cl->dropped) {
 		size_t ln = 0;
-		char *lost = lost_line(cl->dropped, &ln);
+		char *lost = lost_line(cl->ctl, cl->dropped, &ln);
 		if (!lost || cl->outlen + ln + n > CONTROL_OUT_MAX) {
 			free(lost);
 			cl->dropped++;
@@ -988,6 +1013,14 @@ void control_event(struct control *c, const struct ptmon_event *ev)
 			return;
 		follower_put(cl, line, n);
 	}
+	char **keep = ev->type == PTMON_EVENT_DONE ? &c->done_line
+		      : ev->type == PTMON_EVENT_START ? &c->start_line
+							: NULL;
+	if (keep && !*keep && c->ri) {
+		*keep = line ? line : event_line(ev, c->ri, &n);
+		*(keep == &c->done_line ? &c->done_len : &c->start_len) = *keep ? n : 0;
+		line = NULL;
+	}
 	free(line);
 	if (!c->in_dispatch)
 		sweep(c);
@@ -1000,33 +1033,79 @@ void control_event(struct control *c, const struct ptmon_event *ev)
 static void tell_lost(struct client *cl)
 {
 	size_t n = 0;
-	char *lost = cl->following && cl->dropped ? lost_line(cl->dropped, &n) : NULL;
+	char *lost = cl->following && cl->dropped ? lost_line(cl->ctl, cl->dropped, &n) : NULL;
 	if (lost && client_append(cl, lost, n, true))
 		cl->dropped = 0;
 	free(lost);
 }
 
-static void flush_all(struct control *c, int timeout_ms)
+/* What @cl still waits for at the end: a follower's events to go out, or,
+ * from a peer that connected and has said nothing yet, its first request.
+ * Other replies get what the socket takes at once: a client that asks for
+ * trees and does not read them must not hold ptmon's exit. */
+static short end_wait(const struct client *cl)
+{
+	if (cl->dead)
+		return 0;
+	if (cl->outlen)
+		return cl->following ? POLLOUT : 0;
+	return !cl->heard && !cl->eof && !cl->closing ? POLLIN : 0;
+}
+
+/* One pass at the end over @cl: read what came, answer it whole, send. */
+static void end_pass(struct client *cl, short revents)
+{
+	if ((revents & (POLLIN | POLLHUP | POLLERR)) || !cl->heard)
+		if (!cl->dead && !cl->eof)
+			client_read(cl);
+	while (work_one(cl))
+		;
+	client_flush(cl);
+	tell_lost(cl);
+	client_flush(cl);
+}
+
+/*
+ * The task is over, but a request may have reached us after the loop's
+ * last turn: a connection still in the backlog, a line still in a socket
+ * (`ptmon serve` asks `info` and `follow` the moment the socket appears,
+ * and a task of a few milliseconds ends before the loop comes back).  Each
+ * gets its whole reply, a late `follow` the "done" event, within
+ * @timeout_ms for all; the turn's budget no longer applies.
+ */
+static void finish_all(struct control *c, int timeout_ms)
 {
 	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
+	c->turn_end = UINT64_MAX;
+	c->in_dispatch = true;
+	size_t before;
+	do {
+		before = c->nclients;
+		accept_all(c);
+	} while (c->nclients > before);
+	struct pollfd p[CONTROL_CLIENTS_MAX];
+	struct client *who[CONTROL_CLIENTS_MAX];
+	nfds_t n = 0;
 	for (;;) {
-		struct pollfd p[CONTROL_CLIENTS_MAX];
-		nfds_t n = 0;
-		for (struct client *cl = c->clients; cl && n < CONTROL_CLIENTS_MAX; cl = cl->next) {
-			client_flush(cl);
-			tell_lost(cl);
-			client_flush(cl);
-			/* Only followers are waited for: a reply still being
-			 * built will not be finished anyway. */
-			if (cl->outlen && !cl->dead && cl->following)
-				p[n++] = (struct pollfd){.fd = cl->fd, .events = POLLOUT};
+		for (struct client *cl = c->clients; cl; cl = cl->next) {
+			short rev = 0;
+			for (nfds_t i = 0; i < n; i++)
+				rev = who[i] == cl ? p[i].revents : rev;
+			end_pass(cl, rev);
 		}
+		n = 0;
+		for (struct client *cl = c->clients; cl && n < CONTROL_CLIENTS_MAX; cl = cl->next)
+			if (end_wait(cl)) {
+				who[n] = cl;
+				p[n++] = (struct pollfd){.fd = cl->fd, .events = end_wait(cl)};
+			}
 		uint64_t now = now_ns(CLOCK_MONOTONIC);
 		if (!n || now >= end)
-			return;
+			break;
 		if (poll(p, n, (int)((end - now) / 1000000ull) + 1) < 0 && errno != EINTR)
-			return;
+			break;
 	}
+	c->in_dispatch = false;
 }
 
 /* Remove the socket only while it is the one we bound: someone may have
@@ -1045,7 +1124,7 @@ struct control *control_free(struct control *c, int timeout_ms)
 	if (c->lfd >= 0)
 		unlink_ours(c);
 	if (timeout_ms > 0)
-		flush_all(c, timeout_ms);
+		finish_all(c, timeout_ms);
 	while (c->clients) {
 		struct client *cl = c->clients;
 		c->clients = cl->next;
@@ -1057,6 +1136,8 @@ struct control *control_free(struct control *c, int timeout_ms)
 		c->epfd = util_close(c->epfd);
 	if (c->morefd >= 0)
 		c->morefd = util_close(c->morefd);
+	free(c->start_line);
+	free(c->done_line);
 	free(c);
 	return NULL;
 }

@@ -39,6 +39,7 @@ struct control_request {
 	int signal;   /* KILL; SIGTERM when absent */
 	bool subtree; /* KILL */
 	bool now;     /* CANCEL */
+	bool prometheus; /* METRICS: "format":"prometheus" (text 0.0.4), not "openmetrics" */
 };
 
 /* An error reply: a code from docs/control.md and a sentence. */
@@ -104,7 +105,8 @@ struct control;
  */
 int control_open(struct control **ret, const char *path, const char *task_id);
 
-/* Serve @t from now on; @ri (argv, backend) must outlive the control. */
+/* Serve @t from now on (NULL: not started yet, no request is read before it
+ * is set); @ri (argv, backend) must outlive the control. */
 void control_attach(struct control *c, struct ptmon_task *t, const struct run_info *ri);
 
 /* An epoll fd to poll for readability, owned by the control. */
@@ -117,9 +119,10 @@ int control_dispatch(struct control *c);
 /* Count @ev for the metrics and send it to every follower (bounded). */
 void control_event(struct control *c, const struct ptmon_event *ev);
 
-/* Give followers at most @timeout_ms to take what waits, close every
- * connection, remove the socket (when it is still ours) and free.
- * Accepts NULL; returns NULL. */
+/* Remove the socket (when it is still ours); then, within @timeout_ms for
+ * all, answer every request that reached us (connections still in the
+ * backlog included; a `follow` gets the "done" event) and let clients take
+ * what waits; close every connection and free.  Accepts NULL; returns NULL. */
 struct control *control_free(struct control *c, int timeout_ms);
 
 /* ---- the client subcommands (client.c) ---- */

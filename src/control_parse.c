@@ -123,6 +123,22 @@ static int get_bool(struct json_object *req, const char *key, bool *ret, struct 
 	return 0;
 }
 
+/* "format": "openmetrics" (the default) or "prometheus" (text 0.0.4). */
+static int get_format(struct json_object *req, bool *ret_prometheus, struct control_error *err)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(req, "format", &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return fail(err, "wrong_type", "\"format\" must be a string");
+	const char *s = json_object_get_string(v);
+	if (strcmp(s, "prometheus") != 0 && strcmp(s, "openmetrics") != 0)
+		return fail(err, "invalid_format",
+			    "unknown format (known: openmetrics, prometheus)");
+	*ret_prometheus = strcmp(s, "prometheus") == 0;
+	return 0;
+}
+
 static const char *const cmd_names[] = {
 	[CONTROL_INFO] = "info",     [CONTROL_TREE] = "tree",	  [CONTROL_KILL] = "kill",
 	[CONTROL_CANCEL] = "cancel", [CONTROL_FOLLOW] = "follow", [CONTROL_METRICS] = "metrics",
@@ -161,6 +177,8 @@ static int parse_fields(struct json_object *req, struct control_request *r,
 	}
 	if (e == 0 && r->cmd == CONTROL_CANCEL)
 		e = get_bool(req, "now", &r->now, err);
+	if (e == 0 && r->cmd == CONTROL_METRICS)
+		e = get_format(req, &r->prometheus, err);
 	return e;
 }
 

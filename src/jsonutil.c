@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Length of the valid UTF-8 sequence at @s (at most @n bytes), 0 if none. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -169,4 +170,21 @@ char *text_escape_dup(const char *s, size_t n)
 	if (out)
 		text_escape(s, n, out, n * 4 + 1);
 	return out;
+}
+
+void rfc3339_ns(uint64_t unix_ns, char *out, size_t size)
+{
+	time_t sec = (time_t)(unix_ns / 1000000000ull);
+	struct tm tm;
+	char day[24];
+	if (!gmtime_r(&sec, &tm) || !strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm))
+		day[0] = '\0';
+	snprintf(out, size, "%s.%09uZ", day, (unsigned)(unix_ns % 1000000000ull));
+}
+
+void json_add_time(struct json_object *obj, const char *key, uint64_t unix_ns)
+{
+	char t[40];
+	rfc3339_ns(unix_ns, t, sizeof(t));
+	json_object_object_add(obj, key, json_object_new_string(t));
 }

@@ -18,6 +18,7 @@
 #include "control.h"
 #include "fdclose.h"
 #include "front.h"
+#include "serve.h"
 #include "output.h"
 #include "parse.h"
 #include "ptmon.h"
@@ -43,6 +44,7 @@ struct options {
 	bool summary;
 	const char *control_path;
 	bool no_control;
+	const char *name;
 	bool quiet;
 	const char *chdir;
 	int colour; /* COLOUR_* */
@@ -84,12 +86,13 @@ static void usage(FILE *f)
 	fputs("Usage: ptmon run [OPTIONS] [--] CMD [ARG...]\n"
 	      "       ptmon timeout [OPTION] DURATION CMD [ARG...]\n"
 	      "       ptmon watch [OPTIONS] PID\n"
-	      "       ptmon ls\n"
+	      "       ptmon ls [--json]\n"
 	      "       ptmon tree ID [--json]\n"
 	      "       ptmon kill ID PID [-s SIG] [--subtree]\n"
 	      "       ptmon cancel ID [--now]\n"
 	      "       ptmon events ID --follow\n"
-	      "       ptmon metrics ID\n"
+	      "       ptmon metrics ID [--openmetrics]\n"
+	      "       ptmon serve [--listen ADDR:PORT] [--allow-control --token-file PATH]\n"
 	      "       ptmon --help | --version\n"
 	      "\n"
 	      "Run CMD, forward its output, and when it is cancelled make it and every\n"
@@ -127,6 +130,8 @@ static void usage(FILE *f)
 	      "                        $XDG_RUNTIME_DIR/ptmon/, else /run/ptmon/ for root,\n"
 	      "                        else /tmp/ptmon-UID/, named TASKID.sock)\n"
 	      "      --no-control      no control socket\n"
+	      "      --name NAME       the task's name in ls, events, report, metrics and\n"
+	      "                        'ptmon serve' (default: CMD's basename)\n"
 	      "  -C, --chdir DIR       run CMD in DIR (relative paths above are taken there)\n"
 	      "      --color auto|always|never\n"
 	      "                        colour in --summary: auto (default) when stderr is a\n"
@@ -142,7 +147,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "From another shell, ID being a task id (see 'ptmon ls', or -v) or a control\n"
 	      "socket's path:\n"
-	      "  ls                    list running tasks: id, root pid, age, live processes, command\n"
+	      "  ls [--json]           list running tasks: id, root pid, age, live processes,\n"
+	      "                        name, command (--json: their info replies, an array)\n"
 	      "  tree ID [--json]      the live tree: pid, state, age, CPU, memory, command\n"
 	      "  kill ID PID [-s SIG] [--subtree]\n"
 	      "                        signal one process of the tree (default TERM), or it and\n"
@@ -150,7 +156,19 @@ static void usage(FILE *f)
 	      "  cancel ID [--now]     cancel the task as a timeout would, exit status 124\n"
 	      "                        included (--now: no grace)\n"
 	      "  events ID --follow    the task's events as NDJSON, from now on\n"
-	      "  metrics ID            the task's figures in the OpenMetrics text format\n"
+	      "  metrics ID [--openmetrics]\n"
+	      "                        the task's figures in the Prometheus text format\n"
+	      "                        (0.0.4), or OpenMetrics 1.0\n"
+	      "  serve [--listen ADDR:PORT]\n"
+	      "                        one HTTP endpoint for every task this user may see:\n"
+	      "                        / (a live page), /metrics (Prometheus, OpenMetrics),\n"
+	      "                        /api/tasks,\n"
+	      "                        /api/tasks/ID/tree, /api/tasks/ID/events (Server-Sent\n"
+	      "                        Events), /api/tasks/ID/report (default: " SERVE_DEFAULT_LISTEN ")\n"
+	      "    --allow-control --token-file PATH\n"
+	      "                        also POST /api/tasks/ID/kill?pid=N and .../cancel, with\n"
+	      "                        'Authorization: Bearer TOKEN' (PATH: ours, mode 0600;\n"
+	      "                        loopback only)\n"
 	      "Protocol: docs/control.md.  These exit 0 on success, 1 when ptmon refused the\n"
 	      "request, 125 on bad usage or when the task cannot be reached.\n"
 	      "\n"
@@ -296,6 +314,11 @@ static int parse_run_option(struct options *o, int c, const char *arg)
 	case 'N':
 		o->no_control = true;
 		return 0;
+	case 'n':
+		if (!*arg || strlen(arg) > 128)
+			return bad_usage("--name: a name is 1 to 128 bytes");
+		o->name = arg;
+		return 0;
 	case 'h':
 		usage(stdout);
 		exit(0);
@@ -327,6 +350,7 @@ static int parse_run(int argc, char **argv, struct options *o)
 		{"quiet", no_argument, NULL, 'q'},
 		{"color", required_argument, NULL, 'K'},
 		{"no-control", no_argument, NULL, 'N'},
+		{"name", required_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -350,6 +374,10 @@ static int parse_run(int argc, char **argv, struct options *o)
 		o->task.cgroup = PTMON_CGROUP_ON;
 	}
 	o->task.argv = argv + optind;
+	if (!o->name) {
+		const char *slash = strrchr(o->task.argv[0], '/');
+		o->name = slash ? slash + 1 : o->task.argv[0];
+	}
 	return 0;
 }
 
@@ -799,6 +827,7 @@ static int run(struct options *o)
 	char cwd[4096];
 	o->info = (struct run_info){
 		.argv = o->task.argv,
+		.name = o->name,
 		.cwd = getcwd(cwd, sizeof(cwd)),
 		.backend = ptmon_monitor_backend(m),
 		.features = ptmon_monitor_features(m),
@@ -818,6 +847,9 @@ static int run(struct options *o)
 	if (o->verbose)
 		say_backend(m);
 	struct ptmon_task *t = NULL;
+	/* The start event is formatted for followers (control.c) as it happens. */
+	if (o->control)
+		control_attach(o->control, NULL, &o->info);
 	if (r == 0 && o->watch) {
 		if (o->verbose && !o->attach.cgroup)
 			msg("watching pid %d: %s", (int)o->attach.pid, WATCH_LIMITS);
@@ -954,6 +986,8 @@ int main(int argc, char **argv)
 		return client_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "watch"))
 		return watch_command(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "serve"))
+		return serve_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "timeout")) {
 		int st = timeout_translate(argc, argv, &argc, &argv);
 		if (st >= 0)

@@ -113,9 +113,11 @@ static struct json_object *process_json(const struct ptmon_process_info *p)
 	add_argv(o, p, SIZE_MAX);
 	json_object_object_add(o, "start_mono_ns", jint((int64_t)p->start_mono_ns));
 	json_object_object_add(o, "start_unix_ns", jint((int64_t)p->start_wall_ns));
+	json_add_time(o, "start_time", p->start_wall_ns);
 	if (p->end != PTMON_END_RUNNING) {
 		json_object_object_add(o, "end_mono_ns", jint((int64_t)p->end_mono_ns));
 		json_object_object_add(o, "end_unix_ns", jint((int64_t)p->end_wall_ns));
+		json_add_time(o, "end_time", p->end_wall_ns);
 		json_object_object_add(o, "duration_ns",
 				       jint((int64_t)(p->end_mono_ns - p->start_mono_ns)));
 	}
@@ -164,6 +166,7 @@ struct evwriter {
 	uint64_t dropped_told;
 	uint64_t unwritten;  /* events that never went out once the stream ended */
 	bool half_line;      /* the destination ends inside a line */
+	const struct run_info *ri; /* of the last event, for "lost" lines */
 };
 
 int evwriter_open(struct evwriter **ret, const char *path)
@@ -273,12 +276,19 @@ static void put(struct evwriter *w, struct json_object *o)
 	json_object_put(o);
 }
 
-static struct json_object *event_base(const char *type, const struct ptmon_event *ev)
+static struct json_object *event_base(const char *type, const struct ptmon_event *ev,
+				      const struct run_info *ri)
 {
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "type", jstr(type));
+	/* On every line, so that lines of many tasks can be mixed and told
+	 * apart (a log shipper, `ptmon serve`). */
+	if (ri && ri->task_id)
+		json_object_object_add(o, "task_id", jstr(ri->task_id));
 	json_object_object_add(o, "mono_ns", jint((int64_t)ev->mono_ns));
 	json_object_object_add(o, "unix_ns", jint((int64_t)ev->wall_ns));
+	/* Integers near 1.8e18 lose digits in float-only JSON readers. */
+	json_add_time(o, "time", ev->wall_ns);
 	json_object_object_add(o, "pid", jint(ev->pid));
 	json_object_object_add(o, "ppid", jint(ev->ppid));
 	return o;
@@ -318,6 +328,8 @@ static void add_start(struct json_object *o, const struct run_info *ri)
 	json_object_object_add(o, "schema_version", jint(PTMON_SCHEMA_VERSION));
 	if (ri->task_id)
 		json_object_object_add(o, "task_id", jstr(ri->task_id));
+	if (ri->name)
+		json_object_object_add(o, "name", json_bytes(ri->name, strlen(ri->name)));
 	json_object_object_add(o, "cwd", ri->cwd ? json_bytes(ri->cwd, strlen(ri->cwd)) : NULL);
 	json_object_object_add(o, "backend", jstr(ri->backend));
 	json_object_object_add(o, "features", features_json(ri->features));
@@ -399,7 +411,7 @@ static void tell_dropped(struct evwriter *w)
 	ev.mono_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ev.wall_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	struct json_object *o = event_base("lost", &ev);
+	struct json_object *o = event_base("lost", &ev, w->ri);
 	json_object_object_add(o, "count", jint((int64_t)(w->dropped - w->dropped_told)));
 	json_object_object_add(o, "reason", jstr("event stream reader too slow"));
 	w->dropped_told = w->dropped;
@@ -408,7 +420,7 @@ static void tell_dropped(struct evwriter *w)
 
 struct json_object *event_json(const struct ptmon_event *ev, const struct run_info *ri)
 {
-	struct json_object *o = event_base(type_names[ev->type], ev);
+	struct json_object *o = event_base(type_names[ev->type], ev, ri);
 	switch (ev->type) {
 	case PTMON_EVENT_START:
 		add_process(o, ev, true);
@@ -465,6 +477,7 @@ void evwriter_event(struct evwriter *w, const struct ptmon_event *ev, const stru
 		w->unwritten++;
 	if (!w || w->broken)
 		return;
+	w->ri = ri;
 	try_write(w);
 	tell_dropped(w);
 	put(w, event_json(ev, ri));
@@ -598,9 +611,46 @@ static void add_totals(struct json_object *o, const struct ptmon_task *t)
 	add_cgroup(o, t, &r);
 }
 
+/* What ended, summed over the tree: exact per-task figures that `ptmon
+ * serve` takes from the done event, whenever it began to follow. */
+struct ended {
+	uint64_t exits[4]; /* exited, signaled, killed_by_ptmon, unknown */
+	uint64_t cpu_us, max_rss_kb;
+};
+
+static int add_ended(const struct ptmon_process *proc, void *ud)
+{
+	struct ended *e = ud;
+	struct ptmon_process_info p;
+	if (ptmon_process_get_info(proc, &p) < 0 || p.end == PTMON_END_RUNNING)
+		return 0;
+	/* As the control socket's metrics count them. */
+	int k = p.end == PTMON_END_EXITED     ? 0
+		: p.end == PTMON_END_SIGNALED ? (p.killed_by_ptmon ? 2 : 1)
+					      : 3;
+	e->exits[k]++;
+	e->cpu_us += p.utime_us + p.stime_us;
+	e->max_rss_kb += p.maxrss_kb;
+	return 0;
+}
+
+static void add_ended_totals(struct json_object *o, const struct ptmon_task *t)
+{
+	struct ended e = {0};
+	ptmon_task_foreach_process(t, add_ended, &e);
+	struct json_object *x = json_object_new_object();
+	static const char *const outcome[] = {"exited", "signaled", "killed_by_ptmon", "unknown"};
+	for (int i = 0; i < 4; i++)
+		json_object_object_add(x, outcome[i], jint((int64_t)e.exits[i]));
+	json_object_object_add(o, "exits", x);
+	json_object_object_add(o, "ended_cpu_us", jint((int64_t)e.cpu_us));
+	json_object_object_add(o, "ended_max_rss_kb_sum", jint((int64_t)e.max_rss_kb));
+}
+
 static void add_done(struct json_object *o, const struct ptmon_event *ev)
 {
 	add_totals(o, ev->task);
+	add_ended_totals(o, ev->task);
 }
 
 /* Write all of @buf to @fd (non-blocking), waiting for a slow reader as
@@ -707,6 +757,7 @@ int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri, 
 	json_object_object_add(doc, "task", task);
 	struct json_object *totals = json_object_new_object();
 	add_totals(totals, t);
+	add_ended_totals(totals, t);
 	json_object_object_add(totals, "exit_status", jint(ri->exit_status));
 	json_object_object_add(doc, "totals", totals);
 	struct tree_ctx c = {.roots = json_object_new_array()};

@@ -34,6 +34,12 @@ struct json_object *json_base64(const char *s, size_t n);
 /* "argv": [...], plus "argv_base64" when an argument is not UTF-8, and
  * "argv_truncated": true when cut. */
 void json_add_argv(struct json_object *obj, const char *argv, size_t len, bool truncated);
+/* @unix_ns (CLOCK_REALTIME nanoseconds) as RFC 3339 in UTC with nanoseconds,
+ * "2026-03-01T12:00:00.123456789Z"; writes at most @size bytes, NUL included
+ * (31 are needed). */
+void rfc3339_ns(uint64_t unix_ns, char *out, size_t size);
+/* Add "@key": the RFC 3339 string of @unix_ns to @obj. */
+void json_add_time(struct json_object *obj, const char *key, uint64_t unix_ns);
 
 /* ---- output.c ---- */
 
@@ -46,6 +52,7 @@ struct run_info {
 	const char *fallback_reason;
 	const char *taskstats_unavailable;
 	const char *task_id;        /* the control socket's task id, or NULL */
+	const char *name;           /* `run --name`, default CMD's basename */
 	int exit_status;            /* set before the report is written */
 	pid_t watch_pid;            /* `ptmon watch PID`, 0: a run */
 	const char *watch_cgroup;   /* `ptmon watch --cgroup PATH`, NULL: not */
