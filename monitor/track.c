@@ -126,6 +126,29 @@ static int parent_of(struct ptmon_monitor *m, int pidfd, pid_t pid, pid_t *ret)
 	return 0;
 }
 
+/* parent_of(), proven as parent_is_ours() does.  A tracked parent may die
+ * between the read and the look at its pidfd: its children were
+ * reparented (to ptmon, or to a subreaper of the tree) before its pidfd
+ * said so, so read again.  Its node is marked dead first, so that each
+ * round needs a different dead parent; a pid a stranger took names no
+ * live node of ours and fails.  -EPERM: not provably ours. */
+static int proven_parent(struct ptmon_monitor *m, int pidfd, pid_t pid, pid_t *ret_ppid,
+			 struct node **ret_parent)
+{
+	for (;;) {
+		int r = parent_of(m, pidfd, pid, ret_ppid);
+		if (r < 0)
+			return r;
+		if (parent_is_ours(m, *ret_ppid, ret_parent))
+			return 0;
+		struct node *p = tree_lookup(&m->tree, *ret_ppid);
+		if (!p || !(p->flags & NODE_ALIVE) || p->pidfd < 0 ||
+		    util_pidfd_exited(p->pidfd) != 1)
+			return -EPERM;
+		track_node_dead(m, p);
+	}
+}
+
 static struct node *record_gone(struct ptmon_monitor *m, pid_t pid, struct node *hint)
 {
 	if (!hint || (hint->flags & NODE_FOREIGN))
@@ -217,8 +240,8 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 
 	pid_t ppid = 0;
 	struct node *parent = NULL;
-	int r = parent_of(m, pidfd, pid, &ppid);
-	if (r < 0 || !parent_is_ours(m, ppid, &parent)) {
+	int r = proven_parent(m, pidfd, pid, &ppid, &parent);
+	if (r < 0) {
 		util_close(pidfd);
 		if (r == -ESRCH)
 			return record_gone(m, pid, hint);
@@ -758,8 +781,8 @@ static int signal_transient(struct ptmon_monitor *m, struct node *n, int sig)
 	}
 	pid_t ppid = 0;
 	struct node *parent;
-	int r = parent_of(m, pidfd, n->pid, &ppid);
-	if (r == 0 && !parent_is_ours(m, ppid, &parent))
+	int r = proven_parent(m, pidfd, n->pid, &ppid, &parent);
+	if (r == -EPERM)
 		r = -ESRCH; /* its parent is not provably ours (yet): a later sweep */
 	if (r == 0)
 		r = util_pidfd_send_signal(pidfd, sig);

@@ -273,6 +273,89 @@ static void test_record_before_parent(void **state)
 	assert_int_equal(info_of(f, a).acct, PTMON_ACCT_TASKSTATS);
 }
 
+/* util_pidfd_ppid() as the library calls it (linked with
+ * --wrap=util_pidfd_ppid): armed, it ends the process it read as the
+ * parent right after the read, and returns once that one's pidfd says
+ * so.  That fixes the window between reading a ppid and proving that
+ * parent alive. */
+static pid_t end_after_read;
+static int end_after_read_pidfd = -1;
+
+int __real_util_pidfd_ppid(int pidfd, pid_t *ret_ppid);
+int __wrap_util_pidfd_ppid(int pidfd, pid_t *ret_ppid);
+int __wrap_util_pidfd_ppid(int pidfd, pid_t *ret_ppid)
+{
+	int r = __real_util_pidfd_ppid(pidfd, ret_ppid);
+	if (r == 0 && end_after_read && *ret_ppid == end_after_read) {
+		end_after_read = 0;
+		if (util_pidfd_send_signal(end_after_read_pidfd, SIGKILL) == 0) {
+			struct pollfd p = {.fd = end_after_read_pidfd, .events = POLLIN};
+			while (poll(&p, 1, -1) < 0 && errno == EINTR)
+				;
+		}
+	}
+	return r;
+}
+
+/* A process of the task forks and dies while ptmon reads the child's
+ * parent: the read names the parent, whose pidfd then says it exited.
+ * The child was reparented to ptmon (the subreaper) before that, so it
+ * is still the task's, and must be tracked: dropped, a fork loop that
+ * moves this way would go on unseen and unsignalled. */
+static void test_parent_dies_during_adopt(void **state)
+{
+	struct fixture *f = *state;
+	if (!(f->m->features & PTMON_FEATURE_PIDFD_INFO)) {
+		skip(); /* the hook is on the PIDFD_GET_INFO read */
+		return;
+	}
+	int hold[2], report[2];
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+	pid_t p = fork();
+	assert_true(p >= 0);
+	if (p == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(hold[1]);
+		pid_t c = fork();
+		if (c == 0) {
+			char x;
+			/* Outlives its parent; ends when the test's end closes
+			 * the pipe (or the test dies). */
+			while (read(hold[0], &x, 1) < 0 && errno == EINTR)
+				;
+			_exit(0);
+		}
+		(void)!write(report[1], &c, sizeof(c));
+		for (;;)
+			pause();
+	}
+	close(hold[0]);
+	close(report[1]);
+	pid_t c = 0;
+	assert_int_equal(read(report[0], &c, sizeof(c)), (ssize_t)sizeof(c));
+	close(report[0]);
+
+	event(f->m, CNPROC_FORK, f->root, p);
+	struct node *pn = tree_lookup(&f->m->tree, p);
+	assert_non_null(pn);
+	assert_true(pn->flags & NODE_ALIVE);
+
+	end_after_read_pidfd = util_pidfd_open(p, 0);
+	assert_true(end_after_read_pidfd >= 0);
+	end_after_read = p;
+	event(f->m, CNPROC_FORK, p, c);
+	assert_int_equal(end_after_read, 0); /* the hook ended the parent */
+	end_after_read_pidfd = util_close(end_after_read_pidfd);
+
+	struct node *cn = tree_lookup(&f->m->tree, c);
+	assert_non_null(cn);
+	assert_true(cn->flags & NODE_ALIVE);
+	assert_ptr_equal(cn->task, f->t);
+	assert_int_equal(f->m->pids_reused, 0);
+	close(hold[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +363,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exec_of_reaped_learned_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_before_parent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parent_dies_during_adopt, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
