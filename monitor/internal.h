@@ -261,6 +261,9 @@ struct ptmon_monitor {
 	struct node_list pending; /* dead processes whose exit waits for its facts */
 	uint32_t resync_gen;
 	uint64_t last_resync_ns;
+	/* Start of the last read of the connector that emptied it: every
+	 * event queued before then has been handled. */
+	uint64_t events_read_ns;
 	struct ptmon_task *tasks;
 	unsigned ntasks_running;
 	ptmon_notice_fn notice;

@@ -673,6 +673,7 @@ static void handle_netlink(struct ptmon_monitor *m)
 	bool lost = false;
 	const struct cnproc_stats *st = cnproc_get_stats(m->cn);
 	uint64_t reads = st->datagrams + st->overruns;
+	uint64_t start = util_now_ns();
 	int r = cnproc_receive(m->cn, track_handle_event, m, &lost);
 	if (r < 0 && r != -EAGAIN)
 		lost = true;
@@ -684,6 +685,7 @@ static void handle_netlink(struct ptmon_monitor *m)
 	if (m->argv_doubt)
 		track_doubt_argv(m);
 	if (drained) {
+		m->events_read_ns = start;
 		monitor_taskstats_settle(m);
 		if (!lost)
 			m->argv_doubt = false;

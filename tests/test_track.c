@@ -356,6 +356,68 @@ static void test_parent_dies_during_adopt(void **state)
 	close(hold[1]);
 }
 
+/* A process of the task forked and died, and ptmon reaped it before
+ * reading the connector: its FORK of the child is still queued.  The
+ * record of the dead one must outlast that read, or the FORK names a
+ * parent ptmon no longer knows, the child is taken for a stranger's (and
+ * the tree filter drops its line): a fork loop moving on through it goes
+ * on unseen.  Once the connector has been read empty, it may go. */
+static void test_record_kept_until_events_read(void **state)
+{
+	struct fixture *f = *state;
+	int hold[2], report[2];
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+	pid_t p = fork();
+	assert_true(p >= 0);
+	if (p == 0) {
+		close(hold[1]);
+		pid_t c = fork();
+		if (c == 0) {
+			char x;
+			while (read(hold[0], &x, 1) < 0 && errno == EINTR)
+				;
+			_exit(0);
+		}
+		(void)!write(report[1], &c, sizeof(c));
+		_exit(0);
+	}
+	close(hold[0]);
+	close(report[1]);
+	pid_t c = 0;
+	assert_int_equal(read(report[0], &c, sizeof(c)), (ssize_t)sizeof(c));
+	close(report[0]);
+
+	f->m->backend = PTMON_BACKEND_CONNECTOR; /* exits wait for the connector */
+	event(f->m, CNPROC_FORK, f->root, p);
+	wait_zombie(p);
+	if (f->m->ts)
+		drain_taskstats(f->m);
+	track_reap(f->m);
+	track_flush_pending(f->m, UINT64_MAX, NULL);
+	struct node *pn = tree_lookup(&f->m->tree, p);
+	assert_non_null(pn);
+	assert_true(pn->flags & NODE_EXIT_EMITTED);
+
+	f->m->exits_unswept = UINT64_MAX / 4; /* a sweep is due */
+	records_sweep(f->m);
+	assert_ptr_equal(tree_lookup(&f->m->tree, p), pn);
+
+	event(f->m, CNPROC_FORK, p, c);
+	struct node *cn = tree_lookup(&f->m->tree, c);
+	assert_non_null(cn);
+	assert_true(cn->flags & NODE_ALIVE);
+	assert_ptr_equal(cn->task, f->t);
+
+	/* The connector read empty since: the record goes. */
+	f->m->events_read_ns = util_now_ns();
+	f->m->exits_unswept = UINT64_MAX / 4;
+	records_sweep(f->m);
+	assert_null(tree_lookup(&f->m->tree, p));
+	f->m->backend = PTMON_BACKEND_PROCFS;
+	close(hold[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +426,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lost_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_before_parent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_dies_during_adopt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_kept_until_events_read, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
