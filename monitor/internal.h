@@ -150,6 +150,7 @@ struct ptmon_task {
 	uint64_t deadline_sweep;
 	uint64_t deadline_giveup;  /* the end of the kill phase's bound */
 	uint64_t sweep_interval;
+	unsigned blind_sweeps;     /* kill sweeps that found no live process, yet children */
 	uint64_t survivors;        /* alive when the kill phase gave up */
 	unsigned record_holds;     /* ptmon_task_hold_records() minus releases */
 	uint64_t processes;

@@ -418,6 +418,72 @@ static void test_record_kept_until_events_read(void **state)
 	close(hold[1]);
 }
 
+/* procfs_scan() as the library calls it (--wrap=procfs_scan): blind, it
+ * finds nothing, as every walk does against a fork loop whose processes
+ * have all forked and exited by the time the walk looks at them. */
+static bool walks_blind;
+
+int __real_procfs_scan(struct procfs_entry **ret);
+int __wrap_procfs_scan(struct procfs_entry **ret);
+int __wrap_procfs_scan(struct procfs_entry **ret)
+{
+	if (!walks_blind)
+		return __real_procfs_scan(ret);
+	*ret = NULL;
+	return 0;
+}
+
+/* A process of the task that no walk can find lives on (ptmon still has
+ * a child) once the tracked ones are dead: the kill sweeps are blind, and
+ * the task's cgroup must end it well before the kill phase's bound, with
+ * a notice; the bound then found an "empty" tree that was not. */
+static void test_blind_sweeps_kill_the_cgroup(void **state)
+{
+	struct fixture *f = *state;
+	const char *cg = ptmon_task_cgroup_path(f->t);
+	if (!cg) {
+		skip(); /* no cgroup of the task's own here */
+		return;
+	}
+	int go[2];
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	pid_t hidden = fork();
+	assert_true(hidden >= 0);
+	if (hidden == 0) {
+		char x;
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(go[1]);
+		while (read(go[0], &x, 1) < 0 && errno == EINTR)
+			;
+		for (;;)
+			pause();
+	}
+	close(go[0]);
+	char path[600], num[16];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	int len = snprintf(num, sizeof(num), "%d", (int)hidden);
+	assert_int_equal(write(fd, num, (size_t)len), len);
+	close(fd);
+	close(go[1]); /* it is in the cgroup: let it block for good */
+
+	int hidden_fd = util_pidfd_open(hidden, 0);
+	assert_true(hidden_fd >= 0);
+	walks_blind = true;
+	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, true), 0);
+	assert_int_equal(ptmon_monitor_run(f->m), 0);
+	walks_blind = false;
+
+	struct ptmon_task_result r;
+	assert_int_equal(ptmon_task_result(f->t, &r), 0);
+	assert_true(r.cgroup_killed);
+	assert_true(r.cancel_to_empty_ns < PTMON_KILL_BOUND_NS / 2);
+	/* Dead, and reaped by the monitor (ptmon's wait4 proved it empty). */
+	assert_int_equal(util_pidfd_exited(hidden_fd), 1);
+	util_close(hidden_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -427,6 +493,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_before_parent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_dies_during_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_kept_until_events_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blind_sweeps_kill_the_cgroup, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
