@@ -49,6 +49,25 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The same, without a cgroup of the task's own. */
+static int setup_no_cgroup(void **state)
+{
+	static struct fixture f;
+	static char *const argv[] = {"sleep", "1000", NULL};
+	struct ptmon_task_config cfg;
+	f = (struct fixture){0};
+	if (ptmon_monitor_new(&f.m, PTMON_BACKEND_PROCFS, 0) < 0)
+		return -1;
+	ptmon_task_config_init(&cfg);
+	cfg.argv = argv;
+	cfg.cgroup = PTMON_CGROUP_OFF;
+	if (ptmon_task_start(f.m, &cfg, &f.t) < 0)
+		return -1;
+	f.root = ptmon_task_root_pid(f.t);
+	*state = &f;
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
@@ -484,6 +503,34 @@ static void test_blind_sweeps_kill_the_cgroup(void **state)
 	util_close(hidden_fd);
 }
 
+/* Without a cgroup, nothing ends what no walk finds: at the kill bound
+ * ptmon must not take the tree for empty, but count it as a survivor. */
+static void test_blind_sweeps_without_cgroup(void **state)
+{
+	struct fixture *f = *state;
+	assert_null(ptmon_task_cgroup_path(f->t));
+	pid_t hidden = fork();
+	assert_true(hidden >= 0);
+	if (hidden == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	int hidden_fd = util_pidfd_open(hidden, 0);
+	assert_true(hidden_fd >= 0);
+	walks_blind = true;
+	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, true), 0);
+	assert_int_equal(ptmon_monitor_run(f->m), 0);
+	walks_blind = false;
+
+	struct ptmon_task_result r;
+	assert_int_equal(ptmon_task_result(f->t, &r), 0);
+	assert_true(r.survivors >= 1);
+	assert_int_equal(util_pidfd_exited(hidden_fd), 0); /* it lives on */
+	assert_int_equal(util_pidfd_send_signal(hidden_fd, SIGKILL), 0);
+	util_close(hidden_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -494,6 +541,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parent_dies_during_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_kept_until_events_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blind_sweeps_kill_the_cgroup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blind_sweeps_without_cgroup, setup_no_cgroup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
