@@ -154,6 +154,7 @@ struct ptmon_task {
 	uint64_t deadline_sweep;
 	uint64_t deadline_giveup;  /* the end of the kill phase's bound */
 	uint64_t sweep_interval;
+	unsigned blind_sweeps;     /* kill sweeps that found no live process, yet children */
 	uint64_t survivors;        /* alive when the kill phase gave up */
 	unsigned record_holds;     /* ptmon_task_hold_records() minus releases */
 	uint64_t processes;
@@ -288,6 +289,9 @@ struct ptmon_monitor {
 	struct node_list pending; /* dead processes whose exit waits for its facts */
 	uint32_t resync_gen;
 	uint64_t last_resync_ns;
+	/* Start of the last read of the connector that emptied it: every
+	 * event queued before then has been handled. */
+	uint64_t events_read_ns;
 	struct ptmon_task *tasks;
 	unsigned ntasks_running;
 	ptmon_notice_fn notice;

@@ -714,6 +714,7 @@ static bool handle_netlink(struct ptmon_monitor *m)
 	bool lost = false;
 	const struct cnproc_stats *st = cnproc_get_stats(m->cn);
 	uint64_t reads = st->datagrams + st->overruns;
+	uint64_t start = util_now_ns();
 	int r = cnproc_receive(m->cn, on_connector_event, m, &lost);
 	if (r < 0 && r != -EAGAIN)
 		lost = true;
@@ -725,6 +726,7 @@ static bool handle_netlink(struct ptmon_monitor *m)
 	if (m->argv_doubt)
 		track_doubt_argv(m);
 	if (drained) {
+		m->events_read_ns = start;
 		monitor_taskstats_settle(m);
 		if (!lost)
 			m->argv_doubt = false;

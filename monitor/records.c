@@ -18,7 +18,19 @@
 /* Exits delivered between sweeps, at least: a sweep walks every record. */
 #define SWEEP_MIN 256
 
-static bool droppable(const struct node *n, const struct ptmon_task *only)
+/* A process's events are all queued by the time ptmon learns it is dead
+ * (its pidfd, our wait4, a failed pidfd_open: each after its EXIT was
+ * sent), but maybe not yet read: its FORK of a child still to come needs
+ * the record as the parent, or the child would be taken for a stranger's
+ * and a fork loop that moves on through it lost. */
+static bool events_read(const struct ptmon_monitor *m, const struct node *n)
+{
+	uint64_t known = n->end_ns > n->start_ns ? n->end_ns : n->start_ns;
+	return m->backend != PTMON_BACKEND_CONNECTOR || known < m->events_read_ns;
+}
+
+static bool droppable(const struct ptmon_monitor *m, const struct node *n,
+		      const struct ptmon_task *only)
 {
 	if (!n->task || (n->flags & (NODE_ALIVE | NODE_EXIT_PENDING | NODE_FOREIGN)) ||
 	    !(n->flags & NODE_EXIT_EMITTED) || n->pidfd >= 0)
@@ -26,7 +38,7 @@ static bool droppable(const struct node *n, const struct ptmon_task *only)
 	if (only)
 		return n->task == only;
 	/* The root's record stays for ptmon_task_find_process(root pid). */
-	return !(n->flags & NODE_ROOT) && n->task->record_holds == 0;
+	return !(n->flags & NODE_ROOT) && n->task->record_holds == 0 && events_read(m, n);
 }
 
 /* Nodes whose parent is to be dropped get the nearest kept ancestor. */
@@ -52,7 +64,7 @@ static size_t drop(struct ptmon_monitor *m, const struct ptmon_task *only)
 {
 	size_t marked = 0, dropped = 0;
 	for (struct node *n = m->tree.first; n; n = n->next)
-		if (droppable(n, only)) {
+		if (droppable(m, n, only)) {
 			n->flags |= NODE_DROP;
 			marked++;
 		}

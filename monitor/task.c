@@ -228,9 +228,42 @@ static void signal_and_walk(struct ptmon_task *t, const char *why)
 	signal_all(t);
 }
 
+/* Kill sweeps that found nothing alive while ptmon still had children,
+ * before the task's cgroup ends what they cannot see.  (Early or late,
+ * cgroup.kill ends a cancel: every process in the cgroup is the task's.) */
+#define BLIND_SWEEPS_MAX 2
+
+/* After a reap: a process of @t that no walk found lives (with one task
+ * and no foreign lineage, every child of ptmon is the task's). */
+static bool unseen_alive(struct ptmon_task *t)
+{
+	struct ptmon_monitor *m = t->monitor;
+	return !t->live.count && !m->no_children && m->ntasks_running == 1 &&
+	       !track_foreign_possible(m);
+}
+
+/* A fork loop whose every process forks and exits moves on faster than a
+ * walk of /proc (the procfs backend, or the connector after a loss): each
+ * walk finds only the dead.  The sweeps would go on blind to the kill
+ * bound; the task's cgroup ends it now. */
+static void sweep_blind(struct ptmon_task *t)
+{
+	struct ptmon_monitor *m = t->monitor;
+	track_reap(m);
+	if (!unseen_alive(t) || ++t->blind_sweeps < BLIND_SWEEPS_MAX || t->cg.fd < 0 ||
+	    t->cg.killed)
+		return;
+	if (cgroup_kill(&t->cg) == 0)
+		monitor_notice(m, t, PTMON_NOTICE_WARNING,
+			       "processes of the task live that %u walks of /proc did not find (a "
+			       "fork loop outrunning them): killed with cgroup.kill",
+			       t->blind_sweeps);
+}
+
 static void sweep(struct ptmon_task *t)
 {
 	signal_and_walk(t, "kill sweep");
+	sweep_blind(t);
 	t->sweep_interval = t->sweep_interval ? t->sweep_interval * 2 : SWEEP_FIRST_NS;
 	if (t->sweep_interval > SWEEP_MAX_NS)
 		t->sweep_interval = SWEEP_MAX_NS;
@@ -323,6 +356,17 @@ static void give_up(struct ptmon_task *t)
 			       (int)n->pid, n->comm, (int)uid,
 			       (unsigned long long)(PTMON_KILL_BOUND_NS / 1000000000ull),
 			       why[n->survived]);
+	}
+	if (unseen_alive(t)) {
+		/* Not an empty tree: what lives was never seen to be signalled. */
+		bool cg = t->cg.fd >= 0 && cgroup_kill(&t->cg) == 0;
+		if (!cg)
+			t->survivors++; /* one at least: how many, no walk could tell */
+		monitor_notice(m, t, PTMON_NOTICE_WARNING,
+			       "processes of the task still live after %llu s of SIGKILL sweeps, "
+			       "found by no walk of /proc; %s",
+			       (unsigned long long)(PTMON_KILL_BOUND_NS / 1000000000ull),
+			       cg ? "killed with cgroup.kill" : "giving up on them");
 	}
 	enter_drain(t);
 }

@@ -127,16 +127,27 @@ static int parent_of(struct ptmon_monitor *m, int pidfd, pid_t pid, pid_t *ret)
 	return 0;
 }
 
-/* Is @ppid a process of ours that exited after its child named it?  The
- * kernel reparents a process's children (to us, the subreaper, or to a
- * subreaper of the tree) before its pidfd says it has exited: read the
- * child's parent once more, and the new one is named.  (In a fork loop
- * each parent exits at once: its child would be left to a walk, which a
- * fast loop outruns.) */
-static bool parent_just_exited(struct ptmon_monitor *m, pid_t ppid)
+/* parent_of(), proven as parent_is_ours() does.  A tracked parent may die
+ * between the read and the look at its pidfd: its children were
+ * reparented (to ptmon, or to a subreaper of the tree) before its pidfd
+ * said so, so read again.  Its node is marked dead first, so that each
+ * round needs a different dead parent; a pid a stranger took names no
+ * live node of ours and fails.  -EPERM: not provably ours. */
+static int proven_parent(struct ptmon_monitor *m, int pidfd, pid_t pid, pid_t *ret_ppid,
+			 struct node **ret_parent)
 {
-	struct node *p = tree_lookup(&m->tree, ppid);
-	return p && (p->flags & NODE_ALIVE) && p->pidfd >= 0 && util_pidfd_exited(p->pidfd) == 1;
+	for (;;) {
+		int r = parent_of(m, pidfd, pid, ret_ppid);
+		if (r < 0)
+			return r;
+		if (parent_is_ours(m, *ret_ppid, ret_parent))
+			return 0;
+		struct node *p = tree_lookup(&m->tree, *ret_ppid);
+		if (!p || !(p->flags & NODE_ALIVE) || p->pidfd < 0 ||
+		    util_pidfd_exited(p->pidfd) != 1)
+			return -EPERM;
+		track_node_dead(m, p);
+	}
 }
 
 static struct node *record_gone(struct ptmon_monitor *m, pid_t pid, struct node *hint)
@@ -271,11 +282,9 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 
 	pid_t ppid = 0;
 	struct node *parent = NULL;
-	int r = parent_of(m, pidfd, pid, &ppid);
-	if (r == 0 && !parent_is_ours(m, ppid, &parent) && parent_just_exited(m, ppid))
-		r = parent_of(m, pidfd, pid, &ppid);
-	if (r < 0 || !parent_is_ours(m, ppid, &parent)) {
-		if (r == 0 && !cur && orphan_of_attached(hint, event_ns))
+	int r = proven_parent(m, pidfd, pid, &ppid, &parent);
+	if (r < 0) {
+		if (r == -EPERM && !cur && orphan_of_attached(hint, event_ns))
 			return adopt_provisional(m, pid, hint, pidfd, ppid);
 		util_close(pidfd);
 		if (r == -ESRCH)
@@ -941,8 +950,8 @@ static int signal_transient(struct ptmon_monitor *m, struct node *n, int sig)
 	}
 	pid_t ppid = 0;
 	struct node *parent;
-	int r = parent_of(m, pidfd, n->pid, &ppid);
-	if (r == 0 && !parent_is_ours(m, ppid, &parent))
+	int r = proven_parent(m, pidfd, n->pid, &ppid, &parent);
+	if (r == -EPERM)
 		r = -ESRCH; /* its parent is not provably ours (yet): a later sweep */
 	if (r == 0)
 		r = util_pidfd_send_signal(pidfd, sig);

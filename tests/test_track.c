@@ -49,6 +49,25 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The same, without a cgroup of the task's own. */
+static int setup_no_cgroup(void **state)
+{
+	static struct fixture f;
+	static char *const argv[] = {"sleep", "1000", NULL};
+	struct ptmon_task_config cfg;
+	f = (struct fixture){0};
+	if (ptmon_monitor_new(&f.m, PTMON_BACKEND_PROCFS, 0) < 0)
+		return -1;
+	ptmon_task_config_init(&cfg);
+	cfg.argv = argv;
+	cfg.cgroup = PTMON_CGROUP_OFF;
+	if (ptmon_task_start(f.m, &cfg, &f.t) < 0)
+		return -1;
+	f.root = ptmon_task_root_pid(f.t);
+	*state = &f;
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
@@ -273,6 +292,245 @@ static void test_record_before_parent(void **state)
 	assert_int_equal(info_of(f, a).acct, PTMON_ACCT_TASKSTATS);
 }
 
+/* util_pidfd_ppid() as the library calls it (linked with
+ * --wrap=util_pidfd_ppid): armed, it ends the process it read as the
+ * parent right after the read, and returns once that one's pidfd says
+ * so.  That fixes the window between reading a ppid and proving that
+ * parent alive. */
+static pid_t end_after_read;
+static int end_after_read_pidfd = -1;
+
+int __real_util_pidfd_ppid(int pidfd, pid_t *ret_ppid);
+int __wrap_util_pidfd_ppid(int pidfd, pid_t *ret_ppid);
+int __wrap_util_pidfd_ppid(int pidfd, pid_t *ret_ppid)
+{
+	int r = __real_util_pidfd_ppid(pidfd, ret_ppid);
+	if (r == 0 && end_after_read && *ret_ppid == end_after_read) {
+		end_after_read = 0;
+		if (util_pidfd_send_signal(end_after_read_pidfd, SIGKILL) == 0) {
+			struct pollfd p = {.fd = end_after_read_pidfd, .events = POLLIN};
+			while (poll(&p, 1, -1) < 0 && errno == EINTR)
+				;
+		}
+	}
+	return r;
+}
+
+/* A process of the task forks and dies while ptmon reads the child's
+ * parent: the read names the parent, whose pidfd then says it exited.
+ * The child was reparented to ptmon (the subreaper) before that, so it
+ * is still the task's, and must be tracked: dropped, a fork loop that
+ * moves this way would go on unseen and unsignalled. */
+static void test_parent_dies_during_adopt(void **state)
+{
+	struct fixture *f = *state;
+	if (!(f->m->features & PTMON_FEATURE_PIDFD_INFO)) {
+		skip(); /* the hook is on the PIDFD_GET_INFO read */
+		return;
+	}
+	int hold[2], report[2];
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+	pid_t p = fork();
+	assert_true(p >= 0);
+	if (p == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(hold[1]);
+		pid_t c = fork();
+		if (c == 0) {
+			char x;
+			/* Outlives its parent; ends when the test's end closes
+			 * the pipe (or the test dies). */
+			while (read(hold[0], &x, 1) < 0 && errno == EINTR)
+				;
+			_exit(0);
+		}
+		(void)!write(report[1], &c, sizeof(c));
+		for (;;)
+			pause();
+	}
+	close(hold[0]);
+	close(report[1]);
+	pid_t c = 0;
+	assert_int_equal(read(report[0], &c, sizeof(c)), (ssize_t)sizeof(c));
+	close(report[0]);
+
+	event(f->m, CNPROC_FORK, f->root, p);
+	struct node *pn = tree_lookup(&f->m->tree, p);
+	assert_non_null(pn);
+	assert_true(pn->flags & NODE_ALIVE);
+
+	end_after_read_pidfd = util_pidfd_open(p, 0);
+	assert_true(end_after_read_pidfd >= 0);
+	end_after_read = p;
+	event(f->m, CNPROC_FORK, p, c);
+	assert_int_equal(end_after_read, 0); /* the hook ended the parent */
+	end_after_read_pidfd = util_close(end_after_read_pidfd);
+
+	struct node *cn = tree_lookup(&f->m->tree, c);
+	assert_non_null(cn);
+	assert_true(cn->flags & NODE_ALIVE);
+	assert_ptr_equal(cn->task, f->t);
+	assert_int_equal(f->m->pids_reused, 0);
+	close(hold[1]);
+}
+
+/* A process of the task forked and died, and ptmon reaped it before
+ * reading the connector: its FORK of the child is still queued.  The
+ * record of the dead one must outlast that read, or the FORK names a
+ * parent ptmon no longer knows, the child is taken for a stranger's (and
+ * the tree filter drops its line): a fork loop moving on through it goes
+ * on unseen.  Once the connector has been read empty, it may go. */
+static void test_record_kept_until_events_read(void **state)
+{
+	struct fixture *f = *state;
+	int hold[2], report[2];
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+	pid_t p = fork();
+	assert_true(p >= 0);
+	if (p == 0) {
+		close(hold[1]);
+		pid_t c = fork();
+		if (c == 0) {
+			char x;
+			while (read(hold[0], &x, 1) < 0 && errno == EINTR)
+				;
+			_exit(0);
+		}
+		(void)!write(report[1], &c, sizeof(c));
+		_exit(0);
+	}
+	close(hold[0]);
+	close(report[1]);
+	pid_t c = 0;
+	assert_int_equal(read(report[0], &c, sizeof(c)), (ssize_t)sizeof(c));
+	close(report[0]);
+
+	f->m->backend = PTMON_BACKEND_CONNECTOR; /* exits wait for the connector */
+	event(f->m, CNPROC_FORK, f->root, p);
+	wait_zombie(p);
+	if (f->m->ts)
+		drain_taskstats(f->m);
+	track_reap(f->m);
+	track_flush_pending(f->m, UINT64_MAX, NULL);
+	struct node *pn = tree_lookup(&f->m->tree, p);
+	assert_non_null(pn);
+	assert_true(pn->flags & NODE_EXIT_EMITTED);
+
+	f->m->exits_unswept = UINT64_MAX / 4; /* a sweep is due */
+	records_sweep(f->m);
+	assert_ptr_equal(tree_lookup(&f->m->tree, p), pn);
+
+	event(f->m, CNPROC_FORK, p, c);
+	struct node *cn = tree_lookup(&f->m->tree, c);
+	assert_non_null(cn);
+	assert_true(cn->flags & NODE_ALIVE);
+	assert_ptr_equal(cn->task, f->t);
+
+	/* The connector read empty since: the record goes. */
+	f->m->events_read_ns = util_now_ns();
+	f->m->exits_unswept = UINT64_MAX / 4;
+	records_sweep(f->m);
+	assert_null(tree_lookup(&f->m->tree, p));
+	f->m->backend = PTMON_BACKEND_PROCFS;
+	close(hold[1]);
+}
+
+/* procfs_scan() as the library calls it (--wrap=procfs_scan): blind, it
+ * finds nothing, as every walk does against a fork loop whose processes
+ * have all forked and exited by the time the walk looks at them. */
+static bool walks_blind;
+
+int __real_procfs_scan(struct procfs_entry **ret);
+int __wrap_procfs_scan(struct procfs_entry **ret);
+int __wrap_procfs_scan(struct procfs_entry **ret)
+{
+	if (!walks_blind)
+		return __real_procfs_scan(ret);
+	*ret = NULL;
+	return 0;
+}
+
+/* A process of the task that no walk can find lives on (ptmon still has
+ * a child) once the tracked ones are dead: the kill sweeps are blind, and
+ * the task's cgroup must end it well before the kill phase's bound, with
+ * a notice; the bound then found an "empty" tree that was not. */
+static void test_blind_sweeps_kill_the_cgroup(void **state)
+{
+	struct fixture *f = *state;
+	const char *cg = ptmon_task_cgroup_path(f->t);
+	if (!cg) {
+		skip(); /* no cgroup of the task's own here */
+		return;
+	}
+	int go[2];
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	pid_t hidden = fork();
+	assert_true(hidden >= 0);
+	if (hidden == 0) {
+		char x;
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(go[1]);
+		while (read(go[0], &x, 1) < 0 && errno == EINTR)
+			;
+		for (;;)
+			pause();
+	}
+	close(go[0]);
+	char path[600], num[16];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	int len = snprintf(num, sizeof(num), "%d", (int)hidden);
+	assert_int_equal(write(fd, num, (size_t)len), len);
+	close(fd);
+	close(go[1]); /* it is in the cgroup: let it block for good */
+
+	int hidden_fd = util_pidfd_open(hidden, 0);
+	assert_true(hidden_fd >= 0);
+	walks_blind = true;
+	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, true), 0);
+	assert_int_equal(ptmon_monitor_run(f->m), 0);
+	walks_blind = false;
+
+	struct ptmon_task_result r;
+	assert_int_equal(ptmon_task_result(f->t, &r), 0);
+	assert_true(r.cgroup_killed);
+	assert_true(r.cancel_to_empty_ns < PTMON_KILL_BOUND_NS / 2);
+	/* Dead, and reaped by the monitor (ptmon's wait4 proved it empty). */
+	assert_int_equal(util_pidfd_exited(hidden_fd), 1);
+	util_close(hidden_fd);
+}
+
+/* Without a cgroup, nothing ends what no walk finds: at the kill bound
+ * ptmon must not take the tree for empty, but count it as a survivor. */
+static void test_blind_sweeps_without_cgroup(void **state)
+{
+	struct fixture *f = *state;
+	assert_null(ptmon_task_cgroup_path(f->t));
+	pid_t hidden = fork();
+	assert_true(hidden >= 0);
+	if (hidden == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	int hidden_fd = util_pidfd_open(hidden, 0);
+	assert_true(hidden_fd >= 0);
+	walks_blind = true;
+	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, true), 0);
+	assert_int_equal(ptmon_monitor_run(f->m), 0);
+	walks_blind = false;
+
+	struct ptmon_task_result r;
+	assert_int_equal(ptmon_task_result(f->t, &r), 0);
+	assert_true(r.survivors >= 1);
+	assert_int_equal(util_pidfd_exited(hidden_fd), 0); /* it lives on */
+	assert_int_equal(util_pidfd_send_signal(hidden_fd, SIGKILL), 0);
+	util_close(hidden_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +538,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exec_of_reaped_learned_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_before_parent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parent_dies_during_adopt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_kept_until_events_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blind_sweeps_kill_the_cgroup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blind_sweeps_without_cgroup, setup_no_cgroup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
