@@ -234,11 +234,13 @@ static void signal_and_walk(struct ptmon_task *t, const char *why)
 #define BLIND_SWEEPS_MAX 2
 
 /* After a reap: a process of @t that no walk found lives (with one task
- * and no foreign lineage, every child of ptmon is the task's). */
+ * and no foreign lineage, every child of ptmon is the task's).  Never for
+ * an attached tree: ptmon is not its subreaper, and its own children (it
+ * has none, but it never reaps to know) say nothing of it. */
 static bool unseen_alive(struct ptmon_task *t)
 {
 	struct ptmon_monitor *m = t->monitor;
-	return !t->live.count && !m->no_children && m->ntasks_running == 1 &&
+	return !t->attached && !t->live.count && !m->no_children && m->ntasks_running == 1 &&
 	       !track_foreign_possible(m);
 }
 
@@ -514,13 +516,11 @@ static void finish(struct ptmon_task *t)
 		monitor_notice(m, t, PTMON_NOTICE_WARNING,
 			       "the task's cgroup still held processes once its tree was empty: "
 			       "killed with cgroup.kill");
-	if (t->cg.oom_kills) {
-		char text[160];
-		snprintf(text, sizeof(text),
-			 "the kernel's OOM killer killed %" PRIu64 " processes of the task (its "
-			 "cgroup's memory.max)", t->cg.oom_kills);
-		monitor_notice(m, t, PTMON_NOTICE_WARNING, text);
-	}
+	if (t->cg.oom_kills)
+		monitor_notice(m, t, PTMON_NOTICE_WARNING,
+			       "the kernel's OOM killer killed %" PRIu64 " processes of the task (its "
+			       "cgroup's memory.max)",
+			       t->cg.oom_kills);
 	struct ptmon_event ev = {.type = PTMON_EVENT_DONE, .task = t};
 	event_emit(m, &ev);
 }

@@ -35,7 +35,7 @@
 
 static void put(const char *dir, const char *name, const char *text)
 {
-	char path[512];
+	char path[1200];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	FILE *f = fopen(path, "we");
 	assert_non_null(f);
@@ -45,7 +45,7 @@ static void put(const char *dir, const char *name, const char *text)
 
 static void get(const char *dir, const char *name, char *buf, size_t size)
 {
-	char path[512];
+	char path[1200];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	FILE *f = fopen(path, "re");
 	assert_non_null(f);
@@ -56,7 +56,7 @@ static void get(const char *dir, const char *name, char *buf, size_t size)
 
 static void rm_tree(const char *dir)
 {
-	char cmd[600];
+	char cmd[1200];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	assert_int_equal(system(cmd), 0);
 }

@@ -1483,7 +1483,7 @@ static void t_summary_escapes(void **state)
 /* Pidfds of the processes in cgroup @dir, after the @n in @fds already. */
 static int cg_dir_pidfds(const char *dir, int *fds, int n, int max)
 {
-	char path[512];
+	char path[1200];
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	FILE *f = fopen(path, "re");
 	int pid;

@@ -1577,7 +1577,7 @@ static void witness_start(struct witness *w)
 	int size = 32 << 20;
 	struct {
 		struct nlmsghdr nl;
-		struct cn_msg cn;
+		struct cn_head cn;
 		uint32_t op;
 	} __attribute__((packed)) req = {0};
 
@@ -1632,7 +1632,7 @@ static long witness_tree(struct witness *w, pid_t ptmon)
 	{
 		struct {
 			struct nlmsghdr nl;
-			struct cn_msg cn;
+			struct cn_head cn;
 			uint32_t op;
 		} __attribute__((packed)) req = {0};
 		req.nl.nlmsg_len = sizeof(req);
