@@ -329,6 +329,18 @@ pid_t cgroup_fork_into(const struct task_cgroup *cg)
 	return r < 0 ? -errno : (pid_t)r;
 }
 
+int cgroup_enter(const struct task_cgroup *cg)
+{
+	int fd = openat(cg->fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, "0", 1);
+	int e = errno;
+	util_close(fd);
+	errno = e;
+	return n == 1 ? 0 : -1;
+}
+
 int cgroup_kill(struct task_cgroup *cg)
 {
 	int fd = openat(cg->fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);

@@ -99,6 +99,10 @@ void cgroup_events_ack(int fd);
  * -ENOSYS, -E2BIG or -EINVAL where the kernel lacks it (< 5.7). */
 pid_t cgroup_fork_into(const struct task_cgroup *cg);
 
+/* Move the calling process into @cg (cgroup.procs).  Returns 0, or -1
+ * with errno set. */
+int cgroup_enter(const struct task_cgroup *cg);
+
 /* Write cgroup.kill.  Returns 0 or -errno. */
 int cgroup_kill(struct task_cgroup *cg);
 

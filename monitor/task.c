@@ -35,8 +35,24 @@ static void move_fd(int from, int to)
  * function is safe; it leaves only through exec or _exit(). */
 static void __attribute__((noreturn))
 child_exec(struct ptmon_monitor *m, struct ptmon_task *t, int out_w, int err_w, int report_w,
-	   pid_t parent)
+	   pid_t parent, bool migrate)
 {
+	/* "Alive": a child the kernel killed at birth never says it (see
+	 * spawn_fork()). */
+	int e = 0;
+	ssize_t n;
+	do
+		n = write(report_w, &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	/* Into the task's cgroup before exec: not one instruction of CMD
+	 * runs outside it. */
+	if (migrate && cgroup_enter(&t->cg) < 0) {
+		e = errno;
+		do
+			n = write(report_w, &e, sizeof(e));
+		while (n < 0 && errno == EINTR);
+		_exit(125);
+	}
 	/* The task must receive the signals a cancel sends: an empty mask
 	 * (whatever ptmon's caller blocked), and the first signal not
 	 * ignored (exec keeps SIG_IGN; handlers it resets).  SIGCHLD is at
@@ -57,8 +73,7 @@ child_exec(struct ptmon_monitor *m, struct ptmon_task *t, int out_w, int err_w, 
 	move_fd(out_w, STDOUT_FILENO);
 	move_fd(err_w, STDERR_FILENO);
 	execvp(t->argv[0], t->argv);
-	int e = errno;
-	ssize_t n;
+	e = errno;
 	do
 		n = write(report_w, &e, sizeof(e));
 	while (n < 0 && errno == EINTR);
@@ -66,10 +81,19 @@ child_exec(struct ptmon_monitor *m, struct ptmon_task *t, int out_w, int err_w, 
 }
 
 /* 0 when the child exec'd, or its exec errno, negated. */
-static int read_exec_result(int report_r)
+static int read_exec_result(int report_r, bool *ret_started)
 {
 	int e = 0;
 	ssize_t n;
+	*ret_started = false;
+	do
+		n = read(report_r, &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n != (ssize_t)sizeof(e))
+		return 0; /* died before its first word */
+	*ret_started = true;
 	do
 		n = read(report_r, &e, sizeof(e));
 	while (n < 0 && errno == EINTR);
@@ -114,10 +138,13 @@ static int make_cgroup(struct ptmon_monitor *m, struct ptmon_task *t)
 	return t->cfg.cgroup == PTMON_CGROUP_ON || limits ? r : 0;
 }
 
-/* fork(), into the task's cgroup when there is one. */
-static pid_t spawn_fork(struct ptmon_monitor *m, struct ptmon_task *t)
+/* fork(), into the task's cgroup when there is one: clone3 puts it there,
+ * or with @migrate a plain fork() and the child moves itself before exec.
+ * (Linux 6.18 kills at birth whatever clone3 starts in a new child of a
+ * cgroup once cgroup.kill'ed: task_spawn() then tries again so.) */
+static pid_t spawn_fork(struct ptmon_monitor *m, struct ptmon_task *t, bool migrate)
 {
-	if (t->cg.fd < 0) {
+	if (t->cg.fd < 0 || migrate) {
 		pid_t pid = fork();
 		return pid < 0 ? -errno : pid;
 	}
@@ -138,28 +165,46 @@ static pid_t spawn_fork(struct ptmon_monitor *m, struct ptmon_task *t)
 int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
 {
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
-	int r = 0;
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = make_cgroup(m, t);
+	int r = make_cgroup(m, t);
 	if (r < 0)
-		goto out;
-	pid_t self = getpid();
-	pid_t pid = spawn_fork(m, t);
-	if (pid < 0) {
-		r = pid;
-		goto out;
-	}
-	if (pid == 0)
-		child_exec(m, t, out[1], err[1], rep[1], self);
-	out[1] = util_close(out[1]);
-	err[1] = util_close(err[1]);
-	rep[1] = util_close(rep[1]);
-	r = read_exec_result(rep[0]);
-	if (r < 0) {
+		return r;
+	pid_t self = getpid(), pid = -1;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool started;
+		if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+		    pipe2(rep, O_CLOEXEC) < 0) {
+			r = -errno;
+			goto out;
+		}
+		pid = spawn_fork(m, t, attempt > 0);
+		if (pid < 0) {
+			r = pid;
+			goto out;
+		}
+		if (pid == 0)
+			child_exec(m, t, out[1], err[1], rep[1], self, attempt > 0);
+		out[1] = util_close(out[1]);
+		err[1] = util_close(err[1]);
+		rep[1] = util_close(rep[1]);
+		r = read_exec_result(rep[0], &started);
+		if (r < 0) {
+			waitpid(pid, NULL, 0);
+			goto out;
+		}
+		if (started)
+			break;
+		/* Killed before its first instruction: only the kernel does
+		 * that (see spawn_fork()).  Once more, moving itself. */
 		waitpid(pid, NULL, 0);
+		pid = -1;
+		close_pair(out);
+		close_pair(err);
+		close_pair(rep);
+		if (t->cg.fd < 0)
+			break;
+	}
+	if (pid < 0) {
+		r = -ECHILD;
 		goto out;
 	}
 	m->no_children = false;

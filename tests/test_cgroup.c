@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -236,6 +237,9 @@ struct result {
 };
 
 /* ptmon run ARGS..., stderr kept, --report into r->rep. */
+/* The cgroup (a directory) the next run() starts ptmon in; NULL: ours. */
+static const char *run_in;
+
 static void run(struct result *r, const char *const *args)
 {
 	char rep[] = "/tmp/ptmon-cgtest-report.XXXXXX", errp[] = "/tmp/ptmon-cgtest-err.XXXXXX";
@@ -258,6 +262,13 @@ static void run(struct result *r, const char *const *args)
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(efd, 2);
+		if (run_in) {
+			char procs[600];
+			snprintf(procs, sizeof(procs), "%s/cgroup.procs", run_in);
+			int fd = open(procs, O_WRONLY);
+			if (fd < 0 || write(fd, "0", 1) != 1)
+				_exit(121);
+		}
 		execv(argv[0], argv);
 		_exit(120);
 	}
@@ -385,6 +396,84 @@ static void t_limits_usage(void **state)
 	assert_non_null(strstr(r.err, "--cpu-max: out of range"));
 }
 
+static int cgroup2_mount(char *out, size_t size)
+{
+	char dev[256], dir[256], type[64];
+	FILE *f = fopen("/proc/self/mounts", "re");
+	int r = -1;
+	while (f && fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
+		if (strcmp(type, "cgroup2") == 0) {
+			snprintf(out, size, "%s", dir);
+			r = 0;
+			break;
+		}
+	if (f)
+		fclose(f);
+	return r;
+}
+
+/* Linux 6.18 kills at birth what clone3(CLONE_INTO_CGROUP) starts in a new
+ * child of a cgroup once cgroup.kill'ed: ptmon started in such a cgroup
+ * must still run CMD in a cgroup of its own (it moves the root there
+ * before exec instead), with CMD's status. */
+static void t_once_killed_cgroup(void **state)
+{
+	char mnt[256], dir[600], file[700];
+	struct result r;
+	(void)state;
+	if (geteuid() != 0 || cgroup2_mount(mnt, sizeof(mnt)) < 0) {
+		print_message("    needs root and a cgroup2 mount: skipped\n");
+		skip();
+	}
+	snprintf(dir, sizeof(dir), "%s/ptmon-cgroup.%d.1", mnt, (int)getpid());
+	if (mkdir(dir, 0755) < 0) {
+		print_message("    cannot make %s: %s: skipped\n", dir, strerror(errno));
+		skip();
+	}
+	/* A process in it, killed with cgroup.kill, gone. */
+	pid_t p = fork();
+	assert_true(p >= 0);
+	if (p == 0) {
+		snprintf(file, sizeof(file), "%s/cgroup.procs", dir);
+		int fd = open(file, O_WRONLY);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			_exit(121);
+		pause();
+		_exit(0);
+	}
+	snprintf(file, sizeof(file), "%s/cgroup.kill", dir);
+	for (int i = 0; i < 5000; i++) { /* until it is in (a write's time) */
+		char procs[700], buf[64] = "";
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+		FILE *f = fopen(procs, "re");
+		bool in = f && fgets(buf, sizeof(buf), f);
+		if (f)
+			fclose(f);
+		if (in)
+			break;
+		usleep(1000);
+	}
+	int kfd = open(file, O_WRONLY);
+	assert_true(kfd >= 0);
+	assert_int_equal(write(kfd, "1", 1), 1);
+	close(kfd);
+	int st;
+	assert_int_equal(waitpid(p, &st, 0), p);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+	const char *args[] = {"--cgroup", "on", "--", "sh", "-c", "exit 3", NULL};
+	run_in = dir;
+	run(&r, args);
+	run_in = NULL;
+	char cmd[800];
+	snprintf(cmd, sizeof(cmd), "find '%s' -depth -type d -exec rmdir {} \\; 2>/dev/null", dir);
+	if (system(cmd) != 0)
+		print_message("    could not remove %s\n", dir);
+	if (r.status != 3)
+		fail_msg("status %d (137: CMD killed at birth), stderr: %s", r.status, r.err);
+	assert_non_null(strstr(r.rep, "\"empty_proof\": true"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +486,7 @@ int main(void)
 		cmocka_unit_test(t_limits_usage),
 		cmocka_unit_test(t_pids_max),
 		cmocka_unit_test(t_memory_max),
+		cmocka_unit_test(t_once_killed_cgroup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
