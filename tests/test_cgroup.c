@@ -286,21 +286,30 @@ static void run(struct result *r, const char *const *args)
 	unlink(errp);
 }
 
+static int cgroup2_mount(char *out, size_t size)
+{
+	char dev[256], dir[256], type[64];
+	FILE *f = fopen("/proc/self/mounts", "re");
+	int r = -1;
+	while (f && fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
+		if (strcmp(type, "cgroup2") == 0) {
+			snprintf(out, size, "%s", dir);
+			r = 0;
+			break;
+		}
+	if (f)
+		fclose(f);
+	return r;
+}
+
 /* Is @controller enabled for the children of this process's cgroup (or
  * could ptmon enable it)?  What ptmon's task cgroup would get. */
 static bool controller_usable(const char *controller)
 {
 	char line[512] = "", path[700], list[512] = "", mnt[256] = "";
-	FILE *f = fopen("/proc/self/mounts", "re");
-	char dev[256], dir[256], type[64];
-	while (f && fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "cgroup2") == 0) {
-			snprintf(mnt, sizeof(mnt), "%s", dir);
-			break;
-		}
-	if (f)
-		fclose(f);
-	f = fopen("/proc/self/cgroup", "re");
+	if (cgroup2_mount(mnt, sizeof(mnt)) < 0)
+		return false;
+	FILE *f = fopen("/proc/self/cgroup", "re");
 	while (f && fgets(line, sizeof(line), f))
 		if (strncmp(line, "0::", 3) == 0)
 			break;
@@ -394,22 +403,6 @@ static void t_limits_usage(void **state)
 	run(&r, tiny);
 	assert_int_equal(r.status, 125);
 	assert_non_null(strstr(r.err, "--cpu-max: out of range"));
-}
-
-static int cgroup2_mount(char *out, size_t size)
-{
-	char dev[256], dir[256], type[64];
-	FILE *f = fopen("/proc/self/mounts", "re");
-	int r = -1;
-	while (f && fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "cgroup2") == 0) {
-			snprintf(out, size, "%s", dir);
-			r = 0;
-			break;
-		}
-	if (f)
-		fclose(f);
-	return r;
 }
 
 /* Linux 6.18 kills at birth what clone3(CLONE_INTO_CGROUP) starts in a new
