@@ -825,33 +825,43 @@ static long status_kb(pid_t pid, const char *field)
 	return kb;
 }
 
-/* ptmon run is two processes (src/front.c): the one started forwards
- * signals; its child, the worker, holds the pidfds and the memory.  The
- * only child of @pid, or @pid itself when it has none (another command). */
+/* ptmon run is three processes (src/front.c): the one started forwards
+ * signals; its first child, the worker, holds the pidfds and the memory;
+ * its second, the guardian, names itself "ptmon-guard" soon after its fork
+ * (until then the two look alike, and this waits).  @pid itself when it
+ * has no such child (another command). */
 static pid_t worker_of(pid_t pid)
 {
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	pid_t found = pid;
-	while (d && (e = readdir(d))) {
-		char path[64], buf[512], *p;
-		int ppid;
-		pid_t q = (pid_t)atoi(e->d_name);
-		if (q <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)q);
+	char path[64], buf[512], name[32];
+	uint64_t deadline = now_ns() + 5000000000ull;
+	struct timespec step = {0, 1000000};
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	for (;;) {
+		pid_t found = pid;
+		int alike = 0;
 		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		if (f)
+			fclose(f);
 		buf[n] = '\0';
-		if ((p = strrchr(buf, ')')) && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == pid)
-			found = q;
+		char *s = buf, *e;
+		for (long q; (q = strtol(s, &e, 10)) > 0; s = e) {
+			snprintf(name, sizeof(name), "/proc/%ld/comm", q);
+			FILE *c = fopen(name, "re");
+			size_t k = c ? fread(name, 1, sizeof(name) - 1, c) : 0;
+			if (c)
+				fclose(c);
+			name[k] = '\0';
+			if (strncmp(name, "ptmon-guard", 11) != 0) {
+				found = (pid_t)q;
+				alike++;
+			}
+		}
+		if (alike <= 1 || now_ns() > deadline)
+			return found;
+		nanosleep(&step, NULL);
 	}
-	if (d)
-		closedir(d);
-	return found;
 }
 
 static int driver_mem(int argc, char **argv)

@@ -101,6 +101,33 @@ pid_t ppid_of(pid_t pid)
 	return ppid;
 }
 
+pid_t front_worker(pid_t front)
+{
+	char path[64], buf[512], name[32];
+	double end = now_s() + 5;
+	struct timespec step = {0, 1000000};
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", front, front);
+	for (;;) {
+		pid_t found = 0;
+		int alike = 0;
+		char *s = buf, *e;
+
+		if (read_file(path, buf, sizeof(buf)) < 0)
+			return 0;
+		for (long pid; (pid = strtol(s, &e, 10)) > 0; s = e) {
+			comm_of((pid_t)pid, name, sizeof(name));
+			if (strcmp(name, "ptmon-guard") != 0) {
+				found = (pid_t)pid;
+				alike++;
+			}
+		}
+		if (alike <= 1 || now_s() > end)
+			return found;
+		nanosleep(&step, NULL);
+	}
+}
+
 void describe_pid(pid_t pid, char *out, size_t len)
 {
 	char path[64], cmd[256];

@@ -46,6 +46,11 @@ int read_file(const char *path, char *buf, size_t len);
 int write_file(const char *path, const char *text);
 /* The parent pid of @pid from /proc/PID/stat, or -1. */
 pid_t ppid_of(pid_t pid);
+/* The worker of the ptmon run whose front is @front: its child that is not
+ * the guardian (src/front.c forks the worker, then the guardian, which
+ * names itself "ptmon-guard"; until it has, the two look alike and this
+ * waits, bound 5 s).  0: none. */
+pid_t front_worker(pid_t front);
 /* "pid P ppid Q: argv" for diagnostics. */
 void describe_pid(pid_t pid, char *out, size_t len);
 /* /proc/PID/comm without its newline, "?" when gone. */

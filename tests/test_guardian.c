@@ -331,12 +331,10 @@ static void wait_comm(struct ctx *c, struct run *r, const char *comm)
 
 static pid_t worker_of(struct ctx *c, struct run *r)
 {
-	pid_t pids[64];
-	int n = cg_list(c, pids, 64);
+	pid_t w = front_worker(r->pid);
 
-	for (int i = 0; i < n && i < 64; i++)
-		if (ppid_of(pids[i]) == r->pid)
-			return pids[i];
+	if (w > 0)
+		return w;
 	dump(r);
 	fail_msg("ptmon (pid %d) has no worker", r->pid);
 	return -1;

@@ -654,7 +654,8 @@ static void t_reparented(void **state)
 _Noreturn static void storm(int fd)
 {
 	pid_t start = 0, last = 0;
-	bool wrapped = false, said = false;
+	bool wrapped = false, circled = false, said = false;
+	long past = 0;
 	for (;;) {
 		pid_t p = fork();
 		if (p == 0)
@@ -666,12 +667,14 @@ _Noreturn static void storm(int fd)
 			start = p;
 		wrapped |= p < last;
 		last = p;
-		/* Well past the first pids: those the FORK events queued
-		 * while ptmon was stopped name, now belong to others
-		 * (bystanders among them) or to no one. */
-		if (wrapped && p >= start + 4000 && !said) {
+		/* Round once (back at the first pid), then 4,000 pids on:
+		 * those the FORK events queued while ptmon was stopped name
+		 * now belong to others (bystanders among them) or to no one.
+		 * (Not "start + 4000": with start above pid_max - 4000 that
+		 * number never comes.) */
+		circled |= wrapped && p >= start;
+		if (circled && ++past >= 4000 && !said)
 			said = write(fd, "W\n", 2) == 2;
-		}
 	}
 }
 
