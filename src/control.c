@@ -41,6 +41,7 @@
 #define READ_CHUNK (16u * 1024u)
 #define IN_SIZE (CONTROL_LINE_MAX + 1 + READ_CHUNK)
 #define JOB_LOW (64u * 1024u)	   /* build more of a reply while less waits */
+#define EXITED_KEPT 4096	   /* pids of ended processes `kill` remembers */
 #define JOB_SLICE 32		   /* processes sampled per client per pass */
 #define TURN_BUDGET_NS 2000000ull /* control work per loop turn, all clients */
 
@@ -53,7 +54,18 @@ struct census {
 	uint64_t exits[4]; /* exited, signaled, killed_by_ptmon, unknown */
 	double cpu_s;
 	uint64_t rss_bytes;
-	bool sample; /* read /proc for live processes */
+	uint64_t records; /* in memory: the live, and ended ones not yet dropped */
+	bool sample;      /* read /proc for live processes */
+};
+
+/* What the ended processes add up to, counted from their events: their
+ * records are dropped once their exit is delivered (unless a report or a
+ * summary holds them), so a walk finds only the live ones and the few not
+ * yet swept. */
+struct totals {
+	uint64_t processes, forks;
+	uint64_t exits[4]; /* as in struct census */
+	double cpu_s;
 };
 
 /* A request being answered across loop turns. */
@@ -61,6 +73,11 @@ struct job {
 	bool active;
 	enum control_cmd cmd;		  /* INFO, TREE or METRICS */
 	const struct ptmon_process *cur; /* the last process walked, NULL: none */
+	uint64_t cur_id;		  /* its id: processes up to it were walked */
+	struct ptmon_task *held;	  /* records held for the walk, NULL: none */
+	/* Exits delivered during the walk of processes it had passed: the
+	 * walk counted them live already, the totals must not again. */
+	struct totals skip;
 	bool items;			  /* TREE: an element was written */
 	struct census cs;
 	bool prometheus;		  /* METRICS: text format 0.0.4, not OpenMetrics */
@@ -105,6 +122,11 @@ struct control {
 	struct client *clients;
 	size_t nclients;
 	uint64_t execs, events_lost;
+	struct totals tot;
+	/* The pids of the last EXITED_KEPT processes that ended, so that a
+	 * `kill` of one answers "exited" after its record was dropped. */
+	pid_t exited[EXITED_KEPT];
+	uint64_t nexited;
 	bool cancel_requested;
 	char *start_line; /* the "start" event, sent first to every follower */
 	size_t start_len;
@@ -431,16 +453,10 @@ static bool census_one(struct client *cl, const struct ptmon_process *proc)
 	struct ptmon_process_info p;
 	if (ptmon_process_get_info(proc, &p) < 0)
 		return false;
-	cs->processes++;
-	cs->forks += !p.root;
-	if (p.end != PTMON_END_RUNNING) {
-		int k = p.end == PTMON_END_EXITED     ? 0
-			: p.end == PTMON_END_SIGNALED ? (p.killed_by_ptmon ? 2 : 1)
-						      : 3;
-		cs->exits[k]++;
-		cs->cpu_s += (double)(p.utime_us + p.stime_us) / 1e6;
-		return false;
-	}
+	cl->job.cur_id = p.id;
+	cs->records++;
+	if (p.end != PTMON_END_RUNNING)
+		return false; /* in the totals (struct totals) */
 	cs->live++;
 	if (!cs->sample)
 		return false;
@@ -480,12 +496,22 @@ static void do_info(struct client *cl)
 	}
 	json_object_object_add(o, "live", json_object_new_int64((int64_t)cs->live));
 	json_object_object_add(o, "processes", json_object_new_int64((int64_t)cs->processes));
+	json_object_object_add(o, "records", json_object_new_int64((int64_t)cs->records));
 	json_object_object_add(o, "cancelling", json_object_new_boolean(c->cancel_requested));
 	size_t followers = 0;
 	for (struct client *x = c->clients; x; x = x->next)
 		followers += x->following && !x->dead;
 	json_object_object_add(o, "followers", json_object_new_int64((int64_t)followers));
 	client_send_json(cl, o);
+}
+
+static bool recently_exited(const struct control *c, pid_t pid)
+{
+	uint64_t n = c->nexited < EXITED_KEPT ? c->nexited : EXITED_KEPT;
+	for (uint64_t i = 0; i < n; i++)
+		if (c->exited[i] == pid)
+			return true;
+	return false;
 }
 
 static void do_kill(struct client *cl, const struct control_request *rq)
@@ -498,6 +524,8 @@ static void do_kill(struct client *cl, const struct control_request *rq)
 	}
 	int r = ptmon_task_kill(cl->ctl->task, rq->pid, rq->signal,
 				rq->subtree ? PTMON_KILL_SUBTREE : 0);
+	if (r == -ENOENT && recently_exited(cl->ctl, rq->pid))
+		r = -ESRCH; /* its record is dropped already */
 	if (r >= 0) {
 		struct json_object *o = reply_ok();
 		json_object_object_add(o, "signalled", json_object_new_int(r));
@@ -584,6 +612,19 @@ static void do_metrics(struct client *cl)
 #define TREE_HEAD "{\"ok\":true,\"processes\":["
 #define TREE_TAIL "]}\n"
 
+/* The records a walk passes stay until it ends: its cursor points at
+ * one, and a sweep between two of its slices would free it. */
+static void job_hold(struct client *cl, bool hold)
+{
+	if (hold && !cl->job.held && cl->ctl->task) {
+		cl->job.held = cl->ctl->task;
+		ptmon_task_hold_records(cl->job.held);
+	} else if (!hold && cl->job.held) {
+		ptmon_task_release_records(cl->job.held);
+		cl->job.held = NULL;
+	}
+}
+
 static void job_start(struct client *cl, enum control_cmd cmd)
 {
 	cl->job = (struct job){.active = true,
@@ -592,12 +633,29 @@ static void job_start(struct client *cl, enum control_cmd cmd)
 	if (cmd == CONTROL_TREE && !client_append(cl, TREE_HEAD, strlen(TREE_HEAD), false)) {
 		cl->job.active = false;
 		cl->closing = true;
+		return;
 	}
+	job_hold(cl, true);
+}
+
+/* The census of a walk: its live processes, and the ended ones' totals
+ * less those it counted live. */
+static void job_census(struct client *cl)
+{
+	struct census *cs = &cl->job.cs;
+	const struct totals *t = &cl->ctl->tot, *skip = &cl->job.skip;
+	cs->processes = t->processes;
+	cs->forks = t->forks;
+	for (int k = 0; k < 4; k++)
+		cs->exits[k] = t->exits[k] - skip->exits[k];
+	cs->cpu_s += t->cpu_s - skip->cpu_s;
 }
 
 static void job_finish(struct client *cl)
 {
 	cl->job.active = false;
+	job_hold(cl, false);
+	job_census(cl);
 	if (cl->job.cmd == CONTROL_INFO)
 		do_info(cl);
 	else if (cl->job.cmd == CONTROL_METRICS)
@@ -820,6 +878,7 @@ static void accept_all(struct control *c)
 
 static void client_free(struct client *cl)
 {
+	job_hold(cl, false);
 	cl->ctl->total_out -= cl->outlen;
 	epoll_ctl(cl->ctl->epfd, EPOLL_CTL_DEL, cl->fd, NULL);
 	cl->fd = util_close(cl->fd);
@@ -962,12 +1021,39 @@ int control_dispatch(struct control *c)
 
 /* ---- followers --------------------------------------------------------------------- */
 
+/* An ended process into the totals, and out of the census of every walk
+ * that had passed it. */
+static void count_exit(struct control *c, const struct ptmon_process *proc)
+{
+	struct ptmon_process_info p;
+	if (!proc || ptmon_process_get_info(proc, &p) < 0)
+		return;
+	int k = p.end == PTMON_END_EXITED     ? 0
+		: p.end == PTMON_END_SIGNALED ? (p.killed_by_ptmon ? 2 : 1)
+					      : 3;
+	double cpu = (double)(p.utime_us + p.stime_us) / 1e6;
+	c->exited[c->nexited++ % EXITED_KEPT] = p.pid;
+	c->tot.exits[k]++;
+	c->tot.cpu_s += cpu;
+	for (struct client *cl = c->clients; cl; cl = cl->next)
+		if (cl->job.active && cl->job.cur && p.id <= cl->job.cur_id) {
+			cl->job.skip.exits[k]++;
+			cl->job.skip.cpu_s += cpu;
+		}
+}
+
 static void count_event(struct control *c, const struct ptmon_event *ev)
 {
-	if (ev->type == PTMON_EVENT_EXEC)
+	if (ev->type == PTMON_EVENT_START || ev->type == PTMON_EVENT_FORK) {
+		c->tot.processes++;
+		c->tot.forks += ev->type == PTMON_EVENT_FORK;
+	} else if (ev->type == PTMON_EVENT_EXIT) {
+		count_exit(c, ev->process);
+	} else if (ev->type == PTMON_EVENT_EXEC) {
 		c->execs++;
-	else if (ev->type == PTMON_EVENT_LOST)
+	} else if (ev->type == PTMON_EVENT_LOST) {
 		c->events_lost += ev->count;
+	}
 }
 
 static char *lost_line(const struct control *c, uint64_t count, size_t *ret_len)

@@ -881,10 +881,12 @@ static int run(struct options *o)
 		o->events = evwriter_free(o->events);
 		return status;
 	}
-	/* The report and the summary walk every record at the end, control
-	 * clients (info, tree, metrics, kill) whenever they ask; without
-	 * them a long run keeps only the records of live processes. */
-	if (o->report_path || o->summary || o->control)
+	/* The report and the summary walk every record at the end; without
+	 * them a long run keeps only the records of live processes.  Control
+	 * clients (info, tree, metrics, kill) need no more: the ended
+	 * processes' totals are counted from their events (src/control.c),
+	 * and a walk holds the records only while it lasts. */
+	if (o->report_path || o->summary)
 		ptmon_task_hold_records(t);
 	if (o->verbose && !o->watch)
 		msg("task %d started: %s", (int)ptmon_task_root_pid(t), o->task.argv[0]);

@@ -1161,6 +1161,60 @@ static void t_metrics(void **state)
 	cancel_and_check(r);
 }
 
+/* A long run with the control socket on keeps only what lives: the records
+ * of ended processes are dropped once their exits are delivered, while
+ * `info`'s processes, `metrics`' exit counts and `kill`'s "exited" stay
+ * exact (src/control.c counts them from the events). */
+static void t_records_dropped(void **state)
+{
+	/* The connector (auto here): a /proc walk misses short-lived ones. */
+	struct ctx *c = begin(state);
+	char sock[256];
+	sock_path(c, "s.sock", sock, sizeof(sock));
+	/* A second storm after the first's exit: enough exits after it for a
+	 * sweep (monitor/records.c) to drop its record. */
+	const char *script = "\"$0\" storm 1000 >/dev/null & p=$!; wait $p; "
+			     "\"$0\" storm 300 >/dev/null; echo \"READY $p\"; exec sleep 1000";
+	struct run *r = run_start(c, sock, NULL, (const char *const[]){"sh", "-c", script, H, NULL});
+	run_until(r, "READY");
+	int storm = 0;
+	assert_int_equal(sscanf(strstr(r->o.p, "READY"), "READY %d", &storm), 1);
+	/* sh, two storms and their 1300 children; the last exits may still
+	 * be on their way: ask until they are counted (bounded). */
+	double end = now_s() + DEADLINE_S;
+	int64_t processes, live, records;
+	for (;;) {
+		struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
+		processes = reply_int(o, "processes");
+		live = reply_int(o, "live");
+		records = reply_int(o, "records");
+		json_object_put(o);
+		if ((processes == 1303 && live == 1) || now_s() > end)
+			break;
+		poll(NULL, 0, 5); /* between two questions, not a synchronisation */
+	}
+	print_message("    1303 processes, %lld live: %lld records kept\n", (long long)live,
+		      (long long)records);
+	assert_int_equal(processes, 1303);
+	assert_int_equal(live, 1);
+	assert_true(records >= 1 && records < 600);
+	struct buf out = {0}, err = {0};
+	assert_int_equal(cli(NULL, &out, &err, "metrics", sock, NULL), 0);
+	const char *forks = strstr(out.p, "\nptmon_forks_total{");
+	if (!strstr(out.p, ",outcome=\"exited\"} 1302\n") || !forks ||
+	    strncmp(strchr(forks, '}'), "} 1302\n", 7) != 0)
+		fail_msg("metrics: %s", out.p);
+	/* The storm's record is long dropped: its pid still answers "exited". */
+	char req[96];
+	snprintf(req, sizeof(req), "{\"cmd\":\"kill\",\"pid\":%d}", storm);
+	struct json_object *o = ask_once(sock, req);
+	assert_string_equal(reply_str(o, "code"), "exited");
+	json_object_put(o);
+	free(out.p);
+	free(err.p);
+	cancel_and_check(r);
+}
+
 /* Run `sh -c @script` with @in on its stdin; its exit status, or -1. */
 static int sh_with_input(const char *script, const char *in)
 {
@@ -2488,7 +2542,7 @@ int main(void)
 		AUTO(t_many_clients),	AUTO(t_stuck_follower),
 		AUTO(t_tree_flood),
 		BOTH(t_events_follow),	AUTO(t_cli),
-		AUTO(t_metrics),	AUTO(t_metrics_promtool),
+		AUTO(t_metrics),	AUTO(t_metrics_promtool), AUTO(t_records_dropped),
 		AUTO(t_stale_and_live_socket),
 		AUTO(t_ls_default_dir), AUTO(t_task_id_in_outputs),
 		AUTO(t_untrusted_servers), AUTO(t_client_escapes),
