@@ -607,8 +607,7 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 {
 	const unsigned filters = PTMON_MONITOR_FILTER_CLASSIC | PTMON_MONITOR_FILTER_TREE;
 	if (!ret || (flags & ~(filters | PTMON_MONITOR_RAISE_NOFILE)) ||
-	    (flags & filters) == filters ||
-	    backend > PTMON_BACKEND_PROCFS)
+	    (flags & filters) == filters || backend > PTMON_BACKEND_PROCFS)
 		return -EINVAL;
 	struct ptmon_monitor *m = calloc(1, sizeof(*m));
 	if (!m)

@@ -22,24 +22,24 @@
  * ending without tail padding, and a new field's zero means what the older
  * versions did.  The library reads and writes only the caller's `size`
  * bytes, so a program built against an older ptmon.h runs with a newer
- * library:
- *   - a config: fields past the caller's size take their zero value; a
- *     caller newer than the library may pass a larger one, whose fields the
- *     library does not know must then be zero (else -E2BIG: it asked for
- *     something this library cannot do);
- *   - a result or info: only the caller's size is written, its `size` is
- *     left as it was, and fields this library does not know (a caller newer
- *     than it) read as zero;
- *   - a size smaller than the first published layout (the *_SIZE_VER0
- *     constants; 0 when the caller forgot to set it) is refused, -EINVAL;
- *     so is one past 4096 (no layout will be that large: a size never set),
- *     -E2BIG for a config, -EINVAL for a result or info.
+ * library.
+ *
+ * In a config, fields past the caller's size take their zero value.  A
+ * caller newer than the library may pass a larger config, whose fields the
+ * library does not know must then be zero: else -E2BIG, it asked for
+ * something this library cannot do.  Of a result or info, only the caller's
+ * size is written, its `size` is left as it was, and fields this library
+ * does not know (a caller newer than it) read as zero.  A size smaller than
+ * the first published layout (the *_SIZE_VER0 constants; 0 when the caller
+ * forgot to set it) is refused with -EINVAL; so is one past 4096 (no layout
+ * will be that large: a size never set), with -E2BIG for a config.
  * struct ptmon_event, which the library allocates, says in its own `size`
  * how much of it is there.  struct ptmon_holder is the stride of an array
  * and never grows.
  *
- * Flags.  Constructors take flags; a bit this library does not know is
- * refused with -EINVAL, never ignored.
+ * Flags.  Constructors take flags (ptmon_monitor_new(), ptmon_task_start(),
+ * ptmon_task_attach()), and so does ptmon_task_cancel(); a bit this library
+ * does not know is refused with -EINVAL, never ignored.
  */
 #ifndef PTMON_H
 #define PTMON_H

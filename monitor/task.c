@@ -716,8 +716,8 @@ void task_free(struct ptmon_task *t)
 	free(t);
 }
 
-int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *ucfg,
-		     unsigned flags, struct ptmon_task **ret)
+int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *ucfg, unsigned flags,
+		     struct ptmon_task **ret)
 {
 	if (!m || !ucfg || !ret || flags)
 		return -EINVAL;

@@ -161,9 +161,8 @@ static void t_old_caller(void **state)
 
 	(void)state;
 	memset(&cb, CANARY, sizeof(cb));
-	assert_int_equal(ptmon_task_config_init((struct ptmon_task_config *)&cb.cfg,
-						sizeof(cb.cfg)),
-			 0);
+	assert_int_equal(
+		ptmon_task_config_init((struct ptmon_task_config *)&cb.cfg, sizeof(cb.cfg)), 0);
 	assert_canary(cb.canary, sizeof(cb.canary), "ptmon_task_config_init");
 	assert_int_equal(cb.cfg.size, sizeof(cb.cfg));
 	assert_int_equal(cb.cfg.signal, SIGTERM);
@@ -367,10 +366,10 @@ static void t_unknown_flags(void **state)
 	(void)state;
 	for (unsigned bit = 3; bit < 32; bit++)
 		assert_int_equal(ptmon_monitor_new(&m, PTMON_BACKEND_PROCFS, 1u << bit), -EINVAL);
-	assert_int_equal(ptmon_monitor_new(&m, PTMON_BACKEND_PROCFS,
-					   PTMON_MONITOR_FILTER_CLASSIC |
-						   PTMON_MONITOR_FILTER_TREE),
-			 -EINVAL);
+	assert_int_equal(
+		ptmon_monitor_new(&m, PTMON_BACKEND_PROCFS,
+				  PTMON_MONITOR_FILTER_CLASSIC | PTMON_MONITOR_FILTER_TREE),
+		-EINVAL);
 	assert_null(m);
 	m = monitor(0);
 	assert_int_equal(ptmon_task_config_init(&cfg, sizeof(cfg)), 0);
