@@ -2,6 +2,7 @@
 /* What the monitor tells its caller: events as they happen, and the
  * record of every process. */
 #include "internal.h"
+#include "sized.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -20,6 +21,7 @@ void event_emit(struct ptmon_monitor *m, struct ptmon_event *ev)
 {
 	if (!m->event_fn)
 		return;
+	ev->size = sizeof(*ev);
 	ev->mono_ns = util_now_ns();
 	ev->wall_ns = wall_now_ns();
 	if (ev->process && !ev->pid) {
@@ -96,6 +98,13 @@ static void fill_end(const struct node *n, struct ptmon_process_info *p)
 			      (n->task && p->term_signal == n->task->cfg.signal));
 }
 
+/* The published layouts (ptmon.h, "Structs that grow"). */
+_Static_assert(offsetof(struct ptmon_process_info, write_bytes) + sizeof(uint64_t) ==
+		       PTMON_PROCESS_INFO_SIZE_VER0,
+	       "ptmon_process_info VER0");
+_Static_assert(sizeof(struct ptmon_process_info) == PTMON_PROCESS_INFO_SIZE_VER1,
+	       "ptmon_process_info VER1");
+
 int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_process_info *ret)
 {
 	if (!proc || !ret)
@@ -104,6 +113,7 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 	const struct ptmon_monitor *m = n->task ? n->task->monitor : NULL;
 	uint64_t off = m ? m->wall_offset_ns : 0;
 	struct ptmon_process_info p = {
+		.size = sizeof(p),
 		.id = n->id,
 		.parent_id = node_parent_id(n),
 		.pid = n->pid,
@@ -147,8 +157,7 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 			(!(up->flags & NODE_ALIVE) &&
 			 (!t->cancel_ns || up->end_ns < t->cancel_ns) &&
 			 ((n->flags & NODE_ALIVE) || up->end_ns < n->end_ns)));
-	*ret = p;
-	return 0;
+	return sized_copy_out(ret, &p, sizeof(p), PTMON_PROCESS_INFO_SIZE_VER0);
 }
 
 int ptmon_task_foreach_process(const struct ptmon_task *t,

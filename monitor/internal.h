@@ -266,6 +266,7 @@ struct ptmon_monitor {
 	bool mask_saved;
 	struct sigaction old_chld; /* the caller's SIGCHLD action, restored at free */
 	bool chld_saved;
+	int old_subreaper;       /* PR_GET_CHILD_SUBREAPER before us, -1: not set by us */
 	bool no_children;        /* wait4 said ECHILD */
 	bool events_lost;        /* a resync is owed */
 	uint64_t events_lost_count;

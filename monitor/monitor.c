@@ -508,10 +508,12 @@ const char *ptmon_monitor_taskstats_unavailable(const struct ptmon_monitor *m)
 
 /* ---- creation ---------------------------------------------------------------- */
 
+/* Only when asked (PTMON_MONITOR_RAISE_NOFILE): a limit is the whole
+ * process's, and its owner's to change. */
 static void raise_nofile(struct ptmon_monitor *m)
 {
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+	if (!(m->flags & PTMON_MONITOR_RAISE_NOFILE) || getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
 	m->nofile_orig.cur = rl.rlim_cur;
 	m->nofile_orig.max = rl.rlim_max;
@@ -530,6 +532,17 @@ static int check_pidfd(struct ptmon_monitor *m)
 	if (util_pidfd_ppid(fd, &ppid) == 0 && ppid == getppid())
 		m->features |= PTMON_FEATURE_PIDFD_INFO;
 	util_close(fd);
+	return 0;
+}
+
+/* For as long as the monitor lives (ptmon_monitor_new()): a caller that was
+ * a subreaper before stays one after. */
+static int become_subreaper(struct ptmon_monitor *m)
+{
+	int old = 0;
+	if (prctl(PR_GET_CHILD_SUBREAPER, &old) < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return -errno;
+	m->old_subreaper = old;
 	return 0;
 }
 
@@ -593,14 +606,15 @@ static int choose_backend(struct ptmon_monitor *m, enum ptmon_backend backend)
 int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, unsigned flags)
 {
 	const unsigned filters = PTMON_MONITOR_FILTER_CLASSIC | PTMON_MONITOR_FILTER_TREE;
-	if (!ret || (flags & ~filters) || (flags & filters) == filters ||
-	    backend > PTMON_BACKEND_PROCFS)
+	if (!ret || (flags & ~(filters | PTMON_MONITOR_RAISE_NOFILE)) ||
+	    (flags & filters) == filters || backend > PTMON_BACKEND_PROCFS)
 		return -EINVAL;
 	struct ptmon_monitor *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	m->epfd = m->sigfd = m->timerfd = m->reserve_fd[0] = m->reserve_fd[1] = -1;
 	m->front_fd = -1;
+	m->old_subreaper = -1;
 	m->flags = flags;
 	sigemptyset(&m->cancel_set);
 	m->self = getpid();
@@ -611,8 +625,8 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	int r = tree_init(&m->tree);
 	if (r == 0)
 		r = check_pidfd(m);
-	if (r == 0 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
-		r = -errno;
+	if (r == 0)
+		r = become_subreaper(m);
 	if (r == 0)
 		r = restore_sigchld(m);
 	if (r == 0)
@@ -645,7 +659,8 @@ static void cancel_all(struct ptmon_monitor *m, int signo)
 		bool again = t->cancel_reason != PTMON_CANCEL_NONE;
 		if (!again)
 			t->cancel_signal = signo;
-		ptmon_task_cancel(t, PTMON_CANCEL_SIGNAL, again);
+		unsigned how = again ? PTMON_CANCEL_NOW : PTMON_CANCEL_GRACEFUL;
+		ptmon_task_cancel(t, PTMON_CANCEL_SIGNAL, how);
 	}
 }
 
@@ -674,7 +689,7 @@ static void front_check(struct ptmon_monitor *m)
 		monitor_notice(m, t, PTMON_NOTICE_INFO,
 			       "the front (pid %d) exited: killing the task's processes",
 			       (int)m->front_pid);
-		ptmon_task_cancel(t, PTMON_CANCEL_FRONT_DIED, true);
+		ptmon_task_cancel(t, PTMON_CANCEL_FRONT_DIED, PTMON_CANCEL_NOW);
 	}
 }
 
@@ -977,6 +992,8 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 	}
 	if (m->chld_saved)
 		sigaction(SIGCHLD, &m->old_chld, NULL);
+	if (m->old_subreaper == 0)
+		prctl(PR_SET_CHILD_SUBREAPER, 0);
 	free(m);
 	return NULL;
 }

@@ -12,12 +12,41 @@
  *
  * Functions return 0 or more on success and -errno on failure.  The library
  * never prints and never exits.
+ *
+ * Structs that grow.  Every struct a caller allocates and the library reads
+ * or fills (ptmon_task_config, ptmon_attach_config, ptmon_task_result,
+ * ptmon_process_info) begins with `size_t size`: the caller's sizeof of it,
+ * set by ptmon_task_config_init() and ptmon_attach_config_init() (which take
+ * it as an argument) or by the caller (`struct ptmon_task_result r =
+ * {.size = sizeof(r)};`).  New fields are only ever appended, each version
+ * ending without tail padding, and a new field's zero means what the older
+ * versions did.  The library reads and writes only the caller's `size`
+ * bytes, so a program built against an older ptmon.h runs with a newer
+ * library.
+ *
+ * In a config, fields past the caller's size take their zero value.  A
+ * caller newer than the library may pass a larger config, whose fields the
+ * library does not know must then be zero: else -E2BIG, it asked for
+ * something this library cannot do.  Of a result or info, only the caller's
+ * size is written, its `size` is left as it was, and fields this library
+ * does not know (a caller newer than it) read as zero.  A size smaller than
+ * the first published layout (the *_SIZE_VER0 constants; 0 when the caller
+ * forgot to set it) is refused with -EINVAL; so is one past 4096 (no layout
+ * will be that large: a size never set), with -E2BIG for a config.
+ * struct ptmon_event, which the library allocates, says in its own `size`
+ * how much of it is there.  struct ptmon_holder is the stride of an array
+ * and never grows.
+ *
+ * Flags.  Constructors take flags (ptmon_monitor_new(), ptmon_task_start(),
+ * ptmon_task_attach()), and so does ptmon_task_cancel(); a bit this library
+ * does not know is refused with -EINVAL, never ignored.
  */
 #ifndef PTMON_H
 #define PTMON_H
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -53,19 +82,26 @@ enum ptmon_backend {
  * classic one. */
 #define PTMON_MONITOR_FILTER_CLASSIC (1u << 0)  /* the classic filter only */
 #define PTMON_MONITOR_FILTER_TREE    (1u << 1)  /* the tree filter, or fail */
+/* Raise the calling process's RLIMIT_NOFILE soft limit to its hard limit
+ * (tasks still start with the original), for a process that wants every
+ * tracked process's pidfd: with the common soft limit of 1024 a tree of a
+ * few hundred processes exhausts it (the result's pidfd_failures counts
+ * those).  A process-wide change, so the caller's choice: the ptmon command
+ * makes it.  Not undone by ptmon_monitor_free(). */
+#define PTMON_MONITOR_RAISE_NOFILE   (1u << 2)
 
 /*
  * Create a monitor: an epoll fd, a signalfd for SIGCHLD and a timerfd, and
  * the event backend.  Changes to the calling process, for as long as the
  * monitor lives:
- *   - it becomes a child subreaper;
+ *   - it becomes a child subreaper (ptmon_monitor_free() makes it none
+ *     again, unless it was one before);
  *   - SIGCHLD's action is set to SIG_DFL without flags (an inherited SIG_IGN
  *     or SA_NOCLDWAIT would have the kernel reap the task unseen), and
  *     SIGCHLD and SIGPIPE are blocked; ptmon_monitor_free() restores the
  *     caller's SIGCHLD action and signal mask (the caller must not rely on
- *     SIGCHLD otherwise);
- *   - RLIMIT_NOFILE's soft limit is raised to its hard limit (tasks get the
- *     original).
+ *     SIGCHLD otherwise).
+ * RLIMIT_NOFILE is left alone unless PTMON_MONITOR_RAISE_NOFILE asks.
  * Tasks start with an empty signal mask and with their first cancel signal
  * not ignored, whatever the caller blocked or ignored; other ignored signals
  * stay ignored (as nohup means them).
@@ -73,10 +109,11 @@ enum ptmon_backend {
  * task's: the monitor reaps them when they end (it reaps every child) but
  * never signals, counts, reports or waits for them.  An orphan reparented
  * to the caller whose parent was never seen is taken for theirs while they
- * (or the orphans they left) live.  @flags: 0 or one
- * PTMON_MONITOR_FILTER_*.
+ * (or the orphans they left) live.  @flags: at most one
+ * PTMON_MONITOR_FILTER_*, and PTMON_MONITOR_RAISE_NOFILE.
  *
- * Returns 0 and sets *ret, or -EINVAL, -ENOMEM, -ENOSYS (no pidfd support),
+ * Returns 0 and sets *ret, or -EINVAL (an unknown flag, both filters, an
+ * unknown backend), -ENOMEM, -ENOSYS (no pidfd support),
  * -EPROTONOSUPPORT/-EPERM (BACKEND_CONNECTOR asked for but unavailable),
  * the tree filter's error (FILTER_TREE asked for but it cannot be loaded:
  * -EPERM without CAP_BPF, -EOPNOTSUPP when built without it) or another
@@ -176,16 +213,18 @@ enum ptmon_cgroup_mode {
 
 /* Durations are in nanoseconds; a deadline that would lie past the
  * clock's range (UINT64_MAX ns of CLOCK_MONOTONIC) is "never", not a wrap
- * into the past. */
+ * into the past.  A sized struct: see the top of this header. */
 struct ptmon_task_config {
+	size_t size;                 /* sizeof: ptmon_task_config_init() sets it */
 	char *const *argv;           /* argv[0] is looked up in PATH */
 	uint64_t timeout_ns;         /* 0: none */
-	int signal;                  /* first signal of a cancel; 0: SIGTERM */
 	uint64_t grace_ns;           /* between the first signal and SIGKILL */
 	uint64_t drain_ns;           /* wait for EOF after the tree is empty */
+	int signal;                  /* first signal of a cancel; 0: SIGTERM */
 	enum ptmon_leftovers leftovers;
 	int stdout_fd;               /* where the task's stdout goes; not owned */
 	int stderr_fd;               /* where the task's stderr goes; not owned */
+	/* PTMON_TASK_CONFIG_SIZE_VER0 ends here. */
 	/* A cgroup v2 of the task's own, a child of the caller's, that the
 	 * root starts in (clone3 CLONE_INTO_CGROUP): cgroup.kill ends every
 	 * cancel after the pidfd sweeps, "populated 0" proves it empty a
@@ -198,39 +237,53 @@ struct ptmon_task_config {
 	uint64_t memory_max;         /* bytes: memory.max */
 	uint64_t pids_max;           /* pids.max */
 	uint64_t cpu_max_us;         /* CPU time per 100 ms: cpu.max (150000: 1.5 CPUs) */
+	/* PTMON_TASK_CONFIG_SIZE_VER1 ends here. */
 };
+#define PTMON_TASK_CONFIG_SIZE_VER0 56 /* argv .. stderr_fd: the first layout */
+#define PTMON_TASK_CONFIG_SIZE_VER1 88 /* the cgroup and its limits */
 
-/* Initialise @cfg with the defaults (SIGTERM, grace, drain, leftovers kill,
- * output to fds 1 and 2). */
-PTMON_EXPORT void ptmon_task_config_init(struct ptmon_task_config *cfg);
+/* Initialise @cfg, of @size bytes (the caller's sizeof(*cfg)), with the
+ * defaults (SIGTERM, grace, drain, leftovers kill, output to fds 1 and 2,
+ * zero for the rest) and set cfg->size to @size.  Returns 0, or -EINVAL
+ * (@size below PTMON_TASK_CONFIG_SIZE_VER0: then only cfg->size is set, if
+ * it fits, and ptmon_task_start() refuses @cfg). */
+PTMON_EXPORT int ptmon_task_config_init(struct ptmon_task_config *cfg, size_t size);
 
 /*
  * Start a task.  Its stdout and stderr are pipes that the monitor forwards
- * to cfg->stdout_fd/stderr_fd; stdin is inherited.  Returns 0 and sets *ret
- * (owned by the monitor, valid until ptmon_task_free() or
- * ptmon_monitor_free()), or -errno:
- * -ENOENT and -EACCES/-ENOEXEC etc. when the command cannot be executed (the
- * child's execvp() errno, reported through a close-on-exec pipe), -EMFILE,
- * -EAGAIN, ...
+ * to cfg->stdout_fd/stderr_fd; stdin is inherited.  @flags: 0 (none is
+ * defined yet; an argument rather than a field of @cfg so that a flag may
+ * one day say how @cfg is to be read, and so that a call site shows it).
+ * Returns 0 and sets *ret (owned by the monitor, valid until
+ * ptmon_task_free() or ptmon_monitor_free()), or -errno:
+ * -EINVAL (bad @cfg or its size, an unknown flag), -E2BIG (@cfg sets a
+ * field this library does not know, or its size is past 4096), -ENOENT and -EACCES/-ENOEXEC etc. when
+ * the command cannot be executed (the child's execvp() errno, reported
+ * through a close-on-exec pipe), -EMFILE, -EAGAIN, ...
  */
 PTMON_EXPORT int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cfg,
-				  struct ptmon_task **ret);
+				  unsigned flags, struct ptmon_task **ret);
 
 /* ---- attaching to a tree ptmon did not start ----------------------------- */
 
+/* A sized struct: see the top of this header. */
 struct ptmon_attach_config {
+	size_t size;                 /* sizeof: ptmon_attach_config_init() sets it */
 	pid_t pid;                   /* the root: a process (thread-group leader) */
+	int signal;                  /* first signal of a cancel; 0: SIGTERM */
 	/* Instead of pid (which is then 0): a cgroup v2 directory; every
 	 * process in it and in the cgroups below it is a top of the tree. */
 	const char *cgroup;
 	uint64_t timeout_ns;         /* 0: none */
-	int signal;                  /* first signal of a cancel; 0: SIGTERM */
 	uint64_t grace_ns;           /* between the first signal and SIGKILL */
-	unsigned flags;              /* 0 */
+	/* PTMON_ATTACH_CONFIG_SIZE_VER0 ends here. */
 };
+#define PTMON_ATTACH_CONFIG_SIZE_VER0 40
 
-/* Initialise @cfg with the defaults (no pid, SIGTERM, the default grace). */
-PTMON_EXPORT void ptmon_attach_config_init(struct ptmon_attach_config *cfg);
+/* Initialise @cfg, of @size bytes (the caller's sizeof(*cfg)), with the
+ * defaults (no pid, SIGTERM, the default grace) and set cfg->size to @size.
+ * Returns 0 or -EINVAL, as ptmon_task_config_init(). */
+PTMON_EXPORT int ptmon_attach_config_init(struct ptmon_attach_config *cfg, size_t size);
 
 /*
  * Watch a running process, cfg->pid, and its descendants as a task, as if
@@ -256,8 +309,11 @@ PTMON_EXPORT void ptmon_attach_config_init(struct ptmon_attach_config *cfg);
  * PTMON_EVENT_SIGNAL with error EPERM and the rest go on.  The monitor's
  * subreaper role is not used.
  *
- * Returns 0 and sets *ret, or -EINVAL (bad config, pid <= 0, or pid is a
- * thread, not a process), -EPERM (pid 1: its tree is the system), -ELOOP
+ * @flags: 0 (none is defined yet), as for ptmon_task_start().
+ *
+ * Returns 0 and sets *ret, or -EINVAL (bad config or its size, an unknown
+ * flag, pid <= 0, or pid is a thread, not a process), -E2BIG (@cfg sets a
+ * field this library does not know, or its size is past 4096), -EPERM (pid 1: its tree is the system), -ELOOP
  * (pid is the calling process or one of its ancestors: a cancel would kill
  * the caller), -ESRCH (no such process, or it has exited), -ENOMEM, or the
  * -errno of pidfd_open.
@@ -278,7 +334,7 @@ PTMON_EXPORT void ptmon_attach_config_init(struct ptmon_attach_config *cfg);
  * ancestors are in it).
  */
 PTMON_EXPORT int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config *cfg,
-				   struct ptmon_task **ret);
+				   unsigned flags, struct ptmon_task **ret);
 
 /* Whether @t was made by ptmon_task_attach(). */
 PTMON_EXPORT bool ptmon_task_attached(const struct ptmon_task *t);
@@ -293,16 +349,24 @@ enum ptmon_cancel_reason {
 	PTMON_CANCEL_FRONT_DIED, /* the front exited: ptmon_monitor_set_front() */
 };
 
+/* How ptmon_task_cancel() goes about it (flags). */
+#define PTMON_CANCEL_GRACEFUL 0u         /* the first signal, then the grace period */
+#define PTMON_CANCEL_NOW      (1u << 0)  /* SIGKILL at once, no grace period */
+
 /*
  * Cancel a task: the first signal to every live process of its tree, then
- * SIGKILL after the grace period (at once when @now, or when the task is
- * already past its first signal).  Idempotent.  Returns 0 or -errno.
+ * SIGKILL after the grace period (at once with PTMON_CANCEL_NOW in @flags,
+ * or when the task is already past its first signal).  @reason is recorded
+ * by the first cancel.  Idempotent.  Returns 0, or -EINVAL (@t NULL,
+ * @reason PTMON_CANCEL_NONE or unknown, an unknown flag).
  */
 PTMON_EXPORT int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason,
-				   bool now);
+				   unsigned flags);
 
-/* How a task went; valid once ptmon_task_done() is true. */
+/* How a task went; valid once ptmon_task_done() is true.  A sized struct:
+ * see the top of this header. */
 struct ptmon_task_result {
+	size_t size;                 /* the caller's sizeof, set before the call */
 	pid_t root_pid;
 	int root_status;             /* waitid si_code: CLD_EXITED/KILLED/DUMPED;
 					0: unknown (an attached root, see
@@ -310,6 +374,7 @@ struct ptmon_task_result {
 	int root_value;              /* exit code or signal number */
 	enum ptmon_cancel_reason cancel_reason;
 	int cancel_signal;           /* the signal ptmon received, for _SIGNAL */
+	bool drain_timed_out;        /* a pipe was still open at the drain bound */
 	uint64_t processes;          /* processes of the tree seen, root included */
 	uint64_t signalled;          /* processes ptmon sent a signal to */
 	uint64_t killed;             /* processes ptmon sent SIGKILL to */
@@ -320,8 +385,8 @@ struct ptmon_task_result {
 	uint64_t pidfd_failures;     /* pidfds that could not be opened (fd limit) */
 	uint64_t cancel_to_empty_ns; /* 0 when never cancelled */
 	uint64_t cancel_to_eof_ns;
-	bool drain_timed_out;        /* a pipe was still open at the drain bound */
 	uint64_t bytes_out, bytes_err;
+	/* PTMON_TASK_RESULT_SIZE_VER0 ends here. */
 	/* The task's output that never reached stdout_fd/stderr_fd, in bytes:
 	 * its reader left, a write failed, or the drain bound passed. */
 	uint64_t dropped_out, dropped_err;
@@ -335,9 +400,10 @@ struct ptmon_task_result {
 	bool cgroup_escaped;         /* "populated 1" instead: those were killed */
 	bool cgroup_removed;
 	bool cgroup_have_cpu;        /* cpu.stat was read */
-	uint64_t cgroup_cpu_usec, cgroup_user_usec, cgroup_system_usec;
 	/* The cgroup's other totals, where its controller was enabled. */
 	bool cgroup_have_memory_peak, cgroup_have_pids_peak, cgroup_have_io, cgroup_have_oom;
+	bool attached;               /* made by ptmon_task_attach() */
+	uint64_t cgroup_cpu_usec, cgroup_user_usec, cgroup_system_usec;
 	uint64_t cgroup_memory_peak;     /* memory.peak, bytes */
 	uint64_t cgroup_pids_peak;       /* pids.peak */
 	uint64_t cgroup_io_rbytes, cgroup_io_wbytes; /* io.stat, all devices */
@@ -347,8 +413,10 @@ struct ptmon_task_result {
 	/* Connector events that reached ptmon's socket, for all the monitor's
 	 * tasks: with the tree filter, only the tree's. */
 	uint64_t events_received;
-	bool attached;               /* made by ptmon_task_attach() */
+	/* PTMON_TASK_RESULT_SIZE_VER1 ends here. */
 };
+#define PTMON_TASK_RESULT_SIZE_VER0 128 /* root_pid .. bytes_err: the first layout */
+#define PTMON_TASK_RESULT_SIZE_VER1 248
 
 PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);
 
@@ -365,6 +433,9 @@ PTMON_EXPORT bool ptmon_task_done(const struct ptmon_task *t);
  * nothing and returns @t.  Accepts NULL (returns NULL).
  */
 PTMON_EXPORT struct ptmon_task *ptmon_task_free(struct ptmon_task *t);
+/* Fill the caller's *ret, as far as its ret->size, once ptmon_task_done(@t).
+ * Returns 0, -EBUSY (not done yet) or -EINVAL (@t or @ret NULL, ret->size
+ * below PTMON_TASK_RESULT_SIZE_VER0 or past 4096). */
 PTMON_EXPORT int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret);
 PTMON_EXPORT pid_t ptmon_task_root_pid(const struct ptmon_task *t);
 
@@ -444,16 +515,16 @@ enum ptmon_argv_source {
 	PTMON_ARGV_UNKNOWN,
 };
 
+/* A sized struct: see the top of this header. */
 struct ptmon_process_info {
+	size_t size;            /* the caller's sizeof, set before the call */
 	uint64_t id;            /* unique in the monitor, from 1, in the order seen */
 	uint64_t parent_id;     /* the process that forked it; 0 when unknown (root) */
 	pid_t pid;
 	pid_t ppid;             /* the parent's pid when ptmon learned of it */
-	bool root;
 	const char *argv;       /* argv_len bytes, each argument NUL-terminated; NULL: unknown
 				   (see argv_source) */
 	size_t argv_len;
-	bool argv_truncated;    /* cut at PTMON_ARGV_MAX */
 	char comm[16];
 	uint64_t start_mono_ns; /* when ptmon learned of it (CLOCK_MONOTONIC) */
 	uint64_t end_mono_ns;   /* when ptmon learned of its end; 0 while running */
@@ -462,28 +533,36 @@ struct ptmon_process_info {
 	enum ptmon_process_end end;
 	int exit_code;
 	int term_signal;
-	bool core_dumped;
-	bool short_lived;       /* gone before ptmon could hold a pidfd for it */
 	int signal_sent;        /* the last signal ptmon sent it, 0: none */
-	bool killed_by_ptmon;   /* it died of a signal ptmon sent */
 	uint32_t threads;       /* threads it had besides the main one (from taskstats) */
 	enum ptmon_acct_source acct;
+	bool root;
+	bool argv_truncated;    /* cut at PTMON_ARGV_MAX */
+	bool core_dumped;
+	bool short_lived;       /* gone before ptmon could hold a pidfd for it */
+	bool killed_by_ptmon;   /* it died of a signal ptmon sent */
 	uint64_t utime_us;
 	uint64_t stime_us;
 	uint64_t maxrss_kb;     /* peak resident memory */
 	uint64_t read_bytes;    /* taskstats: bytes through read(); rusage: 0 */
 	uint64_t write_bytes;
-	/* Added last, so that the offsets of the fields above hold. */
+	/* PTMON_PROCESS_INFO_SIZE_VER0 ends here. */
 	enum ptmon_argv_source argv_source;
+	/* An attached task's process whose parent exited while it lived: it
+	 * was reparented to init or another subreaper, and stayed tracked. */
+	bool reparented;
 	/* NULL, or why it was still alive when a cancel gave up on it:
 	 * "not permitted" (EPERM: it runs as another user), "uninterruptible
 	 * sleep" (D state), "unknown". */
 	const char *survived;
-	/* An attached task's process whose parent exited while it lived: it
-	 * was reparented to init or another subreaper, and stayed tracked. */
-	bool reparented;
+	/* PTMON_PROCESS_INFO_SIZE_VER1 ends here. */
 };
+#define PTMON_PROCESS_INFO_SIZE_VER0 168 /* id .. write_bytes: the first layout */
+#define PTMON_PROCESS_INFO_SIZE_VER1 184
 
+/* Fill the caller's *ret, as far as its ret->size, with what ptmon knows of
+ * @p now.  Returns 0 or -EINVAL (@p or @ret NULL, ret->size below
+ * PTMON_PROCESS_INFO_SIZE_VER0 or past 4096). */
 PTMON_EXPORT int ptmon_process_get_info(const struct ptmon_process *p,
 					struct ptmon_process_info *ret);
 
@@ -534,13 +613,19 @@ enum ptmon_event_type {
 	PTMON_EVENT_DONE,          /* the task is done: ptmon_task_result() works */
 };
 
+/* An array's element (ptmon_event.holders): its layout is the stride, so it
+ * never grows. */
 struct ptmon_holder {
 	pid_t pid;
 	int fd;
 	char comm[16];
 };
 
+/* Allocated by the library: @size is the number of bytes of it there are,
+ * so a caller built against a newer ptmon.h reads a field appended later
+ * only when size > offsetof(struct ptmon_event, field). */
 struct ptmon_event {
+	size_t size;
 	enum ptmon_event_type type;
 	struct ptmon_task *task;
 	uint64_t mono_ns;

@@ -2,6 +2,7 @@
 /* A task: its spawn, and its way from running to cancelled to empty to
  * drained. */
 #include "internal.h"
+#include "sized.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -68,8 +69,10 @@ child_exec(struct ptmon_monitor *m, struct ptmon_task *t, int out_w, int err_w, 
 	 * its own (README: "If ptmon is killed"). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(125);
-	struct rlimit rl = {.rlim_cur = m->nofile_orig.cur, .rlim_max = m->nofile_orig.max};
-	setrlimit(RLIMIT_NOFILE, &rl);
+	if (m->flags & PTMON_MONITOR_RAISE_NOFILE) {
+		struct rlimit rl = {.rlim_cur = m->nofile_orig.cur, .rlim_max = m->nofile_orig.max};
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	move_fd(out_w, STDOUT_FILENO);
 	move_fd(err_w, STDERR_FILENO);
 	execvp(t->argv[0], t->argv);
@@ -329,10 +332,12 @@ static void enter_kill(struct ptmon_task *t)
 	sweep(t);
 }
 
-int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, bool now)
+int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, unsigned flags)
 {
-	if (!t)
+	if (!t || reason == PTMON_CANCEL_NONE || reason > PTMON_CANCEL_FRONT_DIED ||
+	    (flags & ~PTMON_CANCEL_NOW))
 		return -EINVAL;
+	bool now = flags & PTMON_CANCEL_NOW;
 	if (t->phase >= PHASE_DRAIN)
 		return 0;
 	if (t->cancel_reason == PTMON_CANCEL_NONE) {
@@ -493,7 +498,7 @@ static void on_root_exit(struct ptmon_task *t)
 	monitor_notice(m, t, PTMON_NOTICE_LEFTOVERS,
 		       "task's root %d exited; cancelling %zu remaining processes",
 		       (int)t->root->pid, t->live.count);
-	ptmon_task_cancel(t, PTMON_CANCEL_LEFTOVERS, false);
+	ptmon_task_cancel(t, PTMON_CANCEL_LEFTOVERS, PTMON_CANCEL_GRACEFUL);
 }
 
 /* The root of an attached tree is not ours to reap: its status is its
@@ -589,7 +594,7 @@ void task_update(struct ptmon_task *t)
 void task_on_deadlines(struct ptmon_task *t, uint64_t now)
 {
 	if (t->deadline_timeout && now >= t->deadline_timeout)
-		ptmon_task_cancel(t, PTMON_CANCEL_TIMEOUT, false);
+		ptmon_task_cancel(t, PTMON_CANCEL_TIMEOUT, PTMON_CANCEL_GRACEFUL);
 	if (t->deadline_grace && now >= t->deadline_grace)
 		enter_kill(t);
 	if (t->deadline_giveup && now >= t->deadline_giveup && t->phase == PHASE_KILL)
@@ -628,9 +633,28 @@ uint64_t task_next_deadline(const struct ptmon_task *t)
 
 /* ---- public ---------------------------------------------------------------- */
 
-void ptmon_task_config_init(struct ptmon_task_config *cfg)
+/* The published layouts (ptmon.h, "Structs that grow"): each version ends
+ * where its constant says, without tail padding that a later field could
+ * fall into. */
+#define offsetofend(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+_Static_assert(offsetofend(struct ptmon_task_config, stderr_fd) == PTMON_TASK_CONFIG_SIZE_VER0,
+	       "ptmon_task_config VER0");
+_Static_assert(sizeof(struct ptmon_task_config) == PTMON_TASK_CONFIG_SIZE_VER1,
+	       "ptmon_task_config VER1");
+_Static_assert(offsetofend(struct ptmon_attach_config, grace_ns) == PTMON_ATTACH_CONFIG_SIZE_VER0 &&
+		       sizeof(struct ptmon_attach_config) == PTMON_ATTACH_CONFIG_SIZE_VER0,
+	       "ptmon_attach_config VER0");
+_Static_assert(offsetofend(struct ptmon_task_result, bytes_err) == PTMON_TASK_RESULT_SIZE_VER0,
+	       "ptmon_task_result VER0");
+_Static_assert(sizeof(struct ptmon_task_result) == PTMON_TASK_RESULT_SIZE_VER1,
+	       "ptmon_task_result VER1");
+
+/* The defaults, copied out as far as the caller's @size: its struct may be
+ * older and smaller than ours. */
+int ptmon_task_config_init(struct ptmon_task_config *cfg, size_t size)
 {
-	*cfg = (struct ptmon_task_config){
+	struct ptmon_task_config d = {
+		.size = sizeof(d),
 		.signal = SIGTERM,
 		.grace_ns = PTMON_DEFAULT_GRACE_NS,
 		.drain_ns = PTMON_DEFAULT_DRAIN_NS,
@@ -639,6 +663,10 @@ void ptmon_task_config_init(struct ptmon_task_config *cfg)
 		.stderr_fd = STDERR_FILENO,
 		.cgroup = PTMON_CGROUP_AUTO,
 	};
+	if (!cfg || size < sizeof(cfg->size))
+		return -EINVAL;
+	cfg->size = size;
+	return sized_copy_out(cfg, &d, sizeof(d), PTMON_TASK_CONFIG_SIZE_VER0);
 }
 
 static void abort_root(struct ptmon_monitor *m, struct ptmon_task *t)
@@ -688,11 +716,17 @@ void task_free(struct ptmon_task *t)
 	free(t);
 }
 
-int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cfg,
+int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *ucfg, unsigned flags,
 		     struct ptmon_task **ret)
 {
-	if (!m || !cfg || !cfg->argv || !cfg->argv[0] || !ret || cfg->signal < 0 ||
-	    cfg->signal >= NSIG)
+	if (!m || !ucfg || !ret || flags)
+		return -EINVAL;
+	struct ptmon_task_config c = {0}, *cfg = &c;
+	int r = sized_copy_in(&c, sizeof(c), ucfg, PTMON_TASK_CONFIG_SIZE_VER0);
+	if (r < 0)
+		return r;
+	if (!cfg->argv || !cfg->argv[0] || cfg->signal < 0 || cfg->signal >= NSIG ||
+	    cfg->leftovers > PTMON_LEFTOVERS_WAIT || cfg->cgroup > PTMON_CGROUP_OFF)
 		return -EINVAL;
 	struct ptmon_task *t = calloc(1, sizeof(*t));
 	if (!t)
@@ -711,7 +745,7 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cf
 	}
 	t->cfg.argv = t->argv;
 	t->started_ns = util_now_ns();
-	int r = task_spawn(m, t);
+	r = task_spawn(m, t);
 	if (r < 0) {
 		if (t->root) /* spawned, but its output could not be set up */
 			abort_root(m, t);
@@ -731,12 +765,17 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cf
 
 /* ---- attach ------------------------------------------------------------------ */
 
-void ptmon_attach_config_init(struct ptmon_attach_config *cfg)
+int ptmon_attach_config_init(struct ptmon_attach_config *cfg, size_t size)
 {
-	*cfg = (struct ptmon_attach_config){
+	struct ptmon_attach_config d = {
+		.size = sizeof(d),
 		.signal = SIGTERM,
 		.grace_ns = PTMON_DEFAULT_GRACE_NS,
 	};
+	if (!cfg || size < sizeof(cfg->size))
+		return -EINVAL;
+	cfg->size = size;
+	return sized_copy_out(cfg, &d, sizeof(d), PTMON_ATTACH_CONFIG_SIZE_VER0);
 }
 
 /* PID 1's tree is the whole system; ptmon's own and its ancestors' hold
@@ -840,20 +879,25 @@ static void unlink_task(struct ptmon_monitor *m, struct ptmon_task *t)
 		}
 }
 
-int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config *cfg,
-		      struct ptmon_task **ret)
+int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config *ucfg,
+		      unsigned flags, struct ptmon_task **ret)
 {
-	if (!m || !cfg || !ret || cfg->flags || cfg->signal < 0 || cfg->signal >= NSIG ||
-	    (cfg->cgroup && cfg->pid))
+	if (!m || !ucfg || !ret || flags)
 		return -EINVAL;
-	int r = cfg->cgroup ? 0 : check_attach_root(cfg->pid);
+	struct ptmon_attach_config c = {0}, *cfg = &c;
+	int r = sized_copy_in(&c, sizeof(c), ucfg, PTMON_ATTACH_CONFIG_SIZE_VER0);
+	if (r < 0)
+		return r;
+	if (cfg->signal < 0 || cfg->signal >= NSIG || (cfg->cgroup && cfg->pid))
+		return -EINVAL;
+	r = cfg->cgroup ? 0 : check_attach_root(cfg->pid);
 	if (r < 0)
 		return r;
 	struct ptmon_task *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->monitor = m;
-	ptmon_task_config_init(&t->cfg);
+	ptmon_task_config_init(&t->cfg, sizeof(t->cfg));
 	t->cfg.signal = cfg->signal ? cfg->signal : SIGTERM;
 	t->cfg.grace_ns = cfg->grace_ns;
 	t->cfg.timeout_ns = cfg->timeout_ns;
@@ -919,6 +963,7 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 	if (t->phase != PHASE_DONE)
 		return -EBUSY;
 	struct ptmon_task_result r = {
+		.size = sizeof(r),
 		.root_pid = t->root ? t->root->pid : 0,
 		.root_status = t->root_code,
 		.root_value = t->root_value,
@@ -965,8 +1010,7 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		r.cancel_to_empty_ns = t->empty_ns - t->cancel_ns;
 		r.cancel_to_eof_ns = t->eof_ns - t->cancel_ns;
 	}
-	*ret = r;
-	return 0;
+	return sized_copy_out(ret, &r, sizeof(r), PTMON_TASK_RESULT_SIZE_VER0);
 }
 
 /* ---- acting on one process --------------------------------------------------- */

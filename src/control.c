@@ -450,7 +450,7 @@ static void tree_item(struct client *cl, const struct ptmon_process_info *p,
 static bool census_one(struct client *cl, const struct ptmon_process *proc)
 {
 	struct census *cs = &cl->job.cs;
-	struct ptmon_process_info p;
+	struct ptmon_process_info p = {.size = sizeof(p)};
 	if (ptmon_process_get_info(proc, &p) < 0)
 		return false;
 	cl->job.cur_id = p.id;
@@ -486,7 +486,7 @@ static void do_info(struct client *cl)
 	json_object_object_add(o, "backend", json_object_new_string(c->ri->backend));
 	const struct ptmon_process *root =
 		ptmon_task_find_process(c->task, ptmon_task_root_pid(c->task));
-	struct ptmon_process_info ri;
+	struct ptmon_process_info ri = {.size = sizeof(ri)};
 	if (root && ptmon_process_get_info(root, &ri) == 0) {
 		json_object_object_add(o, "start_unix_ns",
 				       json_object_new_int64((int64_t)ri.start_wall_ns));
@@ -548,7 +548,8 @@ static void do_kill(struct client *cl, const struct control_request *rq)
 
 static void do_cancel(struct client *cl, bool now)
 {
-	int r = ptmon_task_cancel(cl->ctl->task, PTMON_CANCEL_REQUEST, now);
+	int r = ptmon_task_cancel(cl->ctl->task, PTMON_CANCEL_REQUEST,
+				  now ? PTMON_CANCEL_NOW : PTMON_CANCEL_GRACEFUL);
 	if (r < 0) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "cancel: %s", strerror(-r));

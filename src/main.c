@@ -810,7 +810,9 @@ static int run(struct options *o)
 		o->events = evwriter_free(o->events);
 		return EXIT_PTMON_FAILED;
 	}
-	int r = ptmon_monitor_new(&m, o->backend, o->monitor_flags);
+	/* ptmon holds a pidfd per live process of the tree: every fd the
+	 * hard limit allows (the task gets the limits ptmon was given). */
+	int r = ptmon_monitor_new(&m, o->backend, o->monitor_flags | PTMON_MONITOR_RAISE_NOFILE);
 	if (r < 0) {
 		o->control = control_free(o->control, 0);
 		if (r == -ENOSYS)
@@ -853,7 +855,7 @@ static int run(struct options *o)
 	if (r == 0 && o->watch) {
 		if (o->verbose && !o->attach.cgroup)
 			msg("watching pid %d: %s", (int)o->attach.pid, WATCH_LIMITS);
-		r = ptmon_task_attach(m, &o->attach, &t);
+		r = ptmon_task_attach(m, &o->attach, 0, &t);
 		if (r < 0) {
 			char why[512];
 			msg("%s", o->attach.cgroup
@@ -867,7 +869,7 @@ static int run(struct options *o)
 			    (int)ptmon_task_root_pid(t));
 		}
 	} else if (r == 0) {
-		r = ptmon_task_start(m, &o->task, &t);
+		r = ptmon_task_start(m, &o->task, 0, &t);
 	}
 	if (r < 0 && o->task.cgroup == PTMON_CGROUP_ON && ptmon_monitor_cgroup_unavailable(m)) {
 		bool limits = o->task.memory_max || o->task.pids_max || o->task.cpu_max_us;
@@ -896,7 +898,7 @@ static int run(struct options *o)
 		control_attach(o->control, t, &o->info);
 	r = loop(m, t, o);
 	front_task_done();
-	struct ptmon_task_result res;
+	struct ptmon_task_result res = {.size = sizeof(res)};
 	int status = EXIT_PTMON_FAILED;
 	if (r < 0)
 		msg("monitor failed: %s", strerror(-r));
@@ -932,7 +934,7 @@ static int watch_command(int argc, char **argv)
 	if (st >= 0)
 		return st;
 	struct options o = {.backend = w.backend, .monitor_flags = w.monitor_flags};
-	ptmon_task_config_init(&o.task);
+	ptmon_task_config_init(&o.task, sizeof(o.task));
 	o.watch = true;
 	o.attach = w.attach;
 	o.verbose = w.verbose;
@@ -1000,7 +1002,7 @@ int main(int argc, char **argv)
 		return EXIT_PTMON_FAILED;
 	}
 	struct options o = {.backend = PTMON_BACKEND_AUTO};
-	ptmon_task_config_init(&o.task);
+	ptmon_task_config_init(&o.task, sizeof(o.task));
 	if (parse_run(argc - 1, argv + 1, &o) < 0)
 		return EXIT_PTMON_FAILED;
 	/* The front too: a stray signal 32 or 33 must not end it (and with it,

@@ -355,7 +355,7 @@ static void add_start(struct json_object *o, const struct run_info *ri)
 
 static void add_process(struct json_object *o, const struct ptmon_event *ev, bool all)
 {
-	struct ptmon_process_info p;
+	struct ptmon_process_info p = {.size = sizeof(p)};
 	if (!ev->process || ptmon_process_get_info(ev->process, &p) < 0)
 		return;
 	json_object_object_add(o, "id", jint((int64_t)p.id));
@@ -579,7 +579,7 @@ static void add_cgroup(struct json_object *o, const struct ptmon_task *t,
 
 static void add_totals(struct json_object *o, const struct ptmon_task *t)
 {
-	struct ptmon_task_result r;
+	struct ptmon_task_result r = {.size = sizeof(r)};
 	if (ptmon_task_result(t, &r) < 0)
 		return;
 	json_object_object_add(o, "root_pid", jint(r.root_pid));
@@ -621,7 +621,7 @@ struct ended {
 static int add_ended(const struct ptmon_process *proc, void *ud)
 {
 	struct ended *e = ud;
-	struct ptmon_process_info p;
+	struct ptmon_process_info p = {.size = sizeof(p)};
 	if (ptmon_process_get_info(proc, &p) < 0 || p.end == PTMON_END_RUNNING)
 		return 0;
 	/* As the control socket's metrics count them. */
@@ -700,7 +700,7 @@ struct tree_ctx {
 static int add_to_tree(const struct ptmon_process *proc, void *ud)
 {
 	struct tree_ctx *c = ud;
-	struct ptmon_process_info p;
+	struct ptmon_process_info p = {.size = sizeof(p)};
 	if (ptmon_process_get_info(proc, &p) < 0)
 		return 0;
 	if (p.id >= c->cap) {

@@ -56,6 +56,7 @@ static int collect(const struct ptmon_process *p, void *ud)
 		t->cap = cap;
 	}
 	struct proc *x = &t->v[t->n++];
+	x->info = (struct ptmon_process_info){.size = sizeof(x->info)};
 	ptmon_process_get_info(p, &x->info);
 	x->live = NULL;
 	x->first_child = x->next_sibling = SIZE_MAX;

@@ -279,7 +279,7 @@ static void say_signals(const struct ptmon_task_result *r)
 static bool command_killed(const struct ptmon_task *t, const struct ptmon_task_result *r)
 {
 	const struct ptmon_process *root = ptmon_task_find_process(t, r->root_pid);
-	struct ptmon_process_info info;
+	struct ptmon_process_info info = {.size = sizeof(info)};
 	if (r->root_status == CLD_KILLED && r->root_value == SIGKILL)
 		return true;
 	return root && ptmon_process_get_info(root, &info) == 0 && info.signal_sent == SIGKILL;

@@ -182,7 +182,7 @@ int watch_parse(int argc, char **argv, struct watch_opts *o)
 		{0},
 	};
 	*o = (struct watch_opts){.backend = PTMON_BACKEND_AUTO};
-	ptmon_attach_config_init(&o->attach);
+	ptmon_attach_config_init(&o->attach, sizeof(o->attach));
 	opterr = 0;
 	optind = 1;
 	int c;

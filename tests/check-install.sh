@@ -36,13 +36,13 @@ int main(void)
 	struct ptmon_monitor *m = NULL;
 	struct ptmon_task *t = NULL;
 	struct ptmon_task_config cfg;
-	struct ptmon_task_result r;
+	struct ptmon_task_result r = {.size = sizeof(r)};
 	char *const argv[] = {"sh", "-c", "exit 7", NULL};
 	if (ptmon_monitor_new(&m, PTMON_BACKEND_AUTO, 0) < 0)
 		return 100;
-	ptmon_task_config_init(&cfg);
+	ptmon_task_config_init(&cfg, sizeof(cfg));
 	cfg.argv = argv;
-	if (ptmon_task_start(m, &cfg, &t) < 0 || ptmon_monitor_run(m) < 0 ||
+	if (ptmon_task_start(m, &cfg, 0, &t) < 0 || ptmon_monitor_run(m) < 0 ||
 	    ptmon_task_result(t, &r) < 0)
 		return 101;
 	printf("exit %d\n", r.root_value);

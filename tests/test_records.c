@@ -45,7 +45,7 @@ static void on_event(const struct ptmon_event *ev, void *ud)
 	if (ev->type == PTMON_EVENT_EXIT)
 		s->exits++;
 	if (ev->type == PTMON_EVENT_FORK) {
-		struct ptmon_process_info p;
+		struct ptmon_process_info p = {.size = sizeof(p)};
 
 		assert_int_equal(ptmon_process_get_info(ev->process, &p), 0);
 		s->forks_bad_parent += p.parent_id == 0;
@@ -77,10 +77,10 @@ static struct ptmon_task *run_many(struct ptmon_monitor *m, bool hold)
 	struct ptmon_task_config cfg;
 	struct ptmon_task *t = NULL;
 
-	ptmon_task_config_init(&cfg);
+	ptmon_task_config_init(&cfg, sizeof(cfg));
 	cfg.argv = argv;
 	cfg.timeout_ns = 120ull * 1000000000ull;
-	assert_int_equal(ptmon_task_start(m, &cfg, &t), 0);
+	assert_int_equal(ptmon_task_start(m, &cfg, 0, &t), 0);
 	if (hold)
 		ptmon_task_hold_records(t);
 	assert_int_equal(ptmon_monitor_run(m), 0);
@@ -100,7 +100,7 @@ static void t_dropped_once_delivered(void **state)
 	struct seen s = {0};
 	struct ptmon_monitor *m = monitor_or_skip(&s);
 	struct ptmon_task *t = run_many(m, false);
-	struct ptmon_task_result res;
+	struct ptmon_task_result res = {.size = sizeof(res)};
 	uint64_t walked = 0;
 
 	(void)state;
@@ -131,7 +131,7 @@ static void t_held_for_the_end(void **state)
 	struct seen s = {0};
 	struct ptmon_monitor *m = monitor_or_skip(&s);
 	struct ptmon_task *t = run_many(m, true);
-	struct ptmon_task_result res;
+	struct ptmon_task_result res = {.size = sizeof(res)};
 	uint64_t walked = 0;
 
 	(void)state;
@@ -158,11 +158,11 @@ static void t_free_refuses_running(void **state)
 	(void)state;
 	assert_null(ptmon_task_free(NULL));
 	assert_int_equal(ptmon_monitor_new(&m, PTMON_BACKEND_PROCFS, 0), 0);
-	ptmon_task_config_init(&cfg);
+	ptmon_task_config_init(&cfg, sizeof(cfg));
 	cfg.argv = argv;
-	assert_int_equal(ptmon_task_start(m, &cfg, &t), 0);
+	assert_int_equal(ptmon_task_start(m, &cfg, 0, &t), 0);
 	assert_ptr_equal(ptmon_task_free(t), t);
-	assert_int_equal(ptmon_task_cancel(t, PTMON_CANCEL_REQUEST, true), 0);
+	assert_int_equal(ptmon_task_cancel(t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_NOW), 0);
 	assert_int_equal(ptmon_monitor_run(m), 0);
 	assert_null(ptmon_task_free(t));
 	ptmon_monitor_free(m);

@@ -40,9 +40,9 @@ static int setup(void **state)
 	f = (struct fixture){0};
 	if (ptmon_monitor_new(&f.m, PTMON_BACKEND_PROCFS, 0) < 0)
 		return -1;
-	ptmon_task_config_init(&cfg);
+	ptmon_task_config_init(&cfg, sizeof(cfg));
 	cfg.argv = argv;
-	if (ptmon_task_start(f.m, &cfg, &f.t) < 0)
+	if (ptmon_task_start(f.m, &cfg, 0, &f.t) < 0)
 		return -1;
 	f.root = ptmon_task_root_pid(f.t);
 	*state = &f;
@@ -58,10 +58,10 @@ static int setup_no_cgroup(void **state)
 	f = (struct fixture){0};
 	if (ptmon_monitor_new(&f.m, PTMON_BACKEND_PROCFS, 0) < 0)
 		return -1;
-	ptmon_task_config_init(&cfg);
+	ptmon_task_config_init(&cfg, sizeof(cfg));
 	cfg.argv = argv;
 	cfg.cgroup = PTMON_CGROUP_OFF;
-	if (ptmon_task_start(f.m, &cfg, &f.t) < 0)
+	if (ptmon_task_start(f.m, &cfg, 0, &f.t) < 0)
 		return -1;
 	f.root = ptmon_task_root_pid(f.t);
 	*state = &f;
@@ -136,7 +136,7 @@ static void wait_zombie(pid_t pid)
 
 static struct ptmon_process_info info_of(struct fixture *f, pid_t pid)
 {
-	struct ptmon_process_info p;
+	struct ptmon_process_info p = {.size = sizeof(p)};
 	const struct ptmon_process *proc = ptmon_task_find_process(f->t, pid);
 	assert_non_null(proc);
 	assert_int_equal(ptmon_process_get_info(proc, &p), 0);
@@ -490,11 +490,11 @@ static void test_blind_sweeps_kill_the_cgroup(void **state)
 	int hidden_fd = util_pidfd_open(hidden, 0);
 	assert_true(hidden_fd >= 0);
 	walks_blind = true;
-	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, true), 0);
+	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_NOW), 0);
 	assert_int_equal(ptmon_monitor_run(f->m), 0);
 	walks_blind = false;
 
-	struct ptmon_task_result r;
+	struct ptmon_task_result r = {.size = sizeof(r)};
 	assert_int_equal(ptmon_task_result(f->t, &r), 0);
 	assert_true(r.cgroup_killed);
 	assert_true(r.cancel_to_empty_ns < PTMON_KILL_BOUND_NS / 2);
@@ -519,11 +519,11 @@ static void test_blind_sweeps_without_cgroup(void **state)
 	int hidden_fd = util_pidfd_open(hidden, 0);
 	assert_true(hidden_fd >= 0);
 	walks_blind = true;
-	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, true), 0);
+	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_NOW), 0);
 	assert_int_equal(ptmon_monitor_run(f->m), 0);
 	walks_blind = false;
 
-	struct ptmon_task_result r;
+	struct ptmon_task_result r = {.size = sizeof(r)};
 	assert_int_equal(ptmon_task_result(f->t, &r), 0);
 	assert_true(r.survivors >= 1);
 	assert_int_equal(util_pidfd_exited(hidden_fd), 0); /* it lives on */
