@@ -1026,7 +1026,7 @@ int control_dispatch(struct control *c)
  * that had passed it. */
 static void count_exit(struct control *c, const struct ptmon_process *proc)
 {
-	struct ptmon_process_info p;
+	struct ptmon_process_info p = {.size = sizeof(p)};
 	if (!proc || ptmon_process_get_info(proc, &p) < 0)
 		return;
 	int k = p.end == PTMON_END_EXITED     ? 0
