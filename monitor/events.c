@@ -43,6 +43,9 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 		return -EINVAL;
 	const struct node *n = (const struct node *)proc;
 	const struct ptmon_monitor *m = n->task ? n->task->monitor : NULL;
+	/* During an event's callback: the record as the event saw it. */
+	if (m)
+		n = sink_view(&m->sink, n);
 	uint64_t off = m ? m->wall_offset_ns : 0;
 	struct ptmon_process_info p = {
 		.id = n->id,

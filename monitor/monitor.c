@@ -133,6 +133,10 @@ void monitor_rearm(struct ptmon_monitor *m)
 	if (m->backend == PTMON_BACKEND_PROCFS && m->ntasks_running && !m->next_resync)
 		m->next_resync = util_now_ns() + PROCFS_INTERVAL_NS;
 	uint64_t next = m->next_resync;
+	/* Queued outside the loop (ptmon_task_start(), _cancel(), _kill()):
+	 * the caller's poll must return for them to be delivered. */
+	if (sink_pending(&m->sink))
+		next = 1;
 	uint64_t p = acct_pending_deadline(m);
 	if (p && (!next || p < next))
 		next = p;
@@ -615,6 +619,8 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 		task_on_deadlines(t, now);
 		task_update(t);
 	}
+	/* The only place callbacks run: every layer is done with its step. */
+	sink_flush(&m->sink);
 	records_sweep(m);
 	monitor_rearm(m);
 	return (int)m->ntasks_running;
@@ -709,6 +715,8 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 	for (struct node *n = m->tree.first; n; n = n->next)
 		n->pidfd = util_close(n->pidfd);
 	tree_fini(&m->tree);
+	/* Nothing is delivered from here (ptmon.h). */
+	sink_fini(&m->sink);
 	m->cn = cnproc_free(m->cn);
 	m->ts = tstats_free(m->ts);
 	free(m->ts_ring);

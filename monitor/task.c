@@ -670,6 +670,7 @@ void task_free(struct ptmon_task *t)
 {
 	if (!t)
 		return;
+	sink_forget_task(&t->monitor->sink, t);
 	stream_fini(t->monitor, &t->out);
 	stream_fini(t->monitor, &t->err);
 	/* A watched cgroup is the user's: never killed by a mere free. */
@@ -1004,10 +1005,8 @@ static bool below(const struct node *x, const struct node *top)
 	return false;
 }
 
-int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
+static int kill_tree(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 {
-	if (!t || sig < 0 || sig >= NSIG || (flags & ~PTMON_KILL_SUBTREE))
-		return -EINVAL;
 	struct ptmon_monitor *m = t->monitor;
 	struct node *n = tree_lookup(&m->tree, pid);
 	if (!n || n->task != t)
@@ -1028,4 +1027,14 @@ int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 		x = next;
 	}
 	return count;
+}
+
+int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
+{
+	if (!t || sig < 0 || sig >= NSIG || (flags & ~PTMON_KILL_SUBTREE))
+		return -EINVAL;
+	int r = kill_tree(t, pid, sig, flags);
+	/* Its SIGNAL events wait for the next dispatch: make it come. */
+	monitor_rearm(t->monitor);
+	return r;
 }
