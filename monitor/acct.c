@@ -46,6 +46,11 @@ static pid_t record_tgid(const struct tstats_record *r)
  */
 static void apply_record(struct node *n, const struct tstats_record *r)
 {
+	/* wait4's figures were taken for want of a record (a node born at
+	 * its reaping, whose record waited in the ring or the park): the
+	 * record replaces them, it is not added to them. */
+	if (n->acct == PTMON_ACCT_RUSAGE)
+		n->utime_us = n->stime_us = n->maxrss_kb = 0;
 	n->acct = PTMON_ACCT_TASKSTATS;
 	/* Threads are counted here, from their exit records: the connector's
 	 * thread events are filtered out in the kernel. */
