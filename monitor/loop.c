@@ -66,12 +66,6 @@ void loop_arm(struct loop *l, uint64_t next, uint64_t now)
 	timerfd_settime(l->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-void loop_wake(struct loop *l)
-{
-	/* A deadline long past: the timerfd is readable at once. */
-	loop_arm(l, 1, UINT64_MAX);
-}
-
 void loop_timer_ack(struct loop *l)
 {
 	uint64_t expirations;

@@ -34,8 +34,6 @@ void loop_watch_del(struct loop *l, int fd);
 /* Arm the timer for @deadline (CLOCK_MONOTONIC ns; 0 or UINT64_MAX: off).
  * A deadline already armed and still ahead costs no system call. */
 void loop_arm(struct loop *l, uint64_t deadline, uint64_t now);
-/* Make the next wait return at once (the timer fires now). */
-void loop_wake(struct loop *l);
 /* Consume the timer's expirations (its watch fired). */
 void loop_timer_ack(struct loop *l);
 
