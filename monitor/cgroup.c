@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* A cgroup v2 of the task's own (cgroup.h). */
 #include "cgroup.h"
-#include "internal.h"
+#include "sys.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* What the monitor tells its caller: events as they happen, and the
- * record of every process. */
-#include "internal.h"
+/* The record of every process, as the caller reads it (struct
+ * ptmon_process): part of the monitor layer.  Events are the sink's. */
+#include "monitor.h"
+#include "task.h"
+#include "tree.h"
 #include "sized.h"
 
 #include <errno.h>
@@ -9,68 +11,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
-
-static uint64_t wall_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void event_emit(struct ptmon_monitor *m, struct ptmon_event *ev)
-{
-	if (!m->event_fn)
-		return;
-	ev->size = sizeof(*ev);
-	ev->mono_ns = util_now_ns();
-	ev->wall_ns = wall_now_ns();
-	if (ev->process && !ev->pid) {
-		const struct node *n = (const struct node *)ev->process;
-		ev->pid = n->pid;
-		ev->ppid = node_parent_pid(n);
-	}
-	m->event_fn(ev, m->event_data);
-}
-
-void event_node(struct ptmon_monitor *m, enum ptmon_event_type type, struct node *n)
-{
-	if (n->flags & NODE_FOREIGN)
-		return; /* not any task's: never reported */
-	struct ptmon_event ev = {
-		.type = type,
-		.task = n->task,
-		.process = (const struct ptmon_process *)n,
-	};
-	event_emit(m, &ev);
-}
-
-void event_exit(struct ptmon_monitor *m, struct node *n)
-{
-	if (n->flags & NODE_EXIT_EMITTED)
-		return;
-	n->flags |= NODE_EXIT_EMITTED;
-	m->exits_unswept++;
-	event_node(m, PTMON_EVENT_EXIT, n);
-}
-
-void event_signal(struct ptmon_monitor *m, struct node *n, int sig, int err)
-{
-	struct ptmon_event ev = {
-		.type = PTMON_EVENT_SIGNAL,
-		.task = n->task,
-		.process = (const struct ptmon_process *)n,
-		.signal = sig,
-		.error = err,
-	};
-	event_emit(m, &ev);
-}
-
-void event_count(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_event_type type,
-		 uint64_t count, const char *reason)
-{
-	struct ptmon_event ev = {.type = type, .task = t, .count = count, .reason = reason};
-	event_emit(m, &ev);
-}
 
 /* ---- the process record ------------------------------------------------------ */
 
@@ -111,6 +51,9 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 		return -EINVAL;
 	const struct node *n = (const struct node *)proc;
 	const struct ptmon_monitor *m = n->task ? n->task->monitor : NULL;
+	/* During an event's callback: the record as the event saw it. */
+	if (m)
+		n = sink_view(&m->sink, n);
 	uint64_t off = m ? m->wall_offset_ns : 0;
 	struct ptmon_process_info p = {
 		.size = sizeof(p),
@@ -195,6 +138,6 @@ void ptmon_monitor_set_event_callback(struct ptmon_monitor *m, ptmon_event_fn fn
 {
 	if (!m)
 		return;
-	m->event_fn = fn;
-	m->event_data = userdata;
+	m->sink.event_fn = fn;
+	m->sink.event_data = userdata;
 }

@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* The monitor: one epoll set, the event backend, signals, timers. */
-#include "internal.h"
+#include "acct.h"
+#include "loop.h"
+#include "monitor.h"
+#include "procfs.h"
+#include "sink.h"
+#include "sys.h"
+#include "task.h"
+#include "track.h"
 #include "cnproc.h"
 #include "nlutil.h"
 #include "taskstats.h"
@@ -28,52 +35,7 @@
 /* After lost events, walk at most this often. */
 #define LOST_RESYNC_MIN_NS (20ull * 1000000ull)
 
-/* ---- epoll ------------------------------------------------------------------ */
-
-int monitor_watch_add(struct ptmon_monitor *m, int fd, uint32_t events, struct watch *w)
-{
-	struct epoll_event ev = {.events = events, .data.ptr = w};
-	return epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
-}
-
-int monitor_watch_mod(struct ptmon_monitor *m, int fd, uint32_t events, struct watch *w)
-{
-	struct epoll_event ev = {.events = events, .data.ptr = w};
-	return epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
-}
-
-void monitor_watch_del(struct ptmon_monitor *m, int fd)
-{
-	epoll_ctl(m->epfd, EPOLL_CTL_DEL, fd, NULL);
-}
-
 /* ---- small services ------------------------------------------------------- */
-
-void monitor_notice(struct ptmon_monitor *m, struct ptmon_task *t, enum ptmon_notice_kind kind,
-		    const char *fmt, ...)
-{
-	if (!m->notice)
-		return;
-	char text[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	m->notice(t, kind, text, m->notice_data);
-}
-
-void monitor_release_reserve(struct ptmon_monitor *m)
-{
-	for (int i = 0; i < 2; i++)
-		m->reserve_fd[i] = util_close(m->reserve_fd[i]);
-}
-
-void monitor_reserve_fd(struct ptmon_monitor *m)
-{
-	for (int i = 0; i < 2; i++)
-		if (m->reserve_fd[i] < 0)
-			m->reserve_fd[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
 
 uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m)
 {
@@ -85,7 +47,7 @@ uint64_t monitor_events_received(const struct ptmon_monitor *m)
 	return m->cn ? cnproc_get_stats(m->cn)->events : 0;
 }
 
-static bool tree_filtered(const struct ptmon_monitor *m)
+bool monitor_tree_filtered(const struct ptmon_monitor *m)
 {
 	return m->cn && cnproc_tree_filtered(m->cn);
 }
@@ -95,7 +57,7 @@ static bool tree_filtered(const struct ptmon_monitor *m)
  * find: walks repeat until one finds nothing the filter missed. */
 void monitor_filter_add(struct ptmon_monitor *m, pid_t pid)
 {
-	if (tree_filtered(m) && cnproc_tree_add(m->cn, pid) > 0)
+	if (monitor_tree_filtered(m) && cnproc_tree_add(m->cn, pid) > 0)
 		m->events_lost = true;
 }
 
@@ -143,7 +105,7 @@ static bool holder_may_be_ours(pid_t pid, void *userdata)
  */
 void monitor_filter_dead(struct ptmon_monitor *m, pid_t pid)
 {
-	if (!tree_filtered(m) || cnproc_tree_passing_all(m->cn))
+	if (!monitor_tree_filtered(m) || cnproc_tree_passing_all(m->cn))
 		return;
 	cnproc_tree_remove(m->cn, pid, holder_may_be_ours, m);
 }
@@ -154,13 +116,13 @@ void monitor_filter_dead(struct ptmon_monitor *m, pid_t pid)
  * process of the tree that the monitor could not adopt. */
 void monitor_filter_stranger(struct ptmon_monitor *m, pid_t pid)
 {
-	if (pid != m->self && tree_filtered(m) && !cnproc_tree_passing_all(m->cn))
+	if (pid != m->self && monitor_tree_filtered(m) && !cnproc_tree_passing_all(m->cn))
 		cnproc_tree_remove(m->cn, pid, holder_may_be_ours, m);
 }
 
 bool monitor_filter_holds(struct ptmon_monitor *m, pid_t pid)
 {
-	return tree_filtered(m) && !cnproc_tree_passing_all(m->cn) &&
+	return monitor_tree_filtered(m) && !cnproc_tree_passing_all(m->cn) &&
 	       cnproc_tree_contains(m->cn, pid) == 1;
 }
 
@@ -171,7 +133,11 @@ void monitor_rearm(struct ptmon_monitor *m)
 	if (m->backend == PTMON_BACKEND_PROCFS && m->ntasks_running && !m->next_resync)
 		m->next_resync = util_now_ns() + PROCFS_INTERVAL_NS;
 	uint64_t next = m->next_resync;
-	uint64_t p = track_pending_deadline(m);
+	/* Queued outside the loop (ptmon_task_start(), _cancel(), _kill()):
+	 * the caller's poll must return for them to be delivered. */
+	if (sink_pending(&m->sink))
+		next = 1;
+	uint64_t p = acct_pending_deadline(m);
 	if (p && (!next || p < next))
 		next = p;
 	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
@@ -179,19 +145,7 @@ void monitor_rearm(struct ptmon_monitor *m)
 		if (d && (!next || d < next))
 			next = d;
 	}
-	/* Most loop iterations change no deadline: spare the system call. */
-	if (next == m->armed_ns && (!next || next > util_now_ns()))
-		return;
-	m->armed_ns = next;
-	struct itimerspec its = {0};
-	/* UINT64_MAX is a saturated deadline: never (the timer stays off). */
-	if (next && next != UINT64_MAX) {
-		its.it_value.tv_sec = (time_t)(next / 1000000000ull);
-		its.it_value.tv_nsec = (long)(next % 1000000000ull);
-		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
-			its.it_value.tv_nsec = 1;
-	}
-	timerfd_settime(m->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+	loop_arm(&m->loop, next, util_now_ns());
 }
 
 /* ---- the connector backend ------------------------------------------------- */
@@ -313,194 +267,6 @@ fail:
 	return r;
 }
 
-/* ---- taskstats: exit accounting ------------------------------------------------ */
-
-#define TASKSTATS_RCVBUF (4u * 1024u * 1024u)
-
-#define TS_AGROUP 0x20 /* <linux/acct.h>: the last task of its thread group */
-
-/* The process a per-task record belongs to (records before version 12
- * carry no tgid: then the task is taken for its process). */
-static pid_t record_tgid(const struct tstats_record *r)
-{
-	return r->ac_tgid ? r->ac_tgid : r->pid;
-}
-
-/*
- * A process's figures are the sum of its tasks' records: each thread's
- * exit sends one.  The group record (AGGR_TGID) is not used: it carries no
- * exit code, memory or I/O, and CPU times only on recent kernels.  The
- * record of the group's last task (AGROUP) completes the process and says
- * how it ended.
- */
-static void apply_record(struct node *n, const struct tstats_record *r)
-{
-	n->acct = PTMON_ACCT_TASKSTATS;
-	/* Threads are counted here, from their exit records: the connector's
-	 * thread events are filtered out in the kernel. */
-	if (r->pid != record_tgid(r))
-		n->threads++;
-	else if (r->comm[0])
-		/* The main thread's name as it died: the process's last name,
-		 * true even where ptmon saw neither its exec nor its renaming
-		 * (a fork learned of late copies the parent's). */
-		snprintf(n->comm, sizeof(n->comm), "%.15s", r->comm);
-	n->utime_us += r->utime_us;
-	n->stime_us += r->stime_us;
-	n->rchar += r->read_char;
-	n->wchar += r->write_char;
-	if (r->hiwater_rss_kb > n->maxrss_kb)
-		n->maxrss_kb = r->hiwater_rss_kb;
-	if (!(r->flag & TS_AGROUP))
-		return;
-	n->flags |= NODE_ACCT_DONE;
-	if (!(n->flags & NODE_EXIT_KNOWN)) {
-		n->status = (int)r->exitcode;
-		n->flags |= NODE_EXIT_KNOWN;
-	}
-}
-
-/* Is @r, a record for @n's pid, about @n and not about another owner of
- * the number?  Its start must be close to when ptmon learned of @n (a
- * walk learns of a process any time after its start). */
-static bool record_fits(const struct ptmon_monitor *m, const struct node *n,
-			const struct tstats_record *r)
-{
-	uint64_t start_s = (n->start_ns + m->wall_offset_ns) / 1000000000ull;
-	if (r->btime_s > start_s + 2)
-		return false;
-	return (n->flags & NODE_WALKED) || r->btime_s + 2 >= start_s;
-}
-
-/* A record whose process is ours but not in the tree yet (its FORK event
- * still queued, or lost): keep recent ones whose parent is ours, for a
- * node born late (an orphan ptmon reaps) to find. */
-static void keep_record(struct ptmon_monitor *m, const struct tstats_record *r)
-{
-	struct node *p = tree_lookup(&m->tree, r->ac_ppid);
-	if (r->ac_ppid != m->self && !p)
-		return;
-	m->ts_ring[m->ts_ring_next++ % TS_RING] = *r;
-}
-
-void monitor_taskstats_lookup(struct ptmon_monitor *m, struct node *n)
-{
-	if (!m->ts || (n->flags & NODE_ACCT_DONE))
-		return;
-	size_t count = m->ts_ring_next < TS_RING ? m->ts_ring_next : TS_RING;
-	for (size_t i = 1; i <= count; i++) {
-		const struct tstats_record *r = &m->ts_ring[(m->ts_ring_next - i) % TS_RING];
-		if (record_tgid(r) == n->pid && (r->flag & TS_AGROUP) && record_fits(m, n, r)) {
-			apply_record(n, r);
-			return;
-		}
-	}
-}
-
-/*
- * A record is read from its own socket, in no order with the connector's.
- * The kernel queues a process's FORK event (copy_process()) before its
- * exit record (do_exit()), and its parent's FORK before its own: so a
- * record that names no process ptmon knows, and a parent it does not know
- * either, may be of a process whose FORK (or whose parent's) is still in
- * the connector's queue.  It waits here until the connector has been read
- * empty once after it came; by then that FORK has been handled.  Records of
- * the rest of the machine pass through too, so the wait is bounded:
- * TS_PARK records, the oldest dropped first.
- */
-static void park_record(struct ptmon_monitor *m, const struct tstats_record *r)
-{
-	if (!m->ts_park || m->backend != PTMON_BACKEND_CONNECTOR) {
-		keep_record(m, r);
-		return;
-	}
-	m->ts_park[m->ts_park_next++ % TS_PARK] = *r;
-}
-
-static int on_record(struct ptmon_monitor *m, const struct tstats_record *r, bool settle)
-{
-	if (r->is_tgid)
-		return 0;
-	struct node *n = tree_lookup(&m->tree, record_tgid(r));
-	/* A record for a dead process of ours, or for a thread of a live
-	 * one; a live process that is not the record's is a later owner of
-	 * the number. */
-	bool thread = r->pid != record_tgid(r) && !(r->flag & TS_AGROUP);
-	/* A dead node's pid may be a stranger's by now (a storm past
-	 * pid_max): the record's start must match. */
-	bool stranger = n && !thread && !(n->flags & NODE_ALIVE) && !record_fits(m, n, r);
-	if (!n && !settle) {
-		park_record(m, r);
-		return 0;
-	}
-	if (!n || stranger || (n->flags & NODE_EXIT_EMITTED) ||
-	    (!thread && (n->flags & NODE_ALIVE) && n->pidfd >= 0 &&
-	     util_pidfd_exited(n->pidfd) == 0)) {
-		keep_record(m, r);
-		return 0;
-	}
-	apply_record(n, r);
-	track_report_exit(m, n, false);
-	return 0;
-}
-
-static int on_taskstats(const struct tstats_record *r, void *userdata)
-{
-	return on_record(userdata, r, false);
-}
-
-void monitor_taskstats_settle(struct ptmon_monitor *m)
-{
-	if (!m->ts_park)
-		return;
-	size_t count = m->ts_park_next < TS_PARK ? m->ts_park_next : TS_PARK;
-	for (size_t i = count; i > 0; i--)
-		on_record(m, &m->ts_park[(m->ts_park_next - i) % TS_PARK], true);
-	m->ts_park_next = 0;
-}
-
-void monitor_drain_taskstats(struct ptmon_monitor *m)
-{
-	bool lost = false;
-	if (!m->ts)
-		return;
-	tstats_receive(m->ts, on_taskstats, m, &lost);
-	if (lost) {
-		/* Accounting only: tracking does not depend on it. */
-		for (struct ptmon_task *t = m->tasks; t; t = t->next)
-			if (t->phase != PHASE_DONE)
-				event_count(m, t, PTMON_EVENT_LOST, 1,
-					    "taskstats records dropped (ENOBUFS)");
-	}
-}
-
-static void taskstats_start(struct ptmon_monitor *m)
-{
-	m->ts_ring = calloc(TS_RING, sizeof(*m->ts_ring));
-	m->ts_park = calloc(TS_PARK, sizeof(*m->ts_park));
-	if (!m->ts_ring || !m->ts_park) {
-		m->ts_unavailable = "out of memory";
-		return;
-	}
-	int r = tstats_open(&m->ts, TASKSTATS_RCVBUF, 0);
-	if (r < 0) {
-		m->ts_unavailable = r == -ENOENT ? "the kernel has no taskstats"
-						 : "taskstats registration refused";
-		return;
-	}
-	/* The exit records of the whole machine, unless the tree filter
-	 * drops the others' (an idle ptmon would wake on each). */
-	if (tree_filtered(m))
-		(void)cnproc_tree_filter_taskstats(m->cn, tstats_get_fd(m->ts));
-	m->ts_watch.kind = WATCH_TASKSTATS;
-	if (monitor_watch_add(m, tstats_get_fd(m->ts), EPOLLIN, &m->ts_watch) < 0) {
-		m->ts = tstats_free(m->ts);
-		m->ts_unavailable = "cannot watch the taskstats socket";
-		return;
-	}
-	m->features |= PTMON_FEATURE_TASKSTATS;
-}
-
 const char *ptmon_monitor_taskstats_unavailable(const struct ptmon_monitor *m)
 {
 	return m ? m->ts_unavailable : NULL;
@@ -571,17 +337,14 @@ static int setup_fds(struct ptmon_monitor *m)
 		return -errno;
 	m->mask_saved = true;
 	sigdelset(&set, SIGPIPE);
-	m->epfd = epoll_create1(EPOLL_CLOEXEC);
+	int r = loop_open(&m->loop);
+	if (r < 0)
+		return r;
 	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	m->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (m->epfd < 0 || m->sigfd < 0 || m->timerfd < 0)
+	if (m->sigfd < 0)
 		return -errno;
 	m->sig_watch.kind = WATCH_SIGNAL;
-	m->timer_watch.kind = WATCH_TIMER;
-	int r = monitor_watch_add(m, m->sigfd, EPOLLIN, &m->sig_watch);
-	if (r == 0)
-		r = monitor_watch_add(m, m->timerfd, EPOLLIN, &m->timer_watch);
-	return r;
+	return loop_watch_add(&m->loop, m->sigfd, EPOLLIN, &m->sig_watch);
 }
 
 static int choose_backend(struct ptmon_monitor *m, enum ptmon_backend backend)
@@ -600,7 +363,7 @@ static int choose_backend(struct ptmon_monitor *m, enum ptmon_backend backend)
 	}
 	m->backend = PTMON_BACKEND_CONNECTOR;
 	m->nl_watch.kind = WATCH_NETLINK;
-	return monitor_watch_add(m, cnproc_get_fd(m->cn), EPOLLIN, &m->nl_watch);
+	return loop_watch_add(&m->loop, cnproc_get_fd(m->cn), EPOLLIN, &m->nl_watch);
 }
 
 int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, unsigned flags)
@@ -612,7 +375,8 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	struct ptmon_monitor *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->epfd = m->sigfd = m->timerfd = m->reserve_fd[0] = m->reserve_fd[1] = -1;
+	loop_init(&m->loop);
+	m->sigfd = -1;
 	m->front_fd = -1;
 	m->old_subreaper = -1;
 	m->flags = flags;
@@ -639,12 +403,12 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	if (r == 0)
 		r = choose_backend(m, backend);
 	if (r == 0)
-		taskstats_start(m);
+		acct_start(m);
 	if (r < 0) {
 		ptmon_monitor_free(m);
 		return r;
 	}
-	monitor_reserve_fd(m);
+	loop_reserve_fd(&m->loop);
 	*ret = m;
 	return 0;
 }
@@ -686,7 +450,7 @@ static void front_check(struct ptmon_monitor *m)
 	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
 		if (t->phase >= PHASE_KILL)
 			continue;
-		monitor_notice(m, t, PTMON_NOTICE_INFO,
+		sink_notice(&m->sink, t, PTMON_NOTICE_INFO,
 			       "the front (pid %d) exited: killing the task's processes",
 			       (int)m->front_pid);
 		ptmon_task_cancel(t, PTMON_CANCEL_FRONT_DIED, PTMON_CANCEL_NOW);
@@ -742,7 +506,7 @@ static bool handle_netlink(struct ptmon_monitor *m)
 		track_doubt_argv(m);
 	if (drained) {
 		m->events_read_ns = start;
-		monitor_taskstats_settle(m);
+		acct_taskstats_settle(m);
 		if (!lost)
 			m->argv_doubt = false;
 	}
@@ -755,7 +519,7 @@ static bool handle_netlink(struct ptmon_monitor *m)
 		m->events_lost_count = total;
 		for (struct ptmon_task *t = m->tasks; t; t = t->next)
 			if (t->phase != PHASE_DONE)
-				event_count(m, t, PTMON_EVENT_LOST, delta,
+				event_count(&m->sink, t, PTMON_EVENT_LOST, delta,
 					    st->overruns ? "socket overrun (ENOBUFS)" : "sequence gap");
 	}
 	return drained || r < 0;
@@ -791,20 +555,19 @@ void monitor_drain_events(struct ptmon_monitor *m)
 
 static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 {
-	uint64_t expirations;
+	struct stream *s;
 	switch (w->kind) {
 	case WATCH_NETLINK:
 		handle_netlink(m);
 		break;
 	case WATCH_TASKSTATS:
-		monitor_drain_taskstats(m);
+		acct_drain_taskstats(m);
 		break;
 	case WATCH_SIGNAL:
 		*reap |= handle_signals(m);
 		break;
 	case WATCH_TIMER:
-		while (read(m->timerfd, &expirations, sizeof(expirations)) < 0 && errno == EINTR)
-			;
+		loop_timer_ack(&m->loop);
 		break;
 	case WATCH_PIDFD: {
 		struct node *n = container_of(w, struct node, w);
@@ -813,13 +576,17 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 		break;
 	}
 	case WATCH_PIPE:
-		stream_handle_in(m, container_of(w, struct stream, in_watch));
+		s = container_of(w, struct stream, in_watch);
+		if (stream_handle_in(m, s) > 0)
+			task_update(s->task);
 		break;
 	case WATCH_OUTPUT:
-		stream_handle_out(m, container_of(w, struct stream, out_watch));
+		s = container_of(w, struct stream, out_watch);
+		if (stream_handle_out(m, s) > 0)
+			task_update(s->task);
 		break;
 	case WATCH_FRONT:
-		monitor_watch_del(m, m->front_fd);
+		loop_watch_del(&m->loop, m->front_fd);
 		m->front_fd = util_close(m->front_fd);
 		break;
 	case WATCH_CGROUP: /* "populated" changed: task_update() looks */
@@ -848,7 +615,7 @@ static void maybe_resync(struct ptmon_monitor *m, uint64_t now)
 static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 {
 	struct epoll_event evs[64];
-	int n = epoll_wait(m->epfd, evs, 64, timeout_ms);
+	int n = epoll_wait(m->loop.epfd, evs, 64, timeout_ms);
 	if (n < 0 && errno != EINTR)
 		return -errno;
 	bool reap = false;
@@ -861,12 +628,14 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 	}
 	uint64_t now = util_now_ns();
 	maybe_resync(m, now);
-	track_flush_pending(m, now, NULL);
+	acct_flush_pending(m, now, NULL);
 	front_check(m);
 	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
 		task_on_deadlines(t, now);
 		task_update(t);
 	}
+	/* The only place callbacks run: every layer is done with its step. */
+	sink_flush(&m->sink);
 	records_sweep(m);
 	monitor_rearm(m);
 	return (int)m->ntasks_running;
@@ -936,7 +705,7 @@ int ptmon_monitor_set_front(struct ptmon_monitor *m, pid_t pid, int pidfd, int f
 	m->front_watch.kind = WATCH_FRONT;
 	/* A pidfd is readable once its process has exited: also at once, if
 	 * it has already. */
-	int r = monitor_watch_add(m, fd, EPOLLIN, &m->front_watch);
+	int r = loop_watch_add(&m->loop, fd, EPOLLIN, &m->front_watch);
 	if (r < 0) {
 		util_close(fd);
 		return r;
@@ -961,15 +730,15 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 	for (struct node *n = m->tree.first; n; n = n->next)
 		n->pidfd = util_close(n->pidfd);
 	tree_fini(&m->tree);
+	/* Nothing is delivered from here (ptmon.h). */
+	sink_fini(&m->sink);
 	m->cn = cnproc_free(m->cn);
 	m->ts = tstats_free(m->ts);
 	free(m->ts_ring);
 	free(m->ts_park);
-	util_close(m->epfd);
 	util_close(m->sigfd);
-	util_close(m->timerfd);
 	util_close(m->front_fd);
-	monitor_release_reserve(m);
+	loop_fini(&m->loop);
 	if (m->mask_saved) {
 		/* A SIGPIPE raised while it was blocked (a write to a reader
 		 * that left) would kill the caller once unblocked: it was
@@ -1000,7 +769,7 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 
 int ptmon_monitor_get_fd(const struct ptmon_monitor *m)
 {
-	return m ? m->epfd : -EINVAL;
+	return m ? m->loop.epfd : -EINVAL;
 }
 
 const char *ptmon_monitor_backend(const struct ptmon_monitor *m)
@@ -1029,6 +798,6 @@ void ptmon_monitor_set_notice(struct ptmon_monitor *m, ptmon_notice_fn fn, void 
 {
 	if (!m)
 		return;
-	m->notice = fn;
-	m->notice_data = userdata;
+	m->sink.notice_fn = fn;
+	m->sink.notice_data = userdata;
 }

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Readers of /proc: a process's stat line, the whole process table, and the
  * holders of a pipe. */
-#include "internal.h"
+#include "procfs.h"
+#include "ptmon.h"
+#include "sys.h"
+#include "tree.h"
 
 #include <dirent.h>
 #include <errno.h>

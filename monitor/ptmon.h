@@ -129,8 +129,9 @@ PTMON_EXPORT struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m);
 /* The fd to poll for readability.  Owned by the monitor. */
 PTMON_EXPORT int ptmon_monitor_get_fd(const struct ptmon_monitor *m);
 
-/* Handle whatever is ready without blocking.  Returns the number of tasks
- * still not done, or -errno. */
+/* Handle whatever is ready without blocking, then deliver the events and
+ * notices queued (the only place, with ptmon_monitor_run(), where callbacks
+ * run).  Returns the number of tasks still not done, or -errno. */
 PTMON_EXPORT int ptmon_monitor_dispatch(struct ptmon_monitor *m);
 
 /* Loop until every task is done.  Returns 0 or -errno. */
@@ -448,8 +449,10 @@ PTMON_EXPORT const char *ptmon_task_cgroup_path(const struct ptmon_task *t);
 PTMON_EXPORT const char *ptmon_monitor_cgroup_unavailable(const struct ptmon_monitor *m);
 
 /*
- * Diagnostics for a caller to print, delivered synchronously from
- * ptmon_monitor_dispatch().  @text is a complete sentence without newline.
+ * Diagnostics for a caller to print, delivered from
+ * ptmon_monitor_dispatch() and ptmon_monitor_run() only, in order with the
+ * events (see ptmon_monitor_set_event_callback() for what a callback may
+ * call).  @text is a complete sentence without newline.
  */
 enum ptmon_notice_kind {
 	PTMON_NOTICE_INFO,       /* verbose progress */
@@ -644,7 +647,27 @@ struct ptmon_event {
 
 typedef void (*ptmon_event_fn)(const struct ptmon_event *ev, void *userdata);
 
-/* Deliver events to @fn, synchronously, from inside the monitor's calls. */
+/*
+ * Deliver events to @fn.  Callbacks (this one and the ptmon_notice_fn) run
+ * only at the end of ptmon_monitor_dispatch() and inside
+ * ptmon_monitor_run(), in the order the events happened: never inside
+ * ptmon_task_start(), ptmon_task_attach(), ptmon_task_cancel(),
+ * ptmon_task_kill() or ptmon_monitor_free() (which delivers nothing still
+ * queued).  What those calls cause is queued, and the monitor's fd turns
+ * readable so that the next dispatch delivers it.
+ *
+ * During a callback, ev->process reads (ptmon_process_get_info()) as the
+ * process was when the event happened; the pointer is the process's
+ * record, valid as struct ptmon_process says.
+ *
+ * A callback may call: ptmon_task_cancel(), ptmon_task_kill(),
+ * ptmon_task_result(), ptmon_task_done(), ptmon_process_get_info(), the
+ * walks and finds of processes, ptmon_task_hold_records() and _release_,
+ * ptmon_task_start() and ptmon_task_attach() (their events come with the
+ * next dispatch), and every getter.  It must not call
+ * ptmon_monitor_dispatch(), ptmon_monitor_run() (a nested call delivers
+ * nothing), ptmon_task_free() or ptmon_monitor_free().
+ */
 PTMON_EXPORT void ptmon_monitor_set_event_callback(struct ptmon_monitor *m, ptmon_event_fn fn,
 						   void *userdata);
 

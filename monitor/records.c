@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "monitor.h"
+#include "task.h"
+#include "tree.h"
 
 /* Exits delivered between sweeps, at least: a sweep walks every record. */
 #define SWEEP_MIN 256

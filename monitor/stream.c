@@ -7,7 +7,12 @@
  * without blocking, so a stuck reader never stops the loop, the timeout or
  * a cancellation.
  */
-#include "internal.h"
+#include "loop.h"
+#include "monitor.h"
+#include "procfs.h"
+#include "sink.h"
+#include "stream.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,12 +57,12 @@ int stream_start(struct ptmon_monitor *m, struct stream *s)
 	if (!s->buf)
 		return -ENOMEM;
 	if (s->out_error)
-		monitor_notice(m, s->task, PTMON_NOTICE_WARNING,
+		sink_notice(&m->sink, s->task, PTMON_NOTICE_WARNING,
 			       "cannot write the task's %s: %s; it is discarded", s->name,
 			       strerror(s->out_error));
 	int r = util_set_nonblock(s->in_fd);
 	if (r == 0)
-		r = monitor_watch_add(m, s->in_fd, EPOLLIN, &s->in_watch);
+		r = loop_watch_add(&m->loop, s->in_fd, EPOLLIN, &s->in_watch);
 	return r;
 }
 
@@ -78,7 +83,7 @@ static void drop_buffer(struct ptmon_monitor *m, struct stream *s)
 	s->dropped += s->len;
 	s->len = 0;
 	if (s->out_waiting) {
-		monitor_watch_del(m, s->dest.fd);
+		loop_watch_del(&m->loop, s->dest.fd);
 		s->out_waiting = false;
 	}
 }
@@ -131,11 +136,10 @@ static void dest_failed(struct ptmon_monitor *m, struct stream *s, int err)
 	drop_buffer(m, s);
 	if (err == EPIPE) {
 		clear_sigpipe();
-		close_input(m, s);
-		task_update(s->task);
+		close_input(m, s); /* done now: stream_handle_*() says so */
 		return;
 	}
-	monitor_notice(m, s->task, PTMON_NOTICE_WARNING,
+	sink_notice(&m->sink, s->task, PTMON_NOTICE_WARNING,
 		       "cannot write the task's %s: %s; what it writes there from now on is discarded",
 		       s->name, strerror(err));
 }
@@ -151,16 +155,16 @@ static int pump(struct ptmon_monitor *m, struct stream *s)
 		return 0;
 	}
 	if (r == 1 && !s->out_waiting) {
-		if (monitor_watch_add(m, s->dest.fd, EPOLLOUT, &s->out_watch) < 0)
+		if (loop_watch_add(&m->loop, s->dest.fd, EPOLLOUT, &s->out_watch) < 0)
 			return -errno;
 		s->out_waiting = true;
 	} else if (r == 0 && s->out_waiting) {
-		monitor_watch_del(m, s->dest.fd);
+		loop_watch_del(&m->loop, s->dest.fd);
 		s->out_waiting = false;
 	}
 	/* Read more only when there is room. */
 	if (s->in_fd >= 0)
-		monitor_watch_mod(m, s->in_fd, s->len < STREAM_BUF ? EPOLLIN : 0, &s->in_watch);
+		loop_watch_mod(&m->loop, s->in_fd, s->len < STREAM_BUF ? EPOLLIN : 0, &s->in_watch);
 	return 0;
 }
 
@@ -181,21 +185,17 @@ int stream_handle_in(struct ptmon_monitor *m, struct stream *s)
 		 * EPOLLHUP alone never gets here: only read() returning 0. */
 		close_input(m, s);
 		struct ptmon_event ev = {.type = PTMON_EVENT_EOF, .task = s->task, .stream = s->name};
-		event_emit(m, &ev);
+		event_emit(&m->sink, &ev);
 		break;
 	}
 	int r = pump(m, s);
-	if (stream_done(s))
-		task_update(s->task);
-	return r;
+	return r < 0 ? r : stream_done(s);
 }
 
 int stream_handle_out(struct ptmon_monitor *m, struct stream *s)
 {
 	int r = pump(m, s);
-	if (stream_done(s))
-		task_update(s->task);
-	return r;
+	return r < 0 ? r : stream_done(s);
 }
 
 #define MAX_HOLDERS 64
@@ -212,7 +212,7 @@ static void name_holder(pid_t pid, int fd, void *userdata)
 	struct holder_ctx *c = userdata;
 	char comm[16] = "?";
 	procfs_read_comm(pid, comm);
-	monitor_notice(c->m, c->s->task, PTMON_NOTICE_PIPE_HOLDER,
+	sink_notice(&c->m->sink, c->s->task, PTMON_NOTICE_PIPE_HOLDER,
 		       "%s pipe still open after the drain bound: held by pid %d (%s) as fd %d",
 		       c->s->name, (int)pid, comm, fd);
 	if (c->n < MAX_HOLDERS) {
@@ -259,11 +259,11 @@ void stream_abandon(struct ptmon_monitor *m, struct stream *s)
 	read_rest(m, s);
 	if (s->in_fd >= 0) {
 		struct holder_ctx c = {.m = m, .s = s};
-		monitor_release_reserve(m);
+		loop_release_reserve(&m->loop);
 		int found = procfs_find_pipe_holders(s->ino, m->self, name_holder, &c);
-		monitor_reserve_fd(m);
+		loop_reserve_fd(&m->loop);
 		if (found <= 0)
-			monitor_notice(m, s->task, PTMON_NOTICE_PIPE_HOLDER,
+			sink_notice(&m->sink, s->task, PTMON_NOTICE_PIPE_HOLDER,
 				       "%s pipe still open after the drain bound; no holder found in /proc",
 				       s->name);
 		struct ptmon_event ev = {
@@ -273,13 +273,13 @@ void stream_abandon(struct ptmon_monitor *m, struct stream *s)
 			.nholders = c.n,
 			.holders = c.h,
 		};
-		event_emit(m, &ev);
+		event_emit(&m->sink, &ev);
 		close_input(m, s);
 	}
 	flush_last(m, s);
 	drop_buffer(m, s);
 	if (s->dropped > dropped && !broken && s->out_error != EPIPE)
-		monitor_notice(m, s->task, PTMON_NOTICE_WARNING,
+		sink_notice(&m->sink, s->task, PTMON_NOTICE_WARNING,
 			       "%s: %" PRIu64 " bytes of the task's output could not be written: "
 			       "the destination did not take them within the drain bound",
 			       s->name, s->dropped - dropped);
@@ -289,7 +289,7 @@ void stream_fini(struct ptmon_monitor *m, struct stream *s)
 {
 	close_input(m, s);
 	if (s->out_waiting)
-		monitor_watch_del(m, s->dest.fd);
+		loop_watch_del(&m->loop, s->dest.fd);
 	s->out_waiting = false;
 	s->dest.fd = util_close(s->dest.fd);
 	free(s->buf);

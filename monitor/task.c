@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* A task: its spawn, and its way from running to cancelled to empty to
  * drained. */
-#include "internal.h"
+#include "acct.h"
+#include "loop.h"
+#include "monitor.h"
+#include "procfs.h"
+#include "sink.h"
+#include "sys.h"
+#include "task.h"
+#include "track.h"
 #include "sized.h"
 
 #include <errno.h>
@@ -304,7 +311,7 @@ static void sweep_blind(struct ptmon_task *t)
 	    t->cg.killed)
 		return;
 	if (cgroup_kill(&t->cg) == 0)
-		monitor_notice(m, t, PTMON_NOTICE_WARNING,
+		sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
 			       "processes of the task live that %u walks of /proc did not find (a "
 			       "fork loop outrunning them): killed with cgroup.kill",
 			       t->blind_sweeps);
@@ -402,7 +409,7 @@ static void give_up(struct ptmon_task *t)
 		uid_t uid;
 		n->survived = (uint8_t)why_alive(m, n, &uid);
 		t->survivors++;
-		monitor_notice(m, t, PTMON_NOTICE_WARNING,
+		sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
 			       "process %d (%s, uid %d) survived %llu s of SIGKILL sweeps: %s; "
 			       "giving up on it",
 			       (int)n->pid, n->comm, (int)uid,
@@ -414,7 +421,7 @@ static void give_up(struct ptmon_task *t)
 		bool cg = t->cg.fd >= 0 && cgroup_kill(&t->cg) == 0;
 		if (!cg)
 			t->survivors++; /* one at least: how many, no walk could tell */
-		monitor_notice(m, t, PTMON_NOTICE_WARNING,
+		sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
 			       "processes of the task still live after %llu s of SIGKILL sweeps, "
 			       "found by no walk of /proc; %s",
 			       (unsigned long long)(PTMON_KILL_BOUND_NS / 1000000000ull),
@@ -490,12 +497,12 @@ static void on_root_exit(struct ptmon_task *t)
 		return;
 	t->leftovers_noticed = true;
 	if (t->cfg.leftovers == PTMON_LEFTOVERS_WAIT) {
-		monitor_notice(m, t, PTMON_NOTICE_LEFTOVERS,
+		sink_notice(&m->sink, t, PTMON_NOTICE_LEFTOVERS,
 			       "task's root %d exited; waiting for %zu remaining processes",
 			       (int)t->root->pid, t->live.count);
 		return;
 	}
-	monitor_notice(m, t, PTMON_NOTICE_LEFTOVERS,
+	sink_notice(&m->sink, t, PTMON_NOTICE_LEFTOVERS,
 		       "task's root %d exited; cancelling %zu remaining processes",
 		       (int)t->root->pid, t->live.count);
 	ptmon_task_cancel(t, PTMON_CANCEL_LEFTOVERS, PTMON_CANCEL_GRACEFUL);
@@ -506,25 +513,14 @@ static void on_root_exit(struct ptmon_task *t)
  * root_code 0: unknown. */
 static void attached_root_status(struct ptmon_task *t)
 {
-	struct node *root = t->root;
-	int status = 0;
-	if (!(root->flags & NODE_EXIT_KNOWN) && t->root_exit_fd >= 0 &&
-	    util_pidfd_exit_status(t->root_exit_fd, &status) == 0) {
-		root->status = status;
-		root->flags |= NODE_EXIT_KNOWN;
-	}
+	if (t->root_exit_fd >= 0)
+		(void)acct_fact_pidfd(t->root, t->root_exit_fd);
 	t->root_exit_fd = util_close(t->root_exit_fd);
-	if (!(root->flags & NODE_EXIT_KNOWN)) {
+	if (!(t->root->flags & NODE_EXIT_KNOWN)) {
 		t->root_code = 0;
 		return;
 	}
-	if (WIFEXITED(root->status)) {
-		t->root_code = CLD_EXITED;
-		t->root_value = WEXITSTATUS(root->status);
-	} else {
-		t->root_code = WCOREDUMP(root->status) ? CLD_DUMPED : CLD_KILLED;
-		t->root_value = WTERMSIG(root->status);
-	}
+	acct_status_code(t->root->status, &t->root_code, &t->root_value);
 }
 
 static void finish(struct ptmon_task *t)
@@ -548,13 +544,15 @@ static void finish(struct ptmon_task *t)
 	t->final.events_received = monitor_events_received(m);
 	if (t->attached && !t->cg.borrowed)
 		attached_root_status(t);
+	else if (!t->attached && (t->root->flags & NODE_REAPED))
+		acct_status_code(t->root->status, &t->root_code, &t->root_value);
 	/* Exits still waiting for facts (an EXIT event lost, a taskstats
 	 * record late): report what is known now. */
-	monitor_drain_taskstats(m);
-	track_flush_pending(m, 0, t);
+	acct_drain_taskstats(m);
+	acct_flush_pending(m, 0, t);
 	for (struct node *n = m->tree.first; n; n = n->next)
 		if (n->task == t && !(n->flags & NODE_ALIVE))
-			track_report_exit(m, n, true);
+			acct_report_exit(m, n, true);
 	/* Our descriptions of the destinations go now, not at
 	 * ptmon_monitor_free(): a reader waiting for EOF (a Go caller that
 	 * killed ptmon's front) must not wait for the report and the rest. */
@@ -563,16 +561,16 @@ static void finish(struct ptmon_task *t)
 	/* After the pidfd sweeps: the cgroup's own kill and proof. */
 	cgroup_finish(&t->cg, t->cancel_reason != PTMON_CANCEL_NONE);
 	if (t->cg.escaped)
-		monitor_notice(m, t, PTMON_NOTICE_WARNING,
+		sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
 			       "the task's cgroup still held processes once its tree was empty: "
 			       "killed with cgroup.kill");
 	if (t->cg.oom_kills)
-		monitor_notice(m, t, PTMON_NOTICE_WARNING,
+		sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
 			       "the kernel's OOM killer killed %" PRIu64 " processes of the task (its "
 			       "cgroup's memory.max)",
 			       t->cg.oom_kills);
 	struct ptmon_event ev = {.type = PTMON_EVENT_DONE, .task = t};
-	event_emit(m, &ev);
+	event_emit(&m->sink, &ev);
 }
 
 void task_update(struct ptmon_task *t)
@@ -700,6 +698,7 @@ void task_free(struct ptmon_task *t)
 {
 	if (!t)
 		return;
+	sink_forget_task(&t->monitor->sink, t);
 	stream_fini(t->monitor, &t->out);
 	stream_fini(t->monitor, &t->err);
 	/* A watched cgroup is the user's: never killed by a mere free. */
@@ -707,7 +706,7 @@ void task_free(struct ptmon_task *t)
 	if (t->attached) {
 		util_close(t->root_exit_fd);
 		if (t->cg_events_fd >= 0)
-			monitor_watch_del(t->monitor, t->cg_events_fd);
+			loop_watch_del(&t->monitor->loop, t->cg_events_fd);
 		util_close(t->cg_events_fd);
 	}
 	for (size_t i = 0; t->argv && t->argv[i]; i++)
@@ -758,7 +757,7 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *uc
 	m->tasks = t;
 	m->ntasks_running++;
 	*ret = t;
-	event_node(m, PTMON_EVENT_START, t->root);
+	event_node(&m->sink, PTMON_EVENT_START, t->root);
 	monitor_rearm(m);
 	return 0;
 }
@@ -811,13 +810,13 @@ int task_cgroup_scan(struct ptmon_task *t, bool first)
 			continue; /* tracked already (or another task's) */
 		int refused = check_attach_root(pids[i]);
 		if (refused < 0) {
-			monitor_notice(m, t, PTMON_NOTICE_WARNING,
+			sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
 				       "pid %d moved into the watched cgroup: not followed (%s)",
 				       (int)pids[i], refused == -EPERM ? "init" : "ptmon's own lineage");
 		} else if (track_attach_member(m, t, pids[i]) == 0) {
 			found++;
 			if (first && t->root && found == 1)
-				event_node(m, PTMON_EVENT_START, t->root);
+				event_node(&m->sink, PTMON_EVENT_START, t->root);
 		}
 	}
 	free(pids);
@@ -857,7 +856,7 @@ static int attach_cgroup(struct ptmon_monitor *m, struct ptmon_task *t, const ch
 	}
 	t->cg_events_fd = r;
 	t->cg_watch.kind = WATCH_CGROUP;
-	r = monitor_watch_add(m, t->cg_events_fd, EPOLLPRI, &t->cg_watch);
+	r = loop_watch_add(&m->loop, t->cg_events_fd, EPOLLPRI, &t->cg_watch);
 	if (r < 0) {
 		t->cg_events_fd = util_close(t->cg_events_fd);
 		return r;
@@ -922,7 +921,7 @@ int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config 
 		return r;
 	}
 	if (!cfg->cgroup)
-		event_node(m, PTMON_EVENT_START, t->root);
+		event_node(&m->sink, PTMON_EVENT_START, t->root);
 	track_resync(m, "attach");
 	if (cfg->timeout_ns)
 		t->deadline_timeout = util_deadline(t->started_ns, cfg->timeout_ns);
@@ -1050,10 +1049,8 @@ static bool below(const struct node *x, const struct node *top)
 	return false;
 }
 
-int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
+static int kill_tree(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 {
-	if (!t || sig < 0 || sig >= NSIG || (flags & ~PTMON_KILL_SUBTREE))
-		return -EINVAL;
 	struct ptmon_monitor *m = t->monitor;
 	struct node *n = tree_lookup(&m->tree, pid);
 	if (!n || n->task != t)
@@ -1074,4 +1071,14 @@ int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 		x = next;
 	}
 	return count;
+}
+
+int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
+{
+	if (!t || sig < 0 || sig >= NSIG || (flags & ~PTMON_KILL_SUBTREE))
+		return -EINVAL;
+	int r = kill_tree(t, pid, sig, flags);
+	/* Its SIGNAL events wait for the next dispatch: make it come. */
+	monitor_rearm(t->monitor);
+	return r;
 }

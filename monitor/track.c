@@ -18,7 +18,14 @@
  * last walk began); otherwise it is taken for foreign (NODE_GUESSED) until
  * its fork event, if one comes, names a task's process as its parent.
  */
-#include "internal.h"
+#include "acct.h"
+#include "loop.h"
+#include "monitor.h"
+#include "procfs.h"
+#include "sink.h"
+#include "sys.h"
+#include "task.h"
+#include "track.h"
 #include "cnproc.h"
 
 #include <errno.h>
@@ -86,7 +93,7 @@ static struct node *new_node(struct ptmon_monitor *m, pid_t pid, struct node *pa
 static struct node *born(struct ptmon_monitor *m, struct node *n)
 {
 	if (n && !(n->flags & NODE_FOREIGN))
-		event_node(m, PTMON_EVENT_FORK, n);
+		event_node(&m->sink, PTMON_EVENT_FORK, n);
 	return n;
 }
 
@@ -217,10 +224,10 @@ static void attach_pidfd(struct ptmon_monitor *m, struct node *n, int pidfd)
 {
 	n->pidfd = pidfd;
 	n->flags &= ~NODE_NOPIDFD;
-	if (monitor_watch_add(m, pidfd, EPOLLIN, &n->w) < 0) {
+	if (loop_watch_add(&m->loop, pidfd, EPOLLIN, &n->w) < 0) {
 		/* Without the watch we would not see it die; the reaper and
 		 * resyncs still would, so keep the pidfd for signals. */
-		monitor_notice(m, n->task, PTMON_NOTICE_WARNING,
+		sink_notice(&m->sink, n->task, PTMON_NOTICE_WARNING,
 			       "cannot watch pidfd of %d; relying on /proc", (int)n->pid);
 	}
 }
@@ -368,7 +375,7 @@ static void confirm_provisional(struct ptmon_monitor *m, struct node *n)
 	if (n->flags & NODE_ALIVE)
 		task_signal_node(n->task, n);
 	else
-		track_report_exit(m, n, false);
+		acct_report_exit(m, n, false);
 }
 
 /* Not provably the process the event named: out of the task and of the
@@ -393,7 +400,7 @@ static void drop_provisional(struct ptmon_monitor *m, struct node *n, const char
 	n->flags |= NODE_FOREIGN;
 	tree_unindex(&m->tree, n);
 	m->pids_reused++;
-	monitor_notice(m, t, PTMON_NOTICE_WARNING,
+	sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
 		       "pid %d, forked by %d which exited at once: not followed (%s)", (int)n->pid,
 		       n->parent ? (int)n->parent->pid : 0, why);
 }
@@ -420,62 +427,9 @@ void track_settle_provisional(struct ptmon_monitor *m, bool lost)
 	}
 }
 
-/* Report the end of @n once what there is to know has come in: its status
- * (the EXIT event, our wait4, or taskstats), and its taskstats record.
- * The two arrive on different sockets, in no fixed order with the pidfd
- * turning readable: until both are in, the exit waits on m->pending, at
- * most EXIT_WAIT_NS, and the end of the task flushes what still waits. */
-#define EXIT_WAIT_NS (100ull * 1000000ull)
-
-static bool exit_complete(const struct ptmon_monitor *m, const struct node *n)
-{
-	bool status = (n->flags & NODE_EXIT_KNOWN) || m->backend != PTMON_BACKEND_CONNECTOR;
-	bool acct = (n->flags & NODE_ACCT_DONE) || !m->ts;
-	return status && acct;
-}
-
-void track_report_exit(struct ptmon_monitor *m, struct node *n, bool force)
-{
-	if (n->flags & (NODE_ALIVE | NODE_EXIT_EMITTED | NODE_FOREIGN | NODE_PROVISIONAL))
-		return;
-	monitor_taskstats_lookup(m, n);
-	if (!force && !exit_complete(m, n)) {
-		if (!(n->flags & NODE_EXIT_PENDING)) {
-			n->flags |= NODE_EXIT_PENDING;
-			node_list_add(&m->pending, n);
-		}
-		return;
-	}
-	if (n->flags & NODE_EXIT_PENDING) {
-		n->flags &= ~NODE_EXIT_PENDING;
-		node_list_del(&m->pending, n);
-	}
-	event_exit(m, n);
-}
-
-void track_flush_pending(struct ptmon_monitor *m, uint64_t now, struct ptmon_task *only)
-{
-	struct node *n = m->pending.head;
-	while (n) {
-		struct node *next = n->live_next;
-		if ((only && n->task == only) || (!only && n->end_ns + EXIT_WAIT_NS <= now))
-			track_report_exit(m, n, true);
-		n = next;
-	}
-}
-
-uint64_t track_pending_deadline(const struct ptmon_monitor *m)
-{
-	uint64_t d = 0;
-	for (const struct node *n = m->pending.head; n; n = n->live_next)
-		if (!d || n->end_ns + EXIT_WAIT_NS < d)
-			d = n->end_ns + EXIT_WAIT_NS;
-	return d;
-}
-
 static void maybe_report_exit(struct ptmon_monitor *m, struct node *n)
 {
-	track_report_exit(m, n, false);
+	acct_report_exit(m, n, false);
 }
 
 void track_node_dead(struct ptmon_monitor *m, struct node *n)
@@ -588,7 +542,7 @@ static void on_exec(struct ptmon_monitor *m, const struct cnproc_event *ev)
 		 * exec (but for the root's first, the one ptmon exec'd). */
 		set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
 	if (!(n->flags & NODE_EXIT_EMITTED))
-		event_node(m, PTMON_EVENT_EXEC, n);
+		event_node(&m->sink, PTMON_EVENT_EXEC, n);
 }
 
 void track_doubt_argv(struct ptmon_monitor *m)
@@ -619,15 +573,9 @@ static void on_exit_event(struct ptmon_monitor *m, const struct cnproc_event *ev
 			drop_provisional(m, n, "it exited and its pid changed hands");
 		return;
 	}
-	/* Even when its exit was already reported (taskstats came first):
-	 * on_fork() relies on this mark. */
-	n->flags |= NODE_EXIT_EVENT;
+	acct_fact_exit_event(n, (int)ev->exit_code);
 	if (n->flags & NODE_EXIT_EMITTED)
 		return;
-	if (!(n->flags & NODE_EXIT_KNOWN)) {
-		n->status = (int)ev->exit_code;
-		n->flags |= NODE_EXIT_KNOWN;
-	}
 	track_node_dead(m, n);
 	maybe_report_exit(m, n);
 }
@@ -650,7 +598,7 @@ int track_handle_event(const struct cnproc_event *ev, void *userdata)
 		n = tree_lookup(&m->tree, ev->tgid);
 		if (n && ev->pid == ev->tgid && (n->flags & NODE_ALIVE)) {
 			memcpy(n->comm, ev->comm, sizeof(n->comm));
-			event_node(m, PTMON_EVENT_COMM, n);
+			event_node(&m->sink, PTMON_EVENT_COMM, n);
 		}
 		break;
 	case CNPROC_EXIT:
@@ -836,11 +784,11 @@ int track_resync(struct ptmon_monitor *m, const char *why)
 {
 	struct procfs_entry *v = NULL;
 	uint64_t scan_start = util_now_ns();
-	monitor_release_reserve(m);
+	loop_release_reserve(&m->loop);
 	int n = procfs_scan(&v);
-	monitor_reserve_fd(m);
+	loop_reserve_fd(&m->loop);
 	if (n < 0) {
-		monitor_notice(m, NULL, PTMON_NOTICE_WARNING, "resync (%s) failed: %s", why,
+		sink_notice(&m->sink, NULL, PTMON_NOTICE_WARNING, "resync (%s) failed: %s", why,
 			       strerror(-n));
 		return n;
 	}
@@ -865,9 +813,9 @@ int track_resync(struct ptmon_monitor *m, const char *why)
 	if (!m->foreign.count && m->foreign_death_ns < scan_start)
 		m->foreign_dirty = false;
 	if (found > 0) {
-		monitor_notice(m, NULL, PTMON_NOTICE_INFO, "resync (%s) found %d untracked processes",
+		sink_notice(&m->sink, NULL, PTMON_NOTICE_INFO, "resync (%s) found %d untracked processes",
 			       why, found);
-		event_count(m, sole_task(m), PTMON_EVENT_RESYNC, (uint64_t)found, why);
+		event_count(&m->sink, sole_task(m), PTMON_EVENT_RESYNC, (uint64_t)found, why);
 	}
 	return found;
 }
@@ -887,28 +835,12 @@ static void record_reaped(struct ptmon_monitor *m, pid_t pid, int status,
 			return;
 		n->flags |= NODE_SHORT;
 	}
-	n->flags |= NODE_REAPED | NODE_EXIT_KNOWN;
-	n->status = status;
-	monitor_drain_taskstats(m);
-	if (ru && n->acct == PTMON_ACCT_NONE) {
-		n->acct = PTMON_ACCT_RUSAGE;
-		n->utime_us = (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec;
-		n->stime_us = (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
-		n->maxrss_kb = (uint64_t)ru->ru_maxrss;
-	}
+	acct_fact_wait(m, n, status, ru);
 	track_node_dead(m, n);
 	maybe_report_exit(m, n);
-	if ((n->flags & NODE_ROOT) && n->task) {
-		struct ptmon_task *t = n->task;
-		t->root_reaped = true;
-		if (WIFEXITED(status)) {
-			t->root_code = CLD_EXITED;
-			t->root_value = WEXITSTATUS(status);
-		} else {
-			t->root_code = WCOREDUMP(status) ? CLD_DUMPED : CLD_KILLED;
-			t->root_value = WTERMSIG(status);
-		}
-	}
+	/* Its status is on the node: task.c reads it at the end. */
+	if ((n->flags & NODE_ROOT) && n->task)
+		n->task->root_reaped = true;
 }
 
 void track_reap(struct ptmon_monitor *m)
@@ -939,11 +871,11 @@ static int signal_transient(struct ptmon_monitor *m, struct node *n, int sig)
 {
 	int pidfd = util_pidfd_open(n->pid, 0);
 	if (pidfd == -EMFILE || pidfd == -ENFILE) {
-		monitor_release_reserve(m);
+		loop_release_reserve(&m->loop);
 		pidfd = util_pidfd_open(n->pid, 0);
 	}
 	if (pidfd < 0) {
-		monitor_reserve_fd(m);
+		loop_reserve_fd(&m->loop);
 		if (pidfd == -ESRCH)
 			track_node_dead(m, n);
 		return pidfd;
@@ -956,7 +888,7 @@ static int signal_transient(struct ptmon_monitor *m, struct node *n, int sig)
 	if (r == 0)
 		r = util_pidfd_send_signal(pidfd, sig);
 	util_close(pidfd);
-	monitor_reserve_fd(m);
+	loop_reserve_fd(&m->loop);
 	return r;
 }
 
@@ -980,7 +912,7 @@ int track_signal(struct ptmon_monitor *m, struct node *n, int sig)
 		if (sig == SIGKILL)
 			n->flags |= NODE_KILLED;
 	}
-	event_signal(m, n, sig, r < 0 ? -r : 0);
+	event_signal(&m->sink, n, sig, r < 0 ? -r : 0);
 	return r;
 }
 
@@ -1015,9 +947,9 @@ int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
 	 * pidfd is certainly the right one. */
 	int pidfd = util_pidfd_open(pid, 0);
 	if (pidfd == -EMFILE || pidfd == -ENFILE) {
-		monitor_release_reserve(m);
+		loop_release_reserve(&m->loop);
 		pidfd = util_pidfd_open(pid, 0);
-		monitor_reserve_fd(m);
+		loop_reserve_fd(&m->loop);
 	}
 	if (pidfd < 0)
 		return pidfd;
@@ -1049,9 +981,9 @@ static int open_top(struct ptmon_monitor *m, pid_t pid)
 	monitor_filter_add(m, pid);
 	int pidfd = util_pidfd_open(pid, 0);
 	if (pidfd == -EMFILE || pidfd == -ENFILE) {
-		monitor_release_reserve(m);
+		loop_release_reserve(&m->loop);
 		pidfd = util_pidfd_open(pid, 0);
-		monitor_reserve_fd(m);
+		loop_reserve_fd(&m->loop);
 	}
 	if (pidfd >= 0 && util_pidfd_exited(pidfd) != 0) {
 		util_close(pidfd);

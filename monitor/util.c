@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "internal.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -154,7 +154,7 @@ static void drain_taskstats(struct ptmon_monitor *m)
 {
 	struct pollfd pfd = {.fd = tstats_get_fd(m->ts), .events = POLLIN};
 	do
-		monitor_drain_taskstats(m);
+		acct_drain_taskstats(m);
 	while (poll(&pfd, 1, 0) > 0);
 }
 
@@ -282,7 +282,7 @@ static void test_record_before_parent(void **state)
 	event(f->m, CNPROC_FORK, f->root, a);
 	event(f->m, CNPROC_FORK, a, b);
 	/* The connector has been read empty. */
-	monitor_taskstats_settle(f->m);
+	acct_taskstats_settle(f->m);
 	f->m->backend = PTMON_BACKEND_PROCFS;
 
 	struct ptmon_process_info p = info_of(f, b);
@@ -413,7 +413,7 @@ static void test_record_kept_until_events_read(void **state)
 	if (f->m->ts)
 		drain_taskstats(f->m);
 	track_reap(f->m);
-	track_flush_pending(f->m, UINT64_MAX, NULL);
+	acct_flush_pending(f->m, UINT64_MAX, NULL);
 	struct node *pn = tree_lookup(&f->m->tree, p);
 	assert_non_null(pn);
 	assert_true(pn->flags & NODE_EXIT_EMITTED);

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Layer "acct": accounting, and the merge of the facts of an exit.  A
+ * process's end is told by up to four sources, in no fixed order: the
+ * connector's EXIT event (its status), our own wait4() (status and rusage,
+ * for the children we reap), its taskstats record (accounting, and the
+ * status when nothing else said it) and, for an attached root, its pidfd
+ * (PIDFD_INFO_EXIT, 6.15+).  This file alone decides what a process's
+ * record says about its end, and when its PTMON_EVENT_EXIT goes to the
+ * sink: once the facts are in, or when waiting longer is pointless.
+ */
+#include "acct.h"
+#include "monitor.h"
+#include "sink.h"
+#include "sys.h"
+#include "task.h"
+#include "taskstats.h"
+#include "cnproc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+/* ---- taskstats ------------------------------------------------------------------ */
+
+#define TASKSTATS_RCVBUF (4u * 1024u * 1024u)
+
+#define TS_AGROUP 0x20 /* <linux/acct.h>: the last task of its thread group */
+
+/* The process a per-task record belongs to (records before version 12
+ * carry no tgid: then the task is taken for its process). */
+static pid_t record_tgid(const struct tstats_record *r)
+{
+	return r->ac_tgid ? r->ac_tgid : r->pid;
+}
+
+/*
+ * A process's figures are the sum of its tasks' records: each thread's
+ * exit sends one.  The group record (AGGR_TGID) is not used: it carries no
+ * exit code, memory or I/O, and CPU times only on recent kernels.  The
+ * record of the group's last task (AGROUP) completes the process and says
+ * how it ended.
+ */
+static void apply_record(struct node *n, const struct tstats_record *r)
+{
+	/* wait4's figures were taken for want of a record (a node born at
+	 * its reaping, whose record waited in the ring or the park): the
+	 * record replaces them, it is not added to them. */
+	if (n->acct == PTMON_ACCT_RUSAGE)
+		n->utime_us = n->stime_us = n->maxrss_kb = 0;
+	n->acct = PTMON_ACCT_TASKSTATS;
+	/* Threads are counted here, from their exit records: the connector's
+	 * thread events are filtered out in the kernel. */
+	if (r->pid != record_tgid(r))
+		n->threads++;
+	else if (r->comm[0])
+		/* The main thread's name as it died: the process's last name,
+		 * true even where ptmon saw neither its exec nor its renaming
+		 * (a fork learned of late copies the parent's). */
+		snprintf(n->comm, sizeof(n->comm), "%.15s", r->comm);
+	n->utime_us += r->utime_us;
+	n->stime_us += r->stime_us;
+	n->rchar += r->read_char;
+	n->wchar += r->write_char;
+	if (r->hiwater_rss_kb > n->maxrss_kb)
+		n->maxrss_kb = r->hiwater_rss_kb;
+	if (!(r->flag & TS_AGROUP))
+		return;
+	n->flags |= NODE_ACCT_DONE;
+	if (!(n->flags & NODE_EXIT_KNOWN)) {
+		n->status = (int)r->exitcode;
+		n->flags |= NODE_EXIT_KNOWN;
+	}
+}
+
+/* Is @r, a record for @n's pid, about @n and not about another owner of
+ * the number?  Its start must be close to when ptmon learned of @n (a
+ * walk learns of a process any time after its start). */
+static bool record_fits(const struct ptmon_monitor *m, const struct node *n,
+			const struct tstats_record *r)
+{
+	uint64_t start_s = (n->start_ns + m->wall_offset_ns) / 1000000000ull;
+	if (r->btime_s > start_s + 2)
+		return false;
+	return (n->flags & NODE_WALKED) || r->btime_s + 2 >= start_s;
+}
+
+/* A record whose process is ours but not in the tree yet (its FORK event
+ * still queued, or lost): keep recent ones whose parent is ours, for a
+ * node born late (an orphan ptmon reaps) to find. */
+static void keep_record(struct ptmon_monitor *m, const struct tstats_record *r)
+{
+	struct node *p = tree_lookup(&m->tree, r->ac_ppid);
+	if (r->ac_ppid != m->self && !p)
+		return;
+	m->ts_ring[m->ts_ring_next++ % TS_RING] = *r;
+}
+
+void acct_taskstats_lookup(struct ptmon_monitor *m, struct node *n)
+{
+	if (!m->ts || (n->flags & NODE_ACCT_DONE))
+		return;
+	size_t count = m->ts_ring_next < TS_RING ? m->ts_ring_next : TS_RING;
+	for (size_t i = 1; i <= count; i++) {
+		const struct tstats_record *r = &m->ts_ring[(m->ts_ring_next - i) % TS_RING];
+		if (record_tgid(r) == n->pid && (r->flag & TS_AGROUP) && record_fits(m, n, r)) {
+			apply_record(n, r);
+			return;
+		}
+	}
+}
+
+/*
+ * A record is read from its own socket, in no order with the connector's.
+ * The kernel queues a process's FORK event (copy_process()) before its
+ * exit record (do_exit()), and its parent's FORK before its own: so a
+ * record that names no process ptmon knows, and a parent it does not know
+ * either, may be of a process whose FORK (or whose parent's) is still in
+ * the connector's queue.  It waits here until the connector has been read
+ * empty once after it came; by then that FORK has been handled.  Records of
+ * the rest of the machine pass through too, so the wait is bounded:
+ * TS_PARK records, the oldest dropped first.
+ */
+static void park_record(struct ptmon_monitor *m, const struct tstats_record *r)
+{
+	if (!m->ts_park || m->backend != PTMON_BACKEND_CONNECTOR) {
+		keep_record(m, r);
+		return;
+	}
+	m->ts_park[m->ts_park_next++ % TS_PARK] = *r;
+}
+
+static int on_record(struct ptmon_monitor *m, const struct tstats_record *r, bool settle)
+{
+	if (r->is_tgid)
+		return 0;
+	struct node *n = tree_lookup(&m->tree, record_tgid(r));
+	/* A record for a dead process of ours, or for a thread of a live
+	 * one; a live process that is not the record's is a later owner of
+	 * the number. */
+	bool thread = r->pid != record_tgid(r) && !(r->flag & TS_AGROUP);
+	/* A dead node's pid may be a stranger's by now (a storm past
+	 * pid_max): the record's start must match. */
+	bool stranger = n && !thread && !(n->flags & NODE_ALIVE) && !record_fits(m, n, r);
+	if (!n && !settle) {
+		park_record(m, r);
+		return 0;
+	}
+	if (!n || stranger || (n->flags & NODE_EXIT_EMITTED) ||
+	    (!thread && (n->flags & NODE_ALIVE) && n->pidfd >= 0 &&
+	     util_pidfd_exited(n->pidfd) == 0)) {
+		keep_record(m, r);
+		return 0;
+	}
+	apply_record(n, r);
+	acct_report_exit(m, n, false);
+	return 0;
+}
+
+static int on_taskstats(const struct tstats_record *r, void *userdata)
+{
+	return on_record(userdata, r, false);
+}
+
+void acct_taskstats_settle(struct ptmon_monitor *m)
+{
+	if (!m->ts_park)
+		return;
+	size_t count = m->ts_park_next < TS_PARK ? m->ts_park_next : TS_PARK;
+	for (size_t i = count; i > 0; i--)
+		on_record(m, &m->ts_park[(m->ts_park_next - i) % TS_PARK], true);
+	m->ts_park_next = 0;
+}
+
+void acct_drain_taskstats(struct ptmon_monitor *m)
+{
+	bool lost = false;
+	if (!m->ts)
+		return;
+	tstats_receive(m->ts, on_taskstats, m, &lost);
+	if (lost) {
+		/* Accounting only: tracking does not depend on it. */
+		for (struct ptmon_task *t = m->tasks; t; t = t->next)
+			if (t->phase != PHASE_DONE)
+				event_count(&m->sink, t, PTMON_EVENT_LOST, 1,
+					    "taskstats records dropped (ENOBUFS)");
+	}
+}
+
+void acct_start(struct ptmon_monitor *m)
+{
+	m->ts_ring = calloc(TS_RING, sizeof(*m->ts_ring));
+	m->ts_park = calloc(TS_PARK, sizeof(*m->ts_park));
+	if (!m->ts_ring || !m->ts_park) {
+		m->ts_unavailable = "out of memory";
+		return;
+	}
+	int r = tstats_open(&m->ts, TASKSTATS_RCVBUF, 0);
+	if (r < 0) {
+		m->ts_unavailable = r == -ENOENT ? "the kernel has no taskstats"
+						 : "taskstats registration refused";
+		return;
+	}
+	/* The exit records of the whole machine, unless the tree filter
+	 * drops the others' (an idle ptmon would wake on each). */
+	if (monitor_tree_filtered(m))
+		(void)cnproc_tree_filter_taskstats(m->cn, tstats_get_fd(m->ts));
+	m->ts_watch.kind = WATCH_TASKSTATS;
+	if (loop_watch_add(&m->loop, tstats_get_fd(m->ts), EPOLLIN, &m->ts_watch) < 0) {
+		m->ts = tstats_free(m->ts);
+		m->ts_unavailable = "cannot watch the taskstats socket";
+		return;
+	}
+	m->features |= PTMON_FEATURE_TASKSTATS;
+}
+
+/* ---- the facts, one source each ------------------------------------------------ */
+
+/* The EXIT event's status counts when nothing earlier said it (wait4's is
+ * the same; taskstats' came from the same task_struct). */
+void acct_fact_exit_event(struct node *n, int exit_code)
+{
+	/* Even when its exit was already reported (taskstats came first):
+	 * on_fork() relies on this mark. */
+	n->flags |= NODE_EXIT_EVENT;
+	if (n->flags & (NODE_EXIT_EMITTED | NODE_EXIT_KNOWN))
+		return;
+	n->status = exit_code;
+	n->flags |= NODE_EXIT_KNOWN;
+}
+
+void acct_fact_wait(struct ptmon_monitor *m, struct node *n, int status, const struct rusage *ru)
+{
+	n->flags |= NODE_REAPED | NODE_EXIT_KNOWN;
+	n->status = status;
+	acct_drain_taskstats(m);
+	if (ru && n->acct == PTMON_ACCT_NONE) {
+		n->acct = PTMON_ACCT_RUSAGE;
+		n->utime_us = (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec;
+		n->stime_us = (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
+		n->maxrss_kb = (uint64_t)ru->ru_maxrss;
+	}
+}
+
+int acct_fact_pidfd(struct node *n, int pidfd)
+{
+	int status = 0;
+	if (n->flags & NODE_EXIT_KNOWN)
+		return 0;
+	int r = util_pidfd_exit_status(pidfd, &status);
+	if (r < 0)
+		return r;
+	n->status = status;
+	n->flags |= NODE_EXIT_KNOWN;
+	return 0;
+}
+
+void acct_status_code(int status, int *ret_code, int *ret_value)
+{
+	if (WIFEXITED(status)) {
+		*ret_code = CLD_EXITED;
+		*ret_value = WEXITSTATUS(status);
+	} else {
+		*ret_code = WCOREDUMP(status) ? CLD_DUMPED : CLD_KILLED;
+		*ret_value = WTERMSIG(status);
+	}
+}
+
+/* ---- the exit event, once ------------------------------------------------------ */
+
+static void emit_exit(struct ptmon_monitor *m, struct node *n)
+{
+	if (n->flags & NODE_EXIT_EMITTED)
+		return;
+	n->flags |= NODE_EXIT_EMITTED;
+	m->exits_unswept++;
+	event_node(&m->sink, PTMON_EVENT_EXIT, n);
+}
+
+/* Report the end of @n once what there is to know has come in: its status
+ * (the EXIT event, our wait4, or taskstats), and its taskstats record.
+ * The two arrive on different sockets, in no fixed order with the pidfd
+ * turning readable: until both are in, the exit waits on m->pending, at
+ * most EXIT_WAIT_NS, and the end of the task flushes what still waits. */
+#define EXIT_WAIT_NS (100ull * 1000000ull)
+
+static bool exit_complete(const struct ptmon_monitor *m, const struct node *n)
+{
+	bool status = (n->flags & NODE_EXIT_KNOWN) || m->backend != PTMON_BACKEND_CONNECTOR;
+	bool acct = (n->flags & NODE_ACCT_DONE) || !m->ts;
+	return status && acct;
+}
+
+void acct_report_exit(struct ptmon_monitor *m, struct node *n, bool force)
+{
+	if (n->flags & (NODE_ALIVE | NODE_EXIT_EMITTED | NODE_FOREIGN | NODE_PROVISIONAL))
+		return;
+	acct_taskstats_lookup(m, n);
+	if (!force && !exit_complete(m, n)) {
+		if (!(n->flags & NODE_EXIT_PENDING)) {
+			n->flags |= NODE_EXIT_PENDING;
+			node_list_add(&m->pending, n);
+		}
+		return;
+	}
+	if (n->flags & NODE_EXIT_PENDING) {
+		n->flags &= ~NODE_EXIT_PENDING;
+		node_list_del(&m->pending, n);
+	}
+	emit_exit(m, n);
+}
+
+void acct_flush_pending(struct ptmon_monitor *m, uint64_t now, struct ptmon_task *only)
+{
+	struct node *n = m->pending.head;
+	while (n) {
+		struct node *next = n->live_next;
+		if ((only && n->task == only) || (!only && n->end_ns + EXIT_WAIT_NS <= now))
+			acct_report_exit(m, n, true);
+		n = next;
+	}
+}
+
+uint64_t acct_pending_deadline(const struct ptmon_monitor *m)
+{
+	uint64_t d = 0;
+	for (const struct node *n = m->pending.head; n; n = n->live_next)
+		if (!d || n->end_ns + EXIT_WAIT_NS < d)
+			d = n->end_ns + EXIT_WAIT_NS;
+	return d;
+}
+

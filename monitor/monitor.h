@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Layer "monitor" (monitor.c, with events.c: the process record, and
+ * records.c: dropping delivered records): the top.  struct ptmon_monitor
+ * owns every other layer's state (the loop, the sink, the tree, the
+ * connector and taskstats sockets, the tasks), runs the loop and turns
+ * what the layers below return into the next step: a pidfd that fired is
+ * a death for track, then an update for its task; a stream that is done
+ * is an update for its task.  The services it offers below (the tree
+ * filter's map, reading the connector) take the monitor because they use
+ * its sockets.  See docs/internals.md.
+ */
+#ifndef PTMON_MONITOR_H
+#define PTMON_MONITOR_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "loop.h"
+#include "ptmon.h"
+#include "sink.h"
+#include "taskstats.h"
+#include "tree.h"
+#include "watch.h"
+
+struct cnproc;
+
+struct ptmon_monitor {
+	struct loop loop;        /* epoll, timer, fd reserve */
+	struct sink sink;        /* the caller's callbacks */
+	int sigfd;
+	struct watch sig_watch;
+	struct watch nl_watch;
+	pid_t self;
+	enum ptmon_backend backend;
+	unsigned features;
+	unsigned flags;          /* PTMON_MONITOR_* */
+	int tree_filter_error;   /* see ptmon_monitor_tree_filter_error() */
+	const char *fallback_reason;
+	struct cnproc *cn;
+	sigset_t cancel_set;
+	pid_t front_pid;         /* ptmon_monitor_set_front(), 0: none */
+	int front_signal;        /* what it forwards signals as */
+	int front_fd;            /* its pidfd, -1 once it has exited */
+	struct watch front_watch;
+	sigset_t old_mask;
+	bool mask_saved;
+	struct sigaction old_chld; /* the caller's SIGCHLD action, restored at free */
+	bool chld_saved;
+	int old_subreaper;       /* PR_GET_CHILD_SUBREAPER before us, -1: not set by us */
+	bool no_children;        /* wait4 said ECHILD */
+	bool events_lost;        /* a resync is owed */
+	uint64_t events_lost_count;
+	uint64_t resyncs;
+	uint64_t pids_reused;
+	uint64_t pidfd_failures;
+	uint64_t next_resync;    /* when a resync is due, 0: none */
+	struct rlimit_pair {
+		uint64_t cur, max;
+	} nofile_orig;
+	struct tree tree;
+	struct node_list unowned; /* live processes no task could claim */
+	/* Processes that are not any task's: ptmon's children from before the
+	 * monitor (a shell's background jobs, when the shell exec'd ptmon)
+	 * and their descendants.  Reaped, never signalled, counted or
+	 * reported. */
+	struct node_list foreign;
+	bool foreign_dirty;       /* a foreign process died: its orphans may be ours to see */
+	uint64_t foreign_death_ns; /* when the last foreign death was noticed */
+	struct node_list pending; /* dead processes whose exit waits for its facts */
+	uint32_t resync_gen;
+	uint64_t last_resync_ns;
+	/* Start of the last read of the connector that emptied it: every
+	 * event queued before then has been handled. */
+	uint64_t events_read_ns;
+	struct ptmon_task *tasks;
+	unsigned ntasks_running;
+	uint64_t wall_offset_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC at creation */
+	struct tstats *ts;
+	struct watch ts_watch;
+#define TS_RING 256
+	struct tstats_record *ts_ring; /* records that came before their process */
+	size_t ts_ring_next;
+#define TS_PARK 1024
+	struct tstats_record *ts_park; /* records of no known process, see park_record() */
+	size_t ts_park_next;
+	bool argv_doubt;          /* events were lost: inherited argvs may be stale */
+	struct node *argv_checked; /* track_doubt_argv() settled the tree up to here */
+	const char *ts_unavailable;
+	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
+	char cgroup_why_buf[320]; /* a limit's reason, with its controller named */
+	unsigned cgroup_serial;
+	uint64_t exits_unswept;   /* exits delivered since the last records_sweep() */
+	uint64_t records_dropped; /* records of exited processes freed (records.c) */
+	size_t nprovisional;      /* live NODE_PROVISIONAL nodes */
+	uint64_t newest_event_ns; /* the latest kernel stamp of a connector event read */
+};
+
+/* Free the records of exited processes whose exit has been delivered, of
+ * tasks that hold none, when enough have piled up since the last sweep
+ * that its walk of the tree costs O(1) per exit.  Only from the end of
+ * dispatch: no caller holds a record pointer there. */
+void records_sweep(struct ptmon_monitor *m);
+
+/* Read and handle the events queued on the connector socket, until it is
+ * empty (bounded): once a tree is empty, each of its events is queued. */
+void monitor_drain_events(struct ptmon_monitor *m);
+/* Arm the loop's timer for the earliest deadline of any task, of a
+ * waiting exit and of a resync. */
+void monitor_rearm(struct ptmon_monitor *m);
+uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m);
+uint64_t monitor_events_received(const struct ptmon_monitor *m);
+/* The tree filter's map (a no-op without it): a process found by a walk
+ * joins it; one seen dead leaves it; one the monitor does not know, that
+ * an event named, leaves it. */
+void monitor_filter_add(struct ptmon_monitor *m, pid_t pid);
+void monitor_filter_dead(struct ptmon_monitor *m, pid_t pid);
+void monitor_filter_stranger(struct ptmon_monitor *m, pid_t pid);
+/* Whether the tree filter holds @pid for the tree's (false without it,
+ * or when it passes every process's events). */
+bool monitor_filter_holds(struct ptmon_monitor *m, pid_t pid);
+/* The eBPF tree filter is in use. */
+bool monitor_tree_filtered(const struct ptmon_monitor *m);
+/* Read the connector until it is empty: every event queued before now
+ * has been handled (a no-op without the connector). */
+void monitor_read_connector(struct ptmon_monitor *m);
+
+#endif

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The merge of an exit's facts (monitor/acct.c) on crafted input: a node
+ * for a pid no process can have (above pid_max), the facts handed to acct
+ * in each order a loaded machine produces them (the connector's EXIT event,
+ * our wait4(), the taskstats record, an attached root's pidfd), and the
+ * PTMON_EVENT_EXIT that the sink delivers, checked once the queue is
+ * flushed.  The monitor is a real one (procfs backend) whose backend field
+ * is then set to the connector's, so that an exit waits for its status.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#define FAKE_PID 0x7ffffff0 /* above any pid_max: no record names it */
+#define TS_AGROUP 0x20
+
+struct fixture {
+	struct ptmon_monitor *m;
+	struct node *n;
+	unsigned exits;
+	struct ptmon_process_info last; /* as the last EXIT event said */
+};
+
+static void on_event(const struct ptmon_event *ev, void *ud)
+{
+	struct fixture *f = ud;
+	if (ev->type != PTMON_EVENT_EXIT)
+		return;
+	f->exits++;
+	f->last.size = sizeof(f->last);
+	assert_int_equal(ptmon_process_get_info(ev->process, &f->last), 0);
+}
+
+static int setup(void **state)
+{
+	static struct fixture f;
+	f = (struct fixture){0};
+	if (ptmon_monitor_new(&f.m, PTMON_BACKEND_PROCFS, 0) < 0)
+		return -1;
+	ptmon_monitor_set_event_callback(f.m, on_event, &f);
+	f.m->backend = PTMON_BACKEND_CONNECTOR; /* an exit waits for its status */
+	f.n = tree_add(&f.m->tree, FAKE_PID);
+	if (!f.n)
+		return -1;
+	f.n->pidfd = -1;
+	f.n->start_ns = util_now_ns();
+	f.n->end_ns = f.n->start_ns;
+	f.n->argv_src = PTMON_ARGV_UNKNOWN;
+	*state = &f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	f->m->backend = PTMON_BACKEND_PROCFS;
+	f->m = ptmon_monitor_free(f->m);
+	return 0;
+}
+
+/* The tests that give a taskstats record need the socket open. */
+static void need_taskstats(struct fixture *f)
+{
+	if (!(ptmon_monitor_features(f->m) & PTMON_FEATURE_TASKSTATS)) {
+		print_message("taskstats unavailable: %s\n",
+			      ptmon_monitor_taskstats_unavailable(f->m));
+		skip();
+	}
+}
+
+/* The record of @n's last task: exit @code, @utime_us of CPU. */
+static struct tstats_record record(struct fixture *f, int code, uint64_t utime_us)
+{
+	struct tstats_record r = {
+		.pid = f->n->pid,
+		.ac_pid = f->n->pid,
+		.ac_tgid = f->n->pid,
+		.exitcode = (uint32_t)W_EXITCODE(code, 0),
+		.flag = TS_AGROUP,
+		.btime_s = (f->n->start_ns + f->m->wall_offset_ns) / 1000000000ull,
+		.utime_us = utime_us,
+		.read_char = 4096,
+		.version = 12,
+	};
+	memcpy(r.comm, "crafted", 8);
+	return r;
+}
+
+/* A record that came before its process was known: parked until the
+ * connector has been read empty (acct_taskstats_settle()). */
+static void park(struct fixture *f, const struct tstats_record *r)
+{
+	f->m->ts_park[f->m->ts_park_next++ % TS_PARK] = *r;
+}
+
+static void deliver(struct fixture *f)
+{
+	sink_flush(&f->m->sink);
+}
+
+static struct rusage rusage_of(uint64_t utime_us)
+{
+	struct rusage ru = {0};
+	ru.ru_utime.tv_sec = (time_t)(utime_us / 1000000u);
+	ru.ru_utime.tv_usec = (suseconds_t)(utime_us % 1000000u);
+	ru.ru_maxrss = 1000;
+	return ru;
+}
+
+/* EXIT event, then our wait4, then the record: reported once all are in,
+ * with the record's accounting. */
+static void t_exit_event_then_wait_then_record(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	acct_fact_exit_event(f->n, W_EXITCODE(3, 0));
+	acct_report_exit(f->m, f->n, false);
+	deliver(f);
+	assert_int_equal(f->exits, 0); /* the accounting is not in */
+	assert_true(f->n->flags & NODE_EXIT_PENDING);
+	struct rusage ru = rusage_of(5000);
+	acct_fact_wait(f->m, f->n, W_EXITCODE(3, 0), &ru);
+	acct_report_exit(f->m, f->n, false);
+	deliver(f);
+	assert_int_equal(f->exits, 0);
+	struct tstats_record r = record(f, 3, 2000);
+	park(f, &r);
+	acct_taskstats_settle(f->m);
+	deliver(f);
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.end, PTMON_END_EXITED);
+	assert_int_equal(f->last.exit_code, 3);
+	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
+	/* The record replaces wait4's figures; it is not added to them. */
+	assert_int_equal(f->last.utime_us, 2000);
+	assert_int_equal(f->last.read_bytes, 4096);
+	assert_false(f->n->flags & NODE_EXIT_PENDING);
+}
+
+/* A node born late (an orphan ptmon reaped whose FORK it never saw): the
+ * record that came first waits in the ring; wait4's rusage comes next, and
+ * the report takes the record. */
+static void t_wait_then_ring_record(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	struct tstats_record r = record(f, 0, 700);
+	f->m->ts_ring[f->m->ts_ring_next++ % TS_RING] = r;
+	struct rusage ru = rusage_of(9000);
+	acct_fact_wait(f->m, f->n, W_EXITCODE(0, 0), &ru);
+	acct_report_exit(f->m, f->n, false);
+	deliver(f);
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
+	assert_int_equal(f->last.utime_us, 700);
+	assert_int_equal(f->last.exit_code, 0);
+}
+
+/* The record before the EXIT event: it says the status and completes the
+ * exit, reported at once; the EXIT event that follows changes nothing but
+ * its mark (on_fork() relies on it). */
+static void t_record_then_exit_event(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	struct tstats_record r = record(f, 9, 100);
+	park(f, &r);
+	acct_taskstats_settle(f->m);
+	deliver(f);
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.exit_code, 9);
+	acct_fact_exit_event(f->n, W_EXITCODE(1, 0));
+	assert_true(f->n->flags & NODE_EXIT_EVENT);
+	assert_int_equal(WEXITSTATUS(f->n->status), 9);
+	acct_report_exit(f->m, f->n, false);
+	deliver(f);
+	assert_int_equal(f->exits, 1); /* once */
+}
+
+/* Without taskstats, the EXIT event alone completes the exit; wait4 of a
+ * process whose exit was reported adds no second event. */
+static void t_exit_event_alone(void **state)
+{
+	struct fixture *f = *state;
+	struct tstats *ts = f->m->ts;
+	f->m->ts = NULL; /* as on a kernel without taskstats */
+	acct_fact_exit_event(f->n, W_EXITCODE(0, SIGTERM) & 0x7f);
+	acct_report_exit(f->m, f->n, false);
+	deliver(f);
+	f->m->ts = ts;
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.end, PTMON_END_SIGNALED);
+	assert_int_equal(f->last.term_signal, SIGTERM);
+	assert_int_equal(f->last.acct, PTMON_ACCT_NONE);
+}
+
+/* Facts that never complete: the exit waits at most 100 ms, then is
+ * reported with what is known (no status: "unknown"). */
+static void t_pending_bound(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	acct_report_exit(f->m, f->n, false);
+	assert_int_equal(acct_pending_deadline(f->m), f->n->end_ns + 100000000ull);
+	acct_flush_pending(f->m, f->n->end_ns + 99999999ull, NULL);
+	deliver(f);
+	assert_int_equal(f->exits, 0);
+	acct_flush_pending(f->m, f->n->end_ns + 100000000ull, NULL);
+	deliver(f);
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.end, PTMON_END_UNKNOWN);
+	assert_int_equal(acct_pending_deadline(f->m), 0);
+}
+
+/* An attached root: its status through its pidfd once its parent reaped
+ * it (PIDFD_INFO_EXIT, Linux 6.15+), unless a status is known already. */
+static void t_pidfd_only(void **state)
+{
+	struct fixture *f = *state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(7);
+	int pidfd = util_pidfd_open(pid, 0);
+	assert_true(pidfd >= 0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	int r = acct_fact_pidfd(f->n, pidfd);
+	if (r == -ENOTTY || r == -EINVAL || r == -ENODATA) {
+		util_close(pidfd);
+		print_message("no PIDFD_INFO_EXIT: %s\n", strerror(-r));
+		skip();
+	}
+	assert_int_equal(r, 0);
+	assert_true(f->n->flags & NODE_EXIT_KNOWN);
+	assert_true(WIFEXITED(f->n->status));
+	assert_int_equal(WEXITSTATUS(f->n->status), 7);
+	f->n->status = W_EXITCODE(1, 0); /* known: the pidfd does not override */
+	assert_int_equal(acct_fact_pidfd(f->n, pidfd), 0);
+	assert_int_equal(WEXITSTATUS(f->n->status), 1);
+	int code = 0, value = 0;
+	acct_status_code(W_EXITCODE(0, SIGKILL) & 0x7f, &code, &value);
+	assert_int_equal(code, CLD_KILLED);
+	assert_int_equal(value, SIGKILL);
+	util_close(pidfd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(t_exit_event_then_wait_then_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_wait_then_ring_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_record_then_exit_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_exit_event_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_pending_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_pidfd_only, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
