@@ -32,7 +32,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,22 +90,9 @@ static int forward_signal(void)
 	return SIGRTMAX;
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	/* Never blocking, as every message of ptmon's (notes_line()): a stderr
-	 * whose reader stalls must not keep the front from relaying. */
-	char out[sizeof(line) + 16];
-	n = snprintf(out, sizeof(out), "ptmon: %s\n", line);
-	notes_line(out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
-}
+/* Never blocking, as every message of ptmon's (notes_line()): a stderr
+ * whose reader stalls must not keep the front from relaying. */
+#define say(...) notes_say("ptmon", __VA_ARGS__)
 
 static int sys_pidfd_open(pid_t pid)
 {
