@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The test harness, base layer (tests/harness.h). */
 #include "harness.h"
+#include "cgpath.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -173,18 +174,8 @@ static unsigned cg_serial;
 
 bool find_cgroup2(void)
 {
-	FILE *f = fopen("/proc/self/mounts", "re");
-	char dev[256], dir[PATH_MAX], type[64];
-
-	if (!f)
-		return false;
-	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3) {
-		if (strcmp(type, "cgroup2") == 0 && strlen(dir) < sizeof(cg_mount)) {
-			memcpy(cg_mount, dir, strlen(dir) + 1);
-			break;
-		}
-	}
-	fclose(f);
+	if (cgpath_mount(cg_mount, sizeof(cg_mount)) < 0)
+		cg_mount[0] = '\0';
 	return cg_mount[0] != '\0';
 }
 
