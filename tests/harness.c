@@ -289,6 +289,20 @@ int cg_remove(const char *cg)
 	return ret;
 }
 
+int cg_count_at(const char *cg)
+{
+	char path[PATH_MAX], buf[65536];
+	int n, count = 0;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	n = read_file(path, buf, sizeof(buf));
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		count += buf[i] == '\n';
+	return count;
+}
+
 int cg_list_dir(const char *dir, pid_t *pids, int n, int max)
 {
 	char path[PATH_MAX];

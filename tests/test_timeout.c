@@ -54,21 +54,6 @@ static void cg_fresh(char *cg, size_t size)
 		cg[0] = '\0';
 }
 
-static int cg_count(const char *cg)
-{
-	char path[512], buf[4096];
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	int count = 0;
-	for (ssize_t i = 0; i < n; i++)
-		count += buf[i] == '\n';
-	return count;
-}
-
 /* Kill whatever is left (coreutils leaves the escaped ones) and remove. */
 static void cg_drop(const char *cg)
 {
@@ -161,7 +146,7 @@ static void same(int expect, char *const args[], struct outcome *ret_c, struct o
 	run(false, args, &c);
 	cg_drop(c.cg);
 	run(true, args, &p);
-	int left = p.cg[0] ? cg_count(p.cg) : 0;
+	int left = p.cg[0] ? cg_count_at(p.cg) : 0;
 	cg_drop(p.cg);
 	print_message("    timeout %s: coreutils %d, ptmon %d\n", what, c.status, p.status);
 	if (c.status != expect)
@@ -333,7 +318,7 @@ static int signalled(bool ptmon, int sig, const char *script, struct outcome *o)
 		assert_int_equal(errno, EINTR);
 	close(p[0]);
 	close(err);
-	int left = o->cg[0] ? cg_count(o->cg) : 0;
+	int left = o->cg[0] ? cg_count_at(o->cg) : 0;
 	cg_drop(o->cg);
 	if (ptmon && left > 0)
 		fail_msg("ptmon timeout left %d processes after a signal", left);
@@ -373,10 +358,10 @@ static void t_whole_tree(void **state)
 	char *const args[] = {"0.3", "sh", "-c", "setsid sleep 1000 & sleep 1000", NULL};
 	struct outcome c, p;
 	run(false, args, &c);
-	int c_left = cg_count(c.cg);
+	int c_left = cg_count_at(c.cg);
 	cg_drop(c.cg);
 	run(true, args, &p);
-	int p_left = cg_count(p.cg);
+	int p_left = cg_count_at(p.cg);
 	cg_drop(p.cg);
 	print_message("    escaped sleep: coreutils leaves %d, ptmon %d\n", c_left, p_left);
 	assert_int_equal(c.status, 124);
@@ -387,10 +372,10 @@ static void t_whole_tree(void **state)
 	 * and leaves it; ptmon ends it and returns the command's status. */
 	char *const bg[] = {"1000", "sh", "-c", "sleep 1000 & exit 6", NULL};
 	run(false, bg, &c);
-	c_left = cg_count(c.cg);
+	c_left = cg_count_at(c.cg);
 	cg_drop(c.cg);
 	run(true, bg, &p);
-	p_left = cg_count(p.cg);
+	p_left = cg_count_at(p.cg);
 	cg_drop(p.cg);
 	assert_int_equal(c.status, 6);
 	assert_int_equal(p.status, 6);
