@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* A cgroup v2 of the task's own (cgroup.h). */
 #include "cgroup.h"
+#include "cgpath.h"
 #include "sys.h"
 
 #include <dirent.h>
@@ -68,43 +69,10 @@ static int read_small(int dirfd, const char *name, char *buf, size_t len)
 	return (int)n;
 }
 
-/* The cgroup2 mount point, and our cgroup's path in it ("0::/x/y"). */
-static int own_dir(char *out, size_t size)
-{
-	char mnt[256] = "", line[1024];
-	FILE *f = fopen("/proc/self/mounts", "re");
-	if (!f)
-		return -errno;
-	char dev[256], dir[256], type[64];
-	while (fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "cgroup2") == 0) {
-			snprintf(mnt, sizeof(mnt), "%s", dir);
-			break;
-		}
-	fclose(f);
-	if (!mnt[0])
-		return -ENOENT;
-	f = fopen("/proc/self/cgroup", "re");
-	if (!f)
-		return -errno;
-	int r = -ENOENT;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "0::", 3) == 0) {
-			line[strcspn(line, "\n")] = '\0';
-			/* "/" is the root: no double slash. */
-			const char *p = strcmp(line + 3, "/") == 0 ? "" : line + 3;
-			int n = snprintf(out, size, "%s%s", mnt, p);
-			r = n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-			break;
-		}
-	fclose(f);
-	return r;
-}
-
 int cgroup_create(struct task_cgroup *cg, const char *name, const char **why)
 {
 	char own[400];
-	int r = own_dir(own, sizeof(own));
+	int r = cgpath_own(own, sizeof(own));
 	if (r < 0) {
 		*why = "no cgroup2 mount, or ptmon is not in a cgroup v2";
 		return r;

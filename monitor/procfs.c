@@ -79,7 +79,7 @@ int procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *ret)
 	return 0;
 }
 
-static int read_small_at(int dirfd, const char *path, char *buf, size_t size)
+int procfs_read_small_at(int dirfd, const char *path, char *buf, size_t size)
 {
 	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -100,7 +100,7 @@ int procfs_read_stat(pid_t pid, struct procfs_stat *ret)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int n = read_small_at(AT_FDCWD, path, buf, sizeof(buf));
+	int n = procfs_read_small_at(AT_FDCWD, path, buf, sizeof(buf));
 	if (n < 0)
 		return n;
 	return procfs_parse_stat(buf, (size_t)n, ret);
@@ -110,7 +110,7 @@ int procfs_read_comm(pid_t pid, char comm[16])
 {
 	char path[64], buf[64];
 	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	int n = read_small_at(AT_FDCWD, path, buf, sizeof(buf));
+	int n = procfs_read_small_at(AT_FDCWD, path, buf, sizeof(buf));
 	if (n < 0)
 		return n;
 	if (n > 0 && buf[n - 1] == '\n')
@@ -204,7 +204,7 @@ static int scan_one(int procfd, pid_t pid, struct procfs_entry *e)
 {
 	char path[32], buf[1024];
 	snprintf(path, sizeof(path), "%d/stat", (int)pid);
-	int n = read_small_at(procfd, path, buf, sizeof(buf));
+	int n = procfs_read_small_at(procfd, path, buf, sizeof(buf));
 	struct procfs_stat st;
 	if (n < 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0)
 		return -1; /* gone meanwhile, or unreadable: skip */

@@ -23,6 +23,10 @@ struct procfs_stat {
 
 /* Parse the text of /proc/PID/stat.  Pure; -EINVAL on malformed text. */
 int procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *ret);
+/* One read of @path (relative to @dirfd, a /proc/PID directory, or
+ * AT_FDCWD) into @buf, NUL-terminated: the bytes read, -ESRCH when it is
+ * gone, or -errno. */
+int procfs_read_small_at(int dirfd, const char *path, char *buf, size_t size);
 /* Read and parse /proc/PID/stat.  -ESRCH when it is gone. */
 int procfs_read_stat(pid_t pid, struct procfs_stat *ret);
 /* Read /proc/PID/cmdline to its end, at most PTMON_ARGV_MAX bytes (more is

@@ -569,6 +569,30 @@ struct ptmon_process_info {
 PTMON_EXPORT int ptmon_process_get_info(const struct ptmon_process *p,
 					struct ptmon_process_info *ret);
 
+/* What a live process looks like now (ptmon_process_sample()). */
+struct ptmon_process_sample {
+	size_t size;        /* sizeof(struct ptmon_process_sample), set by the caller */
+	uint64_t cpu_us;    /* user + system CPU time so far (clock ticks' precision) */
+	uint64_t rss_bytes; /* resident memory now */
+	char state;         /* /proc/PID/stat's: R S D Z T t I ... */
+	/* PTMON_PROCESS_SAMPLE_SIZE_VER0 ends here (with padding). */
+};
+#define PTMON_PROCESS_SAMPLE_SIZE_VER0 32
+
+/*
+ * Read what @p, a process of a task that the monitor tracks as alive, looks
+ * like now, from /proc/PID, and prove through its pidfd that what was read
+ * is @p's, not that of a process that took its pid since.  For a `ptmon
+ * tree` or a dashboard; the records keep the totals at exit
+ * (ptmon_process_get_info()).  Returns 0 and fills *ret as far as its
+ * ret->size, or -errno: -ESRCH when @p has exited (or is about to be
+ * reaped), -EINVAL for NULL or a ret->size below
+ * PTMON_PROCESS_SAMPLE_SIZE_VER0 or past 4096, -EIO for /proc text it
+ * cannot parse; *ret is untouched on failure.
+ */
+PTMON_EXPORT int ptmon_process_sample(const struct ptmon_process *p,
+				      struct ptmon_process_sample *ret);
+
 /* Call @fn for every process of @t, in the order seen (parents before
  * children).  Stops at and returns @fn's first negative value; else 0. */
 PTMON_EXPORT int ptmon_task_foreach_process(const struct ptmon_task *t,

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "fdclose.h"
+#include "pidfd.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -22,8 +23,7 @@ static inline uint64_t util_deadline(uint64_t now, uint64_t d)
 {
 	return d > UINT64_MAX - now ? UINT64_MAX : now + d;
 }
-int util_pidfd_open(pid_t pid, unsigned flags);
-int util_pidfd_send_signal(int pidfd, int sig);
+/* util_pidfd_open(), util_pidfd_send_signal(): pidfd.h */
 /* 1 when the pidfd says the process has exited, 0 when it lives, -errno. */
 int util_pidfd_exited(int pidfd);
 /* The parent of the process behind @pidfd, through PIDFD_GET_INFO (6.13+).

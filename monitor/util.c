@@ -10,14 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Our headers are Linux 6.1's: define what came later. */
-#ifndef __NR_pidfd_open
-#define __NR_pidfd_open 434
-#endif
-#ifndef __NR_pidfd_send_signal
-#define __NR_pidfd_send_signal 424
-#endif
-
+/* Our headers are Linux 6.1's: define what came later (the pidfd system
+ * calls themselves: pidfd.h). */
 /* PIDFD_GET_INFO, Linux 6.13.  The ioctl number encodes the size of the
  * first version of the structure (64 bytes); later kernels accept it. */
 struct util_pidfd_info {
@@ -41,22 +35,6 @@ uint64_t util_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-int util_pidfd_open(pid_t pid, unsigned flags)
-{
-	long r = syscall(__NR_pidfd_open, pid, flags);
-	if (r < 0)
-		return -errno;
-	/* pidfd_open sets O_CLOEXEC itself. */
-	return (int)r;
-}
-
-int util_pidfd_send_signal(int pidfd, int sig)
-{
-	if (syscall(__NR_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
-		return -errno;
-	return 0;
 }
 
 int util_pidfd_exited(int pidfd)

@@ -112,7 +112,6 @@ struct control {
 	size_t total_out;	   /* bytes waiting for all clients */
 	struct client *rr;	   /* where the next turn's work starts */
 	bool accept_paused;
-	bool in_dispatch;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char id[CONTROL_ID_MAX];
 	ino_t ino;
@@ -356,52 +355,14 @@ static struct json_object *reply_ok(void)
 	return o;
 }
 
-/* ---- what a live process looks like now, from /proc ---------------------------- */
+/* ---- what a live process looks like now ------------------------------------------ */
 
-struct proc_now {
-	char state;
-	uint64_t ticks; /* utime + stime */
-	uint64_t rss_pages;
-};
-
-static int read_small(const char *path, char *buf, size_t size)
+/* The figures are informational: a process that ends meanwhile reads as
+ * '?' and zeros (the library proves the rest is the tracked process's). */
+static void sample_of(const struct ptmon_process *proc, struct ptmon_process_sample *ret)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n;
-	do
-		n = read(fd, buf, size - 1);
-	while (n < 0 && errno == EINTR);
-	int e = errno;
-	fd = util_close(fd);
-	if (n < 0)
-		return -e;
-	buf[n] = '\0';
-	return 0;
-}
-
-/* The figures are informational: read by pid while ptmon tracks the process
- * as alive; a process that ends meanwhile reads as '?' and zeros. */
-static void proc_now(pid_t pid, struct proc_now *ret)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0, rss = 0;
-	*ret = (struct proc_now){.state = '?'};
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	const char *p = read_small(path, buf, sizeof(buf)) == 0 ? strrchr(buf, ')') : NULL;
-	if (p && sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ret->state,
-			&ut, &st) == 3)
-		ret->ticks = ut + st;
-	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-	if (read_small(path, buf, sizeof(buf)) == 0 && sscanf(buf, "%*u %lu", &rss) == 1)
-		ret->rss_pages = rss;
-}
-
-static double ticks_s(uint64_t ticks)
-{
-	long hz = sysconf(_SC_CLK_TCK);
-	return (double)ticks / (double)(hz > 0 ? hz : 100);
+	if (ptmon_process_sample(proc, ret) < 0)
+		*ret = (struct ptmon_process_sample){.size = sizeof(*ret), .state = '?'};
 }
 
 /* ---- requests ------------------------------------------------------------------- */
@@ -411,7 +372,8 @@ static bool over_budget(const struct control *c)
 	return now_ns(CLOCK_MONOTONIC) >= c->turn_end;
 }
 
-static struct json_object *live_json(const struct ptmon_process_info *p, const struct proc_now *pn,
+static struct json_object *live_json(const struct ptmon_process_info *p,
+				     const struct ptmon_process_sample *pn,
 				     uint64_t now)
 {
 	struct json_object *o = json_object_new_object();
@@ -425,16 +387,14 @@ static struct json_object *live_json(const struct ptmon_process_info *p, const s
 	json_object_object_add(o, "state", json_object_new_string(st));
 	json_object_object_add(o, "age_ns",
 			       json_object_new_int64((int64_t)(now - p->start_mono_ns)));
-	json_object_object_add(o, "cpu_s", json_object_new_double(ticks_s(pn->ticks)));
-	json_object_object_add(
-		o, "rss_bytes",
-		json_object_new_int64((int64_t)pn->rss_pages * sysconf(_SC_PAGESIZE)));
+	json_object_object_add(o, "cpu_s", json_object_new_double((double)pn->cpu_us / 1e6));
+	json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t)pn->rss_bytes));
 	return o;
 }
 
 /* One element of a tree reply, written straight to the client. */
 static void tree_item(struct client *cl, const struct ptmon_process_info *p,
-		      const struct proc_now *pn)
+		      const struct ptmon_process_sample *pn)
 {
 	struct json_object *o = live_json(p, pn, cl->job.cs.now);
 	size_t n;
@@ -460,10 +420,10 @@ static bool census_one(struct client *cl, const struct ptmon_process *proc)
 	cs->live++;
 	if (!cs->sample)
 		return false;
-	struct proc_now pn;
-	proc_now(p.pid, &pn);
-	cs->cpu_s += ticks_s(pn.ticks);
-	cs->rss_bytes += pn.rss_pages * (uint64_t)sysconf(_SC_PAGESIZE);
+	struct ptmon_process_sample pn = {.size = sizeof(pn)};
+	sample_of(proc, &pn);
+	cs->cpu_s += (double)pn.cpu_us / 1e6;
+	cs->rss_bytes += pn.rss_bytes;
 	if (cl->job.cmd == CONTROL_TREE)
 		tree_item(cl, &p, &pn);
 	return true;
@@ -1005,7 +965,6 @@ int control_dispatch(struct control *c)
 	if (n < 0)
 		return -errno;
 	c->turn_end = now_ns(CLOCK_MONOTONIC) + TURN_BUDGET_NS;
-	c->in_dispatch = true;
 	for (int i = 0; i < n; i++) {
 		enum watch_kind *k = evs[i].data.ptr;
 		if (*k == WATCH_LISTEN)
@@ -1014,7 +973,6 @@ int control_dispatch(struct control *c)
 			client_ready((struct client *)k, evs[i].events);
 	}
 	run_work(c);
-	c->in_dispatch = false;
 	sweep(c);
 	set_more(c);
 	return 0;
@@ -1109,8 +1067,10 @@ void control_event(struct control *c, const struct ptmon_event *ev)
 		line = NULL;
 	}
 	free(line);
-	if (!c->in_dispatch)
-		sweep(c);
+	/* libptmon calls back only from its dispatch, never from inside
+	 * ptmon_task_kill() or _cancel() that a request made here: no
+	 * request's handler is on the stack, and dead followers can go. */
+	sweep(c);
 }
 
 /* ---- the end ------------------------------------------------------------------------ */
@@ -1164,7 +1124,6 @@ static void finish_all(struct control *c, int timeout_ms)
 {
 	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
 	c->turn_end = UINT64_MAX;
-	c->in_dispatch = true;
 	size_t before;
 	do {
 		before = c->nclients;
@@ -1192,7 +1151,6 @@ static void finish_all(struct control *c, int timeout_ms)
 		if (poll(p, n, (int)((end - now) / 1000000ull) + 1) < 0 && errno != EINTR)
 			break;
 	}
-	c->in_dispatch = false;
 }
 
 /* Remove the socket only while it is the one we bound: someone may have

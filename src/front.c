@@ -24,7 +24,9 @@
  * stderr when the worker dies of a signal or leaves processes behind.
  */
 #include "front.h"
+#include "cgpath.h"
 #include "fdclose.h"
+#include "pidfd.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,14 +34,12 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,13 +48,6 @@
 #include "output.h"
 #include "parse.h"
 #include "ptmon.h"
-
-#ifndef __NR_pidfd_open
-#define __NR_pidfd_open 434
-#endif
-#ifndef __NR_pidfd_send_signal
-#define __NR_pidfd_send_signal 424
-#endif
 
 #define EXIT_PTMON_FAILED 125
 /* After the worker died: how long the front keeps killing orphans. */
@@ -91,32 +84,9 @@ static int forward_signal(void)
 	return SIGRTMAX;
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	/* Never blocking, as every message of ptmon's (notes_line()): a stderr
-	 * whose reader stalls must not keep the front from relaying. */
-	char out[sizeof(line) + 16];
-	n = snprintf(out, sizeof(out), "ptmon: %s\n", line);
-	notes_line(out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
-}
-
-static int sys_pidfd_open(pid_t pid)
-{
-	return (int)syscall(__NR_pidfd_open, pid, 0);
-}
-
-static int sys_pidfd_send_signal(int pidfd, int sig)
-{
-	return (int)syscall(__NR_pidfd_send_signal, pidfd, sig, NULL, 0);
-}
+/* Never blocking, as every message of ptmon's (notes_line()): a stderr
+ * whose reader stalls must not keep the front from relaying. */
+#define say(...) notes_say("ptmon", __VA_ARGS__)
 
 static uint64_t now_ms(void)
 {
@@ -228,11 +198,10 @@ static void kill_orphans(struct front *f)
 		pid_t *kids = NULL;
 		int n = new_children(f, &kids);
 		for (int i = 0; i < n; i++) {
-			int fd = sys_pidfd_open(kids[i]);
-			if (fd >= 0 && sys_pidfd_send_signal(fd, SIGKILL) == 0)
+			int fd = util_pidfd_open(kids[i], 0);
+			if (fd >= 0 && util_pidfd_send_signal(fd, SIGKILL) == 0)
 				killed++;
-			if (fd >= 0)
-				fd = util_close(fd);
+			fd = util_close(fd);
 		}
 		free(kids);
 		if (n <= 0)
@@ -253,32 +222,6 @@ static void kill_orphans(struct front *f)
 
 /* ---- the task's cgroups, after the worker died -------------------------------- */
 
-/* Our cgroup's directory: the cgroup2 mount and the "0::" line. */
-static int own_cgroup(char *out, size_t size)
-{
-	char dev[256], dir[256], type[64], line[1024], mnt[256] = "";
-	FILE *f = fopen("/proc/self/mounts", "re");
-	if (!f)
-		return -1;
-	while (fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "cgroup2") == 0) {
-			snprintf(mnt, sizeof(mnt), "%s", dir);
-			break;
-		}
-	fclose(f);
-	f = fopen("/proc/self/cgroup", "re");
-	int r = -1;
-	while (mnt[0] && f && fgets(line, sizeof(line), f))
-		if (strncmp(line, "0::", 3) == 0) {
-			line[strcspn(line, "\n")] = '\0';
-			int n = snprintf(out, size, "%s%s", mnt, strcmp(line + 3, "/") ? line + 3 : "");
-			r = n < 0 || (size_t)n >= size ? -1 : 0;
-		}
-	if (f)
-		fclose(f);
-	return r;
-}
-
 static bool populated(const char *cg)
 {
 	char path[1200], buf[256] = "";
@@ -297,7 +240,7 @@ static bool populated(const char *cg)
 static void kill_cgroups(struct front *f)
 {
 	char own[512], prefix[64], cg[1024];
-	if (own_cgroup(own, sizeof(own)) < 0)
+	if (cgpath_own(own, sizeof(own)) < 0)
 		return;
 	snprintf(prefix, sizeof(prefix), "ptmon-%d-", (int)f->worker);
 	DIR *d = opendir(own);
@@ -454,7 +397,7 @@ static int forward(struct front *f, int sig)
 	si.si_pid = f->self;
 	si.si_uid = getuid();
 	si.si_value.sival_int = sig;
-	return (int)syscall(__NR_pidfd_send_signal, f->worker_fd, forward_signal(), &si, 0);
+	return util_pidfd_send_siginfo(f->worker_fd, forward_signal(), &si);
 }
 
 static void wait_worker(struct front *f)
@@ -533,11 +476,11 @@ static _Noreturn void worker_main(struct front *f, int (*work)(void *), void *ar
 	f->ready_r = util_close(f->ready_r);
 	/* The front may have died before we held it: then we have another
 	 * parent, and the pidfd may be a stranger's. */
-	int fd = sys_pidfd_open(f->self);
-	if (fd < 0 && errno == ENOSYS)
+	int fd = util_pidfd_open(f->self, 0);
+	if (fd == -ENOSYS)
 		say("this kernel has no pidfds (Linux 5.3 or later is needed)");
 	else if (fd < 0)
-		say("cannot hold the front: %s", strerror(errno));
+		say("cannot hold the front: %s", strerror(-fd));
 	if (fd < 0 || getppid() != f->self) {
 		notes_flush(1000);
 		_exit(EXIT_PTMON_FAILED);
@@ -591,9 +534,9 @@ int front_run(int (*work)(void *arg), void *arg, int verbose, bool guard)
 	}
 	ready[1] = util_close(ready[1]);
 	/* Safe for a child we have not reaped: its pid cannot be reused. */
-	f.worker_fd = sys_pidfd_open(f.worker);
+	f.worker_fd = util_pidfd_open(f.worker, 0);
 	if (f.worker_fd < 0) {
-		say("cannot hold the worker: %s", strerror(errno));
+		say("cannot hold the worker: %s", strerror(-f.worker_fd));
 		notes_flush(1000);
 		/* Without a pidfd nothing can be forwarded: let the worker's
 		 * monitor see us gone, and wait for it to end the task. */

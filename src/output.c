@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -864,6 +865,27 @@ void notes_line(const char *line, size_t n)
 	memcpy(notes.buf + notes.len, line, n);
 	notes.len += n;
 	notes_push();
+}
+
+void notes_vsay(const char *prefix, const char *fmt, va_list ap)
+{
+	char line[1024], safe[1024], out[sizeof(safe) + 64];
+	if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
+		return;
+	/* Messages name the task's processes and paths: their bytes must not
+	 * act on the terminal. */
+	text_escape(line, strlen(line), safe, sizeof(safe));
+	int n = snprintf(out, sizeof(out), "%s: %s\n", prefix, safe);
+	if (n > 0)
+		notes_line(out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+}
+
+void notes_say(const char *prefix, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	notes_vsay(prefix, fmt, ap);
+	va_end(ap);
 }
 
 int notes_wait_fd(void)

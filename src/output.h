@@ -4,6 +4,7 @@
 #ifndef PTMON_OUTPUT_H
 #define PTMON_OUTPUT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -99,6 +100,11 @@ struct evwriter *evwriter_free(struct evwriter *w);
  */
 void notes_open(int fd);
 void notes_line(const char *line, size_t n);
+/* One message "PREFIX: TEXT\n" through notes_line(), TEXT printf-formatted
+ * (cut at 1023 bytes) and escaped with text_escape(). */
+void notes_say(const char *prefix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void notes_vsay(const char *prefix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* The fd to poll for POLLOUT while lines wait, else -1. */
 int notes_wait_fd(void);
 /* Write what waits; give up after @timeout_ms (0: only what goes now). */

@@ -37,21 +37,8 @@ static struct {
 	char **argv; /* the run's command line, kept for the process's life */
 } T;
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char line[512], safe[512], out[600];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	/* The arguments are the user's: their bytes must not act on a terminal. */
-	text_escape(line, strlen(line), safe, sizeof(safe));
-	n = snprintf(out, sizeof(out), "ptmon timeout: %s\n", safe);
-	notes_line(out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
-}
+/* The arguments are the user's: notes_say() escapes them for the terminal. */
+#define say(...) notes_say("ptmon timeout", __VA_ARGS__)
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int bad_usage(const char *fmt, ...)

@@ -12,8 +12,7 @@
 
 #include "output.h"
 #include "parse.h"
-
-#define EXIT_PTMON_FAILED 125
+#include "run.h"
 
 static void watch_usage(FILE *f)
 {
@@ -252,4 +251,34 @@ const char *watch_attach_error(int r, pid_t pid, char *buf, size_t size)
 		break;
 	}
 	return buf;
+}
+
+/* `ptmon watch`: run's worker, attached instead of started, and without a
+ * front: there is no task of ours to guard.  If ptmon is SIGKILLed, the
+ * watched tree goes on as it was (README "ptmon watch"). */
+int watch_main(int argc, char **argv)
+{
+	struct watch_opts w;
+	int st = watch_parse(argc, argv, &w);
+	if (st >= 0)
+		return st;
+	struct run_options o = {.backend = w.backend, .monitor_flags = w.monitor_flags};
+	ptmon_task_config_init(&o.task, sizeof(o.task));
+	o.watch = true;
+	o.attach = w.attach;
+	o.verbose = w.verbose;
+	o.quiet = w.quiet;
+	o.summary = w.summary;
+	o.no_control = w.no_control;
+	o.events_path = w.events_path;
+	o.report_path = w.report_path;
+	o.control_path = w.control_path;
+	o.colour = !w.color || !strcmp(w.color, "auto") ? COLOUR_AUTO
+		   : !strcmp(w.color, "never")          ? COLOUR_NEVER
+							: COLOUR_ALWAYS;
+	snprintf(o.watch_pid_text, sizeof(o.watch_pid_text), "%d", (int)w.attach.pid);
+	o.watch_argv[0] = "watch";
+	o.watch_argv[1] = w.attach.cgroup ? (char *)w.attach.cgroup : o.watch_pid_text;
+	o.task.argv = o.watch_argv;
+	return run_task(&o);
 }

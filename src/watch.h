@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* `ptmon watch`: follow, record and control a running tree that ptmon did
  * not start (ptmon_task_attach()).  The command line lives here; the run
- * itself is `ptmon run`'s (main.c), with the task attached, not started. */
+ * itself is `ptmon run`'s (run.c), with the task attached, not started. */
 #ifndef PTMON_WATCH_CLI_H
 #define PTMON_WATCH_CLI_H
 
@@ -32,8 +32,16 @@ struct watch_opts {
  */
 int watch_parse(int argc, char **argv, struct watch_opts *ret);
 
+/* `ptmon watch ...` (@argv[0] is "watch"): parse, then run_task() attached,
+ * in this process (no front).  Returns the exit status. */
+int watch_main(int argc, char **argv);
+
 /* The message for ptmon_task_attach()'s error @r about @pid, into @buf. */
 const char *watch_attach_error(int r, pid_t pid, char *buf, size_t size);
+
+/* `ptmon watch ...` (@argv[0] is "watch"): parse, then run_task() attached,
+ * in this process (no front).  Returns the exit status. */
+int watch_main(int argc, char **argv);
 
 /* The message for ptmon_task_attach()'s error @r about cgroup @path; @why
  * is ptmon_monitor_cgroup_unavailable()'s reason, or NULL. */

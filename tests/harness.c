@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The test harness, base layer (tests/harness.h). */
 #include "harness.h"
+#include "cgpath.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -200,18 +201,8 @@ static unsigned cg_serial;
 
 bool find_cgroup2(void)
 {
-	FILE *f = fopen("/proc/self/mounts", "re");
-	char dev[256], dir[PATH_MAX], type[64];
-
-	if (!f)
-		return false;
-	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3) {
-		if (strcmp(type, "cgroup2") == 0 && strlen(dir) < sizeof(cg_mount)) {
-			memcpy(cg_mount, dir, strlen(dir) + 1);
-			break;
-		}
-	}
-	fclose(f);
+	if (cgpath_mount(cg_mount, sizeof(cg_mount)) < 0)
+		cg_mount[0] = '\0';
 	return cg_mount[0] != '\0';
 }
 
@@ -323,6 +314,20 @@ int cg_remove(const char *cg)
 		ret = -1;
 	}
 	return ret;
+}
+
+int cg_count_at(const char *cg)
+{
+	char path[PATH_MAX], buf[65536];
+	int n, count = 0;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	n = read_file(path, buf, sizeof(buf));
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		count += buf[i] == '\n';
+	return count;
 }
 
 int cg_list_dir(const char *dir, pid_t *pids, int n, int max)

@@ -89,6 +89,9 @@ bool cg_wait_empty_at(const char *cg, int bound_ms);
 void cg_kill_at(const char *cg);
 /* cgroup.kill, wait for it to empty (5 s), rmdir: 0, or -1 (printed). */
 int cg_remove(const char *cg);
+/* How many processes are in @cg itself, not in the cgroups below it; -1
+ * when its cgroup.procs cannot be read. */
+int cg_count_at(const char *cg);
 /* The processes of @dir and of the cgroups below it, into @pids (at most
  * @max kept; the count goes on beyond it), starting at index @n. */
 int cg_list_dir(const char *dir, pid_t *pids, int n, int max);

@@ -28,7 +28,9 @@
 
 #include <cmocka.h>
 
+#include "cgpath.h"
 #include "cgroup.h"
+#include "harness.h"
 
 #ifndef PTMON_BIN
 #error "PTMON_BIN must name the ptmon binary"
@@ -286,41 +288,15 @@ static void run(struct result *r, const char *const *args)
 	unlink(errp);
 }
 
-static int cgroup2_mount(char *out, size_t size)
-{
-	char dev[256], dir[256], type[64];
-	FILE *f = fopen("/proc/self/mounts", "re");
-	int r = -1;
-	while (f && fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "cgroup2") == 0) {
-			snprintf(out, size, "%s", dir);
-			r = 0;
-			break;
-		}
-	if (f)
-		fclose(f);
-	return r;
-}
-
 /* Is @controller enabled for the children of this process's cgroup (or
  * could ptmon enable it)?  What ptmon's task cgroup would get. */
 static bool controller_usable(const char *controller)
 {
-	char line[512] = "", path[700], list[512] = "", mnt[256] = "";
-	if (cgroup2_mount(mnt, sizeof(mnt)) < 0)
+	char own[512], path[700], list[512] = "";
+	if (cgpath_own(own, sizeof(own)) < 0)
 		return false;
-	FILE *f = fopen("/proc/self/cgroup", "re");
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, "0::", 3) == 0)
-			break;
-	if (f)
-		fclose(f);
-	if (!mnt[0] || strncmp(line, "0::", 3) != 0)
-		return false;
-	line[strcspn(line, "\n")] = '\0';
-	snprintf(path, sizeof(path), "%s%s/cgroup.controllers", mnt,
-		 strcmp(line + 3, "/") == 0 ? "" : line + 3);
-	f = fopen(path, "re");
+	snprintf(path, sizeof(path), "%s/cgroup.controllers", own);
+	FILE *f = fopen(path, "re");
 	if (!f)
 		return false;
 	if (!fgets(list, sizeof(list), f))
@@ -411,41 +387,34 @@ static void t_limits_usage(void **state)
  * before exec instead), with CMD's status. */
 static void t_once_killed_cgroup(void **state)
 {
-	char mnt[256], dir[600], file[700];
+	char dir[600], file[700];
 	struct result r;
+	int in[2];
 	(void)state;
-	if (geteuid() != 0 || cgroup2_mount(mnt, sizeof(mnt)) < 0) {
+	if (geteuid() != 0 || !find_cgroup2()) {
 		print_message("    needs root and a cgroup2 mount: skipped\n");
 		skip();
 	}
-	snprintf(dir, sizeof(dir), "%s/ptmon-cgroup.%d.1", mnt, (int)getpid());
-	if (mkdir(dir, 0755) < 0) {
-		print_message("    cannot make %s: %s: skipped\n", dir, strerror(errno));
+	if (cg_make("cgroup", "1", dir, sizeof(dir)) < 0) {
+		print_message("    cannot make a cgroup under %s: skipped\n", cg_mount);
 		skip();
 	}
 	/* A process in it, killed with cgroup.kill, gone. */
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
 	pid_t p = fork();
 	assert_true(p >= 0);
 	if (p == 0) {
 		snprintf(file, sizeof(file), "%s/cgroup.procs", dir);
-		int fd = open(file, O_WRONLY);
-		if (fd < 0 || write(fd, "0", 1) != 1)
+		if (write_file(file, "0") < 0 || write(in[1], "i", 1) != 1)
 			_exit(121);
 		pause();
 		_exit(0);
 	}
+	close(in[1]);
+	char c;
+	assert_int_equal(read(in[0], &c, 1), 1); /* it is in */
+	close(in[0]);
 	snprintf(file, sizeof(file), "%s/cgroup.kill", dir);
-	for (int i = 0; i < 5000; i++) { /* until it is in (a write's time) */
-		char procs[700], buf[64] = "";
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
-		FILE *f = fopen(procs, "re");
-		bool in = f && fgets(buf, sizeof(buf), f);
-		if (f)
-			fclose(f);
-		if (in)
-			break;
-		usleep(1000);
-	}
 	int kfd = open(file, O_WRONLY);
 	assert_true(kfd >= 0);
 	assert_int_equal(write(kfd, "1", 1), 1);

@@ -52,6 +52,7 @@
 #include <json-c/json.h>
 
 #include "harness_run.h"
+#include "pattern.h"
 
 #define EVENTS_DEADLINE_S 10.0 /* events a test waits for (procfs: 100 walks) */
 #define ARGV_MAX (2 * 1024 * 1024) /* PTMON_ARGV_MAX in docs/schema.md */
@@ -2163,16 +2164,6 @@ static void t_fifo_never_read(void **state)
 			      need_int(T_rep.totals, "pids_reused"));
 	}
 	CHECK(need_int(T_rep.totals, "exit_status") == 0, "exit_status");
-}
-
-static unsigned char pattern_out(size_t i)
-{
-	return (unsigned char)(i % 251);
-}
-
-static unsigned char pattern_err(size_t i)
-{
-	return (unsigned char)(255 - i % 253);
 }
 
 /*

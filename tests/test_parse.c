@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Durations and signals as the command line takes them: src/parse.c. */
+/* Durations and signals as the command line takes them (src/parse.c), and
+ * `ptmon run`'s options into struct run_options (src/run_parse.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "parse.h"
+#include "run.h"
 
 #define NS 1ull
 #define US 1000ull
@@ -652,6 +654,129 @@ static void test_duration_random_oracle(void **state)
 	}
 }
 
+/* ---- `ptmon run`'s options (run_parse) ----------------------------------------- */
+
+#define RUN_ARGV(...) ((char *[]){"run", __VA_ARGS__, NULL})
+#define RUN_PARSE(o, ...) \
+	run_parse((int)ARRAY_SIZE(((char *[]){"run", __VA_ARGS__})), RUN_ARGV(__VA_ARGS__), (o))
+
+static void test_run_defaults(void **state)
+{
+	struct run_options o;
+	struct ptmon_task_config def;
+	ptmon_task_config_init(&def, sizeof(def));
+	assert_int_equal(RUN_PARSE(&o, "/bin/sleep", "1"), 0);
+	assert_string_equal(o.task.argv[0], "/bin/sleep");
+	assert_string_equal(o.task.argv[1], "1");
+	assert_null(o.task.argv[2]);
+	assert_string_equal(o.name, "sleep"); /* CMD's basename */
+	assert_int_equal(o.backend, PTMON_BACKEND_AUTO);
+	assert_int_equal(o.monitor_flags, 0);
+	assert_int_equal(o.colour, COLOUR_AUTO);
+	assert_true(o.task.timeout_ns == def.timeout_ns && o.task.grace_ns == def.grace_ns &&
+		    o.task.drain_ns == def.drain_ns && o.task.signal == def.signal);
+	assert_int_equal(o.task.cgroup, PTMON_CGROUP_AUTO);
+	assert_int_equal(o.task.leftovers, def.leftovers);
+	assert_false(o.summary || o.quiet || o.no_control || o.watch);
+	assert_null(o.events_path);
+	assert_null(o.report_path);
+	assert_null(o.control_path);
+	assert_null(o.chdir);
+	assert_int_equal(o.verbose, 0);
+}
+
+static void test_run_every_option(void **state)
+{
+	struct run_options o;
+	assert_int_equal(RUN_PARSE(&o, "-t", "1.5s", "-s", "KILL", "-g", "2s", "-d", "250ms",
+				   "--leftovers", "wait", "--backend", "procfs", "--cgroup", "off",
+				   "--filter", "classic", "--events", "/e", "--report", "/r",
+				   "--summary", "--control", "/c", "--name", "nm", "-C", "/tmp", "-q",
+				   "-v", "--verbose", "--color", "never", "--no-control", "--",
+				   "/bin/echo", "-t", "x"),
+			 0);
+	assert_true(o.task.timeout_ns == 1500 * MS);
+	assert_int_equal(o.task.signal, SIGKILL);
+	assert_true(o.task.grace_ns == 2 * SEC);
+	assert_true(o.task.drain_ns == 250 * MS);
+	assert_int_equal(o.task.leftovers, PTMON_LEFTOVERS_WAIT);
+	assert_int_equal(o.backend, PTMON_BACKEND_PROCFS);
+	assert_int_equal(o.task.cgroup, PTMON_CGROUP_OFF);
+	assert_int_equal(o.monitor_flags, PTMON_MONITOR_FILTER_CLASSIC);
+	assert_string_equal(o.events_path, "/e");
+	assert_string_equal(o.report_path, "/r");
+	assert_string_equal(o.control_path, "/c");
+	assert_string_equal(o.name, "nm");
+	assert_string_equal(o.chdir, "/tmp");
+	assert_true(o.summary && o.quiet && o.no_control);
+	assert_int_equal(o.verbose, 2);
+	assert_int_equal(o.colour, COLOUR_NEVER);
+	/* CMD's own options are its own. */
+	assert_string_equal(o.task.argv[0], "/bin/echo");
+	assert_string_equal(o.task.argv[1], "-t");
+	assert_string_equal(o.task.argv[2], "x");
+	assert_null(o.task.argv[3]);
+}
+
+/* Options end at CMD, without "--" too: a second parse starts afresh. */
+static void test_run_options_end_at_cmd(void **state)
+{
+	struct run_options o;
+	assert_int_equal(RUN_PARSE(&o, "--filter", "ebpf", "--backend", "connector", "echo", "-t",
+				   "5", "--help"),
+			 0);
+	assert_int_equal(o.monitor_flags, PTMON_MONITOR_FILTER_TREE);
+	assert_int_equal(o.backend, PTMON_BACKEND_CONNECTOR);
+	assert_true(o.task.timeout_ns == 0);
+	assert_string_equal(o.task.argv[1], "-t");
+	assert_string_equal(o.task.argv[3], "--help");
+	assert_int_equal(RUN_PARSE(&o, "true"), 0);
+	assert_int_equal(o.backend, PTMON_BACKEND_AUTO);
+	assert_string_equal(o.task.argv[0], "true");
+}
+
+/* A limit needs the task's cgroup: it turns --cgroup auto into on, and
+ * refuses --cgroup off. */
+static void test_run_limits_need_cgroup(void **state)
+{
+	struct run_options o;
+	assert_int_equal(RUN_PARSE(&o, "--memory-max", "512M", "--pids-max", "100", "--cpu-max",
+				   "1.5", "true"),
+			 0);
+	assert_int_equal(o.task.cgroup, PTMON_CGROUP_ON);
+	assert_true(o.task.memory_max == 512ull << 20);
+	assert_true(o.task.pids_max == 100);
+	assert_true(o.task.cpu_max_us == 150000);
+	assert_int_equal(RUN_PARSE(&o, "--cgroup", "off", "--pids-max", "3", "true"), -1);
+	assert_int_equal(RUN_PARSE(&o, "--pids-max", "3K", "true"), -1); /* a count, no unit */
+}
+
+static void test_run_help(void **state)
+{
+	struct run_options o;
+	assert_int_equal(RUN_PARSE(&o, "--help"), RUN_PARSE_HELP);
+	/* Nothing after --help is looked at; what comes before is. */
+	assert_int_equal(RUN_PARSE(&o, "--help", "--bogus"), RUN_PARSE_HELP);
+	assert_int_equal(RUN_PARSE(&o, "-h"), RUN_PARSE_HELP);
+	assert_int_equal(RUN_PARSE(&o, "--bogus", "--help"), -1);
+}
+
+static void test_run_bad_usage(void **state)
+{
+	struct run_options o;
+	assert_int_equal(run_parse(1, RUN_ARGV(NULL), &o), -1); /* no command */
+	assert_int_equal(RUN_PARSE(&o, "-v"), -1);
+	assert_int_equal(RUN_PARSE(&o, "--timeout", "x", "true"), -1);
+	assert_int_equal(RUN_PARSE(&o, "--grace", "-1", "true"), -1);
+	assert_int_equal(RUN_PARSE(&o, "--signal", "NOPE", "true"), -1);
+	assert_int_equal(RUN_PARSE(&o, "--backend", "magic", "true"), -1);
+	assert_int_equal(RUN_PARSE(&o, "--color", "sometimes", "true"), -1);
+	assert_int_equal(RUN_PARSE(&o, "--name", "", "true"), -1);
+	assert_int_equal(RUN_PARSE(&o, "--memory-max", "lots", "true"), -1);
+	assert_int_equal(RUN_PARSE(&o, "--timeout"), -1); /* needs a value */
+	assert_int_equal(RUN_PARSE(&o, "--nope", "true"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -671,6 +796,12 @@ int main(void)
 		cmocka_unit_test(test_format_duration),
 		cmocka_unit_test(test_format_duration_truncates),
 		cmocka_unit_test(test_format_parse_round_trip),
+		cmocka_unit_test(test_run_defaults),
+		cmocka_unit_test(test_run_every_option),
+		cmocka_unit_test(test_run_options_end_at_cmd),
+		cmocka_unit_test(test_run_limits_need_cgroup),
+		cmocka_unit_test(test_run_help),
+		cmocka_unit_test(test_run_bad_usage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,6 +45,7 @@
 #include <linux/netlink.h>
 
 #include "harness_run.h"
+#include "pattern.h"
 
 #define GRACE "300ms"
 #define GRACE_S 0.3
@@ -302,16 +303,6 @@ static void t_version_help(void **state)
 	assert_true(buf_has(&r->o, "run"));
 	assert_true(buf_has(&r->o, "--timeout"));
 	finish(c);
-}
-
-static unsigned char pattern_out(size_t i)
-{
-	return (unsigned char)(i % 251);
-}
-
-static unsigned char pattern_err(size_t i)
-{
-	return (unsigned char)(255 - i % 253);
 }
 
 /* Byte for byte, on the right stream, none lost, none added. */

@@ -10,9 +10,9 @@
  * event stream is read for its "start" line; the only waits with a clock
  * are bounds (a run that does not end in RUN_BOUND_MS fails).
  *
- * HARNESS: the small helpers below are a minimal copy, in spirit, of
- * tests/test_scenarios.c's (cgroup per test, bystander, run with a bound);
- * to be replaced by the shared test harness library when it lands.
+ * The test cgroups (ptmon-watch.PID.N), the bystander, pidfds and files
+ * are the shared harness's (tests/harness.h); what is a watch's own (the
+ * tree started by the test, ptmon attached to it) is here.
  * Needs root (cgroup directories, setuid to 65534).
  */
 #include <errno.h>
@@ -37,6 +37,8 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
+
 #ifndef PTMON_BIN
 #error "PTMON_BIN must name the ptmon binary"
 #endif
@@ -44,41 +46,9 @@
 #define RUN_BOUND_MS 30000
 #define EMPTY_BOUND_MS 3000
 
-/* ---- HARNESS (minimal copy; see the top) ----------------------------------- */
+/* ---- a watch's own helpers, on tests/harness.h ------------------------------ */
 
-static char cg_root[256];
-static unsigned cg_serial;
-static pid_t bystander = -1;
-static int bystander_fd = -1;
-
-static int pidfd_open_(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-static bool pidfd_dead(int fd, int ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	return poll(&p, 1, ms) > 0;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = write(fd, text, strlen(text));
-	int e = n < 0 ? -errno : 0;
-	close(fd);
-	return e;
-}
+static unsigned serial; /* names the test's files */
 
 struct tctx {
 	char cg[PATH_MAX];
@@ -96,30 +66,12 @@ struct tctx {
 	size_t seen_len;
 };
 
-/* How many processes are in the test's cgroup (from outside ptmon). */
-static int cg_count(const struct tctx *c)
-{
-	char path[PATH_MAX + 32], buf[65536];
-	snprintf(path, sizeof(path), "%s/cgroup.procs", c->cg);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	int count = 0;
-	for (ssize_t i = 0; i < n; i++)
-		count += buf[i] == '\n';
-	return count;
-}
-
-/* Exiting processes leave the cgroup a little after their pidfds say so. */
+/* Exiting processes leave the cgroup a little after their pidfds say so:
+ * what is still in it once it is empty or the bound has passed. */
 static int cg_wait_empty(const struct tctx *c)
 {
-	uint64_t end = now_ms() + EMPTY_BOUND_MS;
-	int n;
-	while ((n = cg_count(c)) > 0 && now_ms() < end)
-		poll(NULL, 0, 10);
-	return n;
+	cg_wait_empty_at(c->cg, EMPTY_BOUND_MS);
+	return cg_count_at(c->cg);
 }
 
 static int setup(void **state)
@@ -128,16 +80,15 @@ static int setup(void **state)
 	c->tree = c->ptmon = -1;
 	c->tree_fd = c->ptmon_fd = c->ready_r = c->events_r = c->go_w = -1;
 	c->backend = *state ? *state : "connector";
-	snprintf(c->cg, sizeof(c->cg), "%s/ptmon-watch.%d.%u", cg_root, (int)getpid(),
-		 ++cg_serial);
-	if (mkdir(c->cg, 0755) < 0) {
+	if (cg_make("watch", NULL, c->cg, sizeof(c->cg)) < 0) {
 		free(c);
 		return -1;
 	}
+	serial++;
 	snprintf(c->err_path, sizeof(c->err_path), "/tmp/ptmon-watch-test.%d.%u.err", (int)getpid(),
-		 cg_serial);
+		 serial);
 	snprintf(c->control, sizeof(c->control), "/tmp/ptmon-watch-test.%d.%u.sock", (int)getpid(),
-		 cg_serial);
+		 serial);
 	*state = c;
 	return 0;
 }
@@ -146,8 +97,7 @@ static int teardown(void **state)
 {
 	struct tctx *c = *state;
 	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/cgroup.kill", c->cg);
-	write_file(path, "1");
+	cg_kill_at(c->cg);
 	if (c->ptmon > 0) {
 		kill(c->ptmon, SIGKILL);
 		waitpid(c->ptmon, NULL, 0);
@@ -157,7 +107,7 @@ static int teardown(void **state)
 	cg_wait_empty(c);
 	snprintf(path, sizeof(path), "%s/sub", c->cg); /* t_cgroup_cancel's */
 	rmdir(path);
-	rmdir(c->cg);
+	cg_remove(c->cg);
 	unlink(c->err_path);
 	unlink(c->control);
 	close(c->tree_fd);
@@ -196,7 +146,7 @@ static void tree_start_as(struct tctx *c, const char *script, uid_t uid)
 	close(go[0]);
 	c->ready_r = p[0];
 	c->go_w = go[1];
-	c->tree_fd = pidfd_open_(c->tree);
+	c->tree_fd = sys_pidfd_open(c->tree);
 }
 
 /* Scripts that `read x` first wait here: for the watch to have begun. */
@@ -212,20 +162,20 @@ static void tree_start(struct tctx *c, const char *script)
 }
 
 /* Read @fd until @needle has been seen (in *seen, appended), or fail. */
-static uint64_t read_bound_ms = RUN_BOUND_MS;
+static int read_bound_ms = RUN_BOUND_MS;
 
 static void read_until(int fd, char *seen, size_t *len, size_t cap, const char *needle)
 {
-	uint64_t end = now_ms() + read_bound_ms;
+	double end = now_s() + read_bound_ms / 1000.0;
 	for (;;) {
 		seen[*len] = '\0';
 		if (strstr(seen, needle))
 			return;
-		uint64_t now = now_ms();
-		if (now >= end || *len + 1 >= cap)
+		int left = (int)((end - now_s()) * 1000);
+		if (left <= 0 || *len + 1 >= cap)
 			fail_msg("'%s' not seen in: %s", needle, seen);
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, (int)(end - now)) <= 0)
+		if (poll(&p, 1, left) <= 0)
 			continue;
 		ssize_t n = read(fd, seen + *len, cap - 1 - *len);
 		if (n <= 0)
@@ -288,7 +238,7 @@ static void watch_start_as(struct tctx *c, pid_t pid, uid_t uid, const char *con
 	}
 	close(ev[1]);
 	c->events_r = ev[0];
-	c->ptmon_fd = pidfd_open_(c->ptmon);
+	c->ptmon_fd = sys_pidfd_open(c->ptmon);
 }
 
 static void watch_start(struct tctx *c, pid_t pid, const char *const *args)
@@ -331,7 +281,7 @@ static void assert_clean(struct tctx *c)
 	int left = cg_wait_empty(c);
 	if (left != 0)
 		fail_msg("%d processes of the tree survived; ptmon said: %s", left, err_text(c));
-	assert_false(pidfd_dead(bystander_fd, 0));
+	assert_true(bystander_alive());
 }
 
 /* Reap the tree's root (its parent's duty: ptmon learns the status from
@@ -414,7 +364,7 @@ static void t_parent_exits(void **state)
 	assert_int_equal(WEXITSTATUS(tree_reap(c)), 7);
 	/* The orphan is in the tree: ptmon is still watching it. */
 	assert_false(pidfd_dead(c->ptmon_fd, 0));
-	assert_int_equal(cg_count(c), 1);
+	assert_int_equal(cg_count_at(c->cg), 1);
 	const char *cancel[] = {PTMON_BIN, "cancel", c->control, "--now", NULL};
 	assert_int_equal(run_client(cancel), 0);
 	assert_int_equal(watch_wait(c), 124);
@@ -433,7 +383,9 @@ static void t_fork_loop(void **state)
 	tree_wait_line(c, "READY");
 	const char *args[] = {"--timeout", "300ms", "--grace", "100ms", NULL};
 	watch_start(c, c->tree, args);
-	assert_int_equal(watch_wait(c), 124);
+	int st = watch_wait(c);
+	if (st != 124)
+		fail_msg("ptmon watch ended %d, not 124; it said: %s", st, err_text(c));
 	tree_reap(c);
 	assert_clean(c);
 }
@@ -449,7 +401,7 @@ static void t_kill_one(void **state)
 	int a = 0, b = 0;
 	assert_int_equal(sscanf(strchr(lines, 'A'), "A%d", &a), 1);
 	assert_int_equal(sscanf(strchr(lines, 'B'), "B%d", &b), 1);
-	int afd = pidfd_open_(a), bfd = pidfd_open_(b);
+	int afd = sys_pidfd_open(a), bfd = sys_pidfd_open(b);
 	watch_start(c, c->tree, NULL);
 	events_until(c, "\"type\":\"start\"");
 	/* The walk runs before the socket is served; its fork lines follow. */
@@ -538,7 +490,7 @@ static void t_other_user(void **state)
 		fail_msg("no EPERM message in: %s", err);
 	/* Nothing of root's was harmed. */
 	assert_false(pidfd_dead(c->tree_fd, 0));
-	assert_int_equal(cg_count(c), 2);
+	assert_int_equal(cg_count_at(c->cg), 2);
 }
 
 /* @path's text without blanks (a pretty-printed report, compacted). */
@@ -576,8 +528,8 @@ static void t_kill_subtree(void **state)
 	assert_int_equal(sscanf(strchr(lines, 'A'), "A%d", &a), 1);
 	assert_int_equal(sscanf(first_a, "a%d", &a1), 1);
 	assert_int_equal(sscanf(strchr(first_a + 1, 'a'), "a%d", &a2), 1);
-	int fa = pidfd_open_(a), fa1 = pidfd_open_(a1), fa2 = pidfd_open_(a2);
-	int fb = pidfd_open_(b);
+	int fa = sys_pidfd_open(a), fa1 = sys_pidfd_open(a1), fa2 = sys_pidfd_open(a2);
+	int fb = sys_pidfd_open(b);
 	assert_true(fa >= 0 && fa1 >= 0 && fa2 >= 0 && fb >= 0);
 	watch_start(c, c->tree, NULL);
 	events_until(c, "\"type\":\"start\"");
@@ -590,7 +542,7 @@ static void t_kill_subtree(void **state)
 	assert_true(pidfd_dead(fa2, RUN_BOUND_MS));
 	assert_false(pidfd_dead(fb, 0));
 	assert_false(pidfd_dead(c->tree_fd, 0));
-	assert_int_equal(cg_count(c), 2); /* sh and B, once A's three have left */
+	assert_int_equal(cg_count_at(c->cg), 2); /* sh and B, once A's three have left */
 	const char *cancel[] = {PTMON_BIN, "cancel", c->control, "--now", NULL};
 	assert_int_equal(run_client(cancel), 0);
 	assert_int_equal(watch_wait(c), 124);
@@ -762,7 +714,7 @@ static void t_pid_wrap(void **state)
 				close(fd);
 		storm(ready[1]);
 	}
-	c->tree_fd = pidfd_open_(c->tree);
+	c->tree_fd = sys_pidfd_open(c->tree);
 	c->ready_r = ready[0];
 	close(ready[1]);
 	pid_t sp = fork();
@@ -839,16 +791,16 @@ static void t_cgroup_cancel(void **state)
 		      "(sleep 1000 & echo D$! >&3); echo GO >&3; wait");
 	tree_wait_line(c, "READY");
 	pid_t below = sleeper_in(sub);
-	int below_fd = pidfd_open_(below);
+	int below_fd = sys_pidfd_open(below);
 	const char *args[] = {"--cgroup", c->cg, "--grace", "2s", "--report", report, NULL};
 	watch_start(c, 0, args);
 	events_until(c, "\"type\":\"start\"");
 	tree_go(c);
 	tree_wait_line(c, "GO");
 	pid_t moved = sleeper_in(c->cg);
-	int moved_fd = pidfd_open_(moved);
+	int moved_fd = sys_pidfd_open(moved);
 	/* 5 by lineage or membership: sh, 2 sleeps, the new daemon, below. */
-	assert_int_equal(cg_count(c), 5);
+	assert_int_equal(cg_count_at(c->cg), 5);
 	const char *cancel[] = {PTMON_BIN, "cancel", c->control, NULL};
 	assert_int_equal(run_client(cancel), 0);
 	assert_int_equal(watch_wait(c), 124);
@@ -865,7 +817,7 @@ static void t_cgroup_cancel(void **state)
 		fail_msg("the pidfd path did not end the cgroup alone: %s", rep);
 	assert_non_null(strstr(rep, "\"cgroup\":\"/"));
 	assert_clean(c);
-	assert_int_equal(cg_count(c), 0);
+	assert_int_equal(cg_count_at(c->cg), 0);
 }
 
 /* Without a cancel the watch ends when the cgroup is empty: not when the
@@ -882,7 +834,7 @@ static void t_cgroup_end(void **state)
 	read_until(c->ready_r, lines, &len, sizeof(lines), ".");
 	int orphan = 0;
 	assert_int_equal(sscanf(strchr(lines, 'O'), "O%d", &orphan), 1);
-	int ofd = pidfd_open_(orphan);
+	int ofd = sys_pidfd_open(orphan);
 	const char *args[] = {"--cgroup", c->cg, NULL};
 	watch_start(c, 0, args);
 	events_until(c, "\"type\":\"start\"");
@@ -891,18 +843,18 @@ static void t_cgroup_end(void **state)
 	events_until(c, "\"type\":\"exit\"");
 	assert_false(pidfd_dead(c->ptmon_fd, 0)); /* the orphan holds it */
 	pid_t moved = sleeper_in(c->cg);
-	int moved_fd = pidfd_open_(moved);
-	assert_int_equal(syscall(SYS_pidfd_send_signal, ofd, SIGKILL, NULL, 0), 0);
+	int moved_fd = sys_pidfd_open(moved);
+	assert_int_equal(sys_pidfd_send_signal(ofd, SIGKILL), 0);
 	/* The orphan's end leaves nothing tracked: "populated 1" makes ptmon
 	 * look, and the moved process joins. */
 	char needle[32];
 	snprintf(needle, sizeof(needle), "\"pid\":%d,", (int)moved);
 	events_until(c, needle);
 	assert_false(pidfd_dead(c->ptmon_fd, 0));
-	assert_int_equal(syscall(SYS_pidfd_send_signal, moved_fd, SIGKILL, NULL, 0), 0);
+	assert_int_equal(sys_pidfd_send_signal(moved_fd, SIGKILL), 0);
 	waitpid(moved, NULL, 0);
 	assert_int_equal(watch_wait(c), 0);
-	assert_int_equal(cg_count(c), 0); /* it ended once the cgroup was empty */
+	assert_int_equal(cg_count_at(c->cg), 0); /* it ended once the cgroup was empty */
 	events_until(c, "\"type\":\"done\"");
 	snprintf(needle, sizeof(needle), "\"pid\":%d,", orphan);
 	assert_non_null(strstr(c->seen, needle));
@@ -915,7 +867,7 @@ static void t_cgroup_end(void **state)
 static void t_cgroup_refused(void **state)
 {
 	struct tctx *c = *state;
-	const char *root[] = {"--cgroup", cg_root, NULL};
+	const char *root[] = {"--cgroup", cg_mount, NULL};
 	watch_start(c, 0, root);
 	assert_int_equal(watch_wait(c), 125);
 	assert_non_null(strstr(err_text(c), "init is in it"));
@@ -936,30 +888,17 @@ static void t_cgroup_refused(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	FILE *f = fopen("/proc/self/mounts", "re");
-	char dev[256], dir[256], type[64];
-	while (f && fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, type) == 3)
-		if (!strcmp(type, "cgroup2")) {
-			snprintf(cg_root, sizeof(cg_root), "%s", dir);
-			break;
-		}
-	if (f)
-		fclose(f);
-	bystander = fork();
-	if (bystander == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		for (;;)
-			pause();
-	}
-	bystander_fd = pidfd_open_(bystander);
-	return 0;
+	if (!find_cgroup2())
+		return -1;
+	cg_remove_stale("watch");
+	bystander_start();
+	return bystander_fd < 0 ? -1 : 0;
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	kill(bystander, SIGKILL);
-	waitpid(bystander, NULL, 0);
+	bystander_stop();
 	return 0;
 }
 

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pattern.h"
+
 #define EXIT_HELPER_FAILED 70
 
 static const char *mode = "";
@@ -218,17 +220,6 @@ static int mode_signal(char **argv)
 	fprintf(stderr, "ptmon-testhelper signal: still alive after raise(%d)%s\n", sig,
 		sigismember(&set, sig) == 1 ? " (it is blocked)" : "");
 	return EXIT_HELPER_FAILED;
-}
-
-/* The patterns differ in period, so a shifted or mixed stream cannot match. */
-static unsigned char pattern_out(size_t i)
-{
-	return (unsigned char)(i % 251);
-}
-
-static unsigned char pattern_err(size_t i)
-{
-	return (unsigned char)(255 - i % 253);
 }
 
 static int mode_write(char **argv)
