@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -75,10 +76,27 @@ struct name_stats {
 
 enum watch_kind { W_INOTIFY, W_SIGNAL, W_TASK };
 
+/* A directory serve watches: one of control sockets (serve's own user's,
+ * or, when serve runs as root, another user's), or one in which a user's
+ * may appear (/run/user, /run/user/UID, /tmp). */
+enum dir_kind { D_TASKS, D_RUN_USER, D_UID, D_TMP };
+
+struct sdir {
+	struct sdir *next;
+	enum dir_kind kind;
+	int wd;	    /* its inotify watch */
+	int fd;	    /* a user's D_TASKS: the checked directory; else -1 */
+	uid_t uid;  /* whose tasks (D_TASKS, D_UID) */
+	char path[256];
+};
+
 struct stask {
 	enum watch_kind kind; /* first: epoll data.ptr points here */
 	int fd;
 	char id[CONTROL_ID_MAX];
+	char path[320]; /* its socket, for the API's own requests */
+	uid_t uid;	/* its owner: the user of its directory */
+	char user[64];	/* that user's name, or the uid in decimal */
 	int phase; /* 0: info reply awaited, 1: follow reply, 2: events */
 	struct name_stats *ns;
 	struct counts c;
@@ -126,7 +144,10 @@ struct kept_report {
 static struct {
 	pthread_mutex_t lock;
 	char dir[256];
-	int epfd;
+	int epfd, ino;
+	struct sdir *dirs;
+	bool all_users;	 /* root: every user's tasks too */
+	bool verbose;
 	enum watch_kind inotify_kind, signal_kind;
 	struct stask *tasks;
 	struct name_stats *names;
@@ -147,7 +168,7 @@ static struct {
 	struct hconn *hconns;	/* every open HTTP connection */
 	uint64_t cut;		/* connections cut for slow headers */
 	uint64_t events;	/* event lines followed, all tasks */
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .inotify_kind = W_INOTIFY,
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .ino = -1, .inotify_kind = W_INOTIFY,
        .signal_kind = W_SIGNAL};
 
 static int say(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -163,6 +184,13 @@ static int say(int status, const char *fmt, ...)
 	free(safe);
 	return status;
 }
+
+/* -v: what serve follows and what it skips, and why. */
+#define note(...)                                                                                  \
+	do {                                                                                       \
+		if (S.verbose)                                                                     \
+			say(0, __VA_ARGS__);                                                       \
+	} while (0)
 
 /* ---- counting -------------------------------------------------------------------- */
 
@@ -268,6 +296,8 @@ static void keep_report(struct stask *t, struct json_object *done)
 	struct json_object *r = json_object_new_object(), *a = json_object_new_array();
 	json_object_object_add(r, "task_id", json_object_new_string(t->id));
 	json_object_object_add(r, "name", json_bytes(t->ns->name, strlen(t->ns->name)));
+	json_object_object_add(r, "uid", json_object_new_int64(t->uid));
+	json_object_object_add(r, "user", json_bytes(t->user, strlen(t->user)));
 	json_object_object_add(r, "complete", json_object_new_boolean(t->saw_start && !t->truncated &&
 								       !t->lost_follow));
 	if (t->start)
@@ -399,14 +429,19 @@ static void count_exit(struct stask *t, struct json_object *ev)
 		t->alive--;
 }
 
-static void remember_done(const char *line)
+/* The done event, with whose task it was, for /api/tasks's "finished". */
+static void remember_done(struct stask *t, struct json_object *ev)
 {
 	size_t i = S.nfinished++ % FINISHED_KEPT;
+	struct json_object *d = json_object_get(ev);
+	json_object_object_add(d, "uid", json_object_new_int64(t->uid));
+	json_object_object_add(d, "user", json_bytes(t->user, strlen(t->user)));
 	free(S.finished[i]);
-	S.finished[i] = strdup(line);
+	S.finished[i] = strdup(json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN));
+	json_object_put(d);
 }
 
-static void count_done(struct stask *t, struct json_object *ev, const char *line)
+static void count_done(struct stask *t, struct json_object *ev)
 {
 	RAISE(t, processes, jget(ev, "processes"));
 	RAISE(t, lost_kernel, jget(ev, "events_lost"));
@@ -418,8 +453,8 @@ static void count_done(struct stask *t, struct json_object *ev, const char *line
 	RAISE(t, rss_kb, jget(ev, "ended_max_rss_kb_sum"));
 	t->ns->finished++;
 	t->alive = 0;
-	remember_done(line);
-	keep_report(t, ev);
+	keep_report(t, ev); /* first: remember_done() adds the owner to ev */
+	remember_done(t, ev);
 }
 
 static void count_event(struct stask *t, struct json_object *ev, const char *line)
@@ -451,7 +486,7 @@ static void count_event(struct stask *t, struct json_object *ev, const char *lin
 		else
 			RAISE(t, lost_kernel, t->c.lost_kernel + jget(ev, "count"));
 	} else if (!strcmp(type, "done")) {
-		count_done(t, ev, line);
+		count_done(t, ev);
 		t->phase = 3;
 	}
 }
@@ -516,9 +551,10 @@ static void task_free(struct stask *t)
 	free(t);
 }
 
-/* Connect to @path as the clients do: the server must be of our user or
- * root (SO_PEERCRED).  Returns the fd or -errno. */
-static int connect_trusted(const char *path)
+/* Connect to @path as the clients do: the server must be of @owner, the
+ * user whose directory holds the socket, or root (SO_PEERCRED).  Returns
+ * the fd or -errno. */
+static int connect_trusted(const char *path, uid_t owner)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -536,39 +572,72 @@ static int connect_trusted(const char *path)
 		r = -errno;
 	else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		r = -errno;
-	else if (!control_server_trusted(cr.uid))
+	else if (!control_server_trusted_for(cr.uid, owner))
 		r = -EPERM;
 	if (r < 0)
 		fd = util_close(fd);
 	return r < 0 ? r : fd;
 }
 
-/* A socket named @name appeared in the directory (@fresh: told by inotify,
- * not found by the first scan). */
-static void task_add(const char *name, bool fresh)
+static void user_name(uid_t uid, char *out, size_t size)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		snprintf(out, size, "%s", res->pw_name);
+	else
+		snprintf(out, size, "%u", (unsigned)uid);
+}
+
+/* Connect to the socket @name of @d.  In a user's directory the socket
+ * must be that user's, and is reached through the directory serve opened
+ * and checked, not its path again.  Returns the fd or -errno. */
+static int connect_in(const struct sdir *d, const char *name, bool fresh)
+{
+	char path[512];
+	const char *why = NULL;
+	if (d->fd >= 0) {
+		int r = control_check_user_socket(d->fd, name, d->uid, &why);
+		if (r == -EPERM)
+			note("skipping %s/%s: %s", d->path, name, why);
+		if (r < 0)
+			return r == -EPERM ? -EACCES : r;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/%.255s", d->fd, name);
+	} else {
+		snprintf(path, sizeof(path), "%.250s/%.255s", d->path, name);
+	}
+	int fd = connect_trusted(path, d->uid);
+	/* ptmon binds, then listens: between the two, connect() is refused. */
+	for (int i = 0; fresh && fd == -ECONNREFUSED && i < 20; i++) {
+		poll(NULL, 0, 1);
+		fd = connect_trusted(path, d->uid);
+	}
+	return fd;
+}
+
+/* A socket named @name appeared in @d (@fresh: told by inotify, not found
+ * by a scan). */
+static void task_add(const struct sdir *d, const char *name, bool fresh)
 {
 	size_t n = strlen(name);
-	char id[CONTROL_ID_MAX], path[512];
+	char id[CONTROL_ID_MAX];
 	if (n <= 5 || n - 5 >= sizeof(id) || strcmp(name + n - 5, ".sock"))
 		return;
 	memcpy(id, name, n - 5);
 	id[n - 5] = '\0';
 	if (task_find(id))
 		return;
-	snprintf(path, sizeof(path), "%s/%s", S.dir, name);
-	int fd = connect_trusted(path);
-	/* ptmon binds, then listens: between the two, connect() is refused. */
-	for (int i = 0; fresh && fd == -ECONNREFUSED && i < 20; i++) {
-		poll(NULL, 0, 1);
-		fd = connect_trusted(path);
-	}
+	int fd = connect_in(d, name, fresh);
 	if (fd == -ECONNREFUSED || fd == -ENOENT) {
 		/* Gone before we could connect: its events are lost to us. */
 		S.missed += fresh;
 		return;
 	}
+	if (fd == -EACCES)
+		return;
 	if (fd < 0) {
-		say(0, "%s: %s", path, fd == -EPERM ? "not served by us or root" : strerror(-fd));
+		say(0, "%s/%s: %s", d->path, name,
+		    fd == -EPERM ? "not served by its user or root" : strerror(-fd));
 		return;
 	}
 	static const char ask[] = "{\"cmd\":\"info\"}\n{\"cmd\":\"follow\"}\n";
@@ -581,6 +650,9 @@ static void task_add(const char *name, bool fresh)
 	t->kind = W_TASK;
 	t->fd = fd;
 	snprintf(t->id, sizeof(t->id), "%s", id);
+	snprintf(t->path, sizeof(t->path), "%.250s/%.64s", d->path, name);
+	t->uid = d->uid;
+	user_name(d->uid, t->user, sizeof(t->user));
 	t->next = S.tasks;
 	S.tasks = t;
 	struct epoll_event e = {.events = EPOLLIN, .data.ptr = t};
@@ -618,14 +690,169 @@ static bool task_read(struct stask *t)
 	return t->len < TASK_LINE_MAX;
 }
 
-static void scan_dir(void)
+/* ---- the directories: ours, and every user's when serve runs as root ---------------- */
+
+static struct sdir *dir_find(const char *path)
 {
-	DIR *d = opendir(S.dir);
+	for (struct sdir *d = S.dirs; d; d = d->next)
+		if (!strcmp(d->path, path))
+			return d;
+	return NULL;
+}
+
+/* Watch @path (or the directory @fd, which it then owns): NULL when it
+ * cannot, or when the same directory is watched already. */
+static struct sdir *dir_add(enum dir_kind kind, const char *path, uid_t uid, int fd)
+{
+	static const uint32_t masks[] = {
+		[D_TASKS] = IN_CREATE | IN_MOVED_TO,
+		[D_RUN_USER] = IN_CREATE | IN_MOVED_TO,
+		/* IN_ATTRIB: a ptmon directory made safe by chmod or chown. */
+		[D_UID] = IN_CREATE | IN_MOVED_TO | IN_ATTRIB,
+		[D_TMP] = IN_CREATE | IN_MOVED_TO | IN_ATTRIB,
+	};
+	char proc[64];
+	if (strlen(path) >= sizeof(((struct sdir *)0)->path)) {
+		if (fd >= 0)
+			fd = util_close(fd);
+		return NULL;
+	}
+	if (fd >= 0)
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	/* /proc/self/fd/N is a link to follow; any other is not. */
+	int wd = inotify_add_watch(S.ino, fd >= 0 ? proc : path,
+				   masks[kind] | IN_ONLYDIR | (fd >= 0 ? 0 : IN_DONT_FOLLOW));
+	struct sdir *d = NULL;
+	for (struct sdir *x = S.dirs; x && wd >= 0; x = x->next)
+		if (x->wd == wd)
+			wd = -1; /* one directory under two names: watched once */
+	if (wd >= 0 && (d = calloc(1, sizeof(*d)))) {
+		d->kind = kind;
+		d->wd = wd;
+		d->fd = fd;
+		d->uid = uid;
+		snprintf(d->path, sizeof(d->path), "%s", path);
+		d->next = S.dirs;
+		S.dirs = d;
+	} else if (fd >= 0) {
+		fd = util_close(fd);
+	}
+	return d;
+}
+
+static void dir_free(struct sdir *d)
+{
+	struct sdir **pp = &S.dirs;
+	while (*pp && *pp != d)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = d->next;
+	if (d->fd >= 0)
+		d->fd = util_close(d->fd);
+	free(d);
+}
+
+static void dir_scan(struct sdir *d);
+
+/* A user's control directory: followed if root may trust it, else skipped
+ * (and said with -v). */
+static void user_dir(const char *path, uid_t uid)
+{
+	const char *why = NULL;
+	if (dir_find(path))
+		return;
+	int fd = control_open_user_dir(path, uid, &why);
+	if (fd == -ENOENT)
+		return;
+	if (fd < 0) {
+		note("skipping %s: %s", path, why ? why : strerror(-fd));
+		return;
+	}
+	struct sdir *d = dir_add(D_TASKS, path, uid, fd);
+	if (d) {
+		note("following the tasks of uid %u in %s", (unsigned)uid, path);
+		dir_scan(d);
+	}
+}
+
+/* /run/user/UID: its ptmon directory, now or once made. */
+static void uid_dir(const char *path, uid_t uid)
+{
+	char sub[512];
+	struct sdir *d = dir_find(path);
+	if (!d && !(d = dir_add(D_UID, path, uid, -1)))
+		return;
+	snprintf(sub, sizeof(sub), "%.300s/ptmon", path);
+	user_dir(sub, uid);
+}
+
+/* What @name in @d is to serve. */
+static void dir_entry(struct sdir *d, const char *name, bool fresh)
+{
+	char path[512];
+	uid_t uid;
+	snprintf(path, sizeof(path), "%.250s/%.250s", d->path, name);
+	if (d->kind == D_TASKS)
+		task_add(d, name, fresh);
+	else if (d->kind == D_RUN_USER && control_name_uid(name, "", &uid) == 0)
+		uid_dir(path, uid);
+	else if (d->kind == D_UID && !strcmp(name, "ptmon"))
+		user_dir(path, d->uid);
+	else if (d->kind == D_TMP && control_name_uid(name, "ptmon-", &uid) == 0)
+		user_dir(path, uid);
+}
+
+/* Each entry of @d.  Its watch is in place first: nothing made in between
+ * is missed. */
+static void dir_scan(struct sdir *d)
+{
+	int fd = d->fd >= 0 ? openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+			    : open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dd = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *e;
-	while (d && (e = readdir(d)))
-		task_add(e->d_name, false);
-	if (d)
-		closedir(d);
+	if (!dd && fd >= 0)
+		fd = util_close(fd);
+	while (dd && (e = readdir(dd)))
+		if (e->d_name[0] != '.')
+			dir_entry(d, e->d_name, false);
+	if (dd)
+		closedir(dd);
+}
+
+/* Root's serve: the users' directories, /run/user/UID/ptmon and
+ * /tmp/ptmon-UID, now and as they come. */
+static void users_watch(void)
+{
+	char path[256];
+	static const struct {
+		const char *sub;
+		enum dir_kind kind;
+	} roots[] = {{"/run/user", D_RUN_USER}, {"/tmp", D_TMP}};
+	for (size_t i = 0; i < 2; i++) {
+		if (control_users_root(roots[i].sub, path, sizeof(path)) < 0)
+			continue;
+		struct sdir *d = dir_find(path);
+		if (!d && !(d = dir_add(roots[i].kind, path, 0, -1)))
+			continue;
+		dir_scan(d);
+	}
+}
+
+static void scan_all(void)
+{
+	for (struct sdir *d = S.dirs; d; d = d->next)
+		if (d->kind == D_TASKS)
+			dir_scan(d);
+	if (S.all_users)
+		users_watch();
+}
+
+static struct sdir *dir_of_wd(int wd)
+{
+	for (struct sdir *d = S.dirs; d; d = d->next)
+		if (d->wd == wd)
+			return d;
+	return NULL;
 }
 
 static void inotify_read(int fd)
@@ -635,11 +862,14 @@ static void inotify_read(int fd)
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event *ie = (struct inotify_event *)p;
-			if (ie->mask & IN_Q_OVERFLOW)
-				scan_dir();
-			else if (ie->len)
-				task_add(ie->name, true);
+			struct sdir *d = dir_of_wd(ie->wd);
 			p += sizeof(*ie) + ie->len;
+			if (ie->mask & IN_Q_OVERFLOW)
+				scan_all();
+			else if (d && (ie->mask & IN_IGNORED))
+				dir_free(d); /* the directory went away */
+			else if (d && ie->len)
+				dir_entry(d, ie->name, !(ie->mask & IN_ATTRIB));
 		}
 }
 
@@ -753,6 +983,8 @@ static char *tasks_json(size_t *ret_len)
 		struct json_object *x = json_object_new_object();
 		json_object_object_add(x, "id", json_object_new_string(t->id));
 		json_object_object_add(x, "name", json_bytes(t->ns->name, strlen(t->ns->name)));
+		json_object_object_add(x, "uid", json_object_new_int64(t->uid));
+		json_object_object_add(x, "user", json_bytes(t->user, strlen(t->user)));
 		json_object_object_add(x, "root_pid", json_object_new_int(t->root_pid));
 		json_object_object_add(x, "alive", json_object_new_int64(t->alive));
 		json_object_object_add(x, "processes", json_object_new_int64((int64_t)t->c.processes));
@@ -779,9 +1011,20 @@ static char *tasks_json(size_t *ret_len)
 static char *ask_task(const char *id, const char *request, size_t *ret_len)
 {
 	char path[512];
-	if (control_resolve(id, path, sizeof(path)) < 0 || strchr(id, '/'))
+	uid_t owner = geteuid();
+	if (strchr(id, '/'))
 		return NULL;
-	int fd = connect_trusted(path);
+	/* A followed task is asked where serve found it, as its owner's. */
+	pthread_mutex_lock(&S.lock);
+	struct stask *t = task_find(id);
+	if (t) {
+		snprintf(path, sizeof(path), "%s", t->path);
+		owner = t->uid;
+	}
+	pthread_mutex_unlock(&S.lock);
+	if (!t && control_resolve(id, path, sizeof(path)) < 0)
+		return NULL;
+	int fd = connect_trusted(path, owner);
 	if (fd < 0)
 		return NULL;
 	char *b = NULL;
@@ -1256,9 +1499,9 @@ static int setup_watch(int *ret_ino, int *ret_sig)
 	signal(SIGPIPE, SIG_IGN);
 	S.epfd = epoll_create1(EPOLL_CLOEXEC);
 	*ret_sig = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	*ret_ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	*ret_ino = S.ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (S.epfd < 0 || *ret_sig < 0 || *ret_ino < 0 ||
-	    inotify_add_watch(*ret_ino, S.dir, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR) < 0)
+	    !dir_add(D_TASKS, S.dir, geteuid(), -1))
 		return say(-1, "watching %s: %s", S.dir, strerror(errno));
 	if (watch(*ret_ino, &S.inotify_kind) < 0 || watch(*ret_sig, &S.signal_kind) < 0)
 		return say(-1, "epoll: %s", strerror(errno));
@@ -1433,7 +1676,7 @@ static int read_token(const char *path)
 static int usage(void)
 {
 	return say(EXIT_FAILED, "usage: ptmon serve [--listen ADDR:PORT] "
-				"[--allow-control --token-file PATH]");
+				"[--allow-control --token-file PATH] [-v]");
 }
 
 int serve_main(int argc, char **argv)
@@ -1446,6 +1689,8 @@ int serve_main(int argc, char **argv)
 			token = argv[++i];
 		else if (!strcmp(argv[i], "--allow-control"))
 			S.control = true;
+		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+			S.verbose = true;
 		else
 			return usage();
 	}
@@ -1463,6 +1708,8 @@ int serve_main(int argc, char **argv)
 	if (token && read_token(token))
 		return EXIT_FAILED;
 	int ino = -1, sig = -1;
+	/* Root may read every user's tasks, and an admin's dashboard wants them. */
+	S.all_users = geteuid() == 0;
 	if (setup_watch(&ino, &sig) < 0)
 		return EXIT_FAILED;
 	struct MHD_Daemon *d = start_http(&sa);
@@ -1470,11 +1717,13 @@ int serve_main(int argc, char **argv)
 		return say(EXIT_FAILED, "cannot listen on %s", listen);
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	S.port = info ? info->port : 0;
-	say(0, "serving http://%s:%u/metrics for the tasks in %s%s", S.host, S.port, S.dir,
-	    S.control ? "; control allowed with the token" : "");
+	/* The first scan before the line that says serve is ready. */
 	pthread_mutex_lock(&S.lock);
-	scan_dir();
+	scan_all();
 	pthread_mutex_unlock(&S.lock);
+	say(0, "serving http://%s:%u/metrics for the tasks in %s%s%s", S.host, S.port, S.dir,
+	    S.all_users ? " and every user's" : "",
+	    S.control ? "; control allowed with the token" : "");
 	loop(ino);
 	/* Streams end with their tasks' streams; MHD closes them. */
 	pthread_mutex_lock(&S.lock);
@@ -1486,6 +1735,8 @@ int serve_main(int argc, char **argv)
 		free(S.reports[i].json);
 	for (size_t i = 0; i < FINISHED_KEPT; i++)
 		free(S.finished[i]);
+	while (S.dirs)
+		dir_free(S.dirs);
 	ino = util_close(ino);
 	sig = util_close(sig);
 	S.epfd = util_close(S.epfd);
