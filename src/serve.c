@@ -48,6 +48,8 @@
 #define SSE_MAX 64	       /* event streams open at once */
 #define SSE_BUF_MAX (1u << 20) /* bytes waiting for one stream; beyond, events are lost */
 #define SSE_PING_MS 15000      /* a comment line, so that a gone client is noticed */
+#define SSE_RING_MAX 1024      /* a task's last frames, for a stream that reconnects */
+#define SSE_RING_BYTES (128u << 10)
 #define TASK_LINE_MAX (4u << 20) /* a longer event line ends the connection */
 #define HTTP_CONNECTIONS 256
 #define HTTP_TIMEOUT_S 10
@@ -111,6 +113,9 @@ struct stask {
 	uint64_t lost_follow;	   /* events this follower lost */
 	struct json_object *start; /* the start event */
 	struct sse *subs;	   /* its event streams */
+	uint64_t seq;		   /* the id of its last event, 1 for the first */
+	struct frame *ring;	   /* its last frames, a circle: ids seq - nring + 1 .. seq */
+	size_t ring_head, nring, ring_bytes; /* the oldest's index, how many, their size */
 	struct stask *next;
 };
 
@@ -133,6 +138,13 @@ struct hconn {
 	struct hconn *next, *prev;
 	int fd;		  /* MHD's; only shut down, never closed here */
 	int64_t since_ms; /* 0: no request being received */
+};
+
+/* An event as a stream sends it ("id: ...\ndata: ...\n\n"), kept in its
+ * task's ring. */
+struct frame {
+	char *text;
+	size_t len;
 };
 
 /* A finished task's report, as serve saw it. */
@@ -168,6 +180,7 @@ static struct {
 	struct hconn *hconns;	/* every open HTTP connection */
 	uint64_t cut;		/* connections cut for slow headers */
 	uint64_t events;	/* event lines followed, all tasks */
+	char epoch[24];		/* this serve's, in every event id: another's ids are not ours */
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .ino = -1, .inotify_kind = W_INOTIFY,
        .signal_kind = W_SIGNAL};
 
@@ -364,20 +377,52 @@ static void sse_put(struct sse *x, const char *frame, size_t n)
 	sse_wake(x);
 }
 
+static struct frame *ring_at(struct stask *t, size_t i)
+{
+	return &t->ring[(t->ring_head + i) % SSE_RING_MAX];
+}
+
+/* Keep @f as the ring's newest; the oldest go beyond SSE_RING_MAX frames or
+ * SSE_RING_BYTES. */
+static void ring_push(struct stask *t, struct frame f)
+{
+	if (!t->ring && !(t->ring = calloc(SSE_RING_MAX, sizeof(*t->ring)))) {
+		free(f.text);
+		return;
+	}
+	while (t->nring && (t->nring == SSE_RING_MAX || t->ring_bytes + f.len > SSE_RING_BYTES)) {
+		struct frame *old = ring_at(t, 0);
+		t->ring_bytes -= old->len;
+		free(old->text);
+		t->ring_head = (t->ring_head + 1) % SSE_RING_MAX;
+		t->nring--;
+	}
+	*ring_at(t, t->nring++) = f;
+	t->ring_bytes += f.len;
+}
+
+static void ring_free(struct stask *t)
+{
+	for (size_t i = 0; i < t->nring; i++)
+		free(ring_at(t, i)->text);
+	free(t->ring);
+	t->ring = NULL;
+	t->ring_head = t->nring = t->ring_bytes = 0;
+}
+
+/* Each event gets an id, "EPOCH-SEQ": a browser's EventSource sends the
+ * last it had as Last-Event-ID when it reconnects, and on_events() sends
+ * what came after it. */
 static void sse_event(struct stask *t, const char *line)
 {
-	if (!t->subs)
+	struct frame f = {0};
+	t->seq++;
+	if (asprintf(&f.text, "id: %s-%" PRIu64 "\ndata: %s\n\n", S.epoch, t->seq, line) < 0)
 		return;
-	size_t n = strlen(line);
-	char *frame = malloc(n + 8);
-	if (!frame)
-		return;
-	memcpy(frame, "data: ", 6);
-	memcpy(frame + 6, line, n);
-	memcpy(frame + 6 + n, "\n\n", 2);
+	f.len = strlen(f.text);
 	for (struct sse *x = t->subs; x; x = x->next)
-		sse_put(x, frame, n + 8);
-	free(frame);
+		sse_put(x, f.text, f.len);
+	ring_push(t, f);
 }
 
 /* The task's stream ended: its clients get what waits, then the end. */
@@ -547,6 +592,7 @@ static void task_free(struct stask *t)
 	sse_orphan_all(t);
 	json_object_put(t->procs);
 	json_object_put(t->start);
+	ring_free(t);
 	free(t->buf);
 	free(t);
 }
@@ -1239,24 +1285,128 @@ static void sse_free(void *cls)
 	free(x);
 }
 
+/* The SEQ of @last, "EPOCH-SEQ" from this serve; -1 when it is not. */
+static int64_t last_seq(const char *last)
+{
+	size_t n = strlen(S.epoch);
+	if (!last || strncmp(last, S.epoch, n) || last[n] != '-')
+		return -1;
+	const char *d = last + n + 1;
+	if (!*d || strspn(d, "0123456789") != strlen(d) || strlen(d) > 18)
+		return -1;
+	return strtoll(d, NULL, 10);
+}
+
+/* What a stream that had the events up to @last missed: the ring's frames
+ * after it.  False when the ring no longer holds them all. */
+static bool sse_replay(struct sse *x, struct stask *t, int64_t last)
+{
+	uint64_t first = t->seq - t->nring + 1; /* the oldest frame's id */
+	if (last < 0 || (uint64_t)last > t->seq || (uint64_t)last + 1 < first)
+		return false;
+	for (uint64_t k = (uint64_t)last + 1; k <= t->seq; k++) {
+		struct frame *f = ring_at(t, k - first);
+		sse_put(x, f->text, f->len);
+	}
+	return true;
+}
+
+/* An "event: snapshot" frame: every process as serve recorded it (@procs,
+ * an object by id or an array), exits included, the start event and, once
+ * the task is done, its done event.  For a stream whose missed events are
+ * gone: a page that applies it is exact again, no process it thought
+ * running left so when it ended meanwhile. */
+static void sse_snapshot(struct sse *x, const char *id, uint64_t seq, struct json_object *start,
+			 struct json_object *procs, bool complete, struct json_object *done)
+{
+	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+	json_object_object_add(o, "type", json_object_new_string("snapshot"));
+	json_object_object_add(o, "task_id", json_object_new_string(id));
+	json_object_object_add(o, "complete", json_object_new_boolean(complete));
+	json_object_object_add(o, "start", json_object_get(start));
+	if (json_object_is_type(procs, json_type_object)) {
+		json_object_object_foreach(procs, k, v)
+		{
+			(void)k;
+			json_object_array_add(a, json_object_get(v));
+		}
+	} else {
+		for (size_t i = 0; i < json_object_array_length(procs); i++)
+			json_object_array_add(a, json_object_get(json_object_array_get_idx(procs, i)));
+	}
+	json_object_object_add(o, "processes", a);
+	json_object_object_add(o, "done", json_object_get(done));
+	char *frame = NULL;
+	if (asprintf(&frame, "event: snapshot\nid: %s-%" PRIu64 "\ndata: %s\n\n", S.epoch, seq,
+		     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) >= 0)
+		sse_put(x, frame, strlen(frame));
+	free(frame);
+	json_object_put(o);
+}
+
+/* The kept report of @id, parsed; NULL if none. */
+static struct json_object *report_of(const char *id)
+{
+	size_t kept = S.nreports < REPORTS_KEPT ? S.nreports : REPORTS_KEPT;
+	for (size_t i = 0; i < kept; i++) {
+		struct kept_report *kr = &S.reports[(S.nreports - 1 - i) % REPORTS_KEPT];
+		if (kr->json && !strcmp(kr->id, id))
+			return json_tokener_parse(kr->json);
+	}
+	return NULL;
+}
+
+/* A new stream of @t: with @last (Last-Event-ID, a reconnect), first what
+ * it missed, from the ring, else a snapshot. */
+static void sse_attach(struct sse *x, struct stask *t, const char *last)
+{
+	x->task = t;
+	x->next = t->subs;
+	t->subs = x;
+	if (last && !sse_replay(x, t, last_seq(last)))
+		sse_snapshot(x, t->id, t->seq, t->start, t->procs,
+			     t->saw_start && !t->truncated && !t->lost_follow, NULL);
+}
+
+/* A reconnect to a task that ended meanwhile: its report as a snapshot,
+ * then the end of the stream. */
+static void sse_attach_ended(struct sse *x, const char *id, struct json_object *rep)
+{
+	struct json_object *start = NULL, *procs = NULL, *done = NULL, *complete = NULL;
+	json_object_object_get_ex(rep, "start", &start);
+	json_object_object_get_ex(rep, "processes", &procs);
+	json_object_object_get_ex(rep, "totals", &done);
+	json_object_object_get_ex(rep, "complete", &complete);
+	x->next = S.orphans;
+	S.orphans = x;
+	sse_snapshot(x, id, 0, start, procs, json_object_get_boolean(complete), done);
+}
+
 static enum MHD_Result on_events(struct MHD_Connection *c, const char *id)
 {
+	const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
 	pthread_mutex_lock(&S.lock);
 	struct stask *t = task_find(id);
-	struct sse *x = t && t->phase == 2 && S.nsse < SSE_MAX ? calloc(1, sizeof(*x)) : NULL;
-	bool busy = t && t->phase == 2 && S.nsse >= SSE_MAX;
+	if (t && t->phase != 2)
+		t = NULL;
+	struct json_object *rep = !t && last ? report_of(id) : NULL;
+	bool busy = (t || rep) && S.nsse >= SSE_MAX;
+	struct sse *x = (t || rep) && !busy ? calloc(1, sizeof(*x)) : NULL;
 	if (x) {
-		x->task = t;
 		x->conn = c;
-		x->next = t->subs;
-		t->subs = x;
+		if (t)
+			sse_attach(x, t, last);
+		else
+			sse_attach_ended(x, id, rep);
 		S.nsse++;
 	}
 	pthread_mutex_unlock(&S.lock);
+	bool known = t || rep;
+	json_object_put(rep);
 	if (!x)
-		return busy ? error(c, 503, "too many event streams")
-		       : t  ? error(c, 500, "out of memory")
-			    : error(c, 404, "no such running task");
+		return busy	 ? error(c, 503, "too many event streams")
+		       : known ? error(c, 500, "out of memory")
+			       : error(c, 404, "no such running task");
 	struct MHD_Response *r =
 		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, x, sse_free);
 	if (!r) {
@@ -1708,6 +1858,12 @@ int serve_main(int argc, char **argv)
 	if (token && read_token(token))
 		return EXIT_FAILED;
 	int ino = -1, sig = -1;
+	/* Event ids start from it: a Last-Event-ID of another serve (restarted)
+	 * is never taken for one of ours. */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(S.epoch, sizeof(S.epoch), "%" PRIx64,
+		 (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
 	/* Root may read every user's tasks, and an admin's dashboard wants them. */
 	S.all_users = geteuid() == 0;
 	if (setup_watch(&ino, &sig) < 0)

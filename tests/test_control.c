@@ -2320,6 +2320,133 @@ static void t_serve_all_users(void **state)
 	stop(serve);
 }
 
+/* ---- SSE: a stream that reconnects (issue 10) ------------------------------------------------ */
+
+/* GET /api/tasks/ID/events as HTTP/1.0 (no chunks: the frames as sent),
+ * with Last-Event-ID if @last; the fd once the headers are in *b. */
+static int sse_open(unsigned port, const char *id, const char *last, struct buf *b)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	char req[512], hdr[128] = "";
+	if (last)
+		snprintf(hdr, sizeof(hdr), "Last-Event-ID: %s\r\n", last);
+	int n = snprintf(req, sizeof(req),
+			 "GET /api/tasks/%s/events HTTP/1.0\r\nHost: 127.0.0.1:%u\r\n"
+			 "Accept: text/event-stream\r\n%s\r\n",
+			 id, port, hdr);
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	b->len = 0;
+	return fd;
+}
+
+/* Read the stream @fd into *b until @needle is there @count times (or,
+ * with @count 0, to its end). */
+static void sse_until(int fd, struct buf *b, const char *needle, int count)
+{
+	double end = now_s() + DEADLINE_S;
+	while (!count || buf_count(b, needle) < count) {
+		char tmp[65536];
+		struct pollfd p = {fd, POLLIN, 0};
+		int left = (int)((end - now_s()) * 1000);
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			fail_msg("the stream has not %d of '%s':\n%.4000s", count, needle,
+				 b->p ? b->p : "");
+		ssize_t k = read(fd, tmp, sizeof(tmp));
+		if (k <= 0 && !count)
+			return;
+		if (k <= 0)
+			fail_msg("the stream ended without '%s':\n%.4000s", needle, b->p ? b->p : "");
+		buf_add(b, tmp, (size_t)k);
+	}
+}
+
+/* The id of the last frame in *b. */
+static void last_id(const struct buf *b, char *out, size_t size)
+{
+	const char *p = b->p, *at = NULL;
+	while ((p = strstr(p, "\nid: ")))
+		at = ++p;
+	assert_non_null(at);
+	at += 4;
+	snprintf(out, size, "%.*s", (int)strcspn(at, "\n"), at);
+}
+
+/* A page's EventSource that lost its connection reconnects with the last
+ * id it had (Last-Event-ID): it must see what happened meanwhile, here a
+ * process that exited.  Replayed from the task's ring; from another serve's
+ * id, or once the task ended, a snapshot of every process with its end. */
+static void t_serve_reconnect(void **state)
+{
+	struct ctx *c = begin(state);
+	char env[256], id[64], last[64], want[96];
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
+	int efd = -1;
+	unsigned sport = 0;
+	struct buf e = {0}, b = {0}, t = {0};
+	pid_t serve = serve_start(c, env, NULL, &sport, &efd, &e);
+	struct run *r = run_start(
+		c, NULL, env,
+		(const char *const[]){"--name", "rc", "--", "/bin/sh", "-c",
+				      "read x; /bin/true; read x; /bin/true; read x", NULL});
+	serve_task_id(sport, id, sizeof(id));
+	/* A sees the first true fork and exit, and goes away. */
+	int fd = sse_open(sport, id, NULL, &b);
+	sse_until(fd, &b, "\r\n\r\n", 1);
+	assert_int_equal(write(r->in, "1\n", 2), 2);
+	sse_until(fd, &b, "data: {\"type\":\"exit\"", 1);
+	close(fd);
+	last_id(&b, last, sizeof(last));
+	/* Meanwhile the second true runs and exits; serve has seen its exit
+	 * when the task has 3 processes and 1 alive. */
+	assert_int_equal(write(r->in, "2\n", 2), 2);
+	double end = now_s() + DEADLINE_S;
+	while (http_get(sport, "/api/tasks", NULL, &t) != 200 ||
+	       !strstr(t.p, "\"alive\":1,\"processes\":3"))
+		assert_true(now_s() < end);
+	/* B reconnects: the frames after A's last, no more, no less. */
+	fd = sse_open(sport, id, last, &b);
+	sse_until(fd, &b, "data: {\"type\":\"exit\"", 1);
+	close(fd);
+	snprintf(want, sizeof(want), "\nid: %.*s%llu\n", (int)(strrchr(last, '-') - last + 1),
+		 last, strtoull(strrchr(last, '-') + 1, NULL, 10) + 1);
+	if (!strstr(b.p, want) || buf_count(&b, "data: {\"type\":\"fork\"") != 1 ||
+	    buf_has(&b, "event: snapshot"))
+		fail_msg("replay after %s: %s", last, b.p);
+	/* C's id is another serve's: a snapshot, both trues ended. */
+	fd = sse_open(sport, id, "1-5", &b);
+	sse_until(fd, &b, "\"done\":null}\n\n", 1);
+	close(fd);
+	if (!strstr(b.p, "\r\n\r\nevent: snapshot\nid: ") ||
+	    buf_count(&b, "\"end\":\"exited\"") != 2)
+		fail_msg("snapshot: %s", b.p);
+	/* D reconnects once the task is done: its report as a snapshot, then
+	 * the end of the stream. */
+	assert_int_equal(write(r->in, "3\n", 2), 2);
+	assert_int_equal(run_wait(r), 0);
+	char path[128];
+	snprintf(path, sizeof(path), "/api/tasks/%s/report", id);
+	end = now_s() + DEADLINE_S;
+	while (http_get(sport, path, NULL, &t) != 200)
+		assert_true(now_s() < end);
+	fd = sse_open(sport, id, last, &b);
+	sse_until(fd, &b, "", 0);
+	close(fd);
+	if (!strstr(b.p, "event: snapshot") || !strstr(b.p, "\"done\":{\"type\":\"done\"") ||
+	    buf_count(&b, "\"end\":\"exited\"") != 3)
+		fail_msg("snapshot of the ended task: %s", b.p);
+	/* Without Last-Event-ID an ended task has no stream. */
+	snprintf(path, sizeof(path), "/api/tasks/%s/events", id);
+	assert_int_equal(http_get(sport, path, NULL, &t), 404);
+	free(b.p);
+	free(t.p);
+	free(e.p);
+	close(efd);
+	stop(serve);
+}
+
 /* ---- serve --allow-control: who may kill and cancel (issue 10) ------------------------------ */
 
 static int tcp_connect(unsigned port)
@@ -2674,6 +2801,7 @@ int main(void)
 		AUTO(t_serve_prometheus), AUTO(t_serve_api),
 		AUTO(t_serve_token_file), AUTO(t_serve_control),
 		AUTO(t_serve_abuse),	AUTO(t_serve_all_users),
+		AUTO(t_serve_reconnect),
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
