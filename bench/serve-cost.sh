@@ -27,6 +27,8 @@ ptmon=$build/ptmon
 
 dir=$(mktemp -d /tmp/ptmon-serve-cost.XXXXXX)
 export XDG_RUNTIME_DIR=$dir
+# serve run as root follows every user's tasks too: only the bench's here.
+export PTMON_TEST_SCAN_ROOT=$dir
 serve_pid=
 cleanup() {
 	[ -z "$serve_pid" ] || kill "$serve_pid" 2>/dev/null || true

@@ -99,14 +99,14 @@ _ptmon()
 		;;
 	cancel) COMPREPLY=($(compgen -W "$(_ptmon_ids) --now" -- "$cur")) ;;
 	events) COMPREPLY=($(compgen -W "$(_ptmon_ids) --follow" -- "$cur")) ;;
-	ls) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
+	ls) COMPREPLY=($(compgen -W "--json --all-users" -- "$cur")) ;;
 	metrics) COMPREPLY=($(compgen -W "$(_ptmon_ids) --openmetrics" -- "$cur")) ;;
 	serve)
 		case $prev in
 		--listen) return ;;
 		--token-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 		esac
-		COMPREPLY=($(compgen -W "--listen --allow-control --token-file --help" -- "$cur"))
+		COMPREPLY=($(compgen -W "--listen --allow-control --token-file --verbose --help" -- "$cur"))
 		;;
 	esac
 }

@@ -8,10 +8,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +47,7 @@ static int say(int status, const char *fmt, ...)
  * a socket there (a shared /tmp, a path given by someone else) to feed us
  * fake replies.  -EPERM and *ret_uid: the server is not of our user or
  * root. */
-static int connect_path(const char *path, int *ret_fd, uid_t *ret_uid)
+static int connect_path_of(const char *path, uid_t owner, int *ret_fd, uid_t *ret_uid)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -65,7 +67,7 @@ static int connect_path(const char *path, int *ret_fd, uid_t *ret_uid)
 		r = -errno;
 	else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		r = -errno;
-	else if (!control_server_trusted(cr.uid)) {
+	else if (!control_server_trusted_for(cr.uid, owner)) {
 		*ret_uid = cr.uid;
 		r = -EPERM;
 	}
@@ -75,6 +77,11 @@ static int connect_path(const char *path, int *ret_fd, uid_t *ret_uid)
 	}
 	*ret_fd = fd;
 	return 0;
+}
+
+static int connect_path(const char *path, int *ret_fd, uid_t *ret_uid)
+{
+	return connect_path_of(path, geteuid(), ret_fd, ret_uid);
 }
 
 static int untrusted(const char *path, uid_t uid)
@@ -253,39 +260,99 @@ static void field_text(struct json_object *o, const char *key, char *out, size_t
 	text_escape(s ? s : "", s ? (size_t)json_object_get_string_len(v) : 0, out, size);
 }
 
-/* One task of `ls`: a line, or its info reply (without "ok") added to @json. */
-static void ls_one(const char *dir, const char *name, struct json_object *json)
+/* Where `ls` looks: a directory of sockets of the user @uid (ours, or with
+ * --all-users another's, then opened and checked as @fd), and what it
+ * prints. */
+struct ls_dir {
+	const char *path;
+	int fd; /* another user's directory; -1: ours */
+	uid_t uid;
+	bool all_users;
+	struct json_object *json;
+};
+
+/* The owner, in --all-users's column or object. */
+static void ls_owner(const struct ls_dir *d, struct json_object *o, char *out, size_t size)
 {
-	char path[512], age[32], cmd[256], tname[64];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	struct passwd pw, *res = NULL;
+	char buf[1024], name[64];
+	if (getpwuid_r(d->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		snprintf(name, sizeof(name), "%s", res->pw_name);
+	else
+		snprintf(name, sizeof(name), "%u", (unsigned)d->uid);
+	if (o) {
+		json_object_object_add(o, "uid", json_object_new_int64(d->uid));
+		json_object_object_add(o, "user", json_object_new_string(name));
+	}
+	text_escape(name, strlen(name), out, size);
+}
+
+/* Connect to @name in @d: in another user's directory, a socket of that
+ * user's, reached through the directory that was checked. */
+static int ls_connect(const struct ls_dir *d, const char *name, int *ret_fd, uid_t *ret_uid)
+{
+	char path[512];
+	const char *why = NULL;
+	if (d->fd < 0) {
+		snprintf(path, sizeof(path), "%s/%s", d->path, name);
+		return connect_path(path, ret_fd, ret_uid);
+	}
+	int r = control_check_user_socket(d->fd, name, d->uid, &why);
+	if (r == -EPERM)
+		say(0, "skipping %s/%s: %s", d->path, name, why);
+	if (r < 0)
+		return r == -EPERM ? -EACCES : r;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", d->fd, name);
+	return connect_path_of(path, d->uid, ret_fd, ret_uid);
+}
+
+/* One task of `ls`: a line, or its info reply (without "ok") added to @json. */
+static void ls_one(const struct ls_dir *d, const char *name)
+{
+	char path[512], age[32], cmd[256], tname[64], owner[64];
+	snprintf(path, sizeof(path), "%s/%s", d->path, name);
 	int fd = -1;
 	uid_t uid = 0;
-	int r = connect_path(path, &fd, &uid);
+	int r = ls_connect(d, name, &fd, &uid);
 	struct stat st;
 	if (r == -ECONNREFUSED) {
-		/* Left by a ptmon that died: nobody listens any more. */
-		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		/* Left by a ptmon that died: nobody listens any more.  Another
+		 * user's is left to them. */
+		if (d->fd < 0 && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 			unlink(path);
+		return;
+	}
+	if (r == -EPERM && d->fd >= 0) {
+		say(0, "refusing %s: its server runs as uid %u, not as its user (uid %u) or root",
+		    path, (unsigned)uid, (unsigned)d->uid);
 		return;
 	}
 	if (r == -EPERM) {
 		untrusted(path, uid);
 		return;
 	}
+	if (r == -EACCES || r == -ENOENT)
+		return;
 	if (r < 0) {
 		say(0, "%s: %s", path, strerror(-r));
 		return;
 	}
 	struct json_object *o = NULL, *argv = NULL;
 	char id[128];
-	if (ask(fd, "{\"cmd\":\"info\"}\n", &o, NULL, NULL) == 0 && json) {
+	if (ask(fd, "{\"cmd\":\"info\"}\n", &o, NULL, NULL) == 0 && d->json) {
 		json_object_object_del(o, "ok");
-		json_object_array_add(json, o);
+		if (d->all_users)
+			ls_owner(d, o, owner, sizeof(owner));
+		json_object_array_add(d->json, o);
 	} else if (o) {
 		json_object_object_get_ex(o, "argv", &argv);
 		field_text(o, "id", id, sizeof(id));
 		field_text(o, "name", tname, sizeof(tname));
 		command_line(argv, cmd, sizeof(cmd));
+		if (d->all_users) {
+			ls_owner(d, NULL, owner, sizeof(owner));
+			printf("%-12s ", owner);
+		}
 		printf("%-24s %8" PRId64 " %10s %6" PRId64 "  %-16s %s\n", id,
 		       get_int(o, "root_pid"),
 		       format_duration((uint64_t)get_int(o, "age_ns") / 1000000000ull *
@@ -297,44 +364,107 @@ static void ls_one(const char *dir, const char *name, struct json_object *json)
 	fd = util_close(fd);
 }
 
-static int ls_dir(const char *dir, int r, struct json_object *json)
+static int ls_dir(const struct ls_dir *d, int r)
 {
-	DIR *d = r == 0 ? opendir(dir) : NULL;
-	if (!d)
-		return r == -ENOENT || errno == ENOENT ? 0
-						       : say(EXIT_FAILED, "%s: %s", dir, strerror(errno));
+	DIR *dd = NULL;
+	if (r == 0 && d->fd >= 0) {
+		int fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0 && !(dd = fdopendir(fd)))
+			fd = util_close(fd);
+	} else if (r == 0) {
+		dd = opendir(d->path);
+	}
+	if (!dd)
+		return r == -ENOENT || errno == ENOENT
+			       ? 0
+			       : say(EXIT_FAILED, "%s: %s", d->path, strerror(errno));
 	struct dirent *e;
-	while ((e = readdir(d))) {
+	while ((e = readdir(dd))) {
 		size_t n = strlen(e->d_name);
 		if (n > 5 && strcmp(e->d_name + n - 5, ".sock") == 0)
-			ls_one(dir, e->d_name, json);
+			ls_one(d, e->d_name);
 	}
-	closedir(d);
+	closedir(dd);
 	return 0;
+}
+
+/* Another user's directory @path, if root may trust it (as serve does). */
+static void ls_user_dir(const char *path, uid_t uid, const char *ours, struct ls_dir *d)
+{
+	const char *why = NULL;
+	if (!strcmp(path, ours))
+		return;
+	int fd = control_open_user_dir(path, uid, &why);
+	if (fd == -EPERM)
+		say(0, "skipping %s: %s", path, why);
+	if (fd < 0)
+		return;
+	d->path = path;
+	d->fd = fd;
+	d->uid = uid;
+	ls_dir(d, 0);
+	d->fd = util_close(d->fd);
+}
+
+/* --all-users: every /run/user/UID/ptmon and /tmp/ptmon-UID. */
+static void ls_users(const char *ours, struct json_object *json)
+{
+	char root[256], path[512];
+	struct ls_dir d = {.all_users = true, .json = json};
+	for (int i = 0; i < 2; i++) {
+		DIR *dd = NULL;
+		struct dirent *e;
+		uid_t uid;
+		if (control_users_root(i ? "/tmp" : "/run/user", root, sizeof(root)) == 0)
+			dd = opendir(root);
+		while (dd && (e = readdir(dd))) {
+			if (control_name_uid(e->d_name, i ? "ptmon-" : "", &uid) < 0)
+				continue;
+			snprintf(path, sizeof(path), "%.250s/%.200s%s", root, e->d_name,
+				 i ? "" : "/ptmon");
+			ls_user_dir(path, uid, ours, &d);
+		}
+		if (dd)
+			closedir(dd);
+	}
 }
 
 static int cmd_ls(int argc, char **argv)
 {
 	char dir[256];
-	bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
-	if (argc != 1 && !json)
-		return say(EXIT_FAILED, "usage: ptmon ls [--json]");
+	bool json = false, all = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--all-users") == 0)
+			all = true;
+		else
+			return say(EXIT_FAILED, "usage: ptmon ls [--json] [--all-users]");
+	}
+	if (all && geteuid() != 0)
+		return say(EXIT_FAILED, "ls --all-users: only root may list other users' tasks");
 	int r = default_dir(dir, sizeof(dir));
 	if (r < 0 && r != -ENOENT)
 		return r == -EPERM ? EXIT_FAILED : say(EXIT_FAILED, "%s: %s", dir, strerror(-r));
+	struct ls_dir d = {.path = dir, .fd = -1, .uid = geteuid(), .all_users = all};
 	if (!json) {
-		printf("%-24s %8s %10s %6s  %-16s %s\n", "ID", "ROOT", "AGE", "LIVE", "NAME",
-		       "COMMAND");
-		return ls_dir(dir, r, NULL);
+		printf("%s%-24s %8s %10s %6s  %-16s %s\n", all ? "USER         " : "", "ID", "ROOT",
+		       "AGE", "LIVE", "NAME", "COMMAND");
+		int st = ls_dir(&d, r);
+		if (all)
+			ls_users(dir, NULL);
+		return st;
 	}
 	/* One JSON array of the tasks' info replies: as json-c writes them,
 	 * for programs (nothing escaped for a terminal). */
-	struct json_object *a = json_object_new_array();
-	int st = ls_dir(dir, r, a);
+	d.json = json_object_new_array();
+	int st = ls_dir(&d, r);
+	if (all)
+		ls_users(dir, d.json);
 	if (st == 0)
-		printf("%s\n", json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN |
-								       JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(a);
+		printf("%s\n", json_object_to_json_string_ext(d.json, JSON_C_TO_STRING_PLAIN |
+									  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(d.json);
 	return st;
 }
 

@@ -78,6 +78,34 @@ int control_check_dir(const char *dir, const char **why);
  * Only one of its own user or root. */
 bool control_server_trusted(uid_t uid);
 
+/* ---- other users' directories, for root (serve, ls --all-users) ---- */
+
+/* Where users' tasks put their sockets: <root>/run/user/UID/ptmon and
+ * <root>/tmp/ptmon-UID, <root> being "" (PTMON_TEST_SCAN_ROOT, for the
+ * tests only, moves both under a private directory).  Returns 0 or
+ * -ENAMETOOLONG. */
+int control_users_root(const char *sub, char *out, size_t size);
+
+/* The uid that @name names when it is @prefix then decimal digits only
+ * ("ptmon-" and "ptmon-1000", "" and "1000").  Returns 0 or -EINVAL. */
+int control_name_uid(const char *name, const char *prefix, uid_t *ret_uid);
+
+/*
+ * Open @dir, a control directory of user @uid, if root may trust what it
+ * holds: a directory itself (not a symlink, never followed), owned by @uid
+ * or root, with no group or other permission.  Returns an O_DIRECTORY fd
+ * (the caller's), -EPERM with *why, or -errno of open.
+ */
+int control_open_user_dir(const char *dir, uid_t uid, const char **why);
+
+/* Is @name in the directory @dirfd a socket (not a symlink) owned by
+ * @uid?  Returns 0, or -EPERM with *why, or -errno of fstatat. */
+int control_check_user_socket(int dirfd, const char *name, uid_t uid, const char **why);
+
+/* May a client trust a server (SO_PEERCRED @peer) in a directory of user
+ * @owner?  Only @owner or root. */
+bool control_server_trusted_for(uid_t peer, uid_t owner);
+
 /* The pid the caller knows as ptmon's: the front's (src/front.c), which
  * runs the task in a child, the worker.  The worker sets it; until then,
  * and without a front, it is getpid(). */

@@ -2,9 +2,11 @@
 /* Control requests, and where control sockets live.  No I/O on clients here:
  * the parser is what tests/fuzz_control.c drives. */
 #include "control.h"
+#include "fdclose.h"
 #include "parse.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -226,6 +228,72 @@ int control_check_dir(const char *dir, const char **why)
 bool control_server_trusted(uid_t uid)
 {
 	return uid == geteuid() || uid == 0;
+}
+
+bool control_server_trusted_for(uid_t peer, uid_t owner)
+{
+	return peer == owner || peer == 0;
+}
+
+int control_users_root(const char *sub, char *out, size_t size)
+{
+	const char *root = getenv("PTMON_TEST_SCAN_ROOT");
+	int n = snprintf(out, size, "%s%s", root && root[0] == '/' ? root : "", sub);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int control_name_uid(const char *name, const char *prefix, uid_t *ret_uid)
+{
+	size_t n = strlen(prefix);
+	const char *d = name + n;
+	if (strncmp(name, prefix, n) || !*d || strspn(d, "0123456789") != strlen(d) ||
+	    strlen(d) > 10 || (d[0] == '0' && d[1]))
+		return -EINVAL;
+	unsigned long long u = strtoull(d, NULL, 10);
+	if (u >= (uid_t)-1)
+		return -EINVAL;
+	*ret_uid = (uid_t)u;
+	return 0;
+}
+
+/* O_NOFOLLOW: a symlink is refused (ELOOP) rather than followed, and the
+ * checks are on the open directory, so that a rename after them does not
+ * change what is read. */
+int control_open_user_dir(const char *dir, uid_t uid, const char **why)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+		/* open() says ENOTDIR for a symlink too (O_DIRECTORY first). */
+		*why = lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) ? "a symlink, not followed"
+								    : "not a directory";
+		return -EPERM;
+	}
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int e = -errno;
+		if (fd >= 0)
+			fd = util_close(fd);
+		return e;
+	}
+	*why = st.st_uid != uid && st.st_uid != 0 ? "owned by another user than the one its path names"
+	       : st.st_mode & 077		  ? "open to group or others (not mode 0700)"
+						  : NULL;
+	if (*why) {
+		fd = util_close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+int control_check_user_socket(int dirfd, const char *name, uid_t uid, const char **why)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	*why = !S_ISSOCK(st.st_mode) ? "not a socket"
+	       : st.st_uid != uid    ? "owned by another user than its directory's"
+				     : NULL;
+	return *why ? -EPERM : 0;
 }
 
 int control_prepare_dir(const char *dir, const char **why)

@@ -46,7 +46,9 @@ except ImportError:
 faulthandler.dump_traceback_later(150)  # where it hangs, before CTest's 180 s
 tmp = tempfile.mkdtemp(prefix="ptmon-page.")
 os.chmod(tmp, 0o700)
-env = dict(os.environ, XDG_RUNTIME_DIR=tmp, D=tmp)
+# PTMON_TEST_SCAN_ROOT: serve run as root also follows every user's tasks,
+# under /run/user and /tmp; here only those under tmp (none).
+env = dict(os.environ, XDG_RUNTIME_DIR=tmp, D=tmp, PTMON_TEST_SCAN_ROOT=tmp)
 procs = []
 browser = None
 

@@ -264,10 +264,20 @@ static struct ctx *begin(void **state)
 	return c;
 }
 
+static struct run *run_start_as(struct ctx *c, const char *sock, const char *env,
+				const char *const *args, uid_t uid);
+
 /* Start `ptmon run --backend B --control SOCK -- ARGS` (sock NULL: none;
  * env "NAME=value" or NULL). */
 static struct run *run_start(struct ctx *c, const char *sock, const char *env,
 			     const char *const *args)
+{
+	return run_start_as(c, sock, env, args, 0);
+}
+
+/* The same as the user @uid (0: as we are). */
+static struct run *run_start_as(struct ctx *c, const char *sock, const char *env,
+				const char *const *args, uid_t uid)
 {
 	struct run *r = NULL;
 	for (int i = 0; i < MAX_RUNS && !r; i++)
@@ -309,6 +319,10 @@ static struct run *run_start(struct ctx *c, const char *sock, const char *env,
 		snprintf(t, sizeof(t), "%d", getpid());
 		if (write(pfd, t, strlen(t)) < 0)
 			_exit(121);
+		/* Before PR_SET_PDEATHSIG: a change of uid clears it. */
+		if (uid && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+			    setresuid(uid, uid, uid) < 0))
+			_exit(123);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent || dup2(ip[0], 0) < 0 || dup2(op[1], 1) < 0 ||
 		    dup2(ep[1], 2) < 0)
@@ -1377,10 +1391,12 @@ static pid_t fake_server(const char *path, uid_t uid, const char *reply)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* After the change of uid, which clears PR_SET_PDEATHSIG: a test
+		 * that fails before fake_server_stop() leaves none behind. */
 		if (uid && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
 			    setresuid(uid, uid, uid) < 0))
 			_exit(2);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (listen(s, 16) < 0 || write(sync[1], "x", 1) != 1)
 			_exit(3);
 		for (;;) {
@@ -1827,6 +1843,10 @@ static int http_get(unsigned port, const char *path, const char *headers, struct
  * /dev/null; env "NAME=value" or NULL. */
 static pid_t spawn_cg(struct ctx *c, const char *const *argv, const char *env, int *ret_err)
 {
+	/* A serve run as root scans the users' directories: here, under the
+	 * test's own directory, never the host's /run/user and /tmp. */
+	static char scan_root[256];
+	snprintf(scan_root, sizeof(scan_root), "PTMON_TEST_SCAN_ROOT=%s/users", c->dir);
 	int ep[2];
 	assert_int_equal(pipe2(ep, O_CLOEXEC), 0);
 	char procs[512];
@@ -1844,6 +1864,7 @@ static pid_t spawn_cg(struct ctx *c, const char *const *argv, const char *env, i
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(ret_err ? ep[1] : null, 2);
+		putenv(scan_root);
 		if (env)
 			putenv((char *)env);
 		execv(argv[0], (char *const *)argv);
@@ -2192,6 +2213,289 @@ static void t_serve_api(void **state)
 	assert_null(strstr(b.p, "# EOF"));
 	free(b.p);
 	free(ev.p);
+	free(e.p);
+	close(efd);
+	stop(serve);
+}
+
+/* ---- root's serve: every user's tasks (issue 10) -------------------------------------------- */
+
+static void mkdir_as(const char *path, uid_t uid, mode_t mode)
+{
+	if (mkdir(path, 0700) < 0 || chown(path, uid, uid) < 0 || chmod(path, mode) < 0)
+		fail_msg("mkdir %s: %s", path, strerror(errno));
+}
+
+/* The one socket in @dir: its name. */
+static void sock_in(const char *dir, char *out, size_t size)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	assert_non_null(d);
+	out[0] = '\0';
+	while ((e = readdir(d)))
+		if (strstr(e->d_name, ".sock"))
+			snprintf(out, size, "%.*s", (int)size - 1, e->d_name);
+	closedir(d);
+	assert_true(out[0]);
+}
+
+static void link_sock(const char *dir, const char *name, const char *to_dir, const char *to)
+{
+	char from[512], path[512];
+	snprintf(from, sizeof(from), "%s/%s", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", to_dir, to);
+	if (link(from, path) < 0)
+		fail_msg("link %s %s: %s", from, path, strerror(errno));
+}
+
+/* Root's serve follows a task of uid 65534 in <root>/run/user/65534/ptmon
+ * (PTMON_TEST_SCAN_ROOT standing for /) and says whose it is.  Each
+ * directory or socket it may not trust is skipped, with -v's reason: its
+ * directory open to others, owned by another uid than its name says, a
+ * symlink, a server of another uid.  The sockets there are hard links to
+ * live servers of the right uid, so only the check skips them. */
+static void t_serve_all_users(void **state)
+{
+	struct ctx *c = begin(state);
+	char root[256], p[400], q[600], env[600], nob[256], oth[256];
+	snprintf(root, sizeof(root), "%s/users", c->dir);
+	assert_int_equal(chmod(c->dir, 0711), 0); /* the users reach their directories */
+	const char *const dirs[] = {"", "/run", "/run/user", "/tmp", "/hide"};
+	for (size_t i = 0; i < 5; i++) {
+		snprintf(p, sizeof(p), "%s%s", root, dirs[i]);
+		mkdir_as(p, 0, 0755);
+	}
+	snprintf(p, sizeof(p), "%s/run/user/65534", root);
+	mkdir_as(p, 65534, 0700);
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", p);
+	const char *const sh[] = {"--name", "nob", "--", "/bin/sh", "-c", "echo READY; read x",
+				  NULL};
+	struct run *a = run_start_as(c, NULL, env, sh, 65534);
+	snprintf(q, sizeof(q), "%s/hide/65533", root);
+	mkdir_as(q, 65533, 0700);
+	static char env2[700];
+	snprintf(env2, sizeof(env2), "XDG_RUNTIME_DIR=%s", q);
+	struct run *b = run_start_as(c, NULL, env2, sh, 65533);
+	run_until(a, "READY");
+	run_until(b, "READY");
+	char adir[600], bdir[600];
+	snprintf(adir, sizeof(adir), "%s/ptmon", p);
+	snprintf(bdir, sizeof(bdir), "%.400s/ptmon", q);
+	sock_in(adir, nob, sizeof(nob));
+	sock_in(bdir, oth, sizeof(oth));
+	/* Open to others: 65534's own socket, in a directory of mode 0777. */
+	snprintf(p, sizeof(p), "%s/tmp/ptmon-65534", root);
+	mkdir_as(p, 65534, 0777);
+	link_sock(adir, nob, p, "mode-1.sock");
+	/* Named for 65533, owned by 65532. */
+	snprintf(p, sizeof(p), "%s/tmp/ptmon-65533", root);
+	mkdir_as(p, 65532, 0700);
+	link_sock(bdir, oth, p, "owner-1.sock");
+	/* A symlink to 65533's real directory. */
+	snprintf(p, sizeof(p), "%s/run/user/65533", root);
+	mkdir_as(p, 65533, 0700);
+	snprintf(q, sizeof(q), "%s/ptmon", p);
+	assert_int_equal(symlink(bdir, q), 0);
+	/* 65532's directory and socket, served by 65531. */
+	snprintf(p, sizeof(p), "%s/tmp/ptmon-65532", root);
+	mkdir_as(p, 65532, 0700);
+	snprintf(q, sizeof(q), "%s/peer-1.sock", p);
+	pid_t srv = fake_server(q, 65531, FAKE_INFO);
+	assert_int_equal(chown(q, 65532, 65532), 0);
+
+	char senv[300], id[256];
+	snprintf(senv, sizeof(senv), "XDG_RUNTIME_DIR=%s", c->dir);
+	int efd = -1;
+	unsigned sport = 0;
+	struct buf e = {0}, t = {0};
+	pid_t serve = serve_start(c, senv, (const char *const[]){"-v", NULL}, &sport, &efd, &e);
+	/* The first scan is over when serve says it serves. */
+	const char *const said[] = {"/tmp/ptmon-65534: open to group or others",
+				    "/tmp/ptmon-65533: owned by another user",
+				    "/run/user/65533/ptmon: a symlink, not followed",
+				    "/tmp/ptmon-65532/peer-1.sock: not served by its user or root",
+				    "following the tasks of uid 65534 in"};
+	for (size_t i = 0; i < 5; i++)
+		if (!buf_has(&e, said[i]))
+			fail_msg("serve did not say '%s':\n%s", said[i], e.p);
+	serve_task_id(sport, id, sizeof(id));
+	snprintf(q, sizeof(q), "%.*s", (int)(strlen(nob) - 5), nob);
+	assert_string_equal(id, q);
+	assert_int_equal(http_get(sport, "/api/tasks", NULL, &t), 200);
+	snprintf(q, sizeof(q), "\"uid\":65534,\"user\":\"nobody\"");
+	if (!strstr(t.p, q) || strstr(t.p, "mode-1") || strstr(t.p, "owner-1") ||
+	    strstr(t.p, "peer-1") || strstr(t.p, "\"uid\":65533"))
+		fail_msg("/api/tasks: %s", t.p);
+	/* The API asks the task where serve found it. */
+	snprintf(p, sizeof(p), "/api/tasks/%s/tree", id);
+	assert_int_equal(http_get(sport, p, NULL, &t), 200);
+	assert_non_null(strstr(t.p, "\"ok\":true"));
+	/* `ls --all-users` applies the same checks: 65534's task, with its
+	 * user, and the same refusals said. */
+	struct buf o = {0}, oe = {0};
+	assert_int_equal(setenv("PTMON_TEST_SCAN_ROOT", root, 1), 0);
+	int st = cli(senv, &o, &oe, "ls", "--all-users", NULL);
+	int stj = cli(senv, &o, &oe, "ls", "--all-users", "--json", NULL);
+	unsetenv("PTMON_TEST_SCAN_ROOT");
+	snprintf(q, sizeof(q), "nobody       %s ", id);
+	if (st || stj || !buf_has(&o, "USER ") || !buf_has(&o, q) ||
+	    !buf_has(&o, "\"uid\":65534,\"user\":\"nobody\"}") || buf_count(&o, id) != 2 ||
+	    buf_has(&o, "mode-1") || buf_has(&o, "owner-1") || buf_has(&o, "peer-1"))
+		fail_msg("ls --all-users: %d %d\n%s\n%s", st, stj, o.p, oe.p ? oe.p : "");
+	for (size_t i = 0; i < 3; i++)
+		if (buf_count(&oe, said[i]) != 2)
+			fail_msg("ls --all-users did not say '%s' twice:\n%s", said[i], oe.p);
+	if (buf_count(&oe, "peer-1.sock: its server runs as uid 65531, not as its user (uid "
+			   "65532) or root") != 2)
+		fail_msg("ls --all-users: %s", oe.p);
+	/* Another user's tasks are root's to list only. */
+	o.len = 0;
+	assert_int_equal(cli(senv, &o, &oe, "ls", "--all-users", "--bogus", NULL), 125);
+	free(o.p);
+	free(oe.p);
+	assert_int_equal(write(a->in, "x\n", 2), 2);
+	assert_int_equal(write(b->in, "x\n", 2), 2);
+	assert_int_equal(run_wait(a), 0);
+	assert_int_equal(run_wait(b), 0);
+	snprintf(p, sizeof(p), "/api/tasks/%s/report", id);
+	double end = now_s() + DEADLINE_S;
+	while (http_get(sport, p, NULL, &t) != 200)
+		assert_true(now_s() < end); /* done is in serve's next turn */
+	assert_non_null(strstr(t.p, "\"user\":\"nobody\""));
+	assert_int_equal(http_get(sport, "/api/tasks", NULL, &t), 200);
+	if (!strstr(t.p, "\"finished\":[{\"type\":\"done\"") ||
+	    !strstr(t.p, "\"uid\":65534,\"user\":\"nobody\"}"))
+		fail_msg("/api/tasks: %s", t.p);
+	fake_server_stop(srv);
+	free(t.p);
+	free(e.p);
+	close(efd);
+	stop(serve);
+}
+
+/* ---- SSE: a stream that reconnects (issue 10) ------------------------------------------------ */
+
+/* GET /api/tasks/ID/events as HTTP/1.0 (no chunks: the frames as sent),
+ * with Last-Event-ID if @last; the fd once the headers are in *b. */
+static int sse_open(unsigned port, const char *id, const char *last, struct buf *b)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	char req[512], hdr[128] = "";
+	if (last)
+		snprintf(hdr, sizeof(hdr), "Last-Event-ID: %s\r\n", last);
+	int n = snprintf(req, sizeof(req),
+			 "GET /api/tasks/%s/events HTTP/1.0\r\nHost: 127.0.0.1:%u\r\n"
+			 "Accept: text/event-stream\r\n%s\r\n",
+			 id, port, hdr);
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	b->len = 0;
+	return fd;
+}
+
+/* Read the stream @fd into *b until @needle is there @count times (or,
+ * with @count 0, to its end). */
+static void sse_until(int fd, struct buf *b, const char *needle, int count)
+{
+	double end = now_s() + DEADLINE_S;
+	while (!count || buf_count(b, needle) < count) {
+		char tmp[65536];
+		struct pollfd p = {fd, POLLIN, 0};
+		int left = (int)((end - now_s()) * 1000);
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			fail_msg("the stream has not %d of '%s':\n%.4000s", count, needle,
+				 b->p ? b->p : "");
+		ssize_t k = read(fd, tmp, sizeof(tmp));
+		if (k <= 0 && !count)
+			return;
+		if (k <= 0)
+			fail_msg("the stream ended without '%s':\n%.4000s", needle, b->p ? b->p : "");
+		buf_add(b, tmp, (size_t)k);
+	}
+}
+
+/* The id of the last frame in *b. */
+static void last_id(const struct buf *b, char *out, size_t size)
+{
+	const char *p = b->p, *at = NULL;
+	while ((p = strstr(p, "\nid: ")))
+		at = ++p;
+	assert_non_null(at);
+	at += 4;
+	snprintf(out, size, "%.*s", (int)strcspn(at, "\n"), at);
+}
+
+/* A page's EventSource that lost its connection reconnects with the last
+ * id it had (Last-Event-ID): it must see what happened meanwhile, here a
+ * process that exited.  Replayed from the task's ring; from another serve's
+ * id, or once the task ended, a snapshot of every process with its end. */
+static void t_serve_reconnect(void **state)
+{
+	struct ctx *c = begin(state);
+	char env[256], id[64], last[64], want[96];
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
+	int efd = -1;
+	unsigned sport = 0;
+	struct buf e = {0}, b = {0}, t = {0};
+	pid_t serve = serve_start(c, env, NULL, &sport, &efd, &e);
+	struct run *r = run_start(
+		c, NULL, env,
+		(const char *const[]){"--name", "rc", "--", "/bin/sh", "-c",
+				      "read x; /bin/true; read x; /bin/true; read x", NULL});
+	serve_task_id(sport, id, sizeof(id));
+	/* A sees the first true fork and exit, and goes away. */
+	int fd = sse_open(sport, id, NULL, &b);
+	sse_until(fd, &b, "\r\n\r\n", 1);
+	assert_int_equal(write(r->in, "1\n", 2), 2);
+	sse_until(fd, &b, "data: {\"type\":\"exit\"", 1);
+	close(fd);
+	last_id(&b, last, sizeof(last));
+	/* Meanwhile the second true runs and exits; serve has seen its exit
+	 * when the task has 3 processes and 1 alive. */
+	assert_int_equal(write(r->in, "2\n", 2), 2);
+	double end = now_s() + DEADLINE_S;
+	while (http_get(sport, "/api/tasks", NULL, &t) != 200 ||
+	       !strstr(t.p, "\"alive\":1,\"processes\":3"))
+		assert_true(now_s() < end);
+	/* B reconnects: the frames after A's last, no more, no less. */
+	fd = sse_open(sport, id, last, &b);
+	sse_until(fd, &b, "data: {\"type\":\"exit\"", 1);
+	close(fd);
+	snprintf(want, sizeof(want), "\nid: %.*s%llu\n", (int)(strrchr(last, '-') - last + 1),
+		 last, strtoull(strrchr(last, '-') + 1, NULL, 10) + 1);
+	if (!strstr(b.p, want) || buf_count(&b, "data: {\"type\":\"fork\"") != 1 ||
+	    buf_has(&b, "event: snapshot"))
+		fail_msg("replay after %s: %s", last, b.p);
+	/* C's id is another serve's: a snapshot, both trues ended. */
+	fd = sse_open(sport, id, "1-5", &b);
+	sse_until(fd, &b, "\"done\":null}\n\n", 1);
+	close(fd);
+	if (!strstr(b.p, "\r\n\r\nevent: snapshot\nid: ") ||
+	    buf_count(&b, "\"end\":\"exited\"") != 2)
+		fail_msg("snapshot: %s", b.p);
+	/* D reconnects once the task is done: its report as a snapshot, then
+	 * the end of the stream. */
+	assert_int_equal(write(r->in, "3\n", 2), 2);
+	assert_int_equal(run_wait(r), 0);
+	char path[128];
+	snprintf(path, sizeof(path), "/api/tasks/%s/report", id);
+	end = now_s() + DEADLINE_S;
+	while (http_get(sport, path, NULL, &t) != 200)
+		assert_true(now_s() < end);
+	fd = sse_open(sport, id, last, &b);
+	sse_until(fd, &b, "", 0);
+	close(fd);
+	if (!strstr(b.p, "event: snapshot") || !strstr(b.p, "\"done\":{\"type\":\"done\"") ||
+	    buf_count(&b, "\"end\":\"exited\"") != 3)
+		fail_msg("snapshot of the ended task: %s", b.p);
+	/* Without Last-Event-ID an ended task has no stream. */
+	snprintf(path, sizeof(path), "/api/tasks/%s/events", id);
+	assert_int_equal(http_get(sport, path, NULL, &t), 404);
+	free(b.p);
+	free(t.p);
 	free(e.p);
 	close(efd);
 	stop(serve);
@@ -2550,7 +2854,8 @@ int main(void)
 		AUTO(t_cancel_status),	AUTO(t_late_requests),
 		AUTO(t_serve_prometheus), AUTO(t_serve_api),
 		AUTO(t_serve_token_file), AUTO(t_serve_control),
-		AUTO(t_serve_abuse),
+		AUTO(t_serve_abuse),	AUTO(t_serve_all_users),
+		AUTO(t_serve_reconnect),
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
