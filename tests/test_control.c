@@ -2242,9 +2242,10 @@ static void sock_in(const char *dir, char *out, size_t size)
 
 static void link_sock(const char *dir, const char *name, const char *to_dir, const char *to)
 {
-	char from[512], path[512];
-	snprintf(from, sizeof(from), "%s/%s", dir, name);
-	snprintf(path, sizeof(path), "%s/%s", to_dir, to);
+	char from[PATH_MAX], path[PATH_MAX];
+	if (snprintf(from, sizeof(from), "%s/%s", dir, name) >= (int)sizeof(from) ||
+	    snprintf(path, sizeof(path), "%s/%s", to_dir, to) >= (int)sizeof(path))
+		fail_msg("link: a path too long under %s", dir);
 	if (link(from, path) < 0)
 		fail_msg("link %s %s: %s", from, path, strerror(errno));
 }
