@@ -49,32 +49,9 @@ static int say(int status, const char *fmt, ...)
  * root. */
 static int connect_path_of(const char *path, uid_t owner, int *ret_fd, uid_t *ret_uid)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = control_connect(path, owner, REPLY_TIMEOUT_MS / 1000, ret_uid);
 	if (fd < 0)
-		return -errno;
-	/* A server that never accepts leaves connect() blocked on a full
-	 * backlog: bound it as the reply is bounded. */
-	struct timeval tv = {.tv_sec = REPLY_TIMEOUT_MS / 1000};
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	int r = 0;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		r = -errno;
-	else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		r = -errno;
-	else if (!control_server_trusted_for(cr.uid, owner)) {
-		*ret_uid = cr.uid;
-		r = -EPERM;
-	}
-	if (r < 0) {
-		fd = util_close(fd);
-		return r == -EAGAIN ? -ETIMEDOUT : r;
-	}
+		return fd;
 	*ret_fd = fd;
 	return 0;
 }

@@ -105,6 +105,12 @@ int control_check_user_socket(int dirfd, const char *name, uid_t uid, const char
 /* May a client trust a server (SO_PEERCRED @peer) in a directory of user
  * @owner?  Only @owner or root. */
 bool control_server_trusted_for(uid_t peer, uid_t owner);
+/* Connect to the control socket @path and check who serves it: another
+ * user could have put a socket there to feed us fake replies.  The server
+ * must be @owner or root (SO_PEERCRED); connect() waits @timeout_s at most.
+ * Returns the fd, or -errno: -EPERM (and *ret_uid, when not NULL, the
+ * server's uid), -ETIMEDOUT, -ECONNREFUSED, ... */
+int control_connect(const char *path, uid_t owner, int timeout_s, uid_t *ret_uid);
 
 /* The pid the caller knows as ptmon's: the front's (src/front.c), which
  * runs the task in a child, the worker.  The worker sets it; until then,

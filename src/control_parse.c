@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -348,4 +351,36 @@ int control_resolve(const char *id, char *out, size_t size)
 		return r;
 	int n = snprintf(out, size, "%s/%s.sock", dir, id);
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int control_connect(const char *path, uid_t owner, int timeout_s, uid_t *ret_uid)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A server that never accepts leaves connect() blocked on a full
+	 * backlog: bound it. */
+	struct timeval tv = {.tv_sec = timeout_s};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	int r = 0;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		r = -errno;
+	else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		r = -errno;
+	else if (!control_server_trusted_for(cr.uid, owner)) {
+		if (ret_uid)
+			*ret_uid = cr.uid;
+		r = -EPERM;
+	}
+	if (r < 0) {
+		fd = util_close(fd);
+		return r == -EAGAIN ? -ETIMEDOUT : r;
+	}
+	return fd;
 }

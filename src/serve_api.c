@@ -181,7 +181,7 @@ static char *ask_task(const char *id, const char *request, size_t *ret_len)
 	pthread_mutex_unlock(&S.lock);
 	if (!t && control_resolve(id, path, sizeof(path)) < 0)
 		return NULL;
-	int fd = serve_connect_trusted(path, owner);
+	int fd = control_connect(path, owner, 1, NULL);
 	if (fd < 0)
 		return NULL;
 	char *b = NULL;

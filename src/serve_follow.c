@@ -248,34 +248,6 @@ void serve_task_free(struct stask *t)
 	free(t);
 }
 
-/* Connect to @path as the clients do: the server must be of @owner, the
- * user whose directory holds the socket, or root (SO_PEERCRED).  Returns
- * the fd or -errno. */
-int serve_connect_trusted(const char *path, uid_t owner)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	struct timeval tv = {.tv_sec = 1};
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	int r = 0;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		r = -errno;
-	else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		r = -errno;
-	else if (!control_server_trusted_for(cr.uid, owner))
-		r = -EPERM;
-	if (r < 0)
-		fd = util_close(fd);
-	return r < 0 ? r : fd;
-}
-
 static void user_name(uid_t uid, char *out, size_t size)
 {
 	struct passwd pw, *res = NULL;
@@ -303,11 +275,11 @@ static int connect_in(const struct sdir *d, const char *name, bool fresh)
 	} else {
 		snprintf(path, sizeof(path), "%.250s/%.255s", d->path, name);
 	}
-	int fd = serve_connect_trusted(path, d->uid);
+	int fd = control_connect(path, d->uid, 1, NULL);
 	/* ptmon binds, then listens: between the two, connect() is refused. */
 	for (int i = 0; fresh && fd == -ECONNREFUSED && i < 20; i++) {
 		poll(NULL, 0, 1);
-		fd = serve_connect_trusted(path, d->uid);
+		fd = control_connect(path, d->uid, 1, NULL);
 	}
 	return fd;
 }

@@ -227,7 +227,6 @@ void serve_scan_all(void);
 void serve_inotify_read(int fd);
 struct sdir *serve_dir_add(enum dir_kind kind, const char *path, uid_t uid, int fd);
 void serve_dir_free(struct sdir *d);
-int serve_connect_trusted(const char *path, uid_t owner);
 bool serve_task_read(struct stask *t);
 
 /* serve_api.c: the JSON API and the event streams */
