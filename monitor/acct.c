@@ -13,7 +13,6 @@
 #include "monitor.h"
 #include "sink.h"
 #include "sys.h"
-#include "task.h"
 #include "taskstats.h"
 #include "cnproc.h"
 
@@ -183,9 +182,9 @@ void acct_drain_taskstats(struct ptmon_monitor *m)
 	tstats_receive(m->ts, on_taskstats, m, &lost);
 	if (lost) {
 		/* Accounting only: tracking does not depend on it. */
-		for (struct ptmon_task *t = m->tasks; t; t = t->next)
-			if (t->phase != PHASE_DONE)
-				event_count(&m->sink, t, PTMON_EVENT_LOST, 1,
+		for (struct group *g = m->groups; g; g = g->next)
+			if (!g->done)
+				event_count(&m->sink, g->owner, PTMON_EVENT_LOST, 1,
 					    "taskstats records dropped (ENOBUFS)");
 	}
 }
@@ -318,7 +317,7 @@ void acct_flush_pending(struct ptmon_monitor *m, uint64_t now, struct ptmon_task
 	struct node *n = m->pending.head;
 	while (n) {
 		struct node *next = n->live_next;
-		if ((only && n->task == only) || (!only && n->end_ns + EXIT_WAIT_NS <= now))
+		if ((only && node_task(n) == only) || (!only && n->end_ns + EXIT_WAIT_NS <= now))
 			acct_report_exit(m, n, true);
 		n = next;
 	}

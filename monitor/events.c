@@ -35,7 +35,7 @@ static void fill_end(const struct node *n, struct ptmon_process_info *p)
 	p->killed_by_ptmon = (n->flags & NODE_SIGNALLED) &&
 			     (p->term_signal == n->signal_sent ||
 			      (p->term_signal == SIGKILL && (n->flags & NODE_KILLED)) ||
-			      (n->task && p->term_signal == n->task->cfg.signal));
+			      (n->group && p->term_signal == task_cancel_signal(n->group->owner)));
 }
 
 /* The published layouts (ptmon.h, "Structs that grow"). */
@@ -50,7 +50,7 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 	if (!proc || !ret)
 		return -EINVAL;
 	const struct node *n = (const struct node *)proc;
-	const struct ptmon_monitor *m = n->task ? n->task->monitor : NULL;
+	const struct ptmon_monitor *m = n->group ? task_monitor(n->group->owner) : NULL;
 	/* During an event's callback: the record as the event saw it. */
 	if (m)
 		n = sink_view(&m->sink, n);
@@ -94,11 +94,11 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 	 * sweeps orphan children for an instant as they kill parents first:
 	 * not a fact about the tree, so not said. */
 	const struct node *up = n->parent;
-	const struct ptmon_task *t = n->task;
-	p.reparented = t && t->attached && up &&
+	const struct group *g = n->group;
+	uint64_t cancel_ns = g ? task_cancel_ns(g->owner) : 0;
+	p.reparented = g && g->attached && up &&
 		       ((n->ppid && n->ppid != up->pid) ||
-			(!(up->flags & NODE_ALIVE) &&
-			 (!t->cancel_ns || up->end_ns < t->cancel_ns) &&
+			(!(up->flags & NODE_ALIVE) && (!cancel_ns || up->end_ns < cancel_ns) &&
 			 ((n->flags & NODE_ALIVE) || up->end_ns < n->end_ns)));
 	return sized_copy_out(ret, &p, sizeof(p), PTMON_PROCESS_INFO_SIZE_VER0);
 }
@@ -108,8 +108,9 @@ int ptmon_task_foreach_process(const struct ptmon_task *t,
 {
 	if (!t || !fn)
 		return -EINVAL;
-	for (struct node *n = t->monitor->tree.first; n; n = n->next) {
-		if (n->task != t)
+	const struct group *g = task_group_const(t);
+	for (struct node *n = task_monitor(t)->tree.first; n; n = n->next) {
+		if (n->group != g)
 			continue;
 		int r = fn((const struct ptmon_process *)n, ud);
 		if (r < 0)
@@ -123,15 +124,16 @@ const struct ptmon_process *ptmon_task_next_process(const struct ptmon_task *t,
 {
 	if (!t)
 		return NULL;
-	const struct node *n = p ? ((const struct node *)p)->next : t->monitor->tree.first;
-	while (n && n->task != t)
+	const struct group *g = task_group_const(t);
+	const struct node *n = p ? ((const struct node *)p)->next : task_monitor(t)->tree.first;
+	while (n && n->group != g)
 		n = n->next;
 	return (const struct ptmon_process *)n;
 }
 
 uint64_t ptmon_task_max_alive(const struct ptmon_task *t)
 {
-	return t ? t->live.max : 0;
+	return t ? task_group_const(t)->live.max : 0;
 }
 
 void ptmon_monitor_set_event_callback(struct ptmon_monitor *m, ptmon_event_fn fn, void *userdata)

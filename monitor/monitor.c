@@ -5,6 +5,7 @@
 #include "monitor.h"
 #include "procfs.h"
 #include "sink.h"
+#include "stream.h"
 #include "sys.h"
 #include "task.h"
 #include "track.h"
@@ -140,8 +141,8 @@ void monitor_rearm(struct ptmon_monitor *m)
 	uint64_t p = acct_pending_deadline(m);
 	if (p && (!next || p < next))
 		next = p;
-	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
-		uint64_t d = task_next_deadline(t);
+	for (struct group *g = m->groups; g; g = g->next) {
+		uint64_t d = task_next_deadline(g->owner);
 		if (d && (!next || d < next))
 			next = d;
 	}
@@ -417,15 +418,8 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 
 static void cancel_all(struct ptmon_monitor *m, int signo)
 {
-	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
-		if (t->phase >= PHASE_DRAIN)
-			continue;
-		bool again = t->cancel_reason != PTMON_CANCEL_NONE;
-		if (!again)
-			t->cancel_signal = signo;
-		unsigned how = again ? PTMON_CANCEL_NOW : PTMON_CANCEL_GRACEFUL;
-		ptmon_task_cancel(t, PTMON_CANCEL_SIGNAL, how);
-	}
+	for (struct group *g = m->groups; g; g = g->next)
+		task_cancel_for_signal(g->owner, signo);
 }
 
 /* A signal the front received, forwarded as m->front_signal with the
@@ -447,14 +441,8 @@ static void front_check(struct ptmon_monitor *m)
 {
 	if (!m->front_pid || m->front_fd >= 0)
 		return;
-	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
-		if (t->phase >= PHASE_KILL)
-			continue;
-		sink_notice(&m->sink, t, PTMON_NOTICE_INFO,
-			       "the front (pid %d) exited: killing the task's processes",
-			       (int)m->front_pid);
-		ptmon_task_cancel(t, PTMON_CANCEL_FRONT_DIED, PTMON_CANCEL_NOW);
-	}
+	for (struct group *g = m->groups; g; g = g->next)
+		task_front_died(g->owner, m->front_pid);
 }
 
 static bool handle_signals(struct ptmon_monitor *m)
@@ -517,9 +505,9 @@ static bool handle_netlink(struct ptmon_monitor *m)
 		uint64_t delta = total - m->events_lost_count;
 		m->events_lost = true;
 		m->events_lost_count = total;
-		for (struct ptmon_task *t = m->tasks; t; t = t->next)
-			if (t->phase != PHASE_DONE)
-				event_count(&m->sink, t, PTMON_EVENT_LOST, delta,
+		for (struct group *g = m->groups; g; g = g->next)
+			if (!g->done)
+				event_count(&m->sink, g->owner, PTMON_EVENT_LOST, delta,
 					    st->overruns ? "socket overrun (ENOBUFS)" : "sequence gap");
 	}
 	return drained || r < 0;
@@ -553,9 +541,10 @@ void monitor_drain_events(struct ptmon_monitor *m)
 	monitor_read_connector(m);
 }
 
+/* What each layer's watch is for.  No task is stepped here: every task
+ * is, once, after the whole batch (monitor_poll()). */
 static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 {
-	struct stream *s;
 	switch (w->kind) {
 	case WATCH_NETLINK:
 		handle_netlink(m);
@@ -569,28 +558,24 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 	case WATCH_TIMER:
 		loop_timer_ack(&m->loop);
 		break;
-	case WATCH_PIDFD: {
-		struct node *n = container_of(w, struct node, w);
-		track_node_dead(m, n);
-		task_update(n->task);
+	case WATCH_PIDFD:
+		track_node_dead(m, container_of(w, struct node, w));
+		break;
+	case WATCH_PIPE:
+	case WATCH_OUTPUT:
+	{
+		int r = stream_handle(w);
+		if (r < 0)
+			sink_notice(&m->sink, NULL, PTMON_NOTICE_WARNING,
+				    "cannot watch a task's output: %s", strerror(-r));
 		break;
 	}
-	case WATCH_PIPE:
-		s = container_of(w, struct stream, in_watch);
-		if (stream_handle_in(m, s) > 0)
-			task_update(s->task);
-		break;
-	case WATCH_OUTPUT:
-		s = container_of(w, struct stream, out_watch);
-		if (stream_handle_out(m, s) > 0)
-			task_update(s->task);
-		break;
 	case WATCH_FRONT:
 		loop_watch_del(&m->loop, m->front_fd);
 		m->front_fd = util_close(m->front_fd);
 		break;
-	case WATCH_CGROUP: /* "populated" changed: task_update() looks */
-		cgroup_events_ack(container_of(w, struct ptmon_task, cg_watch)->cg_events_fd);
+	case WATCH_CGROUP: /* "populated" changed: task_step() looks */
+		task_cgroup_event(w);
 		break;
 	}
 }
@@ -630,10 +615,8 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 	maybe_resync(m, now);
 	acct_flush_pending(m, now, NULL);
 	front_check(m);
-	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
-		task_on_deadlines(t, now);
-		task_update(t);
-	}
+	for (struct group *g = m->groups; g; g = g->next)
+		(void)task_step(g->owner, now); /* monitor_rearm() below asks again */
 	/* The only place callbacks run: every layer is done with its step. */
 	sink_flush(&m->sink);
 	records_sweep(m);
@@ -722,9 +705,9 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 		return NULL;
 	if (m->ntasks_running)
 		track_kill_all_blocking(m);
-	while (m->tasks) {
-		struct ptmon_task *t = m->tasks;
-		m->tasks = t->next;
+	while (m->groups) {
+		struct ptmon_task *t = m->groups->owner;
+		task_unlink(t);
 		task_free(t);
 	}
 	for (struct node *n = m->tree.first; n; n = n->next)

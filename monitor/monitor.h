@@ -76,7 +76,7 @@ struct ptmon_monitor {
 	/* Start of the last read of the connector that emptied it: every
 	 * event queued before then has been handled. */
 	uint64_t events_read_ns;
-	struct ptmon_task *tasks;
+	struct group *groups;     /* every task's share of the tree (tree.h) */
 	unsigned ntasks_running;
 	uint64_t wall_offset_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC at creation */
 	struct tstats *ts;

@@ -32,15 +32,16 @@ static bool events_read(const struct ptmon_monitor *m, const struct node *n)
 }
 
 static bool droppable(const struct ptmon_monitor *m, const struct node *n,
-		      const struct ptmon_task *only)
+		      const struct group *only)
 {
-	if (!n->task || (n->flags & (NODE_ALIVE | NODE_EXIT_PENDING | NODE_FOREIGN)) ||
+	if (!n->group || (n->flags & (NODE_ALIVE | NODE_EXIT_PENDING | NODE_FOREIGN)) ||
 	    !(n->flags & NODE_EXIT_EMITTED) || n->pidfd >= 0)
 		return false;
 	if (only)
-		return n->task == only;
+		return n->group == only;
 	/* The root's record stays for ptmon_task_find_process(root pid). */
-	return !(n->flags & NODE_ROOT) && n->task->record_holds == 0 && events_read(m, n);
+	return !(n->flags & NODE_ROOT) && !task_holds_records(n->group->owner) &&
+	       events_read(m, n);
 }
 
 /* Nodes whose parent is to be dropped get the nearest kept ancestor. */
@@ -62,7 +63,7 @@ static void relink_children(struct ptmon_monitor *m)
 }
 
 /* Drop the records droppable() chooses; returns how many. */
-static size_t drop(struct ptmon_monitor *m, const struct ptmon_task *only)
+static size_t drop(struct ptmon_monitor *m, const struct group *only)
 {
 	size_t marked = 0, dropped = 0;
 	for (struct node *n = m->tree.first; n; n = n->next)
@@ -99,31 +100,15 @@ void records_sweep(struct ptmon_monitor *m)
 	drop(m, NULL);
 }
 
-void ptmon_task_hold_records(struct ptmon_task *t)
-{
-	if (t)
-		t->record_holds++;
-}
-
-void ptmon_task_release_records(struct ptmon_task *t)
-{
-	if (t && t->record_holds)
-		t->record_holds--;
-}
-
 struct ptmon_task *ptmon_task_free(struct ptmon_task *t)
 {
 	if (!t)
 		return NULL;
-	if (t->phase != PHASE_DONE || t->live.count)
+	const struct group *g = task_group(t);
+	if (!g->done || g->live.count)
 		return t;
-	struct ptmon_monitor *m = t->monitor;
-	drop(m, t);
-	for (struct ptmon_task **p = &m->tasks; *p; p = &(*p)->next)
-		if (*p == t) {
-			*p = t->next;
-			break;
-		}
+	drop(task_monitor(t), g);
+	task_unlink(t);
 	task_free(t);
 	return NULL;
 }

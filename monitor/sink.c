@@ -101,7 +101,7 @@ void event_node(struct sink *s, enum ptmon_event_type type, struct node *n)
 		return; /* not any task's: never reported */
 	struct ptmon_event ev = {
 		.type = type,
-		.task = n->task,
+		.task = node_task(n),
 		.process = (const struct ptmon_process *)n,
 	};
 	event_emit(s, &ev);
@@ -111,7 +111,7 @@ void event_signal(struct sink *s, struct node *n, int sig, int err)
 {
 	struct ptmon_event ev = {
 		.type = PTMON_EVENT_SIGNAL,
-		.task = n->task,
+		.task = node_task(n),
 		.process = (const struct ptmon_process *)n,
 		.signal = sig,
 		.error = err,

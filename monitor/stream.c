@@ -8,11 +8,12 @@
  * a cancellation.
  */
 #include "loop.h"
-#include "monitor.h"
+#include "nbwrite.h"
 #include "procfs.h"
 #include "sink.h"
 #include "stream.h"
 #include "sys.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,12 +29,43 @@
 #include <time.h>
 #include <unistd.h>
 
-int stream_init(struct stream *s, struct ptmon_task *t, const char *name, int pipe_rfd_take,
-		int dest_fd)
+#define STREAM_BUF (64u * 1024u)
+
+struct stream {
+	struct watch in_watch;  /* the task's pipe */
+	struct watch out_watch; /* where it goes */
+	struct loop *loop;
+	struct sink *sink;
+	pid_t self;             /* ptmon, left out when naming holders */
+	struct ptmon_task *task; /* opaque: the task events are about */
+	const char *name;       /* "stdout" or "stderr" */
+	int in_fd;              /* read end of the task's pipe, -1 after EOF */
+	struct nbw dest;        /* where it goes, written without blocking */
+	bool out_broken;        /* the destination is gone or failed: discard */
+	int out_error;          /* errno of the write that failed, 0: none */
+	bool out_waiting;       /* registered for EPOLLOUT */
+	bool eof;
+	unsigned long ino;      /* the pipe's inode, to name its holders */
+	size_t len;             /* bytes buffered in buf */
+	uint64_t bytes;         /* bytes read from the task */
+	uint64_t dropped;       /* bytes never written */
+	char buf[STREAM_BUF];
+};
+
+struct stream *stream_new(const struct stream_ctx *ctx, struct ptmon_task *t, const char *name,
+			  int pipe_rfd_take, int dest_fd)
 {
+	struct stream *s = malloc(sizeof(*s));
+	if (!s) {
+		util_close(pipe_rfd_take);
+		return NULL;
+	}
 	*s = (struct stream){
 		.in_watch = {WATCH_PIPE},
 		.out_watch = {WATCH_OUTPUT},
+		.loop = ctx->loop,
+		.sink = ctx->sink,
+		.self = ctx->self,
 		.task = t,
 		.name = name,
 		.in_fd = pipe_rfd_take,
@@ -48,25 +80,22 @@ int stream_init(struct stream *s, struct ptmon_task *t, const char *name, int pi
 		s->out_broken = true; /* nowhere to write: read, discard, count */
 		s->out_error = -r;
 	}
-	return 0;
+	return s;
 }
 
-int stream_start(struct ptmon_monitor *m, struct stream *s)
+int stream_start(struct stream *s)
 {
-	s->buf = malloc(STREAM_BUF);
-	if (!s->buf)
-		return -ENOMEM;
 	if (s->out_error)
-		sink_notice(&m->sink, s->task, PTMON_NOTICE_WARNING,
+		sink_notice(s->sink, s->task, PTMON_NOTICE_WARNING,
 			       "cannot write the task's %s: %s; it is discarded", s->name,
 			       strerror(s->out_error));
 	int r = util_set_nonblock(s->in_fd);
 	if (r == 0)
-		r = loop_watch_add(&m->loop, s->in_fd, EPOLLIN, &s->in_watch);
+		r = loop_watch_add(s->loop, s->in_fd, EPOLLIN, &s->in_watch);
 	return r;
 }
 
-static void close_input(struct ptmon_monitor *m, struct stream *s)
+static void close_input(struct stream *s)
 {
 	if (s->in_fd < 0)
 		return;
@@ -78,12 +107,12 @@ static void close_input(struct ptmon_monitor *m, struct stream *s)
 	s->eof = true;
 }
 
-static void drop_buffer(struct ptmon_monitor *m, struct stream *s)
+static void drop_buffer(struct stream *s)
 {
 	s->dropped += s->len;
 	s->len = 0;
 	if (s->out_waiting) {
-		loop_watch_del(&m->loop, s->dest.fd);
+		loop_watch_del(s->loop, s->dest.fd);
 		s->out_waiting = false;
 	}
 }
@@ -129,46 +158,46 @@ static int flush(struct stream *s)
  * what it writes from now on is read, discarded and counted, and the error
  * is said at once and in the result.
  */
-static void dest_failed(struct ptmon_monitor *m, struct stream *s, int err)
+static void dest_failed(struct stream *s, int err)
 {
 	s->out_broken = true;
 	s->out_error = err;
-	drop_buffer(m, s);
+	drop_buffer(s);
 	if (err == EPIPE) {
 		clear_sigpipe();
-		close_input(m, s); /* done now: stream_handle_*() says so */
+		close_input(s); /* done now: stream_handle_*() says so */
 		return;
 	}
-	sink_notice(&m->sink, s->task, PTMON_NOTICE_WARNING,
+	sink_notice(s->sink, s->task, PTMON_NOTICE_WARNING,
 		       "cannot write the task's %s: %s; what it writes there from now on is discarded",
 		       s->name, strerror(err));
 }
 
 /* Push buffered bytes out and pick what to wait for next. */
-static int pump(struct ptmon_monitor *m, struct stream *s)
+static int pump(struct stream *s)
 {
 	int r = s->out_broken ? 0 : flush(s);
 	if (s->out_broken)
 		s->dropped += s->len, s->len = 0;
 	if (r < 0) {
-		dest_failed(m, s, -r);
+		dest_failed(s, -r);
 		return 0;
 	}
 	if (r == 1 && !s->out_waiting) {
-		if (loop_watch_add(&m->loop, s->dest.fd, EPOLLOUT, &s->out_watch) < 0)
+		if (loop_watch_add(s->loop, s->dest.fd, EPOLLOUT, &s->out_watch) < 0)
 			return -errno;
 		s->out_waiting = true;
 	} else if (r == 0 && s->out_waiting) {
-		loop_watch_del(&m->loop, s->dest.fd);
+		loop_watch_del(s->loop, s->dest.fd);
 		s->out_waiting = false;
 	}
 	/* Read more only when there is room. */
 	if (s->in_fd >= 0)
-		loop_watch_mod(&m->loop, s->in_fd, s->len < STREAM_BUF ? EPOLLIN : 0, &s->in_watch);
+		loop_watch_mod(s->loop, s->in_fd, s->len < STREAM_BUF ? EPOLLIN : 0, &s->in_watch);
 	return 0;
 }
 
-int stream_handle_in(struct ptmon_monitor *m, struct stream *s)
+static int handle_in(struct stream *s)
 {
 	while (s->in_fd >= 0 && s->len < STREAM_BUF) {
 		ssize_t n = read(s->in_fd, s->buf + s->len, STREAM_BUF - s->len);
@@ -183,25 +212,37 @@ int stream_handle_in(struct ptmon_monitor *m, struct stream *s)
 			break;
 		/* EOF (or a read error, which ends the stream the same way).
 		 * EPOLLHUP alone never gets here: only read() returning 0. */
-		close_input(m, s);
+		close_input(s);
 		struct ptmon_event ev = {.type = PTMON_EVENT_EOF, .task = s->task, .stream = s->name};
-		event_emit(&m->sink, &ev);
+		event_emit(s->sink, &ev);
 		break;
 	}
-	int r = pump(m, s);
-	return r < 0 ? r : stream_done(s);
+	return pump(s);
 }
 
-int stream_handle_out(struct ptmon_monitor *m, struct stream *s)
+int stream_handle(struct watch *w)
 {
-	int r = pump(m, s);
-	return r < 0 ? r : stream_done(s);
+	if (w->kind == WATCH_PIPE)
+		return handle_in(container_of(w, struct stream, in_watch));
+	return pump(container_of(w, struct stream, out_watch));
+}
+
+bool stream_done(const struct stream *s)
+{
+	return !s || (s->eof && s->len == 0);
+}
+
+void stream_counts(const struct stream *s, uint64_t *ret_bytes, uint64_t *ret_dropped,
+		   int *ret_error)
+{
+	*ret_bytes = s ? s->bytes : 0;
+	*ret_dropped = s ? s->dropped : 0;
+	*ret_error = s ? s->out_error : 0;
 }
 
 #define MAX_HOLDERS 64
 
 struct holder_ctx {
-	struct ptmon_monitor *m;
 	struct stream *s;
 	size_t n;
 	struct ptmon_holder h[MAX_HOLDERS];
@@ -212,7 +253,7 @@ static void name_holder(pid_t pid, int fd, void *userdata)
 	struct holder_ctx *c = userdata;
 	char comm[16] = "?";
 	procfs_read_comm(pid, comm);
-	sink_notice(&c->m->sink, c->s->task, PTMON_NOTICE_PIPE_HOLDER,
+	sink_notice(c->s->sink, c->s->task, PTMON_NOTICE_PIPE_HOLDER,
 		       "%s pipe still open after the drain bound: held by pid %d (%s) as fd %d",
 		       c->s->name, (int)pid, comm, fd);
 	if (c->n < MAX_HOLDERS) {
@@ -225,14 +266,14 @@ static void name_holder(pid_t pid, int fd, void *userdata)
 
 /* The destination had the whole drain bound to take what waits: one last
  * try, then what is left is dropped. */
-static void flush_last(struct ptmon_monitor *m, struct stream *s)
+static void flush_last(struct stream *s)
 {
 	int r = s->len && !s->out_broken ? flush(s) : 0;
 	if (r == -EPIPE) {
 		clear_sigpipe();
 		s->out_error = EPIPE;
 	} else if (r < 0) {
-		dest_failed(m, s, -r);
+		dest_failed(s, -r);
 	}
 }
 
@@ -240,30 +281,32 @@ static void flush_last(struct ptmon_monitor *m, struct stream *s)
  * what cannot be written is counted as dropped, so that only a pipe that
  * is really held open is taken for one.  Bounded, against a holder outside
  * the tree that keeps writing. */
-static void read_rest(struct ptmon_monitor *m, struct stream *s)
+static void read_rest(struct stream *s)
 {
 	for (int i = 0; i < 16 && s->in_fd >= 0; i++) {
-		stream_handle_in(m, s);
+		handle_in(s);
 		if (s->len < STREAM_BUF)
 			return;
-		flush_last(m, s);
+		flush_last(s);
 		s->dropped += s->len;
 		s->len = 0;
 	}
 }
 
-void stream_abandon(struct ptmon_monitor *m, struct stream *s)
+void stream_abandon(struct stream *s)
 {
+	if (!s)
+		return;
 	uint64_t dropped = s->dropped;
 	bool broken = s->out_broken;
-	read_rest(m, s);
+	read_rest(s);
 	if (s->in_fd >= 0) {
-		struct holder_ctx c = {.m = m, .s = s};
-		loop_release_reserve(&m->loop);
-		int found = procfs_find_pipe_holders(s->ino, m->self, name_holder, &c);
-		loop_reserve_fd(&m->loop);
+		struct holder_ctx c = {.s = s};
+		loop_release_reserve(s->loop);
+		int found = procfs_find_pipe_holders(s->ino, s->self, name_holder, &c);
+		loop_reserve_fd(s->loop);
 		if (found <= 0)
-			sink_notice(&m->sink, s->task, PTMON_NOTICE_PIPE_HOLDER,
+			sink_notice(s->sink, s->task, PTMON_NOTICE_PIPE_HOLDER,
 				       "%s pipe still open after the drain bound; no holder found in /proc",
 				       s->name);
 		struct ptmon_event ev = {
@@ -273,25 +316,31 @@ void stream_abandon(struct ptmon_monitor *m, struct stream *s)
 			.nholders = c.n,
 			.holders = c.h,
 		};
-		event_emit(&m->sink, &ev);
-		close_input(m, s);
+		event_emit(s->sink, &ev);
+		close_input(s);
 	}
-	flush_last(m, s);
-	drop_buffer(m, s);
+	flush_last(s);
+	drop_buffer(s);
 	if (s->dropped > dropped && !broken && s->out_error != EPIPE)
-		sink_notice(&m->sink, s->task, PTMON_NOTICE_WARNING,
+		sink_notice(s->sink, s->task, PTMON_NOTICE_WARNING,
 			       "%s: %" PRIu64 " bytes of the task's output could not be written: "
 			       "the destination did not take them within the drain bound",
 			       s->name, s->dropped - dropped);
 }
 
-void stream_fini(struct ptmon_monitor *m, struct stream *s)
+void stream_close(struct stream *s)
 {
-	close_input(m, s);
+	if (!s)
+		return;
+	close_input(s);
 	if (s->out_waiting)
-		loop_watch_del(&m->loop, s->dest.fd);
+		loop_watch_del(s->loop, s->dest.fd);
 	s->out_waiting = false;
 	s->dest.fd = util_close(s->dest.fd);
-	free(s->buf);
-	s->buf = NULL;
+}
+
+void stream_free(struct stream *s)
+{
+	stream_close(s);
+	free(s);
 }

@@ -3,59 +3,52 @@
  * Layer "stream" (stream.c): one output stream of a task, its stdout or
  * stderr pipe forwarded to a destination without blocking and with a
  * bounded buffer.  It registers its fds with the loop and tells the sink
- * (EOF, holders); it returns its state (stream_done()) and calls no task
- * code.  Below it: loop, sink, procfs, sys.
+ * (EOF, holders); the task asks its state (stream_done(), stream_counts()).
+ * It calls no task code and holds the task only as the sink's tag.  Below
+ * it: loop, sink, procfs, sys.  struct stream is private to stream.c.
  */
 #ifndef PTMON_STREAM_H
 #define PTMON_STREAM_H
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
-#include "nbwrite.h"
-#include "watch.h"
-
-struct ptmon_monitor;
+struct loop;
+struct sink;
 struct ptmon_task;
+struct stream;
+struct watch;
 
-#define STREAM_BUF (64u * 1024u)
-
-struct stream {
-	struct watch in_watch;  /* the task's pipe */
-	struct watch out_watch; /* where it goes */
-	struct ptmon_task *task;
-	const char *name;       /* "stdout" or "stderr" */
-	int in_fd;              /* read end of the task's pipe, -1 after EOF */
-	struct nbw dest;        /* where it goes, written without blocking */
-	bool out_broken;        /* the destination is gone or failed: discard */
-	int out_error;          /* errno of the write that failed, 0: none */
-	bool out_waiting;       /* registered for EPOLLOUT */
-	bool eof;
-	unsigned long ino;      /* the pipe's inode, to name its holders */
-	size_t len;             /* bytes buffered in buf */
-	uint64_t bytes;         /* bytes read from the task */
-	uint64_t dropped;       /* bytes never written */
-	char *buf;
+/* What a stream needs of the layers below it. */
+struct stream_ctx {
+	struct loop *loop;
+	struct sink *sink;
+	pid_t self; /* ptmon: not named as a holder of the pipe */
 };
 
-int stream_init(struct stream *s, struct ptmon_task *t, const char *name, int pipe_rfd_take,
-		int dest_fd);
-/* Register the stream's pipe with the monitor's epoll. */
-int stream_start(struct ptmon_monitor *m, struct stream *s);
-/* Read the task's pipe (WATCH_PIPE fired) or write the destination
- * (WATCH_OUTPUT fired).  Return 1 when the stream is done (stream_done():
- * its task may finish), 0 when not, or -errno.  They never call the task:
- * the monitor acts on what they return. */
-int stream_handle_in(struct ptmon_monitor *m, struct stream *s);
-int stream_handle_out(struct ptmon_monitor *m, struct stream *s);
+/* A stream reading @pipe_rfd_take (taken: closed on failure too) into
+ * @dest_fd (duplicated, see nbwrite.h), about task @t.  NULL: no memory. */
+struct stream *stream_new(const struct stream_ctx *ctx, struct ptmon_task *t, const char *name,
+			  int pipe_rfd_take, int dest_fd);
+/* Register the stream's pipe with the loop. */
+int stream_start(struct stream *s);
+/* A watch of a stream fired (WATCH_PIPE: read the task's pipe;
+ * WATCH_OUTPUT: write the destination).  0, or -errno when the loop
+ * refused a registration. */
+int stream_handle(struct watch *w);
+/* All read and all written (or the destination is gone); true for NULL,
+ * the stream of a task that has none. */
+bool stream_done(const struct stream *s);
+/* Bytes read from the task, bytes never written, the destination's errno
+ * (0: none).  Zeros for NULL. */
+void stream_counts(const struct stream *s, uint64_t *ret_bytes, uint64_t *ret_dropped,
+		   int *ret_error);
 /* Give up on the stream: name its holders, drop what is left, close. */
-void stream_abandon(struct ptmon_monitor *m, struct stream *s);
-/* All read, and all written (or the destination is gone). */
-static inline bool stream_done(const struct stream *s)
-{
-	return s->eof && s->len == 0;
-}
-void stream_fini(struct ptmon_monitor *m, struct stream *s);
+void stream_abandon(struct stream *s);
+/* Close its descriptors (its counts stay); stream_free() also frees it.
+ * Both take NULL. */
+void stream_close(struct stream *s);
+void stream_free(struct stream *s);
 
 #endif

@@ -2,13 +2,17 @@
 /* A task: its spawn, and its way from running to cancelled to empty to
  * drained. */
 #include "acct.h"
+#include "cgroup.h"
 #include "loop.h"
 #include "monitor.h"
 #include "procfs.h"
 #include "sink.h"
+#include "stream.h"
 #include "sys.h"
 #include "task.h"
 #include "track.h"
+#include "tree.h"
+#include "watch.h"
 #include "sized.h"
 
 #include <errno.h>
@@ -20,7 +24,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <stdio.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -28,6 +31,60 @@
 
 #define SWEEP_FIRST_NS (5ull * 1000000ull)
 #define SWEEP_MAX_NS (200ull * 1000000ull)
+
+enum task_phase {
+	PHASE_RUNNING, /* nothing asked */
+	PHASE_TERM,    /* first signal sent, grace running */
+	PHASE_KILL,    /* SIGKILL sweeps until the tree is empty */
+	PHASE_DRAIN,   /* tree empty, waiting for EOF */
+	PHASE_DONE,
+};
+
+/*
+ * The deadlines are not stored: each follows from the phase and the time
+ * it began (task_next_deadline()).  The one schedule kept is sweep_at, the
+ * next walk: the kill phase's sweeps back off, and a task whose tree
+ * looks empty while ptmon still has children walks until it finds them.
+ */
+struct ptmon_task {
+	struct ptmon_monitor *monitor;
+	struct group g;          /* its processes, kept by track (tree.h) */
+	struct ptmon_task_config cfg;
+	char **argv;             /* our copy */
+	enum task_phase phase;
+	int root_code;           /* CLD_*, 0: unknown */
+	int root_value;
+	enum ptmon_cancel_reason cancel_reason;
+	int cancel_signal;
+	uint64_t started_ns;
+	uint64_t cancel_ns;      /* the cancel began (TERM or KILL), 0: none */
+	uint64_t kill_ns;        /* the kill phase began */
+	uint64_t empty_ns;       /* the tree was found empty (DRAIN) */
+	uint64_t eof_ns;         /* done */
+	uint64_t sweep_at;       /* the next walk, 0: none due */
+	uint64_t sweep_interval;
+	unsigned blind_sweeps;   /* kill sweeps that found no live process, yet children */
+	uint64_t survivors;      /* alive when the kill phase gave up */
+	unsigned record_holds;   /* ptmon_task_hold_records() minus releases */
+	bool drain_timed_out;
+	bool leftovers_noticed;
+	/* The monitor's counters when the task was done, for its result. */
+	struct {
+		uint64_t events_lost, resyncs, foreign, pids_reused, pidfd_failures;
+		uint64_t events_received;
+	} final;
+	struct stream *out;      /* NULL: none (an attached tree) */
+	struct stream *err;
+	struct task_cgroup cg;
+	/* ptmon_task_attach(): a tree ptmon did not start (g.attached).  No
+	 * subreaper, no output; the root's status comes from its EXIT event
+	 * or from root_exit_fd (a pidfd kept for PIDFD_INFO_EXIT). */
+	int root_exit_fd;
+	/* `watch --cgroup`: cg is the user's (cg.borrowed) and defines the
+	 * tree; cgroup.events says when "populated" changes. */
+	int cg_events_fd;
+	struct watch cg_watch;
+};
 
 /* ---- spawn ----------------------------------------------------------------- */
 
@@ -172,7 +229,7 @@ static pid_t spawn_fork(struct ptmon_monitor *m, struct ptmon_task *t, bool migr
 	return pid;
 }
 
-int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
+static int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
 {
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
 	int r = make_cgroup(m, t);
@@ -218,15 +275,16 @@ int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
 		goto out;
 	}
 	m->no_children = false;
-	r = track_add_root(m, t, pid);
+	r = track_add_root(m, &t->g, pid, t->argv);
 	if (r < 0)
 		goto out;
-	stream_init(&t->out, t, "stdout", out[0], t->cfg.stdout_fd);
-	stream_init(&t->err, t, "stderr", err[0], t->cfg.stderr_fd);
+	const struct stream_ctx ctx = {.loop = &m->loop, .sink = &m->sink, .self = m->self};
+	t->out = stream_new(&ctx, t, "stdout", out[0], t->cfg.stdout_fd);
+	t->err = stream_new(&ctx, t, "stderr", err[0], t->cfg.stderr_fd);
 	out[0] = err[0] = -1;
-	r = stream_start(m, &t->out);
+	r = t->out && t->err ? stream_start(t->out) : -ENOMEM;
 	if (r == 0)
-		r = stream_start(m, &t->err);
+		r = stream_start(t->err);
 out:
 	close_pair(out);
 	close_pair(err);
@@ -236,40 +294,19 @@ out:
 
 /* ---- signals ----------------------------------------------------------------- */
 
-static void send_to(struct ptmon_task *t, struct node *n, int sig)
+/* What every process of the tree gets from now on, those adopted later
+ * included: track sends it as it adopts them. */
+static void set_phase(struct ptmon_task *t, enum task_phase phase)
 {
-	bool first = !(n->flags & NODE_SIGNALLED);
-	/* Whatever a caller sent it before, a cancel's own signal is due. */
-	n->flags |= NODE_CANCEL_SENT;
-	if (track_signal(t->monitor, n, sig) < 0)
-		return;
-	if (first)
-		t->signalled++;
-	if (sig == SIGKILL)
-		t->killed++;
-	else if (sig != SIGCONT)
-		/* A stopped process would keep the first signal pending
-		 * forever; wake it as coreutils' timeout does. */
-		track_signal(t->monitor, n, SIGCONT);
-}
-
-void task_signal_node(struct ptmon_task *t, struct node *n)
-{
-	if (t->phase == PHASE_TERM && !(n->flags & NODE_CANCEL_SENT))
-		send_to(t, n, t->cfg.signal);
-	else if (t->phase == PHASE_KILL && !(n->flags & NODE_KILLED))
-		send_to(t, n, SIGKILL);
+	t->phase = phase;
+	t->g.cancel_signal = phase == PHASE_TERM ? t->cfg.signal : phase == PHASE_KILL ? SIGKILL : 0;
+	t->g.draining = phase >= PHASE_DRAIN;
+	t->g.done = phase == PHASE_DONE;
 }
 
 static void signal_all(struct ptmon_task *t)
 {
-	/* Signalling may discover a death and unlink the node: take next first. */
-	struct node *n = t->live.head;
-	while (n) {
-		struct node *next = n->live_next;
-		task_signal_node(t, n);
-		n = next;
-	}
+	track_cancel_signal_all(t->monitor, &t->g);
 }
 
 /* Signal what ptmon holds, then walk /proc for what it does not (each
@@ -295,7 +332,7 @@ static void signal_and_walk(struct ptmon_task *t, const char *why)
 static bool unseen_alive(struct ptmon_task *t)
 {
 	struct ptmon_monitor *m = t->monitor;
-	return !t->attached && !t->live.count && !m->no_children && m->ntasks_running == 1 &&
+	return !t->g.attached && !t->g.live.count && !m->no_children && m->ntasks_running == 1 &&
 	       !track_foreign_possible(m);
 }
 
@@ -324,18 +361,18 @@ static void sweep(struct ptmon_task *t)
 	t->sweep_interval = t->sweep_interval ? t->sweep_interval * 2 : SWEEP_FIRST_NS;
 	if (t->sweep_interval > SWEEP_MAX_NS)
 		t->sweep_interval = SWEEP_MAX_NS;
-	t->deadline_sweep = util_now_ns() + t->sweep_interval;
+	t->sweep_at = util_now_ns() + t->sweep_interval;
 }
 
+/* SIGKILL cannot end everything (a process that became root while ptmon
+ * runs as a user; uninterruptible sleep): the kill phase is bounded
+ * (PTMON_KILL_BOUND_NS from kill_ns), or sweeping would be a hang that
+ * says nothing. */
 static void enter_kill(struct ptmon_task *t)
 {
-	t->phase = PHASE_KILL;
-	t->deadline_grace = 0;
+	set_phase(t, PHASE_KILL);
+	t->kill_ns = util_now_ns();
 	t->sweep_interval = 0;
-	/* SIGKILL cannot end everything (a process that became root while
-	 * ptmon runs as a user; uninterruptible sleep): sweeping for ever
-	 * would be a hang that says nothing. */
-	t->deadline_giveup = util_deadline(util_now_ns(), PTMON_KILL_BOUND_NS);
 	sweep(t);
 }
 
@@ -351,10 +388,8 @@ int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, uns
 		t->cancel_reason = reason;
 		t->cancel_ns = util_now_ns();
 	}
-	t->deadline_timeout = 0;
 	if (t->phase == PHASE_RUNNING && !now && t->cfg.signal != SIGKILL && t->cfg.grace_ns) {
-		t->phase = PHASE_TERM;
-		t->deadline_grace = util_deadline(t->cancel_ns, t->cfg.grace_ns);
+		set_phase(t, PHASE_TERM);
 		/* A grace period follows: walk first, so that the record
 		 * knows every process alive as the cancel began. */
 		track_resync(t->monitor, "cancel");
@@ -367,14 +402,32 @@ int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, uns
 	return 0;
 }
 
+void task_cancel_for_signal(struct ptmon_task *t, int signo)
+{
+	if (t->phase >= PHASE_DRAIN)
+		return;
+	bool again = t->cancel_reason != PTMON_CANCEL_NONE;
+	if (!again)
+		t->cancel_signal = signo;
+	ptmon_task_cancel(t, PTMON_CANCEL_SIGNAL, again ? PTMON_CANCEL_NOW : PTMON_CANCEL_GRACEFUL);
+}
+
+void task_front_died(struct ptmon_task *t, pid_t front)
+{
+	if (t->phase >= PHASE_KILL)
+		return;
+	sink_notice(&t->monitor->sink, t, PTMON_NOTICE_INFO,
+		    "the front (pid %d) exited: killing the task's processes", (int)front);
+	ptmon_task_cancel(t, PTMON_CANCEL_FRONT_DIED, PTMON_CANCEL_NOW);
+}
+
 /* ---- progress -------------------------------------------------------------- */
 
 static void enter_drain(struct ptmon_task *t)
 {
-	t->phase = PHASE_DRAIN;
+	set_phase(t, PHASE_DRAIN);
 	t->empty_ns = util_now_ns();
-	t->deadline_timeout = t->deadline_grace = t->deadline_sweep = t->deadline_giveup = 0;
-	t->deadline_drain = util_deadline(t->empty_ns, t->cfg.drain_ns);
+	t->sweep_at = 0;
 }
 
 /* Why SIGKILL has not ended @n. */
@@ -405,7 +458,7 @@ static void give_up(struct ptmon_task *t)
 	track_resync(m, "kill bound");
 	signal_all(t); /* a last try, and what the walk found */
 	track_reap(m);
-	for (struct node *n = t->live.head; n; n = n->live_next) {
+	for (struct node *n = t->g.live.head; n; n = n->live_next) {
 		uid_t uid;
 		n->survived = (uint8_t)why_alive(m, n, &uid);
 		t->survivors++;
@@ -435,10 +488,10 @@ static void give_up(struct ptmon_task *t)
  * theirs waits unread (each was queued before its parent's death). */
 static bool attached_empty(struct ptmon_task *t)
 {
-	if (!t->root_reaped || t->live.count)
+	if (!t->g.root_reaped || t->g.live.count)
 		return false;
 	monitor_read_connector(t->monitor);
-	return !t->live.count;
+	return !t->g.live.count;
 }
 
 /* A watched cgroup's tree is empty when nothing tracked lives and the
@@ -448,14 +501,14 @@ static bool attached_empty(struct ptmon_task *t)
  * kill phase, cgroup.kill is the last resort for what the pidfds missed. */
 static bool cgroup_watch_empty(struct ptmon_task *t)
 {
-	if (t->live.count)
+	if (t->g.live.count)
 		return false;
 	monitor_read_connector(t->monitor);
-	if (t->live.count)
+	if (t->g.live.count)
 		return false;
 	if (cgroup_populated(&t->cg) != 1)
 		return true; /* "populated 0", or the cgroup is gone */
-	if (task_cgroup_scan(t, false) > 0)
+	if (track_cgroup_scan(t->monitor, &t->g, false) > 0)
 		return false;
 	if (t->phase == PHASE_KILL && !t->cg.killed)
 		cgroup_kill(&t->cg);
@@ -467,9 +520,9 @@ static bool tree_empty(struct ptmon_task *t)
 	struct ptmon_monitor *m = t->monitor;
 	if (t->cg.borrowed)
 		return cgroup_watch_empty(t);
-	if (t->attached)
+	if (t->g.attached)
 		return attached_empty(t);
-	if (!t->root_reaped || t->live.count)
+	if (!t->g.root_reaped || t->g.live.count)
 		return false;
 	/* With one task, "no children" is the ground truth (we are the
 	 * subreaper); with several, the tracked set has to do, and a live
@@ -481,7 +534,7 @@ static bool tree_empty(struct ptmon_task *t)
 	 * (its processes are all dead, so no new one can appear). */
 	if (m->ntasks_running == 1 && track_foreign_possible(m)) {
 		track_resync(m, "pre-existing children");
-		return !t->live.count;
+		return !t->g.live.count;
 	}
 	return false;
 }
@@ -491,20 +544,20 @@ static void on_root_exit(struct ptmon_task *t)
 	struct ptmon_monitor *m = t->monitor;
 	if (t->leftovers_noticed || t->phase != PHASE_RUNNING)
 		return;
-	if (!t->live.count && !m->no_children)
+	if (!t->g.live.count && !m->no_children)
 		track_resync(m, "root exited"); /* find what it left behind */
-	if (!t->live.count)
+	if (!t->g.live.count)
 		return;
 	t->leftovers_noticed = true;
 	if (t->cfg.leftovers == PTMON_LEFTOVERS_WAIT) {
 		sink_notice(&m->sink, t, PTMON_NOTICE_LEFTOVERS,
 			       "task's root %d exited; waiting for %zu remaining processes",
-			       (int)t->root->pid, t->live.count);
+			       (int)t->g.root->pid, t->g.live.count);
 		return;
 	}
 	sink_notice(&m->sink, t, PTMON_NOTICE_LEFTOVERS,
 		       "task's root %d exited; cancelling %zu remaining processes",
-		       (int)t->root->pid, t->live.count);
+		       (int)t->g.root->pid, t->g.live.count);
 	ptmon_task_cancel(t, PTMON_CANCEL_LEFTOVERS, PTMON_CANCEL_GRACEFUL);
 }
 
@@ -514,13 +567,13 @@ static void on_root_exit(struct ptmon_task *t)
 static void attached_root_status(struct ptmon_task *t)
 {
 	if (t->root_exit_fd >= 0)
-		(void)acct_fact_pidfd(t->root, t->root_exit_fd);
+		(void)acct_fact_pidfd(t->g.root, t->root_exit_fd);
 	t->root_exit_fd = util_close(t->root_exit_fd);
-	if (!(t->root->flags & NODE_EXIT_KNOWN)) {
+	if (!(t->g.root->flags & NODE_EXIT_KNOWN)) {
 		t->root_code = 0;
 		return;
 	}
-	acct_status_code(t->root->status, &t->root_code, &t->root_value);
+	acct_status_code(t->g.root->status, &t->root_code, &t->root_value);
 }
 
 static void finish(struct ptmon_task *t)
@@ -532,8 +585,7 @@ static void finish(struct ptmon_task *t)
 	 * ptmon may lag behind them (a loaded machine, a burst of short-lived
 	 * processes): the record closes only once they are read. */
 	monitor_drain_events(m);
-	t->phase = PHASE_DONE;
-	t->deadline_drain = 0;
+	set_phase(t, PHASE_DONE);
 	t->eof_ns = util_now_ns();
 	m->ntasks_running--;
 	t->final.events_lost = m->events_lost_count;
@@ -542,22 +594,22 @@ static void finish(struct ptmon_task *t)
 	t->final.pids_reused = m->pids_reused;
 	t->final.pidfd_failures = m->pidfd_failures;
 	t->final.events_received = monitor_events_received(m);
-	if (t->attached && !t->cg.borrowed)
+	if (t->g.attached && !t->cg.borrowed)
 		attached_root_status(t);
-	else if (!t->attached && (t->root->flags & NODE_REAPED))
-		acct_status_code(t->root->status, &t->root_code, &t->root_value);
+	else if (!t->g.attached && (t->g.root->flags & NODE_REAPED))
+		acct_status_code(t->g.root->status, &t->root_code, &t->root_value);
 	/* Exits still waiting for facts (an EXIT event lost, a taskstats
 	 * record late): report what is known now. */
 	acct_drain_taskstats(m);
 	acct_flush_pending(m, 0, t);
 	for (struct node *n = m->tree.first; n; n = n->next)
-		if (n->task == t && !(n->flags & NODE_ALIVE))
+		if (n->group == &t->g && !(n->flags & NODE_ALIVE))
 			acct_report_exit(m, n, true);
 	/* Our descriptions of the destinations go now, not at
 	 * ptmon_monitor_free(): a reader waiting for EOF (a Go caller that
 	 * killed ptmon's front) must not wait for the report and the rest. */
-	stream_fini(m, &t->out);
-	stream_fini(m, &t->err);
+	stream_close(t->out);
+	stream_close(t->err);
 	/* After the pidfd sweeps: the cgroup's own kill and proof. */
 	cgroup_finish(&t->cg, t->cancel_reason != PTMON_CANCEL_NONE);
 	if (t->cg.escaped)
@@ -573,60 +625,77 @@ static void finish(struct ptmon_task *t)
 	event_emit(&m->sink, &ev);
 }
 
-void task_update(struct ptmon_task *t)
+/* Where the tree stands now: its root gone, its tree empty, its output
+ * read. */
+static void update(struct ptmon_task *t)
 {
-	if (!t || t->phase == PHASE_DONE)
-		return;
 	struct ptmon_monitor *m = t->monitor;
-	if (t->root_reaped && !t->cg.borrowed) /* a cgroup's first member is no root */
+	if (t->g.root_reaped && !t->cg.borrowed) /* a cgroup's first member is no root */
 		on_root_exit(t);
-	if (t->phase < PHASE_DRAIN && t->root_reaped && !t->live.count && !m->no_children &&
-	    m->ntasks_running == 1 && !t->deadline_sweep)
-		t->deadline_sweep = util_now_ns() + SWEEP_FIRST_NS; /* something untracked lives */
+	if (t->phase < PHASE_DRAIN && t->g.root_reaped && !t->g.live.count && !m->no_children &&
+	    m->ntasks_running == 1 && !t->sweep_at)
+		t->sweep_at = util_now_ns() + SWEEP_FIRST_NS; /* something untracked lives */
 	if (t->phase < PHASE_DRAIN && tree_empty(t))
 		enter_drain(t);
-	if (t->phase == PHASE_DRAIN && stream_done(&t->out) && stream_done(&t->err))
+	if (t->phase == PHASE_DRAIN && stream_done(t->out) && stream_done(t->err))
 		finish(t);
 }
 
-void task_on_deadlines(struct ptmon_task *t, uint64_t now)
+/* When the phase under way ends by itself: its bound, from when it began. */
+static uint64_t phase_deadline(const struct ptmon_task *t)
 {
-	if (t->deadline_timeout && now >= t->deadline_timeout)
-		ptmon_task_cancel(t, PTMON_CANCEL_TIMEOUT, PTMON_CANCEL_GRACEFUL);
-	if (t->deadline_grace && now >= t->deadline_grace)
-		enter_kill(t);
-	if (t->deadline_giveup && now >= t->deadline_giveup && t->phase == PHASE_KILL)
-		give_up(t);
-	if (t->deadline_sweep && now >= t->deadline_sweep) {
-		t->deadline_sweep = 0;
+	switch (t->phase) {
+	case PHASE_RUNNING:
+		return t->cfg.timeout_ns ? util_deadline(t->started_ns, t->cfg.timeout_ns) : 0;
+	case PHASE_TERM:
+		return util_deadline(t->cancel_ns, t->cfg.grace_ns);
+	case PHASE_KILL:
+		return util_deadline(t->kill_ns, PTMON_KILL_BOUND_NS);
+	case PHASE_DRAIN:
+		return util_deadline(t->empty_ns, t->cfg.drain_ns);
+	case PHASE_DONE:
+		break;
+	}
+	return 0;
+}
+
+uint64_t task_next_deadline(const struct ptmon_task *t)
+{
+	uint64_t d = phase_deadline(t);
+	if (t->sweep_at && t->phase < PHASE_DRAIN && (!d || t->sweep_at < d))
+		d = t->sweep_at;
+	return d;
+}
+
+uint64_t task_step(struct ptmon_task *t, uint64_t now)
+{
+	if (t->phase == PHASE_DONE)
+		return 0;
+	uint64_t end = phase_deadline(t);
+	if (end && now >= end) {
+		if (t->phase == PHASE_RUNNING)
+			ptmon_task_cancel(t, PTMON_CANCEL_TIMEOUT, PTMON_CANCEL_GRACEFUL);
+		else if (t->phase == PHASE_TERM)
+			enter_kill(t);
+		else if (t->phase == PHASE_KILL)
+			give_up(t);
+	}
+	if (t->sweep_at && now >= t->sweep_at) {
+		t->sweep_at = 0;
 		if (t->phase == PHASE_KILL)
 			sweep(t);
 		else if (t->phase < PHASE_DRAIN)
 			track_resync(t->monitor, "untracked children");
 	}
-	if (t->deadline_drain && now >= t->deadline_drain) {
+	if (t->phase == PHASE_DRAIN && now >= phase_deadline(t)) {
 		t->drain_timed_out = true;
-		stream_abandon(t->monitor, &t->out);
-		stream_abandon(t->monitor, &t->err);
+		stream_abandon(t->out);
+		stream_abandon(t->err);
 		finish(t);
 	}
-}
-
-static uint64_t earliest(uint64_t a, uint64_t b)
-{
-	if (!a)
-		return b;
-	if (!b)
-		return a;
-	return a < b ? a : b;
-}
-
-uint64_t task_next_deadline(const struct ptmon_task *t)
-{
-	uint64_t d = earliest(t->deadline_timeout, t->deadline_grace);
-	d = earliest(d, t->deadline_sweep);
-	d = earliest(d, t->deadline_giveup);
-	return earliest(d, t->deadline_drain);
+	if (t->phase != PHASE_DONE)
+		update(t);
+	return task_next_deadline(t);
 }
 
 /* ---- public ---------------------------------------------------------------- */
@@ -669,11 +738,11 @@ int ptmon_task_config_init(struct ptmon_task_config *cfg, size_t size)
 
 static void abort_root(struct ptmon_monitor *m, struct ptmon_task *t)
 {
-	struct node *root = t->root;
+	struct node *root = t->g.root;
 	track_signal(m, root, SIGKILL);
 	waitpid(root->pid, NULL, __WALL);
 	track_node_dead(m, root);
-	root->task = NULL;
+	root->group = NULL;
 }
 
 static char **copy_argv(char *const *argv)
@@ -699,11 +768,11 @@ void task_free(struct ptmon_task *t)
 	if (!t)
 		return;
 	sink_forget_task(&t->monitor->sink, t);
-	stream_fini(t->monitor, &t->out);
-	stream_fini(t->monitor, &t->err);
+	stream_free(t->out);
+	stream_free(t->err);
 	/* A watched cgroup is the user's: never killed by a mere free. */
 	cgroup_finish(&t->cg, !t->cg.borrowed);
-	if (t->attached) {
+	if (t->g.attached) {
 		util_close(t->root_exit_fd);
 		if (t->cg_events_fd >= 0)
 			loop_watch_del(&t->monitor->loop, t->cg_events_fd);
@@ -731,12 +800,12 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *uc
 	if (!t)
 		return -ENOMEM;
 	t->monitor = m;
+	t->g.owner = t;
 	t->cfg = *cfg;
 	if (!t->cfg.signal)
 		t->cfg.signal = SIGTERM;
-	t->out.in_fd = t->out.dest.fd = t->err.in_fd = t->err.dest.fd = -1;
+	t->root_exit_fd = t->cg_events_fd = -1;
 	cgroup_init(&t->cg);
-	t->out.eof = t->err.eof = true;
 	t->argv = copy_argv(cfg->argv);
 	if (!t->argv) {
 		free(t);
@@ -746,18 +815,16 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *uc
 	t->started_ns = util_now_ns();
 	r = task_spawn(m, t);
 	if (r < 0) {
-		if (t->root) /* spawned, but its output could not be set up */
+		if (t->g.root) /* spawned, but its output could not be set up */
 			abort_root(m, t);
 		task_free(t);
 		return r;
 	}
-	if (cfg->timeout_ns)
-		t->deadline_timeout = util_deadline(t->started_ns, cfg->timeout_ns);
-	t->next = m->tasks;
-	m->tasks = t;
+	t->g.next = m->groups;
+	m->groups = &t->g;
 	m->ntasks_running++;
 	*ret = t;
-	event_node(&m->sink, PTMON_EVENT_START, t->root);
+	event_node(&m->sink, PTMON_EVENT_START, t->g.root);
 	monitor_rearm(m);
 	return 0;
 }
@@ -777,52 +844,6 @@ int ptmon_attach_config_init(struct ptmon_attach_config *cfg, size_t size)
 	return sized_copy_out(cfg, &d, sizeof(d), PTMON_ATTACH_CONFIG_SIZE_VER0);
 }
 
-/* PID 1's tree is the whole system; ptmon's own and its ancestors' hold
- * ptmon itself, which a cancel would kill halfway through. */
-static int check_attach_root(pid_t pid)
-{
-	if (pid <= 0)
-		return -EINVAL;
-	if (pid == 1)
-		return -EPERM;
-	for (pid_t p = getpid(); p > 0;) {
-		if (p == pid)
-			return -ELOOP;
-		struct procfs_stat st;
-		if (procfs_read_stat(p, &st) < 0)
-			break;
-		p = st.ppid;
-	}
-	return 0;
-}
-
-int task_cgroup_scan(struct ptmon_task *t, bool first)
-{
-	struct ptmon_monitor *m = t->monitor;
-	pid_t *pids = NULL;
-	int n = cgroup_read_procs(&t->cg, &pids);
-	if (n < 0)
-		return n;
-	int found = 0, r = 0;
-	for (int i = 0; i < n && r == 0; i++) {
-		struct node *cur = tree_lookup(&m->tree, pids[i]);
-		if (cur && (cur->flags & NODE_ALIVE))
-			continue; /* tracked already (or another task's) */
-		int refused = check_attach_root(pids[i]);
-		if (refused < 0) {
-			sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
-				       "pid %d moved into the watched cgroup: not followed (%s)",
-				       (int)pids[i], refused == -EPERM ? "init" : "ptmon's own lineage");
-		} else if (track_attach_member(m, t, pids[i]) == 0) {
-			found++;
-			if (first && t->root && found == 1)
-				event_node(&m->sink, PTMON_EVENT_START, t->root);
-		}
-	}
-	free(pids);
-	return r < 0 ? r : found;
-}
-
 /* Refused before anything is adopted: a failed attach leaves no node. */
 static int check_members(struct ptmon_task *t)
 {
@@ -830,7 +851,7 @@ static int check_members(struct ptmon_task *t)
 	int n = cgroup_read_procs(&t->cg, &pids);
 	int r = n < 0 ? n : 0;
 	for (int i = 0; i < n && r == 0; i++)
-		r = check_attach_root(pids[i]);
+		r = track_check_top(pids[i]);
 	free(pids);
 	return r;
 }
@@ -855,25 +876,26 @@ static int attach_cgroup(struct ptmon_monitor *m, struct ptmon_task *t, const ch
 		return r;
 	}
 	t->cg_events_fd = r;
+	t->g.watched = &t->cg;
 	t->cg_watch.kind = WATCH_CGROUP;
 	r = loop_watch_add(&m->loop, t->cg_events_fd, EPOLLPRI, &t->cg_watch);
 	if (r < 0) {
 		t->cg_events_fd = util_close(t->cg_events_fd);
 		return r;
 	}
-	r = task_cgroup_scan(t, true);
-	if (r == 0 || !t->root) {
+	r = track_cgroup_scan(m, &t->g, true);
+	if (r == 0 || !t->g.root) {
 		m->cgroup_why = "it holds no process";
 		return r < 0 ? r : -ESRCH;
 	}
 	return r < 0 ? r : 0;
 }
 
-static void unlink_task(struct ptmon_monitor *m, struct ptmon_task *t)
+void task_unlink(struct ptmon_task *t)
 {
-	for (struct ptmon_task **pp = &m->tasks; *pp; pp = &(*pp)->next)
-		if (*pp == t) {
-			*pp = t->next;
+	for (struct group **pp = &t->monitor->groups; *pp; pp = &(*pp)->next)
+		if (*pp == &t->g) {
+			*pp = t->g.next;
 			break;
 		}
 }
@@ -889,13 +911,14 @@ int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config 
 		return r;
 	if (cfg->signal < 0 || cfg->signal >= NSIG || (cfg->cgroup && cfg->pid))
 		return -EINVAL;
-	r = cfg->cgroup ? 0 : check_attach_root(cfg->pid);
+	r = cfg->cgroup ? 0 : track_check_top(cfg->pid);
 	if (r < 0)
 		return r;
 	struct ptmon_task *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->monitor = m;
+	t->g.owner = t;
 	ptmon_task_config_init(&t->cfg, sizeof(t->cfg));
 	t->cfg.signal = cfg->signal ? cfg->signal : SIGTERM;
 	t->cfg.grace_ns = cfg->grace_ns;
@@ -903,28 +926,26 @@ int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config 
 	t->cfg.leftovers = PTMON_LEFTOVERS_WAIT; /* the end: when all of it is gone */
 	t->cfg.cgroup = PTMON_CGROUP_OFF;
 	t->cfg.drain_ns = 0;
-	t->out.in_fd = t->out.dest.fd = t->err.in_fd = t->err.dest.fd = -1;
-	t->out.eof = t->err.eof = true; /* no output to drain */
+	/* No output to drain: t->out and t->err stay NULL. */
 	cgroup_init(&t->cg);
-	t->attached = true;
+	t->g.attached = true;
 	t->root_exit_fd = t->cg_events_fd = -1;
 	t->started_ns = util_now_ns();
 	/* In the list before the walk: what it finds is this task's. */
-	t->next = m->tasks;
-	m->tasks = t;
+	t->g.next = m->groups;
+	m->groups = &t->g;
 	m->ntasks_running++;
-	r = cfg->cgroup ? attach_cgroup(m, t, cfg->cgroup) : track_attach_root(m, t, cfg->pid);
+	r = cfg->cgroup ? attach_cgroup(m, t, cfg->cgroup)
+			: track_attach_root(m, &t->g, cfg->pid, &t->root_exit_fd);
 	if (r < 0) {
-		unlink_task(m, t);
+		task_unlink(t);
 		m->ntasks_running--;
 		task_free(t);
 		return r;
 	}
 	if (!cfg->cgroup)
-		event_node(&m->sink, PTMON_EVENT_START, t->root);
+		event_node(&m->sink, PTMON_EVENT_START, t->g.root);
 	track_resync(m, "attach");
-	if (cfg->timeout_ns)
-		t->deadline_timeout = util_deadline(t->started_ns, cfg->timeout_ns);
 	*ret = t;
 	monitor_rearm(m);
 	return 0;
@@ -932,7 +953,7 @@ int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config 
 
 bool ptmon_task_attached(const struct ptmon_task *t)
 {
-	return t && t->attached;
+	return t && t->g.attached;
 }
 
 bool ptmon_task_done(const struct ptmon_task *t)
@@ -942,7 +963,7 @@ bool ptmon_task_done(const struct ptmon_task *t)
 
 pid_t ptmon_task_root_pid(const struct ptmon_task *t)
 {
-	return t && t->root ? t->root->pid : 0;
+	return t && t->g.root ? t->g.root->pid : 0;
 }
 
 const char *ptmon_task_cgroup_path(const struct ptmon_task *t)
@@ -963,26 +984,20 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		return -EBUSY;
 	struct ptmon_task_result r = {
 		.size = sizeof(r),
-		.root_pid = t->root ? t->root->pid : 0,
+		.root_pid = t->g.root ? t->g.root->pid : 0,
 		.root_status = t->root_code,
 		.root_value = t->root_value,
 		.cancel_reason = t->cancel_reason,
 		.cancel_signal = t->cancel_signal,
-		.processes = t->processes,
-		.signalled = t->signalled,
-		.killed = t->killed,
+		.processes = t->g.processes,
+		.signalled = t->g.signalled,
+		.killed = t->g.killed,
 		.events_lost = t->final.events_lost,
 		.resyncs = t->final.resyncs,
 		.foreign_dropped = t->final.foreign,
 		.pids_reused = t->final.pids_reused,
 		.pidfd_failures = t->final.pidfd_failures,
 		.drain_timed_out = t->drain_timed_out,
-		.bytes_out = t->out.bytes,
-		.bytes_err = t->err.bytes,
-		.dropped_out = t->out.dropped,
-		.dropped_err = t->err.dropped,
-		.error_out = t->out.out_error,
-		.error_err = t->err.out_error,
 		.cgroup = t->cg.path[0] != '\0',
 		.cgroup_killed = t->cg.killed,
 		.cgroup_empty_proof = t->cg.empty_proof,
@@ -1003,8 +1018,10 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		.cgroup_oom_kills = t->cg.oom_kills,
 		.survivors = t->survivors,
 		.events_received = t->final.events_received,
-		.attached = t->attached,
+		.attached = t->g.attached,
 	};
+	stream_counts(t->out, &r.bytes_out, &r.dropped_out, &r.error_out);
+	stream_counts(t->err, &r.bytes_err, &r.dropped_err, &r.error_err);
 	if (t->cancel_ns) {
 		r.cancel_to_empty_ns = t->empty_ns - t->cancel_ns;
 		r.cancel_to_eof_ns = t->eof_ns - t->cancel_ns;
@@ -1019,12 +1036,12 @@ const struct ptmon_process *ptmon_task_find_process(const struct ptmon_task *t, 
 	if (!t || pid <= 0)
 		return NULL;
 	struct node *n = tree_lookup(&t->monitor->tree, pid);
-	if (n && n->task == t)
+	if (n && n->group == &t->g)
 		return (const struct ptmon_process *)n;
 	/* Not the current owner of the pid: the latest of ours that had it. */
 	const struct node *found = NULL;
 	for (const struct node *x = t->monitor->tree.first; x; x = x->next)
-		if (x->pid == pid && x->task == t)
+		if (x->pid == pid && x->group == &t->g)
 			found = x;
 	return (const struct ptmon_process *)found;
 }
@@ -1035,8 +1052,8 @@ static int kill_one(struct ptmon_task *t, struct node *n, int sig)
 	bool first = !(n->flags & NODE_SIGNALLED);
 	int r = track_signal(t->monitor, n, sig);
 	if (r == 0 && sig) {
-		t->signalled += first;
-		t->killed += sig == SIGKILL;
+		t->g.signalled += first;
+		t->g.killed += sig == SIGKILL;
 	}
 	return r;
 }
@@ -1053,7 +1070,7 @@ static int kill_tree(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 {
 	struct ptmon_monitor *m = t->monitor;
 	struct node *n = tree_lookup(&m->tree, pid);
-	if (!n || n->task != t)
+	if (!n || n->group != &t->g)
 		return ptmon_task_find_process(t, pid) ? -ESRCH : -ENOENT;
 	if (!(n->flags & NODE_ALIVE) || (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 1))
 		return -ESRCH;
@@ -1063,7 +1080,7 @@ static int kill_tree(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 	int count = 1;
 	if (!(flags & PTMON_KILL_SUBTREE))
 		return count;
-	struct node *x = t->live.head;
+	struct node *x = t->g.live.head;
 	while (x) {
 		struct node *next = x->live_next;
 		if (x != n && below(x, n) && kill_one(t, x, sig) == 0)
@@ -1081,4 +1098,53 @@ int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 	/* Its SIGNAL events wait for the next dispatch: make it come. */
 	monitor_rearm(t->monitor);
 	return r;
+}
+
+/* ---- for the monitor ------------------------------------------------------- */
+
+struct group *task_group(struct ptmon_task *t)
+{
+	return &t->g;
+}
+
+const struct group *task_group_const(const struct ptmon_task *t)
+{
+	return &t->g;
+}
+
+struct ptmon_monitor *task_monitor(const struct ptmon_task *t)
+{
+	return t->monitor;
+}
+
+int task_cancel_signal(const struct ptmon_task *t)
+{
+	return t->cfg.signal;
+}
+
+uint64_t task_cancel_ns(const struct ptmon_task *t)
+{
+	return t->cancel_ns;
+}
+
+bool task_holds_records(const struct ptmon_task *t)
+{
+	return t->record_holds > 0;
+}
+
+void ptmon_task_hold_records(struct ptmon_task *t)
+{
+	if (t)
+		t->record_holds++;
+}
+
+void ptmon_task_release_records(struct ptmon_task *t)
+{
+	if (t && t->record_holds)
+		t->record_holds--;
+}
+
+void task_cgroup_event(struct watch *w)
+{
+	cgroup_events_ack(container_of(w, struct ptmon_task, cg_watch)->cg_events_fd);
 }

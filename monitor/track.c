@@ -19,12 +19,12 @@
  * its fork event, if one comes, names a task's process as its parent.
  */
 #include "acct.h"
+#include "cgroup.h"
 #include "loop.h"
 #include "monitor.h"
 #include "procfs.h"
 #include "sink.h"
 #include "sys.h"
-#include "task.h"
 #include "track.h"
 #include "cnproc.h"
 
@@ -40,15 +40,16 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-static struct ptmon_task *sole_task(struct ptmon_monitor *m)
+/* The one group not done, NULL when there are none or several. */
+static struct group *sole_group(struct ptmon_monitor *m)
 {
-	struct ptmon_task *found = NULL;
-	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
-		if (t->phase == PHASE_DONE)
+	struct group *found = NULL;
+	for (struct group *g = m->groups; g; g = g->next) {
+		if (g->done)
 			continue;
 		if (found)
 			return NULL;
-		found = t;
+		found = g;
 	}
 	return found;
 }
@@ -57,7 +58,7 @@ static struct node_list *live_list(struct ptmon_monitor *m, struct node *n)
 {
 	if (n->flags & NODE_FOREIGN)
 		return &m->foreign;
-	return n->task ? &n->task->live : &m->unowned;
+	return n->group ? &n->group->live : &m->unowned;
 }
 
 bool track_foreign_possible(const struct ptmon_monitor *m)
@@ -66,14 +67,14 @@ bool track_foreign_possible(const struct ptmon_monitor *m)
 }
 
 static struct node *new_node(struct ptmon_monitor *m, pid_t pid, struct node *parent,
-			     struct ptmon_task *task)
+			     struct group *g)
 {
 	struct node *n = tree_add(&m->tree, pid);
 	if (!n)
 		return NULL;
 	n->w.kind = WATCH_PIDFD;
 	n->parent = parent;
-	n->task = task;
+	n->group = g;
 	n->start_ns = util_now_ns();
 	n->argv_src = PTMON_ARGV_UNKNOWN;
 	if (parent) {
@@ -84,8 +85,8 @@ static struct node *new_node(struct ptmon_monitor *m, pid_t pid, struct node *pa
 		if (n->argv)
 			n->argv_src = PTMON_ARGV_INHERITED;
 	}
-	if (task)
-		task->processes++;
+	if (g)
+		g->processes++;
 	return n;
 }
 
@@ -161,7 +162,7 @@ static struct node *record_gone(struct ptmon_monitor *m, pid_t pid, struct node 
 {
 	if (!hint || (hint->flags & NODE_FOREIGN))
 		return NULL;
-	struct node *n = new_node(m, pid, hint, hint->task);
+	struct node *n = new_node(m, pid, hint, hint->group);
 	if (n) {
 		n->flags |= NODE_SHORT;
 		n->end_ns = n->start_ns;
@@ -183,7 +184,7 @@ static struct node *record_nopidfd(struct ptmon_monitor *m, pid_t pid, struct no
 	}
 	if (!hint)
 		return NULL;
-	struct node *n = new_node(m, pid, hint, hint->task);
+	struct node *n = new_node(m, pid, hint, hint->group);
 	if (!n)
 		return NULL;
 	n->flags |= NODE_ALIVE | NODE_NOPIDFD;
@@ -227,7 +228,7 @@ static void attach_pidfd(struct ptmon_monitor *m, struct node *n, int pidfd)
 	if (loop_watch_add(&m->loop, pidfd, EPOLLIN, &n->w) < 0) {
 		/* Without the watch we would not see it die; the reaper and
 		 * resyncs still would, so keep the pidfd for signals. */
-		sink_notice(&m->sink, n->task, PTMON_NOTICE_WARNING,
+		sink_notice(&m->sink, node_task(n), PTMON_NOTICE_WARNING,
 			       "cannot watch pidfd of %d; relying on /proc", (int)n->pid);
 	}
 }
@@ -237,7 +238,7 @@ static void attach_pidfd(struct ptmon_monitor *m, struct node *n, int pidfd)
  * longer names the event's parent. */
 static bool orphan_of_attached(const struct node *hint, uint64_t event_ns)
 {
-	if (!hint || !event_ns || !hint->task || !hint->task->attached ||
+	if (!hint || !event_ns || !hint->group || !hint->group->attached ||
 	    (hint->flags & NODE_FOREIGN))
 		return false;
 	return !(hint->flags & NODE_ALIVE) || hint->pidfd < 0 ||
@@ -259,7 +260,7 @@ static struct node *adopt_provisional(struct ptmon_monitor *m, pid_t pid, struct
 		util_close(pidfd);
 		return record_gone(m, pid, hint);
 	}
-	struct node *n = new_node(m, pid, hint, hint->task);
+	struct node *n = new_node(m, pid, hint, hint->group);
 	if (!n) {
 		util_close(pidfd);
 		return NULL;
@@ -268,7 +269,7 @@ static struct node *adopt_provisional(struct ptmon_monitor *m, pid_t pid, struct
 	n->seen_gen = m->resync_gen;
 	n->flags |= NODE_ALIVE | NODE_PROVISIONAL;
 	m->nprovisional++;
-	node_list_add(&n->task->live, n);
+	node_list_add(&n->group->live, n);
 	attach_pidfd(m, n, pidfd);
 	return n;
 }
@@ -326,8 +327,8 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	/* The lineage decides; an orphan of unknown lineage is the task's
 	 * only when no foreign lineage could have left it to us. */
 	bool foreign = tparent ? (tparent->flags & NODE_FOREIGN) : track_foreign_possible(m);
-	struct ptmon_task *task = foreign ? NULL : tparent ? tparent->task : sole_task(m);
-	struct node *n = new_node(m, pid, tparent, task);
+	struct group *g = foreign ? NULL : tparent ? tparent->group : sole_group(m);
+	struct node *n = new_node(m, pid, tparent, g);
 	if (!n) {
 		util_close(pidfd);
 		return NULL;
@@ -362,8 +363,7 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 		return n;
 	}
 	born(m, n);
-	if (task)
-		task_signal_node(task, n);
+	track_cancel_signal(m, n);
 	return n;
 }
 
@@ -373,7 +373,7 @@ static void confirm_provisional(struct ptmon_monitor *m, struct node *n)
 	m->nprovisional--;
 	born(m, n);
 	if (n->flags & NODE_ALIVE)
-		task_signal_node(n->task, n);
+		track_cancel_signal(m, n);
 	else
 		acct_report_exit(m, n, false);
 }
@@ -382,25 +382,25 @@ static void confirm_provisional(struct ptmon_monitor *m, struct node *n)
  * index, never reported or signalled. */
 static void drop_provisional(struct ptmon_monitor *m, struct node *n, const char *why)
 {
-	struct ptmon_task *t = n->task;
+	struct group *g = n->group;
 	n->flags &= ~NODE_PROVISIONAL;
 	m->nprovisional--;
 	if (n->flags & NODE_ALIVE) {
 		n->flags &= ~NODE_ALIVE;
 		n->pidfd = util_close(n->pidfd);
-		node_list_del(&t->live, n);
+		node_list_del(&g->live, n);
 		monitor_filter_dead(m, n->pid);
 	}
 	if (n->flags & NODE_EXIT_PENDING) {
 		n->flags &= ~NODE_EXIT_PENDING;
 		node_list_del(&m->pending, n);
 	}
-	t->processes--;
-	n->task = NULL;
+	g->processes--;
+	n->group = NULL;
 	n->flags |= NODE_FOREIGN;
 	tree_unindex(&m->tree, n);
 	m->pids_reused++;
-	sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
+	sink_notice(&m->sink, g->owner, PTMON_NOTICE_WARNING,
 		       "pid %d, forked by %d which exited at once: not followed (%s)", (int)n->pid,
 		       n->parent ? (int)n->parent->pid : 0, why);
 }
@@ -408,7 +408,7 @@ static void drop_provisional(struct ptmon_monitor *m, struct node *n, const char
 static bool dropped_below(const struct node *x)
 {
 	for (x = x->parent; x; x = x->parent)
-		if (!x->task && (x->flags & NODE_FOREIGN))
+		if (!x->group && (x->flags & NODE_FOREIGN))
 			return true;
 	return false;
 }
@@ -449,8 +449,8 @@ void track_node_dead(struct ptmon_monitor *m, struct node *n)
 	n->pidfd = util_close(n->pidfd);
 	node_list_del(live_list(m, n), n);
 	monitor_filter_dead(m, n->pid);
-	if ((n->flags & NODE_ROOT) && n->task && n->task->attached)
-		n->task->root_reaped = true; /* its status: task.c, at the end */
+	if ((n->flags & NODE_ROOT) && n->group && n->group->attached)
+		n->group->root_reaped = true; /* its status: task.c, at the end */
 	maybe_report_exit(m, n);
 }
 
@@ -460,11 +460,11 @@ static void claim_guessed(struct ptmon_monitor *m, struct node *n, struct node *
 	n->flags &= ~(NODE_FOREIGN | NODE_GUESSED);
 	n->flags |= NODE_FORK_SEEN;
 	n->parent = parent;
-	n->task = parent->task;
-	n->task->processes++;
-	node_list_add(&n->task->live, n);
+	n->group = parent->group;
+	n->group->processes++;
+	node_list_add(&n->group->live, n);
 	born(m, n);
-	task_signal_node(n->task, n);
+	track_cancel_signal(m, n);
 }
 
 static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
@@ -505,7 +505,7 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 		return;
 	}
 	struct node *cur = tree_lookup(&m->tree, ev->tgid);
-	if (cur && (cur->flags & NODE_GUESSED) && (cur->flags & NODE_ALIVE) && p->task &&
+	if (cur && (cur->flags & NODE_GUESSED) && (cur->flags & NODE_ALIVE) && p->group &&
 	    !(p->flags & NODE_FOREIGN)) {
 		/* A walk found it orphaned before this event came: the event
 		 * proves it the task's after all. */
@@ -644,10 +644,10 @@ static bool still_tracked(struct ptmon_monitor *m, struct node *n)
  * their roots and the processes whose parents have died. */
 static size_t walk_seeds(struct ptmon_monitor *m, pid_t *queue, size_t tail)
 {
-	for (struct ptmon_task *t = m->tasks; t; t = t->next) {
-		if (!t->attached || t->phase == PHASE_DONE)
+	for (struct group *g = m->groups; g; g = g->next) {
+		if (!g->attached || g->done)
 			continue;
-		for (struct node *x = t->live.head; x; x = x->live_next)
+		for (struct node *x = g->live.head; x; x = x->live_next)
 			if (!x->parent || !(x->parent->flags & NODE_ALIVE))
 				queue[tail++] = x->pid;
 	}
@@ -662,9 +662,9 @@ static int imax(int a, int b)
 static size_t attached_live(const struct ptmon_monitor *m)
 {
 	size_t c = 0;
-	for (const struct ptmon_task *t = m->tasks; t; t = t->next)
-		if (t->attached && t->phase != PHASE_DONE)
-			c += t->live.count;
+	for (const struct group *g = m->groups; g; g = g->next)
+		if (g->attached && !g->done)
+			c += g->live.count;
 	return c;
 }
 
@@ -799,13 +799,13 @@ int track_resync(struct ptmon_monitor *m, const char *why)
 	int found = 0;
 	/* A watched cgroup's members are tops of its tree: before the walk,
 	 * which starts from them. */
-	for (struct ptmon_task *t = m->tasks; t; t = t->next)
-		if (t->cg.borrowed && t->phase < PHASE_DRAIN)
-			found += imax(task_cgroup_scan(t, false), 0);
+	for (struct group *g = m->groups; g; g = g->next)
+		if (g->watched && !g->draining)
+			found += imax(track_cgroup_scan(m, g, false), 0);
 	found += walk(m, v, (size_t)n);
 	free(v);
-	for (struct ptmon_task *t = m->tasks; t; t = t->next)
-		forget_unseen(m, &t->live);
+	for (struct group *g = m->groups; g; g = g->next)
+		forget_unseen(m, &g->live);
 	forget_unseen(m, &m->unowned);
 	/* Every orphan a dead foreign process left was ours to see before
 	 * this walk began, and is foreign now: with none alive, no orphan
@@ -815,7 +815,8 @@ int track_resync(struct ptmon_monitor *m, const char *why)
 	if (found > 0) {
 		sink_notice(&m->sink, NULL, PTMON_NOTICE_INFO, "resync (%s) found %d untracked processes",
 			       why, found);
-		event_count(&m->sink, sole_task(m), PTMON_EVENT_RESYNC, (uint64_t)found, why);
+		struct group *g = sole_group(m);
+		event_count(&m->sink, g ? g->owner : NULL, PTMON_EVENT_RESYNC, (uint64_t)found, why);
 	}
 	return found;
 }
@@ -829,8 +830,7 @@ static void record_reaped(struct ptmon_monitor *m, pid_t pid, int status,
 		 * can tell while a foreign lineage exists. */
 		if (track_foreign_possible(m))
 			return;
-		struct ptmon_task *t = sole_task(m);
-		n = born(m, new_node(m, pid, NULL, t));
+		n = born(m, new_node(m, pid, NULL, sole_group(m)));
 		if (!n)
 			return;
 		n->flags |= NODE_SHORT;
@@ -839,8 +839,8 @@ static void record_reaped(struct ptmon_monitor *m, pid_t pid, int status,
 	track_node_dead(m, n);
 	maybe_report_exit(m, n);
 	/* Its status is on the node: task.c reads it at the end. */
-	if ((n->flags & NODE_ROOT) && n->task)
-		n->task->root_reaped = true;
+	if ((n->flags & NODE_ROOT) && n->group)
+		n->group->root_reaped = true;
 }
 
 void track_reap(struct ptmon_monitor *m)
@@ -941,7 +941,7 @@ static struct argv_buf *argv_from_vector(char *const *argv)
 	return a;
 }
 
-int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
+int track_add_root(struct ptmon_monitor *m, struct group *g, pid_t pid, char *const *argv)
 {
 	/* An unreaped child of ours: its pid cannot change hands, so the
 	 * pidfd is certainly the right one. */
@@ -953,22 +953,22 @@ int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
 	}
 	if (pidfd < 0)
 		return pidfd;
-	struct node *n = new_node(m, pid, NULL, t);
+	struct node *n = new_node(m, pid, NULL, g);
 	if (!n) {
 		util_close(pidfd);
 		return -ENOMEM;
 	}
-	const char *base = strrchr(t->argv[0], '/');
-	snprintf(n->comm, sizeof(n->comm), "%s", base ? base + 1 : t->argv[0]);
+	const char *base = strrchr(argv[0], '/');
+	snprintf(n->comm, sizeof(n->comm), "%s", base ? base + 1 : argv[0]);
 	n->argv = procfs_read_argv(pid); /* after exec: what it runs as */
 	if (!n->argv)
-		n->argv = argv_from_vector(t->argv);
+		n->argv = argv_from_vector(argv);
 	n->argv_src = n->argv ? PTMON_ARGV_OWN : PTMON_ARGV_UNKNOWN;
 	n->ppid = m->self;
 	n->flags |= NODE_ALIVE | NODE_ROOT;
-	node_list_add(&t->live, n);
+	node_list_add(&g->live, n);
 	attach_pidfd(m, n, pidfd);
-	t->root = n;
+	g->root = n;
 	return 0;
 }
 
@@ -992,10 +992,10 @@ static int open_top(struct ptmon_monitor *m, pid_t pid)
 	return pidfd;
 }
 
-int track_attach_member(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
+static int attach_member(struct ptmon_monitor *m, struct group *g, pid_t pid)
 {
 	int pidfd = open_top(m, pid);
-	int r = pidfd < 0 ? pidfd : cgroup_holds(&t->cg, pid);
+	int r = pidfd < 0 ? pidfd : cgroup_holds(g->watched, pid);
 	/* Alive after /proc was read: the answer was this process's (its pid
 	 * cannot change hands while it lives). */
 	if (r == 0 || (r > 0 && util_pidfd_exited(pidfd) != 0))
@@ -1003,9 +1003,9 @@ int track_attach_member(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid
 	pid_t ppid = 0;
 	struct node *up = NULL;
 	if (r > 0 && parent_of(m, pidfd, pid, &ppid) == 0 && parent_is_ours(m, ppid, &up) &&
-	    (!up || up->task != t))
+	    (!up || up->group != g))
 		up = NULL;
-	struct node *n = r > 0 ? new_node(m, pid, up, t) : NULL;
+	struct node *n = r > 0 ? new_node(m, pid, up, g) : NULL;
 	if (!n) {
 		util_close(pidfd);
 		monitor_filter_stranger(m, pid);
@@ -1016,22 +1016,22 @@ int track_attach_member(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid
 	if (!read_own(n, pid, pidfd) && !up)
 		set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
 	n->flags |= NODE_ALIVE | NODE_WALKED;
-	node_list_add(&t->live, n);
+	node_list_add(&g->live, n);
 	attach_pidfd(m, n, pidfd);
-	if (!t->root) {
+	if (!g->root) {
 		n->flags |= NODE_ROOT;
-		t->root = n;
+		g->root = n;
 		return 0;
 	}
 	born(m, n);
-	task_signal_node(t, n);
+	track_cancel_signal(m, n);
 	return 0;
 }
 
-int track_attach_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
+int track_attach_root(struct ptmon_monitor *m, struct group *g, pid_t pid, int *ret_exit_fd)
 {
 	int pidfd = open_top(m, pid);
-	struct node *n = pidfd >= 0 ? new_node(m, pid, NULL, t) : NULL;
+	struct node *n = pidfd >= 0 ? new_node(m, pid, NULL, g) : NULL;
 	if (!n) {
 		int r = pidfd >= 0 ? -ENOMEM : pidfd;
 		util_close(pidfd);
@@ -1045,12 +1045,12 @@ int track_attach_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid)
 	if (!read_own(n, pid, pidfd))
 		set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
 	n->flags |= NODE_ALIVE | NODE_ROOT | NODE_WALKED;
-	node_list_add(&t->live, n);
+	node_list_add(&g->live, n);
 	attach_pidfd(m, n, pidfd);
-	t->root = n;
+	g->root = n;
 	/* Kept past its death for PIDFD_INFO_EXIT (6.15+), which answers once
 	 * its parent has reaped it. */
-	t->root_exit_fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
+	*ret_exit_fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
 	return 0;
 }
 
@@ -1067,8 +1067,8 @@ static void kill_list(struct ptmon_monitor *m, struct node_list *l)
 
 static bool all_gone(struct ptmon_monitor *m)
 {
-	for (struct ptmon_task *t = m->tasks; t; t = t->next)
-		if (t->live.count)
+	for (struct group *g = m->groups; g; g = g->next)
+		if (g->live.count)
 			return false;
 	/* Foreign children are not ours to wait for: the walk that began
 	 * this round classified every child. */
@@ -1082,8 +1082,8 @@ void track_kill_all_blocking(struct ptmon_monitor *m)
 	uint64_t bound = util_deadline(util_now_ns(), PTMON_KILL_BOUND_NS);
 	for (;;) {
 		track_resync(m, "shutdown");
-		for (struct ptmon_task *t = m->tasks; t; t = t->next)
-			kill_list(m, &t->live);
+		for (struct group *g = m->groups; g; g = g->next)
+			kill_list(m, &g->live);
 		kill_list(m, &m->unowned);
 		track_reap(m);
 		uint64_t now = util_now_ns();
@@ -1099,4 +1099,78 @@ void track_kill_all_blocking(struct ptmon_monitor *m)
 				;
 		}
 	}
+}
+
+void track_cancel_signal(struct ptmon_monitor *m, struct node *n)
+{
+	struct group *g = n->group;
+	int sig = g ? g->cancel_signal : 0;
+	if (!sig || !(n->flags & NODE_ALIVE) ||
+	    (n->flags & (sig == SIGKILL ? NODE_KILLED : NODE_CANCEL_SENT)))
+		return;
+	bool first = !(n->flags & NODE_SIGNALLED);
+	/* Whatever a caller sent it before, a cancel's own signal is due. */
+	n->flags |= NODE_CANCEL_SENT;
+	if (track_signal(m, n, sig) < 0)
+		return;
+	g->signalled += first;
+	g->killed += sig == SIGKILL;
+	if (sig != SIGKILL && sig != SIGCONT)
+		/* A stopped process would keep the first signal pending
+		 * forever; wake it as coreutils' timeout does. */
+		track_signal(m, n, SIGCONT);
+}
+
+void track_cancel_signal_all(struct ptmon_monitor *m, struct group *g)
+{
+	/* Signalling may discover a death and unlink the node: take next first. */
+	struct node *n = g->live.head;
+	while (n) {
+		struct node *next = n->live_next;
+		track_cancel_signal(m, n);
+		n = next;
+	}
+}
+
+int track_check_top(pid_t pid)
+{
+	if (pid <= 0)
+		return -EINVAL;
+	if (pid == 1)
+		return -EPERM;
+	for (pid_t p = getpid(); p > 0;) {
+		if (p == pid)
+			return -ELOOP;
+		struct procfs_stat st;
+		if (procfs_read_stat(p, &st) < 0)
+			break;
+		p = st.ppid;
+	}
+	return 0;
+}
+
+int track_cgroup_scan(struct ptmon_monitor *m, struct group *g, bool first)
+{
+	pid_t *pids = NULL;
+	int n = cgroup_read_procs(g->watched, &pids);
+	if (n < 0)
+		return n;
+	int found = 0;
+	for (int i = 0; i < n; i++) {
+		struct node *cur = tree_lookup(&m->tree, pids[i]);
+		if (cur && (cur->flags & NODE_ALIVE))
+			continue; /* tracked already (or another task's) */
+		int refused = track_check_top(pids[i]);
+		if (refused < 0) {
+			sink_notice(&m->sink, g->owner, PTMON_NOTICE_WARNING,
+				    "pid %d moved into the watched cgroup: not followed (%s)",
+				    (int)pids[i], refused == -EPERM ? "init" : "ptmon's own lineage");
+		} else if (attach_member(m, g, pids[i]) == 0) {
+			found++;
+			if (first && g->root && found == 1)
+				event_node(&m->sink, PTMON_EVENT_START, g->root);
+		}
+	}
+	free(pids);
+	return found;
 }

@@ -4,9 +4,9 @@
  * pidfds; connector events, /proc walks and our own wait4() feed it.  It
  * adds and marks nodes (tree), reads /proc (procfs), merges exits through
  * acct and reports through the sink.  It does not run the task's state
- * machine: the monitor calls task_update() after it, and a newly adopted
- * process gets its task's signal through task_signal_node() (the one
- * upward call left; see docs/internals.md).
+ * machine: it keeps each task's share of the tree (struct group, tree.h)
+ * and gives a newly adopted process the signal its group's cancel set;
+ * the monitor steps the task after it.  It never sees a task.
  */
 #ifndef PTMON_TRACK_H
 #define PTMON_TRACK_H
@@ -18,7 +18,7 @@
 struct cnproc_event;
 struct node;
 struct ptmon_monitor;
-struct ptmon_task;
+struct group;
 
 /* Adopt @pid as a process of the tree if, right now, it is alive and its
  * parent is ptmon or a live tracked process.  @hint is the parent an event
@@ -30,14 +30,26 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint,
 int track_scan_foreign(struct ptmon_monitor *m);
 /* Can an orphan of unknown origin be a foreign process's? */
 bool track_foreign_possible(const struct ptmon_monitor *m);
-/* Track a task's root, a child that ptmon just spawned. */
-int track_add_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
+/* Track @g's root, a child that ptmon just spawned to run @argv. */
+int track_add_root(struct ptmon_monitor *m, struct group *g, pid_t pid, char *const *argv);
 /* Track @pid, a process ptmon did not start, as the root of the attached
- * task @t.  -ESRCH when it is gone (or a zombie), -EINVAL for a thread. */
-int track_attach_root(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
-/* Track @pid, found in the watched cgroup of @t, as one of its tops (the
- * first becomes t->root).  -ESRCH when it is gone or no longer in it. */
-int track_attach_member(struct ptmon_monitor *m, struct ptmon_task *t, pid_t pid);
+ * group @g; *@ret_exit_fd gets a pidfd of it kept for PIDFD_INFO_EXIT (or
+ * -errno).  -ESRCH when it is gone (or a zombie), -EINVAL for a thread. */
+int track_attach_root(struct ptmon_monitor *m, struct group *g, pid_t pid, int *ret_exit_fd);
+/* May @pid be the top of an attached tree?  -EPERM for init (the whole
+ * system), -ELOOP for ptmon and its ancestors (a cancel would kill ptmon
+ * halfway), -EINVAL for no pid. */
+int track_check_top(pid_t pid);
+/* Every process in @g's watched cgroup not tracked yet joins @g as one of
+ * its tops (the first becomes its root; with @first, its START event).
+ * Returns how many joined, or -errno. */
+int track_cgroup_scan(struct ptmon_monitor *m, struct group *g, bool first);
+/* Give @n, alive, what its group's cancel sends (g->cancel_signal), once;
+ * a stopped process gets SIGCONT after a first signal that is not
+ * SIGKILL.  Counted in the group. */
+void track_cancel_signal(struct ptmon_monitor *m, struct node *n);
+/* The same for every live process of @g. */
+void track_cancel_signal_all(struct ptmon_monitor *m, struct group *g);
 /* The connector has been read empty since the provisional adoptions (a
  * child of an attached tree, orphaned before ptmon could prove its parent)
  * were made: without a loss, no EXIT said their pids changed hands, so the

@@ -17,6 +17,7 @@
 #include "watch.h"
 
 struct ptmon_task;
+struct task_cgroup;
 
 /* An argv as read from /proc/PID/cmdline, shared by a parent and the
  * children it forks without exec. */
@@ -77,7 +78,7 @@ struct node {
 	uint32_t seen_gen;         /* the last resync that found it */
 	int status;                /* wait status, when NODE_EXIT_KNOWN */
 	struct node *parent;       /* in the tree; NULL for a root */
-	struct ptmon_task *task;
+	struct group *group;       /* its task's share of the tree, NULL: none */
 	struct node *hnext;        /* hash chain */
 	struct node *next;         /* creation order */
 	struct node *live_prev;    /* a task's live list, or m->pending once dead */
@@ -120,6 +121,39 @@ struct node_list {
 	size_t count;
 	size_t max;                /* the most it ever held */
 };
+
+/*
+ * A task's share of the tree: its processes, as tracking keeps them.  The
+ * task embeds one and fills in what it decides (the cancel's signal, the
+ * phase marks); tracking adds, signals and marks its nodes.  No layer below
+ * the task sees the task itself: @owner only goes to the sink, as the task
+ * an event is about.
+ */
+struct group {
+	struct group *next;        /* the monitor's list of every task's group */
+	struct ptmon_task *owner;  /* opaque below the task */
+	struct node *root;
+	struct node_list live;     /* processes not known dead */
+	uint64_t processes;        /* every process it ever had */
+	uint64_t signalled;        /* processes ptmon signalled */
+	uint64_t killed;           /* SIGKILLs ptmon sent */
+	/* What a process gets as it joins (set by the task as it cancels):
+	 * 0 none; the cancel's first signal, once (NODE_CANCEL_SENT);
+	 * SIGKILL, once (NODE_KILLED). */
+	int cancel_signal;
+	bool attached;             /* a tree ptmon did not start: no subreaper */
+	bool root_reaped;          /* the root is dead and its status on its node (when
+				      there is one to have) */
+	bool draining;             /* found empty: its cgroup is not scanned any more */
+	bool done;                 /* over: claims no orphan */
+	struct task_cgroup *watched; /* `watch --cgroup`: the cgroup whose members join */
+};
+
+/* The task @n belongs to, NULL: none (foreign, unowned or dropped). */
+static inline struct ptmon_task *node_task(const struct node *n)
+{
+	return n->group ? n->group->owner : NULL;
+}
 
 struct tree {
 	struct node **buckets;

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -370,7 +371,7 @@ static void test_parent_dies_during_adopt(void **state)
 	struct node *cn = tree_lookup(&f->m->tree, c);
 	assert_non_null(cn);
 	assert_true(cn->flags & NODE_ALIVE);
-	assert_ptr_equal(cn->task, f->t);
+	assert_ptr_equal(node_task(cn), f->t);
 	assert_int_equal(f->m->pids_reused, 0);
 	close(hold[1]);
 }
@@ -426,7 +427,7 @@ static void test_record_kept_until_events_read(void **state)
 	struct node *cn = tree_lookup(&f->m->tree, c);
 	assert_non_null(cn);
 	assert_true(cn->flags & NODE_ALIVE);
-	assert_ptr_equal(cn->task, f->t);
+	assert_ptr_equal(node_task(cn), f->t);
 
 	/* The connector read empty since: the record goes. */
 	f->m->events_read_ns = util_now_ns();
