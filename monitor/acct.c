@@ -10,10 +10,12 @@
  * sink: once the facts are in, or when waiting longer is pointless.
  */
 #include "acct.h"
-#include "monitor.h"
+#include "loop.h"
 #include "sink.h"
 #include "sys.h"
 #include "taskstats.h"
+#include "tree.h"
+#include "watch.h"
 #include "cnproc.h"
 
 #include <errno.h>
@@ -22,6 +24,26 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+
+/* ---- the state ----------------------------------------------------------------- */
+
+#define TS_RING 256
+#define TS_PARK 1024
+
+struct acct {
+	struct acct_env env;
+	struct tstats *ts;             /* NULL: taskstats is not read */
+	struct tstats *ts_off;         /* acct_test_taskstats_off() keeps it here */
+	struct watch ts_watch;
+	const char *ts_unavailable;    /* acct_taskstats_unavailable() */
+	struct tstats_record *ts_ring; /* records that came before their process */
+	size_t ts_ring_next;
+	struct tstats_record *ts_park; /* records of no known process, see park_record() */
+	size_t ts_park_next;
+	struct node_list pending;      /* dead processes whose exit waits for its facts */
+	uint64_t lost;                 /* reads that found records dropped, untaken */
+	uint64_t exits;                /* exits reported, untaken */
+};
 
 /* ---- taskstats ------------------------------------------------------------------ */
 
@@ -78,10 +100,9 @@ static void apply_record(struct node *n, const struct tstats_record *r)
 /* Is @r, a record for @n's pid, about @n and not about another owner of
  * the number?  Its start must be close to when ptmon learned of @n (a
  * walk learns of a process any time after its start). */
-static bool record_fits(const struct ptmon_monitor *m, const struct node *n,
-			const struct tstats_record *r)
+static bool record_fits(const struct acct *a, const struct node *n, const struct tstats_record *r)
 {
-	uint64_t start_s = (n->start_ns + m->wall_offset_ns) / 1000000000ull;
+	uint64_t start_s = (n->start_ns + a->env.wall_offset_ns) / 1000000000ull;
 	if (r->btime_s > start_s + 2)
 		return false;
 	return (n->flags & NODE_WALKED) || r->btime_s + 2 >= start_s;
@@ -90,22 +111,22 @@ static bool record_fits(const struct ptmon_monitor *m, const struct node *n,
 /* A record whose process is ours but not in the tree yet (its FORK event
  * still queued, or lost): keep recent ones whose parent is ours, for a
  * node born late (an orphan ptmon reaps) to find. */
-static void keep_record(struct ptmon_monitor *m, const struct tstats_record *r)
+static void keep_record(struct acct *a, const struct tstats_record *r)
 {
-	struct node *p = tree_lookup(&m->tree, r->ac_ppid);
-	if (r->ac_ppid != m->self && !p)
+	struct node *p = tree_lookup(a->env.tree, r->ac_ppid);
+	if (r->ac_ppid != a->env.self && !p)
 		return;
-	m->ts_ring[m->ts_ring_next++ % TS_RING] = *r;
+	a->ts_ring[a->ts_ring_next++ % TS_RING] = *r;
 }
 
-void acct_taskstats_lookup(struct ptmon_monitor *m, struct node *n)
+void acct_taskstats_lookup(struct acct *a, struct node *n)
 {
-	if (!m->ts || (n->flags & NODE_ACCT_DONE))
+	if (!a->ts || (n->flags & NODE_ACCT_DONE))
 		return;
-	size_t count = m->ts_ring_next < TS_RING ? m->ts_ring_next : TS_RING;
+	size_t count = a->ts_ring_next < TS_RING ? a->ts_ring_next : TS_RING;
 	for (size_t i = 1; i <= count; i++) {
-		const struct tstats_record *r = &m->ts_ring[(m->ts_ring_next - i) % TS_RING];
-		if (record_tgid(r) == n->pid && (r->flag & TS_AGROUP) && record_fits(m, n, r)) {
+		const struct tstats_record *r = &a->ts_ring[(a->ts_ring_next - i) % TS_RING];
+		if (record_tgid(r) == n->pid && (r->flag & TS_AGROUP) && record_fits(a, n, r)) {
 			apply_record(n, r);
 			return;
 		}
@@ -123,39 +144,39 @@ void acct_taskstats_lookup(struct ptmon_monitor *m, struct node *n)
  * the rest of the machine pass through too, so the wait is bounded:
  * TS_PARK records, the oldest dropped first.
  */
-static void park_record(struct ptmon_monitor *m, const struct tstats_record *r)
+static void park_record(struct acct *a, const struct tstats_record *r)
 {
-	if (!m->ts_park || m->backend != PTMON_BACKEND_CONNECTOR) {
-		keep_record(m, r);
+	if (!a->ts_park || *a->env.backend != PTMON_BACKEND_CONNECTOR) {
+		keep_record(a, r);
 		return;
 	}
-	m->ts_park[m->ts_park_next++ % TS_PARK] = *r;
+	a->ts_park[a->ts_park_next++ % TS_PARK] = *r;
 }
 
-static int on_record(struct ptmon_monitor *m, const struct tstats_record *r, bool settle)
+static int on_record(struct acct *a, const struct tstats_record *r, bool settle)
 {
 	if (r->is_tgid)
 		return 0;
-	struct node *n = tree_lookup(&m->tree, record_tgid(r));
+	struct node *n = tree_lookup(a->env.tree, record_tgid(r));
 	/* A record for a dead process of ours, or for a thread of a live
 	 * one; a live process that is not the record's is a later owner of
 	 * the number. */
 	bool thread = r->pid != record_tgid(r) && !(r->flag & TS_AGROUP);
 	/* A dead node's pid may be a stranger's by now (a storm past
 	 * pid_max): the record's start must match. */
-	bool stranger = n && !thread && !(n->flags & NODE_ALIVE) && !record_fits(m, n, r);
+	bool stranger = n && !thread && !(n->flags & NODE_ALIVE) && !record_fits(a, n, r);
 	if (!n && !settle) {
-		park_record(m, r);
+		park_record(a, r);
 		return 0;
 	}
 	if (!n || stranger || (n->flags & NODE_EXIT_EMITTED) ||
 	    (!thread && (n->flags & NODE_ALIVE) && n->pidfd >= 0 &&
 	     util_pidfd_exited(n->pidfd) == 0)) {
-		keep_record(m, r);
+		keep_record(a, r);
 		return 0;
 	}
 	apply_record(n, r);
-	acct_report_exit(m, n, false);
+	acct_report_exit(a, n, false);
 	return 0;
 }
 
@@ -164,56 +185,114 @@ static int on_taskstats(const struct tstats_record *r, void *userdata)
 	return on_record(userdata, r, false);
 }
 
-void acct_taskstats_settle(struct ptmon_monitor *m)
+void acct_taskstats_settle(struct acct *a)
 {
-	if (!m->ts_park)
+	if (!a->ts_park)
 		return;
-	size_t count = m->ts_park_next < TS_PARK ? m->ts_park_next : TS_PARK;
+	size_t count = a->ts_park_next < TS_PARK ? a->ts_park_next : TS_PARK;
 	for (size_t i = count; i > 0; i--)
-		on_record(m, &m->ts_park[(m->ts_park_next - i) % TS_PARK], true);
-	m->ts_park_next = 0;
+		on_record(a, &a->ts_park[(a->ts_park_next - i) % TS_PARK], true);
+	a->ts_park_next = 0;
 }
 
-void acct_drain_taskstats(struct ptmon_monitor *m)
+void acct_drain_taskstats(struct acct *a)
 {
 	bool lost = false;
-	if (!m->ts)
+	if (!a->ts)
 		return;
-	tstats_receive(m->ts, on_taskstats, m, &lost);
-	if (lost) {
-		/* Accounting only: tracking does not depend on it. */
-		for (struct group *g = m->groups; g; g = g->next)
-			if (!g->done)
-				event_count(&m->sink, g->owner, PTMON_EVENT_LOST, 1,
-					    "taskstats records dropped (ENOBUFS)");
-	}
+	tstats_receive(a->ts, on_taskstats, a, &lost);
+	/* Accounting only: tracking does not depend on it.  Which tasks to
+	 * tell is the monitor's to know (acct_take_lost()). */
+	if (lost)
+		a->lost++;
 }
 
-void acct_start(struct ptmon_monitor *m)
+uint64_t acct_take_lost(struct acct *a)
 {
-	m->ts_ring = calloc(TS_RING, sizeof(*m->ts_ring));
-	m->ts_park = calloc(TS_PARK, sizeof(*m->ts_park));
-	if (!m->ts_ring || !m->ts_park) {
-		m->ts_unavailable = "out of memory";
+	uint64_t lost = a->lost;
+	a->lost = 0;
+	return lost;
+}
+
+static void start_taskstats(struct acct *a)
+{
+	a->ts_ring = calloc(TS_RING, sizeof(*a->ts_ring));
+	a->ts_park = calloc(TS_PARK, sizeof(*a->ts_park));
+	if (!a->ts_ring || !a->ts_park) {
+		a->ts_unavailable = "out of memory";
 		return;
 	}
-	int r = tstats_open(&m->ts, TASKSTATS_RCVBUF, 0);
+	int r = tstats_open(&a->ts, TASKSTATS_RCVBUF, 0);
 	if (r < 0) {
-		m->ts_unavailable = r == -ENOENT ? "the kernel has no taskstats"
+		a->ts_unavailable = r == -ENOENT ? "the kernel has no taskstats"
 						 : "taskstats registration refused";
 		return;
 	}
 	/* The exit records of the whole machine, unless the tree filter
 	 * drops the others' (an idle ptmon would wake on each). */
-	if (monitor_tree_filtered(m))
-		(void)cnproc_tree_filter_taskstats(m->cn, tstats_get_fd(m->ts));
-	m->ts_watch.kind = WATCH_TASKSTATS;
-	if (loop_watch_add(&m->loop, tstats_get_fd(m->ts), EPOLLIN, &m->ts_watch) < 0) {
-		m->ts = tstats_free(m->ts);
-		m->ts_unavailable = "cannot watch the taskstats socket";
+	if (a->env.tree_filter)
+		(void)cnproc_tree_filter_taskstats(a->env.tree_filter, tstats_get_fd(a->ts));
+	a->ts_watch.kind = WATCH_TASKSTATS;
+	if (loop_watch_add(a->env.loop, tstats_get_fd(a->ts), EPOLLIN, &a->ts_watch) < 0) {
+		a->ts = tstats_free(a->ts);
+		a->ts_unavailable = "cannot watch the taskstats socket";
 		return;
 	}
-	m->features |= PTMON_FEATURE_TASKSTATS;
+}
+
+int acct_new(struct acct **ret, const struct acct_env *env)
+{
+	struct acct *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->env = *env;
+	start_taskstats(a);
+	*ret = a;
+	return 0;
+}
+
+struct acct *acct_free(struct acct *a)
+{
+	if (!a)
+		return NULL;
+	/* Closing the socket takes it out of the epoll set. */
+	tstats_free(a->ts);
+	tstats_free(a->ts_off);
+	free(a->ts_ring);
+	free(a->ts_park);
+	free(a);
+	return NULL;
+}
+
+const char *acct_taskstats_unavailable(const struct acct *a)
+{
+	return a->ts_unavailable;
+}
+
+int acct_taskstats_fd(const struct acct *a)
+{
+	return a->ts ? tstats_get_fd(a->ts) : -1;
+}
+
+void acct_test_ring(struct acct *a, const struct tstats_record *r)
+{
+	a->ts_ring[a->ts_ring_next++ % TS_RING] = *r;
+}
+
+void acct_test_park(struct acct *a, const struct tstats_record *r)
+{
+	a->ts_park[a->ts_park_next++ % TS_PARK] = *r;
+}
+
+void acct_test_taskstats_off(struct acct *a, bool off)
+{
+	if (off && a->ts) {
+		a->ts_off = a->ts;
+		a->ts = NULL;
+	} else if (!off && a->ts_off) {
+		a->ts = a->ts_off;
+		a->ts_off = NULL;
+	}
 }
 
 /* ---- the facts, one source each ------------------------------------------------ */
@@ -231,11 +310,11 @@ void acct_fact_exit_event(struct node *n, int exit_code)
 	n->flags |= NODE_EXIT_KNOWN;
 }
 
-void acct_fact_wait(struct ptmon_monitor *m, struct node *n, int status, const struct rusage *ru)
+void acct_fact_wait(struct acct *a, struct node *n, int status, const struct rusage *ru)
 {
 	n->flags |= NODE_REAPED | NODE_EXIT_KNOWN;
 	n->status = status;
-	acct_drain_taskstats(m);
+	acct_drain_taskstats(a);
 	if (ru && n->acct == PTMON_ACCT_NONE) {
 		n->acct = PTMON_ACCT_RUSAGE;
 		n->utime_us = (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec;
@@ -270,63 +349,75 @@ void acct_status_code(int status, int *ret_code, int *ret_value)
 
 /* ---- the exit event, once ------------------------------------------------------ */
 
-static void emit_exit(struct ptmon_monitor *m, struct node *n)
+static void emit_exit(struct acct *a, struct node *n)
 {
 	if (n->flags & NODE_EXIT_EMITTED)
 		return;
 	n->flags |= NODE_EXIT_EMITTED;
-	m->exits_unswept++;
-	event_node(&m->sink, PTMON_EVENT_EXIT, n);
+	a->exits++;
+	event_node(a->env.sink, PTMON_EVENT_EXIT, n);
+}
+
+uint64_t acct_take_exits(struct acct *a)
+{
+	uint64_t exits = a->exits;
+	a->exits = 0;
+	return exits;
 }
 
 /* Report the end of @n once what there is to know has come in: its status
  * (the EXIT event, our wait4, or taskstats), and its taskstats record.
  * The two arrive on different sockets, in no fixed order with the pidfd
- * turning readable: until both are in, the exit waits on m->pending, at
+ * turning readable: until both are in, the exit waits on a->pending, at
  * most EXIT_WAIT_NS, and the end of the task flushes what still waits. */
 #define EXIT_WAIT_NS (100ull * 1000000ull)
 
-static bool exit_complete(const struct ptmon_monitor *m, const struct node *n)
+static bool exit_complete(const struct acct *a, const struct node *n)
 {
-	bool status = (n->flags & NODE_EXIT_KNOWN) || m->backend != PTMON_BACKEND_CONNECTOR;
-	bool acct = (n->flags & NODE_ACCT_DONE) || !m->ts;
+	bool status = (n->flags & NODE_EXIT_KNOWN) || *a->env.backend != PTMON_BACKEND_CONNECTOR;
+	bool acct = (n->flags & NODE_ACCT_DONE) || !a->ts;
 	return status && acct;
 }
 
-void acct_report_exit(struct ptmon_monitor *m, struct node *n, bool force)
+void acct_forget(struct acct *a, struct node *n)
+{
+	if (n->flags & NODE_EXIT_PENDING) {
+		n->flags &= ~NODE_EXIT_PENDING;
+		node_list_del(&a->pending, n);
+	}
+}
+
+void acct_report_exit(struct acct *a, struct node *n, bool force)
 {
 	if (n->flags & (NODE_ALIVE | NODE_EXIT_EMITTED | NODE_FOREIGN | NODE_PROVISIONAL))
 		return;
-	acct_taskstats_lookup(m, n);
-	if (!force && !exit_complete(m, n)) {
+	acct_taskstats_lookup(a, n);
+	if (!force && !exit_complete(a, n)) {
 		if (!(n->flags & NODE_EXIT_PENDING)) {
 			n->flags |= NODE_EXIT_PENDING;
-			node_list_add(&m->pending, n);
+			node_list_add(&a->pending, n);
 		}
 		return;
 	}
-	if (n->flags & NODE_EXIT_PENDING) {
-		n->flags &= ~NODE_EXIT_PENDING;
-		node_list_del(&m->pending, n);
-	}
-	emit_exit(m, n);
+	acct_forget(a, n);
+	emit_exit(a, n);
 }
 
-void acct_flush_pending(struct ptmon_monitor *m, uint64_t now, struct ptmon_task *only)
+void acct_flush_pending(struct acct *a, uint64_t now, const struct ptmon_task *only)
 {
-	struct node *n = m->pending.head;
+	struct node *n = a->pending.head;
 	while (n) {
 		struct node *next = n->live_next;
 		if ((only && node_task(n) == only) || (!only && n->end_ns + EXIT_WAIT_NS <= now))
-			acct_report_exit(m, n, true);
+			acct_report_exit(a, n, true);
 		n = next;
 	}
 }
 
-uint64_t acct_pending_deadline(const struct ptmon_monitor *m)
+uint64_t acct_pending_deadline(const struct acct *a)
 {
 	uint64_t d = 0;
-	for (const struct node *n = m->pending.head; n; n = n->live_next)
+	for (const struct node *n = a->pending.head; n; n = n->live_next)
 		if (!d || n->end_ns + EXIT_WAIT_NS < d)
 			d = n->end_ns + EXIT_WAIT_NS;
 	return d;

@@ -11,7 +11,6 @@
 #include "track.h"
 #include "cnproc.h"
 #include "nlutil.h"
-#include "taskstats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,7 +137,7 @@ void monitor_rearm(struct ptmon_monitor *m)
 	 * the caller's poll must return for them to be delivered. */
 	if (sink_pending(&m->sink))
 		next = 1;
-	uint64_t p = acct_pending_deadline(m);
+	uint64_t p = acct_pending_deadline(m->acct);
 	if (p && (!next || p < next))
 		next = p;
 	for (struct group *g = m->groups; g; g = g->next) {
@@ -270,10 +269,31 @@ fail:
 
 const char *ptmon_monitor_taskstats_unavailable(const struct ptmon_monitor *m)
 {
-	return m ? m->ts_unavailable : NULL;
+	return m ? acct_taskstats_unavailable(m->acct) : NULL;
 }
 
 /* ---- creation ---------------------------------------------------------------- */
+
+/* acct's state, given what it uses of the layers below: once the backend
+ * is chosen, as the taskstats socket shares the connector's tree filter. */
+static int start_acct(struct ptmon_monitor *m)
+{
+	const struct acct_env env = {
+		.loop = &m->loop,
+		.sink = &m->sink,
+		.tree = &m->tree,
+		.tree_filter = monitor_tree_filtered(m) ? m->cn : NULL,
+		.backend = &m->backend,
+		.self = m->self,
+		.wall_offset_ns = m->wall_offset_ns,
+	};
+	int r = acct_new(&m->acct, &env);
+	if (r < 0)
+		return r;
+	if (!acct_taskstats_unavailable(m->acct))
+		m->features |= PTMON_FEATURE_TASKSTATS;
+	return 0;
+}
 
 /* Only when asked (PTMON_MONITOR_RAISE_NOFILE): a limit is the whole
  * process's, and its owner's to change. */
@@ -404,7 +424,7 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	if (r == 0)
 		r = choose_backend(m, backend);
 	if (r == 0)
-		acct_start(m);
+		r = start_acct(m);
 	if (r < 0) {
 		ptmon_monitor_free(m);
 		return r;
@@ -494,7 +514,7 @@ static bool handle_netlink(struct ptmon_monitor *m)
 		track_doubt_argv(m);
 	if (drained) {
 		m->events_read_ns = start;
-		acct_taskstats_settle(m);
+		acct_taskstats_settle(m->acct);
 		if (!lost)
 			m->argv_doubt = false;
 	}
@@ -550,7 +570,7 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 		handle_netlink(m);
 		break;
 	case WATCH_TASKSTATS:
-		acct_drain_taskstats(m);
+		acct_drain_taskstats(m->acct);
 		break;
 	case WATCH_SIGNAL:
 		*reap |= handle_signals(m);
@@ -597,6 +617,18 @@ static void maybe_resync(struct ptmon_monitor *m, uint64_t now)
 		m->next_resync = 0;
 }
 
+/* acct read taskstats and found records dropped: each running task hears
+ * of each such read, before the next callbacks. */
+static void tell_taskstats_lost(struct ptmon_monitor *m)
+{
+	/* Accounting only: tracking does not depend on it. */
+	for (uint64_t k = acct_take_lost(m->acct); k > 0; k--)
+		for (struct group *g = m->groups; g; g = g->next)
+			if (!g->done)
+				event_count(&m->sink, g->owner, PTMON_EVENT_LOST, 1,
+					    "taskstats records dropped (ENOBUFS)");
+}
+
 static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 {
 	struct epoll_event evs[64];
@@ -606,17 +638,21 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 	bool reap = false;
 	for (int i = 0; i < n; i++)
 		handle(m, evs[i].data.ptr, &reap);
+	tell_taskstats_lost(m);
 	if (reap) {
 		track_reap(m);
+		tell_taskstats_lost(m);
 		if (m->backend == PTMON_BACKEND_PROCFS)
 			m->next_resync = util_now_ns(); /* "on every exit" */
 	}
 	uint64_t now = util_now_ns();
 	maybe_resync(m, now);
-	acct_flush_pending(m, now, NULL);
+	acct_flush_pending(m->acct, now, NULL);
 	front_check(m);
 	for (struct group *g = m->groups; g; g = g->next)
 		(void)task_step(g->owner, now); /* monitor_rearm() below asks again */
+	/* And those of the reads since: a task's end, a deadline's reaping. */
+	tell_taskstats_lost(m);
 	/* The only place callbacks run: every layer is done with its step. */
 	sink_flush(&m->sink);
 	records_sweep(m);
@@ -716,9 +752,7 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 	/* Nothing is delivered from here (ptmon.h). */
 	sink_fini(&m->sink);
 	m->cn = cnproc_free(m->cn);
-	m->ts = tstats_free(m->ts);
-	free(m->ts_ring);
-	free(m->ts_park);
+	m->acct = acct_free(m->acct);
 	util_close(m->sigfd);
 	util_close(m->front_fd);
 	loop_fini(&m->loop);

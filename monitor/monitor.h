@@ -3,7 +3,7 @@
  * Layer "monitor" (monitor.c, with events.c: the process record, and
  * records.c: dropping delivered records): the top.  struct ptmon_monitor
  * owns every other layer's state (the loop, the sink, the tree, the
- * connector and taskstats sockets, the tasks), runs the loop and turns
+ * connector socket, acct's handle, the tasks), runs the loop and turns
  * what the layers below return into the next step: a pidfd that fired is
  * a death for track, then an update for its task; a stream that is done
  * is an update for its task.  The services it offers below (the tree
@@ -22,10 +22,10 @@
 #include "loop.h"
 #include "ptmon.h"
 #include "sink.h"
-#include "taskstats.h"
 #include "tree.h"
 #include "watch.h"
 
+struct acct;
 struct cnproc;
 
 struct ptmon_monitor {
@@ -70,7 +70,6 @@ struct ptmon_monitor {
 	struct node_list foreign;
 	bool foreign_dirty;       /* a foreign process died: its orphans may be ours to see */
 	uint64_t foreign_death_ns; /* when the last foreign death was noticed */
-	struct node_list pending; /* dead processes whose exit waits for its facts */
 	uint32_t resync_gen;
 	uint64_t last_resync_ns;
 	/* Start of the last read of the connector that emptied it: every
@@ -79,17 +78,9 @@ struct ptmon_monitor {
 	struct group *groups;     /* every task's share of the tree (tree.h) */
 	unsigned ntasks_running;
 	uint64_t wall_offset_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC at creation */
-	struct tstats *ts;
-	struct watch ts_watch;
-#define TS_RING 256
-	struct tstats_record *ts_ring; /* records that came before their process */
-	size_t ts_ring_next;
-#define TS_PARK 1024
-	struct tstats_record *ts_park; /* records of no known process, see park_record() */
-	size_t ts_park_next;
+	struct acct *acct;        /* taskstats, and the exits waiting for their facts */
 	bool argv_doubt;          /* events were lost: inherited argvs may be stale */
 	struct node *argv_checked; /* track_doubt_argv() settled the tree up to here */
-	const char *ts_unavailable;
 	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
 	char cgroup_why_buf[320]; /* a limit's reason, with its controller named */
 	unsigned cgroup_serial;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "acct.h"
 #include "monitor.h"
 #include "task.h"
 #include "tree.h"
@@ -94,6 +95,7 @@ static size_t drop(struct ptmon_monitor *m, const struct group *only)
 
 void records_sweep(struct ptmon_monitor *m)
 {
+	m->exits_unswept += acct_take_exits(m->acct);
 	if (m->exits_unswept < SWEEP_MIN || m->exits_unswept < m->tree.kept / 2)
 		return;
 	m->exits_unswept = 0;

@@ -600,11 +600,11 @@ static void finish(struct ptmon_task *t)
 		acct_status_code(t->g.root->status, &t->root_code, &t->root_value);
 	/* Exits still waiting for facts (an EXIT event lost, a taskstats
 	 * record late): report what is known now. */
-	acct_drain_taskstats(m);
-	acct_flush_pending(m, 0, t);
+	acct_drain_taskstats(m->acct);
+	acct_flush_pending(m->acct, 0, t);
 	for (struct node *n = m->tree.first; n; n = n->next)
 		if (n->group == &t->g && !(n->flags & NODE_ALIVE))
-			acct_report_exit(m, n, true);
+			acct_report_exit(m->acct, n, true);
 	/* Our descriptions of the destinations go now, not at
 	 * ptmon_monitor_free(): a reader waiting for EOF (a Go caller that
 	 * killed ptmon's front) must not wait for the report and the rest. */

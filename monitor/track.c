@@ -375,7 +375,7 @@ static void confirm_provisional(struct ptmon_monitor *m, struct node *n)
 	if (n->flags & NODE_ALIVE)
 		track_cancel_signal(m, n);
 	else
-		acct_report_exit(m, n, false);
+		acct_report_exit(m->acct, n, false);
 }
 
 /* Not provably the process the event named: out of the task and of the
@@ -391,10 +391,7 @@ static void drop_provisional(struct ptmon_monitor *m, struct node *n, const char
 		node_list_del(&g->live, n);
 		monitor_filter_dead(m, n->pid);
 	}
-	if (n->flags & NODE_EXIT_PENDING) {
-		n->flags &= ~NODE_EXIT_PENDING;
-		node_list_del(&m->pending, n);
-	}
+	acct_forget(m->acct, n);
 	g->processes--;
 	n->group = NULL;
 	n->flags |= NODE_FOREIGN;
@@ -429,7 +426,7 @@ void track_settle_provisional(struct ptmon_monitor *m, bool lost)
 
 static void maybe_report_exit(struct ptmon_monitor *m, struct node *n)
 {
-	acct_report_exit(m, n, false);
+	acct_report_exit(m->acct, n, false);
 }
 
 void track_node_dead(struct ptmon_monitor *m, struct node *n)
@@ -835,7 +832,7 @@ static void record_reaped(struct ptmon_monitor *m, pid_t pid, int status,
 			return;
 		n->flags |= NODE_SHORT;
 	}
-	acct_fact_wait(m, n, status, ru);
+	acct_fact_wait(m->acct, n, status, ru);
 	track_node_dead(m, n);
 	maybe_report_exit(m, n);
 	/* Its status is on the node: task.c reads it at the end. */

@@ -43,7 +43,7 @@ struct argv_buf *argv_buf_unref(struct argv_buf *a);
 #define NODE_INDEXED   (1u << 8)
 #define NODE_FORK_SEEN (1u << 9) /* its FORK event has been handled */
 #define NODE_EXIT_EMITTED (1u << 10) /* its exit event has been delivered */
-#define NODE_EXIT_PENDING (1u << 11) /* dead, its exit waits for facts (on m->pending) */
+#define NODE_EXIT_PENDING (1u << 11) /* dead, its exit waits for facts (on acct's list) */
 #define NODE_ACCT_DONE (1u << 12) /* the taskstats record of its last task is in */
 #define NODE_EXIT_EVENT (1u << 13) /* its connector EXIT event has been read */
 #define NODE_CANCEL_SENT (1u << 14) /* a cancel's first signal has been sent to it */
@@ -81,7 +81,7 @@ struct node {
 	struct group *group;       /* its task's share of the tree, NULL: none */
 	struct node *hnext;        /* hash chain */
 	struct node *next;         /* creation order */
-	struct node *live_prev;    /* a task's live list, or m->pending once dead */
+	struct node *live_prev;    /* a task's live list, or acct's pending once dead */
 	struct node *live_next;
 	uint64_t start_ns;         /* when ptmon learned of it */
 	uint64_t end_ns;           /* when ptmon learned of its end */

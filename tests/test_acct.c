@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "taskstats.h"
 
 #define FAKE_PID 0x7ffffff0 /* above any pid_max: no record names it */
 #define TS_AGROUP 0x20
@@ -102,7 +103,7 @@ static struct tstats_record record(struct fixture *f, int code, uint64_t utime_u
  * connector has been read empty (acct_taskstats_settle()). */
 static void park(struct fixture *f, const struct tstats_record *r)
 {
-	f->m->ts_park[f->m->ts_park_next++ % TS_PARK] = *r;
+	acct_test_park(f->m->acct, r);
 }
 
 static void deliver(struct fixture *f)
@@ -126,18 +127,18 @@ static void t_exit_event_then_wait_then_record(void **state)
 	struct fixture *f = *state;
 	need_taskstats(f);
 	acct_fact_exit_event(f->n, W_EXITCODE(3, 0));
-	acct_report_exit(f->m, f->n, false);
+	acct_report_exit(f->m->acct, f->n, false);
 	deliver(f);
 	assert_int_equal(f->exits, 0); /* the accounting is not in */
 	assert_true(f->n->flags & NODE_EXIT_PENDING);
 	struct rusage ru = rusage_of(5000);
-	acct_fact_wait(f->m, f->n, W_EXITCODE(3, 0), &ru);
-	acct_report_exit(f->m, f->n, false);
+	acct_fact_wait(f->m->acct, f->n, W_EXITCODE(3, 0), &ru);
+	acct_report_exit(f->m->acct, f->n, false);
 	deliver(f);
 	assert_int_equal(f->exits, 0);
 	struct tstats_record r = record(f, 3, 2000);
 	park(f, &r);
-	acct_taskstats_settle(f->m);
+	acct_taskstats_settle(f->m->acct);
 	deliver(f);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(f->last.end, PTMON_END_EXITED);
@@ -157,10 +158,10 @@ static void t_wait_then_ring_record(void **state)
 	struct fixture *f = *state;
 	need_taskstats(f);
 	struct tstats_record r = record(f, 0, 700);
-	f->m->ts_ring[f->m->ts_ring_next++ % TS_RING] = r;
+	acct_test_ring(f->m->acct, &r);
 	struct rusage ru = rusage_of(9000);
-	acct_fact_wait(f->m, f->n, W_EXITCODE(0, 0), &ru);
-	acct_report_exit(f->m, f->n, false);
+	acct_fact_wait(f->m->acct, f->n, W_EXITCODE(0, 0), &ru);
+	acct_report_exit(f->m->acct, f->n, false);
 	deliver(f);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
@@ -177,14 +178,14 @@ static void t_record_then_exit_event(void **state)
 	need_taskstats(f);
 	struct tstats_record r = record(f, 9, 100);
 	park(f, &r);
-	acct_taskstats_settle(f->m);
+	acct_taskstats_settle(f->m->acct);
 	deliver(f);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(f->last.exit_code, 9);
 	acct_fact_exit_event(f->n, W_EXITCODE(1, 0));
 	assert_true(f->n->flags & NODE_EXIT_EVENT);
 	assert_int_equal(WEXITSTATUS(f->n->status), 9);
-	acct_report_exit(f->m, f->n, false);
+	acct_report_exit(f->m->acct, f->n, false);
 	deliver(f);
 	assert_int_equal(f->exits, 1); /* once */
 }
@@ -194,12 +195,11 @@ static void t_record_then_exit_event(void **state)
 static void t_exit_event_alone(void **state)
 {
 	struct fixture *f = *state;
-	struct tstats *ts = f->m->ts;
-	f->m->ts = NULL; /* as on a kernel without taskstats */
+	acct_test_taskstats_off(f->m->acct, true); /* as on a kernel without taskstats */
 	acct_fact_exit_event(f->n, W_EXITCODE(0, SIGTERM) & 0x7f);
-	acct_report_exit(f->m, f->n, false);
+	acct_report_exit(f->m->acct, f->n, false);
 	deliver(f);
-	f->m->ts = ts;
+	acct_test_taskstats_off(f->m->acct, false);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(f->last.end, PTMON_END_SIGNALED);
 	assert_int_equal(f->last.term_signal, SIGTERM);
@@ -212,16 +212,16 @@ static void t_pending_bound(void **state)
 {
 	struct fixture *f = *state;
 	need_taskstats(f);
-	acct_report_exit(f->m, f->n, false);
-	assert_int_equal(acct_pending_deadline(f->m), f->n->end_ns + 100000000ull);
-	acct_flush_pending(f->m, f->n->end_ns + 99999999ull, NULL);
+	acct_report_exit(f->m->acct, f->n, false);
+	assert_int_equal(acct_pending_deadline(f->m->acct), f->n->end_ns + 100000000ull);
+	acct_flush_pending(f->m->acct, f->n->end_ns + 99999999ull, NULL);
 	deliver(f);
 	assert_int_equal(f->exits, 0);
-	acct_flush_pending(f->m, f->n->end_ns + 100000000ull, NULL);
+	acct_flush_pending(f->m->acct, f->n->end_ns + 100000000ull, NULL);
 	deliver(f);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(f->last.end, PTMON_END_UNKNOWN);
-	assert_int_equal(acct_pending_deadline(f->m), 0);
+	assert_int_equal(acct_pending_deadline(f->m->acct), 0);
 }
 
 /* An attached root: its status through its pidfd once its parent reaped

@@ -153,9 +153,9 @@ static bool argv_is(const struct ptmon_process_info *p, const char *want, size_t
  * process becomes a zombie). */
 static void drain_taskstats(struct ptmon_monitor *m)
 {
-	struct pollfd pfd = {.fd = tstats_get_fd(m->ts), .events = POLLIN};
+	struct pollfd pfd = {.fd = acct_taskstats_fd(m->acct), .events = POLLIN};
 	do
-		acct_drain_taskstats(m);
+		acct_drain_taskstats(m->acct);
 	while (poll(&pfd, 1, 0) > 0);
 }
 
@@ -182,7 +182,7 @@ static void test_exec_of_zombie_learned_late(void **state)
 	assert_null(p.argv);
 	assert_int_equal(p.argv_source, PTMON_ARGV_UNKNOWN);
 
-	if (!f->m->ts) {
+	if (acct_taskstats_fd(f->m->acct) < 0) {
 		skip(); /* comm from the exit record: needs taskstats */
 		return;
 	}
@@ -255,7 +255,7 @@ static void test_lost_exec(void **state)
 static void test_record_before_parent(void **state)
 {
 	struct fixture *f = *state;
-	if (!f->m->ts) {
+	if (acct_taskstats_fd(f->m->acct) < 0) {
 		skip();
 		return;
 	}
@@ -283,7 +283,7 @@ static void test_record_before_parent(void **state)
 	event(f->m, CNPROC_FORK, f->root, a);
 	event(f->m, CNPROC_FORK, a, b);
 	/* The connector has been read empty. */
-	acct_taskstats_settle(f->m);
+	acct_taskstats_settle(f->m->acct);
 	f->m->backend = PTMON_BACKEND_PROCFS;
 
 	struct ptmon_process_info p = info_of(f, b);
@@ -411,10 +411,10 @@ static void test_record_kept_until_events_read(void **state)
 	f->m->backend = PTMON_BACKEND_CONNECTOR; /* exits wait for the connector */
 	event(f->m, CNPROC_FORK, f->root, p);
 	wait_zombie(p);
-	if (f->m->ts)
+	if (acct_taskstats_fd(f->m->acct) >= 0)
 		drain_taskstats(f->m);
 	track_reap(f->m);
-	acct_flush_pending(f->m, UINT64_MAX, NULL);
+	acct_flush_pending(f->m->acct, UINT64_MAX, NULL);
 	struct node *pn = tree_lookup(&f->m->tree, p);
 	assert_non_null(pn);
 	assert_true(pn->flags & NODE_EXIT_EMITTED);
