@@ -47,83 +47,9 @@ uint64_t monitor_events_received(const struct ptmon_monitor *m)
 	return m->cn ? cnproc_get_stats(m->cn)->events : 0;
 }
 
-bool monitor_tree_filtered(const struct ptmon_monitor *m)
+static bool monitor_tree_filtered(const struct ptmon_monitor *m)
 {
 	return m->cn && cnproc_tree_filtered(m->cn);
-}
-
-/* A walk found @pid.  If the filter did not have it, its children forked
- * before now were dropped, and those still alive are for the next walk to
- * find: walks repeat until one finds nothing the filter missed. */
-void monitor_filter_add(struct ptmon_monitor *m, pid_t pid)
-{
-	if (monitor_tree_filtered(m) && cnproc_tree_add(m->cn, pid) > 0)
-		m->events_lost = true;
-}
-
-/*
- * Whether the process that holds @pid now may be the tree's: it has not
- * exited, and its parent is ptmon or in the filter's map.  Every live
- * process of the tree has such a parent: the filter adds the children of
- * the processes in the map, and a process leaves the map only dead (its
- * children reparented to us by then) or through this test.  A stranger
- * that got a number the map still held fails it.  Runs while the filter
- * still passes @pid's events (cnfilter_remove()).
- */
-static bool holder_may_be_ours(pid_t pid, void *userdata)
-{
-	struct ptmon_monitor *m = userdata;
-	int fd = util_pidfd_open(pid, 0);
-	if (fd < 0)
-		return false;
-	pid_t ppid = 0;
-	int r = util_pidfd_exited(fd) == 0 ? 0 : -ESRCH;
-	if (r == 0 && (m->features & PTMON_FEATURE_PIDFD_INFO))
-		r = util_pidfd_ppid(fd, &ppid);
-	else if (r == 0) {
-		struct procfs_stat st;
-		r = procfs_read_stat(pid, &st);
-		ppid = st.ppid;
-		/* Read before it exited: the number was still its own. */
-		if (r == 0 && util_pidfd_exited(fd) != 0)
-			r = -ESRCH;
-	}
-	util_close(fd);
-	/* A failed look cannot clear it: keep it (a stranger costs only). */
-	if (r < 0)
-		return r != -ESRCH;
-	return ppid == m->self || cnproc_tree_contains(m->cn, ppid) != 0;
-}
-
-/*
- * @pid was seen dead (pidfd readable, or reaped), not on its leader's
- * EXIT, which other threads outlive: take it out of the filter's map.  By
- * now the number may belong to a new process of the tree (pids wrap; a
- * fork loop gets them back within a second), which the filter added when
- * it was forked: it stays.  Its events meanwhile were passed (the removal
- * is guarded), so no walk is owed.
- */
-void monitor_filter_dead(struct ptmon_monitor *m, pid_t pid)
-{
-	if (!monitor_tree_filtered(m) || cnproc_tree_passing_all(m->cn))
-		return;
-	cnproc_tree_remove(m->cn, pid, holder_may_be_ours, m);
-}
-
-/* An event passed the filter for @pid that the monitor has no process
- * for: the filter added it as the child of one that is not ours (ptmon's
- * own probe child, a reused number the map still held), unless it is a
- * process of the tree that the monitor could not adopt. */
-void monitor_filter_stranger(struct ptmon_monitor *m, pid_t pid)
-{
-	if (pid != m->self && monitor_tree_filtered(m) && !cnproc_tree_passing_all(m->cn))
-		cnproc_tree_remove(m->cn, pid, holder_may_be_ours, m);
-}
-
-bool monitor_filter_holds(struct ptmon_monitor *m, pid_t pid)
-{
-	return monitor_tree_filtered(m) && !cnproc_tree_passing_all(m->cn) &&
-	       cnproc_tree_contains(m->cn, pid) == 1;
 }
 
 void monitor_rearm(struct ptmon_monitor *m)
@@ -140,7 +66,7 @@ void monitor_rearm(struct ptmon_monitor *m)
 	uint64_t p = acct_pending_deadline(m->acct);
 	if (p && (!next || p < next))
 		next = p;
-	for (struct group *g = m->groups; g; g = g->next) {
+	for (struct group *g = track_groups(m->track); g; g = g->next) {
 		uint64_t d = task_next_deadline(g->owner);
 		if (d && (!next || d < next))
 			next = d;
@@ -193,7 +119,7 @@ static int probe_connector(struct ptmon_monitor *m, struct probe *p)
 	waitpid(p->child, NULL, 0);
 	/* The tree filter took it in as our child: a stranger that gets
 	 * its number would pass until its first event. */
-	monitor_filter_dead(m, p->child);
+	track_filter_dead(m->track, p->child);
 	return p->seen ? 0 : -ENOMSG;
 }
 
@@ -290,6 +216,7 @@ static int start_acct(struct ptmon_monitor *m)
 	int r = acct_new(&m->acct, &env);
 	if (r < 0)
 		return r;
+	track_set_acct(m->track, m->acct);
 	if (!acct_taskstats_unavailable(m->acct))
 		m->features |= PTMON_FEATURE_TASKSTATS;
 	return 0;
@@ -411,16 +338,28 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	if (r == 0)
 		r = check_pidfd(m);
 	if (r == 0)
+		r = setup_fds(m);
+	if (r == 0) {
+		const struct track_env env = {
+			.tree = &m->tree,
+			.loop = &m->loop,
+			.sink = &m->sink,
+			.cn = &m->cn,
+			.features = &m->features,
+			.self = m->self,
+			.sigfd = m->sigfd,
+		};
+		r = track_new(&m->track, &env);
+	}
+	if (r == 0)
 		r = become_subreaper(m);
 	if (r == 0)
 		r = restore_sigchld(m);
-	if (r == 0)
-		r = setup_fds(m);
 	/* Children from before us (a shell's background jobs, when it
 	 * exec'd ptmon) are not any task's.  Without /proc to tell, take
 	 * every orphan of unknown lineage for theirs. */
-	if (r == 0 && track_scan_foreign(m) < 0)
-		m->foreign_dirty = true;
+	if (r == 0)
+		(void)track_scan_foreign(m->track); /* failing, it says so itself */
 	if (r == 0)
 		r = choose_backend(m, backend);
 	if (r == 0)
@@ -438,7 +377,7 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 
 static void cancel_all(struct ptmon_monitor *m, int signo)
 {
-	for (struct group *g = m->groups; g; g = g->next)
+	for (struct group *g = track_groups(m->track); g; g = g->next)
 		task_cancel_for_signal(g->owner, signo);
 }
 
@@ -461,7 +400,7 @@ static void front_check(struct ptmon_monitor *m)
 {
 	if (!m->front_pid || m->front_fd >= 0)
 		return;
-	for (struct group *g = m->groups; g; g = g->next)
+	for (struct group *g = track_groups(m->track); g; g = g->next)
 		task_front_died(g->owner, m->front_pid);
 }
 
@@ -492,7 +431,7 @@ static int on_connector_event(const struct cnproc_event *ev, void *userdata)
 	struct ptmon_monitor *m = userdata;
 	if (ev->timestamp_ns > m->newest_event_ns)
 		m->newest_event_ns = ev->timestamp_ns;
-	return track_handle_event(ev, userdata);
+	return track_handle_event(ev, m->track);
 }
 
 /* Returns whether the socket was read empty. */
@@ -511,21 +450,21 @@ static bool handle_netlink(struct ptmon_monitor *m)
 	if (lost)
 		m->argv_doubt = true;
 	if (m->argv_doubt)
-		track_doubt_argv(m);
+		track_doubt_argv(m->track);
 	if (drained) {
 		m->events_read_ns = start;
 		acct_taskstats_settle(m->acct);
 		if (!lost)
 			m->argv_doubt = false;
 	}
-	if (m->nprovisional && (drained || lost))
-		track_settle_provisional(m, lost);
+	if (track_provisional(m->track) && (drained || lost))
+		track_settle_provisional(m->track, lost);
 	if (lost) {
 		uint64_t total = st->overruns + st->seq_missing;
 		uint64_t delta = total - m->events_lost_count;
-		m->events_lost = true;
+		track_events_lost(m->track);
 		m->events_lost_count = total;
-		for (struct group *g = m->groups; g; g = g->next)
+		for (struct group *g = track_groups(m->track); g; g = g->next)
 			if (!g->done)
 				event_count(&m->sink, g->owner, PTMON_EVENT_LOST, delta,
 					    st->overruns ? "socket overrun (ENOBUFS)" : "sequence gap");
@@ -579,7 +518,7 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 		loop_timer_ack(&m->loop);
 		break;
 	case WATCH_PIDFD:
-		track_node_dead(m, container_of(w, struct node, w));
+		track_node_dead(m->track, container_of(w, struct node, w));
 		break;
 	case WATCH_PIPE:
 	case WATCH_OUTPUT:
@@ -605,14 +544,15 @@ static void maybe_resync(struct ptmon_monitor *m, uint64_t now)
 {
 	bool procfs = m->backend == PTMON_BACKEND_PROCFS && m->ntasks_running;
 	bool due = m->next_resync && now >= m->next_resync;
-	if (m->events_lost && now >= m->last_resync_ns + LOST_RESYNC_MIN_NS)
+	bool lost = track_resync_owed(m->track);
+	if (lost && now >= track_last_resync(m->track) + LOST_RESYNC_MIN_NS)
 		due = true;
 	if (due)
-		track_resync(m, m->events_lost ? "events lost" : "periodic");
+		track_resync(m->track, lost ? "events lost" : "periodic");
 	if (procfs)
-		m->next_resync = m->last_resync_ns + PROCFS_INTERVAL_NS;
-	else if (m->events_lost)
-		m->next_resync = m->last_resync_ns + LOST_RESYNC_MIN_NS;
+		m->next_resync = track_last_resync(m->track) + PROCFS_INTERVAL_NS;
+	else if (track_resync_owed(m->track))
+		m->next_resync = track_last_resync(m->track) + LOST_RESYNC_MIN_NS;
 	else
 		m->next_resync = 0;
 }
@@ -623,7 +563,7 @@ static void tell_taskstats_lost(struct ptmon_monitor *m)
 {
 	/* Accounting only: tracking does not depend on it. */
 	for (uint64_t k = acct_take_lost(m->acct); k > 0; k--)
-		for (struct group *g = m->groups; g; g = g->next)
+		for (struct group *g = track_groups(m->track); g; g = g->next)
 			if (!g->done)
 				event_count(&m->sink, g->owner, PTMON_EVENT_LOST, 1,
 					    "taskstats records dropped (ENOBUFS)");
@@ -640,7 +580,7 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 		handle(m, evs[i].data.ptr, &reap);
 	tell_taskstats_lost(m);
 	if (reap) {
-		track_reap(m);
+		track_reap(m->track);
 		tell_taskstats_lost(m);
 		if (m->backend == PTMON_BACKEND_PROCFS)
 			m->next_resync = util_now_ns(); /* "on every exit" */
@@ -649,7 +589,7 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 	maybe_resync(m, now);
 	acct_flush_pending(m->acct, now, NULL);
 	front_check(m);
-	for (struct group *g = m->groups; g; g = g->next)
+	for (struct group *g = track_groups(m->track); g; g = g->next)
 		(void)task_step(g->owner, now); /* monitor_rearm() below asks again */
 	/* And those of the reads since: a task's end, a deadline's reaping. */
 	tell_taskstats_lost(m);
@@ -740,12 +680,13 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 	if (!m)
 		return NULL;
 	if (m->ntasks_running)
-		track_kill_all_blocking(m);
-	while (m->groups) {
-		struct ptmon_task *t = m->groups->owner;
+		track_kill_all_blocking(m->track);
+	while (m->track && track_groups(m->track)) {
+		struct ptmon_task *t = track_groups(m->track)->owner;
 		task_unlink(t);
 		task_free(t);
 	}
+	m->track = track_free(m->track);
 	for (struct node *n = m->tree.first; n; n = n->next)
 		n->pidfd = util_close(n->pidfd);
 	tree_fini(&m->tree);

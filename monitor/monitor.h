@@ -26,6 +26,7 @@
 #include "watch.h"
 
 struct acct;
+struct track;
 struct cnproc;
 
 struct ptmon_monitor {
@@ -51,42 +52,25 @@ struct ptmon_monitor {
 	struct sigaction old_chld; /* the caller's SIGCHLD action, restored at free */
 	bool chld_saved;
 	int old_subreaper;       /* PR_GET_CHILD_SUBREAPER before us, -1: not set by us */
-	bool no_children;        /* wait4 said ECHILD */
-	bool events_lost;        /* a resync is owed */
 	uint64_t events_lost_count;
-	uint64_t resyncs;
-	uint64_t pids_reused;
-	uint64_t pidfd_failures;
 	uint64_t next_resync;    /* when a resync is due, 0: none */
 	struct rlimit_pair {
 		uint64_t cur, max;
 	} nofile_orig;
 	struct tree tree;
-	struct node_list unowned; /* live processes no task could claim */
-	/* Processes that are not any task's: ptmon's children from before the
-	 * monitor (a shell's background jobs, when the shell exec'd ptmon)
-	 * and their descendants.  Reaped, never signalled, counted or
-	 * reported. */
-	struct node_list foreign;
-	bool foreign_dirty;       /* a foreign process died: its orphans may be ours to see */
-	uint64_t foreign_death_ns; /* when the last foreign death was noticed */
-	uint32_t resync_gen;
-	uint64_t last_resync_ns;
+	struct track *track;      /* which processes are the tasks' (track.c) */
 	/* Start of the last read of the connector that emptied it: every
 	 * event queued before then has been handled. */
 	uint64_t events_read_ns;
-	struct group *groups;     /* every task's share of the tree (tree.h) */
 	unsigned ntasks_running;
 	uint64_t wall_offset_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC at creation */
 	struct acct *acct;        /* taskstats, and the exits waiting for their facts */
 	bool argv_doubt;          /* events were lost: inherited argvs may be stale */
-	struct node *argv_checked; /* track_doubt_argv() settled the tree up to here */
 	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
 	char cgroup_why_buf[320]; /* a limit's reason, with its controller named */
 	unsigned cgroup_serial;
 	uint64_t exits_unswept;   /* exits delivered since the last records_sweep() */
 	uint64_t records_dropped; /* records of exited processes freed (records.c) */
-	size_t nprovisional;      /* live NODE_PROVISIONAL nodes */
 	uint64_t newest_event_ns; /* the latest kernel stamp of a connector event read */
 };
 
@@ -104,17 +88,6 @@ void monitor_drain_events(struct ptmon_monitor *m);
 void monitor_rearm(struct ptmon_monitor *m);
 uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m);
 uint64_t monitor_events_received(const struct ptmon_monitor *m);
-/* The tree filter's map (a no-op without it): a process found by a walk
- * joins it; one seen dead leaves it; one the monitor does not know, that
- * an event named, leaves it. */
-void monitor_filter_add(struct ptmon_monitor *m, pid_t pid);
-void monitor_filter_dead(struct ptmon_monitor *m, pid_t pid);
-void monitor_filter_stranger(struct ptmon_monitor *m, pid_t pid);
-/* Whether the tree filter holds @pid for the tree's (false without it,
- * or when it passes every process's events). */
-bool monitor_filter_holds(struct ptmon_monitor *m, pid_t pid);
-/* The eBPF tree filter is in use. */
-bool monitor_tree_filtered(const struct ptmon_monitor *m);
 /* Read the connector until it is empty: every event queued before now
  * has been handled (a no-op without the connector). */
 void monitor_read_connector(struct ptmon_monitor *m);

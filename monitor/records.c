@@ -16,6 +16,7 @@
 #include "acct.h"
 #include "monitor.h"
 #include "task.h"
+#include "track.h"
 #include "tree.h"
 
 /* Exits delivered between sweeps, at least: a sweep walks every record. */
@@ -81,9 +82,7 @@ static size_t drop(struct ptmon_monitor *m, const struct group *only)
 		if (!(n->flags & NODE_DROP)) {
 			prev = n;
 		} else {
-			/* track_doubt_argv() goes on after its cursor. */
-			if (m->argv_checked == n)
-				m->argv_checked = prev;
+			track_node_dropping(m->track, n, prev);
 			tree_drop(&m->tree, prev, n);
 			dropped++;
 		}

@@ -274,8 +274,8 @@ static int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
 		r = -ECHILD;
 		goto out;
 	}
-	m->no_children = false;
-	r = track_add_root(m, &t->g, pid, t->argv);
+	track_child_started(m->track);
+	r = track_add_root(m->track, &t->g, pid, t->argv);
 	if (r < 0)
 		goto out;
 	const struct stream_ctx ctx = {.loop = &m->loop, .sink = &m->sink, .self = m->self};
@@ -306,7 +306,7 @@ static void set_phase(struct ptmon_task *t, enum task_phase phase)
 
 static void signal_all(struct ptmon_task *t)
 {
-	track_cancel_signal_all(t->monitor, &t->g);
+	track_cancel_signal_all(t->monitor->track, &t->g);
 }
 
 /* Signal what ptmon holds, then walk /proc for what it does not (each
@@ -316,7 +316,7 @@ static void signal_all(struct ptmon_task *t)
 static void signal_and_walk(struct ptmon_task *t, const char *why)
 {
 	signal_all(t);
-	track_resync(t->monitor, why);
+	track_resync(t->monitor->track, why);
 	signal_all(t);
 }
 
@@ -332,8 +332,8 @@ static void signal_and_walk(struct ptmon_task *t, const char *why)
 static bool unseen_alive(struct ptmon_task *t)
 {
 	struct ptmon_monitor *m = t->monitor;
-	return !t->g.attached && !t->g.live.count && !m->no_children && m->ntasks_running == 1 &&
-	       !track_foreign_possible(m);
+	return !t->g.attached && !t->g.live.count && !track_no_children(m->track) &&
+	       m->ntasks_running == 1 && !track_foreign_possible(m->track);
 }
 
 /* A fork loop whose every process forks and exits moves on faster than a
@@ -343,7 +343,7 @@ static bool unseen_alive(struct ptmon_task *t)
 static void sweep_blind(struct ptmon_task *t)
 {
 	struct ptmon_monitor *m = t->monitor;
-	track_reap(m);
+	track_reap(m->track);
 	if (!unseen_alive(t) || ++t->blind_sweeps < BLIND_SWEEPS_MAX || t->cg.fd < 0 ||
 	    t->cg.killed)
 		return;
@@ -392,7 +392,7 @@ int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, uns
 		set_phase(t, PHASE_TERM);
 		/* A grace period follows: walk first, so that the record
 		 * knows every process alive as the cancel began. */
-		track_resync(t->monitor, "cancel");
+		track_resync(t->monitor->track, "cancel");
 		signal_all(t);
 	} else if (t->phase != PHASE_KILL) {
 		enter_kill(t);
@@ -437,7 +437,7 @@ static enum node_survived why_alive(struct ptmon_monitor *m, struct node *n, uid
 	struct stat st;
 	snprintf(path, sizeof(path), "/proc/%d", (int)n->pid);
 	*ret_uid = stat(path, &st) == 0 ? st.st_uid : (uid_t)-1;
-	if (track_signal(m, n, 0) == -EPERM)
+	if (track_signal(m->track, n, 0) == -EPERM)
 		return SURVIVED_EPERM;
 	struct procfs_stat ps;
 	if (procfs_read_stat(n->pid, &ps) == 0 && ps.state == 'D')
@@ -455,9 +455,9 @@ static void give_up(struct ptmon_task *t)
 		[SURVIVED_DSTATE] = "in uninterruptible sleep (D state)",
 		[SURVIVED_UNKNOWN] = "still alive after SIGKILL",
 	};
-	track_resync(m, "kill bound");
+	track_resync(m->track, "kill bound");
 	signal_all(t); /* a last try, and what the walk found */
-	track_reap(m);
+	track_reap(m->track);
 	for (struct node *n = t->g.live.head; n; n = n->live_next) {
 		uid_t uid;
 		n->survived = (uint8_t)why_alive(m, n, &uid);
@@ -508,7 +508,7 @@ static bool cgroup_watch_empty(struct ptmon_task *t)
 		return false;
 	if (cgroup_populated(&t->cg) != 1)
 		return true; /* "populated 0", or the cgroup is gone */
-	if (track_cgroup_scan(t->monitor, &t->g, false) > 0)
+	if (track_cgroup_scan(t->monitor->track, &t->g, false) > 0)
 		return false;
 	if (t->phase == PHASE_KILL && !t->cg.killed)
 		cgroup_kill(&t->cg);
@@ -527,13 +527,13 @@ static bool tree_empty(struct ptmon_task *t)
 	/* With one task, "no children" is the ground truth (we are the
 	 * subreaper); with several, the tracked set has to do, and a live
 	 * orphan no task could claim may be this task's. */
-	if (m->no_children || (m->ntasks_running > 1 && !m->unowned.count))
+	if (track_no_children(m->track) || (m->ntasks_running > 1 && !track_unowned(m->track)))
 		return true;
 	/* Foreign children keep ECHILD away: a walk classifies every child
 	 * of ours instead; when it finds none of the task's, none is left
 	 * (its processes are all dead, so no new one can appear). */
-	if (m->ntasks_running == 1 && track_foreign_possible(m)) {
-		track_resync(m, "pre-existing children");
+	if (m->ntasks_running == 1 && track_foreign_possible(m->track)) {
+		track_resync(m->track, "pre-existing children");
 		return !t->g.live.count;
 	}
 	return false;
@@ -544,8 +544,8 @@ static void on_root_exit(struct ptmon_task *t)
 	struct ptmon_monitor *m = t->monitor;
 	if (t->leftovers_noticed || t->phase != PHASE_RUNNING)
 		return;
-	if (!t->g.live.count && !m->no_children)
-		track_resync(m, "root exited"); /* find what it left behind */
+	if (!t->g.live.count && !track_no_children(m->track))
+		track_resync(m->track, "root exited"); /* find what it left behind */
 	if (!t->g.live.count)
 		return;
 	t->leftovers_noticed = true;
@@ -589,10 +589,11 @@ static void finish(struct ptmon_task *t)
 	t->eof_ns = util_now_ns();
 	m->ntasks_running--;
 	t->final.events_lost = m->events_lost_count;
-	t->final.resyncs = m->resyncs;
+	const struct track_stats *ts = track_get_stats(m->track);
+	t->final.resyncs = ts->resyncs;
 	t->final.foreign = monitor_foreign_dropped(m);
-	t->final.pids_reused = m->pids_reused;
-	t->final.pidfd_failures = m->pidfd_failures;
+	t->final.pids_reused = ts->pids_reused;
+	t->final.pidfd_failures = ts->pidfd_failures;
 	t->final.events_received = monitor_events_received(m);
 	if (t->g.attached && !t->cg.borrowed)
 		attached_root_status(t);
@@ -632,7 +633,7 @@ static void update(struct ptmon_task *t)
 	struct ptmon_monitor *m = t->monitor;
 	if (t->g.root_reaped && !t->cg.borrowed) /* a cgroup's first member is no root */
 		on_root_exit(t);
-	if (t->phase < PHASE_DRAIN && t->g.root_reaped && !t->g.live.count && !m->no_children &&
+	if (t->phase < PHASE_DRAIN && t->g.root_reaped && !t->g.live.count && !track_no_children(m->track) &&
 	    m->ntasks_running == 1 && !t->sweep_at)
 		t->sweep_at = util_now_ns() + SWEEP_FIRST_NS; /* something untracked lives */
 	if (t->phase < PHASE_DRAIN && tree_empty(t))
@@ -685,7 +686,7 @@ uint64_t task_step(struct ptmon_task *t, uint64_t now)
 		if (t->phase == PHASE_KILL)
 			sweep(t);
 		else if (t->phase < PHASE_DRAIN)
-			track_resync(t->monitor, "untracked children");
+			track_resync(t->monitor->track, "untracked children");
 	}
 	if (t->phase == PHASE_DRAIN && now >= phase_deadline(t)) {
 		t->drain_timed_out = true;
@@ -739,9 +740,9 @@ int ptmon_task_config_init(struct ptmon_task_config *cfg, size_t size)
 static void abort_root(struct ptmon_monitor *m, struct ptmon_task *t)
 {
 	struct node *root = t->g.root;
-	track_signal(m, root, SIGKILL);
+	track_signal(m->track, root, SIGKILL);
 	waitpid(root->pid, NULL, __WALL);
-	track_node_dead(m, root);
+	track_node_dead(m->track, root);
 	root->group = NULL;
 }
 
@@ -820,8 +821,7 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *uc
 		task_free(t);
 		return r;
 	}
-	t->g.next = m->groups;
-	m->groups = &t->g;
+	track_add_group(m->track, &t->g);
 	m->ntasks_running++;
 	*ret = t;
 	event_node(&m->sink, PTMON_EVENT_START, t->g.root);
@@ -883,7 +883,7 @@ static int attach_cgroup(struct ptmon_monitor *m, struct ptmon_task *t, const ch
 		t->cg_events_fd = util_close(t->cg_events_fd);
 		return r;
 	}
-	r = track_cgroup_scan(m, &t->g, true);
+	r = track_cgroup_scan(m->track, &t->g, true);
 	if (r == 0 || !t->g.root) {
 		m->cgroup_why = "it holds no process";
 		return r < 0 ? r : -ESRCH;
@@ -893,11 +893,7 @@ static int attach_cgroup(struct ptmon_monitor *m, struct ptmon_task *t, const ch
 
 void task_unlink(struct ptmon_task *t)
 {
-	for (struct group **pp = &t->monitor->groups; *pp; pp = &(*pp)->next)
-		if (*pp == &t->g) {
-			*pp = t->g.next;
-			break;
-		}
+	track_remove_group(t->monitor->track, &t->g);
 }
 
 int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config *ucfg,
@@ -932,11 +928,10 @@ int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config 
 	t->root_exit_fd = t->cg_events_fd = -1;
 	t->started_ns = util_now_ns();
 	/* In the list before the walk: what it finds is this task's. */
-	t->g.next = m->groups;
-	m->groups = &t->g;
+	track_add_group(m->track, &t->g);
 	m->ntasks_running++;
 	r = cfg->cgroup ? attach_cgroup(m, t, cfg->cgroup)
-			: track_attach_root(m, &t->g, cfg->pid, &t->root_exit_fd);
+			: track_attach_root(m->track, &t->g, cfg->pid, &t->root_exit_fd);
 	if (r < 0) {
 		task_unlink(t);
 		m->ntasks_running--;
@@ -945,7 +940,7 @@ int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config 
 	}
 	if (!cfg->cgroup)
 		event_node(&m->sink, PTMON_EVENT_START, t->g.root);
-	track_resync(m, "attach");
+	track_resync(m->track, "attach");
 	*ret = t;
 	monitor_rearm(m);
 	return 0;
@@ -1050,7 +1045,7 @@ const struct ptmon_process *ptmon_task_find_process(const struct ptmon_task *t, 
 static int kill_one(struct ptmon_task *t, struct node *n, int sig)
 {
 	bool first = !(n->flags & NODE_SIGNALLED);
-	int r = track_signal(t->monitor, n, sig);
+	int r = track_signal(t->monitor->track, n, sig);
 	if (r == 0 && sig) {
 		t->g.signalled += first;
 		t->g.killed += sig == SIGKILL;

@@ -21,7 +21,8 @@
 #include "acct.h"
 #include "cgroup.h"
 #include "loop.h"
-#include "monitor.h"
+#include "ptmon.h"
+#include "tree.h"
 #include "procfs.h"
 #include "sink.h"
 #include "sys.h"
@@ -40,11 +41,226 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+struct track {
+	/* Handed over by the monitor (track_new(), track_set_acct()). */
+	struct tree *tree;
+	struct loop *loop;
+	struct sink *sink;
+	struct acct *acct;
+	struct cnproc *const *cn;  /* the monitor's connector, NULL: none (yet) */
+	unsigned *features;        /* the monitor's PTMON_FEATURE_*: parent_of() may
+				      learn PIDFD_GET_INFO is missing after all */
+	pid_t self;
+	int sigfd;                 /* the monitor's signalfd, SIGCHLD among its signals */
+	/* Its own. */
+	struct group *groups;      /* every task's share of the tree */
+	struct node_list unowned;  /* live processes no task could claim */
+	/* Processes that are not any task's: ptmon's children from before the
+	 * monitor (a shell's background jobs, when the shell exec'd ptmon)
+	 * and their descendants.  Reaped, never signalled, counted or
+	 * reported. */
+	struct node_list foreign;
+	bool foreign_dirty;        /* a foreign process died: its orphans may be ours to see */
+	uint64_t foreign_death_ns; /* when the last foreign death was noticed */
+	bool no_children;          /* wait4 said ECHILD */
+	bool events_lost;          /* a resync is owed */
+	uint32_t resync_gen;
+	uint64_t last_resync_ns;
+	struct track_stats stats;
+	size_t nprovisional;       /* live NODE_PROVISIONAL nodes */
+	struct node *argv_checked; /* track_doubt_argv() settled the tree up to here */
+};
+
+int track_new(struct track **ret, const struct track_env *env)
+{
+	struct track *tr = calloc(1, sizeof(*tr));
+	if (!tr)
+		return -ENOMEM;
+	*tr = (struct track){
+		.tree = env->tree,
+		.loop = env->loop,
+		.sink = env->sink,
+		.cn = env->cn,
+		.features = env->features,
+		.self = env->self,
+		.sigfd = env->sigfd,
+	};
+	*ret = tr;
+	return 0;
+}
+
+struct track *track_free(struct track *tr)
+{
+	free(tr);
+	return NULL;
+}
+
+void track_set_acct(struct track *tr, struct acct *a)
+{
+	tr->acct = a;
+}
+
+struct group *track_groups(const struct track *tr)
+{
+	return tr->groups;
+}
+
+void track_add_group(struct track *tr, struct group *g)
+{
+	g->next = tr->groups;
+	tr->groups = g;
+}
+
+void track_remove_group(struct track *tr, struct group *g)
+{
+	for (struct group **pp = &tr->groups; *pp; pp = &(*pp)->next)
+		if (*pp == g) {
+			*pp = g->next;
+			return;
+		}
+}
+
+bool track_no_children(const struct track *tr)
+{
+	return tr->no_children;
+}
+
+void track_child_started(struct track *tr)
+{
+	tr->no_children = false;
+}
+
+size_t track_unowned(const struct track *tr)
+{
+	return tr->unowned.count;
+}
+
+const struct track_stats *track_get_stats(const struct track *tr)
+{
+	return &tr->stats;
+}
+
+void track_events_lost(struct track *tr)
+{
+	tr->events_lost = true;
+}
+
+bool track_resync_owed(const struct track *tr)
+{
+	return tr->events_lost;
+}
+
+uint64_t track_last_resync(const struct track *tr)
+{
+	return tr->last_resync_ns;
+}
+
+size_t track_provisional(const struct track *tr)
+{
+	return tr->nprovisional;
+}
+
+void track_node_dropping(struct track *tr, struct node *n, struct node *prev)
+{
+	if (tr->argv_checked == n)
+		tr->argv_checked = prev; /* track_doubt_argv() goes on after its cursor */
+}
+
+/* ---- the tree filter's map ---------------------------------------------------- */
+
+bool track_tree_filtered(const struct track *tr)
+{
+	return *tr->cn && cnproc_tree_filtered(*tr->cn);
+}
+
+/* A walk found @pid.  If the filter did not have it, its children forked
+ * before now were dropped, and those still alive are for the next walk to
+ * find: walks repeat until one finds nothing the filter missed. */
+static void filter_add(struct track *tr, pid_t pid)
+{
+	if (track_tree_filtered(tr) && cnproc_tree_add(*tr->cn, pid) > 0)
+		tr->events_lost = true;
+}
+
+/*
+ * Whether the process that holds @pid now may be the tree's: it has not
+ * exited, and its parent is ptmon or in the filter's map.  Every live
+ * process of the tree has such a parent: the filter adds the children of
+ * the processes in the map, and a process leaves the map only dead (its
+ * children reparented to us by then) or through this test.  A stranger
+ * that got a number the map still held fails it.  Runs while the filter
+ * still passes @pid's events (cnfilter_remove()).
+ */
+static bool holder_may_be_ours(pid_t pid, void *userdata)
+{
+	struct track *tr = userdata;
+	int fd = util_pidfd_open(pid, 0);
+	if (fd < 0)
+		return false;
+	pid_t ppid = 0;
+	int r = util_pidfd_exited(fd) == 0 ? 0 : -ESRCH;
+	if (r == 0 && (*tr->features & PTMON_FEATURE_PIDFD_INFO))
+		r = util_pidfd_ppid(fd, &ppid);
+	else if (r == 0) {
+		struct procfs_stat st;
+		r = procfs_read_stat(pid, &st);
+		ppid = st.ppid;
+		/* Read before it exited: the number was still its own. */
+		if (r == 0 && util_pidfd_exited(fd) != 0)
+			r = -ESRCH;
+	}
+	util_close(fd);
+	/* A failed look cannot clear it: keep it (a stranger costs only). */
+	if (r < 0)
+		return r != -ESRCH;
+	return ppid == tr->self || cnproc_tree_contains(*tr->cn, ppid) != 0;
+}
+
+/*
+ * @pid was seen dead (pidfd readable, or reaped), not on its leader's
+ * EXIT, which other threads outlive: take it out of the filter's map.  By
+ * now the number may belong to a new process of the tree (pids wrap; a
+ * fork loop gets them back within a second), which the filter added when
+ * it was forked: it stays.  Its events meanwhile were passed (the removal
+ * is guarded), so no walk is owed.
+ */
+void track_filter_dead(struct track *tr, pid_t pid)
+{
+	if (!track_tree_filtered(tr) || cnproc_tree_passing_all(*tr->cn))
+		return;
+	cnproc_tree_remove(*tr->cn, pid, holder_may_be_ours, tr);
+}
+
+static void filter_dead(struct track *tr, pid_t pid)
+{
+	track_filter_dead(tr, pid);
+}
+
+/* An event passed the filter for @pid that the monitor has no process
+ * for: the filter added it as the child of one that is not ours (ptmon's
+ * own probe child, a reused number the map still held), unless it is a
+ * process of the tree that the monitor could not adopt. */
+static void filter_stranger(struct track *tr, pid_t pid)
+{
+	if (pid != tr->self && track_tree_filtered(tr) && !cnproc_tree_passing_all(*tr->cn))
+		cnproc_tree_remove(*tr->cn, pid, holder_may_be_ours, tr);
+}
+
+/* Whether the tree filter holds @pid for the tree's (false without it, or
+ * when it passes every process's events). */
+static bool filter_holds(struct track *tr, pid_t pid)
+{
+	return track_tree_filtered(tr) && !cnproc_tree_passing_all(*tr->cn) &&
+	       cnproc_tree_contains(*tr->cn, pid) == 1;
+}
+
+/* ---- tracking ------------------------------------------------------------------- */
+
 /* The one group not done, NULL when there are none or several. */
-static struct group *sole_group(struct ptmon_monitor *m)
+static struct group *sole_group(struct track *tr)
 {
 	struct group *found = NULL;
-	for (struct group *g = m->groups; g; g = g->next) {
+	for (struct group *g = tr->groups; g; g = g->next) {
 		if (g->done)
 			continue;
 		if (found)
@@ -54,22 +270,22 @@ static struct group *sole_group(struct ptmon_monitor *m)
 	return found;
 }
 
-static struct node_list *live_list(struct ptmon_monitor *m, struct node *n)
+static struct node_list *live_list(struct track *tr, struct node *n)
 {
 	if (n->flags & NODE_FOREIGN)
-		return &m->foreign;
-	return n->group ? &n->group->live : &m->unowned;
+		return &tr->foreign;
+	return n->group ? &n->group->live : &tr->unowned;
 }
 
-bool track_foreign_possible(const struct ptmon_monitor *m)
+bool track_foreign_possible(const struct track *tr)
 {
-	return m->foreign.count || m->foreign_dirty;
+	return tr->foreign.count || tr->foreign_dirty;
 }
 
-static struct node *new_node(struct ptmon_monitor *m, pid_t pid, struct node *parent,
+static struct node *new_node(struct track *tr, pid_t pid, struct node *parent,
 			     struct group *g)
 {
-	struct node *n = tree_add(&m->tree, pid);
+	struct node *n = tree_add(tr->tree, pid);
 	if (!n)
 		return NULL;
 	n->w.kind = WATCH_PIDFD;
@@ -91,20 +307,20 @@ static struct node *new_node(struct ptmon_monitor *m, pid_t pid, struct node *pa
 }
 
 /* A process joined the record: say so. */
-static struct node *born(struct ptmon_monitor *m, struct node *n)
+static struct node *born(struct track *tr, struct node *n)
 {
 	if (n && !(n->flags & NODE_FOREIGN))
-		event_node(&m->sink, PTMON_EVENT_FORK, n);
+		event_node(tr->sink, PTMON_EVENT_FORK, n);
 	return n;
 }
 
 /* A live parent proven by its pidfd, or ptmon itself. */
-static bool parent_is_ours(struct ptmon_monitor *m, pid_t ppid, struct node **ret)
+static bool parent_is_ours(struct track *tr, pid_t ppid, struct node **ret)
 {
 	*ret = NULL;
-	if (ppid == m->self)
+	if (ppid == tr->self)
 		return true;
-	struct node *p = tree_lookup(&m->tree, ppid);
+	struct node *p = tree_lookup(tr->tree, ppid);
 	if (!p || !(p->flags & NODE_ALIVE) || p->pidfd < 0)
 		return false;
 	if (util_pidfd_exited(p->pidfd) != 0)
@@ -117,13 +333,13 @@ static bool parent_is_ours(struct ptmon_monitor *m, pid_t ppid, struct node **re
  * very process: atomically through PIDFD_GET_INFO, or from /proc followed
  * by a check that the pidfd's process had not exited (so the pid was still
  * its own when /proc was read). */
-static int parent_of(struct ptmon_monitor *m, int pidfd, pid_t pid, pid_t *ret)
+static int parent_of(struct track *tr, int pidfd, pid_t pid, pid_t *ret)
 {
-	if (m->features & PTMON_FEATURE_PIDFD_INFO) {
+	if (*tr->features & PTMON_FEATURE_PIDFD_INFO) {
 		int r = util_pidfd_ppid(pidfd, ret);
 		if (r != -ENOTTY && r != -EINVAL)
 			return r;
-		m->features &= ~PTMON_FEATURE_PIDFD_INFO;
+		*tr->features &= ~PTMON_FEATURE_PIDFD_INFO;
 	}
 	struct procfs_stat st;
 	int r = procfs_read_stat(pid, &st);
@@ -141,56 +357,56 @@ static int parent_of(struct ptmon_monitor *m, int pidfd, pid_t pid, pid_t *ret)
  * said so, so read again.  Its node is marked dead first, so that each
  * round needs a different dead parent; a pid a stranger took names no
  * live node of ours and fails.  -EPERM: not provably ours. */
-static int proven_parent(struct ptmon_monitor *m, int pidfd, pid_t pid, pid_t *ret_ppid,
+static int proven_parent(struct track *tr, int pidfd, pid_t pid, pid_t *ret_ppid,
 			 struct node **ret_parent)
 {
 	for (;;) {
-		int r = parent_of(m, pidfd, pid, ret_ppid);
+		int r = parent_of(tr, pidfd, pid, ret_ppid);
 		if (r < 0)
 			return r;
-		if (parent_is_ours(m, *ret_ppid, ret_parent))
+		if (parent_is_ours(tr, *ret_ppid, ret_parent))
 			return 0;
-		struct node *p = tree_lookup(&m->tree, *ret_ppid);
+		struct node *p = tree_lookup(tr->tree, *ret_ppid);
 		if (!p || !(p->flags & NODE_ALIVE) || p->pidfd < 0 ||
 		    util_pidfd_exited(p->pidfd) != 1)
 			return -EPERM;
-		track_node_dead(m, p);
+		track_node_dead(tr, p);
 	}
 }
 
-static struct node *record_gone(struct ptmon_monitor *m, pid_t pid, struct node *hint)
+static struct node *record_gone(struct track *tr, pid_t pid, struct node *hint)
 {
 	if (!hint || (hint->flags & NODE_FOREIGN))
 		return NULL;
-	struct node *n = new_node(m, pid, hint, hint->group);
+	struct node *n = new_node(tr, pid, hint, hint->group);
 	if (n) {
 		n->flags |= NODE_SHORT;
 		n->end_ns = n->start_ns;
-		born(m, n);
+		born(tr, n);
 	}
 	return n;
 }
 
 /* No pidfd to be had (fd limit): keep the pid, unverified, so that the
  * cancel sweeps reach it with a transient pidfd. */
-static struct node *record_nopidfd(struct ptmon_monitor *m, pid_t pid, struct node *hint)
+static struct node *record_nopidfd(struct track *tr, pid_t pid, struct node *hint)
 {
-	m->pidfd_failures++;
+	tr->stats.pidfd_failures++;
 	if (hint && (hint->flags & NODE_FOREIGN)) {
 		/* Not followed: an orphan it leaves cannot be told apart. */
-		m->foreign_dirty = true;
-		m->foreign_death_ns = util_now_ns();
+		tr->foreign_dirty = true;
+		tr->foreign_death_ns = util_now_ns();
 		return NULL;
 	}
 	if (!hint)
 		return NULL;
-	struct node *n = new_node(m, pid, hint, hint->group);
+	struct node *n = new_node(tr, pid, hint, hint->group);
 	if (!n)
 		return NULL;
 	n->flags |= NODE_ALIVE | NODE_NOPIDFD;
-	n->seen_gen = m->resync_gen;
-	node_list_add(live_list(m, n), n);
-	return born(m, n);
+	n->seen_gen = tr->resync_gen;
+	node_list_add(live_list(tr, n), n);
+	return born(tr, n);
 }
 
 static void set_argv(struct node *n, struct argv_buf *a, enum ptmon_argv_source src)
@@ -221,14 +437,14 @@ static bool read_own(struct node *n, pid_t pid, int pidfd)
 	return true;
 }
 
-static void attach_pidfd(struct ptmon_monitor *m, struct node *n, int pidfd)
+static void attach_pidfd(struct track *tr, struct node *n, int pidfd)
 {
 	n->pidfd = pidfd;
 	n->flags &= ~NODE_NOPIDFD;
-	if (loop_watch_add(&m->loop, pidfd, EPOLLIN, &n->w) < 0) {
+	if (loop_watch_add(tr->loop, pidfd, EPOLLIN, &n->w) < 0) {
 		/* Without the watch we would not see it die; the reaper and
 		 * resyncs still would, so keep the pidfd for signals. */
-		sink_notice(&m->sink, node_task(n), PTMON_NOTICE_WARNING,
+		sink_notice(tr->sink, node_task(n), PTMON_NOTICE_WARNING,
 			       "cannot watch pidfd of %d; relying on /proc", (int)n->pid);
 	}
 }
@@ -253,57 +469,57 @@ static bool orphan_of_attached(const struct node *hint, uint64_t event_ns)
  * such an EXIT (track_settle_provisional()) proves the pidfd the child's.
  * Until then it is neither reported nor signalled.
  */
-static struct node *adopt_provisional(struct ptmon_monitor *m, pid_t pid, struct node *hint,
+static struct node *adopt_provisional(struct track *tr, pid_t pid, struct node *hint,
 				      int pidfd, pid_t ppid)
 {
 	if (util_pidfd_exited(pidfd) != 0) {
 		util_close(pidfd);
-		return record_gone(m, pid, hint);
+		return record_gone(tr, pid, hint);
 	}
-	struct node *n = new_node(m, pid, hint, hint->group);
+	struct node *n = new_node(tr, pid, hint, hint->group);
 	if (!n) {
 		util_close(pidfd);
 		return NULL;
 	}
 	n->ppid = ppid;
-	n->seen_gen = m->resync_gen;
+	n->seen_gen = tr->resync_gen;
 	n->flags |= NODE_ALIVE | NODE_PROVISIONAL;
-	m->nprovisional++;
+	tr->nprovisional++;
 	node_list_add(&n->group->live, n);
-	attach_pidfd(m, n, pidfd);
+	attach_pidfd(tr, n, pidfd);
 	return n;
 }
 
-struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, uint64_t event_ns)
+struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint, uint64_t event_ns)
 {
-	struct node *cur = tree_lookup(&m->tree, pid);
+	struct node *cur = tree_lookup(tr->tree, pid);
 	if (cur && (cur->flags & NODE_ALIVE) && !(cur->flags & NODE_NOPIDFD))
 		return cur;
 	int pidfd = util_pidfd_open(pid, 0);
 	if (pidfd == -EMFILE || pidfd == -ENFILE) {
 		if (cur && (cur->flags & NODE_ALIVE))
 			return cur;
-		return record_nopidfd(m, pid, hint);
+		return record_nopidfd(tr, pid, hint);
 	}
 	if (pidfd < 0)
-		return (cur && (cur->flags & NODE_ALIVE)) ? cur : record_gone(m, pid, hint);
+		return (cur && (cur->flags & NODE_ALIVE)) ? cur : record_gone(tr, pid, hint);
 
 	pid_t ppid = 0;
 	struct node *parent = NULL;
-	int r = proven_parent(m, pidfd, pid, &ppid, &parent);
+	int r = proven_parent(tr, pidfd, pid, &ppid, &parent);
 	if (r < 0) {
 		if (r == -EPERM && !cur && orphan_of_attached(hint, event_ns))
-			return adopt_provisional(m, pid, hint, pidfd, ppid);
+			return adopt_provisional(tr, pid, hint, pidfd, ppid);
 		util_close(pidfd);
 		if (r == -ESRCH)
-			return record_gone(m, pid, hint);
+			return record_gone(tr, pid, hint);
 		if (hint)
-			m->pids_reused++;
+			tr->stats.pids_reused++;
 		return NULL;
 	}
 	if (cur && (cur->flags & NODE_ALIVE)) {
 		/* A pid kept without a pidfd (fd limit), now verified. */
-		attach_pidfd(m, cur, pidfd);
+		attach_pidfd(tr, cur, pidfd);
 		return cur;
 	}
 	bool zombie = util_pidfd_exited(pidfd) != 0;
@@ -326,9 +542,9 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	struct node *tparent = (parent && parent != hint) ? parent : hint;
 	/* The lineage decides; an orphan of unknown lineage is the task's
 	 * only when no foreign lineage could have left it to us. */
-	bool foreign = tparent ? (tparent->flags & NODE_FOREIGN) : track_foreign_possible(m);
-	struct group *g = foreign ? NULL : tparent ? tparent->group : sole_group(m);
-	struct node *n = new_node(m, pid, tparent, g);
+	bool foreign = tparent ? (tparent->flags & NODE_FOREIGN) : track_foreign_possible(tr);
+	struct group *g = foreign ? NULL : tparent ? tparent->group : sole_group(tr);
+	struct node *n = new_node(tr, pid, tparent, g);
 	if (!n) {
 		util_close(pidfd);
 		return NULL;
@@ -336,7 +552,7 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 	if (foreign)
 		n->flags |= NODE_FOREIGN | (tparent ? 0 : NODE_GUESSED);
 	n->ppid = ppid;
-	n->seen_gen = m->resync_gen;
+	n->seen_gen = tr->resync_gen;
 	if (!event_ns) {
 		/* Found by a walk: it may have exec'd unseen, and started
 		 * before now. */
@@ -349,55 +565,55 @@ struct node *track_adopt(struct ptmon_monitor *m, pid_t pid, struct node *hint, 
 		util_close(pidfd);
 		n->flags |= NODE_SHORT;
 		n->end_ns = n->start_ns;
-		return born(m, n);
+		return born(tr, n);
 	}
 	n->flags |= NODE_ALIVE;
-	node_list_add(live_list(m, n), n);
-	attach_pidfd(m, n, pidfd);
+	node_list_add(live_list(tr, n), n);
+	attach_pidfd(tr, n, pidfd);
 	if (!event_ns)
-		monitor_filter_add(m, pid);
+		filter_add(tr, pid);
 	if (tparent && (tparent->flags & NODE_PROVISIONAL)) {
 		/* Proven only as far as its parent is. */
 		n->flags |= NODE_PROVISIONAL;
-		m->nprovisional++;
+		tr->nprovisional++;
 		return n;
 	}
-	born(m, n);
-	track_cancel_signal(m, n);
+	born(tr, n);
+	track_cancel_signal(tr, n);
 	return n;
 }
 
-static void confirm_provisional(struct ptmon_monitor *m, struct node *n)
+static void confirm_provisional(struct track *tr, struct node *n)
 {
 	n->flags &= ~(NODE_PROVISIONAL | NODE_CANCEL_SENT);
-	m->nprovisional--;
-	born(m, n);
+	tr->nprovisional--;
+	born(tr, n);
 	if (n->flags & NODE_ALIVE)
-		track_cancel_signal(m, n);
+		track_cancel_signal(tr, n);
 	else
-		acct_report_exit(m->acct, n, false);
+		acct_report_exit(tr->acct, n, false);
 }
 
 /* Not provably the process the event named: out of the task and of the
  * index, never reported or signalled. */
-static void drop_provisional(struct ptmon_monitor *m, struct node *n, const char *why)
+static void drop_provisional(struct track *tr, struct node *n, const char *why)
 {
 	struct group *g = n->group;
 	n->flags &= ~NODE_PROVISIONAL;
-	m->nprovisional--;
+	tr->nprovisional--;
 	if (n->flags & NODE_ALIVE) {
 		n->flags &= ~NODE_ALIVE;
 		n->pidfd = util_close(n->pidfd);
 		node_list_del(&g->live, n);
-		monitor_filter_dead(m, n->pid);
+		filter_dead(tr, n->pid);
 	}
-	acct_forget(m->acct, n);
+	acct_forget(tr->acct, n);
 	g->processes--;
 	n->group = NULL;
 	n->flags |= NODE_FOREIGN;
-	tree_unindex(&m->tree, n);
-	m->pids_reused++;
-	sink_notice(&m->sink, g->owner, PTMON_NOTICE_WARNING,
+	tree_unindex(tr->tree, n);
+	tr->stats.pids_reused++;
+	sink_notice(tr->sink, g->owner, PTMON_NOTICE_WARNING,
 		       "pid %d, forked by %d which exited at once: not followed (%s)", (int)n->pid,
 		       n->parent ? (int)n->parent->pid : 0, why);
 }
@@ -410,26 +626,26 @@ static bool dropped_below(const struct node *x)
 	return false;
 }
 
-void track_settle_provisional(struct ptmon_monitor *m, bool lost)
+void track_settle_provisional(struct track *tr, bool lost)
 {
 	/* Creation order: a parent is settled before its children. */
-	for (struct node *n = m->tree.first; n && m->nprovisional; n = n->next) {
+	for (struct node *n = tr->tree->first; n && tr->nprovisional; n = n->next) {
 		if (!(n->flags & NODE_PROVISIONAL))
 			continue;
 		if (lost || dropped_below(n))
-			drop_provisional(m, n, lost ? "events were lost: its pid is not proven its own"
+			drop_provisional(tr, n, lost ? "events were lost: its pid is not proven its own"
 						    : "its parent was not the process forked");
 		else
-			confirm_provisional(m, n);
+			confirm_provisional(tr, n);
 	}
 }
 
-static void maybe_report_exit(struct ptmon_monitor *m, struct node *n)
+static void maybe_report_exit(struct track *tr, struct node *n)
 {
-	acct_report_exit(m->acct, n, false);
+	acct_report_exit(tr->acct, n, false);
 }
 
-void track_node_dead(struct ptmon_monitor *m, struct node *n)
+void track_node_dead(struct track *tr, struct node *n)
 {
 	if (!(n->flags & NODE_ALIVE))
 		return;
@@ -439,44 +655,44 @@ void track_node_dead(struct ptmon_monitor *m, struct node *n)
 		/* Its children are ours now (reparented before its pidfd said
 		 * it had exited): until a walk has seen them, an orphan may
 		 * be of its lineage. */
-		m->foreign_dirty = true;
-		m->foreign_death_ns = n->end_ns;
+		tr->foreign_dirty = true;
+		tr->foreign_death_ns = n->end_ns;
 	}
 	/* Closing the only fd of the pidfd also removes it from epoll. */
 	n->pidfd = util_close(n->pidfd);
-	node_list_del(live_list(m, n), n);
-	monitor_filter_dead(m, n->pid);
+	node_list_del(live_list(tr, n), n);
+	filter_dead(tr, n->pid);
 	if ((n->flags & NODE_ROOT) && n->group && n->group->attached)
 		n->group->root_reaped = true; /* its status: task.c, at the end */
-	maybe_report_exit(m, n);
+	maybe_report_exit(tr, n);
 }
 
-static void claim_guessed(struct ptmon_monitor *m, struct node *n, struct node *parent)
+static void claim_guessed(struct track *tr, struct node *n, struct node *parent)
 {
-	node_list_del(&m->foreign, n);
+	node_list_del(&tr->foreign, n);
 	n->flags &= ~(NODE_FOREIGN | NODE_GUESSED);
 	n->flags |= NODE_FORK_SEEN;
 	n->parent = parent;
 	n->group = parent->group;
 	n->group->processes++;
 	node_list_add(&n->group->live, n);
-	born(m, n);
-	track_cancel_signal(m, n);
+	born(tr, n);
+	track_cancel_signal(tr, n);
 }
 
-static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
+static void on_fork(struct track *tr, const struct cnproc_event *ev)
 {
 	if (ev->pid != ev->tgid)
 		return; /* a thread: not tracked (and filtered out in the kernel) */
-	struct node *p = tree_lookup(&m->tree, ev->parent_tgid);
-	if (!p && ev->parent_tgid != m->self && monitor_filter_holds(m, ev->parent_tgid)) {
+	struct node *p = tree_lookup(tr->tree, ev->parent_tgid);
+	if (!p && ev->parent_tgid != tr->self && filter_holds(tr, ev->parent_tgid)) {
 		/* The filter holds the parent for the tree's, but its FORK was
 		 * lost (or not provable then).  A walk would find both, but not
 		 * in a fork loop, gone by the time it looks: the event names
 		 * them now, to prove as a walk would. */
-		p = track_adopt(m, ev->parent_tgid, NULL, 0);
+		p = track_adopt(tr, ev->parent_tgid, NULL, 0);
 		if (!p) {
-			struct node *n = track_adopt(m, ev->tgid, NULL, ev->timestamp_ns);
+			struct node *n = track_adopt(tr, ev->tgid, NULL, ev->timestamp_ns);
 			if (n) {
 				n->flags |= NODE_FORK_SEEN;
 				return;
@@ -487,26 +703,26 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 		/* Not a process of ours: the common case, system-wide, unless
 		 * the tree filter let it through. */
 		/* The parent first: its child's test looks for it. */
-		monitor_filter_stranger(m, ev->parent_tgid);
-		if (!tree_lookup(&m->tree, ev->tgid))
-			monitor_filter_stranger(m, ev->tgid);
+		filter_stranger(tr, ev->parent_tgid);
+		if (!tree_lookup(tr->tree, ev->tgid))
+			filter_stranger(tr, ev->tgid);
 		return;
 	}
 	if (p->flags & NODE_EXIT_EVENT) {
 		/* The socket keeps each process's events in order, and a pid
 		 * is reused only after its owner's EXIT event was queued: a
 		 * fork naming it after that is a stranger's. */
-		m->pids_reused++;
-		monitor_filter_stranger(m, ev->parent_tgid);
-		monitor_filter_stranger(m, ev->tgid);
+		tr->stats.pids_reused++;
+		filter_stranger(tr, ev->parent_tgid);
+		filter_stranger(tr, ev->tgid);
 		return;
 	}
-	struct node *cur = tree_lookup(&m->tree, ev->tgid);
+	struct node *cur = tree_lookup(tr->tree, ev->tgid);
 	if (cur && (cur->flags & NODE_GUESSED) && (cur->flags & NODE_ALIVE) && p->group &&
 	    !(p->flags & NODE_FOREIGN)) {
 		/* A walk found it orphaned before this event came: the event
 		 * proves it the task's after all. */
-		claim_guessed(m, cur, p);
+		claim_guessed(tr, cur, p);
 		return;
 	}
 	if (cur && cur->parent == p && !(cur->flags & (NODE_FORK_SEEN | NODE_ROOT))) {
@@ -516,16 +732,16 @@ static void on_fork(struct ptmon_monitor *m, const struct cnproc_event *ev)
 		cur->flags |= NODE_FORK_SEEN;
 		return;
 	}
-	struct node *n = track_adopt(m, ev->tgid, p, ev->timestamp_ns);
+	struct node *n = track_adopt(tr, ev->tgid, p, ev->timestamp_ns);
 	if (n)
 		n->flags |= NODE_FORK_SEEN;
 	if (!n || !(n->flags & NODE_ALIVE))
-		monitor_filter_dead(m, ev->tgid); /* gone already, or not ours */
+		filter_dead(tr, ev->tgid); /* gone already, or not ours */
 }
 
-static void on_exec(struct ptmon_monitor *m, const struct cnproc_event *ev)
+static void on_exec(struct track *tr, const struct cnproc_event *ev)
 {
-	struct node *n = tree_lookup(&m->tree, ev->tgid);
+	struct node *n = tree_lookup(tr->tree, ev->tgid);
 	if (!n || (n->flags & (NODE_EXIT_EVENT | NODE_FOREIGN)))
 		return; /* not ours, or about a later owner of the pid */
 	/* Read now: the process may be gone by the time anyone asks.  One
@@ -539,14 +755,14 @@ static void on_exec(struct ptmon_monitor *m, const struct cnproc_event *ev)
 		 * exec (but for the root's first, the one ptmon exec'd). */
 		set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
 	if (!(n->flags & NODE_EXIT_EMITTED))
-		event_node(&m->sink, PTMON_EVENT_EXEC, n);
+		event_node(tr->sink, PTMON_EVENT_EXEC, n);
 }
 
-void track_doubt_argv(struct ptmon_monitor *m)
+void track_doubt_argv(struct track *tr)
 {
-	struct node *n = m->argv_checked ? m->argv_checked->next : m->tree.first;
+	struct node *n = tr->argv_checked ? tr->argv_checked->next : tr->tree->first;
 	for (; n; n = n->next) {
-		m->argv_checked = n;
+		tr->argv_checked = n;
 		if (n->argv_src != PTMON_ARGV_INHERITED || (n->flags & NODE_EXIT_EVENT))
 			continue;
 		/* Its EXEC event may have been among those lost. */
@@ -555,11 +771,11 @@ void track_doubt_argv(struct ptmon_monitor *m)
 	}
 }
 
-static void on_exit_event(struct ptmon_monitor *m, const struct cnproc_event *ev)
+static void on_exit_event(struct track *tr, const struct cnproc_event *ev)
 {
 	if (ev->pid != ev->tgid)
 		return;
-	struct node *n = tree_lookup(&m->tree, ev->tgid);
+	struct node *n = tree_lookup(tr->tree, ev->tgid);
 	if (!n)
 		return;
 	if (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 0) {
@@ -567,39 +783,39 @@ static void on_exit_event(struct ptmon_monitor *m, const struct cnproc_event *ev
 		 * the EXIT of the child its FORK named: the pidfd is a later
 		 * owner's. */
 		if (n->flags & NODE_PROVISIONAL)
-			drop_provisional(m, n, "it exited and its pid changed hands");
+			drop_provisional(tr, n, "it exited and its pid changed hands");
 		return;
 	}
 	acct_fact_exit_event(n, (int)ev->exit_code);
 	if (n->flags & NODE_EXIT_EMITTED)
 		return;
-	track_node_dead(m, n);
-	maybe_report_exit(m, n);
+	track_node_dead(tr, n);
+	maybe_report_exit(tr, n);
 }
 
 int track_handle_event(const struct cnproc_event *ev, void *userdata)
 {
-	struct ptmon_monitor *m = userdata;
+	struct track *tr = userdata;
 	struct node *n;
 	if (ev->kind != CNPROC_FORK && ev->kind != CNPROC_ACK && ev->pid == ev->tgid &&
-	    !tree_lookup(&m->tree, ev->tgid))
-		monitor_filter_stranger(m, ev->tgid);
+	    !tree_lookup(tr->tree, ev->tgid))
+		filter_stranger(tr, ev->tgid);
 	switch (ev->kind) {
 	case CNPROC_FORK:
-		on_fork(m, ev);
+		on_fork(tr, ev);
 		break;
 	case CNPROC_EXEC:
-		on_exec(m, ev);
+		on_exec(tr, ev);
 		break;
 	case CNPROC_COMM:
-		n = tree_lookup(&m->tree, ev->tgid);
+		n = tree_lookup(tr->tree, ev->tgid);
 		if (n && ev->pid == ev->tgid && (n->flags & NODE_ALIVE)) {
 			memcpy(n->comm, ev->comm, sizeof(n->comm));
-			event_node(&m->sink, PTMON_EVENT_COMM, n);
+			event_node(tr->sink, PTMON_EVENT_COMM, n);
 		}
 		break;
 	case CNPROC_EXIT:
-		on_exit_event(m, ev);
+		on_exit_event(tr, ev);
 		break;
 	default:
 		break;
@@ -626,12 +842,12 @@ static size_t children_of(const struct procfs_entry *v, size_t n, pid_t ppid, si
 }
 
 /* Is the node we hold for this pid still the process that has it? */
-static bool still_tracked(struct ptmon_monitor *m, struct node *n)
+static bool still_tracked(struct track *tr, struct node *n)
 {
 	if (!n || !(n->flags & NODE_ALIVE))
 		return false;
 	if (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) != 0) {
-		track_node_dead(m, n);
+		track_node_dead(tr, n);
 		return false;
 	}
 	return !(n->flags & NODE_NOPIDFD);
@@ -639,9 +855,9 @@ static bool still_tracked(struct ptmon_monitor *m, struct node *n)
 
 /* Where the walk starts besides ptmon: for attached trees (no subreaper),
  * their roots and the processes whose parents have died. */
-static size_t walk_seeds(struct ptmon_monitor *m, pid_t *queue, size_t tail)
+static size_t walk_seeds(struct track *tr, pid_t *queue, size_t tail)
 {
-	for (struct group *g = m->groups; g; g = g->next) {
+	for (struct group *g = tr->groups; g; g = g->next) {
 		if (!g->attached || g->done)
 			continue;
 		for (struct node *x = g->live.head; x; x = x->live_next)
@@ -656,25 +872,25 @@ static int imax(int a, int b)
 	return a > b ? a : b;
 }
 
-static size_t attached_live(const struct ptmon_monitor *m)
+static size_t attached_live(const struct track *tr)
 {
 	size_t c = 0;
-	for (const struct group *g = m->groups; g; g = g->next)
+	for (const struct group *g = tr->groups; g; g = g->next)
 		if (g->attached && !g->done)
 			c += g->live.count;
 	return c;
 }
 
-static int walk(struct ptmon_monitor *m, const struct procfs_entry *v, size_t n)
+static int walk(struct track *tr, const struct procfs_entry *v, size_t n)
 {
-	size_t cap = n + 1 + attached_live(m);
+	size_t cap = n + 1 + attached_live(tr);
 	pid_t *queue = malloc(cap * sizeof(*queue));
 	if (!queue)
 		return -ENOMEM;
 	size_t head = 0, tail = 0;
 	int found = 0;
-	queue[tail++] = m->self;
-	tail = walk_seeds(m, queue, tail);
+	queue[tail++] = tr->self;
+	tail = walk_seeds(tr, queue, tail);
 	while (head < tail) {
 		pid_t p = queue[head++];
 		size_t first, count = children_of(v, n, p, &first);
@@ -682,17 +898,17 @@ static int walk(struct ptmon_monitor *m, const struct procfs_entry *v, size_t n)
 			pid_t c = v[i].pid;
 			/* State 'Z' is also a live process whose main thread
 			 * exited: track_adopt() tells them apart by the pidfd. */
-			struct node *cn = tree_lookup(&m->tree, c);
-			if (!still_tracked(m, cn)) {
-				struct node *hint = p == m->self ? NULL : tree_lookup(&m->tree, p);
-				cn = track_adopt(m, c, hint, 0);
+			struct node *cn = tree_lookup(tr->tree, c);
+			if (!still_tracked(tr, cn)) {
+				struct node *hint = p == tr->self ? NULL : tree_lookup(tr->tree, p);
+				cn = track_adopt(tr, c, hint, 0);
 				if (!cn || !(cn->flags & NODE_ALIVE)) {
-					monitor_filter_dead(m, c);
+					filter_dead(tr, c);
 					continue;
 				}
 				found += !(cn->flags & NODE_FOREIGN);
 			}
-			cn->seen_gen = m->resync_gen;
+			cn->seen_gen = tr->resync_gen;
 			queue[tail++] = c;
 		}
 	}
@@ -703,25 +919,25 @@ static int walk(struct ptmon_monitor *m, const struct procfs_entry *v, size_t n)
 /* A process descended from ptmon before any task: foreign, with a pidfd
  * proven as in track_adopt() (its parent is @ppid, alive).  A zombie stays
  * in the index, dead, so that reaping it reports nothing. */
-static struct node *adopt_foreign(struct ptmon_monitor *m, pid_t pid, pid_t ppid,
+static struct node *adopt_foreign(struct track *tr, pid_t pid, pid_t ppid,
 				  struct node *parent)
 {
 	int pidfd = util_pidfd_open(pid, 0);
 	if (pidfd < 0) {
 		if (pidfd != -ESRCH) /* not followed: its orphans cannot be told apart */
-			m->foreign_dirty = true;
+			tr->foreign_dirty = true;
 		return NULL;
 	}
 	pid_t real = 0;
-	if (parent_of(m, pidfd, pid, &real) < 0 || real != ppid ||
+	if (parent_of(tr, pidfd, pid, &real) < 0 || real != ppid ||
 	    (parent && util_pidfd_exited(parent->pidfd) != 0)) {
 		util_close(pidfd);
 		return NULL;
 	}
-	struct node *n = new_node(m, pid, parent, NULL);
+	struct node *n = new_node(tr, pid, parent, NULL);
 	if (!n) {
 		util_close(pidfd);
-		m->foreign_dirty = true;
+		tr->foreign_dirty = true;
 		return NULL;
 	}
 	n->flags |= NODE_FOREIGN;
@@ -732,12 +948,12 @@ static struct node *adopt_foreign(struct ptmon_monitor *m, pid_t pid, pid_t ppid
 		return n;
 	}
 	n->flags |= NODE_ALIVE;
-	node_list_add(&m->foreign, n);
-	attach_pidfd(m, n, pidfd);
+	node_list_add(&tr->foreign, n);
+	attach_pidfd(tr, n, pidfd);
 	return n;
 }
 
-int track_scan_foreign(struct ptmon_monitor *m)
+static int scan_foreign(struct track *tr)
 {
 	struct procfs_entry *v = NULL;
 	int n = procfs_scan(&v);
@@ -749,13 +965,13 @@ int track_scan_foreign(struct ptmon_monitor *m)
 		return -ENOMEM;
 	}
 	size_t head = 0, tail = 0;
-	queue[tail++] = m->self;
+	queue[tail++] = tr->self;
 	while (head < tail) {
 		pid_t p = queue[head++];
-		struct node *pn = p == m->self ? NULL : tree_lookup(&m->tree, p);
+		struct node *pn = p == tr->self ? NULL : tree_lookup(tr->tree, p);
 		size_t first, count = children_of(v, (size_t)n, p, &first);
 		for (size_t i = first; i < first + count && tail <= (size_t)n; i++) {
-			struct node *cn = adopt_foreign(m, v[i].pid, p, pn);
+			struct node *cn = adopt_foreign(tr, v[i].pid, p, pn);
 			if (cn && (cn->flags & NODE_ALIVE))
 				queue[tail++] = v[i].pid;
 		}
@@ -765,131 +981,141 @@ int track_scan_foreign(struct ptmon_monitor *m)
 	return 0;
 }
 
+int track_scan_foreign(struct track *tr)
+{
+	int r = scan_foreign(tr);
+	/* Without /proc to tell, every orphan of unknown lineage is
+	 * taken for theirs. */
+	if (r < 0)
+		tr->foreign_dirty = true;
+	return r;
+}
+
 /* Pids kept without a pidfd that the walk did not find are gone. */
-static void forget_unseen(struct ptmon_monitor *m, struct node_list *l)
+static void forget_unseen(struct track *tr, struct node_list *l)
 {
 	struct node *n = l->head;
 	while (n) {
 		struct node *next = n->live_next;
-		if ((n->flags & NODE_NOPIDFD) && n->seen_gen != m->resync_gen)
-			track_node_dead(m, n);
+		if ((n->flags & NODE_NOPIDFD) && n->seen_gen != tr->resync_gen)
+			track_node_dead(tr, n);
 		n = next;
 	}
 }
 
-int track_resync(struct ptmon_monitor *m, const char *why)
+int track_resync(struct track *tr, const char *why)
 {
 	struct procfs_entry *v = NULL;
 	uint64_t scan_start = util_now_ns();
-	loop_release_reserve(&m->loop);
+	loop_release_reserve(tr->loop);
 	int n = procfs_scan(&v);
-	loop_reserve_fd(&m->loop);
+	loop_reserve_fd(tr->loop);
 	if (n < 0) {
-		sink_notice(&m->sink, NULL, PTMON_NOTICE_WARNING, "resync (%s) failed: %s", why,
+		sink_notice(tr->sink, NULL, PTMON_NOTICE_WARNING, "resync (%s) failed: %s", why,
 			       strerror(-n));
 		return n;
 	}
-	m->resyncs++;
-	m->resync_gen++;
-	m->events_lost = false;
-	m->last_resync_ns = util_now_ns();
+	tr->stats.resyncs++;
+	tr->resync_gen++;
+	tr->events_lost = false;
+	tr->last_resync_ns = util_now_ns();
 	int found = 0;
 	/* A watched cgroup's members are tops of its tree: before the walk,
 	 * which starts from them. */
-	for (struct group *g = m->groups; g; g = g->next)
+	for (struct group *g = tr->groups; g; g = g->next)
 		if (g->watched && !g->draining)
-			found += imax(track_cgroup_scan(m, g, false), 0);
-	found += walk(m, v, (size_t)n);
+			found += imax(track_cgroup_scan(tr, g, false), 0);
+	found += walk(tr, v, (size_t)n);
 	free(v);
-	for (struct group *g = m->groups; g; g = g->next)
-		forget_unseen(m, &g->live);
-	forget_unseen(m, &m->unowned);
+	for (struct group *g = tr->groups; g; g = g->next)
+		forget_unseen(tr, &g->live);
+	forget_unseen(tr, &tr->unowned);
 	/* Every orphan a dead foreign process left was ours to see before
 	 * this walk began, and is foreign now: with none alive, no orphan
 	 * can come from their lineage any more. */
-	if (!m->foreign.count && m->foreign_death_ns < scan_start)
-		m->foreign_dirty = false;
+	if (!tr->foreign.count && tr->foreign_death_ns < scan_start)
+		tr->foreign_dirty = false;
 	if (found > 0) {
-		sink_notice(&m->sink, NULL, PTMON_NOTICE_INFO, "resync (%s) found %d untracked processes",
+		sink_notice(tr->sink, NULL, PTMON_NOTICE_INFO, "resync (%s) found %d untracked processes",
 			       why, found);
-		struct group *g = sole_group(m);
-		event_count(&m->sink, g ? g->owner : NULL, PTMON_EVENT_RESYNC, (uint64_t)found, why);
+		struct group *g = sole_group(tr);
+		event_count(tr->sink, g ? g->owner : NULL, PTMON_EVENT_RESYNC, (uint64_t)found, why);
 	}
 	return found;
 }
 
-static void record_reaped(struct ptmon_monitor *m, pid_t pid, int status,
+static void record_reaped(struct track *tr, pid_t pid, int status,
 			  const struct rusage *ru)
 {
-	struct node *n = tree_lookup(&m->tree, pid);
+	struct node *n = tree_lookup(tr->tree, pid);
 	if (!n || (n->flags & NODE_REAPED)) {
 		/* An orphan of ours that was never seen alive: whose, no one
 		 * can tell while a foreign lineage exists. */
-		if (track_foreign_possible(m))
+		if (track_foreign_possible(tr))
 			return;
-		n = born(m, new_node(m, pid, NULL, sole_group(m)));
+		n = born(tr, new_node(tr, pid, NULL, sole_group(tr)));
 		if (!n)
 			return;
 		n->flags |= NODE_SHORT;
 	}
-	acct_fact_wait(m->acct, n, status, ru);
-	track_node_dead(m, n);
-	maybe_report_exit(m, n);
+	acct_fact_wait(tr->acct, n, status, ru);
+	track_node_dead(tr, n);
+	maybe_report_exit(tr, n);
 	/* Its status is on the node: task.c reads it at the end. */
 	if ((n->flags & NODE_ROOT) && n->group)
 		n->group->root_reaped = true;
 }
 
-void track_reap(struct ptmon_monitor *m)
+void track_reap(struct track *tr)
 {
 	for (;;) {
 		int status = 0;
 		struct rusage ru;
 		pid_t pid = wait4(-1, &status, WNOHANG | __WALL, &ru);
 		if (pid > 0) {
-			record_reaped(m, pid, status, &ru);
+			record_reaped(tr, pid, status, &ru);
 			continue;
 		}
 		if (pid == 0) {
-			m->no_children = false;
+			tr->no_children = false;
 			return;
 		}
 		if (errno == EINTR)
 			continue;
 		if (errno == ECHILD)
-			m->no_children = true;
+			tr->no_children = true;
 		return;
 	}
 }
 
 /* Signal a pid kept without a pidfd: open one now, prove it is still ours
  * as in track_adopt(), signal, close.  The reserve fd guarantees the open. */
-static int signal_transient(struct ptmon_monitor *m, struct node *n, int sig)
+static int signal_transient(struct track *tr, struct node *n, int sig)
 {
 	int pidfd = util_pidfd_open(n->pid, 0);
 	if (pidfd == -EMFILE || pidfd == -ENFILE) {
-		loop_release_reserve(&m->loop);
+		loop_release_reserve(tr->loop);
 		pidfd = util_pidfd_open(n->pid, 0);
 	}
 	if (pidfd < 0) {
-		loop_reserve_fd(&m->loop);
+		loop_reserve_fd(tr->loop);
 		if (pidfd == -ESRCH)
-			track_node_dead(m, n);
+			track_node_dead(tr, n);
 		return pidfd;
 	}
 	pid_t ppid = 0;
 	struct node *parent;
-	int r = proven_parent(m, pidfd, n->pid, &ppid, &parent);
+	int r = proven_parent(tr, pidfd, n->pid, &ppid, &parent);
 	if (r == -EPERM)
 		r = -ESRCH; /* its parent is not provably ours (yet): a later sweep */
 	if (r == 0)
 		r = util_pidfd_send_signal(pidfd, sig);
 	util_close(pidfd);
-	loop_reserve_fd(&m->loop);
+	loop_reserve_fd(tr->loop);
 	return r;
 }
 
-int track_signal(struct ptmon_monitor *m, struct node *n, int sig)
+int track_signal(struct track *tr, struct node *n, int sig)
 {
 	int r;
 	if (n->flags & NODE_PROVISIONAL)
@@ -897,7 +1123,7 @@ int track_signal(struct ptmon_monitor *m, struct node *n, int sig)
 	if (n->pidfd >= 0)
 		r = util_pidfd_send_signal(n->pidfd, sig);
 	else if (n->flags & NODE_NOPIDFD)
-		r = signal_transient(m, n, sig);
+		r = signal_transient(tr, n, sig);
 	else
 		return -ESRCH;
 	if (!sig)
@@ -909,7 +1135,7 @@ int track_signal(struct ptmon_monitor *m, struct node *n, int sig)
 		if (sig == SIGKILL)
 			n->flags |= NODE_KILLED;
 	}
-	event_signal(&m->sink, n, sig, r < 0 ? -r : 0);
+	event_signal(tr->sink, n, sig, r < 0 ? -r : 0);
 	return r;
 }
 
@@ -938,19 +1164,19 @@ static struct argv_buf *argv_from_vector(char *const *argv)
 	return a;
 }
 
-int track_add_root(struct ptmon_monitor *m, struct group *g, pid_t pid, char *const *argv)
+int track_add_root(struct track *tr, struct group *g, pid_t pid, char *const *argv)
 {
 	/* An unreaped child of ours: its pid cannot change hands, so the
 	 * pidfd is certainly the right one. */
 	int pidfd = util_pidfd_open(pid, 0);
 	if (pidfd == -EMFILE || pidfd == -ENFILE) {
-		loop_release_reserve(&m->loop);
+		loop_release_reserve(tr->loop);
 		pidfd = util_pidfd_open(pid, 0);
-		loop_reserve_fd(&m->loop);
+		loop_reserve_fd(tr->loop);
 	}
 	if (pidfd < 0)
 		return pidfd;
-	struct node *n = new_node(m, pid, NULL, g);
+	struct node *n = new_node(tr, pid, NULL, g);
 	if (!n) {
 		util_close(pidfd);
 		return -ENOMEM;
@@ -961,10 +1187,10 @@ int track_add_root(struct ptmon_monitor *m, struct group *g, pid_t pid, char *co
 	if (!n->argv)
 		n->argv = argv_from_vector(argv);
 	n->argv_src = n->argv ? PTMON_ARGV_OWN : PTMON_ARGV_UNKNOWN;
-	n->ppid = m->self;
+	n->ppid = tr->self;
 	n->flags |= NODE_ALIVE | NODE_ROOT;
 	node_list_add(&g->live, n);
-	attach_pidfd(m, n, pidfd);
+	attach_pidfd(tr, n, pidfd);
 	g->root = n;
 	return 0;
 }
@@ -973,14 +1199,14 @@ int track_add_root(struct ptmon_monitor *m, struct group *g, pid_t pid, char *co
  * a zombie: it has exited).  Into the tree filter first: what it forks
  * from now on reaches us, what it forked before, the walk that follows
  * finds. */
-static int open_top(struct ptmon_monitor *m, pid_t pid)
+static int open_top(struct track *tr, pid_t pid)
 {
-	monitor_filter_add(m, pid);
+	filter_add(tr, pid);
 	int pidfd = util_pidfd_open(pid, 0);
 	if (pidfd == -EMFILE || pidfd == -ENFILE) {
-		loop_release_reserve(&m->loop);
+		loop_release_reserve(tr->loop);
 		pidfd = util_pidfd_open(pid, 0);
-		loop_reserve_fd(&m->loop);
+		loop_reserve_fd(tr->loop);
 	}
 	if (pidfd >= 0 && util_pidfd_exited(pidfd) != 0) {
 		util_close(pidfd);
@@ -989,9 +1215,9 @@ static int open_top(struct ptmon_monitor *m, pid_t pid)
 	return pidfd;
 }
 
-static int attach_member(struct ptmon_monitor *m, struct group *g, pid_t pid)
+static int attach_member(struct track *tr, struct group *g, pid_t pid)
 {
-	int pidfd = open_top(m, pid);
+	int pidfd = open_top(tr, pid);
 	int r = pidfd < 0 ? pidfd : cgroup_holds(g->watched, pid);
 	/* Alive after /proc was read: the answer was this process's (its pid
 	 * cannot change hands while it lives). */
@@ -999,51 +1225,51 @@ static int attach_member(struct ptmon_monitor *m, struct group *g, pid_t pid)
 		r = -ESRCH;
 	pid_t ppid = 0;
 	struct node *up = NULL;
-	if (r > 0 && parent_of(m, pidfd, pid, &ppid) == 0 && parent_is_ours(m, ppid, &up) &&
+	if (r > 0 && parent_of(tr, pidfd, pid, &ppid) == 0 && parent_is_ours(tr, ppid, &up) &&
 	    (!up || up->group != g))
 		up = NULL;
-	struct node *n = r > 0 ? new_node(m, pid, up, g) : NULL;
+	struct node *n = r > 0 ? new_node(tr, pid, up, g) : NULL;
 	if (!n) {
 		util_close(pidfd);
-		monitor_filter_stranger(m, pid);
+		filter_stranger(tr, pid);
 		return r > 0 ? -ENOMEM : r;
 	}
 	n->ppid = ppid;
-	n->seen_gen = m->resync_gen;
+	n->seen_gen = tr->resync_gen;
 	if (!read_own(n, pid, pidfd) && !up)
 		set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
 	n->flags |= NODE_ALIVE | NODE_WALKED;
 	node_list_add(&g->live, n);
-	attach_pidfd(m, n, pidfd);
+	attach_pidfd(tr, n, pidfd);
 	if (!g->root) {
 		n->flags |= NODE_ROOT;
 		g->root = n;
 		return 0;
 	}
-	born(m, n);
-	track_cancel_signal(m, n);
+	born(tr, n);
+	track_cancel_signal(tr, n);
 	return 0;
 }
 
-int track_attach_root(struct ptmon_monitor *m, struct group *g, pid_t pid, int *ret_exit_fd)
+int track_attach_root(struct track *tr, struct group *g, pid_t pid, int *ret_exit_fd)
 {
-	int pidfd = open_top(m, pid);
-	struct node *n = pidfd >= 0 ? new_node(m, pid, NULL, g) : NULL;
+	int pidfd = open_top(tr, pid);
+	struct node *n = pidfd >= 0 ? new_node(tr, pid, NULL, g) : NULL;
 	if (!n) {
 		int r = pidfd >= 0 ? -ENOMEM : pidfd;
 		util_close(pidfd);
-		monitor_filter_stranger(m, pid);
+		filter_stranger(tr, pid);
 		return r;
 	}
 	/* From here on the pidfd names the process, whatever the pid does. */
 	pid_t ppid = 0;
-	if (parent_of(m, pidfd, pid, &ppid) == 0)
+	if (parent_of(tr, pidfd, pid, &ppid) == 0)
 		n->ppid = ppid;
 	if (!read_own(n, pid, pidfd))
 		set_argv(n, NULL, PTMON_ARGV_UNKNOWN);
 	n->flags |= NODE_ALIVE | NODE_ROOT | NODE_WALKED;
 	node_list_add(&g->live, n);
-	attach_pidfd(m, n, pidfd);
+	attach_pidfd(tr, n, pidfd);
 	g->root = n;
 	/* Kept past its death for PIDFD_INFO_EXIT (6.15+), which answers once
 	 * its parent has reaped it. */
@@ -1051,54 +1277,54 @@ int track_attach_root(struct ptmon_monitor *m, struct group *g, pid_t pid, int *
 	return 0;
 }
 
-static void kill_list(struct ptmon_monitor *m, struct node_list *l)
+static void kill_list(struct track *tr, struct node_list *l)
 {
 	struct node *n = l->head;
 	while (n) {
 		struct node *next = n->live_next;
 		if (!(n->flags & NODE_KILLED))
-			track_signal(m, n, SIGKILL);
+			track_signal(tr, n, SIGKILL);
 		n = next;
 	}
 }
 
-static bool all_gone(struct ptmon_monitor *m)
+static bool all_gone(struct track *tr)
 {
-	for (struct group *g = m->groups; g; g = g->next)
+	for (struct group *g = tr->groups; g; g = g->next)
 		if (g->live.count)
 			return false;
 	/* Foreign children are not ours to wait for: the walk that began
 	 * this round classified every child. */
-	return !m->unowned.count && (m->no_children || track_foreign_possible(m));
+	return !tr->unowned.count && (tr->no_children || track_foreign_possible(tr));
 }
 
-void track_kill_all_blocking(struct ptmon_monitor *m)
+void track_kill_all_blocking(struct track *tr)
 {
 	/* As bounded as a cancel's kill phase: what SIGKILL cannot end
 	 * (EPERM, D state) must not hold the caller for ever. */
 	uint64_t bound = util_deadline(util_now_ns(), PTMON_KILL_BOUND_NS);
 	for (;;) {
-		track_resync(m, "shutdown");
-		for (struct group *g = m->groups; g; g = g->next)
-			kill_list(m, &g->live);
-		kill_list(m, &m->unowned);
-		track_reap(m);
+		track_resync(tr, "shutdown");
+		for (struct group *g = tr->groups; g; g = g->next)
+			kill_list(tr, &g->live);
+		kill_list(tr, &tr->unowned);
+		track_reap(tr);
 		uint64_t now = util_now_ns();
-		if (all_gone(m) || now >= bound)
+		if (all_gone(tr) || now >= bound)
 			break;
 		/* Wait for the next child to go (SIGCHLD on the signalfd), a
 		 * little at most: then look again for what was reparented to
 		 * us meanwhile.  Whatever else is queued there is moot now. */
-		struct pollfd p = {.fd = m->sigfd, .events = POLLIN};
+		struct pollfd p = {.fd = tr->sigfd, .events = POLLIN};
 		if (poll(&p, 1, 10) > 0) {
 			struct signalfd_siginfo si;
-			while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			while (read(tr->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				;
 		}
 	}
 }
 
-void track_cancel_signal(struct ptmon_monitor *m, struct node *n)
+void track_cancel_signal(struct track *tr, struct node *n)
 {
 	struct group *g = n->group;
 	int sig = g ? g->cancel_signal : 0;
@@ -1108,23 +1334,23 @@ void track_cancel_signal(struct ptmon_monitor *m, struct node *n)
 	bool first = !(n->flags & NODE_SIGNALLED);
 	/* Whatever a caller sent it before, a cancel's own signal is due. */
 	n->flags |= NODE_CANCEL_SENT;
-	if (track_signal(m, n, sig) < 0)
+	if (track_signal(tr, n, sig) < 0)
 		return;
 	g->signalled += first;
 	g->killed += sig == SIGKILL;
 	if (sig != SIGKILL && sig != SIGCONT)
 		/* A stopped process would keep the first signal pending
 		 * forever; wake it as coreutils' timeout does. */
-		track_signal(m, n, SIGCONT);
+		track_signal(tr, n, SIGCONT);
 }
 
-void track_cancel_signal_all(struct ptmon_monitor *m, struct group *g)
+void track_cancel_signal_all(struct track *tr, struct group *g)
 {
 	/* Signalling may discover a death and unlink the node: take next first. */
 	struct node *n = g->live.head;
 	while (n) {
 		struct node *next = n->live_next;
-		track_cancel_signal(m, n);
+		track_cancel_signal(tr, n);
 		n = next;
 	}
 }
@@ -1146,7 +1372,7 @@ int track_check_top(pid_t pid)
 	return 0;
 }
 
-int track_cgroup_scan(struct ptmon_monitor *m, struct group *g, bool first)
+int track_cgroup_scan(struct track *tr, struct group *g, bool first)
 {
 	pid_t *pids = NULL;
 	int n = cgroup_read_procs(g->watched, &pids);
@@ -1154,18 +1380,18 @@ int track_cgroup_scan(struct ptmon_monitor *m, struct group *g, bool first)
 		return n;
 	int found = 0;
 	for (int i = 0; i < n; i++) {
-		struct node *cur = tree_lookup(&m->tree, pids[i]);
+		struct node *cur = tree_lookup(tr->tree, pids[i]);
 		if (cur && (cur->flags & NODE_ALIVE))
 			continue; /* tracked already (or another task's) */
 		int refused = track_check_top(pids[i]);
 		if (refused < 0) {
-			sink_notice(&m->sink, g->owner, PTMON_NOTICE_WARNING,
+			sink_notice(tr->sink, g->owner, PTMON_NOTICE_WARNING,
 				    "pid %d moved into the watched cgroup: not followed (%s)",
 				    (int)pids[i], refused == -EPERM ? "init" : "ptmon's own lineage");
-		} else if (attach_member(m, g, pids[i]) == 0) {
+		} else if (attach_member(tr, g, pids[i]) == 0) {
 			found++;
 			if (first && g->root && found == 1)
-				event_node(&m->sink, PTMON_EVENT_START, g->root);
+				event_node(tr->sink, PTMON_EVENT_START, g->root);
 		}
 	}
 	free(pids);

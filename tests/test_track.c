@@ -84,7 +84,7 @@ static void event(struct ptmon_monitor *m, enum cnproc_kind kind, pid_t parent, 
 		ev.parent_pid = ev.parent_tgid = parent;
 		ev.timestamp_ns = util_now_ns();
 	}
-	assert_int_equal(track_handle_event(&ev, m), 0);
+	assert_int_equal(track_handle_event(&ev, m->track), 0);
 }
 
 /* Fork a child that runs @argv (pdeath-signalled) and return its pid. */
@@ -211,7 +211,7 @@ static void test_exec_of_reaped_learned_late(void **state)
 	assert_int_equal(p.argv_source, PTMON_ARGV_UNKNOWN);
 	/* Its EXIT: an EXEC after it is a later owner's, and changes nothing. */
 	struct cnproc_event ex = {.kind = CNPROC_EXIT, .pid = c, .tgid = c};
-	assert_int_equal(track_handle_event(&ex, f->m), 0);
+	assert_int_equal(track_handle_event(&ex, f->m->track), 0);
 	const struct ptmon_process *proc = ptmon_task_find_process(f->t, c);
 	((struct node *)proc)->argv_src = PTMON_ARGV_INHERITED;
 	event(f->m, CNPROC_EXEC, 0, c);
@@ -235,7 +235,7 @@ static void test_lost_exec(void **state)
 	assert_int_equal(info_of(f, dead).argv_source, PTMON_ARGV_INHERITED);
 
 	f->m->argv_doubt = true; /* as handle_netlink() sets on a loss */
-	track_doubt_argv(f->m);
+	track_doubt_argv(f->m->track);
 	struct ptmon_process_info p = info_of(f, live);
 	assert_int_equal(p.argv_source, PTMON_ARGV_OWN);
 	assert_true(argv_is(&p, live_cmdline, sizeof(live_cmdline)));
@@ -372,7 +372,7 @@ static void test_parent_dies_during_adopt(void **state)
 	assert_non_null(cn);
 	assert_true(cn->flags & NODE_ALIVE);
 	assert_ptr_equal(node_task(cn), f->t);
-	assert_int_equal(f->m->pids_reused, 0);
+	assert_int_equal(track_get_stats(f->m->track)->pids_reused, 0);
 	close(hold[1]);
 }
 
@@ -413,7 +413,7 @@ static void test_record_kept_until_events_read(void **state)
 	wait_zombie(p);
 	if (acct_taskstats_fd(f->m->acct) >= 0)
 		drain_taskstats(f->m);
-	track_reap(f->m);
+	track_reap(f->m->track);
 	acct_flush_pending(f->m->acct, UINT64_MAX, NULL);
 	struct node *pn = tree_lookup(&f->m->tree, p);
 	assert_non_null(pn);
