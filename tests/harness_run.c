@@ -193,8 +193,8 @@ struct child_fds {
 	int in, out, err, procs;
 };
 
-static _Noreturn void child_exec(const struct opts *o, const struct child_fds *fds,
-				 pid_t parent, char **argv)
+static _Noreturn void child_exec(const struct opts *o, const struct child_fds *fds, pid_t parent,
+				 char **argv)
 {
 	char pidtext[32];
 	struct rlimit zero = {0, 0};

@@ -91,9 +91,9 @@ struct opts {
 	 * pty, a pipe it leaves full, /dev/full, a file) instead of a pipe the
 	 * run reads; 0: that pipe. */
 	int out_fd, err_fd;
-	uid_t uid;	     /* ptmon as this uid and gid, without groups; 0: as the test */
-	bool own_pgrp;	     /* ptmon leads a process group of its own */
-	bool stdin_pipe;     /* ptmon's stdin is a pipe whose write end is r->in */
+	uid_t uid;	 /* ptmon as this uid and gid, without groups; 0: as the test */
+	bool own_pgrp;	 /* ptmon leads a process group of its own */
+	bool stdin_pipe; /* ptmon's stdin is a pipe whose write end is r->in */
 	/* A program to run instead of ptmon, with the arguments alone (a caller
 	 * of ptmon such as tests/go/ctx.go); it is a run like any other. */
 	const char *prog;

@@ -303,8 +303,8 @@ static void t_events_full_fs(void **state)
 
 	snprintf(evpath, sizeof(evpath), "%s/events", fs);
 	snprintf(rpath, sizeof(rpath), "%s/report", fs);
-	run_start(c, r, NULL, "--no-control", "--events", evpath, "--report", rpath, "--", "sh", "-c",
-		  "for i in $(seq 400); do /bin/true; done", NULL);
+	run_start(c, r, NULL, "--no-control", "--events", evpath, "--report", rpath, "--", "sh",
+		  "-c", "for i in $(seq 400); do /bin/true; done", NULL);
 	run_wait(c, r, STUCK_S);
 	buf_add_file(&events, evpath);
 	assert_status(r, 125);
