@@ -538,12 +538,13 @@ bool run_reaped(struct run *r, int bound_ms)
 {
 	double end = now_s() + bound_ms / 1000.0;
 
+	/* One round at least, so that a bound of 0 asks once. */
 	while (!r->exited) {
 		int left = (int)((end - now_s()) * 1000);
 
+		pump(r, left > 0 ? left : 0);
 		if (left <= 0)
 			break;
-		pump(r, left);
 	}
 	return r->exited;
 }
