@@ -194,6 +194,25 @@ int buf_count(const struct buf *b, const char *needle)
 	return n;
 }
 
+void buf_add_file(struct buf *b, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char chunk[65536];
+	ssize_t n;
+
+	if (fd < 0)
+		fail_msg("open %s: %s", path, strerror(errno));
+	buf_add(b, "", 0);
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail_msg("read %s: %s", path, strerror(errno));
+		buf_add(b, chunk, (size_t)n);
+	}
+	close(fd);
+}
+
 /* ---- test cgroups -------------------------------------------------------------- */
 
 char cg_mount[256];
@@ -354,6 +373,19 @@ int cg_list_dir(const char *dir, pid_t *pids, int n, int max)
 			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 			n = cg_list_dir(path, pids, n, max);
 		}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+int cg_children_at(const char *cg)
+{
+	DIR *d = opendir(cg);
+	struct dirent *de;
+	int n = 0;
+
+	while (d && (de = readdir(d)))
+		n += de->d_type == DT_DIR && de->d_name[0] != '.';
 	if (d)
 		closedir(d);
 	return n;

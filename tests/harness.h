@@ -68,6 +68,9 @@ void buf_add(struct buf *b, const void *p, size_t n);
 void buf_free(struct buf *b);
 bool buf_has(const struct buf *b, const char *needle);
 int buf_count(const struct buf *b, const char *needle);
+/* Appends the whole of the file at @path (NUL-terminated even when empty);
+ * fails the test when it cannot be read. */
+void buf_add_file(struct buf *b, const char *path);
 
 /* ---- test cgroups -------------------------------------------------------------- */
 
@@ -95,6 +98,9 @@ int cg_count_at(const char *cg);
 /* The processes of @dir and of the cgroups below it, into @pids (at most
  * @max kept; the count goes on beyond it), starting at index @n. */
 int cg_list_dir(const char *dir, pid_t *pids, int n, int max);
+/* How many cgroups are directly below @cg (a task's own, while ptmon has
+ * one). */
+int cg_children_at(const char *cg);
 /* A killed earlier run of a test program (a ctest timeout) left cgroups of
  * @subject behind, maybe with processes: remove those of dead test pids. */
 void cg_remove_stale(const char *subject);

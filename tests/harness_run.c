@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,6 +26,8 @@ const char *const backend_procfs = "procfs";
 const char *const backend_none = "none";
 bool connector_ok;
 char connector_why[512];
+/* Why every test of the program skips, when group_setup found they must. */
+static char skip_why[256];
 
 /* ---- the test's cgroup and directory ------------------------------------------ */
 
@@ -53,6 +56,41 @@ int cg_list(const struct ctx *c, pid_t *pids, int max)
 	int n = cg_list_dir(c->cg, pids, 0, max);
 
 	return n < max ? n : max;
+}
+
+int cg_children(const struct ctx *c)
+{
+	return cg_children_at(c->cg);
+}
+
+pid_t cg_find_comm(const struct ctx *c, const char *comm)
+{
+	pid_t pids[64];
+	int n = cg_list(c, pids, 64);
+
+	for (int i = 0; i < n; i++) {
+		char name[64];
+
+		comm_of(pids[i], name, sizeof(name));
+		if (strcmp(name, comm) == 0)
+			return pids[i];
+	}
+	return 0;
+}
+
+int cg_dump_survivors(const struct ctx *c)
+{
+	pid_t pids[64];
+	int n = cg_list(c, pids, 64);
+
+	for (int i = 0; i < n; i++) {
+		char d[320], name[64];
+
+		describe_pid(pids[i], d, sizeof(d));
+		comm_of(pids[i], name, sizeof(name));
+		print_error("survivor: %s [%s]\n", d, name);
+	}
+	return n;
 }
 
 const char *tpath(const struct ctx *c, const char *name)
@@ -123,6 +161,8 @@ void runs_reap_all(struct ctx *c)
 			close(r->out);
 		if (r->err >= 0)
 			close(r->err);
+		if (r->in >= 0)
+			close(r->in);
 		if (r->ev >= 0)
 			close(r->ev);
 		buf_free(&r->o);
@@ -140,15 +180,21 @@ struct run *new_run(struct ctx *c)
 
 			memset(r, 0, sizeof(*r));
 			r->used = true;
-			r->pidfd = r->out = r->err = r->ev = -1;
+			r->pidfd = r->out = r->err = r->in = r->ev = -1;
 			return r;
 		}
 	fail_msg("too many runs");
 	return NULL;
 }
 
-static _Noreturn void child_exec(const struct opts *o, int procs, int outw, int errw,
-				 pid_t parent, char **argv)
+/* The child's descriptors: stdin's read end (-1: /dev/null), stdout's and
+ * stderr's write ends, the test cgroup's cgroup.procs. */
+struct child_fds {
+	int in, out, err, procs;
+};
+
+static _Noreturn void child_exec(const struct opts *o, const struct child_fds *fds, pid_t parent,
+				 char **argv)
 {
 	char pidtext[32];
 	struct rlimit zero = {0, 0};
@@ -157,18 +203,18 @@ static _Noreturn void child_exec(const struct opts *o, int procs, int outw, int 
 
 	/* Into the test's cgroup before anything of the task exists. */
 	snprintf(pidtext, sizeof(pidtext), "%d", getpid());
-	if (write(procs, pidtext, strlen(pidtext)) < 0)
+	if (write(fds->procs, pidtext, strlen(pidtext)) < 0)
 		_exit(121);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(outw, 1) < 0 || dup2(errw, 2) < 0)
+	if (null < 0 || dup2(fds->in >= 0 ? fds->in : null, 0) < 0 || dup2(fds->out, 1) < 0 ||
+	    dup2(fds->err, 2) < 0)
 		_exit(122);
 	/* A clean signal state, so that what the task sees is ptmon's doing. */
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(123);
+	if (o && o->own_pgrp && setpgid(0, 0) < 0)
+		_exit(126);
 	setrlimit(RLIMIT_CORE, &zero);
 	if (o && o->nofile) {
 		struct rlimit rl = {o->nofile, o->nofile};
@@ -188,12 +234,23 @@ static _Noreturn void child_exec(const struct opts *o, int procs, int outw, int 
 	if (o && o->no_bpf &&
 	    (prctl(PR_CAPBSET_DROP, CAP_BPF_NR) < 0 || prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN_NR) < 0))
 		_exit(125);
+	/* Last of the privileged steps: dropping capabilities needs them. */
+	if (o && o->uid &&
+	    (setgroups(0, NULL) < 0 || setresgid(o->uid, o->uid, o->uid) < 0 ||
+	     setresuid(o->uid, o->uid, o->uid) < 0))
+		_exit(127);
+	/* After the change of credentials, which clears the parent-death
+	 * signal. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(123);
 	execv(argv[0], argv);
 	dprintf(2, "test: exec %s: %s\n", argv[0], strerror(errno));
 	_exit(120);
 }
 
-/* argv for a run: [wrapper...] ptmon [run --backend X [--filter F] [-v]] @args. */
+/* argv for a run: [wrapper...] ptmon [run --backend X [--filter F] [-v]] @args,
+ * or o->prog @args. */
 static char **run_argv(const struct ctx *c, const struct opts *o, const char *const *args)
 {
 	size_t nargs = 0, n = 0;
@@ -203,6 +260,11 @@ static char **run_argv(const struct ctx *c, const struct opts *o, const char *co
 		nargs++;
 	argv = calloc(nargs + 16, sizeof(*argv));
 	assert_non_null(argv);
+	if (o && o->prog) {
+		argv[n++] = (char *)o->prog;
+		memcpy(argv + n, args, nargs * sizeof(*args));
+		return argv;
+	}
 	if (o && o->wrap[0]) {
 		argv[n++] = (char *)H;
 		for (size_t i = 0; i < ARRAY_SIZE(o->wrap) && o->wrap[i]; i++)
@@ -233,33 +295,47 @@ static char **run_argv(const struct ctx *c, const struct opts *o, const char *co
 void run_start_argv(struct ctx *c, struct run *r, const struct opts *o, const char *const *args)
 {
 	char **argv = run_argv(c, o, args);
-	int outp[2], errp[2] = {-1, -1}, procs, errw;
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, inp[2] = {-1, -1};
+	struct child_fds fds;
 	char path[PATH_MAX];
 	pid_t parent = getpid();
 
 	cg_path(c, "cgroup.procs", path, sizeof(path));
-	procs = open(path, O_WRONLY | O_CLOEXEC);
-	assert_true(procs >= 0);
-	assert_int_equal(pipe2(outp, O_CLOEXEC), 0);
+	fds.procs = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fds.procs >= 0);
+	if (o && o->out_fd > 0) {
+		fds.out = o->out_fd;
+	} else {
+		assert_int_equal(pipe2(outp, O_CLOEXEC), 0);
+		fds.out = outp[1];
+	}
 	if (o && o->err_fd > 0) {
-		errw = o->err_fd;
+		fds.err = o->err_fd;
 	} else {
 		assert_int_equal(pipe2(errp, O_CLOEXEC), 0);
-		errw = errp[1];
+		fds.err = errp[1];
 	}
+	if (o && o->stdin_pipe)
+		assert_int_equal(pipe2(inp, O_CLOEXEC), 0);
+	fds.in = inp[0];
 	r->t_start = now_s();
 	r->pid = fork();
 	assert_true(r->pid >= 0);
 	if (r->pid == 0)
-		child_exec(o, procs, outp[1], errw, parent, argv);
+		child_exec(o, &fds, parent, argv);
 	free(argv);
-	close(procs);
-	close(outp[1]);
+	close(fds.procs);
+	if (outp[1] >= 0)
+		close(outp[1]);
 	if (errp[1] >= 0)
 		close(errp[1]);
+	if (inp[0] >= 0)
+		close(inp[0]);
 	r->out = outp[0];
 	r->err = errp[0];
-	fcntl(r->out, F_SETFL, O_NONBLOCK);
+	r->in = inp[1];
+	if (r->out >= 0)
+		fcntl(r->out, F_SETFL, O_NONBLOCK);
 	if (r->err >= 0)
 		fcntl(r->err, F_SETFL, O_NONBLOCK);
 	r->pidfd = sys_pidfd_open(r->pid);
@@ -337,8 +413,8 @@ void pump(struct run *r, int ms)
 		p[n++] = (struct pollfd){.fd = r->ev, .events = POLLIN};
 	if (!r->exited)
 		p[n++] = (struct pollfd){.fd = r->pidfd, .events = POLLIN};
-	if (n == 0)
-		return;
+	/* With nothing left to wait for, poll() sleeps @ms: a caller's loop
+	 * that waits for something else (a cgroup emptying) does not spin. */
 	if (poll(p, (nfds_t)n, ms) < 0)
 		return;
 	for (int i = 0; i < n; i++) {
@@ -458,6 +534,21 @@ void run_wait(struct ctx *c, struct run *r, double deadline_s)
 	}
 }
 
+bool run_reaped(struct run *r, int bound_ms)
+{
+	double end = now_s() + bound_ms / 1000.0;
+
+	/* One round at least, so that a bound of 0 asks once. */
+	while (!r->exited) {
+		int left = (int)((end - now_s()) * 1000);
+
+		pump(r, left > 0 ? left : 0);
+		if (left <= 0)
+			break;
+	}
+	return r->exited;
+}
+
 void run_until_n(struct ctx *c, struct run *r, const char *needle, int count)
 {
 	double end = r->t_start + RUN_DEADLINE_S;
@@ -482,6 +573,23 @@ void run_until_n(struct ctx *c, struct run *r, const char *needle, int count)
 void run_until(struct ctx *c, struct run *r, const char *needle)
 {
 	run_until_n(c, r, needle, 1);
+}
+
+void run_until_comm(struct ctx *c, struct run *r, const char *comm)
+{
+	double end = r->t_start + RUN_DEADLINE_S;
+
+	while (!cg_find_comm(c, comm)) {
+		char why[128];
+
+		if (now_s() > end) {
+			snprintf(why, sizeof(why), "no %s in the task's tree within %.0fs", comm,
+				 RUN_DEADLINE_S);
+			run_abort(c, r, why);
+		}
+		/* 1 ms: a process that is there is found at once. */
+		pump(r, 1);
+	}
 }
 
 pid_t worker_of(struct ctx *c, struct run *r)
@@ -541,15 +649,8 @@ void finish(struct ctx *c)
 		}
 	}
 	if (!cg_wait_empty(c, EMPTY_BOUND_MS)) {
-		pid_t pids[64];
-		int n = cg_list(c, pids, 64);
+		int n = cg_dump_survivors(c);
 
-		for (int i = 0; i < n; i++) {
-			char d[320];
-
-			describe_pid(pids[i], d, sizeof(d));
-			print_error("survivor: %s\n", d);
-		}
 		cg_kill(c);
 		fail_msg("%d process(es) of the task survived ptmon", n);
 	}
@@ -635,7 +736,7 @@ struct ctx *begin(void **state)
 	struct ctx *c = *state;
 
 	if (!cg_mount[0]) {
-		print_message("no cgroup2 mount: cannot check survivors independently\n");
+		print_message("%s: skipped\n", skip_why);
 		skip();
 	}
 	if (c->backend == backend_connector && !connector_ok) {
@@ -689,11 +790,14 @@ static void probe_connector(void)
 
 int group_setup(void **state)
 {
-	char why[256];
-
 	(void)state;
-	if (!cg_setup(harness_suite.subject, why, sizeof(why)))
-		print_error("%s: every test will skip\n", why);
+	if (harness_suite.root && geteuid() != 0) {
+		snprintf(skip_why, sizeof(skip_why), "not root");
+		cg_mount[0] = '\0';
+		print_error("%s: every test will skip\n", skip_why);
+	} else if (!cg_setup(harness_suite.subject, skip_why, sizeof(skip_why))) {
+		print_error("%s: every test will skip\n", skip_why);
+	}
 	if (access(PTMON_BIN, X_OK) < 0 || access(PTMON_HELPER, X_OK) < 0) {
 		print_error("%s or %s: not executable\n", PTMON_BIN, PTMON_HELPER);
 		return -1;

@@ -8,7 +8,8 @@
  * names its cgroups, and what its runs need) and puts setup/teardown in its
  * cmocka table with the backend as the initial state, group_setup and
  * group_teardown around the group.  A test body starts with begin(state),
- * which skips visibly when cgroup2 or the backend is missing, and ends with
+ * which skips visibly (saying why) when cgroup2, root or the backend is
+ * missing, and ends with
  * finish(c): no survivor in the cgroup, the bystander alive, no output pipe
  * held open after ptmon exited.
  *
@@ -48,6 +49,7 @@ struct harness_suite {
 	const char *subject; /* cgroups are ptmon-SUBJECT.PID.N; tmpdirs /tmp/ptmon-SUBJECT.* */
 	bool tmpdir;	     /* each test gets c->dir, removed by teardown */
 	bool colour_env;     /* ptmon runs with TERM=xterm and without NO_COLOR */
+	bool root;	     /* every test needs root (setresuid, mounts): skips without */
 	void (*probe)(void); /* more probes after the connector's (group_setup) */
 	void (*teardown)(struct ctx *c); /* the program's own cleanup, before the cgroup's */
 };
@@ -59,7 +61,8 @@ struct run {
 	bool used;
 	pid_t pid;
 	int pidfd;
-	int out, err; /* read ends; -1 at EOF */
+	int out, err; /* read ends; -1 at EOF, or when the test gave its own */
+	int in;	      /* write end of ptmon's stdin (opts.stdin_pipe), or -1 */
 	int ev;	      /* read end of an events FIFO when followed live, or -1 */
 	bool ev_hup;  /* its writer closed: stop polling it until ptmon is reaped */
 	struct buf o, e, evb;
@@ -84,7 +87,16 @@ struct opts {
 	bool raw;	     /* no "run --backend X" in front of the arguments */
 	const char *wrap[4]; /* a helper mode and its arguments that execs ptmon */
 	bool no_bpf;	     /* ptmon without CAP_BPF and CAP_SYS_ADMIN */
-	int err_fd;	     /* ptmon's stderr (a pty), instead of a pipe; 0: pipe */
+	/* ptmon's stdout and stderr: a descriptor the test keeps and closes (a
+	 * pty, a pipe it leaves full, /dev/full, a file) instead of a pipe the
+	 * run reads; 0: that pipe. */
+	int out_fd, err_fd;
+	uid_t uid;	 /* ptmon as this uid and gid, without groups; 0: as the test */
+	bool own_pgrp;	 /* ptmon leads a process group of its own */
+	bool stdin_pipe; /* ptmon's stdin is a pipe whose write end is r->in */
+	/* A program to run instead of ptmon, with the arguments alone (a caller
+	 * of ptmon such as tests/go/ctx.go); it is a run like any other. */
+	const char *prog;
 };
 
 extern const char *const backend_connector;
@@ -100,6 +112,12 @@ bool cg_wait_empty(const struct ctx *c, int bound_ms);
 void cg_kill(const struct ctx *c);
 /* At most @max pids of the cgroup and those below it; their number. */
 int cg_list(const struct ctx *c, pid_t *pids, int max);
+/* Cgroups below the test's: the task's own, while ptmon has one. */
+int cg_children(const struct ctx *c);
+/* A process of the cgroup (or below) whose comm is @comm, or 0. */
+pid_t cg_find_comm(const struct ctx *c, const char *comm);
+/* Prints each process of the cgroup as a survivor; their number. */
+int cg_dump_survivors(const struct ctx *c);
 /* @name inside the test's temporary directory (a rotating static buffer). */
 const char *tpath(const struct ctx *c, const char *name);
 
@@ -117,9 +135,16 @@ void pump(struct run *r, int ms);
 _Noreturn void run_abort(struct ctx *c, struct run *r, const char *why);
 /* Waits for ptmon to exit and its output (and followed events) to end. */
 void run_wait(struct ctx *c, struct run *r, double deadline_s);
+/* Pumps until ptmon has exited and been reaped, at most @bound_ms from now:
+ * whether it has (a bound from an event of the test's, where run_wait()'s
+ * deadline counts from the start). */
+bool run_reaped(struct run *r, int bound_ms);
 /* Reads ptmon's stdout until @needle has shown up @count times. */
 void run_until_n(struct ctx *c, struct run *r, const char *needle, int count);
 void run_until(struct ctx *c, struct run *r, const char *needle);
+/* Pumps until the cgroup holds a process named @comm (a task that says
+ * nothing, such as "sleep"), within the run's deadline. */
+void run_until_comm(struct ctx *c, struct run *r, const char *comm);
 /* ptmon's worker: the child of the ptmon started, in the test's cgroup
  * (src/front.c).  The task's root is the worker's child. */
 pid_t worker_of(struct ctx *c, struct run *r);
@@ -138,7 +163,8 @@ void probe_end(struct ctx *c);
 
 int setup(void **state);
 int teardown(void **state);
-/* The context; skips the test visibly without cgroup2 or its backend. */
+/* The context; skips the test visibly without cgroup2, root (when the suite
+ * needs it) or its backend. */
 struct ctx *begin(void **state);
 int group_setup(void **state);
 int group_teardown(void **state);

@@ -109,26 +109,6 @@ static struct buf *buf_reset(struct buf *b)
 	return b;
 }
 
-/* The whole of a file, NUL-terminated; fails the test if it cannot be read. */
-static void slurp(const char *path, struct buf *b)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char chunk[65536];
-	ssize_t n;
-
-	if (fd < 0)
-		fail_msg("open %s: %s", path, strerror(errno));
-	buf_add(b, "", 0);
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			fail_msg("read %s: %s", path, strerror(errno));
-		buf_add(b, chunk, (size_t)n);
-	}
-	close(fd);
-}
-
 /* Follow the event stream until @needle has appeared @count times. */
 static void run_until_events(struct ctx *c, struct run *r, const char *needle, int count)
 {
@@ -690,7 +670,7 @@ static void load_report(const struct ctx *c, const char *path, struct report *re
 	struct json_object *tree;
 
 	memset(rep, 0, sizeof(*rep));
-	slurp(path, &rep->text);
+	buf_add_file(&rep->text, path);
 	set_doc("the report", rep->text.p, rep->text.len);
 	parse_json(rep->text.p, rep->text.len, "report", &rep->doc);
 	CHECK(json_object_get_type(rep->doc) == json_type_object, "the report is not an object");
@@ -1235,7 +1215,7 @@ static void run_simple(struct ctx *c, struct run *r, struct outputs *out, struct
 	run_wait(c, r, RUN_DEADLINE_S);
 	assert_status(r, status);
 	finish(c);
-	slurp(tpath(c, "ev"), evtext);
+	buf_add_file(evtext, tpath(c, "ev"));
 	load_outputs(c, tpath(c, "rep"), evtext, out);
 }
 
@@ -1272,7 +1252,7 @@ static void t_tree_script(void **state)
 	run_wait(c, r, RUN_DEADLINE_S);
 	assert_status(r, 4);
 	finish(c);
-	slurp(tpath(c, "ev"), &T_evtext);
+	buf_add_file(&T_evtext, tpath(c, "ev"));
 	load_outputs(c, tpath(c, "rep"), &T_evtext, &T_out);
 	root = T_out.rep.root;
 	CHECK(argv_is(root->o, root_argv), "root argv");
@@ -1453,7 +1433,7 @@ static void t_tree_cancel(void **state)
 	run_wait(c, r, RUN_DEADLINE_S);
 	assert_status(r, 143);
 	finish(c);
-	slurp(tpath(c, "ev"), &T_evtext);
+	buf_add_file(&T_evtext, tpath(c, "ev"));
 	load_outputs(c, tpath(c, "rep"), &T_evtext, &T_out);
 	t = T_out.rep.totals;
 	CHECK(need_int(t, "processes") == 4, "processes %" PRId64, need_int(t, "processes"));
@@ -1602,7 +1582,7 @@ static void t_events_storm(void **state)
 	run_wait(c, r, RUN_DEADLINE_S);
 	assert_status(r, 0);
 	finish(c);
-	slurp(tpath(c, "ev"), &T_evtext);
+	buf_add_file(&T_evtext, tpath(c, "ev"));
 	load_outputs(c, tpath(c, "rep"), &T_evtext, &T_out);
 	for (size_t i = 0; i < T_out.rep.nprocs; i++) {
 		struct proc *p = &T_out.rep.procs[i];
@@ -1863,7 +1843,7 @@ static void run_argv_case(struct ctx *c, const char *const *extra)
 	run_wait(c, r, RUN_DEADLINE_S);
 	assert_status(r, 143);
 	finish(c);
-	slurp(tpath(c, "ev"), &T_evtext);
+	buf_add_file(&T_evtext, tpath(c, "ev"));
 	load_outputs(c, tpath(c, "rep"), &T_evtext, &T_out);
 	root = T_out.rep.root;
 	set_doc("the report", json_object_to_json_string(T_out.rep.doc),
@@ -2008,7 +1988,7 @@ static void t_argv_child_exec(void **state)
 	run_wait(c, r, RUN_DEADLINE_S);
 	assert_status(r, 143);
 	finish(c);
-	slurp(tpath(c, "ev"), &T_evtext);
+	buf_add_file(&T_evtext, tpath(c, "ev"));
 	load_outputs(c, tpath(c, "rep"), &T_evtext, &T_out);
 	skip_if_events_lost(&T_out.rep);
 	check_argv_exact(T_out.rep.root->o, root_argv, "root");

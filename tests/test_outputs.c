@@ -9,177 +9,46 @@
  * reading: ptmon fills it and must not wait for it.  ptmon's exit is waited
  * for on its pidfd with a generous bound (STUCK_S): a ptmon that blocks in
  * write(2) never exits, so only a hang can fail that check, never a slow
- * machine.  Every run is in a cgroup of its own, which must be empty once
- * ptmon is gone (the task's tree did not survive).
+ * machine.  Every run is in the test's cgroup (tests/harness_run.h, one run a
+ * test), which must be empty once ptmon is gone (the task's tree did not
+ * survive).
  *
  * Needs root (cgroups; the shared-pipe case runs ptmon as uid 65534; the
  * full-filesystem cases mount a tmpfs).  Skips visibly otherwise.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <poll.h>
-#include <setjmp.h>
+#include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "harness_run.h"
 
-#ifndef PTMON_BIN
-#error "PTMON_BIN must name the ptmon binary"
-#endif
-
-#define STUCK_S 20 /* ptmon not gone by then: it hangs */
-#define SUBJECT "outputs" /* cgroups are ptmon-outputs.PID.N */
+#define STUCK_S 20.0 /* ptmon not gone by then: it hangs */
 #define NOBODY 65534
 
-struct run {
-	char cg[384];
-	pid_t pid;
-	int pidfd;
-	int status;
-	double took;
-	char err[65536]; /* ptmon's stderr, when the test gave it a pipe */
-	size_t err_len;
+/* A tmpfs of 64 KiB mounted at "fs" in the test's directory: unmounted by
+ * teardown, whatever the test did. */
+static void small_fs_gone(struct ctx *c)
+{
+	const char *fs = tpath(c, "fs");
+
+	umount2(fs, MNT_DETACH);
+	rmdir(fs);
+}
+
+const struct harness_suite harness_suite = {
+	.subject = "outputs",
+	.tmpdir = true,
+	.root = true,
+	.teardown = small_fs_gone,
 };
-
-static bool cg_wait_empty(const struct run *r, double bound_s)
-{
-	return cg_wait_empty_at(r->cg, (int)(bound_s * 1000));
-}
-
-static void cg_kill(const struct run *r)
-{
-	cg_kill_at(r->cg);
-}
-
-struct spawn {
-	int out, err; /* ptmon's stdout and stderr */
-	bool nobody;  /* run ptmon as uid/gid 65534 */
-};
-
-/* Start ptmon with @argv (after "ptmon"), in a new cgroup, stdin
- * /dev/null. */
-static void run_start(struct run *r, const struct spawn *sp, const char *const *argv)
-{
-	char procs[512], pidtext[32];
-	const char *args[32] = {PTMON_BIN};
-	int n = 1, fd;
-	pid_t parent = getpid();
-
-	for (; *argv; argv++)
-		args[n++] = *argv;
-	args[n] = NULL;
-	memset(r, 0, sizeof(*r));
-	assert_int_equal(cg_make(SUBJECT, NULL, r->cg, sizeof(r->cg)), 0);
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", r->cg);
-	fd = open(procs, O_WRONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	r->took = now_s();
-	r->pid = fork();
-	assert_true(r->pid >= 0);
-	if (r->pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-
-		snprintf(pidtext, sizeof(pidtext), "%d", getpid());
-		if (write(fd, pidtext, strlen(pidtext)) < 0)
-			_exit(91);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(sp->out, 1) < 0 || dup2(sp->err, 2) < 0)
-			_exit(92);
-		for (int sig = 1; sig < NSIG; sig++)
-			signal(sig, SIG_DFL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(93);
-		if (sp->nobody && (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
-				   setresuid(NOBODY, NOBODY, NOBODY) < 0))
-			_exit(94);
-		execv(PTMON_BIN, (char **)args);
-		_exit(90);
-	}
-	close(fd);
-	r->pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0);
-	assert_true(r->pidfd >= 0);
-}
-
-/* Wait for ptmon on its pidfd, STUCK_S at most; then kill it, and fail.
- * The tree must be gone with it. */
-static void run_wait(struct run *r)
-{
-	struct pollfd p = {.fd = r->pidfd, .events = POLLIN};
-	int k;
-
-	do
-		k = poll(&p, 1, STUCK_S * 1000);
-	while (k < 0 && errno == EINTR);
-	if (k == 0) {
-		char path[64], sys[256] = "";
-
-		snprintf(path, sizeof(path), "/proc/%d/wchan", r->pid);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			ssize_t n = read(fd, sys, sizeof(sys) - 1);
-			sys[n > 0 ? n : 0] = '\0';
-			close(fd);
-		}
-		syscall(SYS_pidfd_send_signal, r->pidfd, SIGKILL, NULL, 0);
-		waitpid(r->pid, NULL, 0);
-		cg_kill(r);
-		cg_wait_empty(r, 5);
-		rmdir(r->cg);
-		close(r->pidfd);
-		fail_msg("ptmon did not return within %ds (waiting in %s)", STUCK_S, sys);
-	}
-	r->took = now_s() - r->took;
-	while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
-		;
-	close(r->pidfd);
-	if (!cg_wait_empty(r, 5)) {
-		cg_kill(r);
-		cg_wait_empty(r, 5);
-		rmdir(r->cg);
-		fail_msg("the task's tree survived ptmon");
-	}
-	rmdir(r->cg);
-}
-
-/* Take what ptmon wrote to the stderr pipe @fd (ptmon has exited). */
-static void take_stderr(struct run *r, int fd)
-{
-	ssize_t n;
-
-	fcntl(fd, F_SETFL, O_NONBLOCK);
-	while ((n = read(fd, r->err + r->err_len, sizeof(r->err) - 1 - r->err_len)) > 0)
-		r->err_len += (size_t)n;
-	r->err[r->err_len] = '\0';
-}
-
-static void assert_exit(const struct run *r, int code)
-{
-	if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != code)
-		fail_msg("ptmon: status 0x%x, want exit %d; stderr:\n%s", r->status, code, r->err);
-}
-
-static void assert_said(const struct run *r, const char *needle)
-{
-	if (!strstr(r->err, needle))
-		fail_msg("ptmon's stderr lacks \"%s\":\n%s", needle, r->err);
-}
 
 /* Fill the pipe whose write end is @fd, so that nothing more goes in. */
 static void fill_pipe(int fd)
@@ -194,32 +63,6 @@ static void fill_pipe(int fd)
 	fcntl(fd, F_SETFL, fl);
 }
 
-static size_t slurp_file(const char *path, char *buf, size_t cap)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t len = 0;
-	ssize_t n;
-
-	assert_true(fd >= 0);
-	while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
-	close(fd);
-	return len;
-}
-
-static void need_root(void)
-{
-	if (!cg_mount[0]) {
-		print_message("no cgroup2 mount: cannot check the tree independently\n");
-		skip();
-	}
-	if (geteuid() != 0) {
-		print_message("not root\n");
-		skip();
-	}
-}
-
 /* ---- blocking writes (issue 9, item 2) ------------------------------------ */
 
 /*
@@ -229,22 +72,22 @@ static void need_root(void)
  */
 static void t_stderr_stalled(void **state)
 {
-	struct run r;
+	struct ctx *c = begin(state);
+	struct run *r = new_run(c);
 	int p[2];
 
-	need_root();
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	fill_pipe(p[1]);
-	struct spawn sp = {.out = p[1], .err = p[1]};
-	const char *argv[] = {"run",	 "-v",	   "--summary", "--no-control", "--timeout",
-			      "1s",	 "--grace", "300ms",     "--drain",	     "500ms",
-			      "--",	 "sh",	   "-c",	"yes & sleep 1000; true", NULL};
-	run_start(&r, &sp, argv);
+	struct opts o = {.out_fd = p[1], .err_fd = p[1]};
+	run_start(c, r, &o, "-v", "--summary", "--no-control", "--timeout", "1s", "--grace",
+		  "300ms", "--drain", "500ms", "--", "sh", "-c", "yes & sleep 1000; true", NULL);
 	close(p[1]);
-	run_wait(&r);
+	run_wait(c, r, STUCK_S);
 	close(p[0]);
-	assert_exit(&r, 124);
-	print_message("    ptmon returned after %.2fs with its stderr stalled\n", r.took);
+	assert_status(r, 124);
+	finish(c);
+	print_message("    ptmon returned after %.2fs with its stderr stalled\n",
+		      r->t_exit - r->t_start);
 }
 
 /*
@@ -254,53 +97,62 @@ static void t_stderr_stalled(void **state)
  * bound, and say what it dropped.  An anonymous pipe takes RWF_NOWAIT
  * (Linux 6.4+); a FIFO refuses it, and the poll() path writes.
  */
-static void stdout_shared_stalled(bool fifo)
+static void stdout_shared_stalled(void **state, bool fifo)
 {
-	struct run r;
-	char dir[] = "/tmp/ptmon-outputs.XXXXXX", path[64];
-	int out[2], err[2];
+	struct ctx *c = begin(state);
+	struct run *r = new_run(c);
+	int out[2];
 
-	need_root();
 	if (fifo) {
-		assert_non_null(mkdtemp(dir));
-		snprintf(path, sizeof(path), "%s/out", dir);
+		const char *path = tpath(c, "out");
+
 		assert_int_equal(mkfifo(path, 0600), 0);
 		out[0] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		out[1] = open(path, O_WRONLY | O_CLOEXEC);
 		assert_true(out[0] >= 0 && out[1] >= 0);
 		unlink(path);
-		rmdir(dir);
 	} else {
 		assert_int_equal(pipe2(out, O_CLOEXEC), 0);
 	}
-	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
-	struct spawn sp = {.out = out[1], .err = err[1], .nobody = true};
-	const char *argv[] = {"run",   "--no-control", "--timeout", "1s", "--grace", "300ms",
-			      "--drain", "500ms",	 "--",	      "yes", NULL};
-	run_start(&r, &sp, argv);
+	struct opts o = {.out_fd = out[1], .uid = NOBODY};
+	run_start(c, r, &o, "--no-control", "--timeout", "1s", "--grace", "300ms", "--drain",
+		  "500ms", "--", "yes", NULL);
 	close(out[1]);
-	close(err[1]);
-	run_wait(&r);
-	take_stderr(&r, err[0]);
+	run_wait(c, r, STUCK_S);
 	close(out[0]);
-	close(err[0]);
-	if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 90) {
+	/* The harness's child says "test: exec" when execv() fails. */
+	if (WIFEXITED(r->status) && WEXITSTATUS(r->status) == 120 &&
+	    buf_has(&r->e, "test: exec ")) {
 		print_message("uid %d cannot execute %s\n", NOBODY, PTMON_BIN);
 		skip();
 	}
-	assert_exit(&r, 124);
-	assert_said(&r, "could not be written");
-	print_message("    ptmon as uid %d returned after %.2fs\n", NOBODY, r.took);
+	assert_status(r, 124);
+	assert_stderr_has(r, "could not be written");
+	finish(c);
+	print_message("    ptmon as uid %d returned after %.2fs\n", NOBODY, r->t_exit - r->t_start);
 }
 
 static void t_stdout_shared_stalled(void **state)
 {
-	stdout_shared_stalled(false);
+	stdout_shared_stalled(state, false);
 }
 
 static void t_stdout_shared_fifo_stalled(void **state)
 {
-	stdout_shared_stalled(true);
+	stdout_shared_stalled(state, true);
+}
+
+/* A FIFO at @name in the test's directory, its read end held open (and
+ * never read) in c->hold until teardown: ptmon's open for writing does not
+ * wait, and its writes fill it. */
+static const char *fifo_held(struct ctx *c, const char *name)
+{
+	const char *path = tpath(c, name);
+
+	assert_int_equal(mkfifo(path, 0600), 0);
+	c->hold = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(c->hold >= 0);
+	return path;
 }
 
 /*
@@ -309,31 +161,15 @@ static void t_stdout_shared_fifo_stalled(void **state)
  */
 static void t_report_fifo_stalled(void **state)
 {
-	struct run r;
-	char dir[] = "/tmp/ptmon-outputs.XXXXXX", fifo[64];
-	int err[2], null = open("/dev/null", O_WRONLY | O_CLOEXEC), rd;
+	struct ctx *c = begin(state);
+	struct run *r = new_run(c);
 
-	need_root();
-	assert_non_null(mkdtemp(dir));
-	snprintf(fifo, sizeof(fifo), "%s/report", dir);
-	assert_int_equal(mkfifo(fifo, 0600), 0);
-	rd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* held, never read */
-	assert_true(rd >= 0);
-	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
-	struct spawn sp = {.out = null, .err = err[1]};
-	const char *argv[] = {"run", "--no-control", "--report", fifo, "--", "sh", "-c",
-			      "for i in $(seq 400); do /bin/true; done", NULL};
-	run_start(&r, &sp, argv);
-	close(err[1]);
-	run_wait(&r);
-	take_stderr(&r, err[0]);
-	close(err[0]);
-	close(rd);
-	close(null);
-	unlink(fifo);
-	rmdir(dir);
-	assert_exit(&r, 125);
-	assert_said(&r, "the report is incomplete");
+	run_start(c, r, NULL, "--no-control", "--report", fifo_held(c, "report"), "--", "sh", "-c",
+		  "for i in $(seq 400); do /bin/true; done", NULL);
+	run_wait(c, r, STUCK_S);
+	assert_status(r, 125);
+	assert_stderr_has(r, "the report is incomplete");
+	finish(c);
 }
 
 /*
@@ -343,57 +179,37 @@ static void t_report_fifo_stalled(void **state)
  */
 static void t_events_fifo_stalled(void **state)
 {
-	struct run r;
-	char dir[] = "/tmp/ptmon-outputs.XXXXXX", fifo[64];
-	int err[2], null = open("/dev/null", O_WRONLY | O_CLOEXEC), rd;
+	struct ctx *c = begin(state);
+	struct run *r = new_run(c);
 
-	need_root();
-	assert_non_null(mkdtemp(dir));
-	snprintf(fifo, sizeof(fifo), "%s/events", dir);
-	assert_int_equal(mkfifo(fifo, 0600), 0);
-	rd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	assert_true(rd >= 0);
-	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
-	struct spawn sp = {.out = null, .err = err[1]};
-	const char *argv[] = {"run", "--no-control", "--events", fifo, "--", "sh", "-c",
-			      "for i in $(seq 400); do /bin/true; done", NULL};
-	run_start(&r, &sp, argv);
-	close(err[1]);
-	run_wait(&r);
-	take_stderr(&r, err[0]);
-	close(err[0]);
-	close(rd);
-	close(null);
-	unlink(fifo);
-	rmdir(dir);
-	assert_exit(&r, 0); /* a slow reader costs events, not the run */
-	assert_said(&r, "events not written: the reader did not take them in time");
+	run_start(c, r, NULL, "--no-control", "--events", fifo_held(c, "events"), "--", "sh", "-c",
+		  "for i in $(seq 400); do /bin/true; done", NULL);
+	run_wait(c, r, STUCK_S);
+	assert_status(r, 0); /* a slow reader costs events, not the run */
+	assert_stderr_has(r, "events not written: the reader did not take them in time");
+	finish(c);
 }
 
 /* ---- destinations that fail (items 7 and 8) -------------------------------- */
 
-/* A tmpfs of 64 KiB in a private directory, or skip. */
-static void small_fs(char *dir)
+/* A tmpfs of 64 KiB at "fs" in the test's directory (its path), or skip. */
+static const char *small_fs(struct ctx *c)
 {
-	assert_non_null(mkdtemp(dir));
-	if (mount("none", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k") < 0) {
+	const char *fs = tpath(c, "fs");
+
+	assert_int_equal(mkdir(fs, 0700), 0);
+	if (mount("none", fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k") < 0) {
 		print_message("mount tmpfs: %s\n", strerror(errno));
-		rmdir(dir);
 		skip();
 	}
+	return fs;
 }
 
-static void small_fs_gone(const char *dir)
-{
-	umount2(dir, MNT_DETACH);
-	rmdir(dir);
-}
-
-/* A field of the "done" line of an NDJSON file: its integer value, or -1
+/* A field of the "done" line of an NDJSON text: its integer value, or -1
  * when absent. */
-static long long done_field(const char *events, const char *key)
+static long long done_field(const struct buf *events, const char *key)
 {
-	const char *done = strstr(events, "{\"type\":\"done\"");
+	const char *done = strstr(events->p, "{\"type\":\"done\"");
 	char pat[64];
 
 	assert_non_null(done);
@@ -409,91 +225,67 @@ static long long done_field(const char *events, const char *key)
  */
 static void t_stdout_dev_full(void **state)
 {
-	struct run r;
-	char dir[] = "/tmp/ptmon-outputs.XXXXXX", evpath[64];
-	static char events[1 << 20];
-	int err[2], full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	struct ctx *c = begin(state);
+	struct run *r = new_run(c);
+	struct buf events = {0};
+	int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
 
-	need_root();
 	assert_true(full >= 0);
-	assert_non_null(mkdtemp(dir));
-	snprintf(evpath, sizeof(evpath), "%s/events", dir);
-	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
-	struct spawn sp = {.out = full, .err = err[1]};
-	const char *argv[] = {"run", "--no-control", "--events", evpath, "--", "sh", "-c",
-			      "head -c 200000 /dev/zero; echo \"head $?\" >&2", NULL};
-	run_start(&r, &sp, argv);
-	close(err[1]);
-	run_wait(&r);
-	take_stderr(&r, err[0]);
-	close(err[0]);
+	struct opts o = {.out_fd = full};
+	run_start(c, r, &o, "--no-control", "--events", tpath(c, "events"), "--", "sh", "-c",
+		  "head -c 200000 /dev/zero; echo \"head $?\" >&2", NULL);
 	close(full);
-	slurp_file(evpath, events, sizeof(events));
-	unlink(evpath);
-	rmdir(dir);
-	assert_exit(&r, 125);
-	assert_said(&r, "head 0\n"); /* head was not cut off by SIGPIPE */
-	assert_said(&r, "No space left on device");
-	assert_non_null(strstr(events, "\"stdout_error\":\"No space left on device\""));
-	assert_int_equal(done_field(events, "stdout_dropped_bytes"), 200000);
+	run_wait(c, r, STUCK_S);
+	buf_add_file(&events, tpath(c, "events"));
+	assert_status(r, 125);
+	assert_stderr_has(r, "head 0\n"); /* head was not cut off by SIGPIPE */
+	assert_stderr_has(r, "No space left on device");
+	assert_true(buf_has(&events, "\"stdout_error\":\"No space left on device\""));
+	assert_int_equal(done_field(&events, "stdout_dropped_bytes"), 200000);
+	finish(c);
+	buf_free(&events);
 }
 
 /* The same on a full filesystem: what was written and what was dropped add
  * up to what the task wrote. */
 static void t_stdout_full_fs(void **state)
 {
-	struct run r;
-	char dir[] = "/tmp/ptmon-outputs.XXXXXX", path[64], evpath[] = "/tmp/ptmon-outputs-ev.XXXXXX";
-	static char events[1 << 20];
-	int err[2], out, evfd;
+	struct ctx *c = begin(state);
+	struct run *r = new_run(c);
+	struct buf events = {0};
+	char path[PATH_MAX];
 	struct stat st;
+	int out;
 
-	need_root();
-	small_fs(dir);
-	snprintf(path, sizeof(path), "%s/out", dir);
+	snprintf(path, sizeof(path), "%s/out", small_fs(c));
 	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	assert_true(out >= 0);
-	evfd = mkstemp(evpath);
-	assert_true(evfd >= 0);
-	close(evfd);
-	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
-	struct spawn sp = {.out = out, .err = err[1]};
-	const char *argv[] = {"run", "--no-control", "--events", evpath, "--", "sh", "-c",
-			      "head -c 300000 /dev/zero", NULL};
-	run_start(&r, &sp, argv);
-	close(err[1]);
-	run_wait(&r);
-	take_stderr(&r, err[0]);
-	close(err[0]);
+	struct opts o = {.out_fd = out};
+	run_start(c, r, &o, "--no-control", "--events", tpath(c, "events"), "--", "sh", "-c",
+		  "head -c 300000 /dev/zero", NULL);
+	run_wait(c, r, STUCK_S);
 	assert_int_equal(fstat(out, &st), 0);
 	close(out);
-	slurp_file(evpath, events, sizeof(events));
-	unlink(evpath);
-	small_fs_gone(dir);
-	assert_exit(&r, 125);
-	assert_said(&r, "No space left on device");
-	assert_int_equal(done_field(events, "stdout_bytes"), 300000);
-	assert_int_equal(done_field(events, "stdout_dropped_bytes") + st.st_size, 300000);
+	buf_add_file(&events, tpath(c, "events"));
+	assert_status(r, 125);
+	assert_stderr_has(r, "No space left on device");
+	assert_int_equal(done_field(&events, "stdout_bytes"), 300000);
+	assert_int_equal(done_field(&events, "stdout_dropped_bytes") + st.st_size, 300000);
+	finish(c);
+	buf_free(&events);
 }
 
 /* --events to /dev/full: said, and the run fails. */
 static void t_events_dev_full(void **state)
 {
-	struct run r;
-	int err[2], null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	struct ctx *c = begin(state);
+	struct run *r = new_run(c);
 
-	need_root();
-	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
-	struct spawn sp = {.out = null, .err = err[1]};
-	const char *argv[] = {"run", "--no-control", "--events", "/dev/full", "--", "true", NULL};
-	run_start(&r, &sp, argv);
-	close(err[1]);
-	run_wait(&r);
-	take_stderr(&r, err[0]);
-	close(err[0]);
-	close(null);
-	assert_exit(&r, 125);
-	assert_said(&r, "--events: cannot write '/dev/full': No space left on device");
+	run_start(c, r, NULL, "--no-control", "--events", "/dev/full", "--", "true", NULL);
+	run_wait(c, r, STUCK_S);
+	assert_status(r, 125);
+	assert_stderr_has(r, "--events: cannot write '/dev/full': No space left on device");
+	finish(c);
 }
 
 /*
@@ -503,68 +295,51 @@ static void t_events_dev_full(void **state)
  */
 static void t_events_full_fs(void **state)
 {
-	struct run r;
-	char dir[] = "/tmp/ptmon-outputs.XXXXXX", evpath[64], rpath[64];
-	static char events[1 << 20];
-	int err[2], null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	size_t len;
+	struct ctx *c = begin(state);
+	struct run *r = new_run(c);
+	struct buf events = {0};
+	char evpath[PATH_MAX], rpath[PATH_MAX];
+	const char *fs = small_fs(c);
 
-	need_root();
-	small_fs(dir);
-	snprintf(evpath, sizeof(evpath), "%s/events", dir);
-	snprintf(rpath, sizeof(rpath), "%s/report", dir);
-	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
-	struct spawn sp = {.out = null, .err = err[1]};
-	const char *argv[] = {"run", "--no-control", "--events", evpath, "--report", rpath, "--",
-			      "sh", "-c", "for i in $(seq 400); do /bin/true; done", NULL};
-	run_start(&r, &sp, argv);
-	close(err[1]);
-	run_wait(&r);
-	take_stderr(&r, err[0]);
-	close(err[0]);
-	close(null);
-	len = slurp_file(evpath, events, sizeof(events));
-	small_fs_gone(dir);
-	assert_exit(&r, 125);
-	assert_said(&r, "--events: cannot write");
-	assert_said(&r, "events not written");
-	assert_said(&r, "--report: cannot write");
-	assert_true(len > 0);
-	if (events[len - 1] != '\n')
-		fail_msg("the events file ends inside a line: ...%s", events + (len > 80 ? len - 80 : 0));
+	snprintf(evpath, sizeof(evpath), "%s/events", fs);
+	snprintf(rpath, sizeof(rpath), "%s/report", fs);
+	run_start(c, r, NULL, "--no-control", "--events", evpath, "--report", rpath, "--", "sh",
+		  "-c", "for i in $(seq 400); do /bin/true; done", NULL);
+	run_wait(c, r, STUCK_S);
+	buf_add_file(&events, evpath);
+	assert_status(r, 125);
+	assert_stderr_has(r, "--events: cannot write");
+	assert_stderr_has(r, "events not written");
+	assert_stderr_has(r, "--report: cannot write");
+	assert_true(events.len > 0);
+	if (events.p[events.len - 1] != '\n')
+		fail_msg("the events file ends inside a line: ...%s",
+			 events.p + (events.len > 80 ? events.len - 80 : 0));
+	finish(c);
+	buf_free(&events);
 }
 
-/* ---- setup ---------------------------------------------------------------------- */
-
-static int group_setup(void **state)
-{
-	char why[256];
-
-	(void)state;
-	if (cg_setup(SUBJECT, why, sizeof(why)))
-		cg_remove_stale(SUBJECT);
-	else
-		print_error("%s: every test will skip\n", why);
-	/* Writes to the pipes we leave full answer EPIPE, not death. */
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
-}
+/* clang-format off */
+#define ENTRY(f) {#f, f, setup, teardown, (void *)backend_none}
+/* clang-format on */
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(t_stderr_stalled),
-		cmocka_unit_test(t_stdout_shared_stalled),
-		cmocka_unit_test(t_stdout_shared_fifo_stalled),
-		cmocka_unit_test(t_report_fifo_stalled),
-		cmocka_unit_test(t_events_fifo_stalled),
-		cmocka_unit_test(t_stdout_dev_full),
-		cmocka_unit_test(t_stdout_full_fs),
-		cmocka_unit_test(t_events_dev_full),
-		cmocka_unit_test(t_events_full_fs),
+		ENTRY(t_stderr_stalled),
+		ENTRY(t_stdout_shared_stalled),
+		ENTRY(t_stdout_shared_fifo_stalled),
+		ENTRY(t_report_fifo_stalled),
+		ENTRY(t_events_fifo_stalled),
+		ENTRY(t_stdout_dev_full),
+		ENTRY(t_stdout_full_fs),
+		ENTRY(t_events_dev_full),
+		ENTRY(t_events_full_fs),
 	};
 
+	/* Writes to the pipes the tests leave full answer EPIPE, not death. */
+	signal(SIGPIPE, SIG_IGN);
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
-	return cmocka_run_group_tests_name("outputs", tests, group_setup, NULL);
+	return cmocka_run_group_tests_name("outputs", tests, group_setup, group_teardown);
 }
