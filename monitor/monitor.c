@@ -37,16 +37,6 @@
 
 /* ---- small services ------------------------------------------------------- */
 
-uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m)
-{
-	return m->cn ? cnproc_get_stats(m->cn)->foreign : 0;
-}
-
-uint64_t monitor_events_received(const struct ptmon_monitor *m)
-{
-	return m->cn ? cnproc_get_stats(m->cn)->events : 0;
-}
-
 static bool monitor_tree_filtered(const struct ptmon_monitor *m)
 {
 	return m->cn && cnproc_tree_filtered(m->cn);
@@ -56,7 +46,7 @@ void monitor_rearm(struct ptmon_monitor *m)
 {
 	/* Without events, walks on a timer are all there is: from the
 	 * moment a task runs. */
-	if (m->backend == PTMON_BACKEND_PROCFS && m->ntasks_running && !m->next_resync)
+	if (m->backend == PTMON_BACKEND_PROCFS && tasks_running(m->tasks) && !m->next_resync)
 		m->next_resync = util_now_ns() + PROCFS_INTERVAL_NS;
 	uint64_t next = m->next_resync;
 	/* Queued outside the loop (ptmon_task_start(), _cancel(), _kill()):
@@ -202,6 +192,32 @@ const char *ptmon_monitor_taskstats_unavailable(const struct ptmon_monitor *m)
 
 /* acct's state, given what it uses of the layers below: once the backend
  * is chosen, as the taskstats socket shares the connector's tree filter. */
+/* The services the monitor gives its tasks (task.h). */
+static void svc_read_events(void *ctx)
+{
+	monitor_read_connector(ctx);
+}
+
+static void svc_rearm(void *ctx)
+{
+	monitor_rearm(ctx);
+}
+
+static void svc_counters(void *ctx, struct task_counters *ret)
+{
+	struct ptmon_monitor *m = ctx;
+	const struct track_stats *st = track_get_stats(m->track);
+	*ret = (struct task_counters){
+		.events_lost = m->events_lost_count,
+		.resyncs = st->resyncs,
+		.foreign = m->cn ? cnproc_get_stats(m->cn)->foreign : 0,
+		.pids_reused = st->pids_reused,
+		.pidfd_failures = st->pidfd_failures,
+		.events_received = m->cn ? cnproc_get_stats(m->cn)->events : 0,
+	};
+}
+
+/* Accounting, then the tasks, which take it. */
 static int start_acct(struct ptmon_monitor *m)
 {
 	const struct acct_env env = {
@@ -217,6 +233,25 @@ static int start_acct(struct ptmon_monitor *m)
 	if (r < 0)
 		return r;
 	track_set_acct(m->track, m->acct);
+	const struct tasks_env tenv = {
+		.loop = &m->loop,
+		.sink = &m->sink,
+		.tree = &m->tree,
+		.track = m->track,
+		.acct = m->acct,
+		.monitor = m,
+		.self = m->self,
+		.restore_nofile = (m->flags & PTMON_MONITOR_RAISE_NOFILE) != 0,
+		.nofile_cur = m->nofile_orig.cur,
+		.nofile_max = m->nofile_orig.max,
+		.svc = {.ctx = m,
+			.read_events = svc_read_events,
+			.rearm = svc_rearm,
+			.counters = svc_counters},
+	};
+	r = tasks_new(&m->tasks, &tenv);
+	if (r < 0)
+		return r;
 	if (!acct_taskstats_unavailable(m->acct))
 		m->features |= PTMON_FEATURE_TASKSTATS;
 	return 0;
@@ -494,12 +529,6 @@ void monitor_read_connector(struct ptmon_monitor *m)
 			break;
 }
 
-/* Every event queued before this call, handled (monitor_read_connector()). */
-void monitor_drain_events(struct ptmon_monitor *m)
-{
-	monitor_read_connector(m);
-}
-
 /* What each layer's watch is for.  No task is stepped here: every task
  * is, once, after the whole batch (monitor_poll()). */
 static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
@@ -542,7 +571,7 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 /* Resyncs owed: after lost events, and all the time without events. */
 static void maybe_resync(struct ptmon_monitor *m, uint64_t now)
 {
-	bool procfs = m->backend == PTMON_BACKEND_PROCFS && m->ntasks_running;
+	bool procfs = m->backend == PTMON_BACKEND_PROCFS && tasks_running(m->tasks);
 	bool due = m->next_resync && now >= m->next_resync;
 	bool lost = track_resync_owed(m->track);
 	if (lost && now >= track_last_resync(m->track) + LOST_RESYNC_MIN_NS)
@@ -597,7 +626,7 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 	sink_flush(&m->sink);
 	records_sweep(m);
 	monitor_rearm(m);
-	return (int)m->ntasks_running;
+	return (int)tasks_running(m->tasks);
 }
 
 int ptmon_monitor_dispatch(struct ptmon_monitor *m)
@@ -611,7 +640,7 @@ int ptmon_monitor_run(struct ptmon_monitor *m)
 {
 	if (!m)
 		return -EINVAL;
-	while (m->ntasks_running) {
+	while (tasks_running(m->tasks)) {
 		int r = monitor_poll(m, -1);
 		if (r < 0)
 			return r;
@@ -679,7 +708,7 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 {
 	if (!m)
 		return NULL;
-	if (m->ntasks_running)
+	if (tasks_running(m->tasks))
 		track_kill_all_blocking(m->track);
 	while (m->track && track_groups(m->track)) {
 		struct ptmon_task *t = track_groups(m->track)->owner;
@@ -687,6 +716,7 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 		task_free(t);
 	}
 	m->track = track_free(m->track);
+	m->tasks = tasks_free(m->tasks);
 	for (struct node *n = m->tree.first; n; n = n->next)
 		n->pidfd = util_close(n->pidfd);
 	tree_fini(&m->tree);
@@ -758,4 +788,23 @@ void ptmon_monitor_set_notice(struct ptmon_monitor *m, ptmon_notice_fn fn, void 
 		return;
 	m->sink.notice_fn = fn;
 	m->sink.notice_data = userdata;
+}
+
+/* ---- tasks -------------------------------------------------------------------- */
+
+int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cfg, unsigned flags,
+		     struct ptmon_task **ret)
+{
+	return m ? task_start(m->tasks, cfg, flags, ret) : -EINVAL;
+}
+
+int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config *cfg,
+		      unsigned flags, struct ptmon_task **ret)
+{
+	return m ? task_attach(m->tasks, cfg, flags, ret) : -EINVAL;
+}
+
+const char *ptmon_monitor_cgroup_unavailable(const struct ptmon_monitor *m)
+{
+	return m && m->tasks ? tasks_cgroup_unavailable(m->tasks) : NULL;
 }

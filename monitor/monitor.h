@@ -27,6 +27,7 @@
 
 struct acct;
 struct track;
+struct tasks;
 struct cnproc;
 
 struct ptmon_monitor {
@@ -59,16 +60,13 @@ struct ptmon_monitor {
 	} nofile_orig;
 	struct tree tree;
 	struct track *track;      /* which processes are the tasks' (track.c) */
+	struct tasks *tasks;      /* the tasks (task.c) */
 	/* Start of the last read of the connector that emptied it: every
 	 * event queued before then has been handled. */
 	uint64_t events_read_ns;
-	unsigned ntasks_running;
 	uint64_t wall_offset_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC at creation */
 	struct acct *acct;        /* taskstats, and the exits waiting for their facts */
 	bool argv_doubt;          /* events were lost: inherited argvs may be stale */
-	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
-	char cgroup_why_buf[320]; /* a limit's reason, with its controller named */
-	unsigned cgroup_serial;
 	uint64_t exits_unswept;   /* exits delivered since the last records_sweep() */
 	uint64_t records_dropped; /* records of exited processes freed (records.c) */
 	uint64_t newest_event_ns; /* the latest kernel stamp of a connector event read */
@@ -80,14 +78,9 @@ struct ptmon_monitor {
  * dispatch: no caller holds a record pointer there. */
 void records_sweep(struct ptmon_monitor *m);
 
-/* Read and handle the events queued on the connector socket, until it is
- * empty (bounded): once a tree is empty, each of its events is queued. */
-void monitor_drain_events(struct ptmon_monitor *m);
 /* Arm the loop's timer for the earliest deadline of any task, of a
  * waiting exit and of a resync. */
 void monitor_rearm(struct ptmon_monitor *m);
-uint64_t monitor_foreign_dropped(const struct ptmon_monitor *m);
-uint64_t monitor_events_received(const struct ptmon_monitor *m);
 /* Read the connector until it is empty: every event queued before now
  * has been handled (a no-op without the connector). */
 void monitor_read_connector(struct ptmon_monitor *m);

@@ -4,7 +4,6 @@
 #include "acct.h"
 #include "cgroup.h"
 #include "loop.h"
-#include "monitor.h"
 #include "procfs.h"
 #include "sink.h"
 #include "stream.h"
@@ -40,6 +39,74 @@ enum task_phase {
 	PHASE_DONE,
 };
 
+/* What every task shares: the layers below, the monitor's services, the
+ * count of tasks running and why the last cgroup could not be had. */
+struct tasks {
+	struct loop *loop;
+	struct sink *sink;
+	struct tree *tree;
+	struct track *track;
+	struct acct *acct;
+	struct ptmon_monitor *monitor; /* opaque: for task_monitor() only */
+	pid_t self;
+	bool restore_nofile;
+	uint64_t nofile_cur, nofile_max;
+	struct task_services svc;
+	unsigned ntasks_running;  /* tasks not done */
+	const char *cgroup_why;   /* ptmon_monitor_cgroup_unavailable() */
+	char cgroup_why_buf[320]; /* a limit's reason, with its controller named */
+	unsigned cgroup_serial;
+};
+
+int tasks_new(struct tasks **ret, const struct tasks_env *env)
+{
+	struct tasks *ts = calloc(1, sizeof(*ts));
+	if (!ts)
+		return -ENOMEM;
+	*ts = (struct tasks){
+		.loop = env->loop,
+		.sink = env->sink,
+		.tree = env->tree,
+		.track = env->track,
+		.acct = env->acct,
+		.monitor = env->monitor,
+		.self = env->self,
+		.restore_nofile = env->restore_nofile,
+		.nofile_cur = env->nofile_cur,
+		.nofile_max = env->nofile_max,
+		.svc = env->svc,
+	};
+	*ret = ts;
+	return 0;
+}
+
+struct tasks *tasks_free(struct tasks *ts)
+{
+	free(ts);
+	return NULL;
+}
+
+unsigned tasks_running(const struct tasks *ts)
+{
+	return ts ? ts->ntasks_running : 0;
+}
+
+/* The monitor's services (task_services). */
+static void svc_rearm(struct tasks *ts)
+{
+	ts->svc.rearm(ts->svc.ctx);
+}
+
+static void svc_read_events(struct tasks *ts)
+{
+	ts->svc.read_events(ts->svc.ctx);
+}
+
+static void svc_counters(struct tasks *ts, struct task_counters *ret)
+{
+	ts->svc.counters(ts->svc.ctx, ret);
+}
+
 /*
  * The deadlines are not stored: each follows from the phase and the time
  * it began (task_next_deadline()).  The one schedule kept is sweep_at, the
@@ -47,7 +114,7 @@ enum task_phase {
  * looks empty while ptmon still has children walks until it finds them.
  */
 struct ptmon_task {
-	struct ptmon_monitor *monitor;
+	struct tasks *tasks;     /* the task layer's state, shared by every task */
 	struct group g;          /* its processes, kept by track (tree.h) */
 	struct ptmon_task_config cfg;
 	char **argv;             /* our copy */
@@ -68,11 +135,7 @@ struct ptmon_task {
 	unsigned record_holds;   /* ptmon_task_hold_records() minus releases */
 	bool drain_timed_out;
 	bool leftovers_noticed;
-	/* The monitor's counters when the task was done, for its result. */
-	struct {
-		uint64_t events_lost, resyncs, foreign, pids_reused, pidfd_failures;
-		uint64_t events_received;
-	} final;
+	struct task_counters final; /* the monitor's counters when it was done */
 	struct stream *out;      /* NULL: none (an attached tree) */
 	struct stream *err;
 	struct task_cgroup cg;
@@ -99,7 +162,7 @@ static void move_fd(int from, int to)
 /* Runs in the child, which is a copy of a single-threaded process, so any
  * function is safe; it leaves only through exec or _exit(). */
 static void __attribute__((noreturn))
-child_exec(struct ptmon_monitor *m, struct ptmon_task *t, int out_w, int err_w, int report_w,
+child_exec(struct tasks *ts, struct ptmon_task *t, int out_w, int err_w, int report_w,
 	   pid_t parent, bool migrate)
 {
 	/* "Alive": a child the kernel killed at birth never says it (see
@@ -133,8 +196,8 @@ child_exec(struct ptmon_monitor *m, struct ptmon_task *t, int out_w, int err_w, 
 	 * its own (README: "If ptmon is killed"). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(125);
-	if (m->flags & PTMON_MONITOR_RAISE_NOFILE) {
-		struct rlimit rl = {.rlim_cur = m->nofile_orig.cur, .rlim_max = m->nofile_orig.max};
+	if (ts->restore_nofile) {
+		struct rlimit rl = {.rlim_cur = ts->nofile_cur, .rlim_max = ts->nofile_max};
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	move_fd(out_w, STDOUT_FILENO);
@@ -177,7 +240,7 @@ static void close_pair(int p[2])
 
 /* The task's own cgroup, before the root exists.  Without one (AUTO),
  * the run goes on and says why. */
-static int make_cgroup(struct ptmon_monitor *m, struct ptmon_task *t)
+static int make_cgroup(struct tasks *ts, struct ptmon_task *t)
 {
 	char name[64];
 	const char *why = NULL;
@@ -187,21 +250,21 @@ static int make_cgroup(struct ptmon_monitor *m, struct ptmon_task *t)
 		.cpu_quota_us = t->cfg.cpu_max_us,
 	};
 	bool limits = lim.memory_max || lim.pids_max || lim.cpu_quota_us;
-	m->cgroup_why = NULL;
+	ts->cgroup_why = NULL;
 	if (t->cfg.cgroup == PTMON_CGROUP_OFF)
 		return limits ? -EINVAL : 0;
-	snprintf(name, sizeof(name), "ptmon-%d-%u", (int)m->self, ++m->cgroup_serial);
+	snprintf(name, sizeof(name), "ptmon-%d-%u", (int)ts->self, ++ts->cgroup_serial);
 	int r = cgroup_create(&t->cg, name, &why);
 	const char *controller = NULL;
 	if (r == 0 && limits && (r = cgroup_set_limits(&t->cg, &lim, &why, &controller)) < 0) {
 		cgroup_finish(&t->cg, false);
 		cgroup_init(&t->cg);
-		snprintf(m->cgroup_why_buf, sizeof(m->cgroup_why_buf), "the %s controller %s",
+		snprintf(ts->cgroup_why_buf, sizeof(ts->cgroup_why_buf), "the %s controller %s",
 			 controller, why);
-		why = m->cgroup_why_buf;
+		why = ts->cgroup_why_buf;
 	}
 	if (r < 0)
-		m->cgroup_why = why;
+		ts->cgroup_why = why;
 	return t->cfg.cgroup == PTMON_CGROUP_ON || limits ? r : 0;
 }
 
@@ -209,7 +272,7 @@ static int make_cgroup(struct ptmon_monitor *m, struct ptmon_task *t)
  * or with @migrate a plain fork() and the child moves itself before exec.
  * (Linux 6.18 kills at birth whatever clone3 starts in a new child of a
  * cgroup once cgroup.kill'ed: task_spawn() then tries again so.) */
-static pid_t spawn_fork(struct ptmon_monitor *m, struct ptmon_task *t, bool migrate)
+static pid_t spawn_fork(struct tasks *ts, struct ptmon_task *t, bool migrate)
 {
 	if (t->cg.fd < 0 || migrate) {
 		pid_t pid = fork();
@@ -218,21 +281,21 @@ static pid_t spawn_fork(struct ptmon_monitor *m, struct ptmon_task *t, bool migr
 	pid_t pid = cgroup_fork_into(&t->cg);
 	if ((pid == -ENOSYS || pid == -E2BIG || pid == -EINVAL) &&
 	    t->cfg.cgroup == PTMON_CGROUP_AUTO) {
-		m->cgroup_why = "clone3 cannot start a process in a cgroup (Linux 5.7 is needed)";
+		ts->cgroup_why = "clone3 cannot start a process in a cgroup (Linux 5.7 is needed)";
 		cgroup_finish(&t->cg, false);
 		cgroup_init(&t->cg);
 		pid = fork();
 		return pid < 0 ? -errno : pid;
 	}
 	if (pid < 0 && t->cfg.cgroup == PTMON_CGROUP_ON)
-		m->cgroup_why = "clone3 cannot start a process in a cgroup";
+		ts->cgroup_why = "clone3 cannot start a process in a cgroup";
 	return pid;
 }
 
-static int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
+static int task_spawn(struct tasks *ts, struct ptmon_task *t)
 {
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
-	int r = make_cgroup(m, t);
+	int r = make_cgroup(ts, t);
 	if (r < 0)
 		return r;
 	pid_t self = getpid(), pid = -1;
@@ -243,13 +306,13 @@ static int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
 			r = -errno;
 			goto out;
 		}
-		pid = spawn_fork(m, t, attempt > 0);
+		pid = spawn_fork(ts, t, attempt > 0);
 		if (pid < 0) {
 			r = pid;
 			goto out;
 		}
 		if (pid == 0)
-			child_exec(m, t, out[1], err[1], rep[1], self, attempt > 0);
+			child_exec(ts, t, out[1], err[1], rep[1], self, attempt > 0);
 		out[1] = util_close(out[1]);
 		err[1] = util_close(err[1]);
 		rep[1] = util_close(rep[1]);
@@ -274,11 +337,11 @@ static int task_spawn(struct ptmon_monitor *m, struct ptmon_task *t)
 		r = -ECHILD;
 		goto out;
 	}
-	track_child_started(m->track);
-	r = track_add_root(m->track, &t->g, pid, t->argv);
+	track_child_started(ts->track);
+	r = track_add_root(ts->track, &t->g, pid, t->argv);
 	if (r < 0)
 		goto out;
-	const struct stream_ctx ctx = {.loop = &m->loop, .sink = &m->sink, .self = m->self};
+	const struct stream_ctx ctx = {.loop = ts->loop, .sink = ts->sink, .self = ts->self};
 	t->out = stream_new(&ctx, t, "stdout", out[0], t->cfg.stdout_fd);
 	t->err = stream_new(&ctx, t, "stderr", err[0], t->cfg.stderr_fd);
 	out[0] = err[0] = -1;
@@ -306,7 +369,7 @@ static void set_phase(struct ptmon_task *t, enum task_phase phase)
 
 static void signal_all(struct ptmon_task *t)
 {
-	track_cancel_signal_all(t->monitor->track, &t->g);
+	track_cancel_signal_all(t->tasks->track, &t->g);
 }
 
 /* Signal what ptmon holds, then walk /proc for what it does not (each
@@ -316,7 +379,7 @@ static void signal_all(struct ptmon_task *t)
 static void signal_and_walk(struct ptmon_task *t, const char *why)
 {
 	signal_all(t);
-	track_resync(t->monitor->track, why);
+	track_resync(t->tasks->track, why);
 	signal_all(t);
 }
 
@@ -331,9 +394,9 @@ static void signal_and_walk(struct ptmon_task *t, const char *why)
  * has none, but it never reaps to know) say nothing of it. */
 static bool unseen_alive(struct ptmon_task *t)
 {
-	struct ptmon_monitor *m = t->monitor;
-	return !t->g.attached && !t->g.live.count && !track_no_children(m->track) &&
-	       m->ntasks_running == 1 && !track_foreign_possible(m->track);
+	struct tasks *ts = t->tasks;
+	return !t->g.attached && !t->g.live.count && !track_no_children(ts->track) &&
+	       ts->ntasks_running == 1 && !track_foreign_possible(ts->track);
 }
 
 /* A fork loop whose every process forks and exits moves on faster than a
@@ -342,13 +405,13 @@ static bool unseen_alive(struct ptmon_task *t)
  * bound; the task's cgroup ends it now. */
 static void sweep_blind(struct ptmon_task *t)
 {
-	struct ptmon_monitor *m = t->monitor;
-	track_reap(m->track);
+	struct tasks *ts = t->tasks;
+	track_reap(ts->track);
 	if (!unseen_alive(t) || ++t->blind_sweeps < BLIND_SWEEPS_MAX || t->cg.fd < 0 ||
 	    t->cg.killed)
 		return;
 	if (cgroup_kill(&t->cg) == 0)
-		sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
+		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
 			       "processes of the task live that %u walks of /proc did not find (a "
 			       "fork loop outrunning them): killed with cgroup.kill",
 			       t->blind_sweeps);
@@ -392,13 +455,13 @@ int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, uns
 		set_phase(t, PHASE_TERM);
 		/* A grace period follows: walk first, so that the record
 		 * knows every process alive as the cancel began. */
-		track_resync(t->monitor->track, "cancel");
+		track_resync(t->tasks->track, "cancel");
 		signal_all(t);
 	} else if (t->phase != PHASE_KILL) {
 		enter_kill(t);
 	}
 	/* A caller outside the loop may cancel: its deadlines must be armed. */
-	monitor_rearm(t->monitor);
+	svc_rearm(t->tasks);
 	return 0;
 }
 
@@ -416,7 +479,7 @@ void task_front_died(struct ptmon_task *t, pid_t front)
 {
 	if (t->phase >= PHASE_KILL)
 		return;
-	sink_notice(&t->monitor->sink, t, PTMON_NOTICE_INFO,
+	sink_notice(t->tasks->sink, t, PTMON_NOTICE_INFO,
 		    "the front (pid %d) exited: killing the task's processes", (int)front);
 	ptmon_task_cancel(t, PTMON_CANCEL_FRONT_DIED, PTMON_CANCEL_NOW);
 }
@@ -431,13 +494,13 @@ static void enter_drain(struct ptmon_task *t)
 }
 
 /* Why SIGKILL has not ended @n. */
-static enum node_survived why_alive(struct ptmon_monitor *m, struct node *n, uid_t *ret_uid)
+static enum node_survived why_alive(struct tasks *ts, struct node *n, uid_t *ret_uid)
 {
 	char path[32];
 	struct stat st;
 	snprintf(path, sizeof(path), "/proc/%d", (int)n->pid);
 	*ret_uid = stat(path, &st) == 0 ? st.st_uid : (uid_t)-1;
-	if (track_signal(m->track, n, 0) == -EPERM)
+	if (track_signal(ts->track, n, 0) == -EPERM)
 		return SURVIVED_EPERM;
 	struct procfs_stat ps;
 	if (procfs_read_stat(n->pid, &ps) == 0 && ps.state == 'D')
@@ -449,20 +512,20 @@ static enum node_survived why_alive(struct ptmon_monitor *m, struct node *n, uid
  * to drain (bounded too) instead of sweeping for ever. */
 static void give_up(struct ptmon_task *t)
 {
-	struct ptmon_monitor *m = t->monitor;
+	struct tasks *ts = t->tasks;
 	static const char *const why[] = {
 		[SURVIVED_EPERM] = "not permitted to signal it (EPERM)",
 		[SURVIVED_DSTATE] = "in uninterruptible sleep (D state)",
 		[SURVIVED_UNKNOWN] = "still alive after SIGKILL",
 	};
-	track_resync(m->track, "kill bound");
+	track_resync(ts->track, "kill bound");
 	signal_all(t); /* a last try, and what the walk found */
-	track_reap(m->track);
+	track_reap(ts->track);
 	for (struct node *n = t->g.live.head; n; n = n->live_next) {
 		uid_t uid;
-		n->survived = (uint8_t)why_alive(m, n, &uid);
+		n->survived = (uint8_t)why_alive(ts, n, &uid);
 		t->survivors++;
-		sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
+		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
 			       "process %d (%s, uid %d) survived %llu s of SIGKILL sweeps: %s; "
 			       "giving up on it",
 			       (int)n->pid, n->comm, (int)uid,
@@ -474,7 +537,7 @@ static void give_up(struct ptmon_task *t)
 		bool cg = t->cg.fd >= 0 && cgroup_kill(&t->cg) == 0;
 		if (!cg)
 			t->survivors++; /* one at least: how many, no walk could tell */
-		sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
+		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
 			       "processes of the task still live after %llu s of SIGKILL sweeps, "
 			       "found by no walk of /proc; %s",
 			       (unsigned long long)(PTMON_KILL_BOUND_NS / 1000000000ull),
@@ -490,7 +553,7 @@ static bool attached_empty(struct ptmon_task *t)
 {
 	if (!t->g.root_reaped || t->g.live.count)
 		return false;
-	monitor_read_connector(t->monitor);
+	svc_read_events(t->tasks);
 	return !t->g.live.count;
 }
 
@@ -503,12 +566,12 @@ static bool cgroup_watch_empty(struct ptmon_task *t)
 {
 	if (t->g.live.count)
 		return false;
-	monitor_read_connector(t->monitor);
+	svc_read_events(t->tasks);
 	if (t->g.live.count)
 		return false;
 	if (cgroup_populated(&t->cg) != 1)
 		return true; /* "populated 0", or the cgroup is gone */
-	if (track_cgroup_scan(t->monitor->track, &t->g, false) > 0)
+	if (track_cgroup_scan(t->tasks->track, &t->g, false) > 0)
 		return false;
 	if (t->phase == PHASE_KILL && !t->cg.killed)
 		cgroup_kill(&t->cg);
@@ -517,7 +580,7 @@ static bool cgroup_watch_empty(struct ptmon_task *t)
 
 static bool tree_empty(struct ptmon_task *t)
 {
-	struct ptmon_monitor *m = t->monitor;
+	struct tasks *ts = t->tasks;
 	if (t->cg.borrowed)
 		return cgroup_watch_empty(t);
 	if (t->g.attached)
@@ -527,13 +590,13 @@ static bool tree_empty(struct ptmon_task *t)
 	/* With one task, "no children" is the ground truth (we are the
 	 * subreaper); with several, the tracked set has to do, and a live
 	 * orphan no task could claim may be this task's. */
-	if (track_no_children(m->track) || (m->ntasks_running > 1 && !track_unowned(m->track)))
+	if (track_no_children(ts->track) || (ts->ntasks_running > 1 && !track_unowned(ts->track)))
 		return true;
 	/* Foreign children keep ECHILD away: a walk classifies every child
 	 * of ours instead; when it finds none of the task's, none is left
 	 * (its processes are all dead, so no new one can appear). */
-	if (m->ntasks_running == 1 && track_foreign_possible(m->track)) {
-		track_resync(m->track, "pre-existing children");
+	if (ts->ntasks_running == 1 && track_foreign_possible(ts->track)) {
+		track_resync(ts->track, "pre-existing children");
 		return !t->g.live.count;
 	}
 	return false;
@@ -541,21 +604,21 @@ static bool tree_empty(struct ptmon_task *t)
 
 static void on_root_exit(struct ptmon_task *t)
 {
-	struct ptmon_monitor *m = t->monitor;
+	struct tasks *ts = t->tasks;
 	if (t->leftovers_noticed || t->phase != PHASE_RUNNING)
 		return;
-	if (!t->g.live.count && !track_no_children(m->track))
-		track_resync(m->track, "root exited"); /* find what it left behind */
+	if (!t->g.live.count && !track_no_children(ts->track))
+		track_resync(ts->track, "root exited"); /* find what it left behind */
 	if (!t->g.live.count)
 		return;
 	t->leftovers_noticed = true;
 	if (t->cfg.leftovers == PTMON_LEFTOVERS_WAIT) {
-		sink_notice(&m->sink, t, PTMON_NOTICE_LEFTOVERS,
+		sink_notice(ts->sink, t, PTMON_NOTICE_LEFTOVERS,
 			       "task's root %d exited; waiting for %zu remaining processes",
 			       (int)t->g.root->pid, t->g.live.count);
 		return;
 	}
-	sink_notice(&m->sink, t, PTMON_NOTICE_LEFTOVERS,
+	sink_notice(ts->sink, t, PTMON_NOTICE_LEFTOVERS,
 		       "task's root %d exited; cancelling %zu remaining processes",
 		       (int)t->g.root->pid, t->g.live.count);
 	ptmon_task_cancel(t, PTMON_CANCEL_LEFTOVERS, PTMON_CANCEL_GRACEFUL);
@@ -578,34 +641,28 @@ static void attached_root_status(struct ptmon_task *t)
 
 static void finish(struct ptmon_task *t)
 {
-	struct ptmon_monitor *m = t->monitor;
+	struct tasks *ts = t->tasks;
 	if (t->phase == PHASE_DONE)
 		return; /* abandoning a stream can reach EOF and finish first */
 	/* The tree is empty, so each of its events has been queued, but
 	 * ptmon may lag behind them (a loaded machine, a burst of short-lived
 	 * processes): the record closes only once they are read. */
-	monitor_drain_events(m);
+	svc_read_events(ts);
 	set_phase(t, PHASE_DONE);
 	t->eof_ns = util_now_ns();
-	m->ntasks_running--;
-	t->final.events_lost = m->events_lost_count;
-	const struct track_stats *ts = track_get_stats(m->track);
-	t->final.resyncs = ts->resyncs;
-	t->final.foreign = monitor_foreign_dropped(m);
-	t->final.pids_reused = ts->pids_reused;
-	t->final.pidfd_failures = ts->pidfd_failures;
-	t->final.events_received = monitor_events_received(m);
-	if (t->g.attached && !t->cg.borrowed)
+	ts->ntasks_running--;
+	svc_counters(ts, &t->final);
+		if (t->g.attached && !t->cg.borrowed)
 		attached_root_status(t);
 	else if (!t->g.attached && (t->g.root->flags & NODE_REAPED))
 		acct_status_code(t->g.root->status, &t->root_code, &t->root_value);
 	/* Exits still waiting for facts (an EXIT event lost, a taskstats
 	 * record late): report what is known now. */
-	acct_drain_taskstats(m->acct);
-	acct_flush_pending(m->acct, 0, t);
-	for (struct node *n = m->tree.first; n; n = n->next)
+	acct_drain_taskstats(ts->acct);
+	acct_flush_pending(ts->acct, 0, t);
+	for (struct node *n = ts->tree->first; n; n = n->next)
 		if (n->group == &t->g && !(n->flags & NODE_ALIVE))
-			acct_report_exit(m->acct, n, true);
+			acct_report_exit(ts->acct, n, true);
 	/* Our descriptions of the destinations go now, not at
 	 * ptmon_monitor_free(): a reader waiting for EOF (a Go caller that
 	 * killed ptmon's front) must not wait for the report and the rest. */
@@ -614,27 +671,27 @@ static void finish(struct ptmon_task *t)
 	/* After the pidfd sweeps: the cgroup's own kill and proof. */
 	cgroup_finish(&t->cg, t->cancel_reason != PTMON_CANCEL_NONE);
 	if (t->cg.escaped)
-		sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
+		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
 			       "the task's cgroup still held processes once its tree was empty: "
 			       "killed with cgroup.kill");
 	if (t->cg.oom_kills)
-		sink_notice(&m->sink, t, PTMON_NOTICE_WARNING,
+		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
 			       "the kernel's OOM killer killed %" PRIu64 " processes of the task (its "
 			       "cgroup's memory.max)",
 			       t->cg.oom_kills);
 	struct ptmon_event ev = {.type = PTMON_EVENT_DONE, .task = t};
-	event_emit(&m->sink, &ev);
+	event_emit(ts->sink, &ev);
 }
 
 /* Where the tree stands now: its root gone, its tree empty, its output
  * read. */
 static void update(struct ptmon_task *t)
 {
-	struct ptmon_monitor *m = t->monitor;
+	struct tasks *ts = t->tasks;
 	if (t->g.root_reaped && !t->cg.borrowed) /* a cgroup's first member is no root */
 		on_root_exit(t);
-	if (t->phase < PHASE_DRAIN && t->g.root_reaped && !t->g.live.count && !track_no_children(m->track) &&
-	    m->ntasks_running == 1 && !t->sweep_at)
+	if (t->phase < PHASE_DRAIN && t->g.root_reaped && !t->g.live.count && !track_no_children(ts->track) &&
+	    ts->ntasks_running == 1 && !t->sweep_at)
 		t->sweep_at = util_now_ns() + SWEEP_FIRST_NS; /* something untracked lives */
 	if (t->phase < PHASE_DRAIN && tree_empty(t))
 		enter_drain(t);
@@ -686,7 +743,7 @@ uint64_t task_step(struct ptmon_task *t, uint64_t now)
 		if (t->phase == PHASE_KILL)
 			sweep(t);
 		else if (t->phase < PHASE_DRAIN)
-			track_resync(t->monitor->track, "untracked children");
+			track_resync(t->tasks->track, "untracked children");
 	}
 	if (t->phase == PHASE_DRAIN && now >= phase_deadline(t)) {
 		t->drain_timed_out = true;
@@ -737,12 +794,12 @@ int ptmon_task_config_init(struct ptmon_task_config *cfg, size_t size)
 	return sized_copy_out(cfg, &d, sizeof(d), PTMON_TASK_CONFIG_SIZE_VER0);
 }
 
-static void abort_root(struct ptmon_monitor *m, struct ptmon_task *t)
+static void abort_root(struct tasks *ts, struct ptmon_task *t)
 {
 	struct node *root = t->g.root;
-	track_signal(m->track, root, SIGKILL);
+	track_signal(ts->track, root, SIGKILL);
 	waitpid(root->pid, NULL, __WALL);
-	track_node_dead(m->track, root);
+	track_node_dead(ts->track, root);
 	root->group = NULL;
 }
 
@@ -768,7 +825,7 @@ void task_free(struct ptmon_task *t)
 {
 	if (!t)
 		return;
-	sink_forget_task(&t->monitor->sink, t);
+	sink_forget_task(t->tasks->sink, t);
 	stream_free(t->out);
 	stream_free(t->err);
 	/* A watched cgroup is the user's: never killed by a mere free. */
@@ -776,7 +833,7 @@ void task_free(struct ptmon_task *t)
 	if (t->g.attached) {
 		util_close(t->root_exit_fd);
 		if (t->cg_events_fd >= 0)
-			loop_watch_del(&t->monitor->loop, t->cg_events_fd);
+			loop_watch_del(t->tasks->loop, t->cg_events_fd);
 		util_close(t->cg_events_fd);
 	}
 	for (size_t i = 0; t->argv && t->argv[i]; i++)
@@ -785,10 +842,10 @@ void task_free(struct ptmon_task *t)
 	free(t);
 }
 
-int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *ucfg, unsigned flags,
-		     struct ptmon_task **ret)
+int task_start(struct tasks *ts, const struct ptmon_task_config *ucfg, unsigned flags,
+	       struct ptmon_task **ret)
 {
-	if (!m || !ucfg || !ret || flags)
+	if (!ts || !ucfg || !ret || flags)
 		return -EINVAL;
 	struct ptmon_task_config c = {0}, *cfg = &c;
 	int r = sized_copy_in(&c, sizeof(c), ucfg, PTMON_TASK_CONFIG_SIZE_VER0);
@@ -800,7 +857,7 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *uc
 	struct ptmon_task *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->monitor = m;
+	t->tasks = ts;
 	t->g.owner = t;
 	t->cfg = *cfg;
 	if (!t->cfg.signal)
@@ -814,18 +871,18 @@ int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *uc
 	}
 	t->cfg.argv = t->argv;
 	t->started_ns = util_now_ns();
-	r = task_spawn(m, t);
+	r = task_spawn(ts, t);
 	if (r < 0) {
 		if (t->g.root) /* spawned, but its output could not be set up */
-			abort_root(m, t);
+			abort_root(ts, t);
 		task_free(t);
 		return r;
 	}
-	track_add_group(m->track, &t->g);
-	m->ntasks_running++;
+	track_add_group(ts->track, &t->g);
+	ts->ntasks_running++;
 	*ret = t;
-	event_node(&m->sink, PTMON_EVENT_START, t->g.root);
-	monitor_rearm(m);
+	event_node(ts->sink, PTMON_EVENT_START, t->g.root);
+	svc_rearm(ts);
 	return 0;
 }
 
@@ -858,34 +915,34 @@ static int check_members(struct ptmon_task *t)
 
 /* `ptmon watch --cgroup`: every process in the cgroup (and the cgroups
  * below it) is a top of the tree; their descendants follow by lineage. */
-static int attach_cgroup(struct ptmon_monitor *m, struct ptmon_task *t, const char *path)
+static int attach_cgroup(struct tasks *ts, struct ptmon_task *t, const char *path)
 {
 	const char *why = NULL;
 	int r = cgroup_open_existing(&t->cg, path, &why);
 	if (r < 0) {
-		m->cgroup_why = why;
+		ts->cgroup_why = why;
 		return r;
 	}
-	m->cgroup_why = NULL;
+	ts->cgroup_why = NULL;
 	r = check_members(t);
 	if (r < 0)
 		return r;
 	r = cgroup_events_open(&t->cg);
 	if (r < 0) {
-		m->cgroup_why = "cannot open its cgroup.events (the root cgroup has none)";
+		ts->cgroup_why = "cannot open its cgroup.events (the root cgroup has none)";
 		return r;
 	}
 	t->cg_events_fd = r;
 	t->g.watched = &t->cg;
 	t->cg_watch.kind = WATCH_CGROUP;
-	r = loop_watch_add(&m->loop, t->cg_events_fd, EPOLLPRI, &t->cg_watch);
+	r = loop_watch_add(ts->loop, t->cg_events_fd, EPOLLPRI, &t->cg_watch);
 	if (r < 0) {
 		t->cg_events_fd = util_close(t->cg_events_fd);
 		return r;
 	}
-	r = track_cgroup_scan(m->track, &t->g, true);
+	r = track_cgroup_scan(ts->track, &t->g, true);
 	if (r == 0 || !t->g.root) {
-		m->cgroup_why = "it holds no process";
+		ts->cgroup_why = "it holds no process";
 		return r < 0 ? r : -ESRCH;
 	}
 	return r < 0 ? r : 0;
@@ -893,13 +950,13 @@ static int attach_cgroup(struct ptmon_monitor *m, struct ptmon_task *t, const ch
 
 void task_unlink(struct ptmon_task *t)
 {
-	track_remove_group(t->monitor->track, &t->g);
+	track_remove_group(t->tasks->track, &t->g);
 }
 
-int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config *ucfg,
-		      unsigned flags, struct ptmon_task **ret)
+int task_attach(struct tasks *ts, const struct ptmon_attach_config *ucfg, unsigned flags,
+		struct ptmon_task **ret)
 {
-	if (!m || !ucfg || !ret || flags)
+	if (!ts || !ucfg || !ret || flags)
 		return -EINVAL;
 	struct ptmon_attach_config c = {0}, *cfg = &c;
 	int r = sized_copy_in(&c, sizeof(c), ucfg, PTMON_ATTACH_CONFIG_SIZE_VER0);
@@ -913,7 +970,7 @@ int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config 
 	struct ptmon_task *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->monitor = m;
+	t->tasks = ts;
 	t->g.owner = t;
 	ptmon_task_config_init(&t->cfg, sizeof(t->cfg));
 	t->cfg.signal = cfg->signal ? cfg->signal : SIGTERM;
@@ -928,21 +985,21 @@ int ptmon_task_attach(struct ptmon_monitor *m, const struct ptmon_attach_config 
 	t->root_exit_fd = t->cg_events_fd = -1;
 	t->started_ns = util_now_ns();
 	/* In the list before the walk: what it finds is this task's. */
-	track_add_group(m->track, &t->g);
-	m->ntasks_running++;
-	r = cfg->cgroup ? attach_cgroup(m, t, cfg->cgroup)
-			: track_attach_root(m->track, &t->g, cfg->pid, &t->root_exit_fd);
+	track_add_group(ts->track, &t->g);
+	ts->ntasks_running++;
+	r = cfg->cgroup ? attach_cgroup(ts, t, cfg->cgroup)
+			: track_attach_root(ts->track, &t->g, cfg->pid, &t->root_exit_fd);
 	if (r < 0) {
 		task_unlink(t);
-		m->ntasks_running--;
+		ts->ntasks_running--;
 		task_free(t);
 		return r;
 	}
 	if (!cfg->cgroup)
-		event_node(&m->sink, PTMON_EVENT_START, t->g.root);
-	track_resync(m->track, "attach");
+		event_node(ts->sink, PTMON_EVENT_START, t->g.root);
+	track_resync(ts->track, "attach");
 	*ret = t;
-	monitor_rearm(m);
+	svc_rearm(ts);
 	return 0;
 }
 
@@ -966,9 +1023,9 @@ const char *ptmon_task_cgroup_path(const struct ptmon_task *t)
 	return t && t->cg.path[0] ? t->cg.path : NULL;
 }
 
-const char *ptmon_monitor_cgroup_unavailable(const struct ptmon_monitor *m)
+const char *tasks_cgroup_unavailable(const struct tasks *ts)
 {
-	return m ? m->cgroup_why : NULL;
+	return ts->cgroup_why;
 }
 
 int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
@@ -1030,12 +1087,12 @@ const struct ptmon_process *ptmon_task_find_process(const struct ptmon_task *t, 
 {
 	if (!t || pid <= 0)
 		return NULL;
-	struct node *n = tree_lookup(&t->monitor->tree, pid);
+	struct node *n = tree_lookup(t->tasks->tree, pid);
 	if (n && n->group == &t->g)
 		return (const struct ptmon_process *)n;
 	/* Not the current owner of the pid: the latest of ours that had it. */
 	const struct node *found = NULL;
-	for (const struct node *x = t->monitor->tree.first; x; x = x->next)
+	for (const struct node *x = t->tasks->tree->first; x; x = x->next)
 		if (x->pid == pid && x->group == &t->g)
 			found = x;
 	return (const struct ptmon_process *)found;
@@ -1045,7 +1102,7 @@ const struct ptmon_process *ptmon_task_find_process(const struct ptmon_task *t, 
 static int kill_one(struct ptmon_task *t, struct node *n, int sig)
 {
 	bool first = !(n->flags & NODE_SIGNALLED);
-	int r = track_signal(t->monitor->track, n, sig);
+	int r = track_signal(t->tasks->track, n, sig);
 	if (r == 0 && sig) {
 		t->g.signalled += first;
 		t->g.killed += sig == SIGKILL;
@@ -1063,8 +1120,8 @@ static bool below(const struct node *x, const struct node *top)
 
 static int kill_tree(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 {
-	struct ptmon_monitor *m = t->monitor;
-	struct node *n = tree_lookup(&m->tree, pid);
+	struct tasks *ts = t->tasks;
+	struct node *n = tree_lookup(ts->tree, pid);
 	if (!n || n->group != &t->g)
 		return ptmon_task_find_process(t, pid) ? -ESRCH : -ENOENT;
 	if (!(n->flags & NODE_ALIVE) || (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 1))
@@ -1091,7 +1148,7 @@ int ptmon_task_kill(struct ptmon_task *t, pid_t pid, int sig, unsigned flags)
 		return -EINVAL;
 	int r = kill_tree(t, pid, sig, flags);
 	/* Its SIGNAL events wait for the next dispatch: make it come. */
-	monitor_rearm(t->monitor);
+	svc_rearm(t->tasks);
 	return r;
 }
 
@@ -1109,7 +1166,7 @@ const struct group *task_group_const(const struct ptmon_task *t)
 
 struct ptmon_monitor *task_monitor(const struct ptmon_task *t)
 {
-	return t->monitor;
+	return t->tasks->monitor;
 }
 
 int task_cancel_signal(const struct ptmon_task *t)

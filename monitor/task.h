@@ -18,8 +18,61 @@
 
 #include "ptmon.h"
 
+struct acct;
 struct group;
+struct loop;
+struct sink;
+struct tasks;
+struct track;
+struct tree;
 struct watch;
+
+/* The monitor's counters a task keeps from when it was done. */
+struct task_counters {
+	uint64_t events_lost, resyncs, foreign, pids_reused, pidfd_failures;
+	uint64_t events_received;
+};
+
+/* What the monitor above does for its tasks, called with @ctx. */
+struct task_services {
+	void *ctx;
+	/* Read the connector until every event queued before now has been
+	 * handled (a tree found empty, a task about to close its record). */
+	void (*read_events)(void *ctx);
+	/* Arm the timer again: a call from outside the loop changed a task. */
+	void (*rearm)(void *ctx);
+	/* The monitor's counters now. */
+	void (*counters)(void *ctx, struct task_counters *ret);
+};
+
+/* What the task layer is handed (tasks_new()). */
+struct tasks_env {
+	struct loop *loop;
+	struct sink *sink;
+	struct tree *tree;
+	struct track *track;
+	struct acct *acct;
+	struct ptmon_monitor *monitor; /* opaque: only handed back (task_monitor()) */
+	pid_t self;
+	/* PTMON_MONITOR_RAISE_NOFILE: the limit a task's root gets back. */
+	bool restore_nofile;
+	uint64_t nofile_cur, nofile_max;
+	struct task_services svc;
+};
+
+/* struct tasks (every task's shared state) and struct ptmon_task are
+ * private to task.c. */
+int tasks_new(struct tasks **ret, const struct tasks_env *env);
+struct tasks *tasks_free(struct tasks *ts);
+/* Tasks not done. */
+unsigned tasks_running(const struct tasks *ts);
+/* Why the last task went without a cgroup, NULL: it had one. */
+const char *tasks_cgroup_unavailable(const struct tasks *ts);
+/* ptmon_task_start() and ptmon_task_attach() (the monitor checks @ts). */
+int task_start(struct tasks *ts, const struct ptmon_task_config *cfg, unsigned flags,
+	       struct ptmon_task **ret);
+int task_attach(struct tasks *ts, const struct ptmon_attach_config *cfg, unsigned flags,
+		struct ptmon_task **ret);
 
 /* Advance @t as far as it can go at @now: its deadlines, its root's exit,
  * an empty tree, its output read.  Returns its next deadline
