@@ -53,7 +53,7 @@ int ptmon_process_get_info(const struct ptmon_process *proc, struct ptmon_proces
 	const struct ptmon_monitor *m = n->group ? task_monitor(n->group->owner) : NULL;
 	/* During an event's callback: the record as the event saw it. */
 	if (m)
-		n = sink_view(&m->sink, n);
+		n = sink_view(m->sink, n);
 	uint64_t off = m ? m->wall_offset_ns : 0;
 	struct ptmon_process_info p = {
 		.size = sizeof(p),
@@ -140,6 +140,5 @@ void ptmon_monitor_set_event_callback(struct ptmon_monitor *m, ptmon_event_fn fn
 {
 	if (!m)
 		return;
-	m->sink.event_fn = fn;
-	m->sink.event_data = userdata;
+	sink_set_event_fn(m->sink, fn, userdata);
 }

@@ -5,15 +5,36 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
-void loop_init(struct loop *l)
+struct loop {
+	int epfd;
+	int timerfd;
+	int reserve_fd[2];       /* held so that fds are free when we must have them */
+	uint64_t armed_ns;       /* what the timerfd is armed for, 0: nothing */
+	struct watch timer_watch;
+};
+
+struct loop *loop_new(void)
 {
-	*l = (struct loop){.epfd = -1, .timerfd = -1, .reserve_fd = {-1, -1}};
-	l->timer_watch.kind = WATCH_TIMER;
+	struct loop *l = malloc(sizeof(*l));
+	if (l)
+		*l = (struct loop){
+			.epfd = -1,
+			.timerfd = -1,
+			.reserve_fd = {-1, -1},
+			.timer_watch = {WATCH_TIMER},
+		};
+	return l;
+}
+
+int loop_fd(const struct loop *l)
+{
+	return l->epfd;
 }
 
 int loop_open(struct loop *l)
@@ -25,11 +46,15 @@ int loop_open(struct loop *l)
 	return loop_watch_add(l, l->timerfd, EPOLLIN, &l->timer_watch);
 }
 
-void loop_fini(struct loop *l)
+struct loop *loop_free(struct loop *l)
 {
-	l->epfd = util_close(l->epfd);
-	l->timerfd = util_close(l->timerfd);
+	if (!l)
+		return NULL;
+	util_close(l->epfd);
+	util_close(l->timerfd);
 	loop_release_reserve(l);
+	free(l);
+	return NULL;
 }
 
 int loop_watch_add(struct loop *l, int fd, uint32_t events, struct watch *w)

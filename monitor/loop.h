@@ -13,19 +13,17 @@
 
 #include "watch.h"
 
-struct loop {
-	int epfd;
-	int timerfd;
-	int reserve_fd[2];       /* held so that fds are free when we must have them */
-	uint64_t armed_ns;       /* what the timerfd is armed for, 0: nothing */
-	struct watch timer_watch;
-};
+/* struct loop is private to loop.c. */
+struct loop;
 
-/* Every fd -1: loop_fini() may follow at once. */
-void loop_init(struct loop *l);
+/* A loop with no fd yet (loop_free() may follow at once); NULL: no memory. */
+struct loop *loop_new(void);
 /* The epoll fd and the timerfd (registered as WATCH_TIMER). */
 int loop_open(struct loop *l);
-void loop_fini(struct loop *l);
+/* Close its fds and free it; takes NULL. */
+struct loop *loop_free(struct loop *l);
+/* The epoll fd, for ptmon_monitor_get_fd() and epoll_wait(). */
+int loop_fd(const struct loop *l);
 
 int loop_watch_add(struct loop *l, int fd, uint32_t events, struct watch *w);
 int loop_watch_mod(struct loop *l, int fd, uint32_t events, struct watch *w);

@@ -51,7 +51,7 @@ void monitor_rearm(struct ptmon_monitor *m)
 	uint64_t next = m->next_resync;
 	/* Queued outside the loop (ptmon_task_start(), _cancel(), _kill()):
 	 * the caller's poll must return for them to be delivered. */
-	if (sink_pending(&m->sink))
+	if (sink_pending(m->sink))
 		next = 1;
 	uint64_t p = acct_pending_deadline(m->acct);
 	if (p && (!next || p < next))
@@ -61,7 +61,7 @@ void monitor_rearm(struct ptmon_monitor *m)
 		if (d && (!next || d < next))
 			next = d;
 	}
-	loop_arm(&m->loop, next, util_now_ns());
+	loop_arm(m->loop, next, util_now_ns());
 }
 
 /* ---- the connector backend ------------------------------------------------- */
@@ -221,8 +221,8 @@ static void svc_counters(void *ctx, struct task_counters *ret)
 static int start_acct(struct ptmon_monitor *m)
 {
 	const struct acct_env env = {
-		.loop = &m->loop,
-		.sink = &m->sink,
+		.loop = m->loop,
+		.sink = m->sink,
 		.tree = &m->tree,
 		.tree_filter = monitor_tree_filtered(m) ? m->cn : NULL,
 		.backend = &m->backend,
@@ -234,8 +234,8 @@ static int start_acct(struct ptmon_monitor *m)
 		return r;
 	track_set_acct(m->track, m->acct);
 	const struct tasks_env tenv = {
-		.loop = &m->loop,
-		.sink = &m->sink,
+		.loop = m->loop,
+		.sink = m->sink,
 		.tree = &m->tree,
 		.track = m->track,
 		.acct = m->acct,
@@ -320,14 +320,14 @@ static int setup_fds(struct ptmon_monitor *m)
 		return -errno;
 	m->mask_saved = true;
 	sigdelset(&set, SIGPIPE);
-	int r = loop_open(&m->loop);
+	int r = loop_open(m->loop);
 	if (r < 0)
 		return r;
 	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (m->sigfd < 0)
 		return -errno;
 	m->sig_watch.kind = WATCH_SIGNAL;
-	return loop_watch_add(&m->loop, m->sigfd, EPOLLIN, &m->sig_watch);
+	return loop_watch_add(m->loop, m->sigfd, EPOLLIN, &m->sig_watch);
 }
 
 static int choose_backend(struct ptmon_monitor *m, enum ptmon_backend backend)
@@ -346,7 +346,7 @@ static int choose_backend(struct ptmon_monitor *m, enum ptmon_backend backend)
 	}
 	m->backend = PTMON_BACKEND_CONNECTOR;
 	m->nl_watch.kind = WATCH_NETLINK;
-	return loop_watch_add(&m->loop, cnproc_get_fd(m->cn), EPOLLIN, &m->nl_watch);
+	return loop_watch_add(m->loop, cnproc_get_fd(m->cn), EPOLLIN, &m->nl_watch);
 }
 
 int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, unsigned flags)
@@ -358,7 +358,14 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	struct ptmon_monitor *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	loop_init(&m->loop);
+	m->loop = loop_new();
+	m->sink = sink_new();
+	if (!m->loop || !m->sink) {
+		loop_free(m->loop);
+		sink_free(m->sink);
+		free(m);
+		return -ENOMEM;
+	}
 	m->sigfd = -1;
 	m->front_fd = -1;
 	m->old_subreaper = -1;
@@ -377,8 +384,8 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	if (r == 0) {
 		const struct track_env env = {
 			.tree = &m->tree,
-			.loop = &m->loop,
-			.sink = &m->sink,
+			.loop = m->loop,
+			.sink = m->sink,
 			.cn = &m->cn,
 			.features = &m->features,
 			.self = m->self,
@@ -403,7 +410,7 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 		ptmon_monitor_free(m);
 		return r;
 	}
-	loop_reserve_fd(&m->loop);
+	loop_reserve_fd(m->loop);
 	*ret = m;
 	return 0;
 }
@@ -501,7 +508,7 @@ static bool handle_netlink(struct ptmon_monitor *m)
 		m->events_lost_count = total;
 		for (struct group *g = track_groups(m->track); g; g = g->next)
 			if (!g->done)
-				event_count(&m->sink, g->owner, PTMON_EVENT_LOST, delta,
+				event_count(m->sink, g->owner, PTMON_EVENT_LOST, delta,
 					    st->overruns ? "socket overrun (ENOBUFS)" : "sequence gap");
 	}
 	return drained || r < 0;
@@ -544,7 +551,7 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 		*reap |= handle_signals(m);
 		break;
 	case WATCH_TIMER:
-		loop_timer_ack(&m->loop);
+		loop_timer_ack(m->loop);
 		break;
 	case WATCH_PIDFD:
 		track_node_dead(m->track, container_of(w, struct node, w));
@@ -554,12 +561,12 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 	{
 		int r = stream_handle(w);
 		if (r < 0)
-			sink_notice(&m->sink, NULL, PTMON_NOTICE_WARNING,
+			sink_notice(m->sink, NULL, PTMON_NOTICE_WARNING,
 				    "cannot watch a task's output: %s", strerror(-r));
 		break;
 	}
 	case WATCH_FRONT:
-		loop_watch_del(&m->loop, m->front_fd);
+		loop_watch_del(m->loop, m->front_fd);
 		m->front_fd = util_close(m->front_fd);
 		break;
 	case WATCH_CGROUP: /* "populated" changed: task_step() looks */
@@ -594,14 +601,14 @@ static void tell_taskstats_lost(struct ptmon_monitor *m)
 	for (uint64_t k = acct_take_lost(m->acct); k > 0; k--)
 		for (struct group *g = track_groups(m->track); g; g = g->next)
 			if (!g->done)
-				event_count(&m->sink, g->owner, PTMON_EVENT_LOST, 1,
+				event_count(m->sink, g->owner, PTMON_EVENT_LOST, 1,
 					    "taskstats records dropped (ENOBUFS)");
 }
 
 static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 {
 	struct epoll_event evs[64];
-	int n = epoll_wait(m->loop.epfd, evs, 64, timeout_ms);
+	int n = epoll_wait(loop_fd(m->loop), evs, 64, timeout_ms);
 	if (n < 0 && errno != EINTR)
 		return -errno;
 	bool reap = false;
@@ -623,7 +630,7 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 	/* And those of the reads since: a task's end, a deadline's reaping. */
 	tell_taskstats_lost(m);
 	/* The only place callbacks run: every layer is done with its step. */
-	sink_flush(&m->sink);
+	sink_flush(m->sink);
 	records_sweep(m);
 	monitor_rearm(m);
 	return (int)tasks_running(m->tasks);
@@ -693,7 +700,7 @@ int ptmon_monitor_set_front(struct ptmon_monitor *m, pid_t pid, int pidfd, int f
 	m->front_watch.kind = WATCH_FRONT;
 	/* A pidfd is readable once its process has exited: also at once, if
 	 * it has already. */
-	int r = loop_watch_add(&m->loop, fd, EPOLLIN, &m->front_watch);
+	int r = loop_watch_add(m->loop, fd, EPOLLIN, &m->front_watch);
 	if (r < 0) {
 		util_close(fd);
 		return r;
@@ -721,12 +728,12 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 		n->pidfd = util_close(n->pidfd);
 	tree_fini(&m->tree);
 	/* Nothing is delivered from here (ptmon.h). */
-	sink_fini(&m->sink);
+	m->sink = sink_free(m->sink);
 	m->cn = cnproc_free(m->cn);
 	m->acct = acct_free(m->acct);
 	util_close(m->sigfd);
 	util_close(m->front_fd);
-	loop_fini(&m->loop);
+	m->loop = loop_free(m->loop);
 	if (m->mask_saved) {
 		/* A SIGPIPE raised while it was blocked (a write to a reader
 		 * that left) would kill the caller once unblocked: it was
@@ -757,7 +764,7 @@ struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)
 
 int ptmon_monitor_get_fd(const struct ptmon_monitor *m)
 {
-	return m ? m->loop.epfd : -EINVAL;
+	return m ? loop_fd(m->loop) : -EINVAL;
 }
 
 const char *ptmon_monitor_backend(const struct ptmon_monitor *m)
@@ -786,8 +793,7 @@ void ptmon_monitor_set_notice(struct ptmon_monitor *m, ptmon_notice_fn fn, void 
 {
 	if (!m)
 		return;
-	m->sink.notice_fn = fn;
-	m->sink.notice_data = userdata;
+	sink_set_notice_fn(m->sink, fn, userdata);
 }
 
 /* ---- tasks -------------------------------------------------------------------- */

@@ -31,8 +31,8 @@ struct tasks;
 struct cnproc;
 
 struct ptmon_monitor {
-	struct loop loop;        /* epoll, timer, fd reserve */
-	struct sink sink;        /* the caller's callbacks */
+	struct loop *loop;       /* epoll, timer, fd reserve */
+	struct sink *sink;       /* the caller's callbacks */
 	int sigfd;
 	struct watch sig_watch;
 	struct watch nl_watch;

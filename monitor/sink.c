@@ -25,6 +25,48 @@ struct sink_item {
 	struct node view;             /* the process's record when it happened */
 };
 
+struct sink {
+	ptmon_event_fn event_fn;
+	void *event_data;
+	ptmon_notice_fn notice_fn;
+	void *notice_data;
+	struct sink_item *items;  /* queued, in order */
+	size_t len, cap;
+	size_t next;              /* sink_flush(): the next to deliver */
+	bool delivering;          /* in sink_flush(): a nested flush does nothing */
+	const struct node *cur;   /* the node of the event being delivered, */
+	const struct node *cur_view; /* and its record as it was when it happened */
+	uint64_t dropped;         /* not queued for want of memory */
+	uint64_t dropped_told;    /* of which the caller has been told */
+};
+
+struct sink *sink_new(void)
+{
+	return calloc(1, sizeof(struct sink));
+}
+
+void sink_set_event_fn(struct sink *s, ptmon_event_fn fn, void *userdata)
+{
+	s->event_fn = fn;
+	s->event_data = userdata;
+}
+
+void sink_set_notice_fn(struct sink *s, ptmon_notice_fn fn, void *userdata)
+{
+	s->notice_fn = fn;
+	s->notice_data = userdata;
+}
+
+bool sink_pending(const struct sink *s)
+{
+	return s->len != 0 || s->dropped != s->dropped_told;
+}
+
+const struct node *sink_view(const struct sink *s, const struct node *n)
+{
+	return s->cur == n ? s->cur_view : n;
+}
+
 static void item_release(struct sink_item *it)
 {
 	if (it->has_view)
@@ -180,6 +222,17 @@ void sink_flush(struct sink *s)
 		item_release(&it);
 	}
 	s->len = s->next = 0;
+	/* What could not be queued is said here, where nothing else must be
+	 * allocated to say it. */
+	if (s->dropped != s->dropped_told && s->notice_fn) {
+		char text[128];
+		snprintf(text, sizeof(text),
+			 "%llu events or notices were lost: no memory to queue them",
+			 (unsigned long long)(s->dropped - s->dropped_told));
+		s->dropped_told = s->dropped;
+		s->notice_fn(NULL, PTMON_NOTICE_WARNING, text, s->notice_data);
+	}
+	s->dropped_told = s->dropped;
 	s->delivering = false;
 	if (s->cap > SINK_KEEP) {
 		free(s->items);
@@ -199,12 +252,14 @@ void sink_forget_task(struct sink *s, const struct ptmon_task *t)
 	}
 }
 
-void sink_fini(struct sink *s)
+struct sink *sink_free(struct sink *s)
 {
+	if (!s)
+		return NULL;
 	for (size_t i = s->next; i < s->len; i++)
 		if (!s->items[i].dead)
 			item_release(&s->items[i]);
 	free(s->items);
-	s->items = NULL;
-	s->len = s->cap = s->next = 0;
+	free(s);
+	return NULL;
 }

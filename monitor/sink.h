@@ -25,19 +25,17 @@ struct node;
 
 struct sink_item;
 
-struct sink {
-	ptmon_event_fn event_fn;
-	void *event_data;
-	ptmon_notice_fn notice_fn;
-	void *notice_data;
-	struct sink_item *items;  /* queued, in order */
-	size_t len, cap;
-	size_t next;              /* sink_flush(): the next to deliver */
-	bool delivering;          /* in sink_flush(): a nested flush does nothing */
-	const struct node *cur;   /* the node of the event being delivered, */
-	const struct node *cur_view; /* and its record as it was when it happened */
-	uint64_t dropped;         /* not queued for want of memory */
-};
+/* struct sink is private to sink.c. */
+struct sink;
+
+/* An empty sink with no callbacks; NULL: no memory. */
+struct sink *sink_new(void);
+/* Drop everything queued (nothing is delivered) and free it; takes NULL. */
+struct sink *sink_free(struct sink *s);
+/* The caller's callbacks (ptmon_monitor_set_event_callback() and
+ * _notice_callback()); NULL @fn: none. */
+void sink_set_event_fn(struct sink *s, ptmon_event_fn fn, void *userdata);
+void sink_set_notice_fn(struct sink *s, ptmon_notice_fn fn, void *userdata);
 
 /* Stamp @ev (mono_ns, wall_ns; pid and ppid from its process) and queue
  * it, with a copy of its process's record and of its holders. */
@@ -53,19 +51,11 @@ void sink_notice(struct sink *s, struct ptmon_task *t, enum ptmon_notice_kind ki
 /* Deliver what is queued, in order, with what the callbacks queue
  * meanwhile.  Only from the monitor's loop. */
 void sink_flush(struct sink *s);
-static inline bool sink_pending(const struct sink *s)
-{
-	return s->len != 0;
-}
+bool sink_pending(const struct sink *s);
 /* Drop what is queued about task @t (it is being freed). */
 void sink_forget_task(struct sink *s, const struct ptmon_task *t);
-/* Drop everything queued and free the queue. */
-void sink_fini(struct sink *s);
 /* The record of @n as the event being delivered saw it: @n itself, but
  * during the callback of an event about @n, its copy from then. */
-static inline const struct node *sink_view(const struct sink *s, const struct node *n)
-{
-	return s->cur == n ? s->cur_view : n;
-}
+const struct node *sink_view(const struct sink *s, const struct node *n);
 
 #endif

@@ -108,7 +108,7 @@ static void park(struct fixture *f, const struct tstats_record *r)
 
 static void deliver(struct fixture *f)
 {
-	sink_flush(&f->m->sink);
+	sink_flush(f->m->sink);
 }
 
 static struct rusage rusage_of(uint64_t utime_us)
