@@ -47,9 +47,54 @@ struct cg_clone_args {
 /* Below a watched cgroup: deeper nesting than this is not read. */
 #define MAX_DEPTH 32
 
-void cgroup_init(struct task_cgroup *cg)
+struct task_cgroup {
+	int fd;                   /* O_PATH of the directory, -1: none */
+	char path[512];           /* absolute, under the cgroup2 mount */
+	char rel[512];            /* borrowed: its path as /proc/PID/cgroup says it */
+	bool borrowed;
+	struct cgroup_totals tot;
+};
+
+struct task_cgroup *cgroup_new(void)
+{
+	struct task_cgroup *cg = malloc(sizeof(*cg));
+	if (cg)
+		cgroup_reset(cg);
+	return cg;
+}
+
+void cgroup_reset(struct task_cgroup *cg)
 {
 	*cg = (struct task_cgroup){.fd = -1};
+}
+
+struct task_cgroup *cgroup_free(struct task_cgroup *cg)
+{
+	if (cg) {
+		util_close(cg->fd);
+		free(cg);
+	}
+	return NULL;
+}
+
+bool cgroup_is_open(const struct task_cgroup *cg)
+{
+	return cg->fd >= 0;
+}
+
+bool cgroup_borrowed(const struct task_cgroup *cg)
+{
+	return cg->borrowed;
+}
+
+const char *cgroup_path(const struct task_cgroup *cg)
+{
+	return cg->path;
+}
+
+const struct cgroup_totals *cgroup_totals(const struct task_cgroup *cg)
+{
+	return &cg->tot;
 }
 
 static int read_small(int dirfd, const char *name, char *buf, size_t len)
@@ -319,7 +364,7 @@ int cgroup_kill(struct task_cgroup *cg)
 	int r = n == 1 ? 0 : -errno;
 	close(fd);
 	if (r == 0)
-		cg->killed = true;
+		cg->tot.killed = true;
 	return r;
 }
 
@@ -417,26 +462,26 @@ static int read_number(int dirfd, const char *name, uint64_t *ret)
 	return 0;
 }
 
-void cgroup_read_totals(struct task_cgroup *cg, int dirfd)
+void cgroup_read_totals(struct cgroup_totals *t, int dirfd)
 {
 	char buf[4096];
 	if (read_small(dirfd, "cpu.stat", buf, sizeof(buf)) >= 0) {
-		cg->have_cpu = true;
-		cgroup_parse_key(buf, "usage_usec", &cg->usage_usec);
-		cgroup_parse_key(buf, "user_usec", &cg->user_usec);
-		cgroup_parse_key(buf, "system_usec", &cg->system_usec);
+		t->have_cpu = true;
+		cgroup_parse_key(buf, "usage_usec", &t->usage_usec);
+		cgroup_parse_key(buf, "user_usec", &t->user_usec);
+		cgroup_parse_key(buf, "system_usec", &t->system_usec);
 	}
-	cg->have_memory_peak = read_number(dirfd, "memory.peak", &cg->memory_peak) == 0;
-	cg->have_pids_peak = read_number(dirfd, "pids.peak", &cg->pids_peak) == 0;
+	t->have_memory_peak = read_number(dirfd, "memory.peak", &t->memory_peak) == 0;
+	t->have_pids_peak = read_number(dirfd, "pids.peak", &t->pids_peak) == 0;
 	char *io = read_whole(dirfd, "io.stat");
 	if (io) {
-		cg->have_io = true;
-		cgroup_parse_io(io, &cg->io_rbytes, &cg->io_wbytes);
+		t->have_io = true;
+		cgroup_parse_io(io, &t->io_rbytes, &t->io_wbytes);
 		free(io);
 	}
 	/* oom_kill counts the kernel's OOM kills inside the cgroup (4.13+). */
 	if (read_small(dirfd, "memory.events", buf, sizeof(buf)) >= 0)
-		cg->have_oom = cgroup_parse_key(buf, "oom_kill", &cg->oom_kills) == 0;
+		t->have_oom = cgroup_parse_key(buf, "oom_kill", &t->oom_kills) == 0;
 }
 
 static bool has_word(const char *list, const char *word)
@@ -450,12 +495,12 @@ static bool has_word(const char *list, const char *word)
 
 /* The controller in the cgroup's cgroup.controllers, enabling it in the
  * parent's cgroup.subtree_control when it is not. */
-static int need_controller(struct task_cgroup *cg, const char *name, const char **why)
+static int need_controller(int dirfd, const char *path, const char *name, const char **why)
 {
-	char buf[512], parent[sizeof(cg->path)], line[64];
-	if (read_small(cg->fd, "cgroup.controllers", buf, sizeof(buf)) >= 0 && has_word(buf, name))
+	char buf[512], parent[512], line[64];
+	if (read_small(dirfd, "cgroup.controllers", buf, sizeof(buf)) >= 0 && has_word(buf, name))
 		return 0;
-	snprintf(parent, sizeof(parent), "%s", cg->path);
+	snprintf(parent, sizeof(parent), "%s", path);
 	char *slash = strrchr(parent, '/');
 	if (slash)
 		*slash = '\0';
@@ -494,13 +539,13 @@ static int write_file(int dirfd, const char *name, const char *text)
 }
 
 /* One limit: its controller, then its file. */
-static int set_limit(struct task_cgroup *cg, const char *controller, const char *file,
+static int set_limit(int dirfd, const char *path, const char *controller, const char *file,
 		     const char *text, const char **why)
 {
-	int r = need_controller(cg, controller, why);
+	int r = need_controller(dirfd, path, controller, why);
 	if (r < 0)
 		return r;
-	r = write_file(cg->fd, file, text);
+	r = write_file(dirfd, file, text);
 	if (r < 0)
 		*why = "refused the limit";
 	return r;
@@ -509,23 +554,29 @@ static int set_limit(struct task_cgroup *cg, const char *controller, const char 
 int cgroup_set_limits(struct task_cgroup *cg, const struct cgroup_limits *l, const char **why,
 		      const char **ret_controller)
 {
+	return cgroup_write_limits(cg->fd, cg->path, l, why, ret_controller);
+}
+
+int cgroup_write_limits(int dirfd, const char *path, const struct cgroup_limits *l,
+			const char **why, const char **ret_controller)
+{
 	char text[64];
 	int r = 0;
 	if (l->memory_max) {
 		snprintf(text, sizeof(text), "%" PRIu64, l->memory_max);
 		*ret_controller = "memory";
-		r = set_limit(cg, "memory", "memory.max", text, why);
+		r = set_limit(dirfd, path, "memory", "memory.max", text, why);
 	}
 	if (r == 0 && l->pids_max) {
 		snprintf(text, sizeof(text), "%" PRIu64, l->pids_max);
 		*ret_controller = "pids";
-		r = set_limit(cg, "pids", "pids.max", text, why);
+		r = set_limit(dirfd, path, "pids", "pids.max", text, why);
 	}
 	if (r == 0 && l->cpu_quota_us) {
 		snprintf(text, sizeof(text), "%" PRIu64 " %" PRIu64, l->cpu_quota_us,
 			 l->cpu_period_us ? l->cpu_period_us : 100000);
 		*ret_controller = "cpu";
-		r = set_limit(cg, "cpu", "cpu.max", text, why);
+		r = set_limit(dirfd, path, "cpu", "cpu.max", text, why);
 	}
 	return r;
 }
@@ -551,8 +602,8 @@ static void finish_borrowed(struct task_cgroup *cg, bool kill)
 		cgroup_kill(cg);
 		wait_empty(cg);
 	}
-	cg->empty_proof = cgroup_populated(cg) == 0;
-	cgroup_read_totals(cg, cg->fd);
+	cg->tot.empty_proof = cgroup_populated(cg) == 0;
+	cgroup_read_totals(&cg->tot, cg->fd);
 	cg->fd = util_close(cg->fd);
 }
 
@@ -569,17 +620,17 @@ void cgroup_finish(struct task_cgroup *cg, bool kill)
 	int r = cgroup_populated(cg);
 	if (r == 1) {
 		/* Something lives that the pidfd path did not find. */
-		cg->escaped = true;
+		cg->tot.escaped = true;
 		cgroup_kill(cg);
 		r = wait_empty(cg);
 	} else if (r == 0) {
-		cg->empty_proof = true;
+		cg->tot.empty_proof = true;
 	}
-	cgroup_read_totals(cg, cg->fd);
+	cgroup_read_totals(&cg->tot, cg->fd);
 	cg->fd = util_close(cg->fd);
-	for (int i = 0; i < 100 && !cg->removed; i++) {
+	for (int i = 0; i < 100 && !cg->tot.removed; i++) {
 		if (rmdir(cg->path) == 0 || errno == ENOENT)
-			cg->removed = true;
+			cg->tot.removed = true;
 		else if (errno != EBUSY)
 			break;
 		else {

@@ -15,27 +15,42 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct task_cgroup {
-	int fd;               /* O_PATH of the directory, -1: none */
-	char path[512];       /* absolute, under the cgroup2 mount */
+/* What a task's cgroup says of it at the end (cgroup_finish()). */
+struct cgroup_totals {
 	bool killed;          /* cgroup.kill written */
 	bool empty_proof;     /* "populated 0" read at the end */
 	bool escaped;         /* "populated 1" instead: what lived was killed */
 	bool removed;
 	bool have_cpu;
 	uint64_t usage_usec, user_usec, system_usec; /* cpu.stat at the end */
-	/* `ptmon watch --cgroup`: the user's cgroup, not ptmon's; never
-	 * removed, killed only by a cancel. */
-	bool borrowed;
-	char rel[512];        /* its path as /proc/PID/cgroup says it ("/a/b") */
-	/* The rest of the totals, read at the end where the controller is
-	 * enabled for the cgroup (have_*: the file was there). */
+	/* The rest, read where the controller is enabled for the cgroup
+	 * (have_*: the file was there). */
 	bool have_memory_peak, have_pids_peak, have_io, have_oom;
 	uint64_t memory_peak;         /* memory.peak, bytes (5.19+) */
 	uint64_t pids_peak;           /* pids.peak (6.1+) */
 	uint64_t io_rbytes, io_wbytes; /* io.stat, summed over devices */
 	uint64_t oom_kills;           /* memory.events oom_kill */
 };
+
+/* struct task_cgroup is private to cgroup.c: a cgroup directory open (or
+ * none), ptmon's own or, for `ptmon watch --cgroup`, the user's
+ * ("borrowed": never removed, killed only by a cancel). */
+struct task_cgroup;
+
+/* One with no directory; NULL: no memory. */
+struct task_cgroup *cgroup_new(void);
+/* cgroup_finish() without a kill, and free; takes NULL. */
+struct task_cgroup *cgroup_free(struct task_cgroup *cg);
+/* Back to none, after a cgroup_finish(): the totals are forgotten. */
+void cgroup_reset(struct task_cgroup *cg);
+/* A directory is open (from cgroup_create() or _open_existing() until
+ * cgroup_finish()). */
+bool cgroup_is_open(const struct task_cgroup *cg);
+/* The user's cgroup (cgroup_open_existing()). */
+bool cgroup_borrowed(const struct task_cgroup *cg);
+/* Its absolute path, "" when none was made. */
+const char *cgroup_path(const struct task_cgroup *cg);
+const struct cgroup_totals *cgroup_totals(const struct task_cgroup *cg);
 
 /* Limits for a task's cgroup; 0: none. */
 struct cgroup_limits {
@@ -44,8 +59,6 @@ struct cgroup_limits {
 	uint64_t cpu_quota_us; /* cpu.max "QUOTA PERIOD" */
 	uint64_t cpu_period_us;
 };
-
-void cgroup_init(struct task_cgroup *cg);
 
 /*
  * Make <the caller's cgroup>/<name> and open it.  Returns 0, or -errno with
@@ -66,14 +79,17 @@ int cgroup_create(struct task_cgroup *cg, const char *name, const char **why);
  */
 int cgroup_set_limits(struct task_cgroup *cg, const struct cgroup_limits *l, const char **why,
 		      const char **ret_controller);
+/* The same for the cgroup directory @path, open at @dirfd (for tests). */
+int cgroup_write_limits(int dirfd, const char *path, const struct cgroup_limits *l,
+			const char **why, const char **ret_controller);
 
 /* Parsers of the cgroup files, exposed for the unit tests.  The value of
  * "KEY VALUE" on a line of its own in @buf: 0, or -ENOENT. */
 int cgroup_parse_key(const char *buf, const char *key, uint64_t *ret);
 /* io.stat's rbytes= and wbytes=, summed over its devices' lines. */
 void cgroup_parse_io(const char *buf, uint64_t *ret_rbytes, uint64_t *ret_wbytes);
-/* Read the end-of-task totals of the cgroup open at @dirfd into @cg. */
-void cgroup_read_totals(struct task_cgroup *cg, int dirfd);
+/* Read the end-of-task totals of the cgroup open at @dirfd into @t. */
+void cgroup_read_totals(struct cgroup_totals *t, int dirfd);
 
 /*
  * Open @path, an existing cgroup v2 directory that ptmon did not make, for

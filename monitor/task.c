@@ -138,12 +138,12 @@ struct ptmon_task {
 	struct task_counters final; /* the monitor's counters when it was done */
 	struct stream *out;      /* NULL: none (an attached tree) */
 	struct stream *err;
-	struct task_cgroup cg;
+	struct task_cgroup *cg;  /* never NULL once started (cgroup.h) */
 	/* ptmon_task_attach(): a tree ptmon did not start (g.attached).  No
 	 * subreaper, no output; the root's status comes from its EXIT event
 	 * or from root_exit_fd (a pidfd kept for PIDFD_INFO_EXIT). */
 	int root_exit_fd;
-	/* `watch --cgroup`: cg is the user's (cg.borrowed) and defines the
+	/* `watch --cgroup`: cg is the user's (cgroup_borrowed()) and defines the
 	 * tree; cgroup.events says when "populated" changes. */
 	int cg_events_fd;
 	struct watch cg_watch;
@@ -174,7 +174,7 @@ child_exec(struct tasks *ts, struct ptmon_task *t, int out_w, int err_w, int rep
 	while (n < 0 && errno == EINTR);
 	/* Into the task's cgroup before exec: not one instruction of CMD
 	 * runs outside it. */
-	if (migrate && cgroup_enter(&t->cg) < 0) {
+	if (migrate && cgroup_enter(t->cg) < 0) {
 		e = errno;
 		do
 			n = write(report_w, &e, sizeof(e));
@@ -254,11 +254,11 @@ static int make_cgroup(struct tasks *ts, struct ptmon_task *t)
 	if (t->cfg.cgroup == PTMON_CGROUP_OFF)
 		return limits ? -EINVAL : 0;
 	snprintf(name, sizeof(name), "ptmon-%d-%u", (int)ts->self, ++ts->cgroup_serial);
-	int r = cgroup_create(&t->cg, name, &why);
+	int r = cgroup_create(t->cg, name, &why);
 	const char *controller = NULL;
-	if (r == 0 && limits && (r = cgroup_set_limits(&t->cg, &lim, &why, &controller)) < 0) {
-		cgroup_finish(&t->cg, false);
-		cgroup_init(&t->cg);
+	if (r == 0 && limits && (r = cgroup_set_limits(t->cg, &lim, &why, &controller)) < 0) {
+		cgroup_finish(t->cg, false);
+		cgroup_reset(t->cg);
 		snprintf(ts->cgroup_why_buf, sizeof(ts->cgroup_why_buf), "the %s controller %s",
 			 controller, why);
 		why = ts->cgroup_why_buf;
@@ -274,16 +274,16 @@ static int make_cgroup(struct tasks *ts, struct ptmon_task *t)
  * cgroup once cgroup.kill'ed: task_spawn() then tries again so.) */
 static pid_t spawn_fork(struct tasks *ts, struct ptmon_task *t, bool migrate)
 {
-	if (t->cg.fd < 0 || migrate) {
+	if (!cgroup_is_open(t->cg) || migrate) {
 		pid_t pid = fork();
 		return pid < 0 ? -errno : pid;
 	}
-	pid_t pid = cgroup_fork_into(&t->cg);
+	pid_t pid = cgroup_fork_into(t->cg);
 	if ((pid == -ENOSYS || pid == -E2BIG || pid == -EINVAL) &&
 	    t->cfg.cgroup == PTMON_CGROUP_AUTO) {
 		ts->cgroup_why = "clone3 cannot start a process in a cgroup (Linux 5.7 is needed)";
-		cgroup_finish(&t->cg, false);
-		cgroup_init(&t->cg);
+		cgroup_finish(t->cg, false);
+		cgroup_reset(t->cg);
 		pid = fork();
 		return pid < 0 ? -errno : pid;
 	}
@@ -330,7 +330,7 @@ static int task_spawn(struct tasks *ts, struct ptmon_task *t)
 		close_pair(out);
 		close_pair(err);
 		close_pair(rep);
-		if (t->cg.fd < 0)
+		if (!cgroup_is_open(t->cg))
 			break;
 	}
 	if (pid < 0) {
@@ -407,10 +407,10 @@ static void sweep_blind(struct ptmon_task *t)
 {
 	struct tasks *ts = t->tasks;
 	track_reap(ts->track);
-	if (!unseen_alive(t) || ++t->blind_sweeps < BLIND_SWEEPS_MAX || t->cg.fd < 0 ||
-	    t->cg.killed)
+	if (!unseen_alive(t) || ++t->blind_sweeps < BLIND_SWEEPS_MAX || !cgroup_is_open(t->cg) ||
+	    cgroup_totals(t->cg)->killed)
 		return;
-	if (cgroup_kill(&t->cg) == 0)
+	if (cgroup_kill(t->cg) == 0)
 		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
 			       "processes of the task live that %u walks of /proc did not find (a "
 			       "fork loop outrunning them): killed with cgroup.kill",
@@ -534,7 +534,7 @@ static void give_up(struct ptmon_task *t)
 	}
 	if (unseen_alive(t)) {
 		/* Not an empty tree: what lives was never seen to be signalled. */
-		bool cg = t->cg.fd >= 0 && cgroup_kill(&t->cg) == 0;
+		bool cg = cgroup_is_open(t->cg) && cgroup_kill(t->cg) == 0;
 		if (!cg)
 			t->survivors++; /* one at least: how many, no walk could tell */
 		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
@@ -569,19 +569,19 @@ static bool cgroup_watch_empty(struct ptmon_task *t)
 	svc_read_events(t->tasks);
 	if (t->g.live.count)
 		return false;
-	if (cgroup_populated(&t->cg) != 1)
+	if (cgroup_populated(t->cg) != 1)
 		return true; /* "populated 0", or the cgroup is gone */
 	if (track_cgroup_scan(t->tasks->track, &t->g, false) > 0)
 		return false;
-	if (t->phase == PHASE_KILL && !t->cg.killed)
-		cgroup_kill(&t->cg);
+	if (t->phase == PHASE_KILL && !cgroup_totals(t->cg)->killed)
+		cgroup_kill(t->cg);
 	return false;
 }
 
 static bool tree_empty(struct ptmon_task *t)
 {
 	struct tasks *ts = t->tasks;
-	if (t->cg.borrowed)
+	if (cgroup_borrowed(t->cg))
 		return cgroup_watch_empty(t);
 	if (t->g.attached)
 		return attached_empty(t);
@@ -652,7 +652,7 @@ static void finish(struct ptmon_task *t)
 	t->eof_ns = util_now_ns();
 	ts->ntasks_running--;
 	svc_counters(ts, &t->final);
-		if (t->g.attached && !t->cg.borrowed)
+		if (t->g.attached && !cgroup_borrowed(t->cg))
 		attached_root_status(t);
 	else if (!t->g.attached && (t->g.root->flags & NODE_REAPED))
 		acct_status_code(t->g.root->status, &t->root_code, &t->root_value);
@@ -669,16 +669,17 @@ static void finish(struct ptmon_task *t)
 	stream_close(t->out);
 	stream_close(t->err);
 	/* After the pidfd sweeps: the cgroup's own kill and proof. */
-	cgroup_finish(&t->cg, t->cancel_reason != PTMON_CANCEL_NONE);
-	if (t->cg.escaped)
+	cgroup_finish(t->cg, t->cancel_reason != PTMON_CANCEL_NONE);
+	const struct cgroup_totals *cgt = cgroup_totals(t->cg);
+	if (cgt->escaped)
 		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
 			       "the task's cgroup still held processes once its tree was empty: "
 			       "killed with cgroup.kill");
-	if (t->cg.oom_kills)
+	if (cgt->oom_kills)
 		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
 			       "the kernel's OOM killer killed %" PRIu64 " processes of the task (its "
 			       "cgroup's memory.max)",
-			       t->cg.oom_kills);
+			       cgt->oom_kills);
 	struct ptmon_event ev = {.type = PTMON_EVENT_DONE, .task = t};
 	event_emit(ts->sink, &ev);
 }
@@ -688,7 +689,7 @@ static void finish(struct ptmon_task *t)
 static void update(struct ptmon_task *t)
 {
 	struct tasks *ts = t->tasks;
-	if (t->g.root_reaped && !t->cg.borrowed) /* a cgroup's first member is no root */
+	if (t->g.root_reaped && !cgroup_borrowed(t->cg)) /* a cgroup's first member is no root */
 		on_root_exit(t);
 	if (t->phase < PHASE_DRAIN && t->g.root_reaped && !t->g.live.count && !track_no_children(ts->track) &&
 	    ts->ntasks_running == 1 && !t->sweep_at)
@@ -829,7 +830,9 @@ void task_free(struct ptmon_task *t)
 	stream_free(t->out);
 	stream_free(t->err);
 	/* A watched cgroup is the user's: never killed by a mere free. */
-	cgroup_finish(&t->cg, !t->cg.borrowed);
+	if (t->cg)
+		cgroup_finish(t->cg, !cgroup_borrowed(t->cg));
+	t->cg = cgroup_free(t->cg);
 	if (t->g.attached) {
 		util_close(t->root_exit_fd);
 		if (t->cg_events_fd >= 0)
@@ -863,10 +866,10 @@ int task_start(struct tasks *ts, const struct ptmon_task_config *ucfg, unsigned 
 	if (!t->cfg.signal)
 		t->cfg.signal = SIGTERM;
 	t->root_exit_fd = t->cg_events_fd = -1;
-	cgroup_init(&t->cg);
+	t->cg = cgroup_new();
 	t->argv = copy_argv(cfg->argv);
-	if (!t->argv) {
-		free(t);
+	if (!t->argv || !t->cg) {
+		task_free(t);
 		return -ENOMEM;
 	}
 	t->cfg.argv = t->argv;
@@ -905,7 +908,7 @@ int ptmon_attach_config_init(struct ptmon_attach_config *cfg, size_t size)
 static int check_members(struct ptmon_task *t)
 {
 	pid_t *pids = NULL;
-	int n = cgroup_read_procs(&t->cg, &pids);
+	int n = cgroup_read_procs(t->cg, &pids);
 	int r = n < 0 ? n : 0;
 	for (int i = 0; i < n && r == 0; i++)
 		r = track_check_top(pids[i]);
@@ -918,7 +921,7 @@ static int check_members(struct ptmon_task *t)
 static int attach_cgroup(struct tasks *ts, struct ptmon_task *t, const char *path)
 {
 	const char *why = NULL;
-	int r = cgroup_open_existing(&t->cg, path, &why);
+	int r = cgroup_open_existing(t->cg, path, &why);
 	if (r < 0) {
 		ts->cgroup_why = why;
 		return r;
@@ -927,13 +930,13 @@ static int attach_cgroup(struct tasks *ts, struct ptmon_task *t, const char *pat
 	r = check_members(t);
 	if (r < 0)
 		return r;
-	r = cgroup_events_open(&t->cg);
+	r = cgroup_events_open(t->cg);
 	if (r < 0) {
 		ts->cgroup_why = "cannot open its cgroup.events (the root cgroup has none)";
 		return r;
 	}
 	t->cg_events_fd = r;
-	t->g.watched = &t->cg;
+	t->g.watched = t->cg;
 	t->cg_watch.kind = WATCH_CGROUP;
 	r = loop_watch_add(ts->loop, t->cg_events_fd, EPOLLPRI, &t->cg_watch);
 	if (r < 0) {
@@ -980,9 +983,13 @@ int task_attach(struct tasks *ts, const struct ptmon_attach_config *ucfg, unsign
 	t->cfg.cgroup = PTMON_CGROUP_OFF;
 	t->cfg.drain_ns = 0;
 	/* No output to drain: t->out and t->err stay NULL. */
-	cgroup_init(&t->cg);
 	t->g.attached = true;
 	t->root_exit_fd = t->cg_events_fd = -1;
+	t->cg = cgroup_new();
+	if (!t->cg) {
+		task_free(t);
+		return -ENOMEM;
+	}
 	t->started_ns = util_now_ns();
 	/* In the list before the walk: what it finds is this task's. */
 	track_add_group(ts->track, &t->g);
@@ -1020,7 +1027,7 @@ pid_t ptmon_task_root_pid(const struct ptmon_task *t)
 
 const char *ptmon_task_cgroup_path(const struct ptmon_task *t)
 {
-	return t && t->cg.path[0] ? t->cg.path : NULL;
+	return t && t->cg && cgroup_path(t->cg)[0] ? cgroup_path(t->cg) : NULL;
 }
 
 const char *tasks_cgroup_unavailable(const struct tasks *ts)
@@ -1034,6 +1041,7 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		return -EINVAL;
 	if (t->phase != PHASE_DONE)
 		return -EBUSY;
+	const struct cgroup_totals *cgt = cgroup_totals(t->cg);
 	struct ptmon_task_result r = {
 		.size = sizeof(r),
 		.root_pid = t->g.root ? t->g.root->pid : 0,
@@ -1050,24 +1058,24 @@ int ptmon_task_result(const struct ptmon_task *t, struct ptmon_task_result *ret)
 		.pids_reused = t->final.pids_reused,
 		.pidfd_failures = t->final.pidfd_failures,
 		.drain_timed_out = t->drain_timed_out,
-		.cgroup = t->cg.path[0] != '\0',
-		.cgroup_killed = t->cg.killed,
-		.cgroup_empty_proof = t->cg.empty_proof,
-		.cgroup_escaped = t->cg.escaped,
-		.cgroup_removed = t->cg.removed,
-		.cgroup_have_cpu = t->cg.have_cpu,
-		.cgroup_cpu_usec = t->cg.usage_usec,
-		.cgroup_user_usec = t->cg.user_usec,
-		.cgroup_system_usec = t->cg.system_usec,
-		.cgroup_have_memory_peak = t->cg.have_memory_peak,
-		.cgroup_have_pids_peak = t->cg.have_pids_peak,
-		.cgroup_have_io = t->cg.have_io,
-		.cgroup_have_oom = t->cg.have_oom,
-		.cgroup_memory_peak = t->cg.memory_peak,
-		.cgroup_pids_peak = t->cg.pids_peak,
-		.cgroup_io_rbytes = t->cg.io_rbytes,
-		.cgroup_io_wbytes = t->cg.io_wbytes,
-		.cgroup_oom_kills = t->cg.oom_kills,
+		.cgroup = cgroup_path(t->cg)[0] != '\0',
+		.cgroup_killed = cgt->killed,
+		.cgroup_empty_proof = cgt->empty_proof,
+		.cgroup_escaped = cgt->escaped,
+		.cgroup_removed = cgt->removed,
+		.cgroup_have_cpu = cgt->have_cpu,
+		.cgroup_cpu_usec = cgt->usage_usec,
+		.cgroup_user_usec = cgt->user_usec,
+		.cgroup_system_usec = cgt->system_usec,
+		.cgroup_have_memory_peak = cgt->have_memory_peak,
+		.cgroup_have_pids_peak = cgt->have_pids_peak,
+		.cgroup_have_io = cgt->have_io,
+		.cgroup_have_oom = cgt->have_oom,
+		.cgroup_memory_peak = cgt->memory_peak,
+		.cgroup_pids_peak = cgt->pids_peak,
+		.cgroup_io_rbytes = cgt->io_rbytes,
+		.cgroup_io_wbytes = cgt->io_wbytes,
+		.cgroup_oom_kills = cgt->oom_kills,
 		.survivors = t->survivors,
 		.events_received = t->final.events_received,
 		.attached = t->g.attached,

@@ -103,7 +103,7 @@ static void t_parse_io(void **state)
 static void t_read_totals(void **state)
 {
 	char dir[] = "/tmp/ptmon-cgtest.XXXXXX";
-	struct task_cgroup cg;
+	struct cgroup_totals cg;
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	put(dir, "cpu.stat", "usage_usec 30\nuser_usec 20\nsystem_usec 10\n");
@@ -113,7 +113,7 @@ static void t_read_totals(void **state)
 	put(dir, "memory.events", "low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\noom_group_kill 0\n");
 	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	cgroup_init(&cg);
+	cg = (struct cgroup_totals){0};
 	cgroup_read_totals(&cg, fd);
 	assert_true(cg.have_cpu && cg.have_memory_peak && cg.have_pids_peak && cg.have_io &&
 		    cg.have_oom);
@@ -129,7 +129,7 @@ static void t_read_totals(void **state)
 	/* No controller: none of the files, none of the figures. */
 	assert_non_null(mkdtemp(strcpy(dir, "/tmp/ptmon-cgtest.XXXXXX")));
 	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	cgroup_init(&cg);
+	cg = (struct cgroup_totals){0};
 	cgroup_read_totals(&cg, fd);
 	assert_false(cg.have_cpu || cg.have_memory_peak || cg.have_pids_peak || cg.have_io ||
 		     cg.have_oom);
@@ -142,7 +142,7 @@ static void t_read_totals(void **state)
 static void t_read_totals_long_io(void **state)
 {
 	char dir[] = "/tmp/ptmon-cgtest.XXXXXX", line[160];
-	struct task_cgroup cg;
+	struct cgroup_totals cg;
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	size_t cap = 200 * sizeof(line), len = 0;
@@ -158,7 +158,7 @@ static void t_read_totals_long_io(void **state)
 	free(io);
 	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	cgroup_init(&cg);
+	cg = (struct cgroup_totals){0};
 	cgroup_read_totals(&cg, fd);
 	assert_true(cg.have_io);
 	assert_int_equal(cg.io_rbytes, 200 * 1000000ull);
@@ -167,14 +167,19 @@ static void t_read_totals_long_io(void **state)
 	rm_tree(dir);
 }
 
+/* A cgroup directory as cgroup_write_limits() takes it. */
+struct fake_cg {
+	int fd;
+	char path[512];
+};
+
 /* A parent "ptmon's cgroup" and a child "the task's", as plain files. */
-static void fake_pair(char *parent, struct task_cgroup *cg, const char *parent_has,
+static void fake_pair(char *parent, struct fake_cg *cg, const char *parent_has,
 		      const char *child_has)
 {
 	assert_non_null(mkdtemp(parent));
 	put(parent, "cgroup.controllers", parent_has);
 	put(parent, "cgroup.subtree_control", "");
-	cgroup_init(cg);
 	snprintf(cg->path, sizeof(cg->path), "%s/task", parent);
 	assert_int_equal(mkdir(cg->path, 0755), 0);
 	put(cg->path, "cgroup.controllers", child_has);
@@ -188,7 +193,7 @@ static void fake_pair(char *parent, struct task_cgroup *cg, const char *parent_h
 static void t_limits_written(void **state)
 {
 	char parent[] = "/tmp/ptmon-cgtest.XXXXXX", buf[128];
-	struct task_cgroup cg;
+	struct fake_cg cg;
 	const char *why = NULL, *controller = NULL;
 	struct cgroup_limits l = {.memory_max = 64 << 20, .pids_max = 20, .cpu_quota_us = 50000};
 	(void)state;
@@ -198,7 +203,7 @@ static void t_limits_written(void **state)
 	put(cg.path, "memory.max", "");
 	put(cg.path, "pids.max", "");
 	put(cg.path, "cpu.max", "");
-	assert_int_equal(cgroup_set_limits(&cg, &l, &why, &controller), 0);
+	assert_int_equal(cgroup_write_limits(cg.fd, cg.path, &l, &why, &controller), 0);
 	get(cg.path, "memory.max", buf, sizeof(buf));
 	assert_string_equal(buf, "67108864");
 	get(cg.path, "pids.max", buf, sizeof(buf));
@@ -214,13 +219,13 @@ static void t_limits_written(void **state)
 static void t_limits_unavailable(void **state)
 {
 	char parent[] = "/tmp/ptmon-cgtest.XXXXXX", buf[128];
-	struct task_cgroup cg;
+	struct fake_cg cg;
 	const char *why = NULL, *controller = NULL;
 	struct cgroup_limits l = {.pids_max = 20, .memory_max = 1 << 20};
 	(void)state;
 	/* "hugetlb" alone, as on a hybrid machine; "memoryx" is no "memory". */
 	fake_pair(parent, &cg, "hugetlb memoryx\n", "");
-	assert_int_equal(cgroup_set_limits(&cg, &l, &why, &controller), -EOPNOTSUPP);
+	assert_int_equal(cgroup_write_limits(cg.fd, cg.path, &l, &why, &controller), -EOPNOTSUPP);
 	assert_string_equal(controller, "memory");
 	assert_non_null(why);
 	assert_non_null(strstr(why, "not available"));
