@@ -107,7 +107,7 @@ static int read_small(int dirfd, const char *name, char *buf, size_t len)
 		n = read(fd, buf, len - 1);
 	while (n < 0 && errno == EINTR);
 	int e = errno;
-	close(fd);
+	util_close(fd);
 	if (n < 0)
 		return -e;
 	buf[n] = '\0';
@@ -251,7 +251,7 @@ static int read_procs_file(int dirfd, struct pid_vec *pv)
 	}
 	if (r == 0 && cur >= 0 && cur <= INT_MAX)
 		r = vec_push(pv, (pid_t)cur);
-	close(fd);
+	util_close(fd);
 	return r;
 }
 
@@ -274,7 +274,7 @@ static int read_tree(int dirfd, struct pid_vec *pv, int depth)
 		if (sub < 0)
 			continue;
 		r = read_tree(sub, pv, depth + 1);
-		close(sub);
+		util_close(sub);
 	}
 	closedir(d);
 	return r;
@@ -300,7 +300,7 @@ int cgroup_holds(const struct task_cgroup *cg, pid_t pid)
 	if (dfd < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
 	int n = read_small(dfd, "cgroup", buf, sizeof(buf));
-	close(dfd);
+	util_close(dfd);
 	if (n < 0)
 		return n == -ENOENT ? -ESRCH : n;
 	const char *line = strstr(buf, "0::");
@@ -362,7 +362,7 @@ int cgroup_kill(struct task_cgroup *cg)
 		return -errno;
 	ssize_t n = write(fd, "1", 1);
 	int r = n == 1 ? 0 : -errno;
-	close(fd);
+	util_close(fd);
 	if (r == 0)
 		cg->tot.killed = true;
 	return r;

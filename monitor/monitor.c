@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The monitor: one epoll set, the event backend, signals, timers. */
+/* Layer "monitor": the public handle.  It owns every layer below, chooses
+ * the event backend (the connector and its filter, or /proc walks), takes
+ * signals and the front, and runs each round of the loop (monitor.h). */
 #include "acct.h"
 #include "loop.h"
 #include "monitor.h"

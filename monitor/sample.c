@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* ptmon_process_sample(): what a live process of a task looks like now,
  * read from /proc and proved by its pidfd to be the tracked process. */
-#include "internal.h"
+#include "procfs.h"
+#include "ptmon.h"
+#include "sys.h"
+#include "tree.h"
 #include "sized.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* A task: its spawn, and its way from running to cancelled to empty to
- * drained. */
+/* Layer "task": a task's spawn, and its way from running to cancelled to
+ * empty to drained, one task_step() at a time (task.h). */
 #include "acct.h"
 #include "cgroup.h"
 #include "loop.h"

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Layer "tree": the nodes, their pid index and their argv buffers (tree.h). */
 #include "tree.h"
 
 #include <errno.h>

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* Layer "sys": the system calls and pidfd checks below every other layer
+ * (sys.h). */
 #include "sys.h"
 
 #include <errno.h>
