@@ -2,6 +2,7 @@
 /* The record of every process, as the caller reads it (struct
  * ptmon_process): part of the monitor layer.  Events are the sink's. */
 #include "monitor.h"
+#include "sink.h"
 #include "task.h"
 #include "tree.h"
 #include "sized.h"

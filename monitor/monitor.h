@@ -19,13 +19,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "loop.h"
 #include "ptmon.h"
-#include "sink.h"
 #include "tree.h"
 #include "watch.h"
 
 struct acct;
+struct loop;
+struct sink;
 struct track;
 struct tasks;
 struct cnproc;
