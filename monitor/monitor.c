@@ -555,18 +555,17 @@ static void handle(struct ptmon_monitor *m, struct watch *w, bool *reap)
 	case WATCH_TIMER:
 		loop_timer_ack(m->loop);
 		break;
-	case WATCH_PIDFD:
-		track_node_dead(m->track, container_of(w, struct node, w));
-		break;
-	case WATCH_PIPE:
-	case WATCH_OUTPUT:
-	{
-		int r = stream_handle(w);
-		if (r < 0)
-			sink_notice(m->sink, NULL, PTMON_NOTICE_WARNING,
-				    "cannot watch a task's output: %s", strerror(-r));
+	case WATCH_PIDFD: {
+		struct node *n = container_of(w, struct node, w);
+		track_node_dead(m->track, n);
+		if (n->group)
+			n->group->touched = true;
 		break;
 	}
+	case WATCH_PIPE:
+	case WATCH_OUTPUT:
+		task_group(stream_handle(w))->touched = true;
+		break;
 	case WATCH_FRONT:
 		loop_watch_del(m->loop, m->front_fd);
 		m->front_fd = util_close(m->front_fd);
@@ -616,6 +615,12 @@ static int monitor_poll(struct ptmon_monitor *m, int timeout_ms)
 	bool reap = false;
 	for (int i = 0; i < n; i++)
 		handle(m, evs[i].data.ptr, &reap);
+	/* What the handlers saw of a task (a process's death, its output
+	 * read) counts before anything this round does to it: a tree that
+	 * emptied and drained in this batch is done, not timed out. */
+	for (struct group *g = track_groups(m->track); g; g = g->next)
+		if (g->touched)
+			task_progress(g->owner);
 	tell_taskstats_lost(m);
 	if (reap) {
 		track_reap(m->track);

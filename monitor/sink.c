@@ -209,30 +209,40 @@ static void deliver(struct sink *s, struct sink_item *it)
 	s->cur = s->cur_view = NULL;
 }
 
+/* What could not be queued for want of memory, said where nothing else
+ * must be allocated to say it.  Returns whether a notice went out. */
+static bool tell_dropped(struct sink *s)
+{
+	if (s->dropped == s->dropped_told)
+		return false;
+	uint64_t n = s->dropped - s->dropped_told;
+	s->dropped_told = s->dropped;
+	if (!s->notice_fn)
+		return false;
+	char text[128];
+	snprintf(text, sizeof(text), "%llu events or notices were lost: no memory to queue them",
+		 (unsigned long long)n);
+	s->notice_fn(NULL, PTMON_NOTICE_WARNING, text, s->notice_data);
+	return true;
+}
+
 void sink_flush(struct sink *s)
 {
 	if (s->delivering)
 		return;
 	s->delivering = true;
-	for (s->next = 0; s->next < s->len;) {
-		/* A copy: what the callback queues may move the array. */
-		struct sink_item it = s->items[s->next++];
-		if (!it.dead)
-			deliver(s, &it);
-		item_release(&it);
-	}
-	s->len = s->next = 0;
-	/* What could not be queued is said here, where nothing else must be
-	 * allocated to say it. */
-	if (s->dropped != s->dropped_told && s->notice_fn) {
-		char text[128];
-		snprintf(text, sizeof(text),
-			 "%llu events or notices were lost: no memory to queue them",
-			 (unsigned long long)(s->dropped - s->dropped_told));
-		s->dropped_told = s->dropped;
-		s->notice_fn(NULL, PTMON_NOTICE_WARNING, text, s->notice_data);
-	}
-	s->dropped_told = s->dropped;
+	/* Until nothing is left: what a callback queues is delivered in this
+	 * flush, after what was queued before it. */
+	do {
+		for (s->next = 0; s->next < s->len;) {
+			/* A copy: what the callback queues may move the array. */
+			struct sink_item it = s->items[s->next++];
+			if (!it.dead)
+				deliver(s, &it);
+			item_release(&it);
+		}
+		s->len = s->next = 0;
+	} while (tell_dropped(s) && s->len);
 	s->delivering = false;
 	if (s->cap > SINK_KEEP) {
 		free(s->items);

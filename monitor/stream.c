@@ -49,7 +49,7 @@ struct stream {
 	size_t len;             /* bytes buffered in buf */
 	uint64_t bytes;         /* bytes read from the task */
 	uint64_t dropped;       /* bytes never written */
-	char buf[STREAM_BUF];
+	char *buf;              /* STREAM_BUF bytes from stream_start() to stream_close() */
 };
 
 struct stream *stream_new(const struct stream_ctx *ctx, struct ptmon_task *t, const char *name,
@@ -85,6 +85,9 @@ struct stream *stream_new(const struct stream_ctx *ctx, struct ptmon_task *t, co
 
 int stream_start(struct stream *s)
 {
+	s->buf = malloc(STREAM_BUF);
+	if (!s->buf)
+		return -ENOMEM;
 	if (s->out_error)
 		sink_notice(s->sink, s->task, PTMON_NOTICE_WARNING,
 			       "cannot write the task's %s: %s; it is discarded", s->name,
@@ -220,11 +223,15 @@ static int handle_in(struct stream *s)
 	return pump(s);
 }
 
-int stream_handle(struct watch *w)
+struct ptmon_task *stream_handle(struct watch *w)
 {
-	if (w->kind == WATCH_PIPE)
-		return handle_in(container_of(w, struct stream, in_watch));
-	return pump(container_of(w, struct stream, out_watch));
+	struct stream *s = w->kind == WATCH_PIPE ? container_of(w, struct stream, in_watch)
+						 : container_of(w, struct stream, out_watch);
+	int r = w->kind == WATCH_PIPE ? handle_in(s) : pump(s);
+	if (r < 0)
+		sink_notice(s->sink, s->task, PTMON_NOTICE_WARNING,
+			    "cannot watch the task's %s destination: %s", s->name, strerror(-r));
+	return s->task;
 }
 
 bool stream_done(const struct stream *s)
@@ -337,6 +344,8 @@ void stream_close(struct stream *s)
 		loop_watch_del(s->loop, s->dest.fd);
 	s->out_waiting = false;
 	s->dest.fd = util_close(s->dest.fd);
+	free(s->buf);
+	s->buf = NULL;
 }
 
 void stream_free(struct stream *s)

@@ -34,9 +34,10 @@ struct stream *stream_new(const struct stream_ctx *ctx, struct ptmon_task *t, co
 /* Register the stream's pipe with the loop. */
 int stream_start(struct stream *s);
 /* A watch of a stream fired (WATCH_PIPE: read the task's pipe;
- * WATCH_OUTPUT: write the destination).  0, or -errno when the loop
- * refused a registration. */
-int stream_handle(struct watch *w);
+ * WATCH_OUTPUT: write the destination).  Returns the stream's task, whose
+ * state may have changed (a failure to register with the loop is said as
+ * a notice). */
+struct ptmon_task *stream_handle(struct watch *w);
 /* All read and all written (or the destination is gone); true for NULL,
  * the stream of a task that has none. */
 bool stream_done(const struct stream *s);
@@ -46,7 +47,8 @@ void stream_counts(const struct stream *s, uint64_t *ret_bytes, uint64_t *ret_dr
 		   int *ret_error);
 /* Give up on the stream: name its holders, drop what is left, close. */
 void stream_abandon(struct stream *s);
-/* Close its descriptors (its counts stay); stream_free() also frees it.
+/* Close its descriptors and free its buffer (its counts stay);
+ * stream_free() also frees it.
  * Both take NULL. */
 void stream_close(struct stream *s);
 void stream_free(struct stream *s);

@@ -700,6 +700,13 @@ static void update(struct ptmon_task *t)
 		finish(t);
 }
 
+void task_progress(struct ptmon_task *t)
+{
+	t->g.touched = false;
+	if (t->phase != PHASE_DONE)
+		update(t);
+}
+
 /* When the phase under way ends by itself: its bound, from when it began. */
 static uint64_t phase_deadline(const struct ptmon_task *t)
 {

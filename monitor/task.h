@@ -78,6 +78,10 @@ int task_attach(struct tasks *ts, const struct ptmon_attach_config *cfg, unsigne
  * an empty tree, its output read.  Returns its next deadline
  * (CLOCK_MONOTONIC ns), 0: none (waiting for events only, or done). */
 uint64_t task_step(struct ptmon_task *t, uint64_t now);
+/* What a handler of this batch saw (g->touched): act on the tree's and the
+ * output's state now, before this round's reaping, signals and deadlines
+ * (no deadline is looked at). */
+void task_progress(struct ptmon_task *t);
 /* The same deadline, without a step (for arming the timer from a call
  * outside the loop). */
 uint64_t task_next_deadline(const struct ptmon_task *t);

@@ -146,6 +146,7 @@ struct group {
 				      there is one to have) */
 	bool draining;             /* found empty: its cgroup is not scanned any more */
 	bool done;                 /* over: claims no orphan */
+	bool touched;              /* the monitor's: a handler saw it change (task_progress()) */
 	struct task_cgroup *watched; /* `watch --cgroup`: the cgroup whose members join */
 };
 
