@@ -42,9 +42,12 @@
 #define TIMEOUT (3600 * SEC)
 #define GRACE (1800 * SEC)
 #define DRAIN (900 * SEC)
-/* How long the test waits for anything to happen before it calls the
- * run stuck: a bound on a failure, never a pause. */
+/* How long the test waits for what it expects before it calls the run
+ * stuck: a bound on a failure, never a pause.  (The monitor's fd turns
+ * readable every 100 ms with the procfs backend, so it is a bound on the
+ * whole wait, not on one poll.) */
 #define STUCK_MS 20000
+#define STUCK_NS (STUCK_MS * 1000000ull)
 
 #define MAX_SIGNALS 64
 
@@ -188,11 +191,14 @@ static void read_out(struct fixture *f)
 static void pump(struct fixture *f, bool (*cond)(const struct fixture *f, const char *word),
 		 const char *word)
 {
+	uint64_t stuck = util_now_ns() + STUCK_NS;
 	for (;;) {
 		assert_true(ptmon_monitor_dispatch(f->m) >= 0);
 		read_out(f);
 		if (cond(f, word))
 			return;
+		if (util_now_ns() >= stuck)
+			fail_msg("waited %d ms for %s", STUCK_MS, word ? word : "the task's end");
 		struct pollfd p[2] = {
 			{.fd = ptmon_monitor_get_fd(f->m), .events = POLLIN},
 			{.fd = f->out_r, .events = POLLIN},
@@ -467,8 +473,10 @@ static void t_drain_bound_from_empty(void **state)
 	close(in[1]);
 
 	/* The dispatch that finds the tree empty starts the drain bound. */
-	uint64_t d = 0;
+	uint64_t d = 0, stuck = util_now_ns() + STUCK_NS;
 	for (;;) {
+		if (util_now_ns() >= stuck)
+			fail_msg("the tree was not found empty within %d ms", STUCK_MS);
 		lo = util_now_ns();
 		assert_true(ptmon_monitor_dispatch(f->m) >= 0);
 		hi = util_now_ns();
