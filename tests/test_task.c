@@ -64,8 +64,10 @@
 struct fixture {
 	struct ptmon_monitor *m;
 	struct ptmon_task *t;
-	int out_r, out_w;  /* the task's stdout, as ptmon forwards it */
-	char out[4096];    /* what came through so far */
+	int out_r, out_w; /* the task's stdout, as ptmon forwards it */
+	int in_w;	  /* the write end of the task's stdin, when the test gives one */
+	int held;	  /* a second writer of the task's stdout pipe, -1: none */
+	char out[4096];	  /* what came through so far */
 	size_t out_len;
 	/* What the events said. */
 	struct {
@@ -108,7 +110,7 @@ static int setup(void **state)
 {
 	static struct fixture f;
 	int p[2];
-	f = (struct fixture){.out_r = -1, .out_w = -1};
+	f = (struct fixture){.out_r = -1, .out_w = -1, .in_w = -1, .held = -1};
 	if (ptmon_monitor_new(&f.m, PTMON_BACKEND_PROCFS, 0) < 0)
 		return -1;
 	ptmon_monitor_set_event_callback(f.m, on_event, &f);
@@ -136,13 +138,18 @@ static int teardown(void **state)
 	f->m = ptmon_monitor_free(f->m); /* kills what is left, if a test failed */
 	close(f->out_r);
 	close(f->out_w);
+	if (f->in_w >= 0)
+		close(f->in_w);
+	if (f->held >= 0)
+		close(f->held);
 	return left ? -1 : 0;
 }
 
-/* Start @script with the test's bounds; @timeout 0: none.  [*lo, *hi]
- * holds the moment the task's clock started. */
-static void start(struct fixture *f, const char *script, uint64_t timeout, int signo,
-		  uint64_t *lo, uint64_t *hi)
+/* Start @script with the test's bounds; @timeout 0: none; @in: the
+ * task's stdin (-1: the test's own).  [*lo, *hi] holds the moment the
+ * task's clock started. */
+static void start_in(struct fixture *f, const char *script, uint64_t timeout, int signo, int in,
+		     uint64_t *lo, uint64_t *hi)
 {
 	char *const argv[] = {"sh", "-c", (char *)script, NULL};
 	struct ptmon_task_config cfg;
@@ -155,9 +162,28 @@ static void start(struct fixture *f, const char *script, uint64_t timeout, int s
 	cfg.cgroup = PTMON_CGROUP_OFF;
 	cfg.stdout_fd = f->out_w;
 	cfg.stderr_fd = -1; /* read and discarded */
+	/* The task inherits the test's stdin: @in takes its place for the
+	 * start only. */
+	int saved = -1;
+	if (in >= 0) {
+		saved = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
+		assert_true(saved >= 0);
+		assert_int_equal(dup2(in, STDIN_FILENO), STDIN_FILENO);
+	}
 	*lo = util_now_ns();
-	assert_int_equal(ptmon_task_start(f->m, &cfg, 0, &f->t), 0);
+	int r = ptmon_task_start(f->m, &cfg, 0, &f->t);
 	*hi = util_now_ns();
+	if (in >= 0) {
+		assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
+		close(saved);
+	}
+	assert_int_equal(r, 0);
+}
+
+static void start(struct fixture *f, const char *script, uint64_t timeout, int signo, uint64_t *lo,
+		  uint64_t *hi)
+{
+	start_in(f, script, timeout, signo, -1, lo, hi);
 }
 
 /* Whether @word has come through the task's stdout. */
@@ -208,11 +234,6 @@ static void pump(struct fixture *f, bool (*cond)(const struct fixture *f, const 
 			fail_msg("nothing happened for %d ms", STUCK_MS);
 		assert_true(n > 0);
 	}
-}
-
-static bool cond_said(const struct fixture *f, const char *word)
-{
-	return said(f, word);
 }
 
 static bool cond_done(const struct fixture *f, const char *word)
@@ -276,7 +297,7 @@ static void t_timeout_sends_the_first_signal(void **state)
 	start(f, TREE, TIMEOUT, SIGUSR1, &lo, &hi);
 	uint64_t d0 = task_next_deadline(f->t);
 	assert_in_range(d0, lo + TIMEOUT, hi + TIMEOUT);
-	pump(f, cond_said, "armed\n");
+	pump(f, said, "armed\n");
 	/* The dispatches stepped it at real times: the deadline is where it was. */
 	assert_int_equal(task_next_deadline(f->t), d0);
 
@@ -327,7 +348,7 @@ static void t_grace_ends_in_sigkill(void **state)
 	uint64_t lo, hi;
 	start(f, "trap '' TERM; " TREE, 0, 0, &lo, &hi);
 	assert_int_equal(task_next_deadline(f->t), 0); /* no timeout: no deadline */
-	pump(f, cond_said, "armed\n");
+	pump(f, said, "armed\n");
 
 	lo = util_now_ns();
 	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_GRACEFUL), 0);
@@ -384,7 +405,7 @@ static void t_cancel_now_skips_the_grace(void **state)
 	struct ptmon_task_result res;
 	uint64_t lo, hi;
 	start(f, "trap '' TERM; " TREE, TIMEOUT, 0, &lo, &hi);
-	pump(f, cond_said, "armed\n");
+	pump(f, said, "armed\n");
 
 	lo = util_now_ns();
 	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_NOW), 0);
@@ -453,24 +474,21 @@ static void t_drain_bound_from_empty(void **state)
 	struct fixture *f = *state;
 	struct ptmon_task_result res;
 	uint64_t lo, hi;
-	int in[2], saved;
+	int in[2];
 	char path[64];
 
 	/* The root's stdin is a pipe of ours: it exits when we close it. */
 	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-	saved = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
-	assert_true(saved >= 0);
-	assert_int_equal(dup2(in[0], STDIN_FILENO), STDIN_FILENO);
-	start(f, "echo armed; read x; exit 4", 0, 0, &lo, &hi);
-	assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
-	close(saved);
+	f->in_w = in[1];
+	start_in(f, "echo armed; read x; exit 4", 0, 0, in[0], &lo, &hi);
 	close(in[0]);
-	pump(f, cond_said, "armed\n");
+	pump(f, said, "armed\n");
 
 	snprintf(path, sizeof(path), "/proc/%d/fd/1", (int)ptmon_task_root_pid(f->t));
-	int held = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-	assert_true(held >= 0);
-	close(in[1]);
+	f->held = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(f->held >= 0);
+	close(f->in_w);
+	f->in_w = -1;
 
 	/* The dispatch that finds the tree empty starts the drain bound. */
 	uint64_t d = 0, stuck = util_now_ns() + STUCK_NS;
@@ -513,7 +531,6 @@ static void t_drain_bound_from_empty(void **state)
 	assert_int_equal(res.root_value, 4);
 	assert_int_equal(res.bytes_out, 6);
 	assert_done_for_good(f);
-	close(held);
 }
 
 int main(void)
