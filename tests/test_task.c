@@ -67,6 +67,7 @@ struct fixture {
 	int out_r, out_w; /* the task's stdout, as ptmon forwards it */
 	int in_w;	  /* the write end of the task's stdin, when the test gives one */
 	int held;	  /* a second writer of the task's stdout pipe, -1: none */
+	uint64_t drain;	  /* the drain bound of the next start */
 	char out[4096];	  /* what came through so far */
 	size_t out_len;
 	/* What the events said. */
@@ -110,7 +111,7 @@ static int setup(void **state)
 {
 	static struct fixture f;
 	int p[2];
-	f = (struct fixture){.out_r = -1, .out_w = -1, .in_w = -1, .held = -1};
+	f = (struct fixture){.out_r = -1, .out_w = -1, .in_w = -1, .held = -1, .drain = DRAIN};
 	if (ptmon_monitor_new(&f.m, PTMON_BACKEND_PROCFS, 0) < 0)
 		return -1;
 	ptmon_monitor_set_event_callback(f.m, on_event, &f);
@@ -157,7 +158,7 @@ static void start_in(struct fixture *f, const char *script, uint64_t timeout, in
 	cfg.argv = argv;
 	cfg.timeout_ns = timeout;
 	cfg.grace_ns = GRACE;
-	cfg.drain_ns = DRAIN;
+	cfg.drain_ns = f->drain;
 	cfg.signal = signo;
 	cfg.cgroup = PTMON_CGROUP_OFF;
 	cfg.stdout_fd = f->out_w;
@@ -533,6 +534,62 @@ static void t_drain_bound_from_empty(void **state)
 	assert_done_for_good(f);
 }
 
+/*
+ * What a batch's handlers saw counts before the round's deadlines: a
+ * stream that reaches EOF in the dispatch that also finds the drain bound
+ * passed ends the task in time, not by the bound (the caller came back
+ * late, but nothing was left to wait for).
+ */
+static void t_eof_in_the_batch_past_the_bound(void **state)
+{
+	struct fixture *f = *state;
+	struct ptmon_task_result res;
+	uint64_t lo, hi;
+	int in[2];
+	char path[64];
+
+	f->drain = SEC; /* sweeps (at most 200 ms apart) cannot be taken for it */
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	f->in_w = in[1];
+	start_in(f, "echo armed; read x; exit 4", 0, 0, in[0], &lo, &hi);
+	close(in[0]);
+	pump(f, said, "armed\n");
+	snprintf(path, sizeof(path), "/proc/%d/fd/1", (int)ptmon_task_root_pid(f->t));
+	f->held = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(f->held >= 0);
+	close(f->in_w);
+	f->in_w = -1;
+
+	/* Until the tree is found empty: the deadline is then the drain's. */
+	uint64_t d = 0, stuck = util_now_ns() + STUCK_NS;
+	for (;;) {
+		if (util_now_ns() >= stuck)
+			fail_msg("the tree was not found empty within %d ms", STUCK_MS);
+		lo = util_now_ns();
+		assert_true(ptmon_monitor_dispatch(f->m) >= 0);
+		assert_false(done(f));
+		d = task_next_deadline(f->t);
+		if (d >= lo + SEC / 2)
+			break;
+		struct pollfd p = {.fd = ptmon_monitor_get_fd(f->m), .events = POLLIN};
+		assert_true(poll(&p, 1, STUCK_MS) > 0);
+	}
+	/* The caller comes back after the bound (no dispatch meanwhile), and
+	 * the pipe's last writer is gone by then. */
+	while (util_now_ns() <= d)
+		poll(NULL, 0, (int)((d - util_now_ns()) / 1000000ull) + 1);
+	close(f->held);
+	f->held = -1;
+	assert_true(ptmon_monitor_dispatch(f->m) >= 0);
+	assert_true(done(f));
+	assert_int_equal(f->drain_timeouts, 0);
+	assert_int_equal(f->eofs, 2);
+	result(f, &res);
+	assert_false(res.drain_timed_out);
+	assert_int_equal(res.root_value, 4);
+	assert_done_for_good(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -541,6 +598,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_cancel_now_skips_the_grace, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_empty_tree_drains_to_eof, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_drain_bound_from_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_eof_in_the_batch_past_the_bound, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("task", tests, NULL, NULL);
 }
