@@ -887,6 +887,7 @@ int task_start(struct tasks *ts, const struct ptmon_task_config *ucfg, unsigned 
 	svc_rearm(ts);
 	*ret = t;
 	t = NULL;
+	r = 0;
 out:
 	task_free(t);
 	return r;

@@ -299,6 +299,7 @@ int cnproc_open(struct cnproc **ret, size_t rcvbuf, unsigned flags)
 		goto out;
 	*ret = c;
 	c = NULL;
+	r = 0;
 out:
 	cnproc_free(c);
 	return r;

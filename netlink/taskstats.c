@@ -624,6 +624,7 @@ int tstats_open(struct tstats **ret, size_t rcvbuf, unsigned flags)
 		goto out;
 	*ret = t;
 	t = NULL;
+	r = 0;
 out:
 	tstats_free(t);
 	return r;
