@@ -1118,8 +1118,10 @@ static int signal_transient(struct track *tr, struct node *n, int sig)
 	int r = proven_parent(tr, pidfd, n->pid, &ppid, &parent);
 	if (r == -EPERM)
 		r = -ESRCH; /* its parent is not provably ours (yet): a later sweep */
-	if (r == 0)
-		r = util_pidfd_send_signal(pidfd, sig);
+	if (r < 0)
+		goto out;
+	r = util_pidfd_send_signal(pidfd, sig);
+out:
 	util_close(pidfd);
 	loop_reserve_fd(tr->loop);
 	return r;

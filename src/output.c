@@ -773,12 +773,15 @@ int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri, 
 	const char *s = json_object_to_json_string_length(doc, JSON_FLAGS | JSON_C_TO_STRING_PRETTY
 								     | JSON_C_TO_STRING_SPACED,
 							  &n);
-	if (r == 0)
-		r = write_bounded(fd, s, n, stall_ms, ret_written);
-	if (r == 0)
-		r = write_bounded(fd, "\n", 1, stall_ms, NULL);
 	*ret_total = n + 1;
-	json_object_put(doc);
+	if (r != 0)
+		goto out;
+	r = write_bounded(fd, s, n, stall_ms, ret_written);
+	if (r != 0)
+		goto out;
+	r = write_bounded(fd, "\n", 1, stall_ms, NULL);
+out:
+	json_object_put(doc); /* s is its text: only now */
 	return r;
 }
 
