@@ -264,7 +264,8 @@ static int read_tree(int dirfd, struct pid_vec *pv, int depth)
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d)
 		goto out; /* the directory went away: nothing below it */
-	dfd = -1; /* the stream's now: closedir() closes it */
+	/* The stream's now: closedir() closes it. */
+	dfd = -1;
 	struct dirent *e;
 	while (r == 0 && (e = readdir(d))) {
 		if (e->d_type != DT_DIR || e->d_name[0] == '.')

@@ -383,8 +383,8 @@ int serve_read_token(const char *path)
 	if (n < TOKEN_MIN || (size_t)n >= sizeof(S.token) || memchr(S.token, '\n', (size_t)n) ||
 	    strlen(S.token) < (size_t)n) {
 		memset(S.token, 0, sizeof(S.token));
-		r = serve_say(EXIT_FAILED, "--token-file %s: one line of %d to %d bytes expected", path,
-			      TOKEN_MIN, TOKEN_MAX - 1);
+		r = serve_say(EXIT_FAILED, "--token-file %s: one line of %d to %d bytes expected",
+			      path, TOKEN_MIN, TOKEN_MAX - 1);
 		goto out;
 	}
 	S.token[n] = '\0';
