@@ -262,10 +262,10 @@ static int read_tree(int dirfd, struct pid_vec *pv, int depth)
 		return r;
 	int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (!d) {
-		util_close(dfd);
-		return 0; /* the directory went away: nothing below it */
-	}
+	if (!d)
+		goto out; /* the directory went away: nothing below it */
+	/* The stream's now: closedir() closes it. */
+	dfd = -1;
 	struct dirent *e;
 	while (r == 0 && (e = readdir(d))) {
 		if (e->d_type != DT_DIR || e->d_name[0] == '.')
@@ -276,7 +276,11 @@ static int read_tree(int dirfd, struct pid_vec *pv, int depth)
 		r = read_tree(sub, pv, depth + 1);
 		util_close(sub);
 	}
-	closedir(d);
+out:
+	/* closedir() does not take NULL. */
+	if (d)
+		closedir(d);
+	util_close(dfd);
 	return r;
 }
 
@@ -415,36 +419,38 @@ void cgroup_parse_io(const char *buf, uint64_t *ret_rbytes, uint64_t *ret_wbytes
  * a malloc'd text or NULL. */
 static char *read_whole(int dirfd, const char *name)
 {
+	char *buf = NULL, *text = NULL;
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return NULL;
+		goto out;
 	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap);
-	while (buf) {
+	buf = malloc(cap);
+	if (!buf)
+		goto out;
+	for (;;) {
 		if (cap - len < 2) {
 			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
+			if (!nb)
+				goto out;
 			buf = nb;
 			cap *= 2;
 		}
 		ssize_t n = read(fd, buf + len, cap - len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			free(buf);
-			buf = NULL;
-		} else if (n == 0) {
-			buf[len] = '\0';
+		if (n < 0)
+			goto out;
+		if (n == 0)
 			break;
-		}
-		len += n > 0 ? (size_t)n : 0;
+		len += (size_t)n;
 	}
+	buf[len] = '\0';
+	text = buf;
+	buf = NULL;
+out:
 	util_close(fd);
-	return buf;
+	free(buf);
+	return text;
 }
 
 /* A file holding one number ("max" is not one). */

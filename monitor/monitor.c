@@ -150,16 +150,19 @@ static int choose_filter(struct ptmon_monitor *m)
 	return 0;
 }
 
+/* The socket is m->cn from the moment it opens, not a local moved out at
+ * the end: the probe's child is taken out of the tree filter by track.c,
+ * which reaches the socket through m->cn.  So only a failure gives it back. */
 static int connector_start(struct ptmon_monitor *m)
 {
 	int r = cnproc_open(&m->cn, CONNECTOR_RCVBUF, CNPROC_OPEN_DEFAULT);
 	if (r < 0) {
 		m->fallback_reason = "cannot open the proc connector socket";
-		return r;
+		goto out;
 	}
 	r = choose_filter(m);
 	if (r < 0)
-		goto fail;
+		goto out;
 	struct probe p = {.self = m->self};
 	/* The tree filter must see every event's sequence number. */
 	const uint32_t mask = (m->features & PTMON_FEATURE_TREE_FILTER)
@@ -170,18 +173,21 @@ static int connector_start(struct ptmon_monitor *m)
 	if (kernel_at_least(6, 6) && cnproc_subscribe(m->cn, CNPROC_FORM_INPUT, true, mask) == 0 &&
 	    probe_connector(m, &p) == 0) {
 		m->features |= PTMON_FEATURE_CONNECTOR | PTMON_FEATURE_CONNECTOR_INPUT;
-		return 0;
+		r = 0;
+		goto out;
 	}
 	if (cnproc_subscribe(m->cn, CNPROC_FORM_OP, true, CNPROC_EVENTS_ALL) == 0 &&
 	    probe_connector(m, &p) == 0) {
 		m->features |= PTMON_FEATURE_CONNECTOR;
-		return 0;
+		r = 0;
+		goto out;
 	}
 	m->fallback_reason = p.ack_err ? "the kernel refused the proc connector subscription"
 				       : "no proc connector events arrive (namespace or kernel)";
 	r = p.ack_err ? -(int)p.ack_err : -EPROTONOSUPPORT;
-fail:
-	m->cn = cnproc_free(m->cn);
+out:
+	if (r < 0)
+		m->cn = cnproc_free(m->cn);
 	return r;
 }
 
@@ -360,17 +366,16 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	struct ptmon_monitor *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->loop = loop_new();
-	m->sink = sink_new();
-	if (!m->loop || !m->sink) {
-		loop_free(m->loop);
-		sink_free(m->sink);
-		free(m);
-		return -ENOMEM;
-	}
+	/* Empty before anything can fail: ptmon_monitor_free() releases
+	 * what it finds, and a partly built monitor is its to undo. */
 	m->sigfd = -1;
 	m->front_fd = -1;
 	m->old_subreaper = -1;
+	int r = -ENOMEM;
+	m->loop = loop_new();
+	m->sink = sink_new();
+	if (!m->loop || !m->sink)
+		goto out;
 	m->flags = flags;
 	sigemptyset(&m->cancel_set);
 	m->self = getpid();
@@ -378,43 +383,49 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	clock_gettime(CLOCK_REALTIME, &rt);
 	m->wall_offset_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec - util_now_ns();
 	raise_nofile(m);
-	int r = tree_init(&m->tree);
-	if (r == 0)
-		r = check_pidfd(m);
-	if (r == 0)
-		r = setup_fds(m);
-	if (r == 0) {
-		const struct track_env env = {
-			.tree = &m->tree,
-			.loop = m->loop,
-			.sink = m->sink,
-			.cn = &m->cn,
-			.features = &m->features,
-			.self = m->self,
-			.sigfd = m->sigfd,
-		};
-		r = track_new(&m->track, &env);
-	}
-	if (r == 0)
-		r = become_subreaper(m);
-	if (r == 0)
-		r = restore_sigchld(m);
+	r = tree_init(&m->tree);
+	if (r < 0)
+		goto out;
+	r = check_pidfd(m);
+	if (r < 0)
+		goto out;
+	r = setup_fds(m);
+	if (r < 0)
+		goto out;
+	const struct track_env env = {
+		.tree = &m->tree,
+		.loop = m->loop,
+		.sink = m->sink,
+		.cn = &m->cn,
+		.features = &m->features,
+		.self = m->self,
+		.sigfd = m->sigfd,
+	};
+	r = track_new(&m->track, &env);
+	if (r < 0)
+		goto out;
+	r = become_subreaper(m);
+	if (r < 0)
+		goto out;
+	r = restore_sigchld(m);
+	if (r < 0)
+		goto out;
 	/* Children from before us (a shell's background jobs, when it
 	 * exec'd ptmon) are not any task's.  Without /proc to tell, take
 	 * every orphan of unknown lineage for theirs. */
-	if (r == 0)
-		(void)track_scan_foreign(m->track); /* failing, it says so itself */
-	if (r == 0)
-		r = choose_backend(m, backend);
-	if (r == 0)
-		r = start_acct(m);
-	if (r < 0) {
-		ptmon_monitor_free(m);
-		return r;
-	}
+	(void)track_scan_foreign(m->track); /* failing, it says so itself */
+	r = choose_backend(m, backend);
+	if (r < 0)
+		goto out;
+	r = start_acct(m);
+	if (r < 0)
+		goto out;
 	loop_reserve_fd(m->loop);
 	*ret = m;
-	return 0;
+	m = NULL;
+out:
+	ptmon_monitor_free(m);
+	return r;
 }
 
 /* ---- the loop --------------------------------------------------------------- */
@@ -708,14 +719,15 @@ int ptmon_monitor_set_front(struct ptmon_monitor *m, pid_t pid, int pidfd, int f
 	/* A pidfd is readable once its process has exited: also at once, if
 	 * it has already. */
 	int r = loop_watch_add(m->loop, fd, EPOLLIN, &m->front_watch);
-	if (r < 0) {
-		util_close(fd);
-		return r;
-	}
+	if (r < 0)
+		goto out;
 	m->front_fd = fd;
+	fd = -1;
 	m->front_pid = pid;
 	m->front_signal = fwd_sig;
-	return 0;
+out:
+	util_close(fd);
+	return r;
 }
 
 struct ptmon_monitor *ptmon_monitor_free(struct ptmon_monitor *m)

@@ -219,49 +219,49 @@ int procfs_scan(struct procfs_entry **ret)
 	DIR *d = opendir("/proc");
 	if (!d)
 		return -errno;
+	int r = -ENOMEM;
 	size_t cap = 512, n = 0;
 	struct procfs_entry *v = malloc(cap * sizeof(*v));
-	int err = v ? 0 : -ENOMEM;
+	if (!v)
+		goto out;
 	struct dirent *de;
-	while (!err && (de = readdir(d))) {
+	while ((de = readdir(d))) {
 		pid_t pid = pid_of_name(de->d_name);
 		if (!pid)
 			continue;
 		if (n == cap) {
 			struct procfs_entry *nv = realloc(v, 2 * cap * sizeof(*v));
-			if (!nv) {
-				err = -ENOMEM;
-				break;
-			}
+			if (!nv)
+				goto out;
 			v = nv;
 			cap *= 2;
 		}
 		if (scan_one(dirfd(d), pid, &v[n]) == 0)
 			n++;
 	}
-	closedir(d);
-	if (err) {
-		free(v);
-		return err;
-	}
 	qsort(v, n, sizeof(*v), cmp_ppid);
 	*ret = v;
-	return (int)n;
+	v = NULL;
+	r = (int)n;
+out:
+	closedir(d);
+	free(v);
+	return r;
 }
 
 static int holders_of(int procfd, pid_t pid, const char *want, procfs_holder_fn fn, void *ud)
 {
 	char path[32];
 	snprintf(path, sizeof(path), "%d/fd", (int)pid);
+	int found = 0;
+	DIR *d = NULL;
 	int fdd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fdd < 0)
-		return 0;
-	DIR *d = fdopendir(fdd);
-	if (!d) {
-		util_close(fdd);
-		return 0;
-	}
-	int found = 0;
+		goto out;
+	d = fdopendir(fdd);
+	if (!d)
+		goto out;
+	fdd = -1; /* the stream's now: closedir() closes it */
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		char target[64];
@@ -274,7 +274,11 @@ static int holders_of(int procfd, pid_t pid, const char *want, procfs_holder_fn 
 			found++;
 		}
 	}
-	closedir(d);
+out:
+	/* closedir() does not take NULL. */
+	if (d)
+		closedir(d);
+	util_close(fdd);
 	return found;
 }
 

@@ -54,10 +54,16 @@ int ptmon_process_sample(const struct ptmon_process *proc, struct ptmon_process_
 	int r = util_pidfd_exited(n->pidfd);
 	if (r > 0)
 		r = -ESRCH;
-	if (r == 0)
-		r = procfs_read_small_at(dir, "stat", stat, sizeof(stat));
-	if (r >= 0)
-		r = procfs_read_small_at(dir, "statm", statm, sizeof(statm));
-	dir = util_close(dir);
-	return r < 0 ? r : parse(stat, statm, ret);
+	if (r < 0)
+		goto out;
+	r = procfs_read_small_at(dir, "stat", stat, sizeof(stat));
+	if (r < 0)
+		goto out;
+	r = procfs_read_small_at(dir, "statm", statm, sizeof(statm));
+	if (r < 0)
+		goto out;
+	r = parse(stat, statm, ret);
+out:
+	util_close(dir);
+	return r;
 }

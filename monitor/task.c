@@ -346,8 +346,9 @@ static int task_spawn(struct tasks *ts, struct ptmon_task *t)
 	t->err = stream_new(&ctx, t, "stderr", err[0], t->cfg.stderr_fd);
 	out[0] = err[0] = -1;
 	r = t->out && t->err ? stream_start(t->out) : -ENOMEM;
-	if (r == 0)
-		r = stream_start(t->err);
+	if (r < 0)
+		goto out;
+	r = stream_start(t->err);
 out:
 	close_pair(out);
 	close_pair(err);
@@ -876,8 +877,8 @@ int task_start(struct tasks *ts, const struct ptmon_task_config *ucfg, unsigned 
 	t->cg = cgroup_new();
 	t->argv = copy_argv(cfg->argv);
 	if (!t->argv || !t->cg) {
-		task_free(t);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto out;
 	}
 	t->cfg.argv = t->argv;
 	t->started_ns = util_now_ns();
@@ -885,15 +886,18 @@ int task_start(struct tasks *ts, const struct ptmon_task_config *ucfg, unsigned 
 	if (r < 0) {
 		if (t->g.root) /* spawned, but its output could not be set up */
 			abort_root(ts, t);
-		task_free(t);
-		return r;
+		goto out;
 	}
 	track_add_group(ts->track, &t->g);
 	ts->ntasks_running++;
-	*ret = t;
 	event_node(ts->sink, PTMON_EVENT_START, t->g.root);
 	svc_rearm(ts);
-	return 0;
+	*ret = t;
+	t = NULL;
+	r = 0;
+out:
+	task_free(t);
+	return r;
 }
 
 /* ---- attach ------------------------------------------------------------------ */
@@ -928,34 +932,39 @@ static int check_members(struct ptmon_task *t)
 static int attach_cgroup(struct tasks *ts, struct ptmon_task *t, const char *path)
 {
 	const char *why = NULL;
+	int fd = -1;
 	int r = cgroup_open_existing(t->cg, path, &why);
 	if (r < 0) {
 		ts->cgroup_why = why;
-		return r;
+		goto out;
 	}
 	ts->cgroup_why = NULL;
 	r = check_members(t);
 	if (r < 0)
-		return r;
+		goto out;
 	r = cgroup_events_open(t->cg);
 	if (r < 0) {
 		ts->cgroup_why = "cannot open its cgroup.events (the root cgroup has none)";
-		return r;
+		goto out;
 	}
-	t->cg_events_fd = r;
+	fd = r;
 	t->g.watched = t->cg;
 	t->cg_watch.kind = WATCH_CGROUP;
-	r = loop_watch_add(ts->loop, t->cg_events_fd, EPOLLPRI, &t->cg_watch);
-	if (r < 0) {
-		t->cg_events_fd = util_close(t->cg_events_fd);
-		return r;
-	}
+	r = loop_watch_add(ts->loop, fd, EPOLLPRI, &t->cg_watch);
+	if (r < 0)
+		goto out;
+	t->cg_events_fd = fd;
+	fd = -1;
 	r = track_cgroup_scan(ts->track, &t->g, true);
 	if (r == 0 || !t->g.root) {
 		ts->cgroup_why = "it holds no process";
-		return r < 0 ? r : -ESRCH;
+		r = r < 0 ? r : -ESRCH;
+		goto out;
 	}
-	return r < 0 ? r : 0;
+	r = r < 0 ? r : 0;
+out:
+	util_close(fd);
+	return r;
 }
 
 void task_unlink(struct ptmon_task *t)
@@ -994,8 +1003,8 @@ int task_attach(struct tasks *ts, const struct ptmon_attach_config *ucfg, unsign
 	t->root_exit_fd = t->cg_events_fd = -1;
 	t->cg = cgroup_new();
 	if (!t->cg) {
-		task_free(t);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto out;
 	}
 	t->started_ns = util_now_ns();
 	/* In the list before the walk: what it finds is this task's. */
@@ -1004,17 +1013,21 @@ int task_attach(struct tasks *ts, const struct ptmon_attach_config *ucfg, unsign
 	r = cfg->cgroup ? attach_cgroup(ts, t, cfg->cgroup)
 			: track_attach_root(ts->track, &t->g, cfg->pid, &t->root_exit_fd);
 	if (r < 0) {
+		/* Out of the list again, before task_free() below. */
 		task_unlink(t);
 		ts->ntasks_running--;
-		task_free(t);
-		return r;
+		goto out;
 	}
 	if (!cfg->cgroup)
 		event_node(ts->sink, PTMON_EVENT_START, t->g.root);
 	track_resync(ts->track, "attach");
-	*ret = t;
 	svc_rearm(ts);
-	return 0;
+	*ret = t;
+	t = NULL;
+	r = 0;
+out:
+	task_free(t);
+	return r;
 }
 
 bool ptmon_task_attached(const struct ptmon_task *t)

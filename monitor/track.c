@@ -472,21 +472,23 @@ static bool orphan_of_attached(const struct node *hint, uint64_t event_ns)
 static struct node *adopt_provisional(struct track *tr, pid_t pid, struct node *hint,
 				      int pidfd, pid_t ppid)
 {
+	struct node *n = NULL;
 	if (util_pidfd_exited(pidfd) != 0) {
-		util_close(pidfd);
-		return record_gone(tr, pid, hint);
+		n = record_gone(tr, pid, hint);
+		goto out;
 	}
-	struct node *n = new_node(tr, pid, hint, hint->group);
-	if (!n) {
-		util_close(pidfd);
-		return NULL;
-	}
+	n = new_node(tr, pid, hint, hint->group);
+	if (!n)
+		goto out;
 	n->ppid = ppid;
 	n->seen_gen = tr->resync_gen;
 	n->flags |= NODE_ALIVE | NODE_PROVISIONAL;
 	tr->nprovisional++;
 	node_list_add(&n->group->live, n);
 	attach_pidfd(tr, n, pidfd);
+	pidfd = -1;
+out:
+	util_close(pidfd);
 	return n;
 }
 
@@ -504,38 +506,44 @@ struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint, uint64_
 	if (pidfd < 0)
 		return (cur && (cur->flags & NODE_ALIVE)) ? cur : record_gone(tr, pid, hint);
 
+	struct node *res = NULL;
 	pid_t ppid = 0;
 	struct node *parent = NULL;
 	int r = proven_parent(tr, pidfd, pid, &ppid, &parent);
 	if (r < 0) {
-		if (r == -EPERM && !cur && orphan_of_attached(hint, event_ns))
-			return adopt_provisional(tr, pid, hint, pidfd, ppid);
-		util_close(pidfd);
-		if (r == -ESRCH)
-			return record_gone(tr, pid, hint);
+		if (r == -EPERM && !cur && orphan_of_attached(hint, event_ns)) {
+			res = adopt_provisional(tr, pid, hint, pidfd, ppid); /* takes the pidfd */
+			pidfd = -1;
+			goto out;
+		}
+		if (r == -ESRCH) {
+			res = record_gone(tr, pid, hint);
+			goto out;
+		}
 		if (hint)
 			tr->stats.pids_reused++;
-		return NULL;
+		goto out;
 	}
 	if (cur && (cur->flags & NODE_ALIVE)) {
 		/* A pid kept without a pidfd (fd limit), now verified. */
 		attach_pidfd(tr, cur, pidfd);
-		return cur;
+		pidfd = -1;
+		res = cur;
+		goto out;
 	}
 	bool zombie = util_pidfd_exited(pidfd) != 0;
 	if (zombie && !event_ns && !cur) {
 		/* A walk found one already dead: nothing to signal, and how it
 		 * ended is for its parent's wait (or our reaper) to tell. */
-		util_close(pidfd);
-		return NULL;
+		goto out;
 	}
 	if (zombie && cur && !(cur->flags & NODE_REAPED) && !event_ns) {
 		/* The process we knew, dead and not yet reaped: a resync that
 		 * read /proc just before it died finds it again.  (A fork event
 		 * is about a new process: duplicates of one that a resync
 		 * found first are caught in on_fork().) */
-		util_close(pidfd);
-		return cur;
+		res = cur;
+		goto out;
 	}
 	/* The event's parent is the one that forked it; when it has died and
 	 * the child was reparented to us, keep the original for the record. */
@@ -545,10 +553,8 @@ struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint, uint64_
 	bool foreign = tparent ? (tparent->flags & NODE_FOREIGN) : track_foreign_possible(tr);
 	struct group *g = foreign ? NULL : tparent ? tparent->group : sole_group(tr);
 	struct node *n = new_node(tr, pid, tparent, g);
-	if (!n) {
-		util_close(pidfd);
-		return NULL;
-	}
+	if (!n)
+		goto out;
 	if (foreign)
 		n->flags |= NODE_FOREIGN | (tparent ? 0 : NODE_GUESSED);
 	n->ppid = ppid;
@@ -562,25 +568,29 @@ struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint, uint64_
 	}
 	if (zombie) {
 		/* Ours, but already gone: nothing to signal. */
-		util_close(pidfd);
 		n->flags |= NODE_SHORT;
 		n->end_ns = n->start_ns;
-		return born(tr, n);
+		res = born(tr, n);
+		goto out;
 	}
 	n->flags |= NODE_ALIVE;
 	node_list_add(live_list(tr, n), n);
 	attach_pidfd(tr, n, pidfd);
+	pidfd = -1;
+	res = n;
 	if (!event_ns)
 		filter_add(tr, pid);
 	if (tparent && (tparent->flags & NODE_PROVISIONAL)) {
 		/* Proven only as far as its parent is. */
 		n->flags |= NODE_PROVISIONAL;
 		tr->nprovisional++;
-		return n;
+		goto out;
 	}
 	born(tr, n);
 	track_cancel_signal(tr, n);
-	return n;
+out:
+	util_close(pidfd);
+	return res;
 }
 
 static void confirm_provisional(struct track *tr, struct node *n)
@@ -928,42 +938,40 @@ static struct node *adopt_foreign(struct track *tr, pid_t pid, pid_t ppid,
 			tr->foreign_dirty = true;
 		return NULL;
 	}
+	struct node *n = NULL;
 	pid_t real = 0;
 	if (parent_of(tr, pidfd, pid, &real) < 0 || real != ppid ||
-	    (parent && util_pidfd_exited(parent->pidfd) != 0)) {
-		util_close(pidfd);
-		return NULL;
-	}
-	struct node *n = new_node(tr, pid, parent, NULL);
+	    (parent && util_pidfd_exited(parent->pidfd) != 0))
+		goto out;
+	n = new_node(tr, pid, parent, NULL);
 	if (!n) {
-		util_close(pidfd);
 		tr->foreign_dirty = true;
-		return NULL;
+		goto out;
 	}
 	n->flags |= NODE_FOREIGN;
 	n->ppid = ppid;
 	procfs_read_comm(pid, n->comm);
-	if (util_pidfd_exited(pidfd) != 0) {
-		util_close(pidfd);
-		return n;
-	}
+	if (util_pidfd_exited(pidfd) != 0)
+		goto out; /* a zombie: in the index, dead, without a pidfd */
 	n->flags |= NODE_ALIVE;
 	node_list_add(&tr->foreign, n);
 	attach_pidfd(tr, n, pidfd);
+	pidfd = -1;
+out:
+	util_close(pidfd);
 	return n;
 }
 
 static int scan_foreign(struct track *tr)
 {
 	struct procfs_entry *v = NULL;
+	int r = -ENOMEM;
 	int n = procfs_scan(&v);
 	if (n < 0)
 		return n;
 	pid_t *queue = malloc(((size_t)n + 1) * sizeof(*queue));
-	if (!queue) {
-		free(v);
-		return -ENOMEM;
-	}
+	if (!queue)
+		goto out;
 	size_t head = 0, tail = 0;
 	queue[tail++] = tr->self;
 	while (head < tail) {
@@ -976,9 +984,11 @@ static int scan_foreign(struct track *tr)
 				queue[tail++] = v[i].pid;
 		}
 	}
+	r = 0;
+out:
 	free(queue);
 	free(v);
-	return 0;
+	return r;
 }
 
 int track_scan_foreign(struct track *tr)
@@ -1108,8 +1118,10 @@ static int signal_transient(struct track *tr, struct node *n, int sig)
 	int r = proven_parent(tr, pidfd, n->pid, &ppid, &parent);
 	if (r == -EPERM)
 		r = -ESRCH; /* its parent is not provably ours (yet): a later sweep */
-	if (r == 0)
-		r = util_pidfd_send_signal(pidfd, sig);
+	if (r < 0)
+		goto out;
+	r = util_pidfd_send_signal(pidfd, sig);
+out:
 	util_close(pidfd);
 	loop_reserve_fd(tr->loop);
 	return r;

@@ -91,7 +91,7 @@ static int load(struct cnfilter *f)
 int cnfilter_attach(int fd, struct cnfilter **ret)
 {
 	struct bpf_program *prog;
-	struct cnfilter *f;
+	struct cnfilter *f = NULL;
 	int r, prog_fd;
 
 	assert(ret);
@@ -101,20 +101,21 @@ int cnfilter_attach(int fd, struct cnfilter **ret)
 	f->tgids_fd = -1;
 	r = load(f);
 	if (r < 0)
-		goto fail;
+		goto out;
 	prog = bpf_object__find_program_by_name(f->obj, "cnfilter");
 	prog_fd = prog ? bpf_program__fd(prog) : -1;
 	if (prog_fd < 0) {
 		r = -ENOENT;
-		goto fail;
+		goto out;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &prog_fd, sizeof(prog_fd)) < 0) {
 		r = -errno;
-		goto fail;
+		goto out;
 	}
 	*ret = f;
-	return 0;
-fail:
+	f = NULL;
+	r = 0;
+out:
 	cnfilter_free(f);
 	return r;
 }

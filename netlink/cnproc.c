@@ -285,7 +285,7 @@ int cnproc_decode(const void *buf, size_t len, uint32_t sender, struct cnproc_st
 
 int cnproc_open(struct cnproc **ret, size_t rcvbuf, unsigned flags)
 {
-	struct cnproc *c;
+	struct cnproc *c = NULL;
 	int r;
 
 	assert(ret);
@@ -296,10 +296,11 @@ int cnproc_open(struct cnproc **ret, size_t rcvbuf, unsigned flags)
 		return -ENOMEM;
 	r = nl_open(NETLINK_CONNECTOR, CN_IDX_PROC, rcvbuf, &c->nl);
 	if (r < 0)
-		goto fail;
+		goto out;
 	*ret = c;
-	return 0;
-fail:
+	c = NULL;
+	r = 0;
+out:
 	cnproc_free(c);
 	return r;
 }
@@ -477,16 +478,19 @@ int cnproc_filter_tree(struct cnproc *c, pid_t self)
 	if (r < 0) {
 		/* Attached but empty: it would drop everything. */
 		(void)setsockopt(mnl_socket_get_fd(c->nl), SOL_SOCKET, SO_DETACH_FILTER, NULL, 0);
-		cnfilter_free(f);
-		return r;
+		goto out;
 	}
 	c->tree = f;
-	cnfilter_get_counts(f, &c->tree_seen);
+	f = NULL;
+	cnfilter_get_counts(c->tree, &c->tree_seen);
 	/* It drops threads too; and user space sees too few events to judge
 	 * the sequence numbers: the filter counts the gaps. */
 	c->thread_filter = true;
 	seq_configure(&c->seq, false);
-	return 0;
+	r = 0; /* cnfilter_add() says 1 for "added" */
+out:
+	cnfilter_free(f);
+	return r;
 }
 
 int cnproc_tree_filter_taskstats(struct cnproc *c, int fd)

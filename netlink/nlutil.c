@@ -92,14 +92,19 @@ int nl_open(int bus, unsigned groups, size_t rcvbuf, struct mnl_socket **ret)
 	if (!nl)
 		return -errno;
 	r = nl_set_rcvbuf(mnl_socket_get_fd(nl), rcvbuf);
-	if (r == 0 && mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0)
+	if (r < 0)
+		goto out;
+	if (mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
 		r = -errno;
-	if (r < 0) {
-		mnl_socket_close(nl);
-		return r;
+		goto out;
 	}
 	*ret = nl;
-	return 0;
+	nl = NULL;
+out:
+	/* libmnl's close does not take NULL. */
+	if (nl)
+		mnl_socket_close(nl);
+	return r;
 }
 
 /* One datagram's room when several are read at once: a proc connector

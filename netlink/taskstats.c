@@ -601,7 +601,7 @@ static int register_cpus(struct tstats *t)
 
 int tstats_open(struct tstats **ret, size_t rcvbuf, unsigned flags)
 {
-	struct tstats *t;
+	struct tstats *t = NULL;
 	int r;
 
 	assert(ret);
@@ -612,19 +612,20 @@ int tstats_open(struct tstats **ret, size_t rcvbuf, unsigned flags)
 		return -ENOMEM;
 	r = nl_open(NETLINK_GENERIC, 0, rcvbuf, &t->nl);
 	if (r < 0)
-		goto fail;
+		goto out;
 	r = resolve_family(t);
 	if (r < 0)
-		goto fail;
+		goto out;
 	r = check_init_netns();
 	if (r < 0)
-		goto fail;
+		goto out;
 	r = register_cpus(t);
 	if (r < 0)
-		goto fail;
+		goto out;
 	*ret = t;
-	return 0;
-fail:
+	t = NULL;
+	r = 0;
+out:
 	tstats_free(t);
 	return r;
 }

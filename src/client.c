@@ -124,33 +124,45 @@ static int read_line(int fd, char **buf, size_t *ret_len, size_t *ret_total)
 {
 	size_t len = 0, cap = 0;
 	char *b = NULL;
+	int r;
 	for (;;) {
 		char *nl = b ? memchr(b, '\n', len) : NULL;
 		if (nl) {
-			*buf = b;
 			*ret_len = (size_t)(nl - b);
 			*ret_total = len;
-			return 0;
+			*buf = b;
+			b = NULL;
+			r = 0;
+			goto out;
 		}
 		if (len + 65536 > cap) {
 			char *p = realloc(b, cap = cap ? cap * 2 : 131072);
-			if (!p)
-				return free(b), -ENOMEM;
+			if (!p) {
+				r = -ENOMEM;
+				goto out;
+			}
 			b = p;
 		}
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int n = poll(&p, 1, REPLY_TIMEOUT_MS);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n == 0)
-			return free(b), -ETIMEDOUT;
-		ssize_t r = recv(fd, b + len, cap - len, 0);
-		if (r < 0 && errno == EINTR)
+		if (n == 0) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		ssize_t got = recv(fd, b + len, cap - len, 0);
+		if (got < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
-			return free(b), r == 0 ? -ECONNRESET : -errno;
-		len += (size_t)r;
+		if (got <= 0) {
+			r = got == 0 ? -ECONNRESET : -errno;
+			goto out;
+		}
+		len += (size_t)got;
 	}
+out:
+	free(b);
+	return r;
 }
 
 /* Send @request, read and parse the reply.  A refusal is printed and
@@ -159,35 +171,40 @@ static int ask(int fd, const char *request, struct json_object **ret_reply, char
 	       size_t *ret_rest_len)
 {
 	char *buf = NULL;
+	struct json_object *o = NULL;
 	size_t len = 0, total = 0;
 	int r = send_all(fd, request, strlen(request));
 	if (r == 0)
 		r = read_line(fd, &buf, &len, &total);
-	if (r < 0)
-		return say(EXIT_FAILED, "no reply from the task: %s", strerror(-r));
-	struct json_object *o = json_tokener_parse(buf ? (buf[len] = '\0', buf) : "");
+	if (r < 0) {
+		r = say(EXIT_FAILED, "no reply from the task: %s", strerror(-r));
+		goto out;
+	}
+	o = json_tokener_parse(buf ? (buf[len] = '\0', buf) : "");
 	struct json_object *ok = NULL, *err = NULL;
 	if (!o || !json_object_object_get_ex(o, "ok", &ok)) {
-		free(buf);
-		json_object_put(o);
-		return say(EXIT_FAILED, "the task's reply is not understood");
+		r = say(EXIT_FAILED, "the task's reply is not understood");
+		goto out;
 	}
 	if (!json_object_get_boolean(ok)) {
 		json_object_object_get_ex(o, "error", &err);
 		say(EXIT_REFUSED, "%s", err ? json_object_get_string(err) : "refused");
-		free(buf);
-		json_object_put(o);
-		return EXIT_REFUSED;
+		r = EXIT_REFUSED;
+		goto out;
 	}
 	if (ret_rest) {
 		*ret_rest_len = total - len - 1;
 		memmove(buf, buf + len + 1, *ret_rest_len);
 		*ret_rest = buf;
-	} else {
-		free(buf);
+		buf = NULL;
 	}
 	*ret_reply = o;
-	return 0;
+	o = NULL;
+	r = 0;
+out:
+	free(buf);
+	json_object_put(o);
+	return r;
 }
 
 /* Connect to @id and ask @request: 0 and *ret_reply, or an exit status. */
@@ -344,25 +361,33 @@ static void ls_one(const struct ls_dir *d, const char *name)
 static int ls_dir(const struct ls_dir *d, int r)
 {
 	DIR *dd = NULL;
+	int fd = -1;
 	if (r == 0 && d->fd >= 0) {
-		int fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0 && !(dd = fdopendir(fd)))
-			fd = util_close(fd);
+		fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0 && (dd = fdopendir(fd)))
+			fd = -1; /* the stream's now: closedir() closes it */
 	} else if (r == 0) {
 		dd = opendir(d->path);
 	}
-	if (!dd)
-		return r == -ENOENT || errno == ENOENT
-			       ? 0
-			       : say(EXIT_FAILED, "%s: %s", d->path, strerror(errno));
+	if (!dd) {
+		r = r == -ENOENT || errno == ENOENT
+			    ? 0
+			    : say(EXIT_FAILED, "%s: %s", d->path, strerror(errno));
+		goto out;
+	}
 	struct dirent *e;
 	while ((e = readdir(dd))) {
 		size_t n = strlen(e->d_name);
 		if (n > 5 && strcmp(e->d_name + n - 5, ".sock") == 0)
 			ls_one(d, e->d_name);
 	}
-	closedir(dd);
-	return 0;
+	r = 0;
+out:
+	/* closedir() does not take NULL. */
+	if (dd)
+		closedir(dd);
+	util_close(fd);
+	return r;
 }
 
 /* Another user's directory @path, if root may trust it (as serve does). */
@@ -487,19 +512,23 @@ static int print_tree(struct json_object *reply)
 	    !json_object_is_type(list, json_type_array))
 		return say(EXIT_FAILED, "the task's reply is not understood");
 	size_t n = json_object_array_length(list);
+	int r = 0;
 	struct ptmon_process_info *v = calloc(n + 1, sizeof(*v));
 	struct summary_live *live = calloc(n + 1, sizeof(*live));
 	char *argv = calloc(n + 1, 1024);
 	if (!v || !live || !argv) {
-		free(v), free(live), free(argv);
-		return say(EXIT_FAILED, "out of memory");
+		r = say(EXIT_FAILED, "out of memory");
+		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
 		info_of(json_object_array_get_idx(list, i), &v[i], argv + i * 1024, 1024, &live[i]);
 	const char *nc = getenv("NO_COLOR");
 	summary_print_live(stdout, v, live, n, isatty(STDOUT_FILENO) && !(nc && *nc));
-	free(v), free(live), free(argv);
-	return 0;
+out:
+	free(v);
+	free(live);
+	free(argv);
+	return r;
 }
 
 static int cmd_tree(int argc, char **argv)
@@ -672,10 +701,12 @@ static int cmd_events(int argc, char **argv)
 	size_t rest_len = 0;
 	int r = ask(fd, "{\"cmd\":\"follow\"}\n", &o, &rest, &rest_len);
 	json_object_put(o);
-	if (r == 0)
-		r = copy_events(fd, rest, rest_len);
+	if (r != 0)
+		goto out;
+	r = copy_events(fd, rest, rest_len);
+out:
 	free(rest);
-	fd = util_close(fd);
+	util_close(fd);
 	return r;
 }
 

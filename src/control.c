@@ -230,16 +230,19 @@ int control_open(struct control **ret, const char *path, const char *task_id)
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);
 	c->morefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	int r = c->epfd < 0 || c->morefd < 0 ? -errno : listen_on(c, path);
-	if (r == 0)
-		r = watch_add(c, c->lfd, c, EPOLLIN);
-	if (r == 0)
-		r = watch_add(c, c->morefd, &c->more_kind, EPOLLIN);
-	if (r < 0) {
-		control_free(c, 0);
-		return r;
-	}
+	if (r < 0)
+		goto out;
+	r = watch_add(c, c->lfd, c, EPOLLIN);
+	if (r < 0)
+		goto out;
+	r = watch_add(c, c->morefd, &c->more_kind, EPOLLIN);
+	if (r < 0)
+		goto out;
 	*ret = c;
-	return 0;
+	c = NULL;
+out:
+	control_free(c, 0);
+	return r;
 }
 
 void control_attach(struct control *c, struct ptmon_task *t, const struct run_info *ri)
@@ -776,32 +779,38 @@ static bool peer_allowed(int fd, char *msg, size_t size)
 	return false;
 }
 
+/* Takes @fd, whatever happens. */
 static int client_new(struct control *c, int fd)
 {
+	int r;
 	struct client *cl = calloc(1, sizeof(*cl));
-	if (cl)
-		cl->in = malloc(IN_SIZE);
-	if (!cl || !cl->in) {
-		if (cl)
-			free(cl);
-		refuse(fd, "system_error", "out of memory");
-		return -ENOMEM;
+	char *in = cl ? malloc(IN_SIZE) : NULL;
+	if (!cl || !in) {
+		refuse(fd, "system_error", "out of memory"); /* closes it */
+		fd = -1;
+		r = -ENOMEM;
+		goto out;
 	}
 	*cl = (struct client){.kind = WATCH_CLIENT,
 			      .ctl = c,
 			      .fd = fd,
-			      .in = cl->in,
+			      .in = in,
 			      .armed = EPOLLIN,
 			      .next = c->clients};
-	if (watch_add(c, fd, cl, EPOLLIN) < 0) {
-		free(cl->in);
-		free(cl);
-		fd = util_close(fd);
-		return -errno;
-	}
+	r = watch_add(c, fd, cl, EPOLLIN);
+	if (r < 0)
+		goto out;
 	c->clients = cl;
 	c->nclients++;
-	return 0;
+	/* The list's now, with its buffer and its connection. */
+	cl = NULL;
+	in = NULL;
+	fd = -1;
+out:
+	free(in);
+	free(cl);
+	util_close(fd);
+	return r;
 }
 
 static void pause_accept(struct control *c, bool pause)
@@ -1026,22 +1035,23 @@ static char *lost_line(const struct control *c, uint64_t count, size_t *ret_len)
 
 static void follower_put(struct client *cl, const char *line, size_t n)
 {
+	char *lost = NULL;
 	if (cl->dropped) {
 		size_t ln = 0;
-		char *lost = lost_line(cl->ctl, cl->dropped, &ln);
+		lost = lost_line(cl->ctl, cl->dropped, &ln);
 		if (!lost || cl->outlen + ln + n > CONTROL_OUT_MAX) {
-			free(lost);
 			cl->dropped++;
-			return;
+			goto out;
 		}
 		client_append(cl, lost, ln, true);
-		free(lost);
 		cl->dropped = 0;
 	}
 	if (!client_append(cl, line, n, true))
 		cl->dropped++;
 	else if (!(cl->armed & EPOLLOUT))
 		client_flush(cl); /* no write pending: try at once */
+out:
+	free(lost);
 }
 
 void control_event(struct control *c, const struct ptmon_event *ev)

@@ -272,20 +272,23 @@ int control_open_user_dir(const char *dir, uid_t uid, const char **why)
 								    : "not a directory";
 		return -EPERM;
 	}
+	int r;
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		int e = -errno;
-		if (fd >= 0)
-			fd = util_close(fd);
-		return e;
+		r = -errno;
+		goto out;
 	}
 	*why = st.st_uid != uid && st.st_uid != 0 ? "owned by another user than the one its path names"
 	       : st.st_mode & 077		  ? "open to group or others (not mode 0700)"
 						  : NULL;
 	if (*why) {
-		fd = util_close(fd);
-		return -EPERM;
+		r = -EPERM;
+		goto out;
 	}
-	return fd;
+	r = fd;
+	fd = -1;
+out:
+	util_close(fd);
+	return r;
 }
 
 int control_check_user_socket(int dirfd, const char *name, uid_t uid, const char **why)

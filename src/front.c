@@ -329,22 +329,23 @@ static void guardian_main(struct front *f, int done_r)
 
 static void guardian_start(struct front *f)
 {
-	int pipefd[2];
+	int pipefd[2] = {-1, -1};
 	f->guardian_w = -1;
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return;
 	pid_t pid = fork();
 	if (pid == 0) {
 		util_close(pipefd[1]);
-		guardian_main(f, pipefd[0]);
+		guardian_main(f, pipefd[0]); /* never returns */
 	}
-	util_close(pipefd[0]);
-	if (pid < 0) {
-		util_close(pipefd[1]);
-		return;
-	}
+	if (pid < 0)
+		goto out;
 	f->guardian = pid;
 	f->guardian_w = pipefd[1];
+	pipefd[1] = -1;
+out:
+	util_close(pipefd[0]);
+	util_close(pipefd[1]);
 }
 
 /* The front is done: the guardian goes, before the front does (a caller
@@ -500,11 +501,13 @@ static _Noreturn void worker_main(struct front *f, int (*work)(void *), void *ar
 int front_run(int (*work)(void *arg), void *arg, int verbose, bool guard)
 {
 	struct front f = {.self = getpid(), .worker_fd = -1, .ready_r = -1, .guardian_w = -1};
+	int ready[2] = {-1, -1};
+	int status = EXIT_PTMON_FAILED;
 	front_signals(&f.waited);
 	if (sigprocmask(SIG_BLOCK, &f.waited, &f.orig_mask) < 0 ||
 	    prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		say("cannot set up the front: %s", strerror(errno));
-		return EXIT_PTMON_FAILED;
+		goto out;
 	}
 	/* Inherited as ignored (SIG_IGN, SA_NOCLDWAIT), SIGCHLD would have the
 	 * kernel reap the worker unseen, and its status lost. */
@@ -512,26 +515,24 @@ int front_run(int (*work)(void *arg), void *arg, int verbose, bool guard)
 	sigemptyset(&dfl.sa_mask);
 	sigaction(SIGCHLD, &dfl, NULL);
 	record_before(&f);
-	int ready[2];
 	if (pipe2(ready, O_CLOEXEC) < 0) {
 		say("cannot set up the front: %s", strerror(errno));
-		free(f.before);
-		return EXIT_PTMON_FAILED;
+		goto out;
 	}
 	f.ready_r = ready[0];
+	ready[0] = -1;
 	fflush(NULL);
 	f.worker = fork();
 	if (f.worker < 0) {
 		say("cannot start the worker: %s", strerror(errno));
-		ready[0] = util_close(ready[0]);
-		ready[1] = util_close(ready[1]);
-		free(f.before);
-		return EXIT_PTMON_FAILED;
+		goto out;
 	}
 	if (f.worker == 0) {
 		ready_w = ready[1];
 		worker_main(&f, work, arg, verbose);
 	}
+	/* Now, not at out: the worker's "ready" is seen by EOF too, which
+	 * our copy of the write end would hold back (wait_worker()). */
 	ready[1] = util_close(ready[1]);
 	/* Safe for a child we have not reaped: its pid cannot be reused. */
 	f.worker_fd = util_pidfd_open(f.worker, 0);
@@ -553,8 +554,11 @@ int front_run(int (*work)(void *arg), void *arg, int verbose, bool guard)
 		kill_orphans(&f);
 	}
 	guardian_stop(&f);
-	int status = relay(&f);
-	f.worker_fd = util_close(f.worker_fd);
+	status = relay(&f);
+out:
+	util_close(f.worker_fd);
+	util_close(f.ready_r); /* wait_worker() closed it, when it ran */
+	util_close(ready[1]);
 	free(f.before);
 	return status;
 }

@@ -177,26 +177,30 @@ int evwriter_open(struct evwriter **ret, const char *path)
 		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
+	int r = -ENOMEM;
 	int fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	struct evwriter *w = calloc(1, sizeof(*w));
-	if (w)
-		w->buf = malloc(EVW_BUFFER);
-	if (!w || !w->buf) {
-		if (w)
-			free(w);
-		fd = util_close(fd);
-		return -ENOMEM;
-	}
-	w->fd = fd;
+	if (!w)
+		goto out;
+	w->fd = fd; /* evwriter_free() closes it from here */
+	fd = -1;
+	w->buf = malloc(EVW_BUFFER);
+	if (!w->buf)
+		goto out;
 	struct stat st;
-	if (fstat(fd, &st) == 0) {
+	if (fstat(w->fd, &st) == 0) {
 		w->regular = S_ISREG(st.st_mode);
 		w->chunks = S_ISFIFO(st.st_mode);
 	}
 	*ret = w;
-	return 0;
+	w = NULL;
+	r = 0;
+out:
+	evwriter_free(w);
+	util_close(fd);
+	return r;
 }
 
 /* The stream ends on a write error: what waits is lost, and a line the
@@ -769,12 +773,15 @@ int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri, 
 	const char *s = json_object_to_json_string_length(doc, JSON_FLAGS | JSON_C_TO_STRING_PRETTY
 								     | JSON_C_TO_STRING_SPACED,
 							  &n);
-	if (r == 0)
-		r = write_bounded(fd, s, n, stall_ms, ret_written);
-	if (r == 0)
-		r = write_bounded(fd, "\n", 1, stall_ms, NULL);
 	*ret_total = n + 1;
-	json_object_put(doc);
+	if (r != 0)
+		goto out;
+	r = write_bounded(fd, s, n, stall_ms, ret_written);
+	if (r != 0)
+		goto out;
+	r = write_bounded(fd, "\n", 1, stall_ms, NULL);
+out:
+	json_object_put(doc); /* s is its text: only now */
 	return r;
 }
 

@@ -128,7 +128,8 @@ int serve_main(int argc, char **argv)
 					"token would cross the network in clear)");
 	if (token && serve_read_token(token))
 		return EXIT_FAILED;
-	int ino = -1, sig = -1;
+	int ino = -1, sig = -1, r = EXIT_FAILED;
+	struct MHD_Daemon *d = NULL;
 	/* Event ids start from it: a Last-Event-ID of another serve (restarted)
 	 * is never taken for one of ours. */
 	struct timespec now;
@@ -138,10 +139,12 @@ int serve_main(int argc, char **argv)
 	/* Root may read every user's tasks, and an admin's dashboard wants them. */
 	S.all_users = geteuid() == 0;
 	if (setup_watch(&ino, &sig) < 0)
-		return EXIT_FAILED;
-	struct MHD_Daemon *d = serve_start_http(&sa);
-	if (!d)
-		return serve_say(EXIT_FAILED, "cannot listen on %s", listen);
+		goto out;
+	d = serve_start_http(&sa);
+	if (!d) {
+		r = serve_say(EXIT_FAILED, "cannot listen on %s", listen);
+		goto out;
+	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	S.port = info ? info->port : 0;
 	/* The first scan before the line that says serve is ready. */
@@ -152,12 +155,15 @@ int serve_main(int argc, char **argv)
 	    S.all_users ? " and every user's" : "",
 	    S.control ? "; control allowed with the token" : "");
 	loop(ino);
+	r = 0;
+out:
 	/* Streams end with their tasks' streams; MHD closes them. */
 	pthread_mutex_lock(&S.lock);
 	while (S.tasks)
 		serve_task_free(S.tasks);
 	pthread_mutex_unlock(&S.lock);
-	MHD_stop_daemon(d);
+	if (d)
+		MHD_stop_daemon(d);
 	for (size_t i = 0; i < REPORTS_KEPT; i++)
 		free(S.reports[i].json);
 	for (size_t i = 0; i < FINISHED_KEPT; i++)
@@ -167,5 +173,5 @@ int serve_main(int argc, char **argv)
 	ino = util_close(ino);
 	sig = util_close(sig);
 	S.epfd = util_close(S.epfd);
-	return 0;
+	return r;
 }

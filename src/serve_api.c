@@ -184,7 +184,7 @@ static char *ask_task(const char *id, const char *request, size_t *ret_len)
 	int fd = control_connect(path, owner, 1, NULL);
 	if (fd < 0)
 		return NULL;
-	char *b = NULL;
+	char *b = NULL, *line = NULL;
 	size_t len = 0, cap = 0;
 	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0)
 		goto out;
@@ -205,14 +205,15 @@ static char *ask_task(const char *id, const char *request, size_t *ret_len)
 		len += (size_t)n;
 		if (nl) {
 			*ret_len = (size_t)(nl - b) + 1;
-			fd = util_close(fd);
-			return b;
+			line = b;
+			b = NULL;
+			goto out;
 		}
 	}
 out:
-	fd = util_close(fd);
+	util_close(fd);
 	free(b);
-	return NULL;
+	return line;
 }
 
 /* MHD's thread asks for the next bytes of a stream. */

@@ -311,13 +311,11 @@ static void task_add(const struct sdir *d, const char *name, bool fresh)
 	}
 	static const char ask[] = "{\"cmd\":\"info\"}\n{\"cmd\":\"follow\"}\n";
 	struct stask *t = calloc(1, sizeof(*t));
-	if (!t || send(fd, ask, sizeof(ask) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(ask) - 1) {
-		free(t);
-		fd = util_close(fd);
-		return;
-	}
+	if (!t || send(fd, ask, sizeof(ask) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(ask) - 1)
+		goto out;
 	t->kind = W_TASK;
 	t->fd = fd;
+	fd = -1;
 	snprintf(t->id, sizeof(t->id), "%s", id);
 	snprintf(t->path, sizeof(t->path), "%.250s/%.64s", d->path, name);
 	t->uid = d->uid;
@@ -325,8 +323,12 @@ static void task_add(const struct sdir *d, const char *name, bool fresh)
 	t->next = S.tasks;
 	S.tasks = t;
 	struct epoll_event e = {.events = EPOLLIN, .data.ptr = t};
-	if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &e) < 0)
-		serve_task_free(t);
+	if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, t->fd, &e) < 0)
+		serve_task_free(t); /* out of the list again */
+	t = NULL;
+out:
+	free(t);
+	util_close(fd);
 }
 
 /* Read what the task sent; false when the connection ended. */
@@ -381,17 +383,14 @@ struct sdir *serve_dir_add(enum dir_kind kind, const char *path, uid_t uid, int 
 		[D_TMP] = IN_CREATE | IN_MOVED_TO | IN_ATTRIB,
 	};
 	char proc[64];
-	if (strlen(path) >= sizeof(((struct sdir *)0)->path)) {
-		if (fd >= 0)
-			fd = util_close(fd);
-		return NULL;
-	}
+	struct sdir *d = NULL;
+	if (strlen(path) >= sizeof(((struct sdir *)0)->path))
+		goto out;
 	if (fd >= 0)
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	/* /proc/self/fd/N is a link to follow; any other is not. */
 	int wd = inotify_add_watch(S.ino, fd >= 0 ? proc : path,
 				   masks[kind] | IN_ONLYDIR | (fd >= 0 ? 0 : IN_DONT_FOLLOW));
-	struct sdir *d = NULL;
 	for (struct sdir *x = S.dirs; x && wd >= 0; x = x->next)
 		if (x->wd == wd)
 			wd = -1; /* one directory under two names: watched once */
@@ -399,13 +398,14 @@ struct sdir *serve_dir_add(enum dir_kind kind, const char *path, uid_t uid, int 
 		d->kind = kind;
 		d->wd = wd;
 		d->fd = fd;
+		fd = -1;
 		d->uid = uid;
 		snprintf(d->path, sizeof(d->path), "%s", path);
 		d->next = S.dirs;
 		S.dirs = d;
-	} else if (fd >= 0) {
-		fd = util_close(fd);
 	}
+out:
+	util_close(fd);
 	return d;
 }
 
@@ -475,17 +475,24 @@ static void dir_entry(struct sdir *d, const char *name, bool fresh)
  * is missed. */
 static void dir_scan(struct sdir *d)
 {
+	DIR *dd = NULL;
 	int fd = d->fd >= 0 ? openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 			    : open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dd = fd >= 0 ? fdopendir(fd) : NULL;
+	if (fd < 0)
+		goto out;
+	dd = fdopendir(fd);
+	if (!dd)
+		goto out;
+	fd = -1; /* the stream's now: closedir() closes it */
 	struct dirent *e;
-	if (!dd && fd >= 0)
-		fd = util_close(fd);
-	while (dd && (e = readdir(dd)))
+	while ((e = readdir(dd)))
 		if (e->d_name[0] != '.')
 			dir_entry(d, e->d_name, false);
+out:
+	/* closedir() does not take NULL. */
 	if (dd)
 		closedir(dd);
+	util_close(fd);
 }
 
 /* Root's serve: the users' directories, /run/user/UID/ptmon and

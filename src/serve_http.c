@@ -358,33 +358,39 @@ struct MHD_Daemon *serve_start_http(const struct sockaddr_storage *sa)
  * bytes.  Returns 0 or the exit status after saying why. */
 int serve_read_token(const char *path)
 {
+	int r;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		int e = errno;
-		if (fd >= 0)
-			fd = util_close(fd);
-		return serve_say(EXIT_FAILED, "--token-file %s: %s", path, strerror(e));
+		r = serve_say(EXIT_FAILED, "--token-file %s: %s", path, strerror(errno));
+		goto out;
 	}
 	const char *why = !S_ISREG(st.st_mode)	   ? "not a regular file"
 			  : st.st_uid != geteuid() ? "not owned by the user serve runs as"
 			  : st.st_mode & 077	   ? "readable or writable by others (chmod 600 it)"
 						   : NULL;
-	ssize_t n = why ? 0 : read(fd, S.token, sizeof(S.token));
-	fd = util_close(fd);
-	if (why)
-		return serve_say(EXIT_FAILED, "--token-file %s: %s", path, why);
-	if (n < 0)
-		return serve_say(EXIT_FAILED, "--token-file %s: %s", path, strerror(errno));
+	if (why) {
+		r = serve_say(EXIT_FAILED, "--token-file %s: %s", path, why);
+		goto out;
+	}
+	ssize_t n = read(fd, S.token, sizeof(S.token));
+	if (n < 0) {
+		r = serve_say(EXIT_FAILED, "--token-file %s: %s", path, strerror(errno));
+		goto out;
+	}
 	while (n > 0 && (S.token[n - 1] == '\n' || S.token[n - 1] == '\r'))
 		n--;
 	if (n < TOKEN_MIN || (size_t)n >= sizeof(S.token) || memchr(S.token, '\n', (size_t)n) ||
 	    strlen(S.token) < (size_t)n) {
 		memset(S.token, 0, sizeof(S.token));
-		return serve_say(EXIT_FAILED, "--token-file %s: one line of %d to %d bytes expected", path,
-			   TOKEN_MIN, TOKEN_MAX - 1);
+		r = serve_say(EXIT_FAILED, "--token-file %s: one line of %d to %d bytes expected",
+			      path, TOKEN_MIN, TOKEN_MAX - 1);
+		goto out;
 	}
 	S.token[n] = '\0';
 	S.token_len = (size_t)n;
-	return 0;
+	r = 0;
+out:
+	util_close(fd);
+	return r;
 }
