@@ -32,17 +32,17 @@
 
 struct acct {
 	struct acct_env env;
-	struct tstats *ts;             /* NULL: taskstats is not read */
-	struct tstats *ts_off;         /* acct_test_taskstats_off() keeps it here */
+	struct tstats *ts;     /* NULL: taskstats is not read */
+	struct tstats *ts_off; /* acct_test_taskstats_off() keeps it here */
 	struct watch ts_watch;
 	const char *ts_unavailable;    /* acct_taskstats_unavailable() */
 	struct tstats_record *ts_ring; /* records that came before their process */
 	size_t ts_ring_next;
 	struct tstats_record *ts_park; /* records of no known process, see park_record() */
 	size_t ts_park_next;
-	struct node_list pending;      /* dead processes whose exit waits for its facts */
-	uint64_t lost;                 /* reads that found records dropped, untaken */
-	uint64_t exits;                /* exits reported, untaken */
+	struct node_list pending; /* dead processes whose exit waits for its facts */
+	uint64_t lost;            /* reads that found records dropped, untaken */
+	uint64_t exits;           /* exits reported, untaken */
 };
 
 /* ---- taskstats ------------------------------------------------------------------ */
@@ -317,8 +317,10 @@ void acct_fact_wait(struct acct *a, struct node *n, int status, const struct rus
 	acct_drain_taskstats(a);
 	if (ru && n->acct == PTMON_ACCT_NONE) {
 		n->acct = PTMON_ACCT_RUSAGE;
-		n->utime_us = (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec;
-		n->stime_us = (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
+		n->utime_us =
+			(uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec;
+		n->stime_us =
+			(uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
 		n->maxrss_kb = (uint64_t)ru->ru_maxrss;
 	}
 }
@@ -422,4 +424,3 @@ uint64_t acct_pending_deadline(const struct acct *a)
 			d = n->end_ns + EXIT_WAIT_NS;
 	return d;
 }
-

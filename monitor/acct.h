@@ -34,9 +34,9 @@ struct tstats_record;
 
 /* What acct uses of the layers below, for as long as it lives. */
 struct acct_env {
-	struct loop *loop;       /* watches the taskstats socket */
-	struct sink *sink;       /* where exits are reported */
-	struct tree *tree;       /* the processes records are matched to */
+	struct loop *loop; /* watches the taskstats socket */
+	struct sink *sink; /* where exits are reported */
+	struct tree *tree; /* the processes records are matched to */
 	/* The connector whose eBPF tree filter the taskstats socket shares,
 	 * NULL: none (then every exit record of the machine is read). */
 	struct cnproc *tree_filter;

@@ -48,9 +48,9 @@ struct cg_clone_args {
 #define MAX_DEPTH 32
 
 struct task_cgroup {
-	int fd;                   /* O_PATH of the directory, -1: none */
-	char path[512];           /* absolute, under the cgroup2 mount */
-	char rel[512];            /* borrowed: its path as /proc/PID/cgroup says it */
+	int fd;         /* O_PATH of the directory, -1: none */
+	char path[512]; /* absolute, under the cgroup2 mount */
+	char rel[512];  /* borrowed: its path as /proc/PID/cgroup says it */
 	bool borrowed;
 	struct cgroup_totals tot;
 };
@@ -385,7 +385,8 @@ int cgroup_populated(const struct task_cgroup *cg)
 int cgroup_parse_key(const char *buf, const char *key, uint64_t *ret)
 {
 	size_t klen = strlen(key);
-	for (const char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+	for (const char *line = buf; line && *line;
+	     line = strchr(line, '\n'), line = line ? line + 1 : NULL)
 		if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
 			char *end;
 			errno = 0;

@@ -17,19 +17,19 @@
 
 /* What a task's cgroup says of it at the end (cgroup_finish()). */
 struct cgroup_totals {
-	bool killed;          /* cgroup.kill written */
-	bool empty_proof;     /* "populated 0" read at the end */
-	bool escaped;         /* "populated 1" instead: what lived was killed */
+	bool killed;      /* cgroup.kill written */
+	bool empty_proof; /* "populated 0" read at the end */
+	bool escaped;     /* "populated 1" instead: what lived was killed */
 	bool removed;
 	bool have_cpu;
 	uint64_t usage_usec, user_usec, system_usec; /* cpu.stat at the end */
 	/* The rest, read where the controller is enabled for the cgroup
 	 * (have_*: the file was there). */
 	bool have_memory_peak, have_pids_peak, have_io, have_oom;
-	uint64_t memory_peak;         /* memory.peak, bytes (5.19+) */
-	uint64_t pids_peak;           /* pids.peak (6.1+) */
+	uint64_t memory_peak;          /* memory.peak, bytes (5.19+) */
+	uint64_t pids_peak;            /* pids.peak (6.1+) */
 	uint64_t io_rbytes, io_wbytes; /* io.stat, summed over devices */
-	uint64_t oom_kills;           /* memory.events oom_kill */
+	uint64_t oom_kills;            /* memory.events oom_kill */
 };
 
 /* struct task_cgroup is private to cgroup.c: a cgroup directory open (or

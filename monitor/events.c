@@ -121,7 +121,7 @@ int ptmon_task_foreach_process(const struct ptmon_task *t,
 }
 
 const struct ptmon_process *ptmon_task_next_process(const struct ptmon_task *t,
-						   const struct ptmon_process *p)
+						    const struct ptmon_process *p)
 {
 	if (!t)
 		return NULL;

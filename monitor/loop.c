@@ -14,8 +14,8 @@
 struct loop {
 	int epfd;
 	int timerfd;
-	int reserve_fd[2];       /* held so that fds are free when we must have them */
-	uint64_t armed_ns;       /* what the timerfd is armed for, 0: nothing */
+	int reserve_fd[2]; /* held so that fds are free when we must have them */
+	uint64_t armed_ns; /* what the timerfd is armed for, 0: nothing */
 	struct watch timer_watch;
 };
 

@@ -165,10 +165,10 @@ static int connector_start(struct ptmon_monitor *m)
 		goto out;
 	struct probe p = {.self = m->self};
 	/* The tree filter must see every event's sequence number. */
-	const uint32_t mask = (m->features & PTMON_FEATURE_TREE_FILTER)
-				      ? CNPROC_EVENTS_ALL
-				      : CNPROC_MASK_FORK | CNPROC_MASK_EXEC | CNPROC_MASK_COMM |
-						CNPROC_MASK_EXIT;
+	const uint32_t mask =
+		(m->features & PTMON_FEATURE_TREE_FILTER)
+			? CNPROC_EVENTS_ALL
+			: CNPROC_MASK_FORK | CNPROC_MASK_EXEC | CNPROC_MASK_COMM | CNPROC_MASK_EXIT;
 	/* The 6.6+ form first where the kernel should take it. */
 	if (kernel_at_least(6, 6) && cnproc_subscribe(m->cn, CNPROC_FORM_INPUT, true, mask) == 0 &&
 	    probe_connector(m, &p) == 0) {
@@ -381,7 +381,8 @@ int ptmon_monitor_new(struct ptmon_monitor **ret, enum ptmon_backend backend, un
 	m->self = getpid();
 	struct timespec rt;
 	clock_gettime(CLOCK_REALTIME, &rt);
-	m->wall_offset_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec - util_now_ns();
+	m->wall_offset_ns =
+		(uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec - util_now_ns();
 	raise_nofile(m);
 	r = tree_init(&m->tree);
 	if (r < 0)
@@ -522,7 +523,8 @@ static bool handle_netlink(struct ptmon_monitor *m)
 		for (struct group *g = track_groups(m->track); g; g = g->next)
 			if (!g->done)
 				event_count(m->sink, g->owner, PTMON_EVENT_LOST, delta,
-					    st->overruns ? "socket overrun (ENOBUFS)" : "sequence gap");
+					    st->overruns ? "socket overrun (ENOBUFS)"
+							 : "sequence gap");
 	}
 	return drained || r < 0;
 }

@@ -31,36 +31,36 @@ struct tasks;
 struct cnproc;
 
 struct ptmon_monitor {
-	struct loop *loop;       /* epoll, timer, fd reserve */
-	struct sink *sink;       /* the caller's callbacks */
+	struct loop *loop; /* epoll, timer, fd reserve */
+	struct sink *sink; /* the caller's callbacks */
 	int sigfd;
 	struct watch sig_watch;
 	struct watch nl_watch;
 	pid_t self;
 	enum ptmon_backend backend;
 	unsigned features;
-	unsigned flags;          /* PTMON_MONITOR_* */
-	int tree_filter_error;   /* see ptmon_monitor_tree_filter_error() */
+	unsigned flags;        /* PTMON_MONITOR_* */
+	int tree_filter_error; /* see ptmon_monitor_tree_filter_error() */
 	const char *fallback_reason;
 	struct cnproc *cn;
 	sigset_t cancel_set;
-	pid_t front_pid;         /* ptmon_monitor_set_front(), 0: none */
-	int front_signal;        /* what it forwards signals as */
-	int front_fd;            /* its pidfd, -1 once it has exited */
+	pid_t front_pid;  /* ptmon_monitor_set_front(), 0: none */
+	int front_signal; /* what it forwards signals as */
+	int front_fd;     /* its pidfd, -1 once it has exited */
 	struct watch front_watch;
 	sigset_t old_mask;
 	bool mask_saved;
 	struct sigaction old_chld; /* the caller's SIGCHLD action, restored at free */
 	bool chld_saved;
-	int old_subreaper;       /* PR_GET_CHILD_SUBREAPER before us, -1: not set by us */
+	int old_subreaper; /* PR_GET_CHILD_SUBREAPER before us, -1: not set by us */
 	uint64_t events_lost_count;
-	uint64_t next_resync;    /* when a resync is due, 0: none */
+	uint64_t next_resync; /* when a resync is due, 0: none */
 	struct rlimit_pair {
 		uint64_t cur, max;
 	} nofile_orig;
 	struct tree tree;
-	struct track *track;      /* which processes are the tasks' (track.c) */
-	struct tasks *tasks;      /* the tasks (task.c) */
+	struct track *track; /* which processes are the tasks' (track.c) */
+	struct tasks *tasks; /* the tasks (task.c) */
 	/* Start of the last read of the connector that emptied it: every
 	 * event queued before then has been handled. */
 	uint64_t events_read_ns;

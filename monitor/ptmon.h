@@ -64,31 +64,31 @@ struct ptmon_monitor;
 struct ptmon_task;
 
 enum ptmon_backend {
-	PTMON_BACKEND_AUTO = 0,   /* connector if it works, else procfs */
-	PTMON_BACKEND_CONNECTOR,  /* proc connector events, required */
-	PTMON_BACKEND_PROCFS,     /* subreaper and /proc walks only */
+	PTMON_BACKEND_AUTO = 0,  /* connector if it works, else procfs */
+	PTMON_BACKEND_CONNECTOR, /* proc connector events, required */
+	PTMON_BACKEND_PROCFS,    /* subreaper and /proc walks only */
 };
 
 /* What the monitor found on this kernel; see ptmon_monitor_features(). */
-#define PTMON_FEATURE_CONNECTOR      (1u << 0)  /* events arrive */
+#define PTMON_FEATURE_CONNECTOR (1u << 0)       /* events arrive */
 #define PTMON_FEATURE_CONNECTOR_INPUT (1u << 1) /* 6.6+ proc_input subscribe taken */
-#define PTMON_FEATURE_PIDFD_INFO     (1u << 2)  /* PIDFD_GET_INFO ioctl (6.13+) */
-#define PTMON_FEATURE_TASKSTATS      (1u << 3)  /* per-process exit accounting */
-#define PTMON_FEATURE_THREAD_FILTER  (1u << 4)  /* thread events dropped in the kernel */
-#define PTMON_FEATURE_TREE_FILTER    (1u << 5)  /* eBPF: only the tree's events reach ptmon */
+#define PTMON_FEATURE_PIDFD_INFO (1u << 2)      /* PIDFD_GET_INFO ioctl (6.13+) */
+#define PTMON_FEATURE_TASKSTATS (1u << 3)       /* per-process exit accounting */
+#define PTMON_FEATURE_THREAD_FILTER (1u << 4)   /* thread events dropped in the kernel */
+#define PTMON_FEATURE_TREE_FILTER (1u << 5)     /* eBPF: only the tree's events reach ptmon */
 
 /* Flags of ptmon_monitor_new(): which socket filter the connector gets.
  * By default the eBPF tree filter where it loads (CAP_BPF), else the
  * classic one. */
-#define PTMON_MONITOR_FILTER_CLASSIC (1u << 0)  /* the classic filter only */
-#define PTMON_MONITOR_FILTER_TREE    (1u << 1)  /* the tree filter, or fail */
+#define PTMON_MONITOR_FILTER_CLASSIC (1u << 0) /* the classic filter only */
+#define PTMON_MONITOR_FILTER_TREE (1u << 1)    /* the tree filter, or fail */
 /* Raise the calling process's RLIMIT_NOFILE soft limit to its hard limit
  * (tasks still start with the original), for a process that wants every
  * tracked process's pidfd: with the common soft limit of 1024 a tree of a
  * few hundred processes exhausts it (the result's pidfd_failures counts
  * those).  A process-wide change, so the caller's choice: the ptmon command
  * makes it.  Not undone by ptmon_monitor_free(). */
-#define PTMON_MONITOR_RAISE_NOFILE   (1u << 2)
+#define PTMON_MONITOR_RAISE_NOFILE (1u << 2)
 
 /*
  * Create a monitor: an epoll fd, a signalfd for SIGCHLD and a timerfd, and
@@ -193,8 +193,8 @@ PTMON_EXPORT int ptmon_monitor_tree_filter_error(const struct ptmon_monitor *m);
 PTMON_EXPORT int ptmon_monitor_set_rcvbuf(struct ptmon_monitor *m, size_t bytes);
 
 enum ptmon_leftovers {
-	PTMON_LEFTOVERS_KILL = 0,  /* root exited: cancel what remains */
-	PTMON_LEFTOVERS_WAIT,      /* root exited: wait for what remains */
+	PTMON_LEFTOVERS_KILL = 0, /* root exited: cancel what remains */
+	PTMON_LEFTOVERS_WAIT,     /* root exited: wait for what remains */
 };
 
 /* Defaults, in nanoseconds. */
@@ -216,15 +216,16 @@ enum ptmon_cgroup_mode {
  * clock's range (UINT64_MAX ns of CLOCK_MONOTONIC) is "never", not a wrap
  * into the past.  A sized struct: see the top of this header. */
 struct ptmon_task_config {
-	size_t size;                 /* sizeof: ptmon_task_config_init() sets it */
-	char *const *argv;           /* argv[0] is looked up in PATH */
-	uint64_t timeout_ns;         /* 0: none */
-	uint64_t grace_ns;           /* between the first signal and SIGKILL */
-	uint64_t drain_ns;           /* wait for EOF after the tree is empty */
-	int signal;                  /* first signal of a cancel; 0: SIGTERM */
+	size_t size;         /* sizeof: ptmon_task_config_init() sets it */
+	char *const *argv;   /* argv[0] is looked up in PATH */
+	uint64_t timeout_ns; /* 0: none */
+	uint64_t grace_ns;   /* between the first signal and SIGKILL */
+	uint64_t drain_ns;   /* wait for EOF after the tree is empty */
+	int signal;          /* first signal of a cancel; 0: SIGTERM */
 	enum ptmon_leftovers leftovers;
-	int stdout_fd;               /* where the task's stdout goes; not owned */
-	int stderr_fd;               /* where the task's stderr goes; not owned */
+	int stdout_fd; /* where the task's stdout goes; not owned */
+	int stderr_fd; /* where the task's stderr goes; not owned */
+
 	/* PTMON_TASK_CONFIG_SIZE_VER0 ends here. */
 	/* A cgroup v2 of the task's own, a child of the caller's, that the
 	 * root starts in (clone3 CLONE_INTO_CGROUP): cgroup.kill ends every
@@ -235,9 +236,10 @@ struct ptmon_task_config {
 	 * Any of them needs the cgroup (AUTO then acts as ON; OFF: -EINVAL)
 	 * and its controller: ptmon_task_start() fails with -EOPNOTSUPP or
 	 * -EBUSY, and ptmon_monitor_cgroup_unavailable() says why. */
-	uint64_t memory_max;         /* bytes: memory.max */
-	uint64_t pids_max;           /* pids.max */
-	uint64_t cpu_max_us;         /* CPU time per 100 ms: cpu.max (150000: 1.5 CPUs) */
+	uint64_t memory_max; /* bytes: memory.max */
+	uint64_t pids_max;   /* pids.max */
+	uint64_t cpu_max_us; /* CPU time per 100 ms: cpu.max (150000: 1.5 CPUs) */
+
 	/* PTMON_TASK_CONFIG_SIZE_VER1 ends here. */
 };
 #define PTMON_TASK_CONFIG_SIZE_VER0 56 /* argv .. stderr_fd: the first layout */
@@ -258,9 +260,9 @@ PTMON_EXPORT int ptmon_task_config_init(struct ptmon_task_config *cfg, size_t si
  * Returns 0 and sets *ret (owned by the monitor, valid until
  * ptmon_task_free() or ptmon_monitor_free()), or -errno:
  * -EINVAL (bad @cfg or its size, an unknown flag), -E2BIG (@cfg sets a
- * field this library does not know, or its size is past 4096), -ENOENT and -EACCES/-ENOEXEC etc. when
- * the command cannot be executed (the child's execvp() errno, reported
- * through a close-on-exec pipe), -EMFILE, -EAGAIN, ...
+ * field this library does not know, or its size is past 4096), -ENOENT and -EACCES/-ENOEXEC etc.
+ * when the command cannot be executed (the child's execvp() errno, reported through a close-on-exec
+ * pipe), -EMFILE, -EAGAIN, ...
  */
 PTMON_EXPORT int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_task_config *cfg,
 				  unsigned flags, struct ptmon_task **ret);
@@ -269,14 +271,15 @@ PTMON_EXPORT int ptmon_task_start(struct ptmon_monitor *m, const struct ptmon_ta
 
 /* A sized struct: see the top of this header. */
 struct ptmon_attach_config {
-	size_t size;                 /* sizeof: ptmon_attach_config_init() sets it */
-	pid_t pid;                   /* the root: a process (thread-group leader) */
-	int signal;                  /* first signal of a cancel; 0: SIGTERM */
+	size_t size; /* sizeof: ptmon_attach_config_init() sets it */
+	pid_t pid;   /* the root: a process (thread-group leader) */
+	int signal;  /* first signal of a cancel; 0: SIGTERM */
 	/* Instead of pid (which is then 0): a cgroup v2 directory; every
 	 * process in it and in the cgroups below it is a top of the tree. */
 	const char *cgroup;
-	uint64_t timeout_ns;         /* 0: none */
-	uint64_t grace_ns;           /* between the first signal and SIGKILL */
+	uint64_t timeout_ns; /* 0: none */
+	uint64_t grace_ns;   /* between the first signal and SIGKILL */
+
 	/* PTMON_ATTACH_CONFIG_SIZE_VER0 ends here. */
 };
 #define PTMON_ATTACH_CONFIG_SIZE_VER0 40
@@ -314,10 +317,9 @@ PTMON_EXPORT int ptmon_attach_config_init(struct ptmon_attach_config *cfg, size_
  *
  * Returns 0 and sets *ret, or -EINVAL (bad config or its size, an unknown
  * flag, pid <= 0, or pid is a thread, not a process), -E2BIG (@cfg sets a
- * field this library does not know, or its size is past 4096), -EPERM (pid 1: its tree is the system), -ELOOP
- * (pid is the calling process or one of its ancestors: a cancel would kill
- * the caller), -ESRCH (no such process, or it has exited), -ENOMEM, or the
- * -errno of pidfd_open.
+ * field this library does not know, or its size is past 4096), -EPERM (pid 1: its tree is the
+ * system), -ELOOP (pid is the calling process or one of its ancestors: a cancel would kill the
+ * caller), -ESRCH (no such process, or it has exited), -ENOMEM, or the -errno of pidfd_open.
  *
  * With cfg->cgroup (cfg->pid 0): every process in that cgroup v2 directory
  * and in the cgroups below it is a top of the tree, each proven a member
@@ -351,8 +353,8 @@ enum ptmon_cancel_reason {
 };
 
 /* How ptmon_task_cancel() goes about it (flags). */
-#define PTMON_CANCEL_GRACEFUL 0u         /* the first signal, then the grace period */
-#define PTMON_CANCEL_NOW      (1u << 0)  /* SIGKILL at once, no grace period */
+#define PTMON_CANCEL_GRACEFUL 0u   /* the first signal, then the grace period */
+#define PTMON_CANCEL_NOW (1u << 0) /* SIGKILL at once, no grace period */
 
 /*
  * Cancel a task: the first signal to every live process of its tree, then
@@ -367,12 +369,12 @@ PTMON_EXPORT int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reaso
 /* How a task went; valid once ptmon_task_done() is true.  A sized struct:
  * see the top of this header. */
 struct ptmon_task_result {
-	size_t size;                 /* the caller's sizeof, set before the call */
+	size_t size; /* the caller's sizeof, set before the call */
 	pid_t root_pid;
-	int root_status;             /* waitid si_code: CLD_EXITED/KILLED/DUMPED;
-					0: unknown (an attached root, see
-					ptmon_task_attach()) */
-	int root_value;              /* exit code or signal number */
+	int root_status; /* waitid si_code: CLD_EXITED/KILLED/DUMPED;
+			    0: unknown (an attached root, see
+			    ptmon_task_attach()) */
+	int root_value;  /* exit code or signal number */
 	enum ptmon_cancel_reason cancel_reason;
 	int cancel_signal;           /* the signal ptmon received, for _SIGNAL */
 	bool drain_timed_out;        /* a pipe was still open at the drain bound */
@@ -387,6 +389,7 @@ struct ptmon_task_result {
 	uint64_t cancel_to_empty_ns; /* 0 when never cancelled */
 	uint64_t cancel_to_eof_ns;
 	uint64_t bytes_out, bytes_err;
+
 	/* PTMON_TASK_RESULT_SIZE_VER0 ends here. */
 	/* The task's output that never reached stdout_fd/stderr_fd, in bytes:
 	 * its reader left, a write failed, or the drain bound passed. */
@@ -396,24 +399,25 @@ struct ptmon_task_result {
 	int error_out, error_err;
 	/* The task's own cgroup (ptmon_task_config.cgroup), when it had one. */
 	bool cgroup;
-	bool cgroup_killed;          /* cgroup.kill was written */
-	bool cgroup_empty_proof;     /* "populated 0" at the end, as the pidfds said */
-	bool cgroup_escaped;         /* "populated 1" instead: those were killed */
+	bool cgroup_killed;      /* cgroup.kill was written */
+	bool cgroup_empty_proof; /* "populated 0" at the end, as the pidfds said */
+	bool cgroup_escaped;     /* "populated 1" instead: those were killed */
 	bool cgroup_removed;
-	bool cgroup_have_cpu;        /* cpu.stat was read */
+	bool cgroup_have_cpu; /* cpu.stat was read */
 	/* The cgroup's other totals, where its controller was enabled. */
 	bool cgroup_have_memory_peak, cgroup_have_pids_peak, cgroup_have_io, cgroup_have_oom;
-	bool attached;               /* made by ptmon_task_attach() */
+	bool attached; /* made by ptmon_task_attach() */
 	uint64_t cgroup_cpu_usec, cgroup_user_usec, cgroup_system_usec;
-	uint64_t cgroup_memory_peak;     /* memory.peak, bytes */
-	uint64_t cgroup_pids_peak;       /* pids.peak */
+	uint64_t cgroup_memory_peak;                 /* memory.peak, bytes */
+	uint64_t cgroup_pids_peak;                   /* pids.peak */
 	uint64_t cgroup_io_rbytes, cgroup_io_wbytes; /* io.stat, all devices */
-	uint64_t cgroup_oom_kills;       /* memory.events oom_kill: the kernel's OOM kills */
-	uint64_t survivors;          /* processes alive when the cancel gave up
-					(PTMON_KILL_BOUND_NS of SIGKILL sweeps) */
+	uint64_t cgroup_oom_kills; /* memory.events oom_kill: the kernel's OOM kills */
+	uint64_t survivors;        /* processes alive when the cancel gave up
+				      (PTMON_KILL_BOUND_NS of SIGKILL sweeps) */
 	/* Connector events that reached ptmon's socket, for all the monitor's
 	 * tasks: with the tree filter, only the tree's. */
 	uint64_t events_received;
+
 	/* PTMON_TASK_RESULT_SIZE_VER1 ends here. */
 };
 #define PTMON_TASK_RESULT_SIZE_VER0 128 /* root_pid .. bytes_err: the first layout */
@@ -455,13 +459,13 @@ PTMON_EXPORT const char *ptmon_monitor_cgroup_unavailable(const struct ptmon_mon
  * call).  @text is a complete sentence without newline.
  */
 enum ptmon_notice_kind {
-	PTMON_NOTICE_INFO,       /* verbose progress */
-	PTMON_NOTICE_LEFTOVERS,  /* the root exited and these remain */
-	PTMON_NOTICE_PIPE_HOLDER,/* a process outside the tree holds an output pipe */
-	PTMON_NOTICE_WARNING,    /* something degraded; ptmon goes on */
+	PTMON_NOTICE_INFO,        /* verbose progress */
+	PTMON_NOTICE_LEFTOVERS,   /* the root exited and these remain */
+	PTMON_NOTICE_PIPE_HOLDER, /* a process outside the tree holds an output pipe */
+	PTMON_NOTICE_WARNING,     /* something degraded; ptmon goes on */
 };
-typedef void (*ptmon_notice_fn)(struct ptmon_task *t, enum ptmon_notice_kind kind,
-				const char *text, void *userdata);
+typedef void (*ptmon_notice_fn)(struct ptmon_task *t, enum ptmon_notice_kind kind, const char *text,
+				void *userdata);
 PTMON_EXPORT void ptmon_monitor_set_notice(struct ptmon_monitor *m, ptmon_notice_fn fn,
 					   void *userdata);
 
@@ -489,8 +493,8 @@ enum ptmon_process_end {
 /* Where a process's accounting figures came from. */
 enum ptmon_acct_source {
 	PTMON_ACCT_NONE = 0,
-	PTMON_ACCT_TASKSTATS,  /* the kernel's exit record, any process */
-	PTMON_ACCT_RUSAGE,     /* wait4() of a process ptmon reaped itself */
+	PTMON_ACCT_TASKSTATS, /* the kernel's exit record, any process */
+	PTMON_ACCT_RUSAGE,    /* wait4() of a process ptmon reaped itself */
 };
 
 /*
@@ -520,13 +524,13 @@ enum ptmon_argv_source {
 
 /* A sized struct: see the top of this header. */
 struct ptmon_process_info {
-	size_t size;            /* the caller's sizeof, set before the call */
-	uint64_t id;            /* unique in the monitor, from 1, in the order seen */
-	uint64_t parent_id;     /* the process that forked it; 0 when unknown (root) */
+	size_t size;        /* the caller's sizeof, set before the call */
+	uint64_t id;        /* unique in the monitor, from 1, in the order seen */
+	uint64_t parent_id; /* the process that forked it; 0 when unknown (root) */
 	pid_t pid;
-	pid_t ppid;             /* the parent's pid when ptmon learned of it */
-	const char *argv;       /* argv_len bytes, each argument NUL-terminated; NULL: unknown
-				   (see argv_source) */
+	pid_t ppid;       /* the parent's pid when ptmon learned of it */
+	const char *argv; /* argv_len bytes, each argument NUL-terminated; NULL: unknown
+			     (see argv_source) */
 	size_t argv_len;
 	char comm[16];
 	uint64_t start_mono_ns; /* when ptmon learned of it (CLOCK_MONOTONIC) */
@@ -536,19 +540,20 @@ struct ptmon_process_info {
 	enum ptmon_process_end end;
 	int exit_code;
 	int term_signal;
-	int signal_sent;        /* the last signal ptmon sent it, 0: none */
-	uint32_t threads;       /* threads it had besides the main one (from taskstats) */
+	int signal_sent;  /* the last signal ptmon sent it, 0: none */
+	uint32_t threads; /* threads it had besides the main one (from taskstats) */
 	enum ptmon_acct_source acct;
 	bool root;
-	bool argv_truncated;    /* cut at PTMON_ARGV_MAX */
+	bool argv_truncated; /* cut at PTMON_ARGV_MAX */
 	bool core_dumped;
-	bool short_lived;       /* gone before ptmon could hold a pidfd for it */
-	bool killed_by_ptmon;   /* it died of a signal ptmon sent */
+	bool short_lived;     /* gone before ptmon could hold a pidfd for it */
+	bool killed_by_ptmon; /* it died of a signal ptmon sent */
 	uint64_t utime_us;
 	uint64_t stime_us;
-	uint64_t maxrss_kb;     /* peak resident memory */
-	uint64_t read_bytes;    /* taskstats: bytes through read(); rusage: 0 */
+	uint64_t maxrss_kb;  /* peak resident memory */
+	uint64_t read_bytes; /* taskstats: bytes through read(); rusage: 0 */
 	uint64_t write_bytes;
+
 	/* PTMON_PROCESS_INFO_SIZE_VER0 ends here. */
 	enum ptmon_argv_source argv_source;
 	/* An attached task's process whose parent exited while it lived: it
@@ -558,6 +563,7 @@ struct ptmon_process_info {
 	 * "not permitted" (EPERM: it runs as another user), "uninterruptible
 	 * sleep" (D state), "unknown". */
 	const char *survived;
+
 	/* PTMON_PROCESS_INFO_SIZE_VER1 ends here. */
 };
 #define PTMON_PROCESS_INFO_SIZE_VER0 168 /* id .. write_bytes: the first layout */
@@ -575,7 +581,7 @@ struct ptmon_process_sample {
 	uint64_t cpu_us;    /* user + system CPU time so far (clock ticks' precision) */
 	uint64_t rss_bytes; /* resident memory now */
 	char state;         /* /proc/PID/stat's: R S D Z T t I ... */
-	/* PTMON_PROCESS_SAMPLE_SIZE_VER0 ends here (with padding). */
+			    /* PTMON_PROCESS_SAMPLE_SIZE_VER0 ends here (with padding). */
 };
 #define PTMON_PROCESS_SAMPLE_SIZE_VER0 32
 
@@ -627,9 +633,9 @@ PTMON_EXPORT uint64_t ptmon_monitor_records(const struct ptmon_monitor *m);
 PTMON_EXPORT uint64_t ptmon_task_max_alive(const struct ptmon_task *t);
 
 enum ptmon_event_type {
-	PTMON_EVENT_START,         /* the task started: process is its root */
+	PTMON_EVENT_START, /* the task started: process is its root */
 	PTMON_EVENT_FORK,
-	PTMON_EVENT_EXEC,          /* argv read from /proc when ptmon saw it */
+	PTMON_EVENT_EXEC, /* argv read from /proc when ptmon saw it */
 	PTMON_EVENT_COMM,
 	PTMON_EVENT_EXIT,          /* with status and accounting, when known */
 	PTMON_EVENT_SIGNAL,        /* ptmon sent signal to pid: error is the result */
@@ -657,15 +663,15 @@ struct ptmon_event {
 	struct ptmon_task *task;
 	uint64_t mono_ns;
 	uint64_t wall_ns;
-	pid_t pid;                          /* the process concerned, 0: none */
-	pid_t ppid;                         /* its parent */
+	pid_t pid;                           /* the process concerned, 0: none */
+	pid_t ppid;                          /* its parent */
 	const struct ptmon_process *process; /* FORK EXEC COMM EXIT SIGNAL START */
-	int signal;                         /* SIGNAL */
-	int error;                          /* SIGNAL: 0 or the errno of the send */
-	uint64_t count;                     /* LOST, RESYNC */
-	const char *reason;                 /* LOST, RESYNC */
-	const char *stream;                 /* EOF, DRAIN_TIMEOUT: "stdout" or "stderr" */
-	size_t nholders;                    /* DRAIN_TIMEOUT */
+	int signal;                          /* SIGNAL */
+	int error;                           /* SIGNAL: 0 or the errno of the send */
+	uint64_t count;                      /* LOST, RESYNC */
+	const char *reason;                  /* LOST, RESYNC */
+	const char *stream;                  /* EOF, DRAIN_TIMEOUT: "stdout" or "stderr" */
+	size_t nholders;                     /* DRAIN_TIMEOUT */
 	const struct ptmon_holder *holders;
 };
 
@@ -704,7 +710,7 @@ PTMON_EXPORT const char *ptmon_monitor_taskstats_unavailable(const struct ptmon_
  * one that had it whose record is kept.  NULL when none is (no process of
  * @t had it, or its record was dropped: ptmon_task_hold_records()). */
 PTMON_EXPORT const struct ptmon_process *ptmon_task_find_process(const struct ptmon_task *t,
-								pid_t pid);
+								 pid_t pid);
 
 #define PTMON_KILL_SUBTREE (1u << 0) /* and every live descendant of it in the tree */
 

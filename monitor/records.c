@@ -33,8 +33,7 @@ static bool events_read(const struct ptmon_monitor *m, const struct node *n)
 	return m->backend != PTMON_BACKEND_CONNECTOR || known < m->events_read_ns;
 }
 
-static bool droppable(const struct ptmon_monitor *m, const struct node *n,
-		      const struct group *only)
+static bool droppable(const struct ptmon_monitor *m, const struct node *n, const struct group *only)
 {
 	if (!n->group || (n->flags & (NODE_ALIVE | NODE_EXIT_PENDING | NODE_FOREIGN)) ||
 	    !(n->flags & NODE_EXIT_EMITTED) || n->pidfd >= 0)
@@ -42,8 +41,7 @@ static bool droppable(const struct ptmon_monitor *m, const struct node *n,
 	if (only)
 		return n->group == only;
 	/* The root's record stays for ptmon_task_find_process(root pid). */
-	return !(n->flags & NODE_ROOT) && !task_holds_records(n->group->owner) &&
-	       events_read(m, n);
+	return !(n->flags & NODE_ROOT) && !task_holds_records(n->group->owner) && events_read(m, n);
 }
 
 /* Nodes whose parent is to be dropped get the nearest kept ancestor. */

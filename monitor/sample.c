@@ -20,7 +20,8 @@ static int parse(const char *stat, const char *statm, struct ptmon_process_sampl
 	unsigned long ut, st, rss;
 	char state;
 	if (!p ||
-	    sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state, &ut, &st) != 3 ||
+	    sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state, &ut,
+		   &st) != 3 ||
 	    sscanf(statm, "%*u %lu", &rss) != 1)
 		return -EIO;
 	long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);

@@ -17,7 +17,7 @@
 struct sink_item {
 	struct ptmon_event ev;
 	bool notice;
-	bool dead;                    /* sink_forget_task(): not delivered */
+	bool dead; /* sink_forget_task(): not delivered */
 	bool has_view;
 	enum ptmon_notice_kind kind;  /* notice */
 	char *text;                   /* notice */
@@ -30,14 +30,14 @@ struct sink {
 	void *event_data;
 	ptmon_notice_fn notice_fn;
 	void *notice_data;
-	struct sink_item *items;  /* queued, in order */
+	struct sink_item *items; /* queued, in order */
 	size_t len, cap;
-	size_t next;              /* sink_flush(): the next to deliver */
-	bool delivering;          /* in sink_flush(): a nested flush does nothing */
-	const struct node *cur;   /* the node of the event being delivered, */
+	size_t next;                 /* sink_flush(): the next to deliver */
+	bool delivering;             /* in sink_flush(): a nested flush does nothing */
+	const struct node *cur;      /* the node of the event being delivered, */
 	const struct node *cur_view; /* and its record as it was when it happened */
-	uint64_t dropped;         /* not queued for want of memory */
-	uint64_t dropped_told;    /* of which the caller has been told */
+	uint64_t dropped;            /* not queued for want of memory */
+	uint64_t dropped_told;       /* of which the caller has been told */
 };
 
 struct sink *sink_new(void)
@@ -161,15 +161,15 @@ void event_signal(struct sink *s, struct node *n, int sig, int err)
 	event_emit(s, &ev);
 }
 
-void event_count(struct sink *s, struct ptmon_task *t, enum ptmon_event_type type,
-		 uint64_t count, const char *reason)
+void event_count(struct sink *s, struct ptmon_task *t, enum ptmon_event_type type, uint64_t count,
+		 const char *reason)
 {
 	struct ptmon_event ev = {.type = type, .task = t, .count = count, .reason = reason};
 	event_emit(s, &ev);
 }
 
-void sink_notice(struct sink *s, struct ptmon_task *t, enum ptmon_notice_kind kind,
-		 const char *fmt, ...)
+void sink_notice(struct sink *s, struct ptmon_task *t, enum ptmon_notice_kind kind, const char *fmt,
+		 ...)
 {
 	if (!s->notice_fn)
 		return;

@@ -45,8 +45,8 @@ void event_node(struct sink *s, enum ptmon_event_type type, struct node *n);
 void event_signal(struct sink *s, struct node *n, int sig, int err);
 void event_count(struct sink *s, struct ptmon_task *t, enum ptmon_event_type type, uint64_t count,
 		 const char *reason);
-void sink_notice(struct sink *s, struct ptmon_task *t, enum ptmon_notice_kind kind,
-		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void sink_notice(struct sink *s, struct ptmon_task *t, enum ptmon_notice_kind kind, const char *fmt,
+		 ...) __attribute__((format(printf, 4, 5)));
 
 /* Deliver what is queued, in order, with what the callbacks queue
  * meanwhile.  Only from the monitor's loop. */

@@ -36,20 +36,20 @@ struct stream {
 	struct watch out_watch; /* where it goes */
 	struct loop *loop;
 	struct sink *sink;
-	pid_t self;             /* ptmon, left out when naming holders */
+	pid_t self;              /* ptmon, left out when naming holders */
 	struct ptmon_task *task; /* opaque: the task events are about */
-	const char *name;       /* "stdout" or "stderr" */
-	int in_fd;              /* read end of the task's pipe, -1 after EOF */
-	struct nbw dest;        /* where it goes, written without blocking */
-	bool out_broken;        /* the destination is gone or failed: discard */
-	int out_error;          /* errno of the write that failed, 0: none */
-	bool out_waiting;       /* registered for EPOLLOUT */
+	const char *name;        /* "stdout" or "stderr" */
+	int in_fd;               /* read end of the task's pipe, -1 after EOF */
+	struct nbw dest;         /* where it goes, written without blocking */
+	bool out_broken;         /* the destination is gone or failed: discard */
+	int out_error;           /* errno of the write that failed, 0: none */
+	bool out_waiting;        /* registered for EPOLLOUT */
 	bool eof;
-	unsigned long ino;      /* the pipe's inode, to name its holders */
-	size_t len;             /* bytes buffered in buf */
-	uint64_t bytes;         /* bytes read from the task */
-	uint64_t dropped;       /* bytes never written */
-	char *buf;              /* STREAM_BUF bytes from stream_start() to stream_close() */
+	unsigned long ino; /* the pipe's inode, to name its holders */
+	size_t len;        /* bytes buffered in buf */
+	uint64_t bytes;    /* bytes read from the task */
+	uint64_t dropped;  /* bytes never written */
+	char *buf;         /* STREAM_BUF bytes from stream_start() to stream_close() */
 };
 
 struct stream *stream_new(const struct stream_ctx *ctx, struct ptmon_task *t, const char *name,
@@ -90,8 +90,8 @@ int stream_start(struct stream *s)
 		return -ENOMEM;
 	if (s->out_error)
 		sink_notice(s->sink, s->task, PTMON_NOTICE_WARNING,
-			       "cannot write the task's %s: %s; it is discarded", s->name,
-			       strerror(s->out_error));
+			    "cannot write the task's %s: %s; it is discarded", s->name,
+			    strerror(s->out_error));
 	int r = util_set_nonblock(s->in_fd);
 	if (r == 0)
 		r = loop_watch_add(s->loop, s->in_fd, EPOLLIN, &s->in_watch);
@@ -145,7 +145,8 @@ static int flush(struct stream *s)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		r = (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) ? 1 : (n < 0 ? -errno : -EIO);
+		r = (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) ? 1
+									 : (n < 0 ? -errno : -EIO);
 		break;
 	}
 	memmove(s->buf, s->buf + off, s->len - off);
@@ -172,8 +173,8 @@ static void dest_failed(struct stream *s, int err)
 		return;
 	}
 	sink_notice(s->sink, s->task, PTMON_NOTICE_WARNING,
-		       "cannot write the task's %s: %s; what it writes there from now on is discarded",
-		       s->name, strerror(err));
+		    "cannot write the task's %s: %s; what it writes there from now on is discarded",
+		    s->name, strerror(err));
 }
 
 /* Push buffered bytes out and pick what to wait for next. */
@@ -216,7 +217,8 @@ static int handle_in(struct stream *s)
 		/* EOF (or a read error, which ends the stream the same way).
 		 * EPOLLHUP alone never gets here: only read() returning 0. */
 		close_input(s);
-		struct ptmon_event ev = {.type = PTMON_EVENT_EOF, .task = s->task, .stream = s->name};
+		struct ptmon_event ev = {
+			.type = PTMON_EVENT_EOF, .task = s->task, .stream = s->name};
 		event_emit(s->sink, &ev);
 		break;
 	}
@@ -261,8 +263,8 @@ static void name_holder(pid_t pid, int fd, void *userdata)
 	char comm[16] = "?";
 	procfs_read_comm(pid, comm);
 	sink_notice(c->s->sink, c->s->task, PTMON_NOTICE_PIPE_HOLDER,
-		       "%s pipe still open after the drain bound: held by pid %d (%s) as fd %d",
-		       c->s->name, (int)pid, comm, fd);
+		    "%s pipe still open after the drain bound: held by pid %d (%s) as fd %d",
+		    c->s->name, (int)pid, comm, fd);
 	if (c->n < MAX_HOLDERS) {
 		struct ptmon_holder *h = &c->h[c->n++];
 		h->pid = pid;
@@ -314,8 +316,9 @@ void stream_abandon(struct stream *s)
 		loop_reserve_fd(s->loop);
 		if (found <= 0)
 			sink_notice(s->sink, s->task, PTMON_NOTICE_PIPE_HOLDER,
-				       "%s pipe still open after the drain bound; no holder found in /proc",
-				       s->name);
+				    "%s pipe still open after the drain bound; no holder found in "
+				    "/proc",
+				    s->name);
 		struct ptmon_event ev = {
 			.type = PTMON_EVENT_DRAIN_TIMEOUT,
 			.task = s->task,
@@ -330,9 +333,9 @@ void stream_abandon(struct stream *s)
 	drop_buffer(s);
 	if (s->dropped > dropped && !broken && s->out_error != EPIPE)
 		sink_notice(s->sink, s->task, PTMON_NOTICE_WARNING,
-			       "%s: %" PRIu64 " bytes of the task's output could not be written: "
-			       "the destination did not take them within the drain bound",
-			       s->name, s->dropped - dropped);
+			    "%s: %" PRIu64 " bytes of the task's output could not be written: "
+			    "the destination did not take them within the drain bound",
+			    s->name, s->dropped - dropped);
 }
 
 void stream_close(struct stream *s)

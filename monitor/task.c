@@ -114,31 +114,31 @@ static void svc_counters(struct tasks *ts, struct task_counters *ret)
  * looks empty while ptmon still has children walks until it finds them.
  */
 struct ptmon_task {
-	struct tasks *tasks;     /* the task layer's state, shared by every task */
-	struct group g;          /* its processes, kept by track (tree.h) */
+	struct tasks *tasks; /* the task layer's state, shared by every task */
+	struct group g;      /* its processes, kept by track (tree.h) */
 	struct ptmon_task_config cfg;
-	char **argv;             /* our copy */
+	char **argv; /* our copy */
 	enum task_phase phase;
-	int root_code;           /* CLD_*, 0: unknown */
+	int root_code; /* CLD_*, 0: unknown */
 	int root_value;
 	enum ptmon_cancel_reason cancel_reason;
 	int cancel_signal;
 	uint64_t started_ns;
-	uint64_t cancel_ns;      /* the cancel began (TERM or KILL), 0: none */
-	uint64_t kill_ns;        /* the kill phase began */
-	uint64_t empty_ns;       /* the tree was found empty (DRAIN) */
-	uint64_t eof_ns;         /* done */
-	uint64_t sweep_at;       /* the next walk, 0: none due */
+	uint64_t cancel_ns; /* the cancel began (TERM or KILL), 0: none */
+	uint64_t kill_ns;   /* the kill phase began */
+	uint64_t empty_ns;  /* the tree was found empty (DRAIN) */
+	uint64_t eof_ns;    /* done */
+	uint64_t sweep_at;  /* the next walk, 0: none due */
 	uint64_t sweep_interval;
-	unsigned blind_sweeps;   /* kill sweeps that found no live process, yet children */
-	uint64_t survivors;      /* alive when the kill phase gave up */
-	unsigned record_holds;   /* ptmon_task_hold_records() minus releases */
+	unsigned blind_sweeps; /* kill sweeps that found no live process, yet children */
+	uint64_t survivors;    /* alive when the kill phase gave up */
+	unsigned record_holds; /* ptmon_task_hold_records() minus releases */
 	bool drain_timed_out;
 	bool leftovers_noticed;
 	struct task_counters final; /* the monitor's counters when it was done */
-	struct stream *out;      /* NULL: none (an attached tree) */
+	struct stream *out;         /* NULL: none (an attached tree) */
 	struct stream *err;
-	struct task_cgroup *cg;  /* never NULL once started (cgroup.h) */
+	struct task_cgroup *cg; /* never NULL once started (cgroup.h) */
 	/* ptmon_task_attach(): a tree ptmon did not start (g.attached).  No
 	 * subreaper, no output; the root's status comes from its EXIT event
 	 * or from root_exit_fd (a pidfd kept for PIDFD_INFO_EXIT). */
@@ -162,8 +162,8 @@ static void move_fd(int from, int to)
 /* Runs in the child, which is a copy of a single-threaded process, so any
  * function is safe; it leaves only through exec or _exit(). */
 static void __attribute__((noreturn))
-child_exec(struct tasks *ts, struct ptmon_task *t, int out_w, int err_w, int report_w,
-	   pid_t parent, bool migrate)
+child_exec(struct tasks *ts, struct ptmon_task *t, int out_w, int err_w, int report_w, pid_t parent,
+	   bool migrate)
 {
 	/* "Alive": a child the kernel killed at birth never says it (see
 	 * spawn_fork()). */
@@ -363,7 +363,9 @@ out:
 static void set_phase(struct ptmon_task *t, enum task_phase phase)
 {
 	t->phase = phase;
-	t->g.cancel_signal = phase == PHASE_TERM ? t->cfg.signal : phase == PHASE_KILL ? SIGKILL : 0;
+	t->g.cancel_signal = phase == PHASE_TERM   ? t->cfg.signal
+			     : phase == PHASE_KILL ? SIGKILL
+						   : 0;
 	t->g.draining = phase >= PHASE_DRAIN;
 	t->g.done = phase == PHASE_DONE;
 }
@@ -413,9 +415,9 @@ static void sweep_blind(struct ptmon_task *t)
 		return;
 	if (cgroup_kill(t->cg) == 0)
 		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
-			       "processes of the task live that %u walks of /proc did not find (a "
-			       "fork loop outrunning them): killed with cgroup.kill",
-			       t->blind_sweeps);
+			    "processes of the task live that %u walks of /proc did not find (a "
+			    "fork loop outrunning them): killed with cgroup.kill",
+			    t->blind_sweeps);
 }
 
 static void sweep(struct ptmon_task *t)
@@ -527,11 +529,11 @@ static void give_up(struct ptmon_task *t)
 		n->survived = (uint8_t)why_alive(ts, n, &uid);
 		t->survivors++;
 		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
-			       "process %d (%s, uid %d) survived %llu s of SIGKILL sweeps: %s; "
-			       "giving up on it",
-			       (int)n->pid, n->comm, (int)uid,
-			       (unsigned long long)(PTMON_KILL_BOUND_NS / 1000000000ull),
-			       why[n->survived]);
+			    "process %d (%s, uid %d) survived %llu s of SIGKILL sweeps: %s; "
+			    "giving up on it",
+			    (int)n->pid, n->comm, (int)uid,
+			    (unsigned long long)(PTMON_KILL_BOUND_NS / 1000000000ull),
+			    why[n->survived]);
 	}
 	if (unseen_alive(t)) {
 		/* Not an empty tree: what lives was never seen to be signalled. */
@@ -539,10 +541,10 @@ static void give_up(struct ptmon_task *t)
 		if (!cg)
 			t->survivors++; /* one at least: how many, no walk could tell */
 		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
-			       "processes of the task still live after %llu s of SIGKILL sweeps, "
-			       "found by no walk of /proc; %s",
-			       (unsigned long long)(PTMON_KILL_BOUND_NS / 1000000000ull),
-			       cg ? "killed with cgroup.kill" : "giving up on them");
+			    "processes of the task still live after %llu s of SIGKILL sweeps, "
+			    "found by no walk of /proc; %s",
+			    (unsigned long long)(PTMON_KILL_BOUND_NS / 1000000000ull),
+			    cg ? "killed with cgroup.kill" : "giving up on them");
 	}
 	enter_drain(t);
 }
@@ -615,13 +617,13 @@ static void on_root_exit(struct ptmon_task *t)
 	t->leftovers_noticed = true;
 	if (t->cfg.leftovers == PTMON_LEFTOVERS_WAIT) {
 		sink_notice(ts->sink, t, PTMON_NOTICE_LEFTOVERS,
-			       "task's root %d exited; waiting for %zu remaining processes",
-			       (int)t->g.root->pid, t->g.live.count);
+			    "task's root %d exited; waiting for %zu remaining processes",
+			    (int)t->g.root->pid, t->g.live.count);
 		return;
 	}
 	sink_notice(ts->sink, t, PTMON_NOTICE_LEFTOVERS,
-		       "task's root %d exited; cancelling %zu remaining processes",
-		       (int)t->g.root->pid, t->g.live.count);
+		    "task's root %d exited; cancelling %zu remaining processes",
+		    (int)t->g.root->pid, t->g.live.count);
 	ptmon_task_cancel(t, PTMON_CANCEL_LEFTOVERS, PTMON_CANCEL_GRACEFUL);
 }
 
@@ -653,7 +655,7 @@ static void finish(struct ptmon_task *t)
 	t->eof_ns = util_now_ns();
 	ts->ntasks_running--;
 	svc_counters(ts, &t->final);
-		if (t->g.attached && !cgroup_borrowed(t->cg))
+	if (t->g.attached && !cgroup_borrowed(t->cg))
 		attached_root_status(t);
 	else if (!t->g.attached && (t->g.root->flags & NODE_REAPED))
 		acct_status_code(t->g.root->status, &t->root_code, &t->root_value);
@@ -674,13 +676,13 @@ static void finish(struct ptmon_task *t)
 	const struct cgroup_totals *cgt = cgroup_totals(t->cg);
 	if (cgt->escaped)
 		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
-			       "the task's cgroup still held processes once its tree was empty: "
-			       "killed with cgroup.kill");
+			    "the task's cgroup still held processes once its tree was empty: "
+			    "killed with cgroup.kill");
 	if (cgt->oom_kills)
 		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,
-			       "the kernel's OOM killer killed %" PRIu64 " processes of the task (its "
-			       "cgroup's memory.max)",
-			       cgt->oom_kills);
+			    "the kernel's OOM killer killed %" PRIu64 " processes of the task (its "
+			    "cgroup's memory.max)",
+			    cgt->oom_kills);
 	struct ptmon_event ev = {.type = PTMON_EVENT_DONE, .task = t};
 	event_emit(ts->sink, &ev);
 }
@@ -692,8 +694,8 @@ static void update(struct ptmon_task *t)
 	struct tasks *ts = t->tasks;
 	if (t->g.root_reaped && !cgroup_borrowed(t->cg)) /* a cgroup's first member is no root */
 		on_root_exit(t);
-	if (t->phase < PHASE_DRAIN && t->g.root_reaped && !t->g.live.count && !track_no_children(ts->track) &&
-	    ts->ntasks_running == 1 && !t->sweep_at)
+	if (t->phase < PHASE_DRAIN && t->g.root_reaped && !t->g.live.count &&
+	    !track_no_children(ts->track) && ts->ntasks_running == 1 && !t->sweep_at)
 		t->sweep_at = util_now_ns() + SWEEP_FIRST_NS; /* something untracked lives */
 	if (t->phase < PHASE_DRAIN && tree_empty(t))
 		enter_drain(t);

@@ -47,14 +47,14 @@ struct track {
 	struct loop *loop;
 	struct sink *sink;
 	struct acct *acct;
-	struct cnproc *const *cn;  /* the monitor's connector, NULL: none (yet) */
-	unsigned *features;        /* the monitor's PTMON_FEATURE_*: parent_of() may
-				      learn PIDFD_GET_INFO is missing after all */
+	struct cnproc *const *cn; /* the monitor's connector, NULL: none (yet) */
+	unsigned *features;       /* the monitor's PTMON_FEATURE_*: parent_of() may
+				     learn PIDFD_GET_INFO is missing after all */
 	pid_t self;
-	int sigfd;                 /* the monitor's signalfd, SIGCHLD among its signals */
+	int sigfd; /* the monitor's signalfd, SIGCHLD among its signals */
 	/* Its own. */
-	struct group *groups;      /* every task's share of the tree */
-	struct node_list unowned;  /* live processes no task could claim */
+	struct group *groups;     /* every task's share of the tree */
+	struct node_list unowned; /* live processes no task could claim */
 	/* Processes that are not any task's: ptmon's children from before the
 	 * monitor (a shell's background jobs, when the shell exec'd ptmon)
 	 * and their descendants.  Reaped, never signalled, counted or
@@ -282,8 +282,7 @@ bool track_foreign_possible(const struct track *tr)
 	return tr->foreign.count || tr->foreign_dirty;
 }
 
-static struct node *new_node(struct track *tr, pid_t pid, struct node *parent,
-			     struct group *g)
+static struct node *new_node(struct track *tr, pid_t pid, struct node *parent, struct group *g)
 {
 	struct node *n = tree_add(tr->tree, pid);
 	if (!n)
@@ -445,7 +444,7 @@ static void attach_pidfd(struct track *tr, struct node *n, int pidfd)
 		/* Without the watch we would not see it die; the reaper and
 		 * resyncs still would, so keep the pidfd for signals. */
 		sink_notice(tr->sink, node_task(n), PTMON_NOTICE_WARNING,
-			       "cannot watch pidfd of %d; relying on /proc", (int)n->pid);
+			    "cannot watch pidfd of %d; relying on /proc", (int)n->pid);
 	}
 }
 
@@ -469,8 +468,8 @@ static bool orphan_of_attached(const struct node *hint, uint64_t event_ns)
  * such an EXIT (track_settle_provisional()) proves the pidfd the child's.
  * Until then it is neither reported nor signalled.
  */
-static struct node *adopt_provisional(struct track *tr, pid_t pid, struct node *hint,
-				      int pidfd, pid_t ppid)
+static struct node *adopt_provisional(struct track *tr, pid_t pid, struct node *hint, int pidfd,
+				      pid_t ppid)
 {
 	struct node *n = NULL;
 	if (util_pidfd_exited(pidfd) != 0) {
@@ -624,8 +623,8 @@ static void drop_provisional(struct track *tr, struct node *n, const char *why)
 	tree_unindex(tr->tree, n);
 	tr->stats.pids_reused++;
 	sink_notice(tr->sink, g->owner, PTMON_NOTICE_WARNING,
-		       "pid %d, forked by %d which exited at once: not followed (%s)", (int)n->pid,
-		       n->parent ? (int)n->parent->pid : 0, why);
+		    "pid %d, forked by %d which exited at once: not followed (%s)", (int)n->pid,
+		    n->parent ? (int)n->parent->pid : 0, why);
 }
 
 static bool dropped_below(const struct node *x)
@@ -643,8 +642,9 @@ void track_settle_provisional(struct track *tr, bool lost)
 		if (!(n->flags & NODE_PROVISIONAL))
 			continue;
 		if (lost || dropped_below(n))
-			drop_provisional(tr, n, lost ? "events were lost: its pid is not proven its own"
-						    : "its parent was not the process forked");
+			drop_provisional(tr, n,
+					 lost ? "events were lost: its pid is not proven its own"
+					      : "its parent was not the process forked");
 		else
 			confirm_provisional(tr, n);
 	}
@@ -929,8 +929,7 @@ static int walk(struct track *tr, const struct procfs_entry *v, size_t n)
 /* A process descended from ptmon before any task: foreign, with a pidfd
  * proven as in track_adopt() (its parent is @ppid, alive).  A zombie stays
  * in the index, dead, so that reaping it reports nothing. */
-static struct node *adopt_foreign(struct track *tr, pid_t pid, pid_t ppid,
-				  struct node *parent)
+static struct node *adopt_foreign(struct track *tr, pid_t pid, pid_t ppid, struct node *parent)
 {
 	int pidfd = util_pidfd_open(pid, 0);
 	if (pidfd < 0) {
@@ -1022,7 +1021,7 @@ int track_resync(struct track *tr, const char *why)
 	loop_reserve_fd(tr->loop);
 	if (n < 0) {
 		sink_notice(tr->sink, NULL, PTMON_NOTICE_WARNING, "resync (%s) failed: %s", why,
-			       strerror(-n));
+			    strerror(-n));
 		return n;
 	}
 	tr->stats.resyncs++;
@@ -1046,16 +1045,16 @@ int track_resync(struct track *tr, const char *why)
 	if (!tr->foreign.count && tr->foreign_death_ns < scan_start)
 		tr->foreign_dirty = false;
 	if (found > 0) {
-		sink_notice(tr->sink, NULL, PTMON_NOTICE_INFO, "resync (%s) found %d untracked processes",
-			       why, found);
+		sink_notice(tr->sink, NULL, PTMON_NOTICE_INFO,
+			    "resync (%s) found %d untracked processes", why, found);
 		struct group *g = sole_group(tr);
-		event_count(tr->sink, g ? g->owner : NULL, PTMON_EVENT_RESYNC, (uint64_t)found, why);
+		event_count(tr->sink, g ? g->owner : NULL, PTMON_EVENT_RESYNC, (uint64_t)found,
+			    why);
 	}
 	return found;
 }
 
-static void record_reaped(struct track *tr, pid_t pid, int status,
-			  const struct rusage *ru)
+static void record_reaped(struct track *tr, pid_t pid, int status, const struct rusage *ru)
 {
 	struct node *n = tree_lookup(tr->tree, pid);
 	if (!n || (n->flags & NODE_REAPED)) {
@@ -1399,7 +1398,8 @@ int track_cgroup_scan(struct track *tr, struct group *g, bool first)
 		if (refused < 0) {
 			sink_notice(tr->sink, g->owner, PTMON_NOTICE_WARNING,
 				    "pid %d moved into the watched cgroup: not followed (%s)",
-				    (int)pids[i], refused == -EPERM ? "init" : "ptmon's own lineage");
+				    (int)pids[i],
+				    refused == -EPERM ? "init" : "ptmon's own lineage");
 		} else if (attach_member(tr, g, pids[i]) == 0) {
 			found++;
 			if (first && g->root && found == 1)

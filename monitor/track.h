@@ -79,8 +79,7 @@ void track_filter_dead(struct track *tr, pid_t pid);
  * parent is ptmon or a live tracked process.  @hint is the parent an event
  * named, or NULL.  Returns the node (alive, or recorded dead when it was
  * already gone), or NULL when it is not ours. */
-struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint,
-			 uint64_t event_ns);
+struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint, uint64_t event_ns);
 /* Record every process descended from ptmon now as foreign (at creation).
  * On failure, any orphan of unknown lineage is taken for foreign. */
 int track_scan_foreign(struct track *tr);

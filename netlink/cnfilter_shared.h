@@ -14,8 +14,8 @@
 /* One page, mapped by user space and read without a system call.  The
  * counters only grow. */
 struct cnf_shared {
-	__u64 gaps;	/* sequence gaps seen: events lost before the filter */
-	__u64 missing;	/* events missing by those gaps */
+	__u64 gaps;     /* sequence gaps seen: events lost before the filter */
+	__u64 missing;  /* events missing by those gaps */
 	__u64 map_full; /* children the full map could not take */
 	__u32 pass_all; /* 1: pass every process's events (set by either side) */
 	/* User space takes a pid out of the map under this guard: del_seq

@@ -53,10 +53,10 @@ struct cnproc_input {
 struct cnproc {
 	struct mnl_socket *nl;
 	uint32_t req_seq;
-	unsigned op_listens;  /* LISTENs sent in the OP form, less IGNOREs */
-	bool input_listening; /* the last INPUT-form request was a LISTEN */
-	bool thread_filter;   /* a socket filter drops thread events */
-	struct cnfilter *tree;    /* the eBPF tree filter, or NULL */
+	unsigned op_listens;              /* LISTENs sent in the OP form, less IGNOREs */
+	bool input_listening;             /* the last INPUT-form request was a LISTEN */
+	bool thread_filter;               /* a socket filter drops thread events */
+	struct cnfilter *tree;            /* the eBPF tree filter, or NULL */
 	struct cnfilter_counts tree_seen; /* its counts, as last reported */
 	struct cnproc_stats stats;
 	struct cnproc_seq seq;
@@ -579,10 +579,10 @@ int cnproc_receive(struct cnproc *c, cnproc_event_cb cb, void *userdata, bool *r
 const char *cnproc_kind_name(enum cnproc_kind kind)
 {
 	static const char *const names[] = {
-		[CNPROC_ACK] = "ack",		[CNPROC_FORK] = "fork",
-		[CNPROC_EXEC] = "exec",		[CNPROC_UID] = "uid",
-		[CNPROC_GID] = "gid",		[CNPROC_SID] = "sid",
-		[CNPROC_PTRACE] = "ptrace",	[CNPROC_COMM] = "comm",
+		[CNPROC_ACK] = "ack",           [CNPROC_FORK] = "fork",
+		[CNPROC_EXEC] = "exec",         [CNPROC_UID] = "uid",
+		[CNPROC_GID] = "gid",           [CNPROC_SID] = "sid",
+		[CNPROC_PTRACE] = "ptrace",     [CNPROC_COMM] = "comm",
 		[CNPROC_COREDUMP] = "coredump", [CNPROC_EXIT] = "exit",
 		[CNPROC_UNKNOWN] = "unknown",
 	};

@@ -25,8 +25,8 @@
 
 /* Event kinds, independent of the kernel's bit values. */
 enum cnproc_kind {
-	CNPROC_ACK,      /* PROC_EVENT_NONE: reply to a subscribe request */
-	CNPROC_FORK,     /* new task; a thread when child_pid != child_tgid */
+	CNPROC_ACK,  /* PROC_EVENT_NONE: reply to a subscribe request */
+	CNPROC_FORK, /* new task; a thread when child_pid != child_tgid */
 	CNPROC_EXEC,
 	CNPROC_UID,
 	CNPROC_GID,
@@ -35,33 +35,33 @@ enum cnproc_kind {
 	CNPROC_COMM,
 	CNPROC_COREDUMP,
 	CNPROC_EXIT,
-	CNPROC_UNKNOWN,  /* a well-formed event of a kind this code does not know */
+	CNPROC_UNKNOWN, /* a well-formed event of a kind this code does not know */
 };
 
 struct cnproc_event {
 	enum cnproc_kind kind;
 	uint32_t cpu;
-	uint64_t timestamp_ns;  /* CLOCK_MONOTONIC, from the kernel */
-	pid_t pid;              /* subject task; the child for FORK */
-	pid_t tgid;             /* subject's thread group; the child's for FORK */
-	pid_t parent_pid;       /* FORK, EXIT, COREDUMP: the parent; else 0 */
+	uint64_t timestamp_ns; /* CLOCK_MONOTONIC, from the kernel */
+	pid_t pid;             /* subject task; the child for FORK */
+	pid_t tgid;            /* subject's thread group; the child's for FORK */
+	pid_t parent_pid;      /* FORK, EXIT, COREDUMP: the parent; else 0 */
 	pid_t parent_tgid;
-	uint32_t exit_code;     /* EXIT: wait status as the kernel encodes it */
-	uint32_t exit_signal;   /* EXIT: signal sent to the parent (SIGCHLD) */
-	uint32_t ack_err;       /* ACK: error code carried by the reply */
-	uint32_t raw_what;      /* the kernel's 'what' value, for UNKNOWN */
-	char comm[16];          /* COMM: NUL-terminated */
+	uint32_t exit_code;   /* EXIT: wait status as the kernel encodes it */
+	uint32_t exit_signal; /* EXIT: signal sent to the parent (SIGCHLD) */
+	uint32_t ack_err;     /* ACK: error code carried by the reply */
+	uint32_t raw_what;    /* the kernel's 'what' value, for UNKNOWN */
+	char comm[16];        /* COMM: NUL-terminated */
 };
 
 /* Counters kept by the decoder; all only ever grow. */
 struct cnproc_stats {
-	uint64_t datagrams;     /* datagrams received */
-	uint64_t events;        /* events decoded and delivered */
-	uint64_t foreign;       /* dropped: not from the kernel, or not the proc connector */
-	uint64_t malformed;     /* dropped: truncated, oversized or inconsistent lengths */
-	uint64_t overruns;      /* ENOBUFS seen: the kernel dropped events */
-	uint64_t seq_gaps;      /* per-CPU sequence gaps seen */
-	uint64_t seq_missing;   /* events missing by sequence numbers (sum of gap sizes) */
+	uint64_t datagrams;   /* datagrams received */
+	uint64_t events;      /* events decoded and delivered */
+	uint64_t foreign;     /* dropped: not from the kernel, or not the proc connector */
+	uint64_t malformed;   /* dropped: truncated, oversized or inconsistent lengths */
+	uint64_t overruns;    /* ENOBUFS seen: the kernel dropped events */
+	uint64_t seq_gaps;    /* per-CPU sequence gaps seen */
+	uint64_t seq_missing; /* events missing by sequence numbers (sum of gap sizes) */
 };
 
 /*
@@ -83,8 +83,8 @@ struct cnproc_stats {
 #define CNPROC_MAX_CPUS 1024
 struct cnproc_seq {
 	bool enabled;
-	uint32_t next[CNPROC_MAX_CPUS];  /* expected next seq per CPU */
-	uint8_t seen[CNPROC_MAX_CPUS];   /* 1 once a CPU's first message is seen */
+	uint32_t next[CNPROC_MAX_CPUS]; /* expected next seq per CPU */
+	uint8_t seen[CNPROC_MAX_CPUS];  /* 1 once a CPU's first message is seen */
 };
 
 /* Called once per decoded event; return 0 to go on, negative to stop. */
@@ -102,9 +102,8 @@ typedef int (*cnproc_event_cb)(const struct cnproc_event *ev, void *userdata);
  * Returns the number of events delivered, or the callback's negative value.
  * Pure: no system calls, safe on any bytes.
  */
-int cnproc_decode(const void *buf, size_t len, uint32_t sender,
-		  struct cnproc_stats *stats, struct cnproc_seq *seq,
-		  cnproc_event_cb cb, void *userdata);
+int cnproc_decode(const void *buf, size_t len, uint32_t sender, struct cnproc_stats *stats,
+		  struct cnproc_seq *seq, cnproc_event_cb cb, void *userdata);
 
 struct cnproc;
 
@@ -133,8 +132,8 @@ int cnproc_get_fd(const struct cnproc *c);
 
 /* Subscription request forms. */
 enum cnproc_form {
-	CNPROC_FORM_INPUT,  /* struct proc_input {op, event_type}, Linux 6.6+ */
-	CNPROC_FORM_OP,     /* bare enum proc_cn_mcast_op, every kernel */
+	CNPROC_FORM_INPUT, /* struct proc_input {op, event_type}, Linux 6.6+ */
+	CNPROC_FORM_OP,    /* bare enum proc_cn_mcast_op, every kernel */
 };
 
 /*
@@ -147,8 +146,7 @@ enum cnproc_form {
  * detection is turned off, because a filter makes gaps normal.
  */
 #define CNPROC_EVENTS_ALL 0xffffffffu
-int cnproc_subscribe(struct cnproc *c, enum cnproc_form form, bool listen,
-		     uint32_t event_mask);
+int cnproc_subscribe(struct cnproc *c, enum cnproc_form form, bool listen, uint32_t event_mask);
 
 /*
  * Attach a classic BPF socket filter that drops the events of threads (a
@@ -207,8 +205,7 @@ int cnproc_tree_contains(struct cnproc *c, pid_t tgid);
  * (nl_receive()) is counted in stats.malformed.
  */
 #define CNPROC_RECEIVE_BATCH 256u
-int cnproc_receive(struct cnproc *c, cnproc_event_cb cb, void *userdata,
-		   bool *ret_lost);
+int cnproc_receive(struct cnproc *c, cnproc_event_cb cb, void *userdata, bool *ret_lost);
 
 /* The decoder's counters for this socket. */
 const struct cnproc_stats *cnproc_get_stats(const struct cnproc *c);

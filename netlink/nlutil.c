@@ -145,7 +145,8 @@ int nl_receive(int fd, void *buf, size_t size, unsigned batch, uint64_t *datagra
 {
 	struct nl_batch b;
 	size_t slot = size < NL_SLOT ? size : NL_SLOT;
-	unsigned slots = (unsigned)(size / slot) < NL_SLOTS_MAX ? (unsigned)(size / slot) : NL_SLOTS_MAX;
+	unsigned slots =
+		(unsigned)(size / slot) < NL_SLOTS_MAX ? (unsigned)(size / slot) : NL_SLOTS_MAX;
 	unsigned got = 0;
 	int total = 0, r = 0;
 

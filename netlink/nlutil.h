@@ -49,10 +49,10 @@ typedef int (*nl_datagram_fn)(void *ctx, const void *buf, size_t len, uint32_t s
 /*
  * Read at most @batch datagrams from @fd into @buf (until the queue is
  * empty), each given to @fn; several per system call (recvmmsg), each in
- * a 4 KiB slot of @buf (a longer datagram is truncated).  EINTR is retried.  ENOBUFS (the kernel dropped messages)
- * adds to *overruns, sets *ret_overrun and reading goes on; a truncated
- * datagram adds to *datagrams and *malformed and is skipped.  Returns the
- * sum of @fn's values (saturated), @fn's negative value, or -errno.
+ * a 4 KiB slot of @buf (a longer datagram is truncated).  EINTR is retried.  ENOBUFS (the kernel
+ * dropped messages) adds to *overruns, sets *ret_overrun and reading goes on; a truncated datagram
+ * adds to *datagrams and *malformed and is skipped.  Returns the sum of @fn's values (saturated),
+ * @fn's negative value, or -errno.
  */
 int nl_receive(int fd, void *buf, size_t size, unsigned batch, uint64_t *datagrams,
 	       uint64_t *malformed, uint64_t *overruns, nl_datagram_fn fn, void *ctx,

@@ -320,7 +320,8 @@ static int64_t now_ms(void)
 /* One datagram into t->buf (@flags: MSG_PEEK or 0).  Returns its length or -errno. */
 static ssize_t recv_one(struct tstats *t, int flags, uint32_t *ret_sender, bool *ret_trunc)
 {
-	return nl_recv(mnl_socket_get_fd(t->nl), t->buf, sizeof(t->buf), flags, ret_sender, ret_trunc);
+	return nl_recv(mnl_socket_get_fd(t->nl), t->buf, sizeof(t->buf), flags, ret_sender,
+		       ret_trunc);
 }
 
 /* Wait until the socket is readable.  Returns 0, -ETIMEDOUT or -errno. */

@@ -63,8 +63,8 @@ static int connect_path(const char *path, int *ret_fd, uid_t *ret_uid)
 
 static int untrusted(const char *path, uid_t uid)
 {
-	return say(-1, "refusing %s: its server runs as uid %u, not as you (uid %u) or root",
-		   path, (unsigned)uid, (unsigned)geteuid());
+	return say(-1, "refusing %s: its server runs as uid %u, not as you (uid %u) or root", path,
+		   (unsigned)uid, (unsigned)geteuid());
 }
 
 /* The default directory, checked as the server checks it before use. */
@@ -464,8 +464,9 @@ static int cmd_ls(int argc, char **argv)
 	if (all)
 		ls_users(dir, d.json);
 	if (st == 0)
-		printf("%s\n", json_object_to_json_string_ext(d.json, JSON_C_TO_STRING_PLAIN |
-									  JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n",
+		       json_object_to_json_string_ext(
+			       d.json, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(d.json);
 	return st;
 }
@@ -716,7 +717,7 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{"ls", cmd_ls},		{"tree", cmd_tree},	{"kill", cmd_kill},
+	{"ls", cmd_ls},         {"tree", cmd_tree},     {"kill", cmd_kill},
 	{"cancel", cmd_cancel}, {"events", cmd_events}, {"metrics", cmd_metrics},
 };
 

@@ -40,9 +40,9 @@
 #define REPLY_HIGH (64u * 1024u) /* stop reading requests above this */
 #define READ_CHUNK (16u * 1024u)
 #define IN_SIZE (CONTROL_LINE_MAX + 1 + READ_CHUNK)
-#define JOB_LOW (64u * 1024u)	   /* build more of a reply while less waits */
-#define EXITED_KEPT 4096	   /* pids of ended processes `kill` remembers */
-#define JOB_SLICE 32		   /* processes sampled per client per pass */
+#define JOB_LOW (64u * 1024u)     /* build more of a reply while less waits */
+#define EXITED_KEPT 4096          /* pids of ended processes `kill` remembers */
+#define JOB_SLICE 32              /* processes sampled per client per pass */
 #define TURN_BUDGET_NS 2000000ull /* control work per loop turn, all clients */
 
 enum watch_kind { WATCH_LISTEN, WATCH_CLIENT, WATCH_MORE };
@@ -71,16 +71,16 @@ struct totals {
 /* A request being answered across loop turns. */
 struct job {
 	bool active;
-	enum control_cmd cmd;		  /* INFO, TREE or METRICS */
+	enum control_cmd cmd;            /* INFO, TREE or METRICS */
 	const struct ptmon_process *cur; /* the last process walked, NULL: none */
-	uint64_t cur_id;		  /* its id: processes up to it were walked */
-	struct ptmon_task *held;	  /* records held for the walk, NULL: none */
+	uint64_t cur_id;                 /* its id: processes up to it were walked */
+	struct ptmon_task *held;         /* records held for the walk, NULL: none */
 	/* Exits delivered during the walk of processes it had passed: the
 	 * walk counted them live already, the totals must not again. */
 	struct totals skip;
-	bool items;			  /* TREE: an element was written */
+	bool items; /* TREE: an element was written */
 	struct census cs;
-	bool prometheus;		  /* METRICS: text format 0.0.4, not OpenMetrics */
+	bool prometheus; /* METRICS: text format 0.0.4, not OpenMetrics */
 };
 
 struct client {
@@ -89,10 +89,10 @@ struct client {
 	struct client *next;
 	int fd;
 	uint32_t armed; /* epoll events registered */
-	bool dead;	/* close at the end of the batch */
-	bool eof;	/* the peer shut its side down */
-	bool closing;	/* no more requests: flush, then close */
-	bool heard;	/* a byte came from the peer */
+	bool dead;      /* close at the end of the batch */
+	bool eof;       /* the peer shut its side down */
+	bool closing;   /* no more requests: flush, then close */
+	bool heard;     /* a byte came from the peer */
 	bool following;
 	bool pending; /* a complete request line waits in in[] */
 	struct job job;
@@ -106,11 +106,11 @@ struct client {
 struct control {
 	enum watch_kind kind;
 	enum watch_kind more_kind; /* the tag of morefd */
-	int epfd, lfd, morefd;	   /* morefd: readable while work is left */
+	int epfd, lfd, morefd;     /* morefd: readable while work is left */
 	bool more;
-	uint64_t turn_end;	   /* CLOCK_MONOTONIC end of this turn's budget */
-	size_t total_out;	   /* bytes waiting for all clients */
-	struct client *rr;	   /* where the next turn's work starts */
+	uint64_t turn_end; /* CLOCK_MONOTONIC end of this turn's budget */
+	size_t total_out;  /* bytes waiting for all clients */
+	struct client *rr; /* where the next turn's work starts */
 	bool accept_paused;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char id[CONTROL_ID_MAX];
@@ -303,8 +303,8 @@ static void client_flush(struct client *cl)
  * for this client or CONTROL_TOTAL_MAX for all. */
 static bool client_reserve(struct client *cl, size_t n, bool bound)
 {
-	if (bound && (cl->outlen + n > CONTROL_OUT_MAX ||
-		      cl->ctl->total_out + n > CONTROL_TOTAL_MAX))
+	if (bound &&
+	    (cl->outlen + n > CONTROL_OUT_MAX || cl->ctl->total_out + n > CONTROL_TOTAL_MAX))
 		return false;
 	if (cl->outoff && cl->outoff + cl->outlen + n > cl->outcap) {
 		memmove(cl->out, cl->out + cl->outoff, cl->outlen);
@@ -376,8 +376,7 @@ static bool over_budget(const struct control *c)
 }
 
 static struct json_object *live_json(const struct ptmon_process_info *p,
-				     const struct ptmon_process_sample *pn,
-				     uint64_t now)
+				     const struct ptmon_process_sample *pn, uint64_t now)
 {
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "pid", json_object_new_int(p->pid));
@@ -454,8 +453,8 @@ static void do_info(struct client *cl)
 		json_object_object_add(o, "start_unix_ns",
 				       json_object_new_int64((int64_t)ri.start_wall_ns));
 		json_add_time(o, "start_time", ri.start_wall_ns);
-		json_object_object_add(o, "age_ns",
-				       json_object_new_int64((int64_t)(cs->now - ri.start_mono_ns)));
+		json_object_object_add(
+			o, "age_ns", json_object_new_int64((int64_t)(cs->now - ri.start_mono_ns)));
 	}
 	json_object_object_add(o, "live", json_object_new_int64((int64_t)cs->live));
 	json_object_object_add(o, "processes", json_object_new_int64((int64_t)cs->processes));
@@ -495,7 +494,7 @@ static void do_kill(struct client *cl, const struct control_request *rq)
 		client_send_json(cl, o);
 		return;
 	}
-	const char *code = r == -ENOENT	  ? "not_in_tree"
+	const char *code = r == -ENOENT   ? "not_in_tree"
 			   : r == -ESRCH  ? "exited"
 			   : r == -EINVAL ? "invalid_signal"
 					  : "system_error";
@@ -533,23 +532,26 @@ static char *metrics_text(struct control *c, const struct census *cs, bool om)
 	char name[256], l[CONTROL_ID_MAX + sizeof(name) + 32];
 	expo_label_value(c->ri->name ? c->ri->name : "", name, sizeof(name));
 	snprintf(l, sizeof(l), "task=\"%s\",name=\"%s\"", c->id, name);
-	expo_family(f, "ptmon_live_processes", "gauge", "Processes of the task's tree alive now.", om);
-	fprintf(f, "ptmon_live_processes{%s} %" PRIu64 "\n", l, cs->live);
-	expo_family(f, "ptmon_forks", "counter", "Processes the task's tree forked (root excluded).",
+	expo_family(f, "ptmon_live_processes", "gauge", "Processes of the task's tree alive now.",
 		    om);
+	fprintf(f, "ptmon_live_processes{%s} %" PRIu64 "\n", l, cs->live);
+	expo_family(f, "ptmon_forks", "counter",
+		    "Processes the task's tree forked (root excluded).", om);
 	fprintf(f, "ptmon_forks_total{%s} %" PRIu64 "\n", l, cs->forks);
 	expo_family(f, "ptmon_execs", "counter", "Execs seen in the task's tree.", om);
 	fprintf(f, "ptmon_execs_total{%s} %" PRIu64 "\n", l, c->execs);
-	expo_family(f, "ptmon_exits", "counter", "Processes of the tree that ended, by outcome.", om);
+	expo_family(f, "ptmon_exits", "counter", "Processes of the tree that ended, by outcome.",
+		    om);
 	static const char *const outcome[] = {"exited", "signaled", "killed_by_ptmon", "unknown"};
 	for (int i = 0; i < 4; i++)
 		fprintf(f, "ptmon_exits_total{%s,outcome=\"%s\"} %" PRIu64 "\n", l, outcome[i],
 			cs->exits[i]);
 	expo_family(f, "ptmon_cpu_seconds", "counter",
-		    "CPU time of the tree: ended processes' accounting plus live ones' so far.", om);
-	fprintf(f, "ptmon_cpu_seconds_total{%s} %.6f\n", l, cs->cpu_s);
-	expo_family(f, "ptmon_memory_bytes", "gauge", "Resident memory of the live processes, summed.",
+		    "CPU time of the tree: ended processes' accounting plus live ones' so far.",
 		    om);
+	fprintf(f, "ptmon_cpu_seconds_total{%s} %.6f\n", l, cs->cpu_s);
+	expo_family(f, "ptmon_memory_bytes", "gauge",
+		    "Resident memory of the live processes, summed.", om);
 	fprintf(f, "ptmon_memory_bytes{%s} %" PRIu64 "\n", l, cs->rss_bytes);
 	expo_family(f, "ptmon_events_lost", "counter",
 		    "Kernel events lost (overruns, sequence gaps).", om);
@@ -591,9 +593,10 @@ static void job_hold(struct client *cl, bool hold)
 
 static void job_start(struct client *cl, enum control_cmd cmd)
 {
-	cl->job = (struct job){.active = true,
-			       .cmd = cmd,
-			       .cs = {.now = now_ns(CLOCK_MONOTONIC), .sample = cmd != CONTROL_INFO}};
+	cl->job =
+		(struct job){.active = true,
+			     .cmd = cmd,
+			     .cs = {.now = now_ns(CLOCK_MONOTONIC), .sample = cmd != CONTROL_INFO}};
 	if (cmd == CONTROL_TREE && !client_append(cl, TREE_HEAD, strlen(TREE_HEAD), false)) {
 		cl->job.active = false;
 		cl->closing = true;
@@ -1068,9 +1071,9 @@ void control_event(struct control *c, const struct ptmon_event *ev)
 			return;
 		follower_put(cl, line, n);
 	}
-	char **keep = ev->type == PTMON_EVENT_DONE ? &c->done_line
+	char **keep = ev->type == PTMON_EVENT_DONE    ? &c->done_line
 		      : ev->type == PTMON_EVENT_START ? &c->start_line
-							: NULL;
+						      : NULL;
 	if (keep && !*keep && c->ri) {
 		*keep = line ? line : event_line(ev, c->ri, &n);
 		*(keep == &c->done_line ? &c->done_len : &c->start_len) = *keep ? n : 0;

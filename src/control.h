@@ -21,8 +21,8 @@
 #define CONTROL_LINE_MAX (64u * 1024u) /* longest request line, newline excluded */
 #define CONTROL_OUT_MAX (1u << 20)     /* event bytes waiting for one follower */
 #define CONTROL_TOTAL_MAX (16u << 20)  /* reply and event bytes waiting, all clients */
-#define CONTROL_CLIENTS_MAX 256	       /* connections at once */
-#define CONTROL_ID_MAX 32	       /* task id, NUL included */
+#define CONTROL_CLIENTS_MAX 256        /* connections at once */
+#define CONTROL_ID_MAX 32              /* task id, NUL included */
 
 enum control_cmd {
 	CONTROL_INFO,
@@ -35,10 +35,10 @@ enum control_cmd {
 
 struct control_request {
 	enum control_cmd cmd;
-	pid_t pid;    /* KILL */
-	int signal;   /* KILL; SIGTERM when absent */
-	bool subtree; /* KILL */
-	bool now;     /* CANCEL */
+	pid_t pid;       /* KILL */
+	int signal;      /* KILL; SIGTERM when absent */
+	bool subtree;    /* KILL */
+	bool now;        /* CANCEL */
 	bool prometheus; /* METRICS: "format":"prometheus" (text 0.0.4), not "openmetrics" */
 };
 

@@ -145,7 +145,7 @@ static int get_format(struct json_object *req, bool *ret_prometheus, struct cont
 }
 
 static const char *const cmd_names[] = {
-	[CONTROL_INFO] = "info",     [CONTROL_TREE] = "tree",	  [CONTROL_KILL] = "kill",
+	[CONTROL_INFO] = "info",     [CONTROL_TREE] = "tree",     [CONTROL_KILL] = "kill",
 	[CONTROL_CANCEL] = "cancel", [CONTROL_FOLLOW] = "follow", [CONTROL_METRICS] = "metrics",
 };
 
@@ -221,9 +221,9 @@ int control_check_dir(const char *dir, const char **why)
 	struct stat st;
 	if (lstat(dir, &st) < 0)
 		return -errno;
-	*why = !S_ISDIR(st.st_mode)	? "not a directory"
+	*why = !S_ISDIR(st.st_mode)     ? "not a directory"
 	       : st.st_uid != geteuid() ? "owned by another user"
-	       : (st.st_mode & 077)	? "open to group or others (need mode 0700)"
+	       : (st.st_mode & 077)     ? "open to group or others (need mode 0700)"
 					: NULL;
 	return *why ? -EPERM : 0;
 }
@@ -269,7 +269,7 @@ int control_open_user_dir(const char *dir, uid_t uid, const char **why)
 	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
 		/* open() says ENOTDIR for a symlink too (O_DIRECTORY first). */
 		*why = lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) ? "a symlink, not followed"
-								    : "not a directory";
+								   : "not a directory";
 		return -EPERM;
 	}
 	int r;
@@ -277,9 +277,10 @@ int control_open_user_dir(const char *dir, uid_t uid, const char **why)
 		r = -errno;
 		goto out;
 	}
-	*why = st.st_uid != uid && st.st_uid != 0 ? "owned by another user than the one its path names"
-	       : st.st_mode & 077		  ? "open to group or others (not mode 0700)"
-						  : NULL;
+	*why = st.st_uid != uid && st.st_uid != 0
+		       ? "owned by another user than the one its path names"
+	       : st.st_mode & 077 ? "open to group or others (not mode 0700)"
+				  : NULL;
 	if (*why) {
 		r = -EPERM;
 		goto out;

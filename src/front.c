@@ -58,17 +58,17 @@ struct front {
 	pid_t self;
 	pid_t worker;
 	int worker_fd;
-	sigset_t waited;      /* blocked in the front and taken by sigwaitinfo() */
-	sigset_t orig_mask;   /* the caller's, restored in the worker */
-	bool received[NSIG];  /* signals the front got */
-	int ready_r;          /* EOF or a byte: the worker takes forwarded signals */
-	pid_t *before;        /* children the front had before the worker */
+	sigset_t waited;     /* blocked in the front and taken by sigwaitinfo() */
+	sigset_t orig_mask;  /* the caller's, restored in the worker */
+	bool received[NSIG]; /* signals the front got */
+	int ready_r;         /* EOF or a byte: the worker takes forwarded signals */
+	pid_t *before;       /* children the front had before the worker */
 	size_t nbefore;
 	bool worker_reaped;
 	int worker_code; /* CLD_* */
 	int worker_value;
-	pid_t guardian;  /* 0: none */
-	int guardian_w;  /* the front's end of the guardian's pipe */
+	pid_t guardian; /* 0: none */
+	int guardian_w; /* the front's end of the guardian's pipe */
 };
 
 /* In the worker: the front, 0 without one; the pipe that says "ready". */
@@ -207,7 +207,8 @@ static void kill_orphans(struct front *f)
 		if (n <= 0)
 			break;
 		if (now_ms() >= end) {
-			say("processes of the task are still being born after %d ms of killing them; "
+			say("processes of the task are still being born after %d ms of killing "
+			    "them; "
 			    "giving up",
 			    ORPHANS_BOUND_MS);
 			break;

@@ -157,16 +157,16 @@ static uint64_t count_lines(const char *p, size_t n)
 struct evwriter {
 	int fd;
 	bool broken;
-	bool regular;        /* a regular file: a half line can be cut off again */
-	bool chunks;         /* a FIFO: write whole lines of at most PIPE_BUF */
-	int error;           /* the errno that ended the stream, 0: none */
+	bool regular; /* a regular file: a half line can be cut off again */
+	bool chunks;  /* a FIFO: write whole lines of at most PIPE_BUF */
+	int error;    /* the errno that ended the stream, 0: none */
 	char *buf;
 	size_t len;
-	size_t partial;      /* bytes of the line at buf[0] already written */
+	size_t partial; /* bytes of the line at buf[0] already written */
 	uint64_t dropped;
 	uint64_t dropped_told;
-	uint64_t unwritten;  /* events that never went out once the stream ended */
-	bool half_line;      /* the destination ends inside a line */
+	uint64_t unwritten;        /* events that never went out once the stream ended */
+	bool half_line;            /* the destination ends inside a line */
 	const struct run_info *ri; /* of the last event, for "lost" lines */
 };
 
@@ -351,9 +351,10 @@ static void add_start(struct json_object *o, const struct run_info *ri)
 			json_object_object_add(w, "pid", jint(ri->watch_pid));
 		json_object_object_add(
 			w, "limits",
-			jstr(ri->watch_cgroup ? "a process moved into the cgroup joins at the next resync"
-					      : "processes that left the tree before the watch began "
-						"cannot be found by lineage"));
+			jstr(ri->watch_cgroup
+				     ? "a process moved into the cgroup joins at the next resync"
+				     : "processes that left the tree before the watch began "
+				       "cannot be found by lineage"));
 		json_object_object_add(o, "watch", w);
 	}
 }
@@ -384,11 +385,11 @@ static void add_process(struct json_object *o, const struct ptmon_event *ev, boo
 static void add_done(struct json_object *o, const struct ptmon_event *ev);
 
 static const char *const type_names[] = {
-	[PTMON_EVENT_START] = "start",	  [PTMON_EVENT_FORK] = "fork",
-	[PTMON_EVENT_EXEC] = "exec",	  [PTMON_EVENT_COMM] = "comm",
-	[PTMON_EVENT_EXIT] = "exit",	  [PTMON_EVENT_SIGNAL] = "signal",
-	[PTMON_EVENT_LOST] = "lost",	  [PTMON_EVENT_RESYNC] = "resync",
-	[PTMON_EVENT_EOF] = "eof",	  [PTMON_EVENT_DRAIN_TIMEOUT] = "drain_timeout",
+	[PTMON_EVENT_START] = "start", [PTMON_EVENT_FORK] = "fork",
+	[PTMON_EVENT_EXEC] = "exec",   [PTMON_EVENT_COMM] = "comm",
+	[PTMON_EVENT_EXIT] = "exit",   [PTMON_EVENT_SIGNAL] = "signal",
+	[PTMON_EVENT_LOST] = "lost",   [PTMON_EVENT_RESYNC] = "resync",
+	[PTMON_EVENT_EOF] = "eof",     [PTMON_EVENT_DRAIN_TIMEOUT] = "drain_timeout",
 	[PTMON_EVENT_DONE] = "done",
 };
 
@@ -504,7 +505,8 @@ void evwriter_flush(struct evwriter *w, int timeout_ms)
 	while (w->len && !w->broken && timeout_ms > 0) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+		long spent = (now.tv_sec - start.tv_sec) * 1000 +
+			     (now.tv_nsec - start.tv_nsec) / 1000000;
 		if (spent >= timeout_ms)
 			break;
 		struct pollfd p = {.fd = w->fd, .events = POLLOUT};
@@ -545,8 +547,8 @@ struct evwriter *evwriter_free(struct evwriter *w)
 
 static const char *cancel_name(enum ptmon_cancel_reason r)
 {
-	static const char *const n[] = {NULL,	     "timeout",	  "signal",
-					    "request", "leftovers", "front_died"};
+	static const char *const n[] = {NULL,      "timeout",   "signal",
+					"request", "leftovers", "front_died"};
 	return (unsigned)r < sizeof(n) / sizeof(n[0]) ? n[r] : NULL;
 }
 
@@ -570,7 +572,8 @@ static void add_cgroup(struct json_object *o, const struct ptmon_task *t,
 		json_object_object_add(c, "cpu_system_us", jint((int64_t)r->cgroup_system_usec));
 	}
 	if (r->cgroup_have_memory_peak)
-		json_object_object_add(c, "memory_peak_bytes", jint((int64_t)r->cgroup_memory_peak));
+		json_object_object_add(c, "memory_peak_bytes",
+				       jint((int64_t)r->cgroup_memory_peak));
 	if (r->cgroup_have_pids_peak)
 		json_object_object_add(c, "pids_peak", jint((int64_t)r->cgroup_pids_peak));
 	if (r->cgroup_have_io) {
@@ -770,9 +773,8 @@ int report_write(int fd, const struct ptmon_task *t, const struct run_info *ri, 
 	free(c.by_id);
 	json_object_object_add(doc, "tree", c.roots);
 	size_t n;
-	const char *s = json_object_to_json_string_length(doc, JSON_FLAGS | JSON_C_TO_STRING_PRETTY
-								     | JSON_C_TO_STRING_SPACED,
-							  &n);
+	const char *s = json_object_to_json_string_length(
+		doc, JSON_FLAGS | JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED, &n);
 	*ret_total = n + 1;
 	if (r != 0)
 		goto out;
@@ -838,7 +840,8 @@ static bool notes_push(void)
 {
 	size_t off = 0;
 	while (off < notes.len && !notes.broken) {
-		ssize_t w = notes_write_once(notes.buf + off, line_chunk(notes.buf + off, notes.len - off));
+		ssize_t w = notes_write_once(notes.buf + off,
+					     line_chunk(notes.buf + off, notes.len - off));
 		if (w > 0) {
 			off += (size_t)w;
 			continue;
@@ -907,7 +910,8 @@ void notes_flush(int timeout_ms)
 	while (!notes_push() && timeout_ms > 0) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+		long spent = (now.tv_sec - start.tv_sec) * 1000 +
+			     (now.tv_nsec - start.tv_nsec) / 1000000;
 		if (spent >= timeout_ms)
 			break;
 		struct pollfd p = {.fd = notes.dest.fd, .events = POLLOUT};
@@ -954,7 +958,8 @@ void notes_close(int timeout_ms)
 	if (notes.dropped && !notes.broken) {
 		char line[128];
 		int n = snprintf(line, sizeof(line),
-				 "ptmon: %" PRIu64 " of its messages were dropped: stderr did not take them\n",
+				 "ptmon: %" PRIu64
+				 " of its messages were dropped: stderr did not take them\n",
 				 notes.dropped);
 		notes_line(line, (size_t)n);
 		notes_flush(timeout_ms);

@@ -52,11 +52,11 @@ struct run_info {
 	unsigned features;
 	const char *fallback_reason;
 	const char *taskstats_unavailable;
-	const char *task_id;        /* the control socket's task id, or NULL */
-	const char *name;           /* `run --name`, default CMD's basename */
-	int exit_status;            /* set before the report is written */
-	pid_t watch_pid;            /* `ptmon watch PID`, 0: a run */
-	const char *watch_cgroup;   /* `ptmon watch --cgroup PATH`, NULL: not */
+	const char *task_id;      /* the control socket's task id, or NULL */
+	const char *name;         /* `run --name`, default CMD's basename */
+	int exit_status;          /* set before the report is written */
+	pid_t watch_pid;          /* `ptmon watch PID`, 0: a run */
+	const char *watch_cgroup; /* `ptmon watch --cgroup PATH`, NULL: not */
 };
 
 /* The event stream: one JSON object a line, written without blocking.  A
@@ -129,9 +129,9 @@ void summary_print(FILE *f, const struct ptmon_task *t, bool colour);
 
 /* What `ptmon tree` shows of a live process beside the summary's tree. */
 struct summary_live {
-	char state;          /* from /proc/PID/stat: R S D Z T ...; '?' unknown */
+	char state; /* from /proc/PID/stat: R S D Z T ...; '?' unknown */
 	uint64_t age_ns;
-	double cpu_s;        /* utime + stime */
+	double cpu_s; /* utime + stime */
 	uint64_t rss_bytes;
 };
 

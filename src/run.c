@@ -123,8 +123,9 @@ static void say_result(const struct ptmon_task_result *r, int status)
 	 * and end included; bench/run divides it by the forks. */
 	struct rusage ru;
 	if (getrusage(RUSAGE_SELF, &ru) == 0) {
-		uint64_t us = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
-			      (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+		uint64_t us =
+			(uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+			(uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
 		msg("worker CPU %s", format_duration(us * 1000u, a, sizeof(a)));
 	}
 }
@@ -165,8 +166,8 @@ static int open_outputs(struct run *rn)
 		}
 	}
 	if (o->report_path) {
-		rn->report_fd = open(o->report_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY,
-				    0644);
+		rn->report_fd = open(o->report_path,
+				     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
 		if (rn->report_fd < 0) {
 			msg("--report: cannot open '%s': %s", o->report_path, strerror(errno));
 			return -1;
@@ -184,8 +185,14 @@ static int open_outputs(struct run *rn)
 static bool ends_ptmon(int s)
 {
 	switch (s) {
-	case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH:	   /* ignored */
-	case SIGSTOP: case SIGTSTP: case SIGTTIN: case SIGTTOU: /* stop */
+	case SIGCHLD:
+	case SIGCONT:
+	case SIGURG:
+	case SIGWINCH: /* ignored */
+	case SIGSTOP:
+	case SIGTSTP:
+	case SIGTTIN:
+	case SIGTTOU: /* stop */
 		return false;
 	default:
 		return true;
@@ -518,8 +525,8 @@ static int run(struct run *rn)
 			char why[512];
 			msg("%s", o->attach.cgroup
 					  ? watch_cgroup_error(r, o->attach.cgroup,
-							       ptmon_monitor_cgroup_unavailable(m), why,
-							       sizeof(why))
+							       ptmon_monitor_cgroup_unavailable(m),
+							       why, sizeof(why))
 					  : watch_attach_error(r, o->attach.pid, why, sizeof(why)));
 			r = -ECANCELED; /* said; 125 */
 		} else if (o->verbose && o->attach.cgroup) {

@@ -31,11 +31,11 @@ static int duration_arg(const char *name, const char *value, uint64_t *ret)
 	int r = parse_duration(value, ret);
 	if (r == -ERANGE)
 		return run_bad_usage("%s: duration out of range: '%s' (0, or from 1ns to %s; "
-				 "0.5ns rounds up to 1ns)",
-				 name, value, PARSE_DURATION_MAX_TEXT);
+				     "0.5ns rounds up to 1ns)",
+				     name, value, PARSE_DURATION_MAX_TEXT);
 	if (r < 0)
-		return run_bad_usage("%s: invalid duration '%s' (examples: 250ms, 1.5s, 2m, 10)", name,
-				 value);
+		return run_bad_usage("%s: invalid duration '%s' (examples: 250ms, 1.5s, 2m, 10)",
+				     name, value);
 	return 0;
 }
 
@@ -51,7 +51,9 @@ static int limit_arg(const char *name, const char *value, int (*parse)(const cha
 		return run_bad_usage("%s: out of range: '%s'", name, value);
 	if (r < 0)
 		return run_bad_usage("%s: invalid value '%s' (examples: %s)", name, value,
-				 parse == parse_cpus ? "0.5, 2" : strcmp(name, "--pids-max") == 0 ? "100" : "512M, 2G");
+				     parse == parse_cpus               ? "0.5, 2"
+				     : strcmp(name, "--pids-max") == 0 ? "100"
+								       : "512M, 2G");
 	return 0;
 }
 
@@ -88,12 +90,15 @@ static int parse_run_option(struct run_options *o, int c, const char *arg)
 		return i < 0 ? -1 : 0;
 	case 'B':
 		i = choice_arg("--backend", arg, backends);
-		o->backend = i == 1 ? PTMON_BACKEND_CONNECTOR
-				    : i == 2 ? PTMON_BACKEND_PROCFS : PTMON_BACKEND_AUTO;
+		o->backend = i == 1   ? PTMON_BACKEND_CONNECTOR
+			     : i == 2 ? PTMON_BACKEND_PROCFS
+				      : PTMON_BACKEND_AUTO;
 		return i < 0 ? -1 : 0;
 	case 'G':
 		i = choice_arg("--cgroup", arg, cgroups);
-		o->task.cgroup = i == 1 ? PTMON_CGROUP_ON : i == 2 ? PTMON_CGROUP_OFF : PTMON_CGROUP_AUTO;
+		o->task.cgroup = i == 1   ? PTMON_CGROUP_ON
+				 : i == 2 ? PTMON_CGROUP_OFF
+					  : PTMON_CGROUP_AUTO;
 		return i < 0 ? -1 : 0;
 	case 'M':
 		return limit_arg("--memory-max", arg, parse_size, &o->task.memory_max);
@@ -103,8 +108,9 @@ static int parse_run_option(struct run_options *o, int c, const char *arg)
 		return limit_arg("--cpu-max", arg, parse_cpus, &o->task.cpu_max_us);
 	case 'F':
 		i = choice_arg("--filter", arg, filters);
-		o->monitor_flags = i == 1 ? PTMON_MONITOR_FILTER_TREE
-				   : i == 2 ? PTMON_MONITOR_FILTER_CLASSIC : 0;
+		o->monitor_flags = i == 1   ? PTMON_MONITOR_FILTER_TREE
+				   : i == 2 ? PTMON_MONITOR_FILTER_CLASSIC
+					    : 0;
 		return i < 0 ? -1 : 0;
 	case 'v':
 		o->verbose++;
@@ -191,8 +197,9 @@ int run_parse(int argc, char **argv, struct run_options *o)
 		return run_bad_usage("no command given");
 	if (o->task.memory_max || o->task.pids_max || o->task.cpu_max_us) {
 		if (o->task.cgroup == PTMON_CGROUP_OFF)
-			return run_bad_usage("--memory-max, --pids-max and --cpu-max need a cgroup: "
-					 "not with --cgroup off");
+			return run_bad_usage(
+				"--memory-max, --pids-max and --cpu-max need a cgroup: "
+				"not with --cgroup off");
 		o->task.cgroup = PTMON_CGROUP_ON;
 	}
 	o->task.argv = argv + optind;

@@ -14,8 +14,11 @@
  */
 #include "serve_int.h"
 
-struct serve_state S = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .ino = -1,
-		       .inotify_kind = W_INOTIFY, .signal_kind = W_SIGNAL};
+struct serve_state S = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			.epfd = -1,
+			.ino = -1,
+			.inotify_kind = W_INOTIFY,
+			.signal_kind = W_SIGNAL};
 
 int serve_say(int status, const char *fmt, ...)
 {
@@ -88,7 +91,8 @@ static void loop(int ino)
 			if (*k == W_INOTIFY)
 				serve_inotify_read(ino);
 			else if (!serve_task_read((struct stask *)k))
-				serve_task_free((struct stask *)k); /* only this batch's own entry */
+				serve_task_free(
+					(struct stask *)k); /* only this batch's own entry */
 		}
 		pthread_mutex_unlock(&S.lock);
 	}
@@ -97,7 +101,7 @@ static void loop(int ino)
 static int usage(void)
 {
 	return serve_say(EXIT_FAILED, "usage: ptmon serve [--listen ADDR:PORT] "
-				"[--allow-control --token-file PATH] [-v]");
+				      "[--allow-control --token-file PATH] [-v]");
 }
 
 int serve_main(int argc, char **argv)
@@ -119,13 +123,15 @@ int serve_main(int argc, char **argv)
 	socklen_t salen;
 	if (serve_parse_listen(listen, &sa, &salen) < 0)
 		return serve_say(EXIT_FAILED,
-			   "--listen: '%s' is not ADDR:PORT (127.0.0.1:9464, [::1]:9464)", listen);
+				 "--listen: '%s' is not ADDR:PORT (127.0.0.1:9464, [::1]:9464)",
+				 listen);
 	snprintf(S.host, sizeof(S.host), "%.*s", (int)(strrchr(listen, ':') - listen), listen);
 	if (S.control != !!token)
 		return serve_say(EXIT_FAILED, "--allow-control and --token-file go together");
 	if (S.control && !S.loopback)
-		return serve_say(EXIT_FAILED, "--allow-control: only on a loopback --listen address (the "
-					"token would cross the network in clear)");
+		return serve_say(EXIT_FAILED,
+				 "--allow-control: only on a loopback --listen address (the "
+				 "token would cross the network in clear)");
 	if (token && serve_read_token(token))
 		return EXIT_FAILED;
 	int ino = -1, sig = -1, r = EXIT_FAILED;
@@ -152,8 +158,8 @@ int serve_main(int argc, char **argv)
 	serve_scan_all();
 	pthread_mutex_unlock(&S.lock);
 	serve_say(0, "serving http://%s:%u/metrics for the tasks in %s%s%s", S.host, S.port, S.dir,
-	    S.all_users ? " and every user's" : "",
-	    S.control ? "; control allowed with the token" : "");
+		  S.all_users ? " and every user's" : "",
+		  S.control ? "; control allowed with the token" : "");
 	loop(ino);
 	r = 0;
 out:

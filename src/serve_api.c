@@ -35,8 +35,8 @@ static void sse_put(struct sse *x, const char *frame, size_t n)
 {
 	if (x->dropped) {
 		char lost[96];
-		int k = snprintf(lost, sizeof(lost), "event: lost\ndata: {\"count\":%" PRIu64 "}\n\n",
-				 x->dropped);
+		int k = snprintf(lost, sizeof(lost),
+				 "event: lost\ndata: {\"count\":%" PRIu64 "}\n\n", x->dropped);
 		if (x->len + (size_t)k + n > SSE_BUF_MAX || !sse_append(x, lost, (size_t)k)) {
 			x->dropped++;
 			return;
@@ -144,7 +144,8 @@ char *serve_tasks_json(size_t *ret_len)
 		json_object_object_add(x, "user", json_bytes(t->user, strlen(t->user)));
 		json_object_object_add(x, "root_pid", json_object_new_int(t->root_pid));
 		json_object_object_add(x, "alive", json_object_new_int64(t->alive));
-		json_object_object_add(x, "processes", json_object_new_int64((int64_t)t->c.processes));
+		json_object_object_add(x, "processes",
+				       json_object_new_int64((int64_t)t->c.processes));
 		json_object_array_add(a, x);
 	}
 	json_object_object_add(o, "tasks", a);
@@ -190,7 +191,8 @@ static char *ask_task(const char *id, const char *request, size_t *ret_len)
 		goto out;
 	for (;;) {
 		if (len + 65536 > cap) {
-			char *p = cap < (64u << 20) ? realloc(b, cap = cap ? cap * 2 : 131072) : NULL;
+			char *p =
+				cap < (64u << 20) ? realloc(b, cap = cap ? cap * 2 : 131072) : NULL;
 			if (!p)
 				goto out;
 			b = p;
@@ -298,7 +300,8 @@ static void sse_snapshot(struct sse *x, const char *id, uint64_t seq, struct jso
 		}
 	} else {
 		for (size_t i = 0; i < json_object_array_length(procs); i++)
-			json_object_array_add(a, json_object_get(json_object_array_get_idx(procs, i)));
+			json_object_array_add(a,
+					      json_object_get(json_object_array_get_idx(procs, i)));
 	}
 	json_object_object_add(o, "processes", a);
 	json_object_object_add(o, "done", json_object_get(done));
@@ -370,7 +373,7 @@ static enum MHD_Result on_events(struct MHD_Connection *c, const char *id)
 	bool known = t || rep;
 	json_object_put(rep);
 	if (!x)
-		return busy	 ? serve_error(c, 503, "too many event streams")
+		return busy    ? serve_error(c, 503, "too many event streams")
 		       : known ? serve_error(c, 500, "out of memory")
 			       : serve_error(c, 404, "no such running task");
 	struct MHD_Response *r =
@@ -401,7 +404,8 @@ static enum MHD_Result on_report(struct MHD_Connection *c, const char *id)
 	running = !body && serve_task_find(id);
 	pthread_mutex_unlock(&S.lock);
 	if (!body)
-		return running ? serve_error(c, 409, "the task is running: its report comes at its end")
+		return running ? serve_error(c, 409,
+					     "the task is running: its report comes at its end")
 			       : serve_error(c, 404, "no such report (serve keeps the last 32)");
 	return serve_reply(c, 200, "application/json", body, strlen(body));
 }
@@ -425,11 +429,12 @@ static enum MHD_Result on_action(struct MHD_Connection *c, const char *id, const
 		if (sig)
 			json_object_object_add(q, "signal", json_bytes(sig, strlen(sig)));
 		json_object_object_add(q, "subtree",
-				       json_object_new_boolean(sub && (!strcmp(sub, "1") ||
-								       !strcmp(sub, "true"))));
+				       json_object_new_boolean(
+					       sub && (!strcmp(sub, "1") || !strcmp(sub, "true"))));
 	} else {
-		json_object_object_add(q, "now", json_object_new_boolean(now && (!strcmp(now, "1") ||
-									  !strcmp(now, "true"))));
+		json_object_object_add(q, "now",
+				       json_object_new_boolean(
+					       now && (!strcmp(now, "1") || !strcmp(now, "true"))));
 	}
 	char *line = NULL;
 	if (asprintf(&line, "%s\n", json_object_to_json_string_ext(q, JSON_C_TO_STRING_PLAIN)) < 0)
@@ -444,7 +449,7 @@ static enum MHD_Result on_action(struct MHD_Connection *c, const char *id, const
 	bool ok = jbool(o, "ok");
 	json_object_put(o);
 	serve_say(0, "%s %s%s%s: %s", action, id, kill ? " pid " : "", kill ? pid : "",
-	    ok ? "done" : "refused by the task");
+		  ok ? "done" : "refused by the task");
 	return serve_reply(c, ok ? 200 : 422, "application/json", body, len);
 }
 

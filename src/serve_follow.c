@@ -24,13 +24,13 @@ static struct name_stats *name_get(const char *name)
 
 /* Raise the task's counter @field to @value, adding the difference to its
  * name's: counters never go down, and end at the task's own totals. */
-#define RAISE(t, field, value)                                                                    \
-	do {                                                                                      \
-		uint64_t v_ = (value);                                                            \
-		if (v_ > (t)->c.field) {                                                          \
-			(t)->ns->c.field += v_ - (t)->c.field;                                    \
-			(t)->c.field = v_;                                                        \
-		}                                                                                 \
+#define RAISE(t, field, value)                                                                     \
+	do {                                                                                       \
+		uint64_t v_ = (value);                                                             \
+		if (v_ > (t)->c.field) {                                                           \
+			(t)->ns->c.field += v_ - (t)->c.field;                                     \
+			(t)->c.field = v_;                                                         \
+		}                                                                                  \
 	} while (0)
 
 /* ---- a task's processes, for its report -------------------------------------------- */
@@ -38,9 +38,18 @@ static struct name_stats *name_get(const char *name)
 /* Keys of an event that say what the event was, not what the process is. */
 static bool event_only_key(const char *k)
 {
-	static const char *const skip[] = {"type",	"task_id",  "mono_ns",	      "unix_ns",
-					   "time",	"name",	    "schema_version", "cwd",
-					   "backend",	"features", "filter",	      "fallback_reason",
+	static const char *const skip[] = {"type",
+					   "task_id",
+					   "mono_ns",
+					   "unix_ns",
+					   "time",
+					   "name",
+					   "schema_version",
+					   "cwd",
+					   "backend",
+					   "features",
+					   "filter",
+					   "fallback_reason",
 					   "taskstats_unavailable"};
 	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
 		if (!strcmp(k, skip[i]))
@@ -88,8 +97,9 @@ static void keep_report(struct stask *t, struct json_object *done)
 	json_object_object_add(r, "name", json_bytes(t->ns->name, strlen(t->ns->name)));
 	json_object_object_add(r, "uid", json_object_new_int64(t->uid));
 	json_object_object_add(r, "user", json_bytes(t->user, strlen(t->user)));
-	json_object_object_add(r, "complete", json_object_new_boolean(t->saw_start && !t->truncated &&
-								       !t->lost_follow));
+	json_object_object_add(
+		r, "complete",
+		json_object_new_boolean(t->saw_start && !t->truncated && !t->lost_follow));
 	if (t->start)
 		json_object_object_add(r, "start", json_object_get(t->start));
 	json_object_object_add(r, "totals", json_object_get(done));
@@ -111,10 +121,11 @@ static void keep_report(struct stask *t, struct json_object *done)
 static void count_exit(struct stask *t, struct json_object *ev)
 {
 	const char *end = jstr(ev, "end");
-	int k = !end			  ? OUT_UNKNOWN
-		: !strcmp(end, "exited")  ? OUT_EXITED
-		: !strcmp(end, "signaled") ? (jbool(ev, "killed_by_ptmon") ? OUT_KILLED : OUT_SIGNALED)
-					  : OUT_UNKNOWN;
+	int k = !end                     ? OUT_UNKNOWN
+		: !strcmp(end, "exited") ? OUT_EXITED
+		: !strcmp(end, "signaled")
+			? (jbool(ev, "killed_by_ptmon") ? OUT_KILLED : OUT_SIGNALED)
+			: OUT_UNKNOWN;
 	RAISE(t, exits[k], t->c.exits[k] + 1);
 	struct json_object *a = NULL;
 	if (json_object_object_get_ex(ev, "accounting", &a) && a) {
@@ -178,8 +189,7 @@ static void count_event(struct stask *t, struct json_object *ev, const char *lin
 		if (why && !strcmp(why, "follower too slow")) {
 			t->ns->lost_follower += jget(ev, "count");
 			t->lost_follow += jget(ev, "count");
-		}
-		else
+		} else
 			RAISE(t, lost_kernel, t->c.lost_kernel + jget(ev, "count"));
 	} else if (!strcmp(type, "done")) {
 		count_done(t, ev);
@@ -306,7 +316,7 @@ static void task_add(const struct sdir *d, const char *name, bool fresh)
 		return;
 	if (fd < 0) {
 		serve_say(0, "%s/%s: %s", d->path, name,
-		    fd == -EPERM ? "not served by its user or root" : strerror(-fd));
+			  fd == -EPERM ? "not served by its user or root" : strerror(-fd));
 		return;
 	}
 	static const char ask[] = "{\"cmd\":\"info\"}\n{\"cmd\":\"follow\"}\n";

@@ -5,11 +5,10 @@
 
 /* ---- HTTP ---------------------------------------------------------------------------------- */
 
-enum MHD_Result serve_reply(struct MHD_Connection *c, unsigned status, const char *type,
-			     char *body, size_t len)
+enum MHD_Result serve_reply(struct MHD_Connection *c, unsigned status, const char *type, char *body,
+			    size_t len)
 {
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!r)
 		return free(body), MHD_NO;
 	MHD_add_response_header(r, "Content-Type", type);
@@ -344,13 +343,12 @@ struct MHD_Daemon *serve_start_http(const struct sockaddr_storage *sa)
 			 MHD_ALLOW_SUSPEND_RESUME;
 	if (sa->ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, sa,
-				MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
-				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-				MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-				MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-				MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+	return MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, sa,
+		MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+		NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 }
 
 /* The token of --allow-control: a regular file of ours that no one else
@@ -365,9 +363,9 @@ int serve_read_token(const char *path)
 		r = serve_say(EXIT_FAILED, "--token-file %s: %s", path, strerror(errno));
 		goto out;
 	}
-	const char *why = !S_ISREG(st.st_mode)	   ? "not a regular file"
+	const char *why = !S_ISREG(st.st_mode)     ? "not a regular file"
 			  : st.st_uid != geteuid() ? "not owned by the user serve runs as"
-			  : st.st_mode & 077	   ? "readable or writable by others (chmod 600 it)"
+			  : st.st_mode & 077       ? "readable or writable by others (chmod 600 it)"
 						   : NULL;
 	if (why) {
 		r = serve_say(EXIT_FAILED, "--token-file %s: %s", path, why);

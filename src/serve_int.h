@@ -42,11 +42,11 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
-#define NAMES_MAX 1024	       /* beyond this, tasks count under name="_other" */
+#define NAMES_MAX 1024         /* beyond this, tasks count under name="_other" */
 #define FINISHED_KEPT 64       /* recent done events kept for /api/tasks */
-#define REPORTS_KEPT 32	       /* recent reports kept for /api/tasks/ID/report */
+#define REPORTS_KEPT 32        /* recent reports kept for /api/tasks/ID/report */
 #define REPORT_PROCS_MAX 4096  /* processes a kept report holds at most */
-#define SSE_MAX 64	       /* event streams open at once */
+#define SSE_MAX 64             /* event streams open at once */
 #define SSE_BUF_MAX (1u << 20) /* bytes waiting for one stream; beyond, events are lost */
 #define SSE_PING_MS 15000      /* a comment line, so that a gone client is noticed */
 #define SSE_RING_MAX 1024      /* a task's last frames, for a stream that reconnects */
@@ -87,9 +87,9 @@ enum dir_kind { D_TASKS, D_RUN_USER, D_UID, D_TMP };
 struct sdir {
 	struct sdir *next;
 	enum dir_kind kind;
-	int wd;	    /* its inotify watch */
-	int fd;	    /* a user's D_TASKS: the checked directory; else -1 */
-	uid_t uid;  /* whose tasks (D_TASKS, D_UID) */
+	int wd;    /* its inotify watch */
+	int fd;    /* a user's D_TASKS: the checked directory; else -1 */
+	uid_t uid; /* whose tasks (D_TASKS, D_UID) */
 	char path[256];
 };
 
@@ -98,9 +98,9 @@ struct stask {
 	int fd;
 	char id[CONTROL_ID_MAX];
 	char path[320]; /* its socket, for the API's own requests */
-	uid_t uid;	/* its owner: the user of its directory */
-	char user[64];	/* that user's name, or the uid in decimal */
-	int phase; /* 0: info reply awaited, 1: follow reply, 2: events */
+	uid_t uid;      /* its owner: the user of its directory */
+	char user[64];  /* that user's name, or the uid in decimal */
+	int phase;      /* 0: info reply awaited, 1: follow reply, 2: events */
 	struct name_stats *ns;
 	struct counts c;
 	int64_t alive;
@@ -109,13 +109,13 @@ struct stask {
 	size_t len, cap;
 	struct json_object *procs; /* id -> the process as its events told it */
 	size_t nprocs;
-	bool saw_start;		   /* followed from the start: the report is whole */
-	bool truncated;		   /* more than REPORT_PROCS_MAX processes */
-	uint64_t lost_follow;	   /* events this follower lost */
+	bool saw_start;            /* followed from the start: the report is whole */
+	bool truncated;            /* more than REPORT_PROCS_MAX processes */
+	uint64_t lost_follow;      /* events this follower lost */
 	struct json_object *start; /* the start event */
-	struct sse *subs;	   /* its event streams */
-	uint64_t seq;		   /* the id of its last event, 1 for the first */
-	struct frame *ring;	   /* its last frames, a circle: ids seq - nring + 1 .. seq */
+	struct sse *subs;          /* its event streams */
+	uint64_t seq;              /* the id of its last event, 1 for the first */
+	struct frame *ring;        /* its last frames, a circle: ids seq - nring + 1 .. seq */
 	size_t ring_head, nring, ring_bytes; /* the oldest's index, how many, their size */
 	struct stask *next;
 };
@@ -137,7 +137,7 @@ struct sse {
  * headers (slowloris) and so would never meet MHD's idle timeout. */
 struct hconn {
 	struct hconn *next, *prev;
-	int fd;		  /* MHD's; only shut down, never closed here */
+	int fd;           /* MHD's; only shut down, never closed here */
 	int64_t since_ms; /* 0: no request being received */
 };
 
@@ -160,7 +160,7 @@ struct serve_state {
 	char dir[256];
 	int epfd, ino;
 	struct sdir *dirs;
-	bool all_users;	 /* root: every user's tasks too */
+	bool all_users; /* root: every user's tasks too */
 	bool verbose;
 	enum watch_kind inotify_kind, signal_kind;
 	struct stask *tasks;
@@ -175,14 +175,14 @@ struct serve_state {
 	size_t nsse;
 	bool loopback;
 	unsigned port;
-	char host[64];		/* the listen address as a Host header names it */
-	bool control;		/* --allow-control */
-	char token[TOKEN_MAX];	/* its token */
+	char host[64];         /* the listen address as a Host header names it */
+	bool control;          /* --allow-control */
+	char token[TOKEN_MAX]; /* its token */
 	size_t token_len;
-	struct hconn *hconns;	/* every open HTTP connection */
-	uint64_t cut;		/* connections cut for slow headers */
-	uint64_t events;	/* event lines followed, all tasks */
-	char epoch[24];		/* this serve's, in every event id: another's ids are not ours */
+	struct hconn *hconns; /* every open HTTP connection */
+	uint64_t cut;         /* connections cut for slow headers */
+	uint64_t events;      /* event lines followed, all tasks */
+	char epoch[24];       /* this serve's, in every event id: another's ids are not ours */
 };
 
 extern struct serve_state S;
@@ -241,8 +241,8 @@ enum MHD_Result serve_on_task(struct MHD_Connection *c, const char *rest);
 enum MHD_Result serve_on_metrics(struct MHD_Connection *c);
 
 /* serve_http.c: HTTP, its checks, its connections */
-enum MHD_Result serve_reply(struct MHD_Connection *c, unsigned status, const char *type,
-			    char *body, size_t len);
+enum MHD_Result serve_reply(struct MHD_Connection *c, unsigned status, const char *type, char *body,
+			    size_t len);
 enum MHD_Result serve_error(struct MHD_Connection *c, unsigned status, const char *msg);
 int serve_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len);
 int64_t serve_now_ms(void);

@@ -4,8 +4,7 @@
 
 /* ---- /metrics ---------------------------------------------------------------------------- */
 
-static void sample(FILE *f, const char *metric, const char *name, const char *extra,
-		   uint64_t v)
+static void sample(FILE *f, const char *metric, const char *name, const char *extra, uint64_t v)
 {
 	char esc[512];
 	expo_label_value(name, esc, sizeof(esc));
@@ -25,8 +24,8 @@ static void metrics_counts(FILE *f, bool om)
 		    "Followed tasks whose connection ended without a done event.", om);
 	for (n = S.names; n; n = n->next)
 		sample(f, "ptmon_tasks_vanished_total", n->name, NULL, n->vanished);
-	expo_family(f, "ptmon_processes", "counter", "Processes of the tasks' trees, roots included.",
-		    om);
+	expo_family(f, "ptmon_processes", "counter",
+		    "Processes of the tasks' trees, roots included.", om);
 	for (n = S.names; n; n = n->next)
 		sample(f, "ptmon_processes_total", n->name, NULL, n->c.processes);
 	expo_family(f, "ptmon_exits", "counter", "Processes that ended, by outcome.", om);
@@ -109,7 +108,7 @@ enum MHD_Result serve_on_metrics(struct MHD_Connection *c)
 	if (!text)
 		return serve_error(c, 500, "out of memory");
 	return serve_reply(c, 200,
-		     om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
-			: "text/plain; version=0.0.4; charset=utf-8",
-		     text, len);
+			   om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+			      : "text/plain; version=0.0.4; charset=utf-8",
+			   text, len);
 }

@@ -104,8 +104,8 @@ static void command_of(const struct ptmon_process_info *p, char *out, size_t siz
 		raw[n++] = ']';
 	} else {
 		/* Escaping only grows text: what fits raw is all that shows. */
-		size_t len = p->argv_len && !p->argv[p->argv_len - 1] ? p->argv_len - 1
-								      : p->argv_len;
+		size_t len =
+			p->argv_len && !p->argv[p->argv_len - 1] ? p->argv_len - 1 : p->argv_len;
 		n = len < sizeof(raw) ? len : sizeof(raw);
 		for (size_t i = 0; i < n; i++)
 			raw[i] = p->argv[i] ? p->argv[i] : ' ';
@@ -125,7 +125,11 @@ static void short_duration(uint64_t ns, char *out, size_t size)
 		if (ns < u[i].div && u[i].div > 1)
 			continue;
 		double v = (double)ns / (double)u[i].div;
-		snprintf(out, size, v < 10 ? "%.2f%s" : v < 100 ? "%.1f%s" : "%.0f%s", v, u[i].unit);
+		snprintf(out, size,
+			 v < 10    ? "%.2f%s"
+			 : v < 100 ? "%.1f%s"
+				   : "%.0f%s",
+			 v, u[i].unit);
 		return;
 	}
 }
@@ -189,8 +193,9 @@ static void print_live(FILE *f, const char *left, size_t cols, pid_t pid,
 	short_duration(l->age_ns, age, sizeof(age));
 	snprintf(rss, sizeof(rss), "%.1fM", (double)l->rss_bytes / (1024.0 * 1024.0));
 	int lw = left_width();
-	fprintf(f, "%s%*s %8d %5c %10s %9.2fs %9s\n", left, (int)(cols < (size_t)lw ? lw - cols : 0), "",
-		(int)pid, l->state, age, l->cpu_s, rss);
+	fprintf(f, "%s%*s %8d %5c %10s %9.2fs %9s\n", left,
+		(int)(cols < (size_t)lw ? lw - cols : 0), "", (int)pid, l->state, age, l->cpu_s,
+		rss);
 }
 
 static void print_one(struct printer *pr, size_t i, const char *branch)
@@ -215,8 +220,8 @@ static void print_one(struct printer *pr, size_t i, const char *branch)
 		print_live(pr->f, left, cols, p->pid, pr->t->v[i].live);
 		return;
 	}
-	fprintf(pr->f, "%s%*s %8d %10s  ", left, (int)(cols < (size_t)lw ? lw - cols : 0), "", (int)p->pid,
-		dur);
+	fprintf(pr->f, "%s%*s %8d %10s  ", left, (int)(cols < (size_t)lw ? lw - cols : 0), "",
+		(int)p->pid, dur);
 	if (pr->colour && colour)
 		fprintf(pr->f, "\033[%dm%s\033[0m\n", colour, out);
 	else
@@ -283,7 +288,9 @@ void summary_print_live(FILE *f, const struct ptmon_process_info *v,
 	if (!t.v)
 		return;
 	for (size_t i = 0; i < n; i++)
-		t.v[i] = (struct proc){.info = v[i], .live = &live[i], .first_child = SIZE_MAX,
+		t.v[i] = (struct proc){.info = v[i],
+				       .live = &live[i],
+				       .first_child = SIZE_MAX,
 				       .next_sibling = SIZE_MAX};
 	qsort(t.v, n, sizeof(*t.v), by_id);
 	link_children(&t);

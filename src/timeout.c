@@ -170,8 +170,8 @@ static char **run_argv(int argc, char **argv, uint64_t timeout_ns, uint64_t grac
 	snprintf(t, sizeof(t), "%" PRIu64 "ns", timeout_ns == NS_NEVER ? 0 : timeout_ns);
 	snprintf(g, sizeof(g), "%" PRIu64 "ns", grace_ns);
 	snprintf(s, sizeof(s), "%d", sig);
-	const char *head[] = {"ptmon", "run", "--no-control", "--timeout", t, "--signal", s,
-			      "--grace", g, "--"};
+	const char *head[] = {"ptmon",    "run", "--no-control", "--timeout", t,
+			      "--signal", s,     "--grace",      g,           "--"};
 	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
 		nargv[n++] = (char *)head[i];
 	for (int i = 0; i < argc; i++)
@@ -235,7 +235,8 @@ int timeout_translate(int argc, char **argv, int *ret_argc, char ***ret_argv)
 	 * bounds the wait, so that nothing of the tree outlives the run. */
 	if (grace_ns == 0)
 		grace_ns = PTMON_DEFAULT_GRACE_NS;
-	T.argv = run_argv(argc - optind - 1, argv + optind + 1, timeout_ns, grace_ns, sig, ret_argc);
+	T.argv =
+		run_argv(argc - optind - 1, argv + optind + 1, timeout_ns, grace_ns, sig, ret_argc);
 	*ret_argv = T.argv;
 	if (!T.argv) {
 		say("%s", strerror(ENOMEM));

@@ -46,7 +46,8 @@ static void watch_usage(FILE *f)
 	      "                        the connector's filter in the kernel (default: auto)\n"
 	      "      --events PATH     write events as NDJSON to PATH as they happen\n"
 	      "      --report PATH     write a JSON report of the whole tree to PATH at the end\n"
-	      "      --summary         print the tree with times and outcomes to stderr at the end\n"
+	      "      --summary         print the tree with times and outcomes to stderr at the "
+	      "end\n"
 	      "      --control PATH    listen for control requests on PATH (default as for run)\n"
 	      "      --no-control      no control socket\n"
 	      "      --color auto|always|never\n"
@@ -87,8 +88,8 @@ static int usage_error(const char *fmt, ...)
 static int duration(const char *name, const char *value, uint64_t *ret)
 {
 	if (parse_duration(value, ret) < 0)
-		return usage_error("%s: invalid duration '%s' (examples: 250ms, 1.5s, 2m, 10)", name,
-				   value);
+		return usage_error("%s: invalid duration '%s' (examples: 250ms, 1.5s, 2m, 10)",
+				   name, value);
 	return -1;
 }
 
@@ -119,28 +120,46 @@ static int parse_option(struct watch_opts *o, int c, const char *arg)
 	case 'B':
 		if ((i = choice("--backend", arg, backends)) < 0)
 			return EXIT_PTMON_FAILED;
-		o->backend = i == 1 ? PTMON_BACKEND_CONNECTOR
-				    : i == 2 ? PTMON_BACKEND_PROCFS : PTMON_BACKEND_AUTO;
+		o->backend = i == 1   ? PTMON_BACKEND_CONNECTOR
+			     : i == 2 ? PTMON_BACKEND_PROCFS
+				      : PTMON_BACKEND_AUTO;
 		return -1;
 	case 'F':
 		if ((i = choice("--filter", arg, filters)) < 0)
 			return EXIT_PTMON_FAILED;
-		o->monitor_flags = i == 1 ? PTMON_MONITOR_FILTER_TREE
-				   : i == 2 ? PTMON_MONITOR_FILTER_CLASSIC : 0;
+		o->monitor_flags = i == 1   ? PTMON_MONITOR_FILTER_TREE
+				   : i == 2 ? PTMON_MONITOR_FILTER_CLASSIC
+					    : 0;
 		return -1;
 	case 'K':
 		if (choice("--color", arg, colours) < 0)
 			return EXIT_PTMON_FAILED;
 		o->color = arg;
 		return -1;
-	case 'E': o->events_path = arg; return -1;
-	case 'C': o->attach.cgroup = arg; return -1;
-	case 'R': o->report_path = arg; return -1;
-	case 'S': o->summary = true; return -1;
-	case 'O': o->control_path = arg; return -1;
-	case 'N': o->no_control = true; return -1;
-	case 'q': o->quiet = true; return -1;
-	case 'v': o->verbose++; return -1;
+	case 'E':
+		o->events_path = arg;
+		return -1;
+	case 'C':
+		o->attach.cgroup = arg;
+		return -1;
+	case 'R':
+		o->report_path = arg;
+		return -1;
+	case 'S':
+		o->summary = true;
+		return -1;
+	case 'O':
+		o->control_path = arg;
+		return -1;
+	case 'N':
+		o->no_control = true;
+		return -1;
+	case 'q':
+		o->quiet = true;
+		return -1;
+	case 'v':
+		o->verbose++;
+		return -1;
 	case 'h':
 		watch_usage(stdout);
 		return 0;
@@ -195,7 +214,8 @@ int watch_parse(int argc, char **argv, struct watch_opts *o)
 			return st;
 	}
 	if (o->attach.cgroup && optind < argc)
-		return usage_error("a PID or --cgroup PATH, not both ('%s' is extra)", argv[optind]);
+		return usage_error("a PID or --cgroup PATH, not both ('%s' is extra)",
+				   argv[optind]);
 	if (o->attach.cgroup)
 		return -1;
 	if (optind >= argc)
@@ -205,8 +225,7 @@ int watch_parse(int argc, char **argv, struct watch_opts *o)
 	return parse_pid(argv[optind], &o->attach.pid);
 }
 
-const char *watch_cgroup_error(int r, const char *path, const char *why, char *buf,
-			       size_t size)
+const char *watch_cgroup_error(int r, const char *path, const char *why, char *buf, size_t size)
 {
 	switch (r) {
 	case -EPERM:
@@ -244,7 +263,8 @@ const char *watch_attach_error(int r, pid_t pid, char *buf, size_t size)
 			 (int)pid);
 		break;
 	case -EINVAL:
-		snprintf(buf, size, "cannot watch pid %d: not a process (a thread's id?)", (int)pid);
+		snprintf(buf, size, "cannot watch pid %d: not a process (a thread's id?)",
+			 (int)pid);
 		break;
 	default:
 		snprintf(buf, size, "cannot watch pid %d: %s", (int)pid, strerror(-r));

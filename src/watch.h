@@ -22,7 +22,7 @@ struct watch_opts {
 	const char *events_path;
 	const char *report_path;
 	const char *control_path;
-	const char *color;      /* auto|always|never, NULL: auto */
+	const char *color; /* auto|always|never, NULL: auto */
 };
 
 /*
@@ -45,12 +45,11 @@ int watch_main(int argc, char **argv);
 
 /* The message for ptmon_task_attach()'s error @r about cgroup @path; @why
  * is ptmon_monitor_cgroup_unavailable()'s reason, or NULL. */
-const char *watch_cgroup_error(int r, const char *path, const char *why, char *buf,
-			       size_t size);
+const char *watch_cgroup_error(int r, const char *path, const char *why, char *buf, size_t size);
 
 /* What a watch cannot see, for -v and the report. */
-#define WATCH_LIMITS                                                                          \
-	"processes that left the tree before the watch began (a daemon that double-forked " \
+#define WATCH_LIMITS                                                                               \
+	"processes that left the tree before the watch began (a daemon that double-forked "        \
 	"earlier) cannot be found by lineage"
 
 #endif
