@@ -222,6 +222,11 @@ static _Noreturn void child_exec(const struct opts *o, const struct child_fds *f
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			_exit(124);
 	}
+	if (o && o->envp) {
+		clearenv();
+		for (size_t i = 0; o->envp[i]; i++)
+			putenv((char *)o->envp[i]);
+	}
 	if (harness_suite.colour_env) {
 		/* The summary's colour depends on these; the test decides them. */
 		unsetenv("NO_COLOR");

@@ -83,6 +83,9 @@ struct ctx {
 
 struct opts {
 	const char *env;     /* "NAME=value" added to ptmon's environment */
+	/* NULL-terminated "NAME=value" list: ptmon's whole environment, instead
+	 * of the test's (what a shell user's ptmon sees, and nothing else). */
+	const char *const *envp;
 	rlim_t nofile;	     /* RLIMIT_NOFILE soft=hard for ptmon; 0: inherit */
 	bool raw;	     /* no "run --backend X" in front of the arguments */
 	const char *wrap[4]; /* a helper mode and its arguments that execs ptmon */
