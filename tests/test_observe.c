@@ -1317,7 +1317,6 @@ static void keep_copy(const struct ctx *c, const char *name, const struct buf *b
 	}
 }
 
-
 /*
  * The same shapes on both backends, exactly: every process blocks on a gate
  * (a FIFO it opens and reads one line from) until the event stream has

@@ -202,11 +202,7 @@ static void t_width(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		ENTRY(t_quiet),
-		ENTRY(t_chdir),
-		ENTRY(t_colour),
-		ENTRY(t_locale),
-		ENTRY(t_width),
+		ENTRY(t_quiet), ENTRY(t_chdir), ENTRY(t_colour), ENTRY(t_locale), ENTRY(t_width),
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));

@@ -35,10 +35,10 @@ const struct harness_suite harness_suite = {
 };
 
 struct outcome {
-	int status;     /* as a shell's $? */
+	int status;	/* as a shell's $? */
 	char out[4096]; /* stdout */
 	char err[4096]; /* stderr */
-	int left;       /* processes of the run's tree that outlived it */
+	int left;	/* processes of the run's tree that outlived it */
 };
 
 /* The processes of the test's cgroup that survive: a process signalled a
@@ -109,8 +109,7 @@ static void end_run(struct ctx *c, struct run *r, int expect_left, struct outcom
 
 /* Run to the end; what it left is counted (down to @expect_left) and
  * killed. */
-static void run(struct ctx *c, bool ptmon, char *const args[], int expect_left,
-		struct outcome *o)
+static void run(struct ctx *c, bool ptmon, char *const args[], int expect_left, struct outcome *o)
 {
 	struct run *r = start(c, ptmon, args);
 	if (!run_reaped(r, (int)(RUN_DEADLINE_S * 1000)))
@@ -152,8 +151,8 @@ static void same(struct ctx *c, int expect, char *const args[], struct outcome *
 	}
 	print_message("    timeout %s: coreutils %d, ptmon %d\n", what, oc.status, p.status);
 	if (oc.status != expect)
-		fail_msg("coreutils timeout %s: %d, the test expects %d (stderr: %s)", what, oc.status,
-			 expect, oc.err);
+		fail_msg("coreutils timeout %s: %d, the test expects %d (stderr: %s)", what,
+			 oc.status, expect, oc.err);
 	if (p.status != expect)
 		fail_msg("ptmon timeout %s: %d, coreutils says %d (stderr: %s)", what, p.status, expect,
 			 p.err);
@@ -166,10 +165,10 @@ static void same(struct ctx *c, int expect, char *const args[], struct outcome *
 }
 
 /* In a test body, whose context is c. */
-#define SAME(expect, ...)                                                                    \
-	do {                                                                                 \
-		char *const a_[] = {__VA_ARGS__, NULL};                                      \
-		same(c, expect, a_, NULL, NULL);                                     \
+#define SAME(expect, ...)                                                                          \
+	do {                                                                                       \
+		char *const a_[] = {__VA_ARGS__, NULL};                                            \
+		same(c, expect, a_, NULL, NULL);                                                   \
 	} while (0)
 
 /* A command that ignores TERM, and whose sleep does too (SIG_IGN is
