@@ -103,14 +103,23 @@ const char *tpath(const struct ctx *c, const char *name)
 	return p;
 }
 
+/* @dir and everything below it (ptmon makes directories of its own there:
+ * XDG_RUNTIME_DIR/ptmon). */
 static void remove_dir(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
 
-	while (d && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd(d), de->d_name, 0);
+	while (d && (de = readdir(d))) {
+		char sub[PATH_MAX];
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0 || errno != EISDIR)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		remove_dir(sub);
+	}
 	if (d)
 		closedir(d);
 	if (rmdir(dir) < 0)
@@ -141,35 +150,36 @@ void dump_run(const struct run *r)
 	fprintf(stderr, "\n---\n");
 }
 
+void run_free(struct run *r)
+{
+	if (!r->exited) {
+		sys_pidfd_send_signal(r->pidfd, SIGKILL);
+		while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
+			;
+		r->exited = true;
+	}
+	if (r->pidfd >= 0)
+		close(r->pidfd);
+	if (r->out >= 0)
+		close(r->out);
+	if (r->err >= 0)
+		close(r->err);
+	if (r->in >= 0)
+		close(r->in);
+	if (r->ev >= 0)
+		close(r->ev);
+	buf_free(&r->o);
+	buf_free(&r->e);
+	buf_free(&r->evb);
+	memset(r, 0, sizeof(*r));
+}
+
 /* Reap every run that is still there, killing ptmon first. */
 void runs_reap_all(struct ctx *c)
 {
-	for (int i = 0; i < MAX_RUNS; i++) {
-		struct run *r = &c->runs[i];
-
-		if (!r->used)
-			continue;
-		if (!r->exited) {
-			sys_pidfd_send_signal(r->pidfd, SIGKILL);
-			while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
-				;
-			r->exited = true;
-		}
-		if (r->pidfd >= 0)
-			close(r->pidfd);
-		if (r->out >= 0)
-			close(r->out);
-		if (r->err >= 0)
-			close(r->err);
-		if (r->in >= 0)
-			close(r->in);
-		if (r->ev >= 0)
-			close(r->ev);
-		buf_free(&r->o);
-		buf_free(&r->e);
-		buf_free(&r->evb);
-		memset(r, 0, sizeof(*r));
-	}
+	for (int i = 0; i < MAX_RUNS; i++)
+		if (c->runs[i].used)
+			run_free(&c->runs[i]);
 }
 
 struct run *new_run(struct ctx *c)

@@ -47,7 +47,7 @@ struct ctx;
 /* What a test program tells the harness about itself. */
 struct harness_suite {
 	const char *subject; /* cgroups are ptmon-SUBJECT.PID.N; tmpdirs /tmp/ptmon-SUBJECT.* */
-	bool tmpdir;	     /* each test gets c->dir, removed by teardown */
+	bool tmpdir;	     /* each test gets c->dir, removed with what is in it by teardown */
 	bool colour_env;     /* ptmon runs with TERM=xterm and without NO_COLOR */
 	bool root;	     /* every test needs root (setresuid, mounts): skips without */
 	void (*probe)(void); /* more probes after the connector's (group_setup) */
@@ -129,6 +129,9 @@ int cg_dump_survivors(const struct ctx *c);
 const char *tpath(const struct ctx *c, const char *name);
 
 void dump_run(const struct run *r);
+/* Kills the run if it still runs, reaps it, closes its descriptors and frees
+ * its slot for a new run (a test that starts more runs than MAX_RUNS). */
+void run_free(struct run *r);
 void runs_reap_all(struct ctx *c);
 struct run *new_run(struct ctx *c);
 /* Starts ptmon with "run --backend X" (unless o->raw) and @args. */
