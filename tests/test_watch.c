@@ -34,21 +34,10 @@
 
 #define RUN_BOUND_MS 30000
 
-/* t_cgroup_cancel's cgroup below the test's, removed before the test's. */
-static void sub_remove(struct ctx *h)
-{
-	char sub[PATH_MAX];
-
-	cg_path(h, "sub", sub, sizeof(sub));
-	if (access(sub, F_OK) == 0)
-		cg_remove(sub);
-}
-
 const struct harness_suite harness_suite = {
 	.subject = "watch",
 	.tmpdir = true,
 	.root = true,
-	.teardown = sub_remove,
 };
 
 /* ---- a watch's own helpers, on tests/harness_run.h -------------------------- */
