@@ -319,6 +319,27 @@ void cg_kill_at(const char *cg)
 	write_file(path, "1");
 }
 
+/* The cgroups below @cg, deepest first: a cgroup with children cannot be
+ * removed, and ptmon's own (the task's) outlives a ptmon that was killed. */
+static void cg_remove_below(const char *cg)
+{
+	DIR *d = opendir(cg);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char sub[PATH_MAX];
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", cg, de->d_name);
+		cg_remove_below(sub);
+		if (rmdir(sub) < 0)
+			print_error("rmdir %s: %s\n", sub, strerror(errno));
+	}
+	if (d)
+		closedir(d);
+}
+
 int cg_remove(const char *cg)
 {
 	int ret = 0;
@@ -328,6 +349,7 @@ int cg_remove(const char *cg)
 		print_error("cgroup %s does not empty after cgroup.kill\n", cg);
 		ret = -1;
 	}
+	cg_remove_below(cg);
 	if (rmdir(cg) < 0) {
 		print_error("rmdir %s: %s\n", cg, strerror(errno));
 		ret = -1;
@@ -414,6 +436,7 @@ void cg_remove_stale(const char *subject)
 		print_error("removing %s, left by an earlier run\n", stale);
 		cg_kill_at(stale);
 		cg_wait_empty_at(stale, 2000);
+		cg_remove_below(stale);
 		rmdir(stale);
 	}
 	if (d)

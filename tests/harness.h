@@ -90,7 +90,8 @@ bool cg_populated_at(const char *cg);
  * @bound_ms.  Exiting tasks leave the cgroup an instant after they die. */
 bool cg_wait_empty_at(const char *cg, int bound_ms);
 void cg_kill_at(const char *cg);
-/* cgroup.kill, wait for it to empty (5 s), rmdir: 0, or -1 (printed). */
+/* cgroup.kill, wait for it to empty (5 s), rmdir it and the cgroups below
+ * it: 0, or -1 (printed). */
 int cg_remove(const char *cg);
 /* How many processes are in @cg itself, not in the cgroups below it; -1
  * when its cgroup.procs cannot be read. */

@@ -103,14 +103,23 @@ const char *tpath(const struct ctx *c, const char *name)
 	return p;
 }
 
+/* @dir and everything below it (ptmon makes directories of its own there:
+ * XDG_RUNTIME_DIR/ptmon). */
 static void remove_dir(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
 
-	while (d && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd(d), de->d_name, 0);
+	while (d && (de = readdir(d))) {
+		char sub[PATH_MAX];
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0 || errno != EISDIR)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		remove_dir(sub);
+	}
 	if (d)
 		closedir(d);
 	if (rmdir(dir) < 0)
@@ -141,35 +150,36 @@ void dump_run(const struct run *r)
 	fprintf(stderr, "\n---\n");
 }
 
+void run_free(struct run *r)
+{
+	if (!r->exited) {
+		sys_pidfd_send_signal(r->pidfd, SIGKILL);
+		while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
+			;
+		r->exited = true;
+	}
+	if (r->pidfd >= 0)
+		close(r->pidfd);
+	if (r->out >= 0)
+		close(r->out);
+	if (r->err >= 0)
+		close(r->err);
+	if (r->in >= 0)
+		close(r->in);
+	if (r->ev >= 0)
+		close(r->ev);
+	buf_free(&r->o);
+	buf_free(&r->e);
+	buf_free(&r->evb);
+	memset(r, 0, sizeof(*r));
+}
+
 /* Reap every run that is still there, killing ptmon first. */
 void runs_reap_all(struct ctx *c)
 {
-	for (int i = 0; i < MAX_RUNS; i++) {
-		struct run *r = &c->runs[i];
-
-		if (!r->used)
-			continue;
-		if (!r->exited) {
-			sys_pidfd_send_signal(r->pidfd, SIGKILL);
-			while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
-				;
-			r->exited = true;
-		}
-		if (r->pidfd >= 0)
-			close(r->pidfd);
-		if (r->out >= 0)
-			close(r->out);
-		if (r->err >= 0)
-			close(r->err);
-		if (r->in >= 0)
-			close(r->in);
-		if (r->ev >= 0)
-			close(r->ev);
-		buf_free(&r->o);
-		buf_free(&r->e);
-		buf_free(&r->evb);
-		memset(r, 0, sizeof(*r));
-	}
+	for (int i = 0; i < MAX_RUNS; i++)
+		if (c->runs[i].used)
+			run_free(&c->runs[i]);
 }
 
 struct run *new_run(struct ctx *c)
@@ -188,7 +198,7 @@ struct run *new_run(struct ctx *c)
 }
 
 /* The child's descriptors: stdin's read end (-1: /dev/null), stdout's and
- * stderr's write ends, the test cgroup's cgroup.procs. */
+ * stderr's write ends, the test cgroup's cgroup.procs (-1: opts.outside_cg). */
 struct child_fds {
 	int in, out, err, procs;
 };
@@ -203,7 +213,7 @@ static _Noreturn void child_exec(const struct opts *o, const struct child_fds *f
 
 	/* Into the test's cgroup before anything of the task exists. */
 	snprintf(pidtext, sizeof(pidtext), "%d", getpid());
-	if (write(fds->procs, pidtext, strlen(pidtext)) < 0)
+	if (fds->procs >= 0 && write(fds->procs, pidtext, strlen(pidtext)) < 0)
 		_exit(121);
 	if (null < 0 || dup2(fds->in >= 0 ? fds->in : null, 0) < 0 || dup2(fds->out, 1) < 0 ||
 	    dup2(fds->err, 2) < 0)
@@ -221,6 +231,11 @@ static _Noreturn void child_exec(const struct opts *o, const struct child_fds *f
 
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			_exit(124);
+	}
+	if (o && o->envp) {
+		clearenv();
+		for (size_t i = 0; o->envp[i]; i++)
+			putenv((char *)o->envp[i]);
 	}
 	if (harness_suite.colour_env) {
 		/* The summary's colour depends on these; the test decides them. */
@@ -300,9 +315,13 @@ void run_start_argv(struct ctx *c, struct run *r, const struct opts *o, const ch
 	char path[PATH_MAX];
 	pid_t parent = getpid();
 
-	cg_path(c, "cgroup.procs", path, sizeof(path));
-	fds.procs = open(path, O_WRONLY | O_CLOEXEC);
-	assert_true(fds.procs >= 0);
+	if (o && o->outside_cg) {
+		fds.procs = -1;
+	} else {
+		cg_path(c, "cgroup.procs", path, sizeof(path));
+		fds.procs = open(path, O_WRONLY | O_CLOEXEC);
+		assert_true(fds.procs >= 0);
+	}
 	if (o && o->out_fd > 0) {
 		fds.out = o->out_fd;
 	} else {
@@ -324,7 +343,8 @@ void run_start_argv(struct ctx *c, struct run *r, const struct opts *o, const ch
 	if (r->pid == 0)
 		child_exec(o, &fds, parent, argv);
 	free(argv);
-	close(fds.procs);
+	if (fds.procs >= 0)
+		close(fds.procs);
 	if (outp[1] >= 0)
 		close(outp[1]);
 	if (errp[1] >= 0)
@@ -549,6 +569,31 @@ bool run_reaped(struct run *r, int bound_ms)
 	return r->exited;
 }
 
+void follow_events(struct ctx *c, struct run *r, const char *name)
+{
+	assert_int_equal(mkfifo(tpath(c, name), 0600), 0);
+	r->ev = open(tpath(c, name), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(r->ev >= 0);
+}
+
+void run_until_events(struct ctx *c, struct run *r, const char *needle, int count,
+		      double deadline_s)
+{
+	double end = r->t_start + deadline_s;
+
+	while (buf_count(&r->evb, needle) < count) {
+		if (r->exited) {
+			print_error("events so far:\n%s\n", r->evb.p ? r->evb.p : "");
+			run_abort(c, r, "ptmon ended before the expected events");
+		}
+		if (now_s() > end) {
+			print_error("events so far:\n%s\n", r->evb.p ? r->evb.p : "");
+			run_abort(c, r, "the expected events did not come in time");
+		}
+		pump(r, 100);
+	}
+}
+
 void run_until_n(struct ctx *c, struct run *r, const char *needle, int count)
 {
 	double end = r->t_start + RUN_DEADLINE_S;
@@ -615,6 +660,11 @@ void assert_status(struct run *r, int code)
 		dump_run(r);
 		fail_msg("expected exit status %d", code);
 	}
+}
+
+int run_shell_status(const struct run *r)
+{
+	return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 128 + WTERMSIG(r->status);
 }
 
 void assert_stderr_has(struct run *r, const char *needle)

@@ -47,7 +47,7 @@ struct ctx;
 /* What a test program tells the harness about itself. */
 struct harness_suite {
 	const char *subject; /* cgroups are ptmon-SUBJECT.PID.N; tmpdirs /tmp/ptmon-SUBJECT.* */
-	bool tmpdir;	     /* each test gets c->dir, removed by teardown */
+	bool tmpdir;	     /* each test gets c->dir, removed with what is in it by teardown */
 	bool colour_env;     /* ptmon runs with TERM=xterm and without NO_COLOR */
 	bool root;	     /* every test needs root (setresuid, mounts): skips without */
 	void (*probe)(void); /* more probes after the connector's (group_setup) */
@@ -83,6 +83,9 @@ struct ctx {
 
 struct opts {
 	const char *env;     /* "NAME=value" added to ptmon's environment */
+	/* NULL-terminated "NAME=value" list: ptmon's whole environment, instead
+	 * of the test's (what a shell user's ptmon sees, and nothing else). */
+	const char *const *envp;
 	rlim_t nofile;	     /* RLIMIT_NOFILE soft=hard for ptmon; 0: inherit */
 	bool raw;	     /* no "run --backend X" in front of the arguments */
 	const char *wrap[4]; /* a helper mode and its arguments that execs ptmon */
@@ -94,6 +97,10 @@ struct opts {
 	uid_t uid;	 /* ptmon as this uid and gid, without groups; 0: as the test */
 	bool own_pgrp;	 /* ptmon leads a process group of its own */
 	bool stdin_pipe; /* ptmon's stdin is a pipe whose write end is r->in */
+	/* ptmon stays in the test program's cgroup, outside the test's: a
+	 * `ptmon watch` of that cgroup, or a client of it, must not be in the
+	 * tree it watches. */
+	bool outside_cg;
 	/* A program to run instead of ptmon, with the arguments alone (a caller
 	 * of ptmon such as tests/go/ctx.go); it is a run like any other. */
 	const char *prog;
@@ -122,6 +129,9 @@ int cg_dump_survivors(const struct ctx *c);
 const char *tpath(const struct ctx *c, const char *name);
 
 void dump_run(const struct run *r);
+/* Kills the run if it still runs, reaps it, closes its descriptors and frees
+ * its slot for a new run (a test that starts more runs than MAX_RUNS). */
+void run_free(struct run *r);
 void runs_reap_all(struct ctx *c);
 struct run *new_run(struct ctx *c);
 /* Starts ptmon with "run --backend X" (unless o->raw) and @args. */
@@ -139,6 +149,15 @@ void run_wait(struct ctx *c, struct run *r, double deadline_s);
  * whether it has (a bound from an event of the test's, where run_wait()'s
  * deadline counts from the start). */
 bool run_reaped(struct run *r, int bound_ms);
+/* Makes a FIFO @name in the test's directory and follows it as @r's event
+ * stream (r->ev, read into r->evb): its read end is open before ptmon
+ * starts, so that ptmon's open for writing does not wait.  The test gives
+ * tpath(c, @name) to ptmon's --events. */
+void follow_events(struct ctx *c, struct run *r, const char *name);
+/* Follows the event stream until @needle has shown up @count times, at most
+ * @deadline_s from the run's start. */
+void run_until_events(struct ctx *c, struct run *r, const char *needle, int count,
+		      double deadline_s);
 /* Reads ptmon's stdout until @needle has shown up @count times. */
 void run_until_n(struct ctx *c, struct run *r, const char *needle, int count);
 void run_until(struct ctx *c, struct run *r, const char *needle);
@@ -150,6 +169,9 @@ void run_until_comm(struct ctx *c, struct run *r, const char *comm);
 pid_t worker_of(struct ctx *c, struct run *r);
 void run_signal(struct run *r, int sig);
 void assert_status(struct run *r, int code);
+/* The status of an exited run as a shell's $? (128+N for a death by
+ * signal N). */
+int run_shell_status(const struct run *r);
 void assert_stderr_has(struct run *r, const char *needle);
 /* Elapsed seconds from @from to ptmon's exit, checked against a window. */
 double assert_took(struct run *r, double from, double lo, double hi);

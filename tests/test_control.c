@@ -4,13 +4,14 @@
  * then the real `ptmon run` and the client subcommands against real trees
  * (tests/testhelper.c) on both backends where it matters.
  *
- * Every ptmon runs in a cgroup v2 directory this test makes; teardown writes
- * cgroup.kill, reaps, waits (inotify on cgroup.events) for the cgroup to be
- * empty and removes it.  Synchronisation is on "READY" from the helper and
- * on replies; where ptmon must learn of something first (procfs backend),
- * the test asks again until it has, within a deadline.
+ * Every ptmon (and every serve) is a run of the shared harness
+ * (tests/harness_run.h) in the test's cgroup, which teardown kills, empties
+ * and removes; the clients run outside it.  Synchronisation is on "READY"
+ * from the helper and on replies; where ptmon must learn of something first
+ * (procfs backend), the test asks again until it has, within a deadline.
  *
- * Needs root for the integration part (cgroups, setresuid); skips otherwise.
+ * Needs root for the integration part (cgroups, setresuid); skips visibly
+ * otherwise.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,16 +45,11 @@
 #include <ctype.h>
 #include <netinet/in.h>
 
-#include "harness.h"
+#include "harness_run.h"
 
 #include "control.h"
 
-#ifndef PTMON_BIN
-#error "PTMON_BIN must name the ptmon binary"
-#endif
-#define H PTMON_HELPER
 #define DEADLINE_S 30.0
-#define MAX_RUNS 4
 
 /* ==== the parser, on byte buffers ========================================== */
 
@@ -169,235 +165,59 @@ static void t_resolve(void **state)
 
 /* ==== real processes ======================================================== */
 
-struct run {
-	bool used, exited;
-	pid_t pid;
-	int pidfd, out, err, in; /* in: ptmon's stdin, to let a task go on */
-	struct buf o, e;
-	int status;
-	char sock[256];
+const struct harness_suite harness_suite = {
+	.subject = "control",
+	.tmpdir = true, /* sockets, XDG_RUNTIME_DIR */
+	.root = true,
 };
 
-struct ctx {
-	const char *backend;
-	char dir[128]; /* private temp dir: sockets, XDG_RUNTIME_DIR */
-	char cg[384];
-	struct run runs[MAX_RUNS];
-};
+/* The control socket of each run (by its slot in the context), for
+ * cancel_and_check(); "" when it has none. */
+static char run_socks[MAX_RUNS][256];
 
-static bool integration_ok;
-
-static void rm_tree(const char *dir)
+static char *sock_of(struct ctx *c, struct run *r)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[512];
-	while (d && (e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (unlink(p) < 0 && errno == EISDIR)
-			rm_tree(p);
-		else if (errno == EISDIR || errno == EPERM)
-			rm_tree(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
+	return run_socks[r - c->runs];
 }
 
-static int setup(void **state)
-{
-	static struct ctx c;
-	memset(&c, 0, sizeof(c));
-	c.backend = *state;
-	*state = &c;
-	if (!integration_ok)
-		return 0;
-	snprintf(c.dir, sizeof(c.dir), "/tmp/ptmon-control.XXXXXX");
-	if (!mkdtemp(c.dir))
-		return -1;
-	if (cg_make("control", NULL, c.cg, sizeof(c.cg)) < 0)
-		return -1;
-	return 0;
-}
-
-static void run_close(struct run *r)
-{
-	if (!r->exited) {
-		sys_pidfd_send_signal(r->pidfd, SIGKILL);
-		while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
-			;
-	}
-	close(r->pidfd);
-	close(r->out);
-	close(r->err);
-	if (r->in >= 0)
-		close(r->in);
-	free(r->o.p);
-	free(r->e.p);
-	memset(r, 0, sizeof(*r));
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-	if (!integration_ok)
-		return 0;
-	cg_kill_at(c->cg);
-	for (int i = 0; i < MAX_RUNS; i++)
-		if (c->runs[i].used)
-			run_close(&c->runs[i]);
-	bool empty = cg_wait_empty_at(c->cg, 5000);
-	rmdir(c->cg);
-	rm_tree(c->dir);
-	if (!empty)
-		print_error("cgroup %s did not empty\n", c->cg);
-	return empty ? 0 : -1;
-}
-
-static struct ctx *begin(void **state)
-{
-	struct ctx *c = *state;
-	if (!integration_ok)
-		skip();
-	return c;
-}
-
-static struct run *run_start_as(struct ctx *c, const char *sock, const char *env,
-				const char *const *args, uid_t uid);
-
-/* Start `ptmon run --backend B --control SOCK -- ARGS` (sock NULL: none;
- * env "NAME=value" or NULL). */
-static struct run *run_start(struct ctx *c, const char *sock, const char *env,
-			     const char *const *args)
-{
-	return run_start_as(c, sock, env, args, 0);
-}
-
-/* The same as the user @uid (0: as we are). */
+/* Start `ptmon run --grace 300ms [--backend B] --control SOCK -- ARGS` as
+ * the user @uid (0: as we are), its stdin a pipe (r->in); sock NULL: none;
+ * env "NAME=value" or NULL. */
 static struct run *run_start_as(struct ctx *c, const char *sock, const char *env,
 				const char *const *args, uid_t uid)
 {
-	struct run *r = NULL;
-	for (int i = 0; i < MAX_RUNS && !r; i++)
-		if (!c->runs[i].used)
-			r = &c->runs[i];
-	assert_non_null(r);
+	struct opts o = {.env = env, .uid = uid, .stdin_pipe = true};
+	struct run *r = new_run(c);
 	const char *argv[32];
 	int n = 0;
-	argv[n++] = PTMON_BIN;
-	argv[n++] = "run";
 	argv[n++] = "--grace";
 	argv[n++] = "300ms";
-	if (c->backend) {
-		argv[n++] = "--backend";
-		argv[n++] = c->backend;
-	}
 	if (sock) {
 		argv[n++] = "--control";
 		argv[n++] = sock;
-		snprintf(r->sock, sizeof(r->sock), "%s", sock);
 	}
+	snprintf(sock_of(c, r), sizeof(run_socks[0]), "%s", sock ? sock : "");
 	if (args[0][0] != '-') /* else the caller's options, then its own "--" */
 		argv[n++] = "--";
 	while (*args)
 		argv[n++] = *args++;
 	argv[n] = NULL;
-	char procs[512];
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", c->cg);
-	int pfd = open(procs, O_WRONLY | O_CLOEXEC), op[2], ep[2], ip[2];
-	assert_true(pfd >= 0);
-	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(ep, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(ip, O_CLOEXEC), 0);
-	pid_t parent = getpid();
-	r->pid = fork();
-	assert_true(r->pid >= 0);
-	if (r->pid == 0) {
-		char t[32];
-		snprintf(t, sizeof(t), "%d", getpid());
-		if (write(pfd, t, strlen(t)) < 0)
-			_exit(121);
-		/* Before PR_SET_PDEATHSIG: a change of uid clears it. */
-		if (uid && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
-			    setresuid(uid, uid, uid) < 0))
-			_exit(123);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent || dup2(ip[0], 0) < 0 || dup2(op[1], 1) < 0 ||
-		    dup2(ep[1], 2) < 0)
-			_exit(122);
-		if (env)
-			putenv((char *)env);
-		execv(PTMON_BIN, (char **)argv);
-		_exit(120);
-	}
-	close(pfd);
-	close(op[1]);
-	close(ep[1]);
-	close(ip[0]);
-	r->used = true;
-	r->out = op[0];
-	r->err = ep[0];
-	r->in = ip[1];
-	fcntl(r->out, F_SETFL, O_NONBLOCK);
-	fcntl(r->err, F_SETFL, O_NONBLOCK);
-	r->pidfd = sys_pidfd_open(r->pid);
-	assert_true(r->pidfd >= 0);
+	run_start_argv(c, r, &o, argv);
 	return r;
 }
 
-static void pump_fd(int fd, struct buf *b)
+static struct run *ctl_run_start(struct ctx *c, const char *sock, const char *env,
+				 const char *const *args)
 {
-	char tmp[65536];
-	ssize_t n;
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		buf_add(b, tmp, (size_t)n);
+	return run_start_as(c, sock, env, args, 0);
 }
 
-static void dump(struct run *r)
+/* Waits for ptmon to end (DEADLINE_S from now) and its output to end: its
+ * status as a shell's $?. */
+static int ctl_wait(struct ctx *c, struct run *r)
 {
-	print_error("ptmon stdout: %.2000s\nptmon stderr: %.4000s\n", r->o.p ? r->o.p : "",
-		    r->e.p ? r->e.p : "");
-}
-
-/* Read ptmon's output until @needle is in its stdout. */
-static void run_until(struct run *r, const char *needle)
-{
-	double end = now_s() + DEADLINE_S;
-	while (!buf_has(&r->o, needle)) {
-		struct pollfd p[3] = {
-			{r->out, POLLIN, 0}, {r->err, POLLIN, 0}, {r->pidfd, POLLIN, 0}};
-		int left = (int)((end - now_s()) * 1000);
-		if (left <= 0 || (poll(p, 3, left) > 0 && p[2].revents && !p[0].revents)) {
-			pump_fd(r->out, &r->o);
-			pump_fd(r->err, &r->e);
-			if (buf_has(&r->o, needle))
-				return;
-			dump(r);
-			fail_msg("no '%s' from the task", needle);
-		}
-		pump_fd(r->out, &r->o);
-		pump_fd(r->err, &r->e);
-	}
-}
-
-static int run_wait(struct run *r)
-{
-	double end = now_s() + DEADLINE_S;
-	while (!pidfd_dead(r->pidfd, 50)) {
-		pump_fd(r->out, &r->o);
-		pump_fd(r->err, &r->e);
-		if (now_s() > end) {
-			dump(r);
-			fail_msg("ptmon did not end");
-		}
-	}
-	assert_int_equal(waitpid(r->pid, &r->status, 0), r->pid);
-	r->exited = true;
-	pump_fd(r->out, &r->o);
-	pump_fd(r->err, &r->e);
-	return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 128 + WTERMSIG(r->status);
+	run_wait(c, r, now_s() - r->t_start + DEADLINE_S);
+	return run_shell_status(r);
 }
 
 /* ---- talking to ptmon ----------------------------------------------------------- */
@@ -564,61 +384,25 @@ static int tree_pids(const char *sock, pid_t *pids, int max)
 	return n;
 }
 
-/* Run a client subcommand to its end: status, stdout, stderr. */
-static int cli(const char *env, struct buf *out, struct buf *err, ...)
+/* Run a client subcommand to its end, outside the test's cgroup: status;
+ * its stdout and stderr appended to @out and @err. */
+static int cli(struct ctx *c, const char *env, struct buf *out, struct buf *err, ...)
 {
-	const char *argv[16] = {PTMON_BIN};
-	int n = 1;
+	struct opts o = {.raw = true, .env = env, .outside_cg = true};
+	const char *argv[16];
+	struct run *r = new_run(c);
+	int n = 0, status;
 	va_list ap;
 	va_start(ap, err);
 	while ((argv[n] = va_arg(ap, const char *)) != NULL)
 		n++;
 	va_end(ap);
-	int op[2], ep[2];
-	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(ep, O_CLOEXEC), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (dup2(op[1], 1) < 0 || dup2(ep[1], 2) < 0)
-			_exit(122);
-		if (env)
-			putenv((char *)env);
-		execv(PTMON_BIN, (char **)argv);
-		_exit(120);
-	}
-	int pidfd = sys_pidfd_open(pid);
-	assert_true(pidfd >= 0);
-	close(op[1]);
-	close(ep[1]);
-	struct pollfd p[2] = {{op[0], POLLIN, 0}, {ep[0], POLLIN, 0}};
-	int open_fds = 2;
-	double end = now_s() + DEADLINE_S;
-	while (open_fds && now_s() < end) {
-		if (poll(p, 2, 1000) <= 0)
-			continue;
-		for (int i = 0; i < 2; i++) {
-			char tmp[65536];
-			ssize_t r = p[i].revents ? read(p[i].fd, tmp, sizeof(tmp)) : 0;
-			if (r > 0)
-				buf_add(i ? err : out, tmp, (size_t)r);
-			else if (p[i].revents && r == 0) {
-				p[i].fd = -1;
-				open_fds--;
-			}
-		}
-	}
-	close(op[0]);
-	close(ep[0]);
-	int status;
-	if (open_fds)
-		sys_pidfd_send_signal(pidfd, SIGKILL);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	close(pidfd);
-	if (open_fds)
-		fail_msg("client %s did not end", argv[1]);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	run_start_argv(c, r, &o, argv);
+	status = ctl_wait(c, r);
+	buf_add(out, r->o.p ? r->o.p : "", r->o.len);
+	buf_add(err, r->e.p ? r->e.p : "", r->e.len);
+	run_free(r);
+	return status;
 }
 
 static void sock_path(struct ctx *c, const char *name, char *out, size_t size)
@@ -627,14 +411,15 @@ static void sock_path(struct ctx *c, const char *name, char *out, size_t size)
 }
 
 /* End a run through the control socket and check the socket went. */
-static void cancel_and_check(struct run *r)
+static void cancel_and_check(struct ctx *c, struct run *r)
 {
-	struct json_object *o = ask_once(r->sock, "{\"cmd\":\"cancel\",\"now\":true}");
+	const char *sock = sock_of(c, r);
+	struct json_object *o = ask_once(sock, "{\"cmd\":\"cancel\",\"now\":true}");
 	assert_true(reply_ok(o));
 	json_object_put(o);
-	run_wait(r);
-	if (access(r->sock, F_OK) == 0)
-		fail_msg("socket %s left behind", r->sock);
+	ctl_wait(c, r);
+	if (access(sock, F_OK) == 0)
+		fail_msg("socket %s left behind", sock);
 }
 
 /* ---- kill one, kill a subtree ------------------------------------------------------ */
@@ -644,8 +429,8 @@ static void kill_in_deep(void **state, bool subtree)
 	struct ctx *c = begin(state);
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "deep", "5", NULL});
-	run_until(r, "READY");
+	struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){H, "deep", "5", NULL});
+	run_until(c, r, "READY");
 	wait_live(sock, 5);
 	pid_t pids[8];
 	int fds[8];
@@ -677,7 +462,7 @@ static void kill_in_deep(void **state, bool subtree)
 	json_object_put(o);
 	for (int i = 0; i < 5; i++)
 		close(fds[i]);
-	cancel_and_check(r);
+	cancel_and_check(c, r);
 }
 
 static void t_kill_one(void **state)
@@ -708,8 +493,8 @@ static void t_refusals(void **state)
 	struct ctx *c = begin(state);
 	char sock[256], req[128];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "2", NULL});
-	run_until(r, "READY");
+	struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){H, "wide", "2", NULL});
+	run_until(c, r, "READY");
 	struct conn k;
 	conn_open(sock, &k);
 	snprintf(req, sizeof(req), "{\"cmd\":\"kill\",\"pid\":%d}", (int)getpid());
@@ -747,7 +532,7 @@ static void t_refusals(void **state)
 	assert_true(reply_ok(o));
 	assert_int_equal(reply_int(o, "live"), 3);
 	json_object_put(o);
-	cancel_and_check(r);
+	cancel_and_check(c, r);
 }
 
 /* Another user is refused after connect(), on SO_PEERCRED; the socket's
@@ -757,8 +542,8 @@ static void t_other_user(void **state)
 	struct ctx *c = begin(state);
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "1", NULL});
-	run_until(r, "READY");
+	struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){H, "wide", "1", NULL});
+	run_until(c, r, "READY");
 	struct stat st;
 	assert_int_equal(stat(sock, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -803,7 +588,7 @@ static void t_other_user(void **state)
 	struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
 	assert_true(reply_ok(o));
 	json_object_put(o);
-	cancel_and_check(r);
+	cancel_and_check(c, r);
 }
 
 /* ---- load ----------------------------------------------------------------------------------- */
@@ -813,8 +598,8 @@ static void t_many_clients(void **state)
 	struct ctx *c = begin(state);
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "forkloop-stay", NULL});
-	run_until(r, "READY");
+	struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){H, "forkloop-stay", NULL});
+	run_until(c, r, "READY");
 	enum { N = 50 };
 	struct conn k[N];
 	for (int i = 0; i < N; i++)
@@ -837,7 +622,7 @@ static void t_many_clients(void **state)
 	for (int i = 0; i < N; i++)
 		conn_close(&k[i]);
 	assert_false(pidfd_dead(r->pidfd, 0));
-	cancel_and_check(r);
+	cancel_and_check(c, r);
 }
 
 /* Issue 9 item 4: clients asking `tree` of a wide tree with long argv, some
@@ -869,11 +654,11 @@ static void t_tree_flood(void **state)
 	double t0 = now_s();
 	/* Under ASan, freed memory waits in a quarantine (256 MB by default)
 	 * that would count as ptmon's: keep it small. */
-	struct run *r = run_start(c, sock, "ASAN_OPTIONS=quarantine_size_mb=8",
+	struct run *r = ctl_run_start(c, sock, "ASAN_OPTIONS=quarantine_size_mb=8",
 				  (const char *const[]){"--timeout", "2s", "--", H, "wide",
 							FLOOD_PROCS, arg, NULL});
 	free(arg);
-	run_until(r, "READY");
+	run_until(c, r, "READY");
 	static struct conn k[FLOOD_CLIENTS];
 	static const char req[] = "{\"cmd\":\"tree\"}\n";
 	for (int i = 0; i < FLOOD_CLIENTS; i++) {
@@ -904,8 +689,8 @@ static void t_tree_flood(void **state)
 			fail_msg("poll: %s", strerror(errno));
 		if (p[n - 3].revents)
 			break;
-		pump_fd(r->out, &r->o);
-		pump_fd(r->err, &r->e);
+		drain_fd(&r->out, &r->o);
+		drain_fd(&r->err, &r->e);
 		for (int j = 0; j < n - 3; j++) {
 			struct conn *q = &k[2 * j];
 			char tmp[65536];
@@ -929,16 +714,19 @@ static void t_tree_flood(void **state)
 	int status;
 	assert_int_equal(wait4(r->pid, &status, 0, &ru), r->pid);
 	double took = now_s() - t0;
+	/* Reaped here, for its rusage: the run is told. */
 	r->exited = true;
-	pump_fd(r->out, &r->o);
-	pump_fd(r->err, &r->e);
+	r->status = status;
+	r->t_exit = now_s();
+	drain_fd(&r->out, &r->o);
+	drain_fd(&r->err, &r->e);
 	for (int i = 0; i < FLOOD_CLIENTS; i++)
 		conn_close(&k[i]);
 	print_message("flood: ptmon returned after %.2f s (timeout %.1f s), peak RSS %ld MB, "
 		      "%d whole tree replies\n",
 		      took, FLOOD_TIMEOUT_S, ru.ru_maxrss / 1024, replies);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 124) {
-		dump(r);
+		dump_run(r);
 		fail_msg("status 0x%x, expected exit 124", status);
 	}
 	if (took > FLOOD_TIMEOUT_S + FLOOD_LATE_S)
@@ -955,11 +743,11 @@ static void t_stuck_follower(void **state)
 	struct ctx *c = begin(state);
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = run_start(
+	struct run *r = ctl_run_start(
 		c, sock, NULL,
 		(const char *const[]){"/bin/sh", "-c",
 				      "echo READY; read x; " H " storm 20000; read y", NULL});
-	run_until(r, "READY");
+	run_until(c, r, "READY");
 	struct conn f;
 	conn_open(sock, &f);
 	int small = 4096;
@@ -968,7 +756,7 @@ static void t_stuck_follower(void **state)
 	assert_true(reply_ok(o));
 	json_object_put(o);
 	assert_int_equal(write(r->in, "go\n", 3), 3);
-	run_until(r, "DONE 20000");
+	run_until(c, r, "DONE 20000");
 	/* ptmon still answers others meanwhile. */
 	o = ask_once(sock, "{\"cmd\":\"info\"}");
 	assert_true(reply_ok(o));
@@ -991,7 +779,7 @@ static void t_stuck_follower(void **state)
 		free(l);
 	}
 	assert_true(wrote);
-	assert_int_equal(run_wait(r), 0);
+	assert_int_equal(ctl_wait(c, r), 0);
 	assert_true(buf_has(&all, "\"type\":\"fork\""));
 	if (!buf_has(&all, "\"reason\":\"follower too slow\""))
 		fail_msg("no lost line in %zu bytes", all.len);
@@ -1008,21 +796,14 @@ static void t_events_follow(void **state)
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
 	struct run *r =
-		run_start(c, sock, NULL,
+		ctl_run_start(c, sock, NULL,
 			  (const char *const[]){"/bin/sh", "-c",
 						"echo STARTED; read x; exec " H " wide 3", NULL});
-	run_until(r, "STARTED");
-	int op[2];
-	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(op[1], 1);
-		execl(PTMON_BIN, PTMON_BIN, "events", sock, "--follow", (char *)NULL);
-		_exit(120);
-	}
-	close(op[1]);
+	run_until(c, r, "STARTED");
+	/* A client: outside the test's cgroup. */
+	struct opts fo = {.raw = true, .outside_cg = true};
+	struct run *f = new_run(c);
+	run_start(c, f, &fo, "events", sock, "--follow", NULL);
 	/* Wait until ptmon counts the follower, then let the task go on. */
 	double end = now_s() + DEADLINE_S;
 	for (;;) {
@@ -1035,25 +816,17 @@ static void t_events_follow(void **state)
 		poll(NULL, 0, 5);
 	}
 	assert_int_equal(write(r->in, "go\n", 3), 3);
-	run_until(r, "READY");
+	run_until(c, r, "READY");
 	wait_live(sock, 4);
 	struct buf out = {0}, err = {0};
-	assert_int_equal(cli(NULL, &out, &err, "cancel", sock, "--now", NULL), 0);
-	run_wait(r);
-	struct buf ev = {0};
-	char tmp[65536];
-	ssize_t n;
-	while ((n = read(op[0], tmp, sizeof(tmp))) > 0)
-		buf_add(&ev, tmp, (size_t)n);
-	close(op[0]);
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	if (buf_count(&ev, "\"type\":\"fork\"") < 3 || buf_count(&ev, "\"type\":\"exit\"") < 4 ||
-	    !buf_has(&ev, "\"type\":\"done\"") ||
-	    (!strcmp(c->backend, "connector") && !buf_has(&ev, "\"type\":\"exec\"")))
-		fail_msg("events: %.3000s", ev.p ? ev.p : "");
-	free(ev.p);
+	assert_int_equal(cli(c, NULL, &out, &err, "cancel", sock, "--now", NULL), 0);
+	ctl_wait(c, r);
+	assert_int_equal(ctl_wait(c, f), 0);
+	const struct buf *ev = &f->o;
+	if (buf_count(ev, "\"type\":\"fork\"") < 3 || buf_count(ev, "\"type\":\"exit\"") < 4 ||
+	    !buf_has(ev, "\"type\":\"done\"") ||
+	    (!strcmp(c->backend, "connector") && !buf_has(ev, "\"type\":\"exec\"")))
+		fail_msg("events: %.3000s", ev->p ? ev->p : "");
 	free(out.p);
 	free(err.p);
 	assert_int_equal(access(sock, F_OK), -1);
@@ -1065,11 +838,11 @@ static void t_cli(void **state)
 	char sock[256], pidtext[32], missing[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
 	sock_path(c, "nobody.sock", missing, sizeof(missing));
-	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "deep", "3", NULL});
-	run_until(r, "READY");
+	struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){H, "deep", "3", NULL});
+	run_until(c, r, "READY");
 	wait_live(sock, 3);
 	struct buf out = {0}, err = {0};
-	assert_int_equal(cli(NULL, &out, &err, "tree", sock, NULL), 0);
+	assert_int_equal(cli(c, NULL, &out, &err, "tree", sock, NULL), 0);
 	pid_t pids[4];
 	assert_int_equal(tree_pids(sock, pids, 4), 3);
 	/* Box drawing in a UTF-8 locale, ASCII in another. */
@@ -1077,31 +850,31 @@ static void t_cli(void **state)
 	snprintf(pidtext, sizeof(pidtext), " %d ", (int)pids[2]);
 	assert_true(buf_has(&out, pidtext));
 	out.len = err.len = 0;
-	assert_int_equal(cli(NULL, &out, &err, "tree", sock, "--json", NULL), 0);
+	assert_int_equal(cli(c, NULL, &out, &err, "tree", sock, "--json", NULL), 0);
 	assert_true(buf_has(&out, "\"processes\":["));
 	err.len = 0;
-	assert_int_equal(cli(NULL, &out, &err, "kill", sock, "1", NULL), 1);
+	assert_int_equal(cli(c, NULL, &out, &err, "kill", sock, "1", NULL), 1);
 	assert_true(buf_has(&err, "ptmon: refusing to signal pid 1"));
 	err.len = 0;
 	snprintf(pidtext, sizeof(pidtext), "%d", (int)getpid());
-	assert_int_equal(cli(NULL, &out, &err, "kill", sock, pidtext, NULL), 1);
+	assert_int_equal(cli(c, NULL, &out, &err, "kill", sock, pidtext, NULL), 1);
 	assert_true(buf_has(&err, "is not in the task's tree"));
-	assert_int_equal(cli(NULL, &out, &err, "kill", missing, "5", NULL), 125);
-	assert_int_equal(cli(NULL, &out, &err, "kill", sock, "abc", NULL), 125);
-	assert_int_equal(cli(NULL, &out, &err, "tree", NULL), 125);
+	assert_int_equal(cli(c, NULL, &out, &err, "kill", missing, "5", NULL), 125);
+	assert_int_equal(cli(c, NULL, &out, &err, "kill", sock, "abc", NULL), 125);
+	assert_int_equal(cli(c, NULL, &out, &err, "tree", NULL), 125);
 	snprintf(pidtext, sizeof(pidtext), "%d", (int)pids[2]);
 	int fd = sys_pidfd_open(pids[2]);
 	out.len = 0;
-	assert_int_equal(cli(NULL, &out, &err, "kill", sock, pidtext, "-s", "KILL", NULL), 0);
+	assert_int_equal(cli(c, NULL, &out, &err, "kill", sock, pidtext, "-s", "KILL", NULL), 0);
 	assert_true(buf_has(&out, "sent SIGKILL to 1 process"));
 	assert_true(pidfd_dead(fd, 5000));
 	close(fd);
 	wait_live(sock, 2);
-	assert_int_equal(cli(NULL, &out, &err, "kill", sock, pidtext, NULL), 1);
+	assert_int_equal(cli(c, NULL, &out, &err, "kill", sock, pidtext, NULL), 1);
 	assert_true(buf_has(&err, "has exited"));
 	free(out.p);
 	free(err.p);
-	cancel_and_check(r);
+	cancel_and_check(c, r);
 }
 
 /* OpenMetrics: HELP and TYPE before each family's samples, "# EOF" last. */
@@ -1149,11 +922,11 @@ static void t_metrics(void **state)
 	struct ctx *c = begin(state);
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "4", NULL});
-	run_until(r, "READY");
+	struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){H, "wide", "4", NULL});
+	run_until(c, r, "READY");
 	wait_live(sock, 5);
 	struct buf out = {0}, err = {0};
-	assert_int_equal(cli(NULL, &out, &err, "metrics", sock, "--openmetrics", NULL), 0);
+	assert_int_equal(cli(c, NULL, &out, &err, "metrics", sock, "--openmetrics", NULL), 0);
 	check_openmetrics(out.p);
 	assert_true(strstr(out.p, "ptmon_live_processes{") && strstr(out.p, "} 5\n"));
 	/* OpenMetrics names a counter's family without "_total" (its samples
@@ -1161,7 +934,7 @@ static void t_metrics(void **state)
 	assert_non_null(strstr(out.p, "# TYPE ptmon_forks counter\n"));
 	out.len = 0;
 	out.p[0] = '\0';
-	assert_int_equal(cli(NULL, &out, &err, "metrics", sock, NULL), 0);
+	assert_int_equal(cli(c, NULL, &out, &err, "metrics", sock, NULL), 0);
 	assert_non_null(strstr(out.p, "# TYPE ptmon_forks_total counter\n"));
 	assert_non_null(strstr(out.p, "# HELP ptmon_forks_total "));
 	assert_null(strstr(out.p, "# EOF"));
@@ -1172,7 +945,7 @@ static void t_metrics(void **state)
 	assert_non_null(strstr(out.p, label));
 	free(out.p);
 	free(err.p);
-	cancel_and_check(r);
+	cancel_and_check(c, r);
 }
 
 /* A long run with the control socket on keeps only what lives: the records
@@ -1189,8 +962,8 @@ static void t_records_dropped(void **state)
 	 * sweep (monitor/records.c) to drop its record. */
 	const char *script = "\"$0\" storm 1000 >/dev/null & p=$!; wait $p; "
 			     "\"$0\" storm 300 >/dev/null; echo \"READY $p\"; exec sleep 1000";
-	struct run *r = run_start(c, sock, NULL, (const char *const[]){"sh", "-c", script, H, NULL});
-	run_until(r, "READY");
+	struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){"sh", "-c", script, H, NULL});
+	run_until(c, r, "READY");
 	int storm = 0;
 	assert_int_equal(sscanf(strstr(r->o.p, "READY"), "READY %d", &storm), 1);
 	/* sh, two storms and their 1300 children; the last exits may still
@@ -1213,7 +986,7 @@ static void t_records_dropped(void **state)
 	assert_int_equal(live, 1);
 	assert_true(records >= 1 && records < 600);
 	struct buf out = {0}, err = {0};
-	assert_int_equal(cli(NULL, &out, &err, "metrics", sock, NULL), 0);
+	assert_int_equal(cli(c, NULL, &out, &err, "metrics", sock, NULL), 0);
 	const char *forks = strstr(out.p, "\nptmon_forks_total{");
 	if (!strstr(out.p, ",outcome=\"exited\"} 1302\n") || !forks ||
 	    strncmp(strchr(forks, '}'), "} 1302\n", 7) != 0)
@@ -1226,7 +999,7 @@ static void t_records_dropped(void **state)
 	json_object_put(o);
 	free(out.p);
 	free(err.p);
-	cancel_and_check(r);
+	cancel_and_check(c, r);
 }
 
 /* Run `sh -c @script` with @in on its stdin; its exit status, or -1. */
@@ -1261,19 +1034,19 @@ static void t_metrics_promtool(void **state)
 	}
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = run_start(c, sock, NULL,
+	struct run *r = ctl_run_start(c, sock, NULL,
 				  (const char *const[]){"--name", "a \"b\"\\c\n\xff", "--", H,
 							"wide", "2", NULL});
-	run_until(r, "READY");
+	run_until(c, r, "READY");
 	wait_live(sock, 3);
 	struct buf out = {0}, err = {0};
-	assert_int_equal(cli(NULL, &out, &err, "metrics", sock, NULL), 0);
+	assert_int_equal(cli(c, NULL, &out, &err, "metrics", sock, NULL), 0);
 	assert_non_null(strstr(out.p, "name=\"a \\\"b\\\"\\\\c\\n\xef\xbf\xbd\"}"));
 	if (sh_with_input("promtool check metrics >&2", out.p) != 0)
 		fail_msg("promtool refuses:\n%s", out.p);
 	free(out.p);
 	free(err.p);
-	cancel_and_check(r);
+	cancel_and_check(c, r);
 }
 
 /* ---- the socket's life ------------------------------------------------------------------------
@@ -1290,15 +1063,15 @@ static void t_stale_and_live_socket(void **state)
 	make_addr(&sa, sock);
 	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(s);
-	struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "1", NULL});
-	run_until(r, "READY");
+	struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){H, "wide", "1", NULL});
+	run_until(c, r, "READY");
 	struct json_object *o = ask_once(sock, "{\"cmd\":\"info\"}");
 	assert_true(reply_ok(o));
 	assert_int_equal(reply_int(o, "pid"), r->pid);
 	json_object_put(o);
 	/* A live one at the same path: the second ptmon refuses to start. */
-	struct run *r2 = run_start(c, sock, NULL, (const char *const[]){H, "exit", "0", NULL});
-	assert_int_equal(run_wait(r2), 125);
+	struct run *r2 = ctl_run_start(c, sock, NULL, (const char *const[]){H, "exit", "0", NULL});
+	assert_int_equal(ctl_wait(c, r2), 125);
 	assert_true(buf_has(&r2->e, "another ptmon is listening"));
 	o = ask_once(sock, "{\"cmd\":\"info\"}");
 	assert_int_equal(reply_int(o, "pid"), r->pid);
@@ -1307,10 +1080,10 @@ static void t_stale_and_live_socket(void **state)
 	char file[256];
 	sock_path(c, "file", file, sizeof(file));
 	close(open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
-	struct run *r3 = run_start(c, file, NULL, (const char *const[]){H, "exit", "0", NULL});
-	assert_int_equal(run_wait(r3), 125);
+	struct run *r3 = ctl_run_start(c, file, NULL, (const char *const[]){H, "exit", "0", NULL});
+	assert_int_equal(ctl_wait(c, r3), 125);
 	assert_int_equal(access(file, F_OK), 0);
-	cancel_and_check(r);
+	cancel_and_check(c, r);
 }
 
 /* The default directory, `ls`, and the directory checks. */
@@ -1320,8 +1093,8 @@ static void t_ls_default_dir(void **state)
 	char env[256], pdir[160], stale[300];
 	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
 	snprintf(pdir, sizeof(pdir), "%s/ptmon", c->dir);
-	struct run *r = run_start(c, NULL, env, (const char *const[]){H, "wide", "2", NULL});
-	run_until(r, "READY");
+	struct run *r = ctl_run_start(c, NULL, env, (const char *const[]){H, "wide", "2", NULL});
+	run_until(c, r, "READY");
 	struct stat st;
 	assert_int_equal(lstat(pdir, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
@@ -1333,7 +1106,7 @@ static void t_ls_default_dir(void **state)
 	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(s);
 	struct buf out = {0}, err = {0};
-	assert_int_equal(cli(env, &out, &err, "ls", NULL), 0);
+	assert_int_equal(cli(c, env, &out, &err, "ls", NULL), 0);
 	char id[64];
 	snprintf(id, sizeof(id), "\n%d-", (int)r->pid);
 	if (!buf_has(&out, id) || !buf_has(&out, "wide 2") || buf_count(&out, "\n") != 2)
@@ -1342,14 +1115,14 @@ static void t_ls_default_dir(void **state)
 	/* The id from ls works as ID for the other commands. */
 	char idbuf[40];
 	assert_int_equal(sscanf(strchr(out.p, '\n') + 1, "%39s", idbuf), 1);
-	snprintf(r->sock, sizeof(r->sock), "%s/%s.sock", pdir, idbuf);
+	snprintf(sock_of(c, r), sizeof(run_socks[0]), "%s/%s.sock", pdir, idbuf);
 	out.len = 0;
-	assert_int_equal(cli(env, &out, &err, "tree", idbuf, NULL), 0);
+	assert_int_equal(cli(c, env, &out, &err, "tree", idbuf, NULL), 0);
 	assert_true(buf_has(&out, "PROCESS"));
 	assert_int_equal(buf_count(&out, "\n"), 4);
 	/* ls --json: one array of the tasks' info replies, the name included. */
 	out.len = 0;
-	assert_int_equal(cli(env, &out, &err, "ls", "--json", NULL), 0);
+	assert_int_equal(cli(c, env, &out, &err, "ls", "--json", NULL), 0);
 	struct json_object *a = json_tokener_parse(out.p);
 	assert_true(a && json_object_is_type(a, json_type_array));
 	assert_int_equal(json_object_array_length(a), 1);
@@ -1360,17 +1133,17 @@ static void t_ls_default_dir(void **state)
 	assert_string_equal(json_object_get_string(v), strrchr(H, '/') + 1);
 	assert_true(json_object_object_get_ex(t, "start_time", &v));
 	json_object_put(a);
-	assert_int_equal(cli(env, &out, &err, "ls", "--jsn", NULL), 125);
-	cancel_and_check(r);
+	assert_int_equal(cli(c, env, &out, &err, "ls", "--jsn", NULL), 125);
+	cancel_and_check(c, r);
 	/* A directory open to others is refused. */
 	assert_int_equal(chmod(pdir, 0755), 0);
-	struct run *r2 = run_start(c, NULL, env, (const char *const[]){H, "exit", "0", NULL});
-	assert_int_equal(run_wait(r2), 125);
+	struct run *r2 = ctl_run_start(c, NULL, env, (const char *const[]){H, "exit", "0", NULL});
+	assert_int_equal(ctl_wait(c, r2), 125);
 	assert_true(buf_has(&r2->e, "open to group or others"));
 	/* --no-control needs none. */
-	struct run *r3 = run_start(
+	struct run *r3 = ctl_run_start(
 		c, NULL, env, (const char *const[]){"--no-control", "--", H, "exit", "3", NULL});
-	assert_int_equal(run_wait(r3), 3);
+	assert_int_equal(ctl_wait(c, r3), 3);
 	free(out.p);
 	free(err.p);
 }
@@ -1467,30 +1240,30 @@ static void t_untrusted_servers(void **state)
 			assert_int_equal(chmod(pdir, 0700) | chown(pdir, 65534, 65534), 0);
 		const char *why = step == 0 ? "open to group or others" : "owned by another user";
 		out.len = err.len = 0;
-		assert_int_equal(cli(env, &out, &err, "ls", NULL), 125);
+		assert_int_equal(cli(c, env, &out, &err, "ls", NULL), 125);
 		if (!buf_has(&err, why) || !buf_has(&err, "refusing to trust") || out.len)
 			fail_msg("ls in an unsafe directory: out '%s' err '%s'", out.p ? out.p : "",
 				 err.p ? err.p : "");
 		err.len = 0;
-		assert_int_equal(cli(env, &out, &err, "kill", "666-fake", "5", NULL), 125);
+		assert_int_equal(cli(c, env, &out, &err, "kill", "666-fake", "5", NULL), 125);
 		assert_true(buf_has(&err, why));
 	}
 	/* A safe directory, but the server is uid 65534. */
 	assert_int_equal(chown(pdir, 0, 0), 0);
 	pid_t srv = fake_server(fake, 65534, FAKE_INFO);
 	out.len = err.len = 0;
-	assert_int_equal(cli(env, &out, &err, "ls", NULL), 0);
+	assert_int_equal(cli(c, env, &out, &err, "ls", NULL), 0);
 	if (buf_has(&out, "FAKE") || !buf_has(&err, "runs as uid 65534"))
 		fail_msg("ls: out '%s' err '%s'", out.p ? out.p : "", err.p ? err.p : "");
 	out.len = err.len = 0;
-	assert_int_equal(cli(env, &out, &err, "kill", "666-fake", "5", NULL), 125);
+	assert_int_equal(cli(c, env, &out, &err, "kill", "666-fake", "5", NULL), 125);
 	assert_false(buf_has(&out, "sent"));
 	assert_true(buf_has(&err, "runs as uid 65534"));
 	out.len = err.len = 0;
-	assert_int_equal(cli(NULL, &out, &err, "tree", fake, NULL), 125);
+	assert_int_equal(cli(c, NULL, &out, &err, "tree", fake, NULL), 125);
 	assert_false(buf_has(&out, "PROCESS"));
-	assert_int_equal(cli(NULL, &out, &err, "metrics", fake, NULL), 125);
-	assert_int_equal(cli(NULL, &out, &err, "cancel", fake, NULL), 125);
+	assert_int_equal(cli(c, NULL, &out, &err, "metrics", fake, NULL), 125);
+	assert_int_equal(cli(c, NULL, &out, &err, "cancel", fake, NULL), 125);
 	fake_server_stop(srv);
 	free(out.p);
 	free(err.p);
@@ -1510,19 +1283,19 @@ static void t_client_escapes(void **state)
 	pid_t srv = fake_server(fake, 0, FAKE_INFO);
 	pid_t srv2 = fake_server(bad, 0, "{\"ok\":false,\"error\":\"no\\u001b[2J\\u009bway\"}\n");
 	struct buf out = {0}, err = {0};
-	assert_int_equal(cli(env, &out, &err, "ls", NULL), 0);
+	assert_int_equal(cli(c, env, &out, &err, "ls", NULL), 0);
 	assert_no_controls(&out, "ls");
 	assert_true(buf_has(&out, "FAKE\\x1b]0;pwned\\x07") && buf_has(&out, "\\u009b31m"));
 	out.len = 0;
-	assert_int_equal(cli(env, &out, &err, "tree", "777-esc", NULL), 0);
+	assert_int_equal(cli(c, env, &out, &err, "tree", "777-esc", NULL), 0);
 	assert_no_controls(&out, "tree");
 	assert_true(buf_has(&out, "p\\x1b[31mq \\u009bz\\x7f"));
 	out.len = 0;
-	assert_int_equal(cli(env, &out, &err, "metrics", "777-esc", NULL), 0);
+	assert_int_equal(cli(c, env, &out, &err, "metrics", "777-esc", NULL), 0);
 	assert_no_controls(&out, "metrics");
 	assert_true(buf_has(&out, "m\\x1b[31m 1\n# EOF\n"));
 	err.len = 0;
-	assert_int_equal(cli(NULL, &out, &err, "kill", bad, "5", NULL), 1);
+	assert_int_equal(cli(c, NULL, &out, &err, "kill", bad, "5", NULL), 1);
 	assert_no_controls(&err, "kill's error");
 	assert_true(buf_has(&err, "no\\x1b[2J\\u009bway"));
 	fake_server_stop(srv);
@@ -1538,11 +1311,11 @@ static void t_summary_escapes(void **state)
 	struct ctx *c = begin(state);
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = run_start(c, sock, NULL,
+	struct run *r = ctl_run_start(c, sock, NULL,
 				  (const char *const[]){"--summary", "--", "sh", "-c", ":",
 							"\x1b]0;T\x07\x1b[2J", "\xc2\x9b" "1m\xff",
 							NULL});
-	assert_int_equal(run_wait(r), 0);
+	assert_int_equal(ctl_wait(c, r), 0);
 	assert_no_controls(&r->e, "summary");
 	if (!buf_has(&r->e, "\\x1b]0;T\\x07\\x1b[2J \\u009b1m\\xff"))
 		fail_msg("summary: %s", r->e.p ? r->e.p : "");
@@ -1550,38 +1323,16 @@ static void t_summary_escapes(void **state)
 
 /* ---- signals to ptmon, and the status of a cancel (issue 9, items 11 and 12) ---------------- */
 
-/* Pidfds of the processes in cgroup @dir, after the @n in @fds already. */
-static int cg_dir_pidfds(const char *dir, int *fds, int n, int max)
-{
-	char path[1200];
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	FILE *f = fopen(path, "re");
-	int pid;
-	assert_non_null(f);
-	while (n < max && fscanf(f, "%d", &pid) == 1)
-		if ((fds[n] = sys_pidfd_open(pid)) >= 0)
-			n++;
-	fclose(f);
-	return n;
-}
-
 /* Pidfds of every process in the test's cgroup (ptmon's front and worker)
  * and in the cgroups below it (the task's own, with --cgroup). */
 static int cg_pidfds(struct ctx *c, int *fds, int max)
 {
-	int n = cg_dir_pidfds(c->cg, fds, 0, max);
-	DIR *d = opendir(c->cg);
-	struct dirent *de;
-	assert_non_null(d);
-	while ((de = readdir(d))) {
-		char sub[1024];
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", c->cg, de->d_name);
-		n = cg_dir_pidfds(sub, fds, n, max);
-	}
-	closedir(d);
-	return n;
+	pid_t pids[64];
+	int n = cg_list(c, pids, max < 64 ? max : 64), k = 0;
+	for (int i = 0; i < n; i++)
+		if ((fds[k] = sys_pidfd_open(pids[i])) >= 0)
+			k++;
+	return k;
 }
 
 /* Would @sig end a process at its default action? */
@@ -1609,8 +1360,8 @@ static void t_fatal_signals(void **state)
 		if (!fatal_by_default(sig))
 			continue;
 		bool ignore = sig == SIGPIPE || sig == SIGXFSZ || sig == 32 || sig == 33;
-		struct run *r = run_start(c, sock, NULL, (const char *const[]){H, "wide", "2", NULL});
-		run_until(r, "READY");
+		struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){H, "wide", "2", NULL});
+		run_until(c, r, "READY");
 		wait_live(sock, 3);
 		int fds[8];
 		int n = cg_pidfds(c, fds, 8);
@@ -1626,10 +1377,10 @@ static void t_fatal_signals(void **state)
 			json_object_put(o);
 			assert_int_equal(sys_pidfd_send_signal(r->pidfd, SIGTERM), 0);
 		}
-		int st = run_wait(r);
+		int st = ctl_wait(c, r);
 		int want = 128 + (ignore ? SIGTERM : sig);
 		if (!WIFEXITED(r->status) || st != want) {
-			dump(r);
+			dump_run(r);
 			fail_msg("signal %d: ptmon status 0x%x, expected exit %d", sig, r->status,
 				 want);
 		}
@@ -1639,7 +1390,7 @@ static void t_fatal_signals(void **state)
 			close(fds[i]);
 		}
 		ignore ? ignored++ : cancelled++;
-		run_close(r);
+		run_free(r);
 	}
 	print_message("%d signals cancel the task, %d are ignored\n", cancelled, ignored);
 }
@@ -1651,17 +1402,17 @@ static void t_cancel_status(void **state)
 	struct ctx *c = begin(state);
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = run_start(
+	struct run *r = ctl_run_start(
 		c, sock, NULL,
 		(const char *const[]){"/bin/sh", "-c",
 				      "trap 'exit 0' TERM; echo READY; while :; do sleep 5 & wait; done",
 				      NULL});
-	run_until(r, "READY");
+	run_until(c, r, "READY");
 	struct buf out = {0}, err = {0};
-	assert_int_equal(cli(NULL, &out, &err, "cancel", sock, NULL), 0);
-	int st = run_wait(r);
+	assert_int_equal(cli(c, NULL, &out, &err, "cancel", sock, NULL), 0);
+	int st = ctl_wait(c, r);
 	if (st != 124) {
-		dump(r);
+		dump_run(r);
 		fail_msg("after ptmon cancel: status %d, expected 124", st);
 	}
 	free(out.p);
@@ -1676,16 +1427,16 @@ static void t_task_id_in_outputs(void **state)
 	sock_path(c, "s.sock", sock, sizeof(sock));
 	sock_path(c, "ev.json", ev, sizeof(ev));
 	sock_path(c, "rep.json", rep, sizeof(rep));
-	struct run *r = run_start(c, sock, NULL,
+	struct run *r = ctl_run_start(c, sock, NULL,
 				  (const char *const[]){"-v", "--events", ev, "--report", rep,
 							"--name", "idtest", "--", H, "wide", "2",
 							NULL});
-	run_until(r, "READY");
+	run_until(c, r, "READY");
 	wait_live(sock, 3);
 	struct json_object *co = ask_once(sock, "{\"cmd\":\"cancel\",\"now\":true}");
 	assert_true(reply_ok(co));
 	json_object_put(co);
-	assert_int_equal(run_wait(r), 124);
+	assert_int_equal(ctl_wait(c, r), 124);
 	char id[64], want[128];
 	const char *p = strstr(r->e.p ? r->e.p : "", "ptmon: task id ");
 	assert_non_null(p);
@@ -1757,7 +1508,7 @@ static void t_late_requests(void **state)
 	assert_true(rfd >= 0);
 	assert_true(fcntl(rfd, F_SETPIPE_SZ, 4096) >= 0);
 	/* 41 processes: a report of well over a page. */
-	struct run *r = run_start(c, sock, NULL,
+	struct run *r = ctl_run_start(c, sock, NULL,
 				  (const char *const[]){"--report", fifo, "--", "/bin/sh", "-c",
 							"i=0; while [ $i -lt 40 ]; do /bin/true; "
 							"i=$((i+1)); done",
@@ -1800,7 +1551,7 @@ static void t_late_requests(void **state)
 	free(done);
 	free(rep.p);
 	conn_close(&k);
-	assert_int_equal(run_wait(r), 0);
+	assert_int_equal(ctl_wait(c, r), 0);
 }
 
 /* ---- ptmon serve under a real Prometheus (issue 10) ------------------------------------------ */
@@ -1839,50 +1590,37 @@ static int http_get(unsigned port, const char *path, const char *headers, struct
 	return status;
 }
 
-/* Start @argv in the test's cgroup, stderr to *ret_err (a pipe) or
- * /dev/null; env "NAME=value" or NULL. */
-static pid_t spawn_cg(struct ctx *c, const char *const *argv, const char *env, int *ret_err)
+/* Start @argv in the test's cgroup: a run whose stdout is /dev/null, and
+ * its stderr too when @quiet (else a pipe, read into r->e by pump());
+ * env "NAME=value" or NULL. */
+static struct run *spawn_cg(struct ctx *c, const char *const *argv, const char *env, bool quiet)
 {
 	/* A serve run as root scans the users' directories: here, under the
 	 * test's own directory, never the host's /run/user and /tmp. */
 	static char scan_root[256];
+	const char *envp[256];
+	int n = 0, null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	assert_true(null >= 0);
 	snprintf(scan_root, sizeof(scan_root), "PTMON_TEST_SCAN_ROOT=%s/users", c->dir);
-	int ep[2];
-	assert_int_equal(pipe2(ep, O_CLOEXEC), 0);
-	char procs[512];
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", c->cg);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		char t[32];
-		snprintf(t, sizeof(t), "%d", getpid());
-		int pfd = open(procs, O_WRONLY | O_CLOEXEC);
-		if (pfd < 0 || write(pfd, t, strlen(t)) < 0)
-			_exit(121);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(ret_err ? ep[1] : null, 2);
-		putenv(scan_root);
-		if (env)
-			putenv((char *)env);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(ep[1]);
-	fcntl(ep[0], F_SETFL, O_NONBLOCK); /* pump_fd reads until EAGAIN */
-	if (ret_err)
-		*ret_err = ep[0];
-	else
-		close(ep[0]);
-	return pid;
+	for (char **e = environ; *e && n < 250; e++)
+		envp[n++] = *e;
+	envp[n++] = scan_root;
+	if (env)
+		envp[n++] = env;
+	envp[n] = NULL;
+	struct opts o = {.prog = argv[0], .envp = envp, .out_fd = null, .err_fd = quiet ? null : 0};
+	struct run *r = new_run(c);
+	run_start_argv(c, r, &o, argv + 1);
+	close(null);
+	return r;
 }
 
-static void stop(pid_t pid)
+/* SIGTERM, and its end. */
+static void stop(struct ctx *c, struct run *r)
 {
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	run_signal(r, SIGTERM);
+	if (!run_reaped(r, (int)(DEADLINE_S * 1000)))
+		run_abort(c, r, "it did not end on SIGTERM");
 }
 
 static unsigned free_port(void)
@@ -1897,24 +1635,22 @@ static unsigned free_port(void)
 }
 
 /* Start `ptmon serve --listen 127.0.0.1:0 [EXTRA...]` in @env; its port once it
- * watches the directory; its stderr in *e (from *ret_efd). */
-static pid_t serve_start(struct ctx *c, const char *env, const char *const *extra,
-			 unsigned *ret_port, int *ret_efd, struct buf *e)
+ * watches the directory; its stderr in r->e. */
+static struct run *serve_start(struct ctx *c, const char *env, const char *const *extra,
+			       unsigned *ret_port)
 {
 	const char *argv[16] = {PTMON_BIN, "serve", "--listen", "127.0.0.1:0"};
 	for (int i = 0; extra && extra[i] && i < 10; i++)
 		argv[4 + i] = extra[i];
-	pid_t serve = spawn_cg(c, argv, env, ret_efd);
+	struct run *serve = spawn_cg(c, argv, env, false);
 	/* serve says where it listens once it watches the directory. */
 	double end = now_s() + DEADLINE_S;
-	while (!buf_has(e, "/metrics for")) {
-		if (now_s() > end)
-			fail_msg("serve did not start: %s", e->p ? e->p : "");
-		struct pollfd p = {*ret_efd, POLLIN, 0};
-		poll(&p, 1, 1000);
-		pump_fd(*ret_efd, e);
+	while (!buf_has(&serve->e, "/metrics for")) {
+		if (now_s() > end || serve->exited)
+			run_abort(c, serve, "serve did not start");
+		pump(serve, 1000);
 	}
-	assert_int_equal(sscanf(strstr(e->p, "127.0.0.1:"), "127.0.0.1:%u", ret_port), 1);
+	assert_int_equal(sscanf(strstr(serve->e.p, "127.0.0.1:"), "127.0.0.1:%u", ret_port), 1);
 	return serve;
 }
 
@@ -2003,10 +1739,8 @@ static void t_serve_prometheus(void **state)
 	}
 	char env[256], line[256];
 	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
-	int efd = -1;
 	unsigned sport = 0, pport = free_port();
-	struct buf e = {0};
-	pid_t serve = serve_start(c, env, NULL, &sport, &efd, &e);
+	struct run *serve = serve_start(c, env, NULL, &sport);
 	char cfg[256], data[256], flag_cfg[300], flag_data[300], flag_web[64];
 	snprintf(cfg, sizeof(cfg), "%s/prometheus.yml", c->dir);
 	snprintf(data, sizeof(data), "%s/tsdb", c->dir);
@@ -2019,9 +1753,9 @@ static void t_serve_prometheus(void **state)
 	snprintf(flag_cfg, sizeof(flag_cfg), "--config.file=%s", cfg);
 	snprintf(flag_data, sizeof(flag_data), "--storage.tsdb.path=%s", data);
 	snprintf(flag_web, sizeof(flag_web), "--web.listen-address=127.0.0.1:%u", pport);
-	pid_t prom = spawn_cg(c, (const char *const[]){"/usr/bin/prometheus", flag_cfg, flag_data,
+	struct run *prom = spawn_cg(c, (const char *const[]){"/usr/bin/prometheus", flag_cfg, flag_data,
 						       flag_web, NULL},
-			      NULL, NULL);
+			      NULL, true);
 	/* Tasks: one that ptmon kills, three shorter than a scrape interval. */
 	char rep[4][256];
 	for (int i = 0; i < 4; i++) {
@@ -2029,15 +1763,15 @@ static void t_serve_prometheus(void **state)
 		snprintf(nm, sizeof(nm), "rep%d.json", i);
 		sock_path(c, nm, rep[i], sizeof(rep[i]));
 	}
-	struct run *r = run_start(c, NULL, env,
+	struct run *r = ctl_run_start(c, NULL, env,
 				  (const char *const[]){"--name", "long", "--report", rep[0], "--",
 							H, "wide", "3", NULL});
-	run_until(r, "READY");
+	run_until(c, r, "READY");
 	struct buf out = {0}, err = {0};
 	char id[64];
 	snprintf(id, sizeof(id), "%d", (int)r->pid);
 	for (int i = 1; i < 4; i++)
-		assert_int_equal(run_wait(run_start(c, NULL, env,
+		assert_int_equal(ctl_wait(c, ctl_run_start(c, NULL, env,
 						    (const char *const[]){
 							    "--name", "short", "--report", rep[i],
 							    "--", "/bin/sh", "-c",
@@ -2049,10 +1783,10 @@ static void t_serve_prometheus(void **state)
 	struct dirent *de;
 	while ((de = readdir(d)))
 		if (strstr(de->d_name, ".sock"))
-			snprintf(r->sock, sizeof(r->sock), "%.150s/%.80s", sock, de->d_name);
+			snprintf(sock_of(c, r), sizeof(run_socks[0]), "%.150s/%.80s", sock, de->d_name);
 	closedir(d);
-	wait_live(r->sock, 4);
-	cancel_and_check(r);
+	wait_live(sock_of(c, r), 4);
+	cancel_and_check(c, r);
 	struct expect want[2] = {{0}};
 	sum_report(rep[0], &want[0]);
 	for (int i = 1; i < 4; i++)
@@ -2093,10 +1827,8 @@ static void t_serve_prometheus(void **state)
 	free(b.p);
 	free(out.p);
 	free(err.p);
-	free(e.p);
-	close(efd);
-	stop(prom);
-	stop(serve);
+	stop(c, prom);
+	stop(c, serve);
 }
 
 
@@ -2130,11 +1862,9 @@ static void t_serve_api(void **state)
 	struct ctx *c = begin(state);
 	char env[256], id[64], path[128];
 	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
-	int efd = -1;
 	unsigned sport = 0;
-	struct buf e = {0};
-	pid_t serve = serve_start(c, env, NULL, &sport, &efd, &e);
-	struct run *r = run_start(c, NULL, env,
+	struct run *serve = serve_start(c, env, NULL, &sport);
+	struct run *r = ctl_run_start(c, NULL, env,
 				  (const char *const[]){"--name", "sse", "--", "/bin/sh", "-c",
 							"read x; /bin/true; sleep 0 & wait", NULL});
 	serve_task_id(sport, id, sizeof(id));
@@ -2164,7 +1894,7 @@ static void t_serve_api(void **state)
 	while ((k = read(fd, tmp, sizeof(tmp))) > 0)
 		buf_add(&ev, tmp, (size_t)k);
 	close(fd);
-	assert_int_equal(run_wait(r), 0);
+	assert_int_equal(ctl_wait(c, r), 0);
 	/* sh, true, sleep: forked, exited, then done; each a "data:" frame. */
 	if (buf_count(&ev, "data: {\"type\":\"fork\"") != 2 ||
 	    buf_count(&ev, "data: {\"type\":\"exit\"") != 3 ||
@@ -2213,9 +1943,7 @@ static void t_serve_api(void **state)
 	assert_null(strstr(b.p, "# EOF"));
 	free(b.p);
 	free(ev.p);
-	free(e.p);
-	close(efd);
-	stop(serve);
+	stop(c, serve);
 }
 
 /* ---- root's serve: every user's tasks (issue 10) -------------------------------------------- */
@@ -2278,8 +2006,8 @@ static void t_serve_all_users(void **state)
 	static char env2[700];
 	snprintf(env2, sizeof(env2), "XDG_RUNTIME_DIR=%s", q);
 	struct run *b = run_start_as(c, NULL, env2, sh, 65533);
-	run_until(a, "READY");
-	run_until(b, "READY");
+	run_until(c, a, "READY");
+	run_until(c, b, "READY");
 	char adir[600], bdir[600];
 	snprintf(adir, sizeof(adir), "%s/ptmon", p);
 	snprintf(bdir, sizeof(bdir), "%.400s/ptmon", q);
@@ -2307,10 +2035,9 @@ static void t_serve_all_users(void **state)
 
 	char senv[300], id[256];
 	snprintf(senv, sizeof(senv), "XDG_RUNTIME_DIR=%s", c->dir);
-	int efd = -1;
 	unsigned sport = 0;
-	struct buf e = {0}, t = {0};
-	pid_t serve = serve_start(c, senv, (const char *const[]){"-v", NULL}, &sport, &efd, &e);
+	struct buf t = {0};
+	struct run *serve = serve_start(c, senv, (const char *const[]){"-v", NULL}, &sport);
 	/* The first scan is over when serve says it serves. */
 	const char *const said[] = {"/tmp/ptmon-65534: open to group or others",
 				    "/tmp/ptmon-65533: owned by another user",
@@ -2318,8 +2045,8 @@ static void t_serve_all_users(void **state)
 				    "/tmp/ptmon-65532/peer-1.sock: not served by its user or root",
 				    "following the tasks of uid 65534 in"};
 	for (size_t i = 0; i < 5; i++)
-		if (!buf_has(&e, said[i]))
-			fail_msg("serve did not say '%s':\n%s", said[i], e.p);
+		if (!buf_has(&serve->e, said[i]))
+			fail_msg("serve did not say '%s':\n%s", said[i], serve->e.p);
 	serve_task_id(sport, id, sizeof(id));
 	snprintf(q, sizeof(q), "%.*s", (int)(strlen(nob) - 5), nob);
 	assert_string_equal(id, q);
@@ -2336,8 +2063,8 @@ static void t_serve_all_users(void **state)
 	 * user, and the same refusals said. */
 	struct buf o = {0}, oe = {0};
 	assert_int_equal(setenv("PTMON_TEST_SCAN_ROOT", root, 1), 0);
-	int st = cli(senv, &o, &oe, "ls", "--all-users", NULL);
-	int stj = cli(senv, &o, &oe, "ls", "--all-users", "--json", NULL);
+	int st = cli(c, senv, &o, &oe, "ls", "--all-users", NULL);
+	int stj = cli(c, senv, &o, &oe, "ls", "--all-users", "--json", NULL);
 	unsetenv("PTMON_TEST_SCAN_ROOT");
 	snprintf(q, sizeof(q), "nobody       %s ", id);
 	if (st || stj || !buf_has(&o, "USER ") || !buf_has(&o, q) ||
@@ -2352,13 +2079,13 @@ static void t_serve_all_users(void **state)
 		fail_msg("ls --all-users: %s", oe.p);
 	/* Another user's tasks are root's to list only. */
 	o.len = 0;
-	assert_int_equal(cli(senv, &o, &oe, "ls", "--all-users", "--bogus", NULL), 125);
+	assert_int_equal(cli(c, senv, &o, &oe, "ls", "--all-users", "--bogus", NULL), 125);
 	free(o.p);
 	free(oe.p);
 	assert_int_equal(write(a->in, "x\n", 2), 2);
 	assert_int_equal(write(b->in, "x\n", 2), 2);
-	assert_int_equal(run_wait(a), 0);
-	assert_int_equal(run_wait(b), 0);
+	assert_int_equal(ctl_wait(c, a), 0);
+	assert_int_equal(ctl_wait(c, b), 0);
 	snprintf(p, sizeof(p), "/api/tasks/%s/report", id);
 	double end = now_s() + DEADLINE_S;
 	while (http_get(sport, p, NULL, &t) != 200)
@@ -2370,9 +2097,7 @@ static void t_serve_all_users(void **state)
 		fail_msg("/api/tasks: %s", t.p);
 	fake_server_stop(srv);
 	free(t.p);
-	free(e.p);
-	close(efd);
-	stop(serve);
+	stop(c, serve);
 }
 
 /* ---- SSE: a stream that reconnects (issue 10) ------------------------------------------------ */
@@ -2438,11 +2163,10 @@ static void t_serve_reconnect(void **state)
 	struct ctx *c = begin(state);
 	char env[256], id[64], last[64], want[96];
 	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
-	int efd = -1;
 	unsigned sport = 0;
-	struct buf e = {0}, b = {0}, t = {0};
-	pid_t serve = serve_start(c, env, NULL, &sport, &efd, &e);
-	struct run *r = run_start(
+	struct buf b = {0}, t = {0};
+	struct run *serve = serve_start(c, env, NULL, &sport);
+	struct run *r = ctl_run_start(
 		c, NULL, env,
 		(const char *const[]){"--name", "rc", "--", "/bin/sh", "-c",
 				      "read x; /bin/true; read x; /bin/true; read x", NULL});
@@ -2480,7 +2204,7 @@ static void t_serve_reconnect(void **state)
 	/* D reconnects once the task is done: its report as a snapshot, then
 	 * the end of the stream. */
 	assert_int_equal(write(r->in, "3\n", 2), 2);
-	assert_int_equal(run_wait(r), 0);
+	assert_int_equal(ctl_wait(c, r), 0);
 	char path[128];
 	snprintf(path, sizeof(path), "/api/tasks/%s/report", id);
 	end = now_s() + DEADLINE_S;
@@ -2497,9 +2221,7 @@ static void t_serve_reconnect(void **state)
 	assert_int_equal(http_get(sport, path, NULL, &t), 404);
 	free(b.p);
 	free(t.p);
-	free(e.p);
-	close(efd);
-	stop(serve);
+	stop(c, serve);
 }
 
 /* ---- serve --allow-control: who may kill and cancel (issue 10) ------------------------------ */
@@ -2562,10 +2284,9 @@ static void expect_alive(const int *fds, int n)
 struct ctl {
 	char tok[300], auth[400], id[64], env[256];
 	unsigned port;
-	pid_t serve, pids[3];
-	int fds[3], efd;
-	struct run *r;
-	struct buf e;
+	pid_t pids[3];
+	int fds[3];
+	struct run *serve, *r;
 };
 
 static void ctl_start(struct ctx *c, struct ctl *k)
@@ -2579,28 +2300,26 @@ static void ctl_start(struct ctx *c, struct ctl *k)
 	snprintf(k->auth, sizeof(k->auth), "Authorization: Bearer s3cret-s3cret-s3cret\r\n");
 	k->serve = serve_start(c, k->env,
 			       (const char *const[]){"--allow-control", "--token-file", k->tok, NULL},
-			       &k->port, &k->efd, &k->e);
-	k->r = run_start(c, NULL, k->env,
+			       &k->port);
+	k->r = ctl_run_start(c, NULL, k->env,
 			 (const char *const[]){"--name", "ctl", "--", "/bin/sh", "-c",
 					       "sleep 1000 & sleep 1000 & echo READY; wait", NULL});
-	run_until(k->r, "READY");
+	run_until(c, k->r, "READY");
 	serve_task_id(k->port, k->id, sizeof(k->id));
-	snprintf(k->r->sock, sizeof(k->r->sock), "%.100s/ptmon/%.100s.sock", c->dir, k->id);
-	wait_live(k->r->sock, 3);
-	assert_int_equal(tree_pids(k->r->sock, k->pids, 3), 3);
+	snprintf(sock_of(c, k->r), sizeof(run_socks[0]), "%.100s/ptmon/%.100s.sock", c->dir, k->id);
+	wait_live(sock_of(c, k->r), 3);
+	assert_int_equal(tree_pids(sock_of(c, k->r), k->pids, 3), 3);
 	for (int i = 0; i < 3; i++) {
 		k->fds[i] = sys_pidfd_open(k->pids[i]);
 		assert_true(k->fds[i] >= 0);
 	}
 }
 
-static void ctl_stop(struct ctl *k)
+static void ctl_stop(struct ctx *c, struct ctl *k)
 {
 	for (int i = 0; i < 3; i++)
 		close(k->fds[i]);
-	free(k->e.p);
-	close(k->efd);
-	stop(k->serve);
+	stop(c, k->serve);
 }
 
 /* The token file: refused unless it is ours and 0600. */
@@ -2615,25 +2334,25 @@ static void t_serve_token_file(void **state)
 	close(fd);
 	assert_int_equal(chmod(tok, 0644), 0);
 	struct buf out = {0}, err = {0};
-	assert_int_equal(cli(NULL, &out, &err, "serve", "--listen", "127.0.0.1:0",
+	assert_int_equal(cli(c, NULL, &out, &err, "serve", "--listen", "127.0.0.1:0",
 			     "--allow-control", "--token-file", tok, NULL),
 			 125);
 	if (!buf_has(&err, "readable or writable by others"))
 		fail_msg("serve with a 0644 token file: %s", err.p ? err.p : "");
 	err.len = 0;
 	assert_int_equal(chmod(tok, 0640), 0);
-	assert_int_equal(cli(NULL, &out, &err, "serve", "--listen", "127.0.0.1:0",
+	assert_int_equal(cli(c, NULL, &out, &err, "serve", "--listen", "127.0.0.1:0",
 			     "--allow-control", "--token-file", tok, NULL),
 			 125);
 	assert_true(buf_has(&err, "readable or writable by others"));
 	err.len = 0;
-	assert_int_equal(cli(NULL, &out, &err, "serve", "--listen", "127.0.0.1:0",
+	assert_int_equal(cli(c, NULL, &out, &err, "serve", "--listen", "127.0.0.1:0",
 			     "--allow-control", NULL),
 			 125);
 	assert_true(buf_has(&err, "go together"));
 	err.len = 0;
 	assert_int_equal(chmod(tok, 0600), 0);
-	assert_int_equal(cli(NULL, &out, &err, "serve", "--listen", "0.0.0.0:0",
+	assert_int_equal(cli(c, NULL, &out, &err, "serve", "--listen", "0.0.0.0:0",
 			     "--allow-control", "--token-file", tok, NULL),
 			 125);
 	assert_true(buf_has(&err, "only on a loopback"));
@@ -2694,9 +2413,9 @@ static void t_serve_control(void **state)
 	assert_int_equal(http_req(k.port, "POST", path, k.auth), 400);
 	snprintf(path, sizeof(path), "/api/tasks/%s/cancel?now=1", k.id);
 	assert_int_equal(http_req(k.port, "POST", path, k.auth), 200);
-	assert_int_equal(run_wait(k.r), 124);
+	assert_int_equal(ctl_wait(c, k.r), 124);
 	assert_true(pidfd_dead(k.fds[0], 0) && pidfd_dead(k.fds[2], 0));
-	ctl_stop(&k);
+	ctl_stop(c, &k);
 }
 
 /* Huge and slow requests, 1,000 connections at once: each refused or cut,
@@ -2805,34 +2524,15 @@ static void t_serve_abuse(void **state)
 	assert_non_null(strstr(b.p, "ptmon_processes_alive{name=\"ctl\"} 3\n"));
 	expect_alive(k.fds, 3);
 	free(b.p);
-	cancel_and_check(k.r);
-	ctl_stop(&k);
+	cancel_and_check(c, k.r);
+	ctl_stop(c, &k);
 }
 
 /* clang-format off */
 #define ENTRY(f, suffix, backend) {#f suffix, f, setup, teardown, (void *)(backend)}
-#define BOTH(f) ENTRY(f, "[connector]", "connector"), ENTRY(f, "[procfs]", "procfs")
-#define AUTO(f) ENTRY(f, "", NULL)
+#define BOTH(f) ENTRY(f, "[connector]", backend_connector), ENTRY(f, "[procfs]", backend_procfs)
+#define AUTO(f) ENTRY(f, "", backend_none)
 /* clang-format on */
-
-static int group_setup(void **state)
-{
-	char why[256] = "";
-
-	(void)state;
-	if (geteuid() != 0)
-		snprintf(why, sizeof(why), "not root");
-	else if (access(PTMON_BIN, X_OK) < 0)
-		snprintf(why, sizeof(why), "%s: %s", PTMON_BIN, strerror(errno));
-	else if (cg_setup("control", why, sizeof(why)))
-		integration_ok = true;
-	if (!integration_ok) {
-		print_error("%s: the integration tests will skip\n", why);
-		return 0;
-	}
-	cg_remove_stale("control");
-	return 0;
-}
 
 int main(void)
 {
@@ -2861,5 +2561,5 @@ int main(void)
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
 	int r = cmocka_run_group_tests_name("control parser", unit, NULL, NULL);
-	return r | cmocka_run_group_tests_name("control", real, group_setup, NULL);
+	return r | cmocka_run_group_tests_name("control", real, group_setup, group_teardown);
 }

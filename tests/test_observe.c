@@ -109,25 +109,6 @@ static struct buf *buf_reset(struct buf *b)
 	return b;
 }
 
-/* Follow the event stream until @needle has appeared @count times. */
-static void run_until_events(struct ctx *c, struct run *r, const char *needle, int count)
-{
-	double end = r->t_start + EVENTS_DEADLINE_S;
-
-	while (buf_count(&r->evb, needle) < count) {
-		if (r->exited) {
-			print_error("events so far:\n%s\n", r->evb.p ? r->evb.p : "");
-			run_abort(c, r, "ptmon ended before the expected events");
-		}
-		if (now_s() > end) {
-			print_error("events so far:\n%s\n", r->evb.p ? r->evb.p : "");
-			run_abort(c, r, "the expected events did not come in time");
-		}
-		pump(r, 100);
-	}
-}
-
-
 /* ---- bytes: UTF-8, U+FFFD, base64 ------------------------------------------ */
 
 /* Length of the well-formed UTF-8 sequence at @p (RFC 3629: no overlongs,
@@ -1336,15 +1317,6 @@ static void keep_copy(const struct ctx *c, const char *name, const struct buf *b
 	}
 }
 
-/* Open a FIFO at @name for following the event stream live: the read end is
- * open before ptmon starts, so ptmon's open for writing does not wait. */
-static void follow_events(struct ctx *c, struct run *r, const char *name)
-{
-	assert_int_equal(mkfifo(tpath(c, name), 0600), 0);
-	r->ev = open(tpath(c, name), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	assert_true(r->ev >= 0);
-}
-
 /*
  * The same shapes on both backends, exactly: every process blocks on a gate
  * (a FIFO it opens and reads one line from) until the event stream has
@@ -1375,7 +1347,7 @@ static void t_tree_gated(void **state)
 	follow_events(c, r, "ev");
 	run_start(c, r, NULL, "--events", tpath(c, "ev"), "--report", tpath(c, "rep"), "--", "bash",
 		  "-c", script, NULL);
-	run_until_events(c, r, "\"type\":\"fork\"", 4);
+	run_until_events(c, r, "\"type\":\"fork\"", 4, EVENTS_DEADLINE_S);
 	/* O_RDWR: the gate has a writer from now on, so each reader's open
 	 * returns and its read gets one line (bash reads a pipe byte by byte);
 	 * the test keeps it open, so none can miss its line. */

@@ -1443,43 +1443,30 @@ static void report_path(char *out, size_t len)
 	snprintf(out, len, "/tmp/ptmon-scenarios.%d.%u.json", getpid(), serial++);
 }
 
-/* The whole file at @path, NUL-terminated (the caller frees). */
-static char *slurp(const char *path)
-{
-	struct buf b = {0};
-	char chunk[65536];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	assert_true(fd >= 0);
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		buf_add(&b, chunk, (size_t)n);
-	close(fd);
-	if (!b.p)
-		buf_add(&b, "", 0);
-	return b.p;
-}
-
 /* The integer after "KEY": in the report at @path; -1 when absent. */
 static long long report_int(const char *path, const char *key)
 {
-	char needle[64], *text = slurp(path);
+	struct buf text = {0};
+	char needle[64];
 	const char *p;
 	long long v;
 
+	buf_add_file(&text, path);
 	snprintf(needle, sizeof(needle), "\"%s\":", key);
-	p = strstr(text, needle);
+	p = strstr(text.p, needle);
 	v = p ? atoll(p + strlen(needle)) : -1;
-	free(text);
+	buf_free(&text);
 	return v;
 }
 
 static bool report_has(const char *path, const char *needle)
 {
-	char *text = slurp(path);
-	bool found = strstr(text, needle) != NULL;
+	struct buf text = {0};
+	bool found;
 
-	free(text);
+	buf_add_file(&text, path);
+	found = buf_has(&text, needle);
+	buf_free(&text);
 	return found;
 }
 

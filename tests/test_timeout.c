@@ -10,63 +10,47 @@
  * itself (sleep 1000); one that must not runs a command that ends at once
  * under a timeout of 1000 s.  Only a machine stalled for minutes could turn
  * one into the other.  Runs where ptmon is signalled wait for the command's
- * "ready" on a pipe first.  Each run is in a cgroup of its own (when there
- * is a writable cgroup2), emptied and removed after it.
+ * "ready" on its stdout first.
+ *
+ * Every run is a run of the shared harness (tests/harness_run.h) in the
+ * test's cgroup: what a run leaves there is counted, then killed, before
+ * the next run starts.  Skips visibly without a writable cgroup2.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <setjmp.h>
+#include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "harness_run.h"
 
-#ifndef PTMON_BIN
-#error "PTMON_BIN must name the ptmon binary"
-#endif
 #define COREUTILS_TIMEOUT "/usr/bin/timeout"
 #define MAX_ARGS 16
 
-struct outcome {
-	int status;       /* as a shell's $? */
-	char out[4096];   /* stdout */
-	char err[4096];   /* stderr */
-	char cg[384];     /* its cgroup, "" without one */
+const struct harness_suite harness_suite = {
+	.subject = "timeout",
 };
 
-/* A fresh cgroup for one run, or "" when none can be made. */
-static void cg_fresh(char *cg, size_t size)
-{
-	cg[0] = '\0';
-	if (cg_mount[0] && cg_make("timeout", NULL, cg, size) < 0)
-		cg[0] = '\0';
-}
+struct outcome {
+	int status;	/* as a shell's $? */
+	char out[4096]; /* stdout */
+	char err[4096]; /* stderr */
+	int left;	/* processes of the run's tree that outlived it */
+};
 
-/* The processes of @cg that survive: a process signalled a moment ago is
- * still listed in cgroup.procs until it has run its exit, so a count taken
- * at once can include the dying.  Each listed process gets a pidfd, and
- * the count waits for them to exit until at most @expect are left (or a
- * bound of 10 s, against a hang only: a survivor never exits, and one too
- * many then fails the caller's assertion). */
-static int cg_survivors(const char *cg, int expect)
+/* The processes of the test's cgroup that survive: a process signalled a
+ * moment ago is still listed in cgroup.procs until it has run its exit, so
+ * a count taken at once can include the dying.  Each listed process gets a
+ * pidfd, and the count waits for them to exit until at most @expect are
+ * left (or a bound of 10 s, against a hang only: a survivor never exits,
+ * and one too many then fails the caller's assertion). */
+static int cg_survivors(const struct ctx *c, int expect)
 {
 	pid_t pids[64];
-	int n = cg_list_dir(cg, pids, 0, 64);
-	if (n > 64)
-		n = 64;
+	int n = cg_list(c, pids, 64);
 	struct pollfd fds[64];
 	int alive = 0;
 	for (int i = 0; i < n; i++) {
@@ -90,79 +74,47 @@ static int cg_survivors(const char *cg, int expect)
 	}
 }
 
-/* Kill whatever is left (coreutils leaves the escaped ones) and remove. */
-static void cg_drop(const char *cg)
+/* Start `PROG [timeout] ARGS` in the test's cgroup, stdin /dev/null. */
+static struct run *start(struct ctx *c, bool ptmon, char *const args[])
 {
-	if (cg[0])
-		cg_remove(cg);
-}
-
-static void slurp(int fd, char *buf, size_t size)
-{
-	size_t len = 0;
-	ssize_t n;
-	lseek(fd, 0, SEEK_SET);
-	while (len + 1 < size && (n = read(fd, buf + len, size - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
-	close(fd);
-}
-
-static int shell_status(int ws)
-{
-	return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-}
-
-/* Start `PROG [timeout] ARGS` in its own cgroup, stdin /dev/null, stdout to
- * @out_fd, stderr to a temporary file (*ret_err). */
-static pid_t start(bool ptmon, char *const args[], int out_fd, int *ret_err, struct outcome *o)
-{
-	char *argv[MAX_ARGS + 3];
+	const char *argv[MAX_ARGS + 2];
+	struct opts o = {.raw = true, .prog = ptmon ? NULL : COREUTILS_TIMEOUT};
+	struct run *r = new_run(c);
 	int n = 0;
-	argv[n++] = ptmon ? PTMON_BIN : COREUTILS_TIMEOUT;
 	if (ptmon)
 		argv[n++] = "timeout";
 	for (int i = 0; args[i]; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	cg_fresh(o->cg, sizeof(o->cg));
-	char tmpl[] = "/tmp/ptmon-timeout-err.XXXXXX";
-	int err = mkostemp(tmpl, O_CLOEXEC);
-	assert_true(err >= 0);
-	unlink(tmpl);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		char path[512];
-		snprintf(path, sizeof(path), "%s/cgroup.procs", o->cg);
-		int fd = o->cg[0] ? open(path, O_WRONLY) : -1;
-		if (fd >= 0 && write(fd, "0", 1) < 0)
-			_exit(99);
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
-		dup2(out_fd, 1);
-		dup2(err, 2);
-		execv(argv[0], argv);
-		_exit(98);
-	}
-	*ret_err = err;
-	return pid;
+	run_start_argv(c, r, &o, argv);
+	return r;
 }
 
-/* Run to the end; the run's cgroup is left for the caller to look at. */
-static void run(bool ptmon, char *const args[], struct outcome *o)
+/* The end of a run that has exited: its status, what it left in the
+ * cgroup (waiting down to @expect_left), then the cgroup emptied for the
+ * next run and the run's output read to its end. */
+static void end_run(struct ctx *c, struct run *r, int expect_left, struct outcome *o)
 {
-	char tmpl[] = "/tmp/ptmon-timeout-out.XXXXXX";
-	int out = mkostemp(tmpl, O_CLOEXEC), err, ws;
-	assert_true(out >= 0);
-	unlink(tmpl);
-	pid_t pid = start(ptmon, args, out, &err, o);
-	while (waitpid(pid, &ws, 0) < 0)
-		assert_int_equal(errno, EINTR);
-	o->status = shell_status(ws);
-	slurp(out, o->out, sizeof(o->out));
-	slurp(err, o->err, sizeof(o->err));
+	o->status = run_shell_status(r);
+	o->left = cg_survivors(c, expect_left);
+	/* coreutils leaves the escaped ones: they would hold its stdout. */
+	cg_kill(c);
+	if (!cg_wait_empty(c, EMPTY_BOUND_MS))
+		fail_msg("the cgroup does not empty after cgroup.kill");
+	run_wait(c, r, RUN_DEADLINE_S);
+	snprintf(o->out, sizeof(o->out), "%s", r->o.p ? r->o.p : "");
+	snprintf(o->err, sizeof(o->err), "%s", r->e.p ? r->e.p : "");
+	runs_reap_all(c);
+}
+
+/* Run to the end; what it left is counted (down to @expect_left) and
+ * killed. */
+static void run(struct ctx *c, bool ptmon, char *const args[], int expect_left, struct outcome *o)
+{
+	struct run *r = start(c, ptmon, args);
+	if (!run_reaped(r, (int)(RUN_DEADLINE_S * 1000)))
+		run_abort(c, r, "timeout did not return");
+	end_run(c, r, expect_left, o);
 }
 
 static void describe(char *buf, size_t size, char *const args[])
@@ -174,50 +126,49 @@ static void describe(char *buf, size_t size, char *const args[])
 }
 
 /* Both must end with @expect; ptmon must leave nothing of the tree. */
-static void same(int expect, char *const args[], struct outcome *ret_c, struct outcome *ret_p)
+static void same(struct ctx *c, int expect, char *const args[], struct outcome *ret_c,
+		 struct outcome *ret_p)
 {
-	struct outcome c, p;
+	struct outcome oc, p;
 	char what[512];
 	describe(what, sizeof(what), args);
 	/* A command that sets a trap says "armed" once it has: a run whose
 	 * first signal came before that (a machine too loaded to start sh
 	 * within the duration) proves nothing, and is run again. */
 	bool armed = strstr(what, "echo armed") != NULL;
-	int left = 0;
+	/* What coreutils leaves (--foreground) is not counted, only killed. */
 	for (int try = 0; try < 5; try++) {
-		run(false, args, &c);
-		cg_drop(c.cg);
-		if (!armed || strstr(c.out, "armed"))
+		run(c, false, args, INT_MAX, &oc);
+		if (!armed || strstr(oc.out, "armed"))
 			break;
 		print_message("    (coreutils signalled before the trap was set; again)\n");
 	}
 	for (int try = 0; try < 5; try++) {
-		run(true, args, &p);
-		left = p.cg[0] ? cg_survivors(p.cg, 0) : 0;
-		cg_drop(p.cg);
+		run(c, true, args, 0, &p);
 		if (!armed || strstr(p.out, "armed"))
 			break;
 		print_message("    (ptmon signalled before the trap was set; again)\n");
 	}
-	print_message("    timeout %s: coreutils %d, ptmon %d\n", what, c.status, p.status);
-	if (c.status != expect)
-		fail_msg("coreutils timeout %s: %d, the test expects %d (stderr: %s)", what, c.status,
-			 expect, c.err);
+	print_message("    timeout %s: coreutils %d, ptmon %d\n", what, oc.status, p.status);
+	if (oc.status != expect)
+		fail_msg("coreutils timeout %s: %d, the test expects %d (stderr: %s)", what,
+			 oc.status, expect, oc.err);
 	if (p.status != expect)
 		fail_msg("ptmon timeout %s: %d, coreutils says %d (stderr: %s)", what, p.status, expect,
 			 p.err);
-	if (left > 0)
-		fail_msg("ptmon timeout %s left %d processes", what, left);
+	if (p.left > 0)
+		fail_msg("ptmon timeout %s left %d processes", what, p.left);
 	if (ret_c)
-		*ret_c = c;
+		*ret_c = oc;
 	if (ret_p)
 		*ret_p = p;
 }
 
-#define SAME(expect, ...)                                                                    \
-	do {                                                                                 \
-		char *const a_[] = {__VA_ARGS__, NULL};                                      \
-		same(expect, a_, NULL, NULL);                                                \
+/* In a test body, whose context is c. */
+#define SAME(expect, ...)                                                                          \
+	do {                                                                                       \
+		char *const a_[] = {__VA_ARGS__, NULL};                                            \
+		same(c, expect, a_, NULL, NULL);                                                   \
 	} while (0)
 
 /* A command that ignores TERM, and whose sleep does too (SIG_IGN is
@@ -226,6 +177,7 @@ static void same(int expect, char *const args[], struct outcome *ret_c, struct o
 
 static void t_durations(void **state)
 {
+	struct ctx *c = begin(state);
 	/* timeout(1)'s syntax: strtod's forms, one optional unit. */
 	static const char *ok[] = {"1000.", "1e3", ".5e4", "0x1p10", " 1000", "+1000", "1000s",
 				   "20m", "1h", "1d", "inf", "INF", "infinity", "1e400",
@@ -240,10 +192,12 @@ static void t_durations(void **state)
 	SAME(124, "1e-10", "sleep", "1000");
 	SAME(124, "0.01", "sleep", "1000");
 	SAME(124, "1.e-1", "sleep", "1000");
+	finish(c);
 }
 
 static void t_statuses(void **state)
 {
+	struct ctx *c = begin(state);
 	SAME(0, "1000", "true");
 	SAME(1, "1000", "false");
 	for (int v = 2; v < 256; v += 37) {
@@ -263,10 +217,12 @@ static void t_statuses(void **state)
 	SAME(4, "1000", "sh", "-c", "exit 4", "-v");
 	SAME(127, "0.1", "--", "sleep", "1"); /* "--" is the command here */
 	SAME(124, "--", "0.2", "sleep", "1000");
+	finish(c);
 }
 
 static void t_usage(void **state)
 {
+	struct ctx *c = begin(state);
 	SAME(125, "1000");
 	SAME(125, "--bogus", "1", "true");
 	SAME(125, "-x", "1", "true");
@@ -274,19 +230,21 @@ static void t_usage(void **state)
 	SAME(125, "-s");
 	SAME(125, "-k", "1x", "1", "true");
 	char *const none[] = {NULL};
-	same(125, none, NULL, NULL);
-	struct outcome c, p;
+	same(c, 125, none, NULL, NULL);
+	struct outcome oc, p;
 	char *const help[] = {"--help", NULL};
-	same(0, help, &c, &p);
+	same(c, 0, help, &oc, &p);
 	assert_non_null(strstr(p.out, "DURATION COMMAND [ARG]..."));
 	assert_non_null(strstr(p.out, "--kill-after"));
 	char *const version[] = {"--version", NULL};
-	same(0, version, &c, &p);
+	same(c, 0, version, &oc, &p);
 	assert_non_null(strstr(p.out, "timeout"));
+	finish(c);
 }
 
 static void t_signals(void **state)
 {
+	struct ctx *c = begin(state);
 	/* Names in any case, with or without SIG, numbers, exit statuses. */
 	static const char *ok[] = {"term", "TERM", "SIGTERM", "sigterm", "15", "143", "INT", "2",
 				   "HUP", "RTMIN+1", "rtmin+1", "USR1", "64"};
@@ -304,10 +262,12 @@ static void t_signals(void **state)
 	/* 0 (EXIT) ends nothing; -k does. */
 	SAME(137, "-s", "0", "-k", "0.2", "0.1", "sleep", "1000");
 	SAME(137, "-s", "EXIT", "-k", "0.2", "0.1", "sleep", "1000");
+	finish(c);
 }
 
 static void t_kill_after(void **state)
 {
+	struct ctx *c = begin(state);
 	SAME(137, "-k", "0.2", "0.1", DEAF);
 	SAME(137, "--kill-after=0.2", "0.1", DEAF);
 	SAME(137, "-k0.2", "0.1", DEAF);
@@ -316,10 +276,12 @@ static void t_kill_after(void **state)
 	SAME(124, "-k", "1000", "0.1", "sleep", "1000");
 	SAME(124, "-k", "0", "0.1", "sleep", "1000");
 	SAME(125, "-k", "nan", "0.1", "sleep", "1000");
+	finish(c);
 }
 
 static void t_preserve_status(void **state)
 {
+	struct ctx *c = begin(state);
 	SAME(128 + SIGTERM, "--preserve-status", "0.1", "sleep", "1000");
 	SAME(128 + SIGINT, "--preserve-status", "-s", "INT", "0.1", "sleep", "1000");
 	SAME(3, "--preserve-status", "1000", "sh", "-c", "exit 3");
@@ -334,55 +296,53 @@ static void t_preserve_status(void **state)
 	SAME(124, "0.2", "sh", "-c", "trap 'exit 5' TERM; echo armed; while :; do sleep 1000; done");
 	SAME(137, "--preserve-status", "-k", "0.2", "0.1", DEAF);
 	SAME(128 + SIGTERM, "--pres", "0.1", "sleep", "1000");
+	finish(c);
 }
 
 static void t_foreground_verbose(void **state)
 {
-	struct outcome c, p;
+	struct ctx *c = begin(state);
+	struct outcome oc, p;
 	SAME(124, "--foreground", "0.1", "sleep", "1000");
 	SAME(137, "--foreground", "-k", "0.2", "0.1", DEAF);
 	SAME(3, "--foreground", "1000", "sh", "-c", "exit 3");
 	char *const v[] = {"-v", "0.1", "sleep", "1000", NULL};
-	same(124, v, &c, &p);
+	same(c, 124, v, &oc, &p);
 	/* Both name the signal and the command. */
-	assert_non_null(strstr(c.err, "signal TERM"));
+	assert_non_null(strstr(oc.err, "signal TERM"));
 	assert_non_null(strstr(p.err, "signal TERM"));
 	assert_non_null(strstr(p.err, "'sleep'"));
 	char *const vk[] = {"--verbose", "-k", "0.2", "0.1", DEAF, NULL};
-	same(137, vk, &c, &p);
-	assert_non_null(strstr(c.err, "signal KILL"));
+	same(c, 137, vk, &oc, &p);
+	assert_non_null(strstr(oc.err, "signal KILL"));
 	assert_non_null(strstr(p.err, "signal KILL"));
 	/* Quiet without -v. */
 	char *const q[] = {"0.1", "sleep", "1000", NULL};
-	same(124, q, &c, &p);
+	same(c, 124, q, &oc, &p);
 	assert_string_equal(p.err, "");
+	finish(c);
 }
 
 /* Signals to timeout itself go to the command; the status is the
  * command's.  The signal is sent once the command has said "ready". */
-static int signalled(bool ptmon, int sig, const char *script, struct outcome *o)
+static int signalled(struct ctx *c, bool ptmon, int sig, const char *script)
 {
 	char *const args[] = {"1000", "sh", "-c", (char *)script, NULL};
-	int p[2], err, ws;
-	char buf[16];
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	pid_t pid = start(ptmon, args, p[1], &err, o);
-	close(p[1]);
-	assert_true(read(p[0], buf, sizeof(buf)) > 0);
-	kill(pid, sig);
-	while (waitpid(pid, &ws, 0) < 0)
-		assert_int_equal(errno, EINTR);
-	close(p[0]);
-	close(err);
-	int left = o->cg[0] ? cg_survivors(o->cg, 0) : 0;
-	cg_drop(o->cg);
-	if (ptmon && left > 0)
-		fail_msg("ptmon timeout left %d processes after a signal", left);
-	return shell_status(ws);
+	struct outcome o;
+	struct run *r = start(c, ptmon, args);
+	run_until(c, r, "ready");
+	run_signal(r, sig);
+	if (!run_reaped(r, (int)(RUN_DEADLINE_S * 1000)))
+		run_abort(c, r, "timeout did not return after a signal");
+	end_run(c, r, 0, &o);
+	if (ptmon && o.left > 0)
+		fail_msg("ptmon timeout left %d processes after a signal", o.left);
+	return o.status;
 }
 
 static void t_signal_to_timeout(void **state)
 {
+	struct ctx *c = begin(state);
 	static const struct {
 		int sig;
 		const char *script;
@@ -395,91 +355,70 @@ static void t_signal_to_timeout(void **state)
 		{SIGHUP, "echo ready; sleep 1000", 128 + SIGHUP, 128 + SIGTERM},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct outcome o;
-		int c = signalled(false, cases[i].sig, cases[i].script, &o);
-		int p = signalled(true, cases[i].sig, cases[i].script, &o);
+		int co = signalled(c, false, cases[i].sig, cases[i].script);
+		int p = signalled(c, true, cases[i].sig, cases[i].script);
 		print_message("    SIG%s to timeout running '%s': coreutils %d, ptmon %d\n",
-			      sigabbrev_np(cases[i].sig), cases[i].script, c, p);
-		assert_int_equal(c, cases[i].expect);
+			      sigabbrev_np(cases[i].sig), cases[i].script, co, p);
+		assert_int_equal(co, cases[i].expect);
 		assert_int_equal(p, cases[i].ptmon_expect);
 	}
+	finish(c);
 }
 
 /* Where ptmon differs on purpose: a process that left the process group
  * (setsid) survives timeout(1), not ptmon timeout. */
 static void t_whole_tree(void **state)
 {
-	if (!cg_mount[0] || access(cg_mount, W_OK) < 0)
-		skip();
+	struct ctx *c = begin(state);
 	char *const args[] = {"0.3", "sh", "-c", "setsid sleep 1000 & sleep 1000", NULL};
-	struct outcome c, p;
-	run(false, args, &c);
-	int c_left = cg_survivors(c.cg, 1);
-	cg_drop(c.cg);
-	run(true, args, &p);
-	int p_left = cg_survivors(p.cg, 0);
-	cg_drop(p.cg);
-	print_message("    escaped sleep: coreutils leaves %d, ptmon %d\n", c_left, p_left);
-	assert_int_equal(c.status, 124);
+	struct outcome oc, p;
+	run(c, false, args, 1, &oc);
+	run(c, true, args, 0, &p);
+	print_message("    escaped sleep: coreutils leaves %d, ptmon %d\n", oc.left, p.left);
+	assert_int_equal(oc.status, 124);
 	assert_int_equal(p.status, 124);
-	assert_int_equal(c_left, 1);
-	assert_int_equal(p_left, 0);
+	assert_int_equal(oc.left, 1);
+	assert_int_equal(p.left, 0);
 	/* The command ended by itself and left one behind: timeout(1) returns
 	 * and leaves it; ptmon ends it and returns the command's status. */
 	char *const bg[] = {"1000", "sh", "-c", "sleep 1000 & exit 6", NULL};
-	run(false, bg, &c);
-	c_left = cg_survivors(c.cg, 1);
-	cg_drop(c.cg);
-	run(true, bg, &p);
-	p_left = cg_survivors(p.cg, 0);
-	cg_drop(p.cg);
-	assert_int_equal(c.status, 6);
+	run(c, false, bg, 1, &oc);
+	run(c, true, bg, 0, &p);
+	assert_int_equal(oc.status, 6);
 	assert_int_equal(p.status, 6);
-	assert_int_equal(c_left, 1);
-	assert_int_equal(p_left, 0);
+	assert_int_equal(oc.left, 1);
+	assert_int_equal(p.left, 0);
+	finish(c);
 }
 
-static int setup(void **state)
+/* Without timeout(1) there is nothing to compare with: every test fails. */
+static int timeout_group_setup(void **state)
 {
 	if (access(COREUTILS_TIMEOUT, X_OK) < 0) {
 		print_message("no %s to compare with\n", COREUTILS_TIMEOUT);
 		return -1;
 	}
-	if (!find_cgroup2() || geteuid() != 0)
-		cg_mount[0] = '\0';
-	return 0;
+	return group_setup(state);
 }
 
-/* A failed check leaves its test at once: the cgroups of the runs it did
- * not get to remove are removed here, whatever is in them killed. */
-static int teardown(void **state)
-{
-	char prefix[64], cg[sizeof(cg_mount) + 260];
-	DIR *d = cg_mount[0] ? opendir(cg_mount) : NULL;
-	struct dirent *e;
-	snprintf(prefix, sizeof(prefix), "ptmon-timeout.%d.", (int)getpid());
-	while (d && (e = readdir(d)))
-		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-			snprintf(cg, sizeof(cg), "%s/%s", cg_mount, e->d_name);
-			cg_drop(cg);
-		}
-	if (d)
-		closedir(d);
-	return 0;
-}
+/* clang-format off */
+#define ENTRY(f) {#f, f, setup, teardown, (void *)backend_none}
+/* clang-format on */
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(t_durations, teardown),
-		cmocka_unit_test_teardown(t_statuses, teardown),
-		cmocka_unit_test_teardown(t_usage, teardown),
-		cmocka_unit_test_teardown(t_signals, teardown),
-		cmocka_unit_test_teardown(t_kill_after, teardown),
-		cmocka_unit_test_teardown(t_preserve_status, teardown),
-		cmocka_unit_test_teardown(t_foreground_verbose, teardown),
-		cmocka_unit_test_teardown(t_signal_to_timeout, teardown),
-		cmocka_unit_test_teardown(t_whole_tree, teardown),
+		ENTRY(t_durations),
+		ENTRY(t_statuses),
+		ENTRY(t_usage),
+		ENTRY(t_signals),
+		ENTRY(t_kill_after),
+		ENTRY(t_preserve_status),
+		ENTRY(t_foreground_verbose),
+		ENTRY(t_signal_to_timeout),
+		ENTRY(t_whole_tree),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	if (getenv("PTMON_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
+	return cmocka_run_group_tests_name("timeout", tests, timeout_group_setup, group_teardown);
 }

@@ -1,30 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `ptmon watch PID` against real trees that the test starts, not ptmon, on
- * both backends.  Each tree starts in a cgroup v2 directory of this test,
- * so survivors are counted from outside ptmon (cgroup.procs); teardown
- * writes cgroup.kill and removes it.  A bystander (a child of this test
- * outside the tree) must be alive after every test.
+ * both backends.  Each tree starts in the test's cgroup, so survivors are
+ * counted from outside ptmon (cgroup.procs); ptmon and its clients stay
+ * outside it, in the test program's cgroup.  A bystander (a child of this
+ * test outside the tree) must be alive after every test.
  *
- * Synchronisation: the tree writes lines on a pipe ("READY"), ptmon's
+ * Synchronisation: the tree writes lines on its stdout ("READY"), ptmon's
  * event stream is read for its "start" line; the only waits with a clock
  * are bounds (a run that does not end in RUN_BOUND_MS fails).
  *
- * The test cgroups (ptmon-watch.PID.N), the bystander, pidfds and files
- * are the shared harness's (tests/harness.h); what is a watch's own (the
- * tree started by the test, ptmon attached to it) is here.
- * Needs root (cgroup directories, setuid to 65534).
+ * The test cgroups (ptmon-watch.PID.N), the bystander, the runs of ptmon
+ * and the tree (a run of sh) with their streams are the shared harness's
+ * (tests/harness_run.h); what is a watch's own (the tree started by the
+ * test, ptmon attached to it) is here.
+ * Needs root (cgroup directories, setuid to 65534); skips visibly without.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,213 +28,94 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
-#include "harness.h"
-
-#ifndef PTMON_BIN
-#error "PTMON_BIN must name the ptmon binary"
-#endif
+#include "harness_run.h"
 
 #define RUN_BOUND_MS 30000
-#define EMPTY_BOUND_MS 3000
 
-/* ---- a watch's own helpers, on tests/harness.h ------------------------------ */
-
-static unsigned serial; /* names the test's files */
-
-struct tctx {
-	char cg[PATH_MAX];
-	pid_t tree;           /* the tree's root, our child */
-	int tree_fd;          /* its pidfd */
-	int ready_r;          /* lines the tree writes */
-	int go_w;             /* the tree's stdin: closed to let it go on */
-	pid_t ptmon;
-	int ptmon_fd;
-	int events_r;         /* ptmon's --events */
-	char err_path[PATH_MAX];
-	char control[PATH_MAX];
-	const char *backend;
-	char seen[65536];     /* what was read from events_r */
-	size_t seen_len;
+const struct harness_suite harness_suite = {
+	.subject = "watch",
+	.tmpdir = true,
+	.root = true,
 };
 
-/* Exiting processes leave the cgroup a little after their pidfds say so:
- * what is still in it once it is empty or the bound has passed. */
-static int cg_wait_empty(const struct tctx *c)
+/* ---- a watch's own helpers, on tests/harness_run.h -------------------------- */
+
+struct tctx {
+	struct ctx *h;	/* the harness's: cgroup, directory, runs */
+	const char *cg; /* the test's cgroup, where the tree is */
+	const char *backend;
+	struct run *tree;  /* sh -c SCRIPT: its lines on stdout, stdin a pipe */
+	struct run *ptmon; /* the last ptmon watch */
+	char control[PATH_MAX];
+};
+
+/* The test's context (skips visibly without root, cgroup2 or the backend). */
+static struct tctx tbegin(void **state)
 {
-	cg_wait_empty_at(c->cg, EMPTY_BOUND_MS);
-	return cg_count_at(c->cg);
+	struct tctx c = {.h = begin(state)};
+
+	c.cg = c.h->cg;
+	c.backend = c.h->backend;
+	snprintf(c.control, sizeof(c.control), "%s", tpath(c.h, "sock"));
+	return c;
 }
 
-static int setup(void **state)
+/* Start `sh -c SCRIPT` in the test's cgroup; it writes its lines on stdout,
+ * and its stdin is a pipe that tree_go() closes. */
+static void tree_start(struct tctx *c, const char *script)
 {
-	struct tctx *c = calloc(1, sizeof(*c));
-	c->tree = c->ptmon = -1;
-	c->tree_fd = c->ptmon_fd = c->ready_r = c->events_r = c->go_w = -1;
-	c->backend = *state ? *state : "connector";
-	if (cg_make("watch", NULL, c->cg, sizeof(c->cg)) < 0) {
-		free(c);
-		return -1;
-	}
-	serial++;
-	snprintf(c->err_path, sizeof(c->err_path), "/tmp/ptmon-watch-test.%d.%u.err", (int)getpid(),
-		 serial);
-	snprintf(c->control, sizeof(c->control), "/tmp/ptmon-watch-test.%d.%u.sock", (int)getpid(),
-		 serial);
-	*state = c;
-	return 0;
-}
+	struct opts o = {.prog = "/bin/sh", .stdin_pipe = true};
 
-static int teardown(void **state)
-{
-	struct tctx *c = *state;
-	char path[PATH_MAX + 32];
-	cg_kill_at(c->cg);
-	if (c->ptmon > 0) {
-		kill(c->ptmon, SIGKILL);
-		waitpid(c->ptmon, NULL, 0);
-	}
-	if (c->tree > 0)
-		waitpid(c->tree, NULL, 0);
-	cg_wait_empty(c);
-	snprintf(path, sizeof(path), "%s/sub", c->cg); /* t_cgroup_cancel's */
-	rmdir(path);
-	cg_remove(c->cg);
-	unlink(c->err_path);
-	unlink(c->control);
-	close(c->tree_fd);
-	close(c->ptmon_fd);
-	close(c->ready_r);
-	close(c->events_r);
-	close(c->go_w);
-	free(c);
-	return 0;
-}
-
-/* Start `sh -c SCRIPT` in the test's cgroup, as @uid (0: ours); fd 3 is a
- * pipe the script writes its lines to. */
-static void tree_start_as(struct tctx *c, const char *script, uid_t uid)
-{
-	int p[2], go[2];
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
-	pid_t self = getpid();
-	c->tree = fork();
-	assert_true(c->tree >= 0);
-	if (c->tree == 0) {
-		char path[PATH_MAX + 32];
-		snprintf(path, sizeof(path), "%s/cgroup.procs", c->cg);
-		if (write_file(path, "0") < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
-		    getppid() != self)
-			_exit(120);
-		dup2(p[1], 3);
-		dup2(go[0], 0);
-		if (uid && (setgid(uid) < 0 || setuid(uid) < 0))
-			_exit(121);
-		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	close(go[0]);
-	c->ready_r = p[0];
-	c->go_w = go[1];
-	c->tree_fd = sys_pidfd_open(c->tree);
+	c->tree = new_run(c->h);
+	run_start(c->h, c->tree, &o, "-c", script, NULL);
 }
 
 /* Scripts that `read x` first wait here: for the watch to have begun. */
 static void tree_go(struct tctx *c)
 {
-	close(c->go_w);
-	c->go_w = -1;
-}
-
-static void tree_start(struct tctx *c, const char *script)
-{
-	tree_start_as(c, script, 0);
-}
-
-/* Read @fd until @needle has been seen (in *seen, appended), or fail. */
-static int read_bound_ms = RUN_BOUND_MS;
-
-static void read_until(int fd, char *seen, size_t *len, size_t cap, const char *needle)
-{
-	double end = now_s() + read_bound_ms / 1000.0;
-	for (;;) {
-		seen[*len] = '\0';
-		if (strstr(seen, needle))
-			return;
-		int left = (int)((end - now_s()) * 1000);
-		if (left <= 0 || *len + 1 >= cap)
-			fail_msg("'%s' not seen in: %s", needle, seen);
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, left) <= 0)
-			continue;
-		ssize_t n = read(fd, seen + *len, cap - 1 - *len);
-		if (n <= 0)
-			fail_msg("EOF before '%s' in: %s", needle, seen);
-		*len += (size_t)n;
-	}
+	close(c->tree->in);
+	c->tree->in = -1;
 }
 
 static void tree_wait_line(struct tctx *c, const char *needle)
 {
-	static char buf[4096];
-	size_t len = 0;
-	read_until(c->ready_r, buf, &len, sizeof(buf), needle);
+	run_until(c->h, c->tree, needle);
 }
 
-/* Run `ptmon watch --backend B --events PIPE --control SOCK [ARGS] PID`,
- * as @uid (0: ours), stderr to a file. */
+/* Run `ptmon watch --backend B --events FIFO --control SOCK [ARGS] PID`,
+ * as @uid (0: ours). */
 static void watch_start_as(struct tctx *c, pid_t pid, uid_t uid, const char *const *args)
 {
-	int ev[2];
-	close(c->events_r);
-	c->seen_len = 0;
-	c->seen[0] = '\0';
-	assert_int_equal(pipe2(ev, 0), 0);
-	fcntl(ev[0], F_SETFD, FD_CLOEXEC);
-	c->ptmon = fork();
-	assert_true(c->ptmon >= 0);
-	if (c->ptmon == 0) {
-		char evpath[32], pidtext[16];
-		const char *argv[32];
-		int n = 0;
-		snprintf(evpath, sizeof(evpath), "/dev/fd/%d", ev[1]);
-		snprintf(pidtext, sizeof(pidtext), "%d", (int)pid);
-		argv[n++] = PTMON_BIN;
-		argv[n++] = "watch";
-		argv[n++] = "--backend";
-		argv[n++] = c->backend;
-		if (!uid) { /* another user cannot open our pipe by its /dev/fd path */
-			argv[n++] = "--events";
-			argv[n++] = evpath;
-		}
-		if (uid) {
-			argv[n++] = "--no-control";
-		} else {
-			argv[n++] = "--control";
-			argv[n++] = c->control;
-		}
-		for (int i = 0; args && args[i] && n < 30; i++)
-			argv[n++] = args[i];
-		if (pid) /* 0: --cgroup is among @args */
-			argv[n++] = pidtext;
-		argv[n] = NULL;
-		int fd = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0 || dup2(fd, 2) < 0 || fchown(fd, uid, uid) < 0)
-			_exit(122);
-		if (uid && (setgid(uid) < 0 || setuid(uid) < 0))
-			_exit(123);
-		execv(PTMON_BIN, (char **)argv);
-		_exit(127);
+	struct opts o = {.raw = true, .outside_cg = true, .uid = uid};
+	char evname[16], pidtext[16];
+	const char *argv[32];
+	int n = 0;
+
+	c->ptmon = new_run(c->h);
+	argv[n++] = "watch";
+	argv[n++] = "--backend";
+	argv[n++] = c->backend;
+	if (!uid) { /* another user cannot open a FIFO in our directory */
+		snprintf(evname, sizeof(evname), "ev%d", (int)(c->ptmon - c->h->runs));
+		follow_events(c->h, c->ptmon, evname);
+		argv[n++] = "--events";
+		argv[n++] = tpath(c->h, evname);
 	}
-	close(ev[1]);
-	c->events_r = ev[0];
-	c->ptmon_fd = sys_pidfd_open(c->ptmon);
+	if (uid) {
+		argv[n++] = "--no-control";
+	} else {
+		argv[n++] = "--control";
+		argv[n++] = c->control;
+	}
+	for (int i = 0; args && args[i] && n < 30; i++)
+		argv[n++] = args[i];
+	snprintf(pidtext, sizeof(pidtext), "%d", (int)pid);
+	if (pid) /* 0: --cgroup is among @args */
+		argv[n++] = pidtext;
+	argv[n] = NULL;
+	run_start_argv(c->h, c->ptmon, &o, argv);
 }
 
 static void watch_start(struct tctx *c, pid_t pid, const char *const *args)
@@ -248,64 +125,54 @@ static void watch_start(struct tctx *c, pid_t pid, const char *const *args)
 
 static void events_until(struct tctx *c, const char *needle)
 {
-	read_until(c->events_r, c->seen, &c->seen_len, sizeof(c->seen), needle);
+	run_until_events(c->h, c->ptmon, needle, 1, RUN_DEADLINE_S);
 }
 
-static char *err_text(const struct tctx *c)
+/* What ptmon wrote on stderr so far. */
+static const char *err_text(const struct tctx *c)
 {
-	static char buf[16384];
-	int fd = open(c->err_path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-	return buf;
+	return c->ptmon->e.p ? c->ptmon->e.p : "";
 }
 
-/* ptmon's exit status, within the bound (else it is killed and fails). */
+/* ptmon's exit status, within the bound (else it is killed and fails),
+ * once its output has ended. */
 static int watch_wait(struct tctx *c)
 {
-	if (!pidfd_dead(c->ptmon_fd, RUN_BOUND_MS)) {
-		kill(c->ptmon, SIGKILL);
-		fail_msg("ptmon watch did not end; stderr: %s", err_text(c));
-	}
-	int st = 0;
-	waitpid(c->ptmon, &st, 0);
-	c->ptmon = -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	struct run *r = c->ptmon;
+
+	if (!run_reaped(r, RUN_BOUND_MS))
+		run_abort(c->h, r, "ptmon watch did not end");
+	run_wait(c->h, r, now_s() - r->t_start + RUN_BOUND_MS / 1000.0);
+	return run_shell_status(r);
 }
 
-/* Nothing left in the tree's cgroup, the bystander alive. */
+/* Nothing left in the tree's cgroup, the bystander alive; what ptmon said
+ * when something is left. */
 static void assert_clean(struct tctx *c)
 {
-	int left = cg_wait_empty(c);
-	if (left != 0)
-		fail_msg("%d processes of the tree survived; ptmon said: %s", left, err_text(c));
-	assert_true(bystander_alive());
+	if (!cg_wait_empty(c->h, EMPTY_BOUND_MS) && c->ptmon)
+		dump_run(c->ptmon);
+	finish(c->h);
 }
 
 /* Reap the tree's root (its parent's duty: ptmon learns the status from
- * its EXIT event, or its pidfd once reaped). */
+ * its EXIT event, or its pidfd once reaped): its wait status. */
 static int tree_reap(struct tctx *c)
 {
-	int st = 0;
-	waitpid(c->tree, &st, 0);
-	c->tree = -1;
-	return st;
+	if (!run_reaped(c->tree, RUN_BOUND_MS))
+		run_abort(c->h, c->tree, "the tree's root did not end");
+	return c->tree->status;
 }
 
-static int run_client(const char *const *args)
+/* `ptmon ARGS`, a client of the watch's socket, to its end: its status. */
+static int run_client(struct tctx *c, const char *const *args)
 {
-	pid_t p = fork();
-	if (p == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-		dup2(fd, 1);
-		execv(PTMON_BIN, (char **)args);
-		_exit(127);
-	}
-	int st = 0;
-	waitpid(p, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	struct opts o = {.raw = true, .outside_cg = true};
+	struct run *r = new_run(c->h);
+
+	run_start_argv(c->h, r, &o, args);
+	run_wait(c->h, r, RUN_DEADLINE_S);
+	return run_shell_status(r);
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -314,13 +181,13 @@ static int run_client(const char *const *args)
  * timeout: everything goes, 124. */
 static void t_deep_wide(void **state)
 {
-	struct tctx *c = *state;
-	tree_start(c, "d() { if [ $1 -gt 0 ]; then d $(($1 - 1)) & wait; else echo READY >&3; "
+	struct tctx t = tbegin(state), *c = &t;
+	tree_start(c, "d() { if [ $1 -gt 0 ]; then d $(($1 - 1)) & wait; else echo READY; "
 		      "sleep 1000; fi; }; i=0; while [ $i -lt 30 ]; do sleep 1000 & i=$((i+1)); "
 		      "done; d 20 & wait");
 	tree_wait_line(c, "READY");
 	const char *args[] = {"--timeout", "300ms", "--grace", "200ms", NULL};
-	watch_start(c, c->tree, args);
+	watch_start(c, c->tree->pid, args);
 	assert_int_equal(watch_wait(c), 124);
 	tree_reap(c);
 	assert_clean(c);
@@ -330,18 +197,18 @@ static void t_deep_wide(void **state)
  * with a cancel; the report marks it reparented. */
 static void t_double_fork_after(void **state)
 {
-	struct tctx *c = *state;
-	tree_start(c, "read x <&0; (sleep 1000 & echo D$! >&3) ; echo READY >&3; sleep 1000");
+	struct tctx t = tbegin(state), *c = &t;
+	tree_start(c, "read x <&0; (sleep 1000 & echo D$!) ; echo READY; sleep 1000");
 	/* The script waits for a line on stdin: it gets EOF once ptmon began. */
 	const char *args[] = {"--timeout", "2s", "--grace", "200ms", NULL};
-	watch_start(c, c->tree, args);
+	watch_start(c, c->tree->pid, args);
 	events_until(c, "\"type\":\"start\"");
 	/* ptmon stopped while the middle process forks and exits: it reads
 	 * the FORK only once the child is an orphan of init's (no race). */
-	kill(c->ptmon, SIGSTOP);
+	run_signal(c->ptmon, SIGSTOP);
 	tree_go(c);
 	tree_wait_line(c, "READY");
-	kill(c->ptmon, SIGCONT);
+	run_signal(c->ptmon, SIGCONT);
 	assert_int_equal(watch_wait(c), 124);
 	tree_reap(c);
 	assert_clean(c);
@@ -351,38 +218,38 @@ static void t_double_fork_after(void **state)
  * gone too, with the root's status. */
 static void t_parent_exits(void **state)
 {
-	struct tctx *c = *state;
-	tree_start(c, "read x; (sleep 1000 & echo O$! >&3); echo READY >&3; exit 7");
-	watch_start(c, c->tree, NULL);
+	struct tctx t = tbegin(state), *c = &t;
+	tree_start(c, "read x; (sleep 1000 & echo O$!); echo READY; exit 7");
+	watch_start(c, c->tree->pid, NULL);
 	events_until(c, "\"type\":\"start\"");
 	/* ptmon stopped while the middle process forks and exits: it reads
 	 * the FORK only once the child is an orphan of init's (no race). */
-	kill(c->ptmon, SIGSTOP);
+	run_signal(c->ptmon, SIGSTOP);
 	tree_go(c);
 	tree_wait_line(c, "READY");
-	kill(c->ptmon, SIGCONT);
+	run_signal(c->ptmon, SIGCONT);
 	assert_int_equal(WEXITSTATUS(tree_reap(c)), 7);
 	/* The orphan is in the tree: ptmon is still watching it. */
-	assert_false(pidfd_dead(c->ptmon_fd, 0));
+	assert_false(pidfd_dead(c->ptmon->pidfd, 0));
 	assert_int_equal(cg_count_at(c->cg), 1);
-	const char *cancel[] = {PTMON_BIN, "cancel", c->control, "--now", NULL};
-	assert_int_equal(run_client(cancel), 0);
+	const char *cancel[] = {"cancel", c->control, "--now", NULL};
+	assert_int_equal(run_client(c, cancel), 0);
 	assert_int_equal(watch_wait(c), 124);
 	events_until(c, "\"type\":\"done\"");
 	/* The orphan: forked after the watch began, by a process now gone. */
-	assert_non_null(strstr(c->seen, "\"type\":\"fork\""));
-	assert_non_null(strstr(c->seen, "\"comm\":\"sleep\""));
+	assert_non_null(strstr(c->ptmon->evb.p, "\"type\":\"fork\""));
+	assert_non_null(strstr(c->ptmon->evb.p, "\"comm\":\"sleep\""));
 	assert_clean(c);
 }
 
 /* A fork loop, cancelled: the SIGKILL sweeps converge. */
 static void t_fork_loop(void **state)
 {
-	struct tctx *c = *state;
-	tree_start(c, "echo READY >&3; while :; do sleep 1000 & done");
+	struct tctx t = tbegin(state), *c = &t;
+	tree_start(c, "echo READY; while :; do sleep 1000 & done");
 	tree_wait_line(c, "READY");
 	const char *args[] = {"--timeout", "300ms", "--grace", "100ms", NULL};
-	watch_start(c, c->tree, args);
+	watch_start(c, c->tree->pid, args);
 	int st = watch_wait(c);
 	if (st != 124)
 		fail_msg("ptmon watch ended %d, not 124; it said: %s", st, err_text(c));
@@ -393,26 +260,25 @@ static void t_fork_loop(void **state)
 /* `ptmon kill ID PID` from another process ends that one process only. */
 static void t_kill_one(void **state)
 {
-	struct tctx *c = *state;
-	tree_start(c, "sleep 1000 & echo A$! >&3; sleep 1000 & echo B$!. >&3; wait");
-	static char lines[256];
-	size_t len = 0;
-	read_until(c->ready_r, lines, &len, sizeof(lines), ".");
+	struct tctx t = tbegin(state), *c = &t;
+	tree_start(c, "sleep 1000 & echo A$!; sleep 1000 & echo B$!.; wait");
+	tree_wait_line(c, ".");
+	const char *lines = c->tree->o.p;
 	int a = 0, b = 0;
 	assert_int_equal(sscanf(strchr(lines, 'A'), "A%d", &a), 1);
 	assert_int_equal(sscanf(strchr(lines, 'B'), "B%d", &b), 1);
 	int afd = sys_pidfd_open(a), bfd = sys_pidfd_open(b);
-	watch_start(c, c->tree, NULL);
+	watch_start(c, c->tree->pid, NULL);
 	events_until(c, "\"type\":\"start\"");
 	/* The walk runs before the socket is served; its fork lines follow. */
 	char pa[16];
 	snprintf(pa, sizeof(pa), "%d", a);
-	const char *killa[] = {PTMON_BIN, "kill", c->control, pa, "-s", "KILL", NULL};
-	assert_int_equal(run_client(killa), 0);
+	const char *killa[] = {"kill", c->control, pa, "-s", "KILL", NULL};
+	assert_int_equal(run_client(c, killa), 0);
 	assert_true(pidfd_dead(afd, RUN_BOUND_MS));
 	assert_false(pidfd_dead(bfd, 0));
-	const char *cancel[] = {PTMON_BIN, "cancel", c->control, "--now", NULL};
-	assert_int_equal(run_client(cancel), 0);
+	const char *cancel[] = {"cancel", c->control, "--now", NULL};
+	assert_int_equal(run_client(c, cancel), 0);
 	assert_int_equal(watch_wait(c), 124);
 	assert_true(pidfd_dead(bfd, RUN_BOUND_MS));
 	tree_reap(c);
@@ -424,9 +290,9 @@ static void t_kill_one(void **state)
 /* The root's own status when it ends by itself. */
 static void t_root_status(void **state)
 {
-	struct tctx *c = *state;
+	struct tctx t = tbegin(state), *c = &t;
 	tree_start(c, "read x; sleep 0.1 & wait; exit 42");
-	watch_start(c, c->tree, NULL);
+	watch_start(c, c->tree->pid, NULL);
 	events_until(c, "\"type\":\"start\"");
 	tree_go(c);
 	assert_int_equal(WEXITSTATUS(tree_reap(c)), 42);
@@ -444,9 +310,9 @@ static void t_root_status(void **state)
  * such process) or its status is the watch's; never a hang. */
 static void t_exits_during_walk(void **state)
 {
-	struct tctx *c = *state;
+	struct tctx t = tbegin(state), *c = &t;
 	tree_start(c, "sleep 0 & sleep 0 & exit 9");
-	watch_start(c, c->tree, NULL);
+	watch_start(c, c->tree->pid, NULL);
 	tree_reap(c);
 	int st = watch_wait(c);
 	if (st == 125)
@@ -458,7 +324,7 @@ static void t_exits_during_walk(void **state)
 
 static void t_refused(void **state)
 {
-	struct tctx *c = *state;
+	struct tctx t = tbegin(state), *c = &t;
 	watch_start(c, 1, NULL);
 	assert_int_equal(watch_wait(c), 125);
 	assert_non_null(strstr(err_text(c), "init's tree"));
@@ -479,34 +345,34 @@ static void t_refused(void **state)
  * is refused with a message, and the cancel gives up on them (125). */
 static void t_other_user(void **state)
 {
-	struct tctx *c = *state;
-	tree_start(c, "sleep 1000 & echo READY >&3; wait");
+	struct tctx t = tbegin(state), *c = &t;
+	tree_start(c, "sleep 1000 & echo READY; wait");
 	tree_wait_line(c, "READY");
 	const char *args[] = {"--timeout", "200ms", "--grace", "100ms", NULL};
-	watch_start_as(c, c->tree, 65534, args);
+	watch_start_as(c, c->tree->pid, 65534, args);
 	assert_int_equal(watch_wait(c), 125);
 	const char *err = err_text(c);
 	if (!strstr(err, "not permitted to signal it (EPERM)"))
 		fail_msg("no EPERM message in: %s", err);
 	/* Nothing of root's was harmed. */
-	assert_false(pidfd_dead(c->tree_fd, 0));
+	assert_false(pidfd_dead(c->tree->pidfd, 0));
 	assert_int_equal(cg_count_at(c->cg), 2);
 }
 
 /* @path's text without blanks (a pretty-printed report, compacted). */
 static char *file_text(const char *path)
 {
-	static char buf[65536];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+	static struct buf b;
 	size_t k = 0;
-	for (ssize_t i = 0; i < n; i++)
-		if (buf[i] != ' ' && buf[i] != '\n')
-			buf[k++] = buf[i];
-	buf[k] = '\0';
-	if (fd >= 0)
-		close(fd);
-	return buf;
+
+	b.len = 0;
+	buf_add_file(&b, path);
+	for (size_t i = 0; i < b.len; i++)
+		if (b.p[i] != ' ' && b.p[i] != '\n')
+			b.p[k++] = b.p[i];
+	b.p[k] = '\0';
+	b.len = k;
+	return b.p;
 }
 
 /* `ptmon kill ID PID --subtree` kills that process and every descendant
@@ -514,13 +380,12 @@ static char *file_text(const char *path)
  * pidfds of the test's, not ptmon's word). */
 static void t_kill_subtree(void **state)
 {
-	struct tctx *c = *state;
-	tree_start(c, "sleep 1000 & echo B$! >&3; "
-		      "sh -c 'sleep 1000 & echo a$! >&3; sleep 1000 & echo a$! >&3; "
-		      "echo A$$. >&3; wait' & wait");
-	static char lines[256];
-	size_t len = 0;
-	read_until(c->ready_r, lines, &len, sizeof(lines), ".");
+	struct tctx t = tbegin(state), *c = &t;
+	tree_start(c, "sleep 1000 & echo B$!; "
+		      "sh -c 'sleep 1000 & echo a$!; sleep 1000 & echo a$!; "
+		      "echo A$$.; wait' & wait");
+	tree_wait_line(c, ".");
+	const char *lines = c->tree->o.p;
 	int b = 0, a = 0, a1 = 0, a2 = 0;
 	char *first_a = strchr(lines, 'a');
 	assert_non_null(first_a);
@@ -531,20 +396,20 @@ static void t_kill_subtree(void **state)
 	int fa = sys_pidfd_open(a), fa1 = sys_pidfd_open(a1), fa2 = sys_pidfd_open(a2);
 	int fb = sys_pidfd_open(b);
 	assert_true(fa >= 0 && fa1 >= 0 && fa2 >= 0 && fb >= 0);
-	watch_start(c, c->tree, NULL);
+	watch_start(c, c->tree->pid, NULL);
 	events_until(c, "\"type\":\"start\"");
 	char pa[16];
 	snprintf(pa, sizeof(pa), "%d", a);
-	const char *kill_a[] = {PTMON_BIN, "kill", c->control, pa, "--subtree", "-s", "KILL", NULL};
-	assert_int_equal(run_client(kill_a), 0);
+	const char *kill_a[] = {"kill", c->control, pa, "--subtree", "-s", "KILL", NULL};
+	assert_int_equal(run_client(c, kill_a), 0);
 	assert_true(pidfd_dead(fa, RUN_BOUND_MS));
 	assert_true(pidfd_dead(fa1, RUN_BOUND_MS));
 	assert_true(pidfd_dead(fa2, RUN_BOUND_MS));
 	assert_false(pidfd_dead(fb, 0));
-	assert_false(pidfd_dead(c->tree_fd, 0));
+	assert_false(pidfd_dead(c->tree->pidfd, 0));
 	assert_int_equal(cg_count_at(c->cg), 2); /* sh and B, once A's three have left */
-	const char *cancel[] = {PTMON_BIN, "cancel", c->control, "--now", NULL};
-	assert_int_equal(run_client(cancel), 0);
+	const char *cancel[] = {"cancel", c->control, "--now", NULL};
+	assert_int_equal(run_client(c, cancel), 0);
 	assert_int_equal(watch_wait(c), 124);
 	assert_true(pidfd_dead(fb, RUN_BOUND_MS));
 	tree_reap(c);
@@ -560,30 +425,28 @@ static void t_kill_subtree(void **state)
  * began; the root and the other child keep theirs. */
 static void t_reparented(void **state)
 {
-	struct tctx *c = *state;
+	struct tctx t = tbegin(state), *c = &t;
 	char report[PATH_MAX + 8];
-	snprintf(report, sizeof(report), "%s.json", c->err_path);
+	snprintf(report, sizeof(report), "%s", tpath(c->h, "report.json"));
 	/* The subshell reads the test's pipe on fd 4 (a background list's
 	 * stdin is /dev/null). */
-	tree_start(c, "exec 4<&0; (sleep 1000 & echo O$!, >&3; read x <&4) & "
-		      "sleep 1000 & echo READY. >&3; wait");
-	static char lines[128];
-	size_t len = 0;
-	read_until(c->ready_r, lines, &len, sizeof(lines), ".");
-	if (!strchr(lines, ','))
-		read_until(c->ready_r, lines, &len, sizeof(lines), ",");
+	tree_start(c, "exec 4<&0; (sleep 1000 & echo O$!,; read x <&4) & "
+		      "sleep 1000 & echo READY.; wait");
+	tree_wait_line(c, ".");
+	tree_wait_line(c, ",");
+	const char *lines = c->tree->o.p;
 	int orphan = 0;
 	assert_int_equal(sscanf(strchr(lines, 'O'), "O%d", &orphan), 1);
 	const char *args[] = {"--report", report, NULL};
-	watch_start(c, c->tree, args);
+	watch_start(c, c->tree->pid, args);
 	char needle[48];
 	snprintf(needle, sizeof(needle), "\"pid\":%d,", orphan);
 	events_until(c, needle); /* the walk proved it and its parent */
 	tree_go(c);
 	/* Its parent's exit: the subshell is the only process that exits. */
 	events_until(c, "\"type\":\"exit\"");
-	const char *cancel[] = {PTMON_BIN, "cancel", c->control, "--now", NULL};
-	assert_int_equal(run_client(cancel), 0);
+	const char *cancel[] = {"cancel", c->control, "--now", NULL};
+	assert_int_equal(run_client(c, cancel), 0);
 	assert_int_equal(watch_wait(c), 124);
 	tree_reap(c);
 	const char *rep = file_text(report);
@@ -690,7 +553,7 @@ static long pid_max(void)
  * survive. */
 static void t_pid_wrap(void **state)
 {
-	struct tctx *c = *state;
+	struct tctx t = tbegin(state), *c = &t;
 	long max = pid_max();
 	if (max <= 0 || max > 65536) {
 		printf("kernel.pid_max is %ld: one round of pids takes too long here\n", max);
@@ -700,50 +563,47 @@ static void t_pid_wrap(void **state)
 	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
 	assert_int_equal(pipe2(stop, O_CLOEXEC), 0);
 	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-	pid_t self = getpid();
-	c->tree = fork();
-	assert_true(c->tree >= 0);
-	if (c->tree == 0) {
+	struct outside *tree = outside_fork();
+	if (!tree) {
 		char path[PATH_MAX + 32];
 		snprintf(path, sizeof(path), "%s/cgroup.procs", c->cg);
-		if (write_file(path, "0") < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
-		    getppid() != self)
+		if (write_file(path, "0") < 0)
 			_exit(120);
 		for (int fd = 3; fd < 1024; fd++)
 			if (fd != ready[1])
 				close(fd);
 		storm(ready[1]);
 	}
-	c->tree_fd = sys_pidfd_open(c->tree);
-	c->ready_r = ready[0];
 	close(ready[1]);
-	pid_t sp = fork();
-	assert_true(sp >= 0);
-	if (sp == 0)
+	struct outside *sp = outside_fork();
+	if (!sp)
 		spawner(stop[0], out[1]);
 	close(stop[0]);
 	close(out[1]);
 	const char *args[] = {"--grace", "100ms", NULL};
-	watch_start(c, c->tree, args);
+	watch_start(c, tree->pid, args);
 	events_until(c, "\"type\":\"start\"");
-	kill(c->ptmon, SIGSTOP);
+	run_signal(c->ptmon, SIGSTOP);
 	/* 40,000 forks while a spawner forks too: seconds here, but CI once
-	 * took over 2 minutes; the bound is only against a hang. */
-	read_bound_ms = 12 * RUN_BOUND_MS;
-	tree_wait_line(c, "W");
-	read_bound_ms = RUN_BOUND_MS;
-	kill(c->ptmon, SIGCONT);
-	const char *cancel[] = {PTMON_BIN, "cancel", c->control, NULL};
-	assert_int_equal(run_client(cancel), 0);
+	 * took over 2 minutes; the bound is only against a hang.  The storm
+	 * writes nothing else: readable is its "W", or EOF if it died. */
+	char w[4] = "";
+	if (!pidfd_dead(ready[0], 12 * RUN_BOUND_MS) || read(ready[0], w, sizeof(w) - 1) <= 0 ||
+	    w[0] != 'W')
+		fail_msg("the storm did not take the pids round");
+	close(ready[0]);
+	run_signal(c->ptmon, SIGCONT);
+	const char *cancel[] = {"cancel", c->control, NULL};
+	assert_int_equal(run_client(c, cancel), 0);
 	assert_int_equal(watch_wait(c), 124);
-	tree_reap(c);
+	outside_reap(tree, NULL);
 	close(stop[1]);
 	char text[64] = "";
 	if (!pidfd_dead(out[0], RUN_BOUND_MS)) /* readable: its line, or EOF */
 		fail_msg("the bystanders' spawner did not answer");
 	ssize_t n = read(out[0], text, sizeof(text) - 1);
 	close(out[0]);
-	waitpid(sp, NULL, 0);
+	outside_reap(sp, NULL);
 	assert_true(n > 0);
 	text[n] = '\0';
 	int dead = -1, total = 0;
@@ -756,23 +616,22 @@ static void t_pid_wrap(void **state)
 
 /* ---- --cgroup ---------------------------------------------------------------- */
 
-/* A sleeper of the test's, not in the tree by lineage, moved into @cg. */
-static pid_t sleeper_in(const char *cg)
+/* A sleeper of the test's, not in the tree by lineage, moved into @cg
+ * (an outsider: teardown kills and reaps it if the test cannot). */
+static struct outside *sleeper_in(const char *cg)
 {
-	pid_t p = fork();
-	assert_true(p >= 0);
-	if (p == 0) {
+	struct outside *o = outside_fork();
+	if (!o) {
 		/* Holding no pipe of the test's (the tree's stdin above all). */
 		syscall(SYS_close_range, 3, ~0u, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		for (;;)
 			pause();
 	}
 	char path[PATH_MAX + 32], text[16];
 	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
-	snprintf(text, sizeof(text), "%d", (int)p);
+	snprintf(text, sizeof(text), "%d", (int)o->pid);
 	assert_int_equal(write_file(path, text), 0);
-	return p;
+	return o;
 }
 
 /* The cgroup is the tree: a daemon that double-forked before the watch
@@ -782,34 +641,30 @@ static pid_t sleeper_in(const char *cg)
  * lives. */
 static void t_cgroup_cancel(void **state)
 {
-	struct tctx *c = *state;
+	struct tctx t = tbegin(state), *c = &t;
 	char sub[PATH_MAX + 8], report[PATH_MAX + 8];
-	snprintf(sub, sizeof(sub), "%s/sub", c->cg);
-	snprintf(report, sizeof(report), "%s.json", c->err_path);
+	cg_path(c->h, "sub", sub, sizeof(sub));
+	snprintf(report, sizeof(report), "%s", tpath(c->h, "report.json"));
 	assert_int_equal(mkdir(sub, 0755), 0);
-	tree_start(c, "(sleep 1000 &); sleep 1000 & echo READY >&3; read x; "
-		      "(sleep 1000 & echo D$! >&3); echo GO >&3; wait");
+	tree_start(c, "(sleep 1000 &); sleep 1000 & echo READY; read x; "
+		      "(sleep 1000 & echo D$!); echo GO; wait");
 	tree_wait_line(c, "READY");
-	pid_t below = sleeper_in(sub);
-	int below_fd = sys_pidfd_open(below);
+	struct outside *below = sleeper_in(sub);
 	const char *args[] = {"--cgroup", c->cg, "--grace", "2s", "--report", report, NULL};
 	watch_start(c, 0, args);
 	events_until(c, "\"type\":\"start\"");
 	tree_go(c);
 	tree_wait_line(c, "GO");
-	pid_t moved = sleeper_in(c->cg);
-	int moved_fd = sys_pidfd_open(moved);
+	struct outside *moved = sleeper_in(c->cg);
 	/* 5 by lineage or membership: sh, 2 sleeps, the new daemon, below. */
 	assert_int_equal(cg_count_at(c->cg), 5);
-	const char *cancel[] = {PTMON_BIN, "cancel", c->control, NULL};
-	assert_int_equal(run_client(cancel), 0);
+	const char *cancel[] = {"cancel", c->control, NULL};
+	assert_int_equal(run_client(c, cancel), 0);
 	assert_int_equal(watch_wait(c), 124);
-	assert_true(pidfd_dead(below_fd, 0));
-	assert_true(pidfd_dead(moved_fd, 0));
-	waitpid(below, NULL, 0);
-	waitpid(moved, NULL, 0);
-	close(below_fd);
-	close(moved_fd);
+	assert_true(pidfd_dead(below->pidfd, 0));
+	assert_true(pidfd_dead(moved->pidfd, 0));
+	outside_reap(below, NULL);
+	outside_reap(moved, NULL);
 	tree_reap(c);
 	const char *rep = file_text(report);
 	unlink(report);
@@ -827,11 +682,10 @@ static void t_cgroup_cancel(void **state)
  * then 0. */
 static void t_cgroup_end(void **state)
 {
-	struct tctx *c = *state;
-	tree_start(c, "(sleep 1000 & echo O$!. >&3); read x; exit 5");
-	static char lines[64];
-	size_t len = 0;
-	read_until(c->ready_r, lines, &len, sizeof(lines), ".");
+	struct tctx t = tbegin(state), *c = &t;
+	tree_start(c, "(sleep 1000 & echo O$!.); read x; exit 5");
+	tree_wait_line(c, ".");
+	const char *lines = c->tree->o.p;
 	int orphan = 0;
 	assert_int_equal(sscanf(strchr(lines, 'O'), "O%d", &orphan), 1);
 	int ofd = sys_pidfd_open(orphan);
@@ -841,32 +695,30 @@ static void t_cgroup_end(void **state)
 	tree_go(c);
 	assert_int_equal(WEXITSTATUS(tree_reap(c)), 5);
 	events_until(c, "\"type\":\"exit\"");
-	assert_false(pidfd_dead(c->ptmon_fd, 0)); /* the orphan holds it */
-	pid_t moved = sleeper_in(c->cg);
-	int moved_fd = sys_pidfd_open(moved);
+	assert_false(pidfd_dead(c->ptmon->pidfd, 0)); /* the orphan holds it */
+	struct outside *moved = sleeper_in(c->cg);
 	assert_int_equal(sys_pidfd_send_signal(ofd, SIGKILL), 0);
 	/* The orphan's end leaves nothing tracked: "populated 1" makes ptmon
 	 * look, and the moved process joins. */
 	char needle[32];
-	snprintf(needle, sizeof(needle), "\"pid\":%d,", (int)moved);
+	snprintf(needle, sizeof(needle), "\"pid\":%d,", (int)moved->pid);
 	events_until(c, needle);
-	assert_false(pidfd_dead(c->ptmon_fd, 0));
-	assert_int_equal(sys_pidfd_send_signal(moved_fd, SIGKILL), 0);
-	waitpid(moved, NULL, 0);
+	assert_false(pidfd_dead(c->ptmon->pidfd, 0));
+	assert_int_equal(sys_pidfd_send_signal(moved->pidfd, SIGKILL), 0);
+	outside_reap(moved, NULL);
 	assert_int_equal(watch_wait(c), 0);
 	assert_int_equal(cg_count_at(c->cg), 0); /* it ended once the cgroup was empty */
 	events_until(c, "\"type\":\"done\"");
 	snprintf(needle, sizeof(needle), "\"pid\":%d,", orphan);
-	assert_non_null(strstr(c->seen, needle));
+	assert_non_null(strstr(c->ptmon->evb.p, needle));
 	close(ofd);
-	close(moved_fd);
 	assert_clean(c);
 }
 
 /* Bad cgroups: 125 with a message each. */
 static void t_cgroup_refused(void **state)
 {
-	struct tctx *c = *state;
+	struct tctx t = tbegin(state), *c = &t;
 	const char *root[] = {"--cgroup", cg_mount, NULL};
 	watch_start(c, 0, root);
 	assert_int_equal(watch_wait(c), 125);
@@ -885,35 +737,14 @@ static void t_cgroup_refused(void **state)
 	assert_non_null(strstr(err_text(c), "not both"));
 }
 
-static int group_setup(void **state)
-{
-	(void)state;
-	if (!find_cgroup2())
-		return -1;
-	cg_remove_stale("watch");
-	bystander_start();
-	return bystander_fd < 0 ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	bystander_stop();
-	return 0;
-}
-
-#define BOTH(t)                                                                   \
-	cmocka_unit_test_prestate_setup_teardown(t, setup, teardown, "connector"), \
-		cmocka_unit_test_prestate_setup_teardown(t, setup, teardown, "procfs")
-
-#define CONNECTOR(t) cmocka_unit_test_prestate_setup_teardown(t, setup, teardown, "connector")
+/* clang-format off */
+#define ENTRY(t, b) {#t "[" #b "]", t, setup, teardown, (void *)backend_##b}
+/* clang-format on */
+#define BOTH(t) ENTRY(t, connector), ENTRY(t, procfs)
+#define CONNECTOR(t) ENTRY(t, connector)
 
 int main(void)
 {
-	if (geteuid() != 0 || access("/proc/self/mounts", R_OK) < 0) {
-		printf("test_watch needs root (cgroups, setuid): skipped\n");
-		return 77;
-	}
 	const struct CMUnitTest tests[] = {
 		BOTH(t_deep_wide),
 		/* Without events, an orphan made between two walks cannot be
@@ -924,8 +755,8 @@ int main(void)
 		BOTH(t_kill_one),
 		BOTH(t_root_status),
 		BOTH(t_exits_during_walk),
-		cmocka_unit_test_prestate_setup_teardown(t_refused, setup, teardown, "connector"),
-		cmocka_unit_test_prestate_setup_teardown(t_other_user, setup, teardown, "connector"),
+		CONNECTOR(t_refused),
+		CONNECTOR(t_other_user),
 		BOTH(t_kill_subtree),
 		CONNECTOR(t_reparented),
 		BOTH(t_pid_wrap),
@@ -935,5 +766,5 @@ int main(void)
 	};
 	if (getenv("PTMON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("PTMON_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("watch", tests, group_setup, group_teardown);
 }
