@@ -247,7 +247,8 @@ static _Noreturn void child_exec(const struct opts *o, const struct child_fds *f
 	/* Out of the bounding set, out of what root's exec grants: either
 	 * one would let ptmon load eBPF. */
 	if (o && o->no_bpf &&
-	    (prctl(PR_CAPBSET_DROP, CAP_BPF_NR) < 0 || prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN_NR) < 0))
+	    (prctl(PR_CAPBSET_DROP, CAP_BPF_NR) < 0 ||
+	     prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN_NR) < 0))
 		_exit(125);
 	/* Last of the privileged steps: dropping capabilities needs them. */
 	if (o && o->uid &&

@@ -47,9 +47,9 @@ struct ctx;
 /* What a test program tells the harness about itself. */
 struct harness_suite {
 	const char *subject; /* cgroups are ptmon-SUBJECT.PID.N; tmpdirs /tmp/ptmon-SUBJECT.* */
-	bool tmpdir;	     /* each test gets c->dir, removed with what is in it by teardown */
+	bool tmpdir;         /* each test gets c->dir, removed with what is in it by teardown */
 	bool colour_env;     /* ptmon runs with TERM=xterm and without NO_COLOR */
-	bool root;	     /* every test needs root (setresuid, mounts): skips without */
+	bool root;           /* every test needs root (setresuid, mounts): skips without */
 	void (*probe)(void); /* more probes after the connector's (group_setup) */
 	void (*teardown)(struct ctx *c); /* the program's own cleanup, before the cgroup's */
 };
@@ -62,8 +62,8 @@ struct run {
 	pid_t pid;
 	int pidfd;
 	int out, err; /* read ends; -1 at EOF, or when the test gave its own */
-	int in;	      /* write end of ptmon's stdin (opts.stdin_pipe), or -1 */
-	int ev;	      /* read end of an events FIFO when followed live, or -1 */
+	int in;       /* write end of ptmon's stdin (opts.stdin_pipe), or -1 */
+	int ev;       /* read end of an events FIFO when followed live, or -1 */
 	bool ev_hup;  /* its writer closed: stop polling it until ptmon is reaped */
 	struct buf o, e, evb;
 	double t_start, t_exit, t_mark;
@@ -82,20 +82,20 @@ struct ctx {
 };
 
 struct opts {
-	const char *env;     /* "NAME=value" added to ptmon's environment */
+	const char *env; /* "NAME=value" added to ptmon's environment */
 	/* NULL-terminated "NAME=value" list: ptmon's whole environment, instead
 	 * of the test's (what a shell user's ptmon sees, and nothing else). */
 	const char *const *envp;
-	rlim_t nofile;	     /* RLIMIT_NOFILE soft=hard for ptmon; 0: inherit */
-	bool raw;	     /* no "run --backend X" in front of the arguments */
+	rlim_t nofile;       /* RLIMIT_NOFILE soft=hard for ptmon; 0: inherit */
+	bool raw;            /* no "run --backend X" in front of the arguments */
 	const char *wrap[4]; /* a helper mode and its arguments that execs ptmon */
-	bool no_bpf;	     /* ptmon without CAP_BPF and CAP_SYS_ADMIN */
+	bool no_bpf;         /* ptmon without CAP_BPF and CAP_SYS_ADMIN */
 	/* ptmon's stdout and stderr: a descriptor the test keeps and closes (a
 	 * pty, a pipe it leaves full, /dev/full, a file) instead of a pipe the
 	 * run reads; 0: that pipe. */
 	int out_fd, err_fd;
-	uid_t uid;	 /* ptmon as this uid and gid, without groups; 0: as the test */
-	bool own_pgrp;	 /* ptmon leads a process group of its own */
+	uid_t uid;       /* ptmon as this uid and gid, without groups; 0: as the test */
+	bool own_pgrp;   /* ptmon leads a process group of its own */
 	bool stdin_pipe; /* ptmon's stdin is a pipe whose write end is r->in */
 	/* ptmon stays in the test program's cgroup, outside the test's: a
 	 * `ptmon watch` of that cgroup, or a client of it, must not be in the

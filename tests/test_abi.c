@@ -512,7 +512,7 @@ static void t_subreaper_restored(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(t_old_caller),	   cmocka_unit_test(t_too_small),
+		cmocka_unit_test(t_old_caller),    cmocka_unit_test(t_too_small),
 		cmocka_unit_test(t_newer_caller),  cmocka_unit_test(t_event_size),
 		cmocka_unit_test(t_unknown_flags), cmocka_unit_test(t_cancel_modes),
 		cmocka_unit_test(t_nofile_opt_in), cmocka_unit_test(t_subreaper_restored),

@@ -259,7 +259,8 @@ static void t_pidfd_only(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(t_exit_event_then_wait_then_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_exit_event_then_wait_then_record, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(t_wait_then_ring_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_record_then_exit_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_exit_event_alone, setup, teardown),

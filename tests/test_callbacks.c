@@ -25,18 +25,18 @@
 
 struct seen {
 	struct ptmon_task *t;
-	int inside;        /* > 0 while the test is inside a ptmon_task_* call */
-	int depth;         /* callbacks running now */
+	int inside;         /* > 0 while the test is inside a ptmon_task_* call */
+	int depth;          /* callbacks running now */
 	unsigned misplaced; /* callbacks that ran inside a ptmon_task_* call */
-	unsigned nested;   /* callbacks that ran inside another callback */
+	unsigned nested;    /* callbacks that ran inside another callback */
 	unsigned starts, signals, exits, dones, notices;
 	uint64_t last_mono;
 	bool out_of_order;
 	/* t_reentrant: what the callback does */
 	bool act;
-	int cancels, kills;      /* calls made from callbacks */
-	int kill_result;         /* the first ptmon_task_kill() from a callback */
-	char start_argv0[32];    /* ev->process as START saw it */
+	int cancels, kills;   /* calls made from callbacks */
+	int kill_result;      /* the first ptmon_task_kill() from a callback */
+	char start_argv0[32]; /* ev->process as START saw it */
 };
 
 static void enter(struct seen *s)
@@ -54,11 +54,13 @@ static void act(struct seen *s, const struct ptmon_event *ev)
 	if (ev->type == PTMON_EVENT_START) {
 		s->kill_result = ptmon_task_kill(s->t, ev->pid, SIGCONT, 0);
 		s->kills++;
-		assert_int_equal(ptmon_task_cancel(s->t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_GRACEFUL), 0);
+		assert_int_equal(
+			ptmon_task_cancel(s->t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_GRACEFUL), 0);
 		s->cancels++;
 	} else if (ev->type == PTMON_EVENT_SIGNAL && ev->signal == SIGTERM && s->cancels == 1) {
 		/* A second cancel, now: straight to SIGKILL. */
-		assert_int_equal(ptmon_task_cancel(s->t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_NOW), 0);
+		assert_int_equal(ptmon_task_cancel(s->t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_NOW),
+				 0);
 		s->cancels++;
 	}
 }
@@ -95,8 +97,7 @@ static void on_event(const struct ptmon_event *ev, void *ud)
 	s->depth--;
 }
 
-static void on_notice(struct ptmon_task *t, enum ptmon_notice_kind kind, const char *text,
-		      void *ud)
+static void on_notice(struct ptmon_task *t, enum ptmon_notice_kind kind, const char *text, void *ud)
 {
 	struct seen *s = ud;
 	(void)t;

@@ -349,12 +349,18 @@ static void t_memory_max(void **state)
 	struct result r;
 	(void)state;
 	/* tail keeps the last line of a stream that has no newline: all of it. */
-	const char *args[] = {"--memory-max", "32M", "--", "sh", "-c",
-			      "head -c 256M /dev/zero | tail -c 1 >/dev/null", NULL};
+	const char *args[] = {"--memory-max",
+			      "32M",
+			      "--",
+			      "sh",
+			      "-c",
+			      "head -c 256M /dev/zero | tail -c 1 >/dev/null",
+			      NULL};
 	bool usable = controller_usable("memory");
 	run(&r, args);
 	if (!usable) {
-		print_message("    the memory controller is not available here: ptmon must refuse\n");
+		print_message(
+			"    the memory controller is not available here: ptmon must refuse\n");
 		assert_refused(&r, "memory");
 		return;
 	}
@@ -444,16 +450,11 @@ static void t_once_killed_cgroup(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(t_parse_key),
-		cmocka_unit_test(t_parse_io),
-		cmocka_unit_test(t_read_totals),
-		cmocka_unit_test(t_read_totals_long_io),
-		cmocka_unit_test(t_limits_written),
-		cmocka_unit_test(t_limits_unavailable),
-		cmocka_unit_test(t_limits_usage),
-		cmocka_unit_test(t_pids_max),
-		cmocka_unit_test(t_memory_max),
-		cmocka_unit_test(t_once_killed_cgroup),
+		cmocka_unit_test(t_parse_key),      cmocka_unit_test(t_parse_io),
+		cmocka_unit_test(t_read_totals),    cmocka_unit_test(t_read_totals_long_io),
+		cmocka_unit_test(t_limits_written), cmocka_unit_test(t_limits_unavailable),
+		cmocka_unit_test(t_limits_usage),   cmocka_unit_test(t_pids_max),
+		cmocka_unit_test(t_memory_max),     cmocka_unit_test(t_once_killed_cgroup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -282,8 +282,8 @@ static void test_other_known_kinds(void **state)
 		uint32_t what;
 		enum cnproc_kind kind;
 	} cases[] = {
-		{PROC_EVENT_UID, CNPROC_UID},		{PROC_EVENT_GID, CNPROC_GID},
-		{PROC_EVENT_SID, CNPROC_SID},		{PROC_EVENT_PTRACE, CNPROC_PTRACE},
+		{PROC_EVENT_UID, CNPROC_UID},           {PROC_EVENT_GID, CNPROC_GID},
+		{PROC_EVENT_SID, CNPROC_SID},           {PROC_EVENT_PTRACE, CNPROC_PTRACE},
 		{PROC_EVENT_COREDUMP, CNPROC_COREDUMP},
 	};
 
@@ -758,7 +758,7 @@ static void test_seq_cpu_out_of_range(void **state)
 static void test_kind_names(void **state)
 {
 	static const char *const want[] = {
-		"ack",	  "fork", "exec",     "uid",  "gid",	 "sid",
+		"ack",    "fork", "exec",     "uid",  "gid",     "sid",
 		"ptrace", "comm", "coredump", "exit", "unknown",
 	};
 
@@ -785,7 +785,7 @@ struct live {
 	bool got_fork;
 	bool got_ack;
 	int thread_forks; /* FORK events of threads of this process */
-	int own_forks;	  /* FORK events of this process's children */
+	int own_forks;    /* FORK events of this process's children */
 	struct cnproc_event fork;
 	pid_t want_parent; /* a FORK event whose parent this is */
 	pid_t got_child;   /* ... and its child */

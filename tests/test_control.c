@@ -598,7 +598,8 @@ static void t_many_clients(void **state)
 	struct ctx *c = begin(state);
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){H, "forkloop-stay", NULL});
+	struct run *r =
+		ctl_run_start(c, sock, NULL, (const char *const[]){H, "forkloop-stay", NULL});
 	run_until(c, r, "READY");
 	enum { N = 50 };
 	struct conn k[N];
@@ -635,11 +636,11 @@ static void t_many_clients(void **state)
 #define FLOOD_PROCS "1000"
 #define FLOOD_CLIENTS 200
 #define FLOOD_TIMEOUT_S 2.0
-#define FLOOD_LATE_S 1.5      /* returned within timeout + this */
+#define FLOOD_LATE_S 1.5 /* returned within timeout + this */
 #if defined(__SANITIZE_ADDRESS__)
-#define FLOOD_RSS_MB 128      /* ptmon's peak RSS, with ASan's shadow memory */
+#define FLOOD_RSS_MB 128 /* ptmon's peak RSS, with ASan's shadow memory */
 #else
-#define FLOOD_RSS_MB 64       /* ptmon's peak RSS */
+#define FLOOD_RSS_MB 64 /* ptmon's peak RSS */
 #endif
 
 static void t_tree_flood(void **state)
@@ -654,9 +655,9 @@ static void t_tree_flood(void **state)
 	double t0 = now_s();
 	/* Under ASan, freed memory waits in a quarantine (256 MB by default)
 	 * that would count as ptmon's: keep it small. */
-	struct run *r = ctl_run_start(c, sock, "ASAN_OPTIONS=quarantine_size_mb=8",
-				  (const char *const[]){"--timeout", "2s", "--", H, "wide",
-							FLOOD_PROCS, arg, NULL});
+	struct run *r = ctl_run_start(
+		c, sock, "ASAN_OPTIONS=quarantine_size_mb=8",
+		(const char *const[]){"--timeout", "2s", "--", H, "wide", FLOOD_PROCS, arg, NULL});
 	free(arg);
 	run_until(c, r, "READY");
 	static struct conn k[FLOOD_CLIENTS];
@@ -667,7 +668,8 @@ static void t_tree_flood(void **state)
 			int small = 4096;
 			setsockopt(k[i].fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 			for (int j = 0; j < 50; j++)
-				(void)!send(k[i].fd, req, sizeof(req) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+				(void)!send(k[i].fd, req, sizeof(req) - 1,
+					    MSG_NOSIGNAL | MSG_DONTWAIT);
 		} else {
 			conn_send(&k[i], req, sizeof(req) - 1);
 			fcntl(k[i].fd, F_SETFL, O_NONBLOCK);
@@ -732,8 +734,7 @@ static void t_tree_flood(void **state)
 	if (took > FLOOD_TIMEOUT_S + FLOOD_LATE_S)
 		fail_msg("ptmon returned %.2f s after its start: the timeout was late", took);
 	if (ru.ru_maxrss / 1024 > FLOOD_RSS_MB)
-		fail_msg("ptmon's peak RSS %ld MB, bound %d MB", ru.ru_maxrss / 1024,
-			 FLOOD_RSS_MB);
+		fail_msg("ptmon's peak RSS %ld MB, bound %d MB", ru.ru_maxrss / 1024, FLOOD_RSS_MB);
 }
 
 /* A follower that never reads while a storm runs: the task finishes as if
@@ -795,10 +796,10 @@ static void t_events_follow(void **state)
 	struct ctx *c = begin(state);
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r =
-		ctl_run_start(c, sock, NULL,
-			  (const char *const[]){"/bin/sh", "-c",
-						"echo STARTED; read x; exec " H " wide 3", NULL});
+	struct run *r = ctl_run_start(
+		c, sock, NULL,
+		(const char *const[]){"/bin/sh", "-c", "echo STARTED; read x; exec " H " wide 3",
+				      NULL});
 	run_until(c, r, "STARTED");
 	/* A client: outside the test's cgroup. */
 	struct opts fo = {.raw = true, .outside_cg = true};
@@ -962,7 +963,8 @@ static void t_records_dropped(void **state)
 	 * sweep (monitor/records.c) to drop its record. */
 	const char *script = "\"$0\" storm 1000 >/dev/null & p=$!; wait $p; "
 			     "\"$0\" storm 300 >/dev/null; echo \"READY $p\"; exec sleep 1000";
-	struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){"sh", "-c", script, H, NULL});
+	struct run *r =
+		ctl_run_start(c, sock, NULL, (const char *const[]){"sh", "-c", script, H, NULL});
 	run_until(c, r, "READY");
 	int storm = 0;
 	assert_int_equal(sscanf(strstr(r->o.p, "READY"), "READY %d", &storm), 1);
@@ -1034,9 +1036,9 @@ static void t_metrics_promtool(void **state)
 	}
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
-	struct run *r = ctl_run_start(c, sock, NULL,
-				  (const char *const[]){"--name", "a \"b\"\\c\n\xff", "--", H,
-							"wide", "2", NULL});
+	struct run *r = ctl_run_start(
+		c, sock, NULL,
+		(const char *const[]){"--name", "a \"b\"\\c\n\xff", "--", H, "wide", "2", NULL});
 	run_until(c, r, "READY");
 	wait_live(sock, 3);
 	struct buf out = {0}, err = {0};
@@ -1178,7 +1180,8 @@ static pid_t fake_server(const char *path, uid_t uid, const char *reply)
 			ssize_t n;
 			if (fd < 0)
 				continue;
-			while ((n = recv(fd, in, sizeof(in), 0)) > 0 && !memchr(in, '\n', (size_t)n))
+			while ((n = recv(fd, in, sizeof(in), 0)) > 0 &&
+			       !memchr(in, '\n', (size_t)n))
 				;
 			if (n > 0)
 				(void)!send(fd, reply, strlen(reply), MSG_NOSIGNAL);
@@ -1214,8 +1217,8 @@ static void assert_no_controls(const struct buf *b, const char *what)
 }
 
 #define FAKE_INFO                                                                                  \
-	"{\"ok\":true,\"id\":\"FAKE\\u001b]0;pwned\\u0007\",\"root_pid\":1,\"age_ns\":0,"           \
-	"\"live\":99,\"argv\":[\"evil\\u001b[2J\",\"\\u009b31m\"],\"signalled\":99,"              \
+	"{\"ok\":true,\"id\":\"FAKE\\u001b]0;pwned\\u0007\",\"root_pid\":1,\"age_ns\":0,"          \
+	"\"live\":99,\"argv\":[\"evil\\u001b[2J\",\"\\u009b31m\"],\"signalled\":99,"               \
 	"\"processes\":[{\"pid\":5,\"ppid\":1,\"id\":1,\"parent_id\":0,\"comm\":\"c\\u001bd\","    \
 	"\"argv\":[\"p\\u001b[31mq\",\"\\u009bz\\u007f\"],\"state\":\"\\u001b\",\"age_ns\":0,"     \
 	"\"cpu_s\":0,\"rss_bytes\":0}],\"metrics\":\"m\\u001b[31m 1\\n# EOF\\n\"}\n"
@@ -1312,9 +1315,11 @@ static void t_summary_escapes(void **state)
 	char sock[256];
 	sock_path(c, "s.sock", sock, sizeof(sock));
 	struct run *r = ctl_run_start(c, sock, NULL,
-				  (const char *const[]){"--summary", "--", "sh", "-c", ":",
-							"\x1b]0;T\x07\x1b[2J", "\xc2\x9b" "1m\xff",
-							NULL});
+				      (const char *const[]){"--summary", "--", "sh", "-c", ":",
+							    "\x1b]0;T\x07\x1b[2J",
+							    "\xc2\x9b"
+							    "1m\xff",
+							    NULL});
 	assert_int_equal(ctl_wait(c, r), 0);
 	assert_no_controls(&r->e, "summary");
 	if (!buf_has(&r->e, "\\x1b]0;T\\x07\\x1b[2J \\u009b1m\\xff"))
@@ -1360,7 +1365,8 @@ static void t_fatal_signals(void **state)
 		if (!fatal_by_default(sig))
 			continue;
 		bool ignore = sig == SIGPIPE || sig == SIGXFSZ || sig == 32 || sig == 33;
-		struct run *r = ctl_run_start(c, sock, NULL, (const char *const[]){H, "wide", "2", NULL});
+		struct run *r =
+			ctl_run_start(c, sock, NULL, (const char *const[]){H, "wide", "2", NULL});
 		run_until(c, r, "READY");
 		wait_live(sock, 3);
 		int fds[8];
@@ -1404,9 +1410,9 @@ static void t_cancel_status(void **state)
 	sock_path(c, "s.sock", sock, sizeof(sock));
 	struct run *r = ctl_run_start(
 		c, sock, NULL,
-		(const char *const[]){"/bin/sh", "-c",
-				      "trap 'exit 0' TERM; echo READY; while :; do sleep 5 & wait; done",
-				      NULL});
+		(const char *const[]){
+			"/bin/sh", "-c",
+			"trap 'exit 0' TERM; echo READY; while :; do sleep 5 & wait; done", NULL});
 	run_until(c, r, "READY");
 	struct buf out = {0}, err = {0};
 	assert_int_equal(cli(c, NULL, &out, &err, "cancel", sock, NULL), 0);
@@ -1427,10 +1433,10 @@ static void t_task_id_in_outputs(void **state)
 	sock_path(c, "s.sock", sock, sizeof(sock));
 	sock_path(c, "ev.json", ev, sizeof(ev));
 	sock_path(c, "rep.json", rep, sizeof(rep));
-	struct run *r = ctl_run_start(c, sock, NULL,
-				  (const char *const[]){"-v", "--events", ev, "--report", rep,
-							"--name", "idtest", "--", H, "wide", "2",
-							NULL});
+	struct run *r =
+		ctl_run_start(c, sock, NULL,
+			      (const char *const[]){"-v", "--events", ev, "--report", rep, "--name",
+						    "idtest", "--", H, "wide", "2", NULL});
 	run_until(c, r, "READY");
 	wait_live(sock, 3);
 	struct json_object *co = ask_once(sock, "{\"cmd\":\"cancel\",\"now\":true}");
@@ -1488,7 +1494,6 @@ static void t_task_id_in_outputs(void **state)
 	assert_int_equal(access(sock, F_OK), -1);
 }
 
-
 /* ---- requests that reach ptmon after its loop ended ------------------------------------------ */
 
 /* A request that reached the socket after the loop's last turn is answered
@@ -1508,11 +1513,12 @@ static void t_late_requests(void **state)
 	assert_true(rfd >= 0);
 	assert_true(fcntl(rfd, F_SETPIPE_SZ, 4096) >= 0);
 	/* 41 processes: a report of well over a page. */
-	struct run *r = ctl_run_start(c, sock, NULL,
-				  (const char *const[]){"--report", fifo, "--", "/bin/sh", "-c",
-							"i=0; while [ $i -lt 40 ]; do /bin/true; "
-							"i=$((i+1)); done",
-							NULL});
+	struct run *r =
+		ctl_run_start(c, sock, NULL,
+			      (const char *const[]){"--report", fifo, "--", "/bin/sh", "-c",
+						    "i=0; while [ $i -lt 40 ]; do /bin/true; "
+						    "i=$((i+1)); done",
+						    NULL});
 	struct pollfd p = {.fd = rfd, .events = POLLIN};
 	assert_int_equal(poll(&p, 1, (int)(DEADLINE_S * 1000)), 1);
 	/* The task is done, ptmon writes its report: ask now. */
@@ -1560,7 +1566,8 @@ static void t_late_requests(void **state)
 static int http_get(unsigned port, const char *path, const char *headers, struct buf *out)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (fd >= 0)
@@ -1571,8 +1578,10 @@ static int http_get(unsigned port, const char *path, const char *headers, struct
 	char host[64] = "";
 	if (!headers || !strstr(headers, "Host:"))
 		snprintf(host, sizeof(host), "Host: 127.0.0.1:%u\r\n", port);
-	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n%s%s"
-			 "Connection: close\r\n\r\n", path, host, headers ? headers : "");
+	int n = snprintf(req, sizeof(req),
+			 "GET %s HTTP/1.1\r\n%s%s"
+			 "Connection: close\r\n\r\n",
+			 path, host, headers ? headers : "");
 	assert_int_equal(write(fd, req, (size_t)n), n);
 	struct buf b = {0};
 	char tmp[65536];
@@ -1670,13 +1679,16 @@ static void sum_tree(struct json_object *list, struct expect *e)
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		struct json_object *p = json_object_array_get_idx(list, i), *v, *a = NULL;
 		e->processes++;
-		const char *end = json_object_object_get_ex(p, "end", &v) ? json_object_get_string(v)
-									  : "";
+		const char *end =
+			json_object_object_get_ex(p, "end", &v) ? json_object_get_string(v) : "";
 		bool killed = json_object_object_get_ex(p, "killed_by_ptmon", &v) &&
 			      json_object_get_boolean(v);
-		e->exits[!strcmp(end, "exited") ? 0 : !strcmp(end, "signaled") ? (killed ? 2 : 1) : 3]++;
+		e->exits[!strcmp(end, "exited")     ? 0
+			 : !strcmp(end, "signaled") ? (killed ? 2 : 1)
+						    : 3]++;
 		if (json_object_object_get_ex(p, "accounting", &a) && a) {
-			e->cpu_us += (uint64_t)(jint_of(a, "user_cpu_us") + jint_of(a, "system_cpu_us"));
+			e->cpu_us +=
+				(uint64_t)(jint_of(a, "user_cpu_us") + jint_of(a, "system_cpu_us"));
 			e->rss_kb += (uint64_t)jint_of(a, "max_rss_kb");
 		}
 		if (json_object_object_get_ex(p, "children", &v))
@@ -1708,7 +1720,8 @@ static double prom_value(unsigned port, const char *query)
 	if (http_get(port, path, NULL, &b) == 200) {
 		struct json_object *o2 = json_tokener_parse(b.p), *d, *r, *val;
 		if (o2 && json_object_object_get_ex(o2, "data", &d) &&
-		    json_object_object_get_ex(d, "result", &r) && json_object_array_length(r) == 1 &&
+		    json_object_object_get_ex(d, "result", &r) &&
+		    json_object_array_length(r) == 1 &&
 		    json_object_object_get_ex(json_object_array_get_idx(r, 0), "value", &val))
 			v = strtod(json_object_get_string(json_object_array_get_idx(val, 1)), NULL);
 		json_object_put(o2);
@@ -1753,9 +1766,10 @@ static void t_serve_prometheus(void **state)
 	snprintf(flag_cfg, sizeof(flag_cfg), "--config.file=%s", cfg);
 	snprintf(flag_data, sizeof(flag_data), "--storage.tsdb.path=%s", data);
 	snprintf(flag_web, sizeof(flag_web), "--web.listen-address=127.0.0.1:%u", pport);
-	struct run *prom = spawn_cg(c, (const char *const[]){"/usr/bin/prometheus", flag_cfg, flag_data,
-						       flag_web, NULL},
-			      NULL, true);
+	struct run *prom = spawn_cg(
+		c,
+		(const char *const[]){"/usr/bin/prometheus", flag_cfg, flag_data, flag_web, NULL},
+		NULL, true);
 	/* Tasks: one that ptmon kills, three shorter than a scrape interval. */
 	char rep[4][256];
 	for (int i = 0; i < 4; i++) {
@@ -1764,18 +1778,18 @@ static void t_serve_prometheus(void **state)
 		sock_path(c, nm, rep[i], sizeof(rep[i]));
 	}
 	struct run *r = ctl_run_start(c, NULL, env,
-				  (const char *const[]){"--name", "long", "--report", rep[0], "--",
-							H, "wide", "3", NULL});
+				      (const char *const[]){"--name", "long", "--report", rep[0],
+							    "--", H, "wide", "3", NULL});
 	run_until(c, r, "READY");
 	struct buf out = {0}, err = {0};
 	char id[64];
 	snprintf(id, sizeof(id), "%d", (int)r->pid);
 	for (int i = 1; i < 4; i++)
 		assert_int_equal(ctl_wait(c, ctl_run_start(c, NULL, env,
-						    (const char *const[]){
-							    "--name", "short", "--report", rep[i],
-							    "--", "/bin/sh", "-c",
-							    "true & true & wait", NULL})),
+							   (const char *const[]){
+								   "--name", "short", "--report",
+								   rep[i], "--", "/bin/sh", "-c",
+								   "true & true & wait", NULL})),
 				 0);
 	char sock[256];
 	snprintf(sock, sizeof(sock), "%s/ptmon", c->dir);
@@ -1783,7 +1797,8 @@ static void t_serve_prometheus(void **state)
 	struct dirent *de;
 	while ((de = readdir(d)))
 		if (strstr(de->d_name, ".sock"))
-			snprintf(sock_of(c, r), sizeof(run_socks[0]), "%.150s/%.80s", sock, de->d_name);
+			snprintf(sock_of(c, r), sizeof(run_socks[0]), "%.150s/%.80s", sock,
+				 de->d_name);
 	closedir(d);
 	wait_live(sock_of(c, r), 4);
 	cancel_and_check(c, r);
@@ -1831,7 +1846,6 @@ static void t_serve_prometheus(void **state)
 	stop(c, serve);
 }
 
-
 static int http_req(unsigned port, const char *method, const char *path, const char *headers);
 
 /* The id of serve's one followed task, once it follows it. */
@@ -1864,9 +1878,10 @@ static void t_serve_api(void **state)
 	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", c->dir);
 	unsigned sport = 0;
 	struct run *serve = serve_start(c, env, NULL, &sport);
-	struct run *r = ctl_run_start(c, NULL, env,
-				  (const char *const[]){"--name", "sse", "--", "/bin/sh", "-c",
-							"read x; /bin/true; sleep 0 & wait", NULL});
+	struct run *r =
+		ctl_run_start(c, NULL, env,
+			      (const char *const[]){"--name", "sse", "--", "/bin/sh", "-c",
+						    "read x; /bin/true; sleep 0 & wait", NULL});
 	serve_task_id(sport, id, sizeof(id));
 	/* A running task has no report yet. */
 	struct buf b = {0};
@@ -1874,7 +1889,8 @@ static void t_serve_api(void **state)
 	assert_int_equal(http_get(sport, path, NULL, &b), 409);
 	/* The stream, then the task goes on. */
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sport),
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)sport),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	char req[256];
@@ -2107,7 +2123,8 @@ static void t_serve_all_users(void **state)
 static int sse_open(unsigned port, const char *id, const char *last, struct buf *b)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	char req[512], hdr[128] = "";
@@ -2138,7 +2155,8 @@ static void sse_until(int fd, struct buf *b, const char *needle, int count)
 		if (k <= 0 && !count)
 			return;
 		if (k <= 0)
-			fail_msg("the stream ended without '%s':\n%.4000s", needle, b->p ? b->p : "");
+			fail_msg("the stream ended without '%s':\n%.4000s", needle,
+				 b->p ? b->p : "");
 		buf_add(b, tmp, (size_t)k);
 	}
 }
@@ -2189,8 +2207,8 @@ static void t_serve_reconnect(void **state)
 	fd = sse_open(sport, id, last, &b);
 	sse_until(fd, &b, "data: {\"type\":\"exit\"", 1);
 	close(fd);
-	snprintf(want, sizeof(want), "\nid: %.*s%llu\n", (int)(strrchr(last, '-') - last + 1),
-		 last, strtoull(strrchr(last, '-') + 1, NULL, 10) + 1);
+	snprintf(want, sizeof(want), "\nid: %.*s%llu\n", (int)(strrchr(last, '-') - last + 1), last,
+		 strtoull(strrchr(last, '-') + 1, NULL, 10) + 1);
 	if (!strstr(b.p, want) || buf_count(&b, "data: {\"type\":\"fork\"") != 1 ||
 	    buf_has(&b, "event: snapshot"))
 		fail_msg("replay after %s: %s", last, b.p);
@@ -2229,7 +2247,8 @@ static void t_serve_reconnect(void **state)
 static int tcp_connect(unsigned port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	assert_true(fd >= 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -2298,12 +2317,13 @@ static void ctl_start(struct ctx *c, struct ctl *k)
 	assert_int_equal(write(fd, "s3cret-s3cret-s3cret\n", 21), 21);
 	close(fd);
 	snprintf(k->auth, sizeof(k->auth), "Authorization: Bearer s3cret-s3cret-s3cret\r\n");
-	k->serve = serve_start(c, k->env,
-			       (const char *const[]){"--allow-control", "--token-file", k->tok, NULL},
-			       &k->port);
+	k->serve = serve_start(
+		c, k->env, (const char *const[]){"--allow-control", "--token-file", k->tok, NULL},
+		&k->port);
 	k->r = ctl_run_start(c, NULL, k->env,
-			 (const char *const[]){"--name", "ctl", "--", "/bin/sh", "-c",
-					       "sleep 1000 & sleep 1000 & echo READY; wait", NULL});
+			     (const char *const[]){"--name", "ctl", "--", "/bin/sh", "-c",
+						   "sleep 1000 & sleep 1000 & echo READY; wait",
+						   NULL});
 	run_until(c, k->r, "READY");
 	serve_task_id(k->port, k->id, sizeof(k->id));
 	snprintf(sock_of(c, k->r), sizeof(run_socks[0]), "%.100s/ptmon/%.100s.sock", c->dir, k->id);
@@ -2371,8 +2391,9 @@ static void t_serve_control(void **state)
 	snprintf(path, sizeof(path), "/api/tasks/%s/kill?pid=%d&signal=KILL", k.id, k.pids[1]);
 	/* No token, a wrong one, a token in the wrong form. */
 	assert_int_equal(http_req(k.port, "POST", path, ""), 401);
-	assert_int_equal(http_req(k.port, "POST", path, "Authorization: Bearer s3cret-s3cret-s3creT\r\n"),
-			 401);
+	assert_int_equal(
+		http_req(k.port, "POST", path, "Authorization: Bearer s3cret-s3cret-s3creT\r\n"),
+		401);
 	assert_int_equal(http_req(k.port, "POST", path, "Authorization: Bearer s3cret\r\n"), 401);
 	assert_int_equal(http_req(k.port, "POST", path,
 				  "Authorization: Bearer s3cret-s3cret-s3cret-and-more\r\n"),
@@ -2431,7 +2452,8 @@ static void t_serve_abuse(void **state)
 	size_t big = 1u << 20;
 	char *req = malloc(big + 256);
 	assert_non_null(req);
-	int n = snprintf(req, 256, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-Big: ", k.port);
+	int n = snprintf(req, 256,
+			 "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-Big: ", k.port);
 	memset(req + n, 'a', big);
 	memcpy(req + n + big, "\r\n\r\n", 4);
 	int fd = tcp_connect(k.port);
@@ -2444,9 +2466,10 @@ static void t_serve_abuse(void **state)
 	/* A body of 1 GB announced: 413 at once, the body never read. */
 	char path[256], hdr[512];
 	snprintf(path, sizeof(path), "/api/tasks/%s/kill?pid=%d", k.id, k.pids[1]);
-	n = snprintf(req, 1024,
-		     "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n%sContent-Length: 1000000000\r\n\r\n",
-		     path, k.port, k.auth);
+	n = snprintf(
+		req, 1024,
+		"POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n%sContent-Length: 1000000000\r\n\r\n",
+		path, k.port, k.auth);
 	fd = tcp_connect(k.port);
 	assert_int_equal(write(fd, req, (size_t)n), n);
 	memset(req, 'x', big);
@@ -2497,7 +2520,8 @@ static void t_serve_abuse(void **state)
 	for (int i = 1; i < CONNS; i += 2) {
 		struct pollfd p = {fds[i], POLLIN, 0};
 		if (poll(&p, 1, 0) != 0)
-			fail_msg("held connection %d ended before serve answered another client", i);
+			fail_msg("held connection %d ended before serve answered another client",
+				 i);
 	}
 	int refused = 0, cut_n = 0;
 	for (int i = 0; i < CONNS; i++) {
@@ -2542,20 +2566,33 @@ int main(void)
 		cmocka_unit_test(t_resolve),
 	};
 	const struct CMUnitTest real[] = {
-		BOTH(t_kill_one),	BOTH(t_kill_subtree),
-		AUTO(t_refusals),	AUTO(t_other_user),
-		AUTO(t_many_clients),	AUTO(t_stuck_follower),
+		BOTH(t_kill_one),
+		BOTH(t_kill_subtree),
+		AUTO(t_refusals),
+		AUTO(t_other_user),
+		AUTO(t_many_clients),
+		AUTO(t_stuck_follower),
 		AUTO(t_tree_flood),
-		BOTH(t_events_follow),	AUTO(t_cli),
-		AUTO(t_metrics),	AUTO(t_metrics_promtool), AUTO(t_records_dropped),
+		BOTH(t_events_follow),
+		AUTO(t_cli),
+		AUTO(t_metrics),
+		AUTO(t_metrics_promtool),
+		AUTO(t_records_dropped),
 		AUTO(t_stale_and_live_socket),
-		AUTO(t_ls_default_dir), AUTO(t_task_id_in_outputs),
-		AUTO(t_untrusted_servers), AUTO(t_client_escapes),
-		AUTO(t_summary_escapes), AUTO(t_fatal_signals),
-		AUTO(t_cancel_status),	AUTO(t_late_requests),
-		AUTO(t_serve_prometheus), AUTO(t_serve_api),
-		AUTO(t_serve_token_file), AUTO(t_serve_control),
-		AUTO(t_serve_abuse),	AUTO(t_serve_all_users),
+		AUTO(t_ls_default_dir),
+		AUTO(t_task_id_in_outputs),
+		AUTO(t_untrusted_servers),
+		AUTO(t_client_escapes),
+		AUTO(t_summary_escapes),
+		AUTO(t_fatal_signals),
+		AUTO(t_cancel_status),
+		AUTO(t_late_requests),
+		AUTO(t_serve_prometheus),
+		AUTO(t_serve_api),
+		AUTO(t_serve_token_file),
+		AUTO(t_serve_control),
+		AUTO(t_serve_abuse),
+		AUTO(t_serve_all_users),
 		AUTO(t_serve_reconnect),
 	};
 	if (getenv("PTMON_TEST_FILTER"))

@@ -60,7 +60,7 @@ static struct run *start(struct ctx *c, const struct opts *o, const char *const 
 
 struct shape {
 	const char *name;
-	const char *args[12]; /* after "run --no-control" */
+	const char *args[12];   /* after "run --no-control" */
 	const char *ready_comm; /* NULL: wait for READY on stdout */
 };
 
@@ -413,7 +413,7 @@ static void t_cgroup_modes(void **state)
 	{
 		const char *rep = tpath(c, "report.json");
 		const char *args[] = {"--timeout", "300ms", "--grace", "100ms", "--report", rep,
-				      "--", H, "wide", "3", NULL};
+				      "--",        H,       "wide",    "3",     NULL};
 		char text[65536], *q, *w;
 
 		r = start(c, NULL, args);
@@ -501,8 +501,7 @@ static void t_go_command_context(void **state)
 	if (system(cmd) != 0)
 		fail_msg("cannot build %s", PTMON_GO_SRC);
 	go_run(c, "seed", (const char *const[]){"--", "bash", "-c", "sleep 1000; true", NULL});
-	go_run(c, "daemon",
-	       (const char *const[]){"--leftovers", "wait", "--", H, "daemon", NULL});
+	go_run(c, "daemon", (const char *const[]){"--leftovers", "wait", "--", H, "daemon", NULL});
 	go_run(c, "wide 200", (const char *const[]){"--", H, "wide", "200", NULL});
 	finish(c);
 }
@@ -515,12 +514,8 @@ static void t_go_command_context(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		ENTRY(t_front_killed),
-		ENTRY(t_front_killed_nobody),
-		ENTRY(t_worker_killed),
-		ENTRY(t_both_killed),
-		ENTRY(t_group_signal_once),
-		ENTRY(t_stdin),
+		ENTRY(t_front_killed),       ENTRY(t_front_killed_nobody), ENTRY(t_worker_killed),
+		ENTRY(t_both_killed),        ENTRY(t_group_signal_once),   ENTRY(t_stdin),
 		ENTRY(t_cgroup_modes),
 #ifdef PTMON_GO_SRC
 		ENTRY(t_go_command_context),

@@ -54,8 +54,8 @@
 #include "harness_run.h"
 #include "pattern.h"
 
-#define EVENTS_DEADLINE_S 10.0 /* events a test waits for (procfs: 100 walks) */
-#define ARGV_MAX (2 * 1024 * 1024) /* PTMON_ARGV_MAX in docs/schema.md */
+#define EVENTS_DEADLINE_S 10.0      /* events a test waits for (procfs: 100 walks) */
+#define ARGV_MAX (2 * 1024 * 1024)  /* PTMON_ARGV_MAX in docs/schema.md */
 #define EVENT_ARGV_MAX (128 * 1024) /* the cut in the event stream (docs/schema.md) */
 
 /* Accounting tolerance for "burn 300" (300 ms of CPU by the process's own
@@ -437,8 +437,8 @@ static void check_argv_fields(struct json_object *o)
 	}
 }
 
-static const char *const features_known[] = {"connector",     "proc_input",  "pidfd_get_info",
-					     "taskstats",     "thread_filter", "tree_filter",
+static const char *const features_known[] = {"connector", "proc_input",    "pidfd_get_info",
+					     "taskstats", "thread_filter", "tree_filter",
 					     NULL};
 
 static bool features_have(struct json_object *features, const char *name)
@@ -533,11 +533,13 @@ static void check_outcome(struct json_object *o, bool taskstats, bool report)
 		need_uint(o, "duration_ns");
 }
 
-static const char *const totals_int_fields[] = {
-	"root_pid",    "processes",	 "max_alive",	 "signalled",
-	"killed",      "events_lost",	 "resyncs",	 "forged_messages_dropped",
-	"pids_reused", "pidfd_failures", "stdout_bytes", "stderr_bytes",
-	"events_received", NULL};
+static const char *const totals_int_fields[] = {"root_pid",        "processes",
+						"max_alive",       "signalled",
+						"killed",          "events_lost",
+						"resyncs",         "forged_messages_dropped",
+						"pids_reused",     "pidfd_failures",
+						"stdout_bytes",    "stderr_bytes",
+						"events_received", NULL};
 
 static void check_totals(struct json_object *t, bool report)
 {
@@ -912,9 +914,9 @@ static void events_free(struct events *evs)
 }
 
 static const char *const outcome_fields[] = {
-	"end",	       "exit_code",  "signal",	    "core_dumped", "killed_by_ptmon",
-	"signal_sent", "accounting", "duration_ns", "pid",	   "ppid",
-	"comm",	       NULL};
+	"end",         "exit_code",  "signal",      "core_dumped", "killed_by_ptmon",
+	"signal_sent", "accounting", "duration_ns", "pid",         "ppid",
+	"comm",        NULL};
 
 /* The stream against the report: the same processes (ids and pids), each
  * exit event saying what the report says, done's totals the report's. */
@@ -1457,10 +1459,16 @@ static void t_schema_task(void **state)
 	struct run *r = new_run(c);
 	const char *const cmd[] = {"true", NULL};
 	struct json_object *start;
-	static const char *const same[] = {
-		"argv",	   "schema_version", "task_id",		"cwd",
-		"backend", "features",	     "fallback_reason", "taskstats_unavailable",
-		"filter",  NULL};
+	static const char *const same[] = {"argv",
+					   "schema_version",
+					   "task_id",
+					   "cwd",
+					   "backend",
+					   "features",
+					   "fallback_reason",
+					   "taskstats_unavailable",
+					   "filter",
+					   NULL};
 	char want_prefix[32];
 	const char *id;
 
@@ -1752,8 +1760,8 @@ static void check_argv_exact(struct json_object *o, const char *const *orig, con
 		CHECK(truncated, "%s: %zu bytes of argv and no argv_truncated", what, want->len);
 		CHECK(got->len <= max && got->len >= max - 1024 &&
 			      memcmp(got->p, want->p, got->len) == 0,
-		      "%s: the kept %zu bytes are not a prefix of at most %zu of the original", what,
-		      got->len, max);
+		      "%s: the kept %zu bytes are not a prefix of at most %zu of the original",
+		      what, got->len, max);
 	} else {
 		CHECK(!truncated, "%s: argv_truncated for %zu bytes", what, want->len);
 		CHECK(got->len == want->len && memcmp(got->p, want->p, got->len) == 0,
@@ -1869,12 +1877,12 @@ static void t_argv_binary(void **state)
 	const char *const extra[] = {"\xff\xfe",
 				     "\xc3",
 				     "a\xc3z",
-				     "\xed\xa0\x80",	     /* a UTF-16 surrogate */
-				     "\xc0\xaf",	     /* overlong "/" */
+				     "\xed\xa0\x80",         /* a UTF-16 surrogate */
+				     "\xc0\xaf",             /* overlong "/" */
 				     "\xf4\x90\x80\x80",     /* above U+10FFFF */
-				     "\x80\xbf",	     /* lone continuation bytes */
+				     "\x80\xbf",             /* lone continuation bytes */
 				     "ok \xc3\xa9 \xff end", /* valid around invalid */
-				     "\"\\\n\xff\x01",	     /* escapes and invalid together */
+				     "\"\\\n\xff\x01",       /* escapes and invalid together */
 				     NULL};
 
 	run_argv_case(begin(state), extra);
@@ -1947,7 +1955,7 @@ static void t_argv_child_exec(void **state)
 	struct run *r = new_run(c);
 	static const char script[] = "\"$@\"; exit 0";
 	const char *const child[] = {H, "wide", "0", "\xff\xfe", "q\"\\\n\t\x01", "\xc3", NULL};
-	const char *const root_argv[] = {"sh", "-c",	   script,	    "sh",   H,	 "wide",
+	const char *const root_argv[] = {"sh", "-c",       script,          "sh",   H,   "wide",
 					 "0",  "\xff\xfe", "q\"\\\n\t\x01", "\xc3", NULL};
 	const char *args[32] = {"--events", tpath(c, "ev"), "--report", tpath(c, "rep"), "--"};
 	struct proc *p;

@@ -410,18 +410,18 @@ static void test_signal_names_static(void **state)
 static void test_signal_invalid(void **state)
 {
 	static const char *const cases[] = {
-		"",	      "0",	  "65",		"KILLX",
-		"SIG",	      "sig",	  "SIGSIGKILL", "-9",
-		"+9",	      " 9",	  "9 ",		"9x",
-		"KILL ",      " KILL",	  "SIG KILL",	"SIG9",
-		"SIGK",	      "K",	  "RT",		"RTMIN+",
-		"RTMIN-1",    "RTMAX+1",  "RTMIN+31",	"RTMAX-31",
-		"RTMIN+-1",   "RTMIN+ 1", "RTMIN+1x",	"RTMIN2",
-		"RTMAX1",     "RTMINX",	  "RTMIN++1",	"99999999999999999999",
-		"4294967305", "100",	  "0x9",	"SIGNULL",
-		"NULL",	      "EXIT",	  "ERR",	"DEBUG",
-		"TERM\n",     "UNUSED",	  "LOST",	"EMT",
-		"INFO",	      "0009x",	  "000",
+		"",           "0",        "65",         "KILLX",
+		"SIG",        "sig",      "SIGSIGKILL", "-9",
+		"+9",         " 9",       "9 ",         "9x",
+		"KILL ",      " KILL",    "SIG KILL",   "SIG9",
+		"SIGK",       "K",        "RT",         "RTMIN+",
+		"RTMIN-1",    "RTMAX+1",  "RTMIN+31",   "RTMAX-31",
+		"RTMIN+-1",   "RTMIN+ 1", "RTMIN+1x",   "RTMIN2",
+		"RTMAX1",     "RTMINX",   "RTMIN++1",   "99999999999999999999",
+		"4294967305", "100",      "0x9",        "SIGNULL",
+		"NULL",       "EXIT",     "ERR",        "DEBUG",
+		"TERM\n",     "UNUSED",   "LOST",       "EMT",
+		"INFO",       "0009x",    "000",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
@@ -606,7 +606,7 @@ static void test_duration_random_oracle(void **state)
 	static const struct {
 		const char *suffix;
 		uint64_t ns;
-	} units[] = {{"", SEC},	 {"ns", NS}, {"us", US},  {"ms", MS},
+	} units[] = {{"", SEC},  {"ns", NS}, {"us", US},  {"ms", MS},
 		     {"s", SEC}, {"m", MIN}, {"h", HOUR}, {"d", DAY}};
 	uint64_t seed = 0x2545f4914f6cdd1dull;
 
@@ -657,7 +657,7 @@ static void test_duration_random_oracle(void **state)
 /* ---- `ptmon run`'s options (run_parse) ----------------------------------------- */
 
 #define RUN_ARGV(...) ((char *[]){"run", __VA_ARGS__, NULL})
-#define RUN_PARSE(o, ...) \
+#define RUN_PARSE(o, ...)                                                                          \
 	run_parse((int)ARRAY_SIZE(((char *[]){"run", __VA_ARGS__})), RUN_ARGV(__VA_ARGS__), (o))
 
 static void test_run_defaults(void **state)
@@ -691,9 +691,9 @@ static void test_run_every_option(void **state)
 	assert_int_equal(RUN_PARSE(&o, "-t", "1.5s", "-s", "KILL", "-g", "2s", "-d", "250ms",
 				   "--leftovers", "wait", "--backend", "procfs", "--cgroup", "off",
 				   "--filter", "classic", "--events", "/e", "--report", "/r",
-				   "--summary", "--control", "/c", "--name", "nm", "-C", "/tmp", "-q",
-				   "-v", "--verbose", "--color", "never", "--no-control", "--",
-				   "/bin/echo", "-t", "x"),
+				   "--summary", "--control", "/c", "--name", "nm", "-C", "/tmp",
+				   "-q", "-v", "--verbose", "--color", "never", "--no-control",
+				   "--", "/bin/echo", "-t", "x"),
 			 0);
 	assert_true(o.task.timeout_ns == 1500 * MS);
 	assert_int_equal(o.task.signal, SIGKILL);

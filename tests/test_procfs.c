@@ -56,7 +56,7 @@ static void test_malformed(void **state)
 		"123 (sleep)",
 		"123 (sleep) S",
 		"123 (sleep) S x" TAIL,
-		"123 (sleep) S 1 2 3",          /* cut before starttime */
+		"123 (sleep) S 1 2 3", /* cut before starttime */
 		"-5 (sleep) S 1" TAIL,
 		"99999999999999999999 (s) S 1" TAIL,
 		")( S 1",
@@ -106,10 +106,8 @@ static void test_self(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain),
-		cmocka_unit_test(test_hostile_comm),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_length_bound),
+		cmocka_unit_test(test_plain),     cmocka_unit_test(test_hostile_comm),
+		cmocka_unit_test(test_malformed), cmocka_unit_test(test_length_bound),
 		cmocka_unit_test(test_self),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

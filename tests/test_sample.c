@@ -69,7 +69,8 @@ static int setup(void **state)
 	/* Busy for a moment (CPU time to see), then asleep, exec'd: the root is
 	 * the one process of the task. */
 	static char *const argv[] = {
-		"sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; echo BUSY; exec sleep 1000",
+		"sh", "-c",
+		"i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; echo BUSY; exec sleep 1000",
 		NULL};
 	struct ptmon_task_config cfg;
 	memset(&f, 0, sizeof(f));

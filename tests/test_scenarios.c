@@ -1506,7 +1506,7 @@ static long long received_during_outside_storm(struct ctx *c, const char *filter
 	run_signal(r, SIGTERM);
 	run_wait(c, r, RUN_DEADLINE_S);
 	assert_status(r, 143);
-	assert_true(report_has(rep, "\"filter\": \"") );
+	assert_true(report_has(rep, "\"filter\": \""));
 	assert_true(report_has(rep, filter));
 	received = report_int(rep, "events_received");
 	unlink(rep);
@@ -1679,9 +1679,10 @@ static void t_filter_deep_tree(void **state)
 		/* ptmon's own socket overflowed (a loaded machine starves it):
 		 * processes gone before the resync cannot be counted, and the
 		 * report must say so, as it does here. */
-		print_message("    ptmon's socket lost %lld events (it says so): it counted %lld of "
-			      "2047; the exact count is not asked\n",
-			      report_int(rep, "events_lost"), report_int(rep, "processes"));
+		print_message(
+			"    ptmon's socket lost %lld events (it says so): it counted %lld of "
+			"2047; the exact count is not asked\n",
+			report_int(rep, "events_lost"), report_int(rep, "processes"));
 		assert_true(report_int(rep, "processes") <= 2047);
 	} else {
 		/* Nothing lost, by ptmon's own account: every one counted. */
@@ -1708,9 +1709,8 @@ static void t_filter_loss(void **state)
 	report_path(evs, sizeof(evs));
 	gate_make(&g);
 	run_start(c, r, &o, "--filter", "ebpf", "--report", rep, "--events", evs, "--grace", GRACE,
-		  "--", "bash", "-c",
-		  "echo READY; read x < \"$1\"; exec \"$0\" tree 6 3 > \"$2\"", H, g.go, g.done,
-		  NULL);
+		  "--", "bash", "-c", "echo READY; read x < \"$1\"; exec \"$0\" tree 6 3 > \"$2\"",
+		  H, g.go, g.done, NULL);
 	run_until(c, r, "READY\n");
 	run_stop(c, r);
 	gate_open(&g);

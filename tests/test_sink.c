@@ -15,9 +15,9 @@
 struct seen {
 	struct sink *s;
 	char text[8][128];
-	size_t n;      /* delivered; the first 8 in text */
+	size_t n;          /* delivered; the first 8 in text */
 	char last[2][128]; /* the last two delivered */
-	bool requeue; /* the "lost" notice's callback queues one more */
+	bool requeue;      /* the "lost" notice's callback queues one more */
 };
 
 static void on_notice(struct ptmon_task *t, enum ptmon_notice_kind kind, const char *text,

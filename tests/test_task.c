@@ -65,10 +65,10 @@ struct fixture {
 	struct ptmon_monitor *m;
 	struct ptmon_task *t;
 	int out_r, out_w; /* the task's stdout, as ptmon forwards it */
-	int in_w;	  /* the write end of the task's stdin, when the test gives one */
-	int held;	  /* a second writer of the task's stdout pipe, -1: none */
-	uint64_t drain;	  /* the drain bound of the next start */
-	char out[4096];	  /* what came through so far */
+	int in_w;         /* the write end of the task's stdin, when the test gives one */
+	int held;         /* a second writer of the task's stdout pipe, -1: none */
+	uint64_t drain;   /* the drain bound of the next start */
+	char out[4096];   /* what came through so far */
 	size_t out_len;
 	/* What the events said. */
 	struct {

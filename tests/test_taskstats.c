@@ -853,9 +853,9 @@ static void test_open_bad_flags(void **state)
 #define LIVE_MAX 8
 struct live {
 	struct tstats *t;
-	pid_t child;			    /* to kill and reap in teardown; -1 once reaped */
-	pid_t want;			    /* the process whose records are kept */
-	pid_t want_tid;			    /* and one of its threads */
+	pid_t child;                        /* to kill and reap in teardown; -1 once reaped */
+	pid_t want;                         /* the process whose records are kept */
+	pid_t want_tid;                     /* and one of its threads */
 	struct tstats_record rec[LIVE_MAX]; /* in the order received */
 	int n;
 };

@@ -35,10 +35,10 @@ const struct harness_suite harness_suite = {
 };
 
 struct outcome {
-	int status;	/* as a shell's $? */
+	int status;     /* as a shell's $? */
 	char out[4096]; /* stdout */
 	char err[4096]; /* stderr */
-	int left;	/* processes of the run's tree that outlived it */
+	int left;       /* processes of the run's tree that outlived it */
 };
 
 /* The processes of the test's cgroup that survive: a process signalled a
@@ -154,8 +154,8 @@ static void same(struct ctx *c, int expect, char *const args[], struct outcome *
 		fail_msg("coreutils timeout %s: %d, the test expects %d (stderr: %s)", what,
 			 oc.status, expect, oc.err);
 	if (p.status != expect)
-		fail_msg("ptmon timeout %s: %d, coreutils says %d (stderr: %s)", what, p.status, expect,
-			 p.err);
+		fail_msg("ptmon timeout %s: %d, coreutils says %d (stderr: %s)", what, p.status,
+			 expect, p.err);
 	if (p.left > 0)
 		fail_msg("ptmon timeout %s left %d processes", what, p.left);
 	if (ret_c)
@@ -179,11 +179,11 @@ static void t_durations(void **state)
 {
 	struct ctx *c = begin(state);
 	/* timeout(1)'s syntax: strtod's forms, one optional unit. */
-	static const char *ok[] = {"1000.", "1e3", ".5e4", "0x1p10", " 1000", "+1000", "1000s",
-				   "20m", "1h", "1d", "inf", "INF", "infinity", "1e400",
-				   "0",   "0.0", "1e-400"};
-	static const char *bad[] = {"nan", "1ss", "1x", "", "1,5", "s", ".", "1 ", "10ms",
-				    "1e", "--1", "0x", "1D", "1S"};
+	static const char *ok[] = {"1000.",    "1e3",   ".5e4", "0x1p10", " 1000", "+1000",
+				   "1000s",    "20m",   "1h",   "1d",     "inf",   "INF",
+				   "infinity", "1e400", "0",    "0.0",    "1e-400"};
+	static const char *bad[] = {"nan", "1ss",  "1x", "",    "1,5", "s",  ".",
+				    "1 ",  "10ms", "1e", "--1", "0x",  "1D", "1S"};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		SAME(3, (char *)ok[i], "sh", "-c", "exit 3");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -246,8 +246,8 @@ static void t_signals(void **state)
 {
 	struct ctx *c = begin(state);
 	/* Names in any case, with or without SIG, numbers, exit statuses. */
-	static const char *ok[] = {"term", "TERM", "SIGTERM", "sigterm", "15", "143", "INT", "2",
-				   "HUP", "RTMIN+1", "rtmin+1", "USR1", "64"};
+	static const char *ok[] = {"term", "TERM", "SIGTERM", "sigterm", "15",   "143", "INT",
+				   "2",    "HUP",  "RTMIN+1", "rtmin+1", "USR1", "64"};
 	static const char *bad[] = {"foo", "65", "-1", " 15", "15x", "SIG", ""};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		SAME(124, "-s", (char *)ok[i], "0.1", "sleep", "1000");
@@ -293,7 +293,8 @@ static void t_preserve_status(void **state)
 	 * trap ran, and sh exit 0.) */
 	SAME(5, "--preserve-status", "0.2", "sh", "-c",
 	     "trap 'exit 5' TERM; echo armed; while :; do sleep 1000; done");
-	SAME(124, "0.2", "sh", "-c", "trap 'exit 5' TERM; echo armed; while :; do sleep 1000; done");
+	SAME(124, "0.2", "sh", "-c",
+	     "trap 'exit 5' TERM; echo armed; while :; do sleep 1000; done");
 	SAME(137, "--preserve-status", "-k", "0.2", "0.1", DEAF);
 	SAME(128 + SIGTERM, "--pres", "0.1", "sleep", "1000");
 	finish(c);

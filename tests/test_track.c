@@ -174,7 +174,10 @@ static void test_exec_of_zombie_learned_late(void **state)
 	event(f->m, CNPROC_FORK, f->root, c);
 	struct ptmon_process_info p = info_of(f, c);
 	assert_true(p.short_lived);
-	assert_true(argv_is(&p, "sleep\0" "1000", 11));
+	assert_true(argv_is(&p,
+			    "sleep\0"
+			    "1000",
+			    11));
 	assert_int_equal(p.argv_source, PTMON_ARGV_INHERITED);
 
 	event(f->m, CNPROC_EXEC, 0, c);
@@ -246,7 +249,10 @@ static void test_lost_exec(void **state)
 	/* The root's own argv is not in doubt. */
 	p = info_of(f, f->root);
 	assert_int_equal(p.argv_source, PTMON_ARGV_OWN);
-	assert_true(argv_is(&p, "sleep\0" "1000", 11));
+	assert_true(argv_is(&p,
+			    "sleep\0"
+			    "1000",
+			    11));
 }
 
 /* A grandchild's exit record read before ptmon knew its parent: the
@@ -540,7 +546,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lost_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_before_parent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_dies_during_adopt, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_record_kept_until_events_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_kept_until_events_read, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_blind_sweeps_kill_the_cgroup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blind_sweeps_without_cgroup, setup_no_cgroup,
 						teardown),

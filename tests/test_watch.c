@@ -43,7 +43,7 @@ const struct harness_suite harness_suite = {
 /* ---- a watch's own helpers, on tests/harness_run.h -------------------------- */
 
 struct tctx {
-	struct ctx *h;	/* the harness's: cgroup, directory, runs */
+	struct ctx *h;  /* the harness's: cgroup, directory, runs */
 	const char *cg; /* the test's cgroup, where the tree is */
 	const char *backend;
 	struct run *tree;  /* sh -c SCRIPT: its lines on stdout, stdin a pipe */
