@@ -526,6 +526,9 @@ static void give_up(struct ptmon_task *t)
 	track_reap(ts->track);
 	for (struct node *n = t->g.live.head; n; n = n->live_next) {
 		uid_t uid;
+		/* Named as it runs now: a walk may have found it between its
+		 * fork and its exec, and the procfs backend sees no EXEC. */
+		track_read_own(ts->track, n);
 		n->survived = (uint8_t)why_alive(ts, n, &uid);
 		t->survivors++;
 		sink_notice(ts->sink, t, PTMON_NOTICE_WARNING,

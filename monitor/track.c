@@ -1335,6 +1335,13 @@ void track_kill_all_blocking(struct track *tr)
 	}
 }
 
+void track_read_own(struct track *tr, struct node *n)
+{
+	(void)tr;
+	if ((n->flags & NODE_ALIVE) && n->pidfd >= 0)
+		(void)read_own(n, n->pid, n->pidfd);
+}
+
 void track_cancel_signal(struct track *tr, struct node *n)
 {
 	struct group *g = n->group;

@@ -99,6 +99,10 @@ int track_check_top(pid_t pid);
  * its tops (the first becomes its root; with @first, its START event).
  * Returns how many joined, or -errno. */
 int track_cgroup_scan(struct track *tr, struct group *g, bool first);
+/* Read @n's argv and comm again from /proc, kept only when its pidfd
+ * proves them its own: what it runs now, when no EXEC event may have said
+ * (the procfs backend sees none). */
+void track_read_own(struct track *tr, struct node *n);
 /* Give @n, alive, what its group's cancel sends (g->cancel_signal), once;
  * a stopped process gets SIGCONT after a first signal that is not
  * SIGKILL.  Counted in the group. */

@@ -538,12 +538,54 @@ static void test_blind_sweeps_without_cgroup(void **state)
 	util_close(hidden_fd);
 }
 
+/* A walk found a child between its fork and its exec; no EXEC event
+ * came (the procfs backend has none).  track_read_own() names it as it
+ * runs now, as a cancel that gives up on it does. */
+static void test_read_own_after_unseen_exec(void **state)
+{
+	struct fixture *f = *state;
+	int go[2], execd[2];
+	char b;
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(execd, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(go[1]);
+		close(execd[0]);
+		if (read(go[0], &b, 1) != 1)
+			_exit(1);
+		execl("/bin/sleep", "sleep", "1000", (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	close(execd[1]);
+	char comm[16] = "";
+	assert_int_equal(procfs_read_comm(getpid(), comm), 0);
+	assert_true(track_resync(f->m->track, "test") >= 1);
+	struct node *n = tree_lookup(&f->m->tree, pid);
+	assert_non_null(n);
+	assert_string_equal(n->comm, comm); /* ours: it has not exec'd */
+	assert_int_equal(write(go[1], "x", 1), 1);
+	/* The write end closes at its exec (O_CLOEXEC): EOF. */
+	assert_int_equal(read(execd[0], &b, 1), 0);
+	close(go[1]);
+	close(execd[0]);
+	assert_string_equal(n->comm, comm); /* nothing said it exec'd */
+	track_read_own(f->m->track, n);
+	assert_string_equal(n->comm, "sleep");
+	assert_int_equal(n->argv_src, PTMON_ARGV_OWN);
+	assert_string_equal(n->argv->data, "sleep");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_exec_of_zombie_learned_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_of_reaped_learned_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_own_after_unseen_exec, setup_no_cgroup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_before_parent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_dies_during_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_kept_until_events_read, setup,
