@@ -231,11 +231,6 @@ void track_filter_dead(struct track *tr, pid_t pid)
 	cnproc_tree_remove(*tr->cn, pid, holder_may_be_ours, tr);
 }
 
-static void filter_dead(struct track *tr, pid_t pid)
-{
-	track_filter_dead(tr, pid);
-}
-
 /* An event passed the filter for @pid that the monitor has no process
  * for: the filter added it as the child of one that is not ours (ptmon's
  * own probe child, a reused number the map still held), unless it is a
@@ -614,7 +609,7 @@ static void drop_provisional(struct track *tr, struct node *n, const char *why)
 		n->flags &= ~NODE_ALIVE;
 		n->pidfd = util_close(n->pidfd);
 		node_list_del(&g->live, n);
-		filter_dead(tr, n->pid);
+		track_filter_dead(tr, n->pid);
 	}
 	acct_forget(tr->acct, n);
 	g->processes--;
@@ -671,7 +666,7 @@ void track_node_dead(struct track *tr, struct node *n)
 	/* Closing the only fd of the pidfd also removes it from epoll. */
 	n->pidfd = util_close(n->pidfd);
 	node_list_del(live_list(tr, n), n);
-	filter_dead(tr, n->pid);
+	track_filter_dead(tr, n->pid);
 	if ((n->flags & NODE_ROOT) && n->group && n->group->attached)
 		n->group->root_reaped = true; /* its status: task.c, at the end */
 	maybe_report_exit(tr, n);
@@ -746,7 +741,7 @@ static void on_fork(struct track *tr, const struct cnproc_event *ev)
 	if (n)
 		n->flags |= NODE_FORK_SEEN;
 	if (!n || !(n->flags & NODE_ALIVE))
-		filter_dead(tr, ev->tgid); /* gone already, or not ours */
+		track_filter_dead(tr, ev->tgid); /* gone already, or not ours */
 }
 
 static void on_exec(struct track *tr, const struct cnproc_event *ev)
@@ -913,7 +908,7 @@ static int walk(struct track *tr, const struct procfs_entry *v, size_t n)
 				struct node *hint = p == tr->self ? NULL : tree_lookup(tr->tree, p);
 				cn = track_adopt(tr, c, hint, 0);
 				if (!cn || !(cn->flags & NODE_ALIVE)) {
-					filter_dead(tr, c);
+					track_filter_dead(tr, c);
 					continue;
 				}
 				found += !(cn->flags & NODE_FOREIGN);
