@@ -465,23 +465,21 @@ static void t_empty_tree_drains_to_eof(void **state)
 }
 
 /*
- * The tree is empty but its stdout is still open (the test holds a second
- * writer, opened through /proc, outside the tree): the drain bound runs
- * from the moment the tree was found empty; a step before its end leaves
- * the task draining; a step at it abandons the pipe and ends the task.
+ * A tree whose root exits 4 when the test closes its stdin, while a
+ * writer outside the tree (f->held) keeps the task's stdout pipe open:
+ * dispatch until the tree is found empty, when the deadline is the drain
+ * bound's (f->drain, far from any sweep).  Returns it, with [*lo, *hi]
+ * around the dispatch that found the tree empty.
  */
-static void t_drain_bound_from_empty(void **state)
+static uint64_t held_tree_found_empty(struct fixture *f, uint64_t *lo, uint64_t *hi)
 {
-	struct fixture *f = *state;
-	struct ptmon_task_result res;
-	uint64_t lo, hi;
 	int in[2];
 	char path[64];
 
 	/* The root's stdin is a pipe of ours: it exits when we close it. */
 	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
 	f->in_w = in[1];
-	start_in(f, "echo armed; read x; exit 4", 0, 0, in[0], &lo, &hi);
+	start_in(f, "echo armed; read x; exit 4", 0, 0, in[0], lo, hi);
 	close(in[0]);
 	pump(f, said, "armed\n");
 
@@ -496,19 +494,34 @@ static void t_drain_bound_from_empty(void **state)
 	for (;;) {
 		if (util_now_ns() >= stuck)
 			fail_msg("the tree was not found empty within %d ms", STUCK_MS);
-		lo = util_now_ns();
+		*lo = util_now_ns();
 		assert_true(ptmon_monitor_dispatch(f->m) >= 0);
-		hi = util_now_ns();
+		*hi = util_now_ns();
 		assert_false(done(f));
 		d = task_next_deadline(f->t);
-		if (d >= lo + DRAIN / 2)
-			break;
+		if (d >= *lo + f->drain / 2)
+			return d;
 		struct pollfd p = {.fd = ptmon_monitor_get_fd(f->m), .events = POLLIN};
 		int n = poll(&p, 1, STUCK_MS);
 		if (n == 0)
 			fail_msg("the tree was not found empty within %d ms", STUCK_MS);
 		assert_true(n > 0);
 	}
+}
+
+/*
+ * The tree is empty but its stdout is still open (the test holds a second
+ * writer, opened through /proc, outside the tree): the drain bound runs
+ * from the moment the tree was found empty; a step before its end leaves
+ * the task draining; a step at it abandons the pipe and ends the task.
+ */
+static void t_drain_bound_from_empty(void **state)
+{
+	struct fixture *f = *state;
+	struct ptmon_task_result res;
+	uint64_t lo, hi;
+
+	uint64_t d = held_tree_found_empty(f, &lo, &hi);
 	assert_in_range(d, lo + DRAIN, hi + DRAIN);
 	assert_int_equal(f->eofs, 1); /* stderr's; stdout is held open */
 
@@ -545,35 +558,9 @@ static void t_eof_in_the_batch_past_the_bound(void **state)
 	struct fixture *f = *state;
 	struct ptmon_task_result res;
 	uint64_t lo, hi;
-	int in[2];
-	char path[64];
 
 	f->drain = SEC; /* sweeps (at most 200 ms apart) cannot be taken for it */
-	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-	f->in_w = in[1];
-	start_in(f, "echo armed; read x; exit 4", 0, 0, in[0], &lo, &hi);
-	close(in[0]);
-	pump(f, said, "armed\n");
-	snprintf(path, sizeof(path), "/proc/%d/fd/1", (int)ptmon_task_root_pid(f->t));
-	f->held = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-	assert_true(f->held >= 0);
-	close(f->in_w);
-	f->in_w = -1;
-
-	/* Until the tree is found empty: the deadline is then the drain's. */
-	uint64_t d = 0, stuck = util_now_ns() + STUCK_NS;
-	for (;;) {
-		if (util_now_ns() >= stuck)
-			fail_msg("the tree was not found empty within %d ms", STUCK_MS);
-		lo = util_now_ns();
-		assert_true(ptmon_monitor_dispatch(f->m) >= 0);
-		assert_false(done(f));
-		d = task_next_deadline(f->t);
-		if (d >= lo + SEC / 2)
-			break;
-		struct pollfd p = {.fd = ptmon_monitor_get_fd(f->m), .events = POLLIN};
-		assert_true(poll(&p, 1, STUCK_MS) > 0);
-	}
+	uint64_t d = held_tree_found_empty(f, &lo, &hi);
 	/* The caller comes back after the bound (no dispatch meanwhile), and
 	 * the pipe's last writer is gone by then. */
 	while (util_now_ns() <= d)
