@@ -381,6 +381,21 @@ static struct node *record_gone(struct track *tr, pid_t pid, struct node *hint)
 	return n;
 }
 
+/* @pid has exited (@zombie: its pidfd says so) or is free.  A walk reads
+ * /proc before it looks at each pid, so a pid it lists whose process
+ * ptmon already knows dead is that process, seen before its death or its
+ * reaping: not a new short-lived one, which would put it in the record
+ * twice.  Only a zombie of a pid ptmon reaped itself is a newer process,
+ * and an event always names a new one. */
+static struct node *gone(struct track *tr, pid_t pid, struct node *cur, struct node *hint,
+			 uint64_t event_ns, bool zombie)
+{
+	if (cur && !event_ns && !(cur->flags & NODE_ALIVE) &&
+	    !(zombie && (cur->flags & NODE_REAPED)))
+		return cur;
+	return record_gone(tr, pid, hint);
+}
+
 /* No pidfd to be had (fd limit): keep the pid, unverified, so that the
  * cancel sweeps reach it with a transient pidfd. */
 static struct node *record_nopidfd(struct track *tr, pid_t pid, struct node *hint)
@@ -497,8 +512,11 @@ struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint, uint64_
 			return cur;
 		return record_nopidfd(tr, pid, hint);
 	}
-	if (pidfd < 0)
-		return (cur && (cur->flags & NODE_ALIVE)) ? cur : record_gone(tr, pid, hint);
+	if (pidfd < 0) {
+		if (cur && (cur->flags & NODE_ALIVE))
+			return cur;
+		return gone(tr, pid, cur, hint, event_ns, false);
+	}
 
 	struct node *res = NULL;
 	pid_t ppid = 0;
@@ -511,7 +529,7 @@ struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint, uint64_
 			goto out;
 		}
 		if (r == -ESRCH) {
-			res = record_gone(tr, pid, hint);
+			res = gone(tr, pid, cur, hint, event_ns, true);
 			goto out;
 		}
 		if (hint)

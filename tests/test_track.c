@@ -579,6 +579,102 @@ static void test_read_own_after_unseen_exec(void **state)
 	assert_string_equal(n->argv->data, "sleep");
 }
 
+/* A of ours forks B, which exits once *ret_go is written; A reaps B and
+ * says so (when @reap) or leaves it a zombie, then waits until *ret_hold
+ * is closed.  Returns B's pid once the walk can find both. */
+static pid_t spawn_pair(bool reap, int *ret_go, int *ret_hold, int *ret_reaped)
+{
+	int go[2], hold[2], out[2];
+	char c;
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	pid_t a = fork();
+	assert_true(a >= 0);
+	if (a == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(go[1]);
+		close(hold[1]);
+		close(out[0]);
+		pid_t b = fork();
+		if (b == 0)
+			_exit(read(go[0], &c, 1) == 1 ? 0 : 1);
+		if (b < 0 || write(out[1], &b, sizeof(b)) != sizeof(b))
+			_exit(1);
+		if (reap && (waitpid(b, NULL, 0) != b || write(out[1], "r", 1) != 1))
+			_exit(1);
+		(void)!read(hold[0], &c, 1);
+		_exit(0);
+	}
+	close(go[0]);
+	close(hold[0]);
+	close(out[1]);
+	pid_t b = 0;
+	assert_int_equal(read(out[0], &b, sizeof(b)), sizeof(b));
+	*ret_go = go[1];
+	*ret_hold = hold[1];
+	*ret_reaped = out[0];
+	return b;
+}
+
+/* A walk lists a process that ptmon already knows dead: the process ptmon
+ * knows, not a new short-lived one.  A copy would be in the report twice,
+ * and the taskstats record would go to the copy, leaving the first
+ * without accounting.  Here B is a zombie, and its parent is read from
+ * /proc (no PIDFD_GET_INFO), which says it has exited. */
+static void test_walk_finds_known_zombie(void **state)
+{
+	struct fixture *f = *state;
+	int go, hold, reaped;
+	f->m->features &= ~PTMON_FEATURE_PIDFD_INFO;
+	pid_t b = spawn_pair(false, &go, &hold, &reaped);
+	assert_true(track_resync(f->m->track, "test") >= 2);
+	struct node *nb = tree_lookup(&f->m->tree, b);
+	assert_non_null(nb);
+	assert_true(nb->flags & NODE_ALIVE);
+	uint64_t processes = nb->group->processes;
+	int pidfd = util_pidfd_open(b, 0);
+	assert_true(pidfd >= 0);
+	assert_int_equal(write(go, "x", 1), 1);
+	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+	assert_int_equal(poll(&pfd, 1, -1), 1); /* B has exited; A holds it */
+	util_close(pidfd);
+	track_node_dead(f->m->track, nb); /* as its pidfd's event would */
+	track_resync(f->m->track, "test");
+	assert_ptr_equal(tree_lookup(&f->m->tree, b), nb);
+	assert_int_equal(nb->group->processes, processes);
+	close(go);
+	close(hold);
+	close(reaped);
+}
+
+/* The same when B's parent reaped it between the walk's read of /proc and
+ * its look at B: the pid is free (pidfd_open() fails). */
+static void test_walk_lists_known_reaped(void **state)
+{
+	struct fixture *f = *state;
+	int go, hold, reaped;
+	char c;
+	pid_t b = spawn_pair(true, &go, &hold, &reaped);
+	assert_true(track_resync(f->m->track, "test") >= 2);
+	struct node *nb = tree_lookup(&f->m->tree, b);
+	assert_non_null(nb);
+	struct node *na = nb->parent;
+	assert_non_null(na);
+	uint64_t processes = nb->group->processes;
+	assert_int_equal(write(go, "x", 1), 1);
+	assert_int_equal(read(reaped, &c, 1), 1); /* A reaped B */
+	track_node_dead(f->m->track, nb);
+	/* What walk() does with B, listed as A's child before the reaping. */
+	struct node *n = track_adopt(f->m->track, b, na, 0);
+	assert_true(n == nb || n == NULL);
+	assert_ptr_equal(tree_lookup(&f->m->tree, b), nb);
+	assert_int_equal(nb->group->processes, processes);
+	close(go);
+	close(hold);
+	close(reaped);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -587,6 +683,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lost_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_own_after_unseen_exec, setup_no_cgroup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_walk_finds_known_zombie, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walk_lists_known_reaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_before_parent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_dies_during_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_kept_until_events_read, setup,
