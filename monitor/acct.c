@@ -407,6 +407,13 @@ void acct_report_exit(struct acct *a, struct node *n, bool force)
 
 void acct_flush_pending(struct acct *a, uint64_t now, const struct ptmon_task *only)
 {
+	/* A record is queued before its process's pidfd turns readable
+	 * (do_exit() sends it ahead of exit_notify()): an exit that waited
+	 * past the bound because ptmon itself did not run may have it in the
+	 * socket.  Read it before reporting without it. */
+	uint64_t due = acct_pending_deadline(a);
+	if (only || (due && due <= now))
+		acct_drain_taskstats(a);
 	struct node *n = a->pending.head;
 	while (n) {
 		struct node *next = n->live_next;

@@ -663,8 +663,8 @@ static void finish(struct ptmon_task *t)
 	else if (!t->g.attached && (t->g.root->flags & NODE_REAPED))
 		acct_status_code(t->g.root->status, &t->root_code, &t->root_value);
 	/* Exits still waiting for facts (an EXIT event lost, a taskstats
-	 * record late): report what is known now. */
-	acct_drain_taskstats(ts->acct);
+	 * record late): report what is known now, once the taskstats socket
+	 * has been read. */
 	acct_flush_pending(ts->acct, 0, t);
 	for (struct node *n = ts->tree->first; n; n = n->next)
 		if (n->group == &t->g && !(n->flags & NODE_ALIVE))

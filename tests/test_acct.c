@@ -224,6 +224,39 @@ static void t_pending_bound(void **state)
 	assert_int_equal(acct_pending_deadline(f->m->acct), 0);
 }
 
+/* The bound forces an exit only once the taskstats socket has been read:
+ * a process's record is queued before its pidfd turns readable and before
+ * its parent's wait4() returns (do_exit() sends it ahead of
+ * exit_notify()), so a ptmon that was descheduled past the bound must
+ * still find it there, not report the exit without its accounting. */
+static void t_pending_bound_reads_the_socket(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	uint64_t start = util_now_ns();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(4);
+	assert_int_equal(waitpid(pid, NULL, 0), pid); /* its record is queued */
+	struct node *n = tree_add(&f->m->tree, pid);
+	assert_non_null(n);
+	n->pidfd = -1;
+	n->start_ns = start;
+	n->end_ns = util_now_ns();
+	n->argv_src = PTMON_ARGV_UNKNOWN;
+	acct_fact_exit_event(n, W_EXITCODE(4, 0));
+	acct_report_exit(f->m->acct, n, false);
+	deliver(f);
+	assert_int_equal(f->exits, 0); /* the record is in the socket, unread */
+	acct_flush_pending(f->m->acct, n->end_ns + 100000000ull, NULL);
+	deliver(f);
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.pid, pid);
+	assert_int_equal(f->last.exit_code, 4);
+	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
+}
+
 /* An attached root: its status through its pidfd once its parent reaped
  * it (PIDFD_INFO_EXIT, Linux 6.15+), unless a status is known already. */
 static void t_pidfd_only(void **state)
@@ -265,6 +298,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_record_then_exit_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_exit_event_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_pending_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_pending_bound_reads_the_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_pidfd_only, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

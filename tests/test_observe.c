@@ -1164,8 +1164,8 @@ static void skip_if_events_lost(struct report *rep)
 
 	if (lost > 0) {
 		print_message("    the kernel dropped %" PRId64
-			      " connector events (a busy machine):"
-			      " exact counts cannot be asserted\n",
+			      " connector events or taskstats records (a busy"
+			      " machine): exact figures cannot be asserted\n",
 			      lost);
 		skip();
 	}
@@ -1684,6 +1684,9 @@ static void t_acct_children(void **state)
 		print_message("no taskstats: figures of children reaped by bash are unknown\n");
 		skip();
 	}
+	/* A record the kernel dropped (ENOBUFS, counted in events_lost with
+	 * either backend) leaves its process's accounting null. */
+	skip_if_events_lost(&T_out.rep);
 	root = T_out.rep.root;
 	for (size_t i = 0; i < T_out.rep.nprocs; i++) {
 		struct proc *p = &T_out.rep.procs[i];
@@ -1706,7 +1709,6 @@ static void t_acct_children(void **state)
 	      cpu_us(root));
 	CHECK(rss_kb(root) < ALLOC_LO_KB, "the root's max_rss_kb includes its children");
 	if (is_connector(c)) {
-		skip_if_events_lost(&T_out.rep);
 		CHECK(need_int(T_out.rep.totals, "processes") == 3, "processes");
 		CHECK(alloc, "no process with max_rss_kb >= %d", ALLOC_LO_KB);
 	}
