@@ -173,6 +173,7 @@ static void fill_record(struct tstats_record *rec, const struct taskstats *ts)
 	rec->utime_us = ts->ac_utime;
 	rec->stime_us = ts->ac_stime;
 	rec->cpu_run_real_ns = ts->cpu_run_real_total;
+	rec->cpu_run_virtual_ns = ts->cpu_run_virtual_total;
 	rec->hiwater_rss_kb = ts->hiwater_rss;
 	rec->hiwater_vm_kb = ts->hiwater_vm;
 	rec->read_char = ts->read_char;

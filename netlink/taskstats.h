@@ -68,6 +68,11 @@ struct tstats_record {
 	uint64_t stime_us; /* ac_stime */
 	/* cpu_run_real_total (delay accounting): utime + stime in ns; summed in TGID records. */
 	uint64_t cpu_run_real_ns;
+	/* cpu_run_virtual_total (delay accounting's cpu part, filled even with
+	   kernel.task_delayacct=0; 0 without CONFIG_TASK_DELAY_ACCT): the time
+	   the task ran, in ns, exact (the scheduler's sum_exec_runtime), where
+	   utime and stime are samples taken at the tick. */
+	uint64_t cpu_run_virtual_ns;
 	uint64_t hiwater_rss_kb;
 	uint64_t hiwater_vm_kb;
 	/* Bytes read through read() and friends.  The kernel rounds the four I/O counters

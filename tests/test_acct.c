@@ -190,6 +190,50 @@ static void t_record_then_exit_event(void **state)
 	assert_int_equal(f->exits, 1); /* once */
 }
 
+/* The record's CPU times are the kernel's tick samples; its exact run
+ * time (cpu_run_virtual_ns) is what the process used, split between user
+ * and system as the samples are.  A record without it keeps the samples. */
+static void t_record_cpu_is_the_run_time(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	struct tstats_record r = record(f, 0, 30000);
+	r.stime_us = 10000;
+	r.cpu_run_virtual_ns = 300000999; /* 300 ms and a fraction of a us */
+	park(f, &r);
+	acct_taskstats_settle(f->m->acct);
+	deliver(f);
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
+	assert_int_equal(f->last.utime_us, 225000);
+	assert_int_equal(f->last.stime_us, 75000);
+}
+
+/* Only system time sampled (a process that lived in system calls), and a
+ * process that ran less than a tick, sampled at nothing: the run time goes
+ * to the side the samples name, and to user time when they name none, as
+ * getrusage() does. */
+static void t_record_cpu_one_side(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	struct tstats_record r = record(f, 0, 0);
+	r.stime_us = 4000;
+	r.cpu_run_virtual_ns = 7000000;
+	r.flag = 0; /* a thread's record: summed, the process not complete */
+	r.pid = FAKE_PID + 1;
+	acct_fact_exit_event(f->n, W_EXITCODE(0, 0));
+	park(f, &r);
+	struct tstats_record last = record(f, 0, 0);
+	last.cpu_run_virtual_ns = 500000; /* 0.5 ms, no tick */
+	park(f, &last);
+	acct_taskstats_settle(f->m->acct);
+	deliver(f);
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.stime_us, 7000);
+	assert_int_equal(f->last.utime_us, 500);
+}
+
 /* Without taskstats, the EXIT event alone completes the exit; wait4 of a
  * process whose exit was reported adds no second event. */
 static void t_exit_event_alone(void **state)
@@ -296,6 +340,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(t_wait_then_ring_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_record_then_exit_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_record_cpu_is_the_run_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_record_cpu_one_side, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_exit_event_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_pending_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_pending_bound_reads_the_socket, setup, teardown),

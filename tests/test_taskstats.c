@@ -137,6 +137,7 @@ static struct taskstats mk_task(uint32_t pid, uint32_t tgid)
 	ts.ac_exitcode = 7 << 8;
 	ts.ac_flag = AFORK | AGROUP;
 	ts.cpu_run_real_total = 1234567890ull;
+	ts.cpu_run_virtual_total = 1111111111ull;
 	snprintf(ts.ac_comm, sizeof(ts.ac_comm), "worker-%u", pid);
 	ts.ac_pid = pid;
 	ts.ac_ppid = 1;
@@ -236,6 +237,7 @@ static void check_task(const struct tstats_record *r, const struct taskstats *ts
 	assert_int_equal(r->utime_us, ts->ac_utime);
 	assert_int_equal(r->stime_us, ts->ac_stime);
 	assert_int_equal(r->cpu_run_real_ns, ts->cpu_run_real_total);
+	assert_int_equal(r->cpu_run_virtual_ns, ts->cpu_run_virtual_total);
 	assert_int_equal(r->hiwater_rss_kb, ts->hiwater_rss);
 	assert_int_equal(r->hiwater_vm_kb, ts->hiwater_vm);
 	assert_int_equal(r->read_char, ts->read_char);
@@ -1031,10 +1033,11 @@ static void test_live_exit(void **state)
 	if (!rec)
 		live_skip_if_lost(l);
 	assert_non_null(rec);
-	print_message("version %u; utime %llu us, stime %llu us, "
-		      "cpu_run_real %llu ns, hiwater_rss %llu KB, comm '%s', flag 0x%x\n",
+	print_message("version %u; utime %llu us, stime %llu us, cpu_run_real %llu ns, "
+		      "cpu_run_virtual %llu ns, hiwater_rss %llu KB, comm '%s', flag 0x%x\n",
 		      rec->version, (unsigned long long)rec->utime_us,
 		      (unsigned long long)rec->stime_us, (unsigned long long)rec->cpu_run_real_ns,
+		      (unsigned long long)rec->cpu_run_virtual_ns,
 		      (unsigned long long)rec->hiwater_rss_kb, rec->comm, rec->flag);
 	assert_true(queued);
 	assert_false(rec->is_tgid);
@@ -1044,6 +1047,10 @@ static void test_live_exit(void **state)
 	/* Tick-sampled and scaled: under load the figure was seen at 20 ms
 	 * for a 50 ms burn.  It must not be nothing. */
 	assert_true(rec->utime_us + rec->stime_us > 0);
+	/* The run time is exact: at least the 50 ms the child's CPU clock
+	 * counted (0 only on a kernel without delay accounting). */
+	if (rec->cpu_run_virtual_ns)
+		assert_true(rec->cpu_run_virtual_ns >= 50000000ull);
 	assert_true(rec->hiwater_rss_kb > 0);
 	assert_true(rec->etime_us >= 40000);
 	assert_true(rec->btime_s > 1500000000u);
