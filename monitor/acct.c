@@ -199,10 +199,22 @@ static int on_record(struct acct *a, const struct tstats_record *r, bool settle)
 		park_record(a, r);
 		return 0;
 	}
-	if (!n || stranger || (n->flags & NODE_EXIT_EMITTED) ||
-	    (!thread && (n->flags & NODE_ALIVE) && n->pidfd >= 0 &&
-	     util_pidfd_exited(n->pidfd) == 0)) {
+	if (!n || stranger || (n->flags & NODE_EXIT_EMITTED)) {
 		keep_record(a, r);
+		return 0;
+	}
+	if (!thread && (n->flags & NODE_ALIVE) && n->pidfd >= 0 &&
+	    util_pidfd_exited(n->pidfd) == 0) {
+		/* About an earlier owner of the pid, or about this process
+		 * between its record and its death: do_exit() sends the
+		 * record before exit_notify() makes the pidfd readable, and a
+		 * ptmon that reads it in between sees the process alive.
+		 * Kept for the lookup at its death, whatever its parent (an
+		 * attached root's is not ours), if its start fits. */
+		if (record_fits(a, n, r))
+			a->ts_ring[a->ts_ring_next++ % TS_RING] = *r;
+		else
+			keep_record(a, r);
 		return 0;
 	}
 	apply_record(n, r);

@@ -234,6 +234,38 @@ static void t_record_cpu_one_side(void **state)
 	assert_int_equal(f->last.utime_us, 500);
 }
 
+/* A record read while its process is alive to ptmon: do_exit() sends it
+ * before exit_notify() makes the pidfd readable, and a loaded machine may
+ * run ptmon in between.  Its parent is no process of ptmon's (an attached
+ * root's, `ptmon watch`): the record waits all the same, and says the
+ * status and the accounting at the death. */
+static void t_record_before_the_death(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	/* A live pidfd stands for the process not dead yet. */
+	f->n->pidfd = util_pidfd_open(getpid(), 0);
+	assert_true(f->n->pidfd >= 0);
+	f->n->flags |= NODE_ALIVE;
+	struct tstats_record r = record(f, 9, 100);
+	r.ac_ppid = 1; /* neither ptmon nor in the tree */
+	park(f, &r);
+	acct_taskstats_settle(f->m->acct);
+	deliver(f);
+	assert_int_equal(f->exits, 0);
+	assert_false(f->n->flags & NODE_EXIT_KNOWN);
+	/* Its pidfd turns readable (track_node_dead()). */
+	f->n->flags &= ~NODE_ALIVE;
+	f->n->pidfd = util_close(f->n->pidfd);
+	acct_report_exit(f->m->acct, f->n, false);
+	deliver(f);
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.end, PTMON_END_EXITED);
+	assert_int_equal(f->last.exit_code, 9);
+	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
+	assert_int_equal(f->last.utime_us, 100);
+}
+
 /* Without taskstats, the EXIT event alone completes the exit; wait4 of a
  * process whose exit was reported adds no second event. */
 static void t_exit_event_alone(void **state)
@@ -342,6 +374,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_record_then_exit_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_record_cpu_is_the_run_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_record_cpu_one_side, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_record_before_the_death, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_exit_event_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_pending_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_pending_bound_reads_the_socket, setup, teardown),
