@@ -524,8 +524,17 @@ static void give_up(struct ptmon_task *t)
 	track_resync(ts->track, "kill bound");
 	signal_all(t); /* a last try, and what the walk found */
 	track_reap(ts->track);
-	for (struct node *n = t->g.live.head; n; n = n->live_next) {
+	for (struct node *n = t->g.live.head, *next; n; n = next) {
 		uid_t uid;
+		next = n->live_next;
+		/* Dead, and its pidfd's news not handled yet: a ptmon short
+		 * of CPU reaches the bound with a batch of deaths behind it,
+		 * and a zombie ptmon cannot reap (an attached tree's) takes
+		 * signals without an error and stays in /proc. */
+		if (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 1) {
+			track_node_dead(ts->track, n);
+			continue;
+		}
 		/* Named as it runs now: a walk may have found it between its
 		 * fork and its exec, and the procfs backend sees no EXEC. */
 		track_read_own(ts->track, n);

@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -577,6 +578,99 @@ static void t_eof_in_the_batch_past_the_bound(void **state)
 	assert_done_for_good(f);
 }
 
+/*
+ * A watched root R that is not ours: its parent P is no process of the
+ * test's either (with one task, the monitor takes its own process's
+ * children for its task's), but init's, double-forked while the test is
+ * no subreaper.  R waits for EOF on @go (and then exits 7); P reaps R once
+ * it reads a byte on @reap, and exits at EOF there.  Returns R's pid.
+ */
+static pid_t root_of_another_parent(int go[2], int reap[2])
+{
+	int said[2], was = 0;
+	pid_t root = 0;
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(reap, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(said, O_CLOEXEC), 0);
+	assert_int_equal(prctl(PR_GET_CHILD_SUBREAPER, &was), 0);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+	pid_t a = fork();
+	assert_true(a >= 0);
+	if (a == 0) {
+		char c;
+		close(go[1]);
+		close(reap[1]);
+		close(said[0]);
+		if (fork() != 0)
+			_exit(0); /* P is init's from now on */
+		pid_t r = fork();
+		if (r == 0) {
+			while (read(go[0], &c, 1) > 0)
+				;
+			_exit(7);
+		}
+		close(go[0]);
+		if (r < 0 || write(said[1], &r, sizeof(r)) != sizeof(r))
+			_exit(1);
+		close(said[1]);
+		if (read(reap[0], &c, 1) == 1)
+			waitpid(r, NULL, 0);
+		while (read(reap[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	assert_int_equal(waitpid(a, NULL, 0), a);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, was), 0);
+	close(go[0]);
+	close(reap[0]);
+	close(said[1]);
+	assert_int_equal(read(said[0], &root, sizeof(root)), sizeof(root));
+	close(said[0]);
+	return root;
+}
+
+/*
+ * The kill bound passes while a process's death is known to the kernel
+ * but not yet handled by ptmon (a ptmon short of CPU, its batch of pidfd
+ * news behind it; here no dispatch at all).  A watched root that its
+ * parent has not reaped yet is a zombie: ptmon cannot reap it, signals
+ * reach it without error, and it is still in /proc.  It is dead, not a
+ * survivor: the cancel ends 124, not 125.
+ */
+static void t_kill_bound_spares_the_dead(void **state)
+{
+	struct fixture *f = *state;
+	struct ptmon_task_result res;
+	struct ptmon_attach_config cfg;
+	int go[2], reap[2];
+	pid_t root = root_of_another_parent(go, reap);
+	int fd = util_pidfd_open(root, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(ptmon_attach_config_init(&cfg, sizeof(cfg)), 0);
+	cfg.pid = root;
+	assert_int_equal(ptmon_task_attach(f->m, &cfg, 0, &f->t), 0);
+	assert_true(ptmon_monitor_dispatch(f->m) >= 0);
+	assert_false(done(f));
+
+	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_NOW), 0);
+	uint64_t hi = util_now_ns(); /* the kill phase began before */
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, STUCK_MS), 1); /* it died of the SIGKILL */
+
+	/* The kill bound, with the death not handled. */
+	(void)task_step(f->t, hi + PTMON_KILL_BOUND_NS);
+	pump(f, cond_done, NULL);
+	result(f, &res);
+	assert_int_equal(res.cancel_reason, PTMON_CANCEL_REQUEST);
+	assert_int_equal(res.survivors, 0);
+	assert_int_equal(res.killed, 1);
+	assert_done_for_good(f);
+	assert_int_equal(write(reap[1], "r", 1), 1);
+	close(reap[1]);
+	close(go[1]);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +680,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_empty_tree_drains_to_eof, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_drain_bound_from_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_eof_in_the_batch_past_the_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_kill_bound_spares_the_dead, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("task", tests, NULL, NULL);
 }
