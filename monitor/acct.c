@@ -249,6 +249,37 @@ void acct_drain_taskstats(struct acct *a)
 		a->lost++;
 }
 
+/*
+ * Read the socket to its end, not one batch: for an exit about to be
+ * reported without its record.  That record, if the kernel sent it, is
+ * queued already (do_exit() sends it before exit_notify()), but without
+ * the tree filter (the procfs backend; no eBPF) the socket also queues
+ * every other exit of the machine, and under an exit storm elsewhere more
+ * than a batch of them can be ahead of it.  Records keep coming meanwhile,
+ * so the bound is what the socket can hold: the kernel doubles the size
+ * asked (TASKSTATS_RCVBUF) and charges each queued record at least 512
+ * bytes (struct taskstats alone is over 300), so once that many have been
+ * read, every record queued before this call has been.
+ */
+#define TS_QUEUE_MAX (2u * TASKSTATS_RCVBUF / 512u + TSTATS_RECEIVE_BATCH)
+
+static void drain_queued(struct acct *a)
+{
+	if (!a->ts)
+		return;
+	const struct tstats_stats *st = tstats_get_stats(a->ts);
+	for (uint64_t read = 0; read < TS_QUEUE_MAX;) {
+		uint64_t before = st->datagrams + st->overruns;
+		acct_drain_taskstats(a);
+		uint64_t got = st->datagrams + st->overruns - before;
+		/* Fewer than a batch: it stopped at EAGAIN (or an error,
+		 * which the next read meets again). */
+		if (got < TSTATS_RECEIVE_BATCH)
+			return;
+		read += got;
+	}
+}
+
 uint64_t acct_take_lost(struct acct *a)
 {
 	uint64_t lost = a->lost;
@@ -452,10 +483,10 @@ void acct_flush_pending(struct acct *a, uint64_t now, const struct ptmon_task *o
 	/* A record is queued before its process's pidfd turns readable
 	 * (do_exit() sends it ahead of exit_notify()): an exit that waited
 	 * past the bound because ptmon itself did not run may have it in the
-	 * socket.  Read it before reporting without it. */
+	 * socket, behind others.  Read them all before reporting without it. */
 	uint64_t due = acct_pending_deadline(a);
 	if (only || (due && due <= now))
-		acct_drain_taskstats(a);
+		drain_queued(a);
 	struct node *n = a->pending.head;
 	while (n) {
 		struct node *next = n->live_next;

@@ -85,7 +85,7 @@ void acct_status_code(int status, int *ret_code, int *ret_value);
  * until then it waits on acct's pending list, at most 100 ms. */
 void acct_report_exit(struct acct *a, struct node *n, bool force);
 /* Force the exits waiting too long, or all of task @only's, after reading
- * the taskstats socket once. */
+ * the taskstats socket to its end (bounded by what it can hold). */
 void acct_flush_pending(struct acct *a, uint64_t now, const struct ptmon_task *only);
 /* When the first waiting exit is due, 0: none waits. */
 uint64_t acct_pending_deadline(const struct acct *a);

@@ -700,13 +700,13 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 }
 
 /* Answer the complete lines that wait, one job at a time, while the
- * replies stay below REPLY_HIGH and the turn's budget lasts; the rest
- * waits (cl->pending). */
-static void process_lines(struct client *cl)
+ * replies stay below REPLY_HIGH and the turn's budget lasts (unless
+ * @now); the rest waits (cl->pending). */
+static void process_lines_budget(struct client *cl, bool now)
 {
 	size_t start = 0;
 	while (!cl->dead && !cl->closing && !cl->job.active && cl->outlen < REPLY_HIGH &&
-	       !over_budget(cl->ctl)) {
+	       (now || !over_budget(cl->ctl))) {
 		char *nl = memchr(cl->in + start, '\n', cl->inlen - start);
 		if (!nl)
 			break;
@@ -727,6 +727,11 @@ static void process_lines(struct client *cl)
 		reply_error(cl, "too_long", msg);
 		cl->closing = true;
 	}
+}
+
+static void process_lines(struct client *cl)
+{
+	process_lines_budget(cl, false);
 }
 
 static void client_read(struct client *cl)
@@ -911,10 +916,21 @@ static bool work_one(struct client *cl)
 {
 	if (!client_has_work(cl))
 		return false;
-	if (cl->job.active)
+	if (cl->job.active) {
 		job_run(cl);
-	else
+		/* What waits behind a reply that walked the tree is taken in
+		 * the same turn, whatever the budget: no event may come between
+		 * the two, the monitor's work being between turns.  `ptmon
+		 * serve` asks `info` and `follow` at once and counts what is
+		 * alive from info's figures plus the events that follow: an
+		 * event between them was lost to it (a fork missed, alive
+		 * too low for the task's whole life).  The lines that wait are
+		 * at most one read's; a job among them starts and waits. */
+		if (!cl->job.active)
+			process_lines_budget(cl, true);
+	} else {
 		process_lines(cl);
+	}
 	client_flush(cl);
 	return true;
 }

@@ -333,6 +333,87 @@ static void t_pending_bound_reads_the_socket(void **state)
 	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
 }
 
+/* More exits than one read of the socket takes: every record of them is
+ * queued before the process it waits for dies.  Without the tree filter
+ * (the procfs backend, or no eBPF) the socket holds the exits of the whole
+ * machine, and an exit storm elsewhere puts hundreds of them ahead of the
+ * record that counts.  Here the storm is ours: children exit and are
+ * reaped, and no node names them. */
+static void exits_elsewhere(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			_exit(0);
+		assert_int_equal(waitpid(pid, NULL, 0), pid);
+	}
+}
+
+/* A child that exited with @code and was reaped by wait4 (its rusage in
+ * @ru), and its node, dead; its record is queued, unread. */
+static struct node *reaped_child(struct fixture *f, int code, int *status, struct rusage *ru)
+{
+	uint64_t start = util_now_ns();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(code);
+	assert_int_equal(wait4(pid, status, 0, ru), pid);
+	struct node *n = tree_add(&f->m->tree, pid);
+	assert_non_null(n);
+	n->pidfd = -1;
+	n->start_ns = start;
+	n->end_ns = util_now_ns();
+	n->argv_src = PTMON_ARGV_UNKNOWN;
+	return n;
+}
+
+/* The bound reads the socket to its end, not one batch: a child whose
+ * record is queued behind those of three batches of exits elsewhere is
+ * still reported with its status (the procfs backend knows it only from
+ * the record) and its accounting.  The failure of
+ * t_events_storm[procfs] under an exit storm elsewhere ("unknown" ends). */
+static void t_pending_bound_reads_past_others(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	exits_elsewhere(3 * TSTATS_RECEIVE_BATCH);
+	int status = 0;
+	struct rusage ru;
+	struct node *n = reaped_child(f, 5, &status, &ru);
+	acct_report_exit(f->m->acct, n, false);
+	acct_flush_pending(f->m->acct, n->end_ns + 100000000ull, NULL);
+	deliver(f);
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.exit_code, 5);
+	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
+}
+
+/* A child ptmon reaps itself (the root): wait4's rusage stands in until its
+ * record is read, and the record must win even when the exits elsewhere
+ * ahead of it fill more than the read in acct_fact_wait() and the one
+ * before the forced report.  The failure of "accounting source rusage
+ * while taskstats is in features" under an exit storm elsewhere. */
+static void t_reaped_root_record_behind_others(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	exits_elsewhere(3 * TSTATS_RECEIVE_BATCH);
+	int status = 0;
+	struct rusage ru;
+	struct node *n = reaped_child(f, 6, &status, &ru);
+	acct_fact_wait(f->m->acct, n, status, &ru);
+	acct_report_exit(f->m->acct, n, false);
+	deliver(f);
+	assert_int_equal(f->exits, 0); /* its record is not in yet */
+	acct_flush_pending(f->m->acct, n->end_ns + 100000000ull, NULL);
+	deliver(f);
+	assert_int_equal(f->exits, 1);
+	assert_int_equal(f->last.exit_code, 6);
+	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
+}
+
 /* An attached root: its status through its pidfd once its parent reaped
  * it (PIDFD_INFO_EXIT, Linux 6.15+), unless a status is known already. */
 static void t_pidfd_only(void **state)
@@ -378,6 +459,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_exit_event_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_pending_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_pending_bound_reads_the_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_pending_bound_reads_past_others, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_reaped_root_record_behind_others, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(t_pidfd_only, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
