@@ -290,9 +290,9 @@ static void t_preserve_status(void **state)
 	SAME(0, "--preserve-status", "1000", "true");
 	/* The command catches the signal and exits with its own status.  Its
 	 * sleep is in the foreground: both get the signal (the process group,
-	 * the tree), and sh runs the trap once the sleep is gone.  (With
-	 * `sleep & wait`, the sleep's death could end the wait before the
-	 * trap ran, and sh exit 0.) */
+	 * the tree), and sh runs the trap once the sleep is gone.  (Both
+	 * signal sh before its sleep, so `sleep & wait` works as well: see
+	 * t_signal_to_timeout and test_task's t_cancel_signals_parents_first.) */
 	SAME(5, "--preserve-status", "0.2", "sh", "-c",
 	     "trap 'exit 5' TERM; echo armed; while :; do sleep 1000; done");
 	SAME(124, "0.2", "sh", "-c",
