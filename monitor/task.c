@@ -455,10 +455,13 @@ int ptmon_task_cancel(struct ptmon_task *t, enum ptmon_cancel_reason reason, uns
 		t->cancel_ns = util_now_ns();
 	}
 	if (t->phase == PHASE_RUNNING && !now && t->cfg.signal != SIGKILL && t->cfg.grace_ns) {
-		set_phase(t, PHASE_TERM);
 		/* A grace period follows: walk first, so that the record
-		 * knows every process alive as the cancel began. */
+		 * knows every process alive as the cancel began.  Before the
+		 * phase changes: what the walk adopts is not signalled as it
+		 * is found, ahead of its parent, but by signal_all() in its
+		 * order, the root first and each parent before its children. */
 		track_resync(t->tasks->track, "cancel");
+		set_phase(t, PHASE_TERM);
 		signal_all(t);
 	} else if (t->phase != PHASE_KILL) {
 		enter_kill(t);

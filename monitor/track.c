@@ -1377,12 +1377,20 @@ void track_cancel_signal(struct track *tr, struct node *n)
 
 void track_cancel_signal_all(struct track *tr, struct group *g)
 {
-	/* Signalling may discover a death and unlink the node: take next first. */
-	struct node *n = g->live.head;
+	/* Oldest first: the root, then each process after the parent it had
+	 * when ptmon learned of it (a parent is known before its children).
+	 * A parent that waits for a child (a shell's `cmd & wait`, its
+	 * foreground command) must have its signal pending before that
+	 * child can die of its own and end the wait: else the shell runs on
+	 * past its trap and may exit 0, as if never signalled.  (timeout(1)
+	 * too signals its command before the command's process group.)
+	 * Signalling may discover a death and unlink the node: take the
+	 * next one first. */
+	struct node *n = g->live.tail;
 	while (n) {
-		struct node *next = n->live_next;
+		struct node *newer = n->live_prev;
 		track_cancel_signal(tr, n);
-		n = next;
+		n = newer;
 	}
 }
 

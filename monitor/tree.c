@@ -159,6 +159,8 @@ void node_list_add(struct node_list *l, struct node *n)
 	n->live_next = l->head;
 	if (l->head)
 		l->head->live_prev = n;
+	else
+		l->tail = n;
 	l->head = n;
 	if (++l->count > l->max)
 		l->max = l->count;
@@ -174,6 +176,8 @@ void node_list_del(struct node_list *l, struct node *n)
 		return; /* not in the list */
 	if (n->live_next)
 		n->live_next->live_prev = n->live_prev;
+	else
+		l->tail = n->live_prev;
 	n->live_prev = n->live_next = NULL;
 	l->count--;
 }

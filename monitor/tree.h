@@ -119,8 +119,10 @@ static inline pid_t node_parent_pid(const struct node *n)
 	return n->parent ? n->parent->pid : n->ppid;
 }
 
+/* Newest first from head (live_next), oldest first from tail (live_prev). */
 struct node_list {
 	struct node *head;
+	struct node *tail;
 	size_t count;
 	size_t max; /* the most it ever held */
 };

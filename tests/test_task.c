@@ -74,6 +74,7 @@ struct fixture {
 	/* What the events said. */
 	struct {
 		pid_t pid;
+		pid_t ppid; /* its parent, as ptmon knew it */
 		int signal;
 		int error;
 	} signals[MAX_SIGNALS];
@@ -86,13 +87,17 @@ static void on_event(const struct ptmon_event *ev, void *ud)
 {
 	struct fixture *f = ud;
 	switch (ev->type) {
-	case PTMON_EVENT_SIGNAL:
+	case PTMON_EVENT_SIGNAL: {
+		struct ptmon_process_info info = {.size = sizeof(info)};
 		assert_true(f->nsignals < MAX_SIGNALS);
+		assert_int_equal(ptmon_process_get_info(ev->process, &info), 0);
 		f->signals[f->nsignals].pid = ev->pid;
+		f->signals[f->nsignals].ppid = info.ppid;
 		f->signals[f->nsignals].signal = ev->signal;
 		f->signals[f->nsignals].error = ev->error;
 		f->nsignals++;
 		break;
+	}
 	case PTMON_EVENT_EOF:
 		f->eofs++;
 		break;
@@ -433,6 +438,43 @@ static void t_cancel_now_skips_the_grace(void **state)
 }
 
 /*
+ * A cancel signals the root first, and each process before the children
+ * it started.  A shell that waits for its child must have the signal
+ * pending before the child can die of it and end the wait: else the
+ * shell runs on past its trap and exits as if never signalled (0 after
+ * `cmd & wait`, which `ptmon timeout` would report for a run it was told
+ * to stop).  Three generations, each a shell that waits for the next;
+ * the youngest may still be unknown to ptmon when the cancel comes (the
+ * procfs backend walks every 100 ms): the cancel's walk finds it, and it
+ * waits its turn.
+ */
+static void t_cancel_signals_parents_first(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t lo, hi;
+	start(f, "sh -c 'sleep 1000 & echo armed; wait' & wait", 0, 0, &lo, &hi);
+	pump(f, said, "armed\n");
+	assert_int_equal(ptmon_task_cancel(f->t, PTMON_CANCEL_REQUEST, PTMON_CANCEL_GRACEFUL), 0);
+	pump(f, cond_done, NULL);
+	assert_int_equal(sent(f, SIGTERM), 3);
+	pid_t signalled[3];
+	unsigned k = 0;
+	for (unsigned i = 0; i < f->nsignals; i++) {
+		if (f->signals[i].signal != SIGTERM || f->signals[i].error)
+			continue;
+		print_message("    SIGTERM %u: pid %d, parent %d\n", k + 1, (int)f->signals[i].pid,
+			      (int)f->signals[i].ppid);
+		bool parent_first = k == 0 && f->signals[i].pid == ptmon_task_root_pid(f->t);
+		for (unsigned j = 0; j < k; j++)
+			parent_first |= signalled[j] == f->signals[i].ppid;
+		if (!parent_first)
+			fail_msg("pid %d got SIGTERM before its parent %d", (int)f->signals[i].pid,
+				 (int)f->signals[i].ppid);
+		signalled[k++] = f->signals[i].pid;
+	}
+}
+
+/*
  * Nobody cancels: the root exits, the tree is empty, the output is read to
  * EOF, done.  No deadline on the way (no timeout), none after.
  */
@@ -677,6 +719,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_timeout_sends_the_first_signal, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_grace_ends_in_sigkill, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_cancel_now_skips_the_grace, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_cancel_signals_parents_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_empty_tree_drains_to_eof, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_drain_bound_from_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_eof_in_the_batch_past_the_bound, setup, teardown),

@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "harness_run.h"
@@ -288,9 +290,9 @@ static void t_preserve_status(void **state)
 	SAME(0, "--preserve-status", "1000", "true");
 	/* The command catches the signal and exits with its own status.  Its
 	 * sleep is in the foreground: both get the signal (the process group,
-	 * the tree), and sh runs the trap once the sleep is gone.  (With
-	 * `sleep & wait`, the sleep's death could end the wait before the
-	 * trap ran, and sh exit 0.) */
+	 * the tree), and sh runs the trap once the sleep is gone.  (Both
+	 * signal sh before its sleep, so `sleep & wait` works as well: see
+	 * t_signal_to_timeout and test_task's t_cancel_signals_parents_first.) */
 	SAME(5, "--preserve-status", "0.2", "sh", "-c",
 	     "trap 'exit 5' TERM; echo armed; while :; do sleep 1000; done");
 	SAME(124, "0.2", "sh", "-c",
@@ -324,14 +326,53 @@ static void t_foreground_verbose(void **state)
 	finish(c);
 }
 
+/* coreutils' timeout (9.1) blocks the signals it passes on only once its
+ * fork() has returned; before that, its handler takes itself for the child
+ * and exits 128+N at once, and the command is never signalled.  On a loaded
+ * machine the command can run and say "ready" before the fork returns in
+ * timeout (seen under strace: SIGINT in that gap, timeout exits 130 and
+ * leaves sh running).  So a signal for timeout(1) waits until timeout sits
+ * in its wait for the command, sigsuspend(), which it enters after the fork
+ * returned: /proc/PID/syscall names the call a sleeping process is in.
+ * ptmon needs no such wait: its front blocks every signal before it forks
+ * and passes on what it got once the worker is ready (src/front.c). */
+static void until_coreutils_waits(struct ctx *c, struct run *r)
+{
+	char path[64];
+	double end = r->t_start + RUN_DEADLINE_S;
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)r->pid);
+	for (;;) {
+		char buf[64] = "";
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = read(fd, buf, sizeof(buf) - 1);
+			buf[n > 0 ? n : 0] = '\0';
+			close(fd);
+		}
+		char *tail;
+		long nr = strtol(buf, &tail, 10);
+		if (tail != buf && *tail == ' ' && nr == SYS_rt_sigsuspend)
+			return;
+		if (r->exited)
+			run_abort(c, r, "coreutils timeout ended before it was signalled");
+		if (now_s() > end)
+			run_abort(c, r, "coreutils timeout never waited for its command");
+		/* 1 ms: a timeout that waits is found at once. */
+		pump(r, 1);
+	}
+}
+
 /* Signals to timeout itself go to the command; the status is the
- * command's.  The signal is sent once the command has said "ready". */
+ * command's.  The signal is sent once the command has said "ready" (and
+ * coreutils' timeout waits for it, above). */
 static int signalled(struct ctx *c, bool ptmon, int sig, const char *script)
 {
 	char *const args[] = {"1000", "sh", "-c", (char *)script, NULL};
 	struct outcome o;
 	struct run *r = start(c, ptmon, args);
 	run_until(c, r, "ready");
+	if (!ptmon)
+		until_coreutils_waits(c, r);
 	run_signal(r, sig);
 	if (!run_reaped(r, (int)(RUN_DEADLINE_S * 1000)))
 		run_abort(c, r, "timeout did not return after a signal");
