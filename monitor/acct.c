@@ -209,9 +209,11 @@ static int on_record(struct acct *a, const struct tstats_record *r, bool settle)
 		 * between its record and its death: do_exit() sends the
 		 * record before exit_notify() makes the pidfd readable, and a
 		 * ptmon that reads it in between sees the process alive.
-		 * Kept for the lookup at its death, whatever its parent (an
-		 * attached root's is not ours), if its start fits. */
-		if (record_fits(a, n, r))
+		 * Kept for the lookup at its death when its start fits and it
+		 * names the parent ptmon knows, even one that is not ours (an
+		 * attached root's); an earlier owner of the pid, read late
+		 * (a storm past pid_max), would also fit a walked node. */
+		if (record_fits(a, n, r) && r->ac_ppid == node_parent_pid(n))
 			a->ts_ring[a->ts_ring_next++ % TS_RING] = *r;
 		else
 			keep_record(a, r);
@@ -267,14 +269,24 @@ static void drain_queued(struct acct *a)
 {
 	if (!a->ts)
 		return;
+	/* With the connector, a record of no process known yet is parked
+	 * until the connector has been read empty (park_record()): a deep
+	 * read here would push the machine's records through the park's
+	 * TS_PARK slots and drop ours.  One batch, as every round reads. */
+	if (*a->env.backend == PTMON_BACKEND_CONNECTOR) {
+		acct_drain_taskstats(a);
+		return;
+	}
 	const struct tstats_stats *st = tstats_get_stats(a->ts);
-	for (uint64_t read = 0; read < TS_QUEUE_MAX;) {
-		uint64_t before = st->datagrams + st->overruns;
+	uint64_t read = 0;
+	for (unsigned i = 0; read < TS_QUEUE_MAX && i < TS_QUEUE_MAX / TSTATS_RECEIVE_BATCH; i++) {
+		uint64_t before = st->datagrams + st->overruns, lost = a->lost;
 		acct_drain_taskstats(a);
 		uint64_t got = st->datagrams + st->overruns - before;
-		/* Fewer than a batch: it stopped at EAGAIN (or an error,
-		 * which the next read meets again). */
-		if (got < TSTATS_RECEIVE_BATCH)
+		/* Fewer than a batch: it stopped at EAGAIN, or at an
+		 * overrun (ENOBUFS ends a batch early; the records queued
+		 * after it are still to be read). */
+		if (got < TSTATS_RECEIVE_BATCH && a->lost == lost)
 			return;
 		read += got;
 	}

@@ -527,15 +527,21 @@ static void give_up(struct ptmon_task *t)
 	track_resync(ts->track, "kill bound");
 	signal_all(t); /* a last try, and what the walk found */
 	track_reap(ts->track);
-	for (struct node *n = t->g.live.head, *next; n; n = next) {
+	struct node *n = t->g.live.head;
+	while (n) {
 		uid_t uid;
-		next = n->live_next;
+		if (n->survived != SURVIVED_NO) {
+			n = n->live_next; /* named already */
+			continue;
+		}
 		/* Dead, and its pidfd's news not handled yet: a ptmon short
 		 * of CPU reaches the bound with a batch of deaths behind it,
 		 * and a zombie ptmon cannot reap (an attached tree's) takes
 		 * signals without an error and stays in /proc. */
 		if (n->pidfd >= 0 && util_pidfd_exited(n->pidfd) == 1) {
+			struct node *next = n->live_next;
 			track_node_dead(ts->track, n);
+			n = next;
 			continue;
 		}
 		/* Named as it runs now: a walk may have found it between its
@@ -549,6 +555,10 @@ static void give_up(struct ptmon_task *t)
 			    (int)n->pid, n->comm, (int)uid,
 			    (unsigned long long)(PTMON_KILL_BOUND_NS / 1000000000ull),
 			    why[n->survived]);
+		/* why_alive() may have found another process dead (a parent,
+		 * proving a pid without a pidfd) and taken it off the list:
+		 * go on from @n while it is listed, else from the start. */
+		n = (n->flags & NODE_ALIVE) ? n->live_next : t->g.live.head;
 	}
 	if (unseen_alive(t)) {
 		/* Not an empty tree: what lives was never seen to be signalled. */

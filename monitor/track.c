@@ -381,17 +381,16 @@ static struct node *record_gone(struct track *tr, pid_t pid, struct node *hint)
 	return n;
 }
 
-/* @pid has exited (@zombie: its pidfd says so) or is free.  A walk reads
- * /proc before it looks at each pid, so a pid it lists whose process
- * ptmon already knows dead is that process, seen before its death or its
- * reaping: not a new short-lived one, which would put it in the record
- * twice.  Only a zombie of a pid ptmon reaped itself is a newer process,
- * and an event always names a new one. */
+/* @pid has exited or is free.  A walk reads /proc before it looks at each
+ * pid, so a pid it lists whose process ptmon already knows dead is that
+ * process, seen before its death or its parent's reaping: not a new
+ * short-lived one, which would put it in the record twice.  But ptmon
+ * reaps only between walks (track_reap()): a pid it reaped itself that a
+ * walk lists is a newer process's, and an event always names a new one. */
 static struct node *gone(struct track *tr, pid_t pid, struct node *cur, struct node *hint,
-			 uint64_t event_ns, bool zombie)
+			 uint64_t event_ns)
 {
-	if (cur && !event_ns && !(cur->flags & NODE_ALIVE) &&
-	    !(zombie && (cur->flags & NODE_REAPED)))
+	if (cur && !event_ns && !(cur->flags & (NODE_ALIVE | NODE_REAPED)))
 		return cur;
 	return record_gone(tr, pid, hint);
 }
@@ -515,7 +514,7 @@ struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint, uint64_
 	if (pidfd < 0) {
 		if (cur && (cur->flags & NODE_ALIVE))
 			return cur;
-		return gone(tr, pid, cur, hint, event_ns, false);
+		return gone(tr, pid, cur, hint, event_ns);
 	}
 
 	struct node *res = NULL;
@@ -529,7 +528,7 @@ struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint, uint64_
 			goto out;
 		}
 		if (r == -ESRCH) {
-			res = gone(tr, pid, cur, hint, event_ns, true);
+			res = gone(tr, pid, cur, hint, event_ns);
 			goto out;
 		}
 		if (hint)

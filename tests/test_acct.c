@@ -247,8 +247,9 @@ static void t_record_before_the_death(void **state)
 	f->n->pidfd = util_pidfd_open(getpid(), 0);
 	assert_true(f->n->pidfd >= 0);
 	f->n->flags |= NODE_ALIVE;
+	f->n->ppid = 1; /* its parent: neither ptmon nor in the tree */
 	struct tstats_record r = record(f, 9, 100);
-	r.ac_ppid = 1; /* neither ptmon nor in the tree */
+	r.ac_ppid = 1;
 	park(f, &r);
 	acct_taskstats_settle(f->m->acct);
 	deliver(f);
@@ -264,6 +265,30 @@ static void t_record_before_the_death(void **state)
 	assert_int_equal(f->last.exit_code, 9);
 	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
 	assert_int_equal(f->last.utime_us, 100);
+}
+
+/* The same record with another parent: an earlier owner of the pid, read
+ * late (a storm past pid_max), whose start a walked node cannot tell from
+ * its own.  It says nothing of this process at its death. */
+static void t_stranger_record_before_the_death(void **state)
+{
+	struct fixture *f = *state;
+	need_taskstats(f);
+	f->n->pidfd = util_pidfd_open(getpid(), 0);
+	assert_true(f->n->pidfd >= 0);
+	f->n->flags |= NODE_ALIVE | NODE_WALKED;
+	f->n->ppid = 1;
+	struct tstats_record r = record(f, 9, 100);
+	r.ac_ppid = 4242;
+	park(f, &r);
+	acct_taskstats_settle(f->m->acct);
+	f->n->flags &= ~NODE_ALIVE;
+	f->n->pidfd = util_close(f->n->pidfd);
+	acct_report_exit(f->m->acct, f->n, false);
+	deliver(f);
+	assert_int_equal(f->exits, 0); /* waits for its own record */
+	assert_false(f->n->flags & NODE_EXIT_KNOWN);
+	assert_int_equal(f->n->acct, PTMON_ACCT_NONE);
 }
 
 /* Without taskstats, the EXIT event alone completes the exit; wait4 of a
@@ -350,6 +375,14 @@ static void exits_elsewhere(unsigned n)
 	}
 }
 
+/* The procfs backend: no record is parked waiting for the connector, and
+ * the bound reads the socket to its end (one batch with the connector,
+ * whose park would drop ours under such a read). */
+static void as_procfs(struct fixture *f)
+{
+	f->m->backend = PTMON_BACKEND_PROCFS;
+}
+
 /* A child that exited with @code and was reaped by wait4 (its rusage in
  * @ru), and its node, dead; its record is queued, unread. */
 static struct node *reaped_child(struct fixture *f, int code, int *status, struct rusage *ru)
@@ -378,6 +411,7 @@ static void t_pending_bound_reads_past_others(void **state)
 {
 	struct fixture *f = *state;
 	need_taskstats(f);
+	as_procfs(f);
 	exits_elsewhere(3 * TSTATS_RECEIVE_BATCH);
 	int status = 0;
 	struct rusage ru;
@@ -399,6 +433,7 @@ static void t_reaped_root_record_behind_others(void **state)
 {
 	struct fixture *f = *state;
 	need_taskstats(f);
+	as_procfs(f);
 	exits_elsewhere(3 * TSTATS_RECEIVE_BATCH);
 	int status = 0;
 	struct rusage ru;
@@ -456,6 +491,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_record_cpu_is_the_run_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_record_cpu_one_side, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_record_before_the_death, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_stranger_record_before_the_death, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(t_exit_event_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_pending_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_pending_bound_reads_the_socket, setup, teardown),
