@@ -111,6 +111,34 @@ static void deliver(struct fixture *f)
 	sink_flush(f->m->sink);
 }
 
+/* @r read once the connector has been read empty, and what follows
+ * delivered. */
+static void settle(struct fixture *f, const struct tstats_record *r)
+{
+	park(f, r);
+	acct_taskstats_settle(f->m->acct);
+	deliver(f);
+}
+
+/* @n alive to ptmon: a live pidfd (ours) stands for the process not dead
+ * yet; its parent @ppid.  dies() then does what track_node_dead() does
+ * when that pidfd turns readable, and asks for the exit. */
+static void alive(struct fixture *f, pid_t ppid)
+{
+	f->n->pidfd = util_pidfd_open(getpid(), 0);
+	assert_true(f->n->pidfd >= 0);
+	f->n->flags |= NODE_ALIVE;
+	f->n->ppid = ppid;
+}
+
+static void dies(struct fixture *f)
+{
+	f->n->flags &= ~NODE_ALIVE;
+	f->n->pidfd = util_close(f->n->pidfd);
+	acct_report_exit(f->m->acct, f->n, false);
+	deliver(f);
+}
+
 static struct rusage rusage_of(uint64_t utime_us)
 {
 	struct rusage ru = {0};
@@ -137,9 +165,7 @@ static void t_exit_event_then_wait_then_record(void **state)
 	deliver(f);
 	assert_int_equal(f->exits, 0);
 	struct tstats_record r = record(f, 3, 2000);
-	park(f, &r);
-	acct_taskstats_settle(f->m->acct);
-	deliver(f);
+	settle(f, &r);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(f->last.end, PTMON_END_EXITED);
 	assert_int_equal(f->last.exit_code, 3);
@@ -177,9 +203,7 @@ static void t_record_then_exit_event(void **state)
 	struct fixture *f = *state;
 	need_taskstats(f);
 	struct tstats_record r = record(f, 9, 100);
-	park(f, &r);
-	acct_taskstats_settle(f->m->acct);
-	deliver(f);
+	settle(f, &r);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(f->last.exit_code, 9);
 	acct_fact_exit_event(f->n, W_EXITCODE(1, 0));
@@ -200,9 +224,7 @@ static void t_record_cpu_is_the_run_time(void **state)
 	struct tstats_record r = record(f, 0, 30000);
 	r.stime_us = 10000;
 	r.cpu_run_virtual_ns = 300000999; /* 300 ms and a fraction of a us */
-	park(f, &r);
-	acct_taskstats_settle(f->m->acct);
-	deliver(f);
+	settle(f, &r);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(f->last.acct, PTMON_ACCT_TASKSTATS);
 	assert_int_equal(f->last.utime_us, 225000);
@@ -226,9 +248,7 @@ static void t_record_cpu_one_side(void **state)
 	park(f, &r);
 	struct tstats_record last = record(f, 0, 0);
 	last.cpu_run_virtual_ns = 500000; /* 0.5 ms, no tick */
-	park(f, &last);
-	acct_taskstats_settle(f->m->acct);
-	deliver(f);
+	settle(f, &last);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(f->last.stime_us, 7000);
 	assert_int_equal(f->last.utime_us, 500);
@@ -243,23 +263,13 @@ static void t_record_before_the_death(void **state)
 {
 	struct fixture *f = *state;
 	need_taskstats(f);
-	/* A live pidfd stands for the process not dead yet. */
-	f->n->pidfd = util_pidfd_open(getpid(), 0);
-	assert_true(f->n->pidfd >= 0);
-	f->n->flags |= NODE_ALIVE;
-	f->n->ppid = 1; /* its parent: neither ptmon nor in the tree */
+	alive(f, 1); /* its parent: neither ptmon nor in the tree */
 	struct tstats_record r = record(f, 9, 100);
 	r.ac_ppid = 1;
-	park(f, &r);
-	acct_taskstats_settle(f->m->acct);
-	deliver(f);
+	settle(f, &r);
 	assert_int_equal(f->exits, 0);
 	assert_false(f->n->flags & NODE_EXIT_KNOWN);
-	/* Its pidfd turns readable (track_node_dead()). */
-	f->n->flags &= ~NODE_ALIVE;
-	f->n->pidfd = util_close(f->n->pidfd);
-	acct_report_exit(f->m->acct, f->n, false);
-	deliver(f);
+	dies(f);
 	assert_int_equal(f->exits, 1);
 	assert_int_equal(f->last.end, PTMON_END_EXITED);
 	assert_int_equal(f->last.exit_code, 9);
@@ -274,18 +284,12 @@ static void t_stranger_record_before_the_death(void **state)
 {
 	struct fixture *f = *state;
 	need_taskstats(f);
-	f->n->pidfd = util_pidfd_open(getpid(), 0);
-	assert_true(f->n->pidfd >= 0);
-	f->n->flags |= NODE_ALIVE | NODE_WALKED;
-	f->n->ppid = 1;
+	alive(f, 1);
+	f->n->flags |= NODE_WALKED;
 	struct tstats_record r = record(f, 9, 100);
 	r.ac_ppid = 4242;
-	park(f, &r);
-	acct_taskstats_settle(f->m->acct);
-	f->n->flags &= ~NODE_ALIVE;
-	f->n->pidfd = util_close(f->n->pidfd);
-	acct_report_exit(f->m->acct, f->n, false);
-	deliver(f);
+	settle(f, &r);
+	dies(f);
 	assert_int_equal(f->exits, 0); /* waits for its own record */
 	assert_false(f->n->flags & NODE_EXIT_KNOWN);
 	assert_int_equal(f->n->acct, PTMON_ACCT_NONE);
