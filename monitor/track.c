@@ -1383,13 +1383,17 @@ void track_cancel_signal_all(struct track *tr, struct group *g)
 	 * child can die of its own and end the wait: else the shell runs on
 	 * past its trap and may exit 0, as if never signalled.  (timeout(1)
 	 * too signals its command before the command's process group.)
+	 * SIGKILL cannot be caught, so order cannot change how anything
+	 * ends, and newest first empties a tree faster (bench/run row 3:
+	 * 2.37x cgroup.kill's time oldest first, 0.93x newest first).
 	 * Signalling may discover a death and unlink the node: take the
 	 * next one first. */
-	struct node *n = g->live.tail;
+	bool kill = g->cancel_signal == SIGKILL;
+	struct node *n = kill ? g->live.head : g->live.tail;
 	while (n) {
-		struct node *newer = n->live_prev;
+		struct node *next = kill ? n->live_next : n->live_prev;
 		track_cancel_signal(tr, n);
-		n = newer;
+		n = next;
 	}
 }
 

@@ -107,8 +107,9 @@ void track_read_own(struct track *tr, struct node *n);
  * a stopped process gets SIGCONT after a first signal that is not
  * SIGKILL.  Counted in the group. */
 void track_cancel_signal(struct track *tr, struct node *n);
-/* The same for every live process of @g, oldest first: the root, and each
- * process before the children ptmon learned of after it. */
+/* The same for every live process of @g, oldest first (the root, and each
+ * process before the children ptmon learned of after it); SIGKILL newest
+ * first. */
 void track_cancel_signal_all(struct track *tr, struct group *g);
 /* The connector has been read empty since the provisional adoptions (a
  * child of an attached tree, orphaned before ptmon could prove its parent)
