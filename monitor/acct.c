@@ -277,18 +277,16 @@ static void drain_queued(struct acct *a)
 		acct_drain_taskstats(a);
 		return;
 	}
+	/* At most a batch a read: TS_QUEUE_MAX records at most. */
 	const struct tstats_stats *st = tstats_get_stats(a->ts);
-	uint64_t read = 0;
-	for (unsigned i = 0; read < TS_QUEUE_MAX && i < TS_QUEUE_MAX / TSTATS_RECEIVE_BATCH; i++) {
+	for (unsigned i = 0; i < TS_QUEUE_MAX / TSTATS_RECEIVE_BATCH; i++) {
 		uint64_t before = st->datagrams + st->overruns, lost = a->lost;
 		acct_drain_taskstats(a);
-		uint64_t got = st->datagrams + st->overruns - before;
 		/* Fewer than a batch: it stopped at EAGAIN, or at an
 		 * overrun (ENOBUFS ends a batch early; the records queued
 		 * after it are still to be read). */
-		if (got < TSTATS_RECEIVE_BATCH && a->lost == lost)
+		if (st->datagrams + st->overruns - before < TSTATS_RECEIVE_BATCH && a->lost == lost)
 			return;
-		read += got;
 	}
 }
 

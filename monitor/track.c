@@ -381,16 +381,22 @@ static struct node *record_gone(struct track *tr, pid_t pid, struct node *hint)
 	return n;
 }
 
-/* @pid has exited or is free.  A walk reads /proc before it looks at each
- * pid, so a pid it lists whose process ptmon already knows dead is that
- * process, seen before its death or its parent's reaping: not a new
- * short-lived one, which would put it in the record twice.  But ptmon
+/* A walk reads /proc before it looks at each pid, so a pid it lists that
+ * has exited (or is free by now), whose process ptmon already knows dead,
+ * is that process, seen before its death or its parent's reaping: not a
+ * new short-lived one, which would put it in the record twice.  But ptmon
  * reaps only between walks (track_reap()): a pid it reaped itself that a
  * walk lists is a newer process's, and an event always names a new one. */
+static bool known_dead(const struct node *cur, uint64_t event_ns)
+{
+	return cur && !event_ns && !(cur->flags & (NODE_ALIVE | NODE_REAPED));
+}
+
+/* @pid has exited or is free. */
 static struct node *gone(struct track *tr, pid_t pid, struct node *cur, struct node *hint,
 			 uint64_t event_ns)
 {
-	if (cur && !event_ns && !(cur->flags & (NODE_ALIVE | NODE_REAPED)))
+	if (known_dead(cur, event_ns))
 		return cur;
 	return record_gone(tr, pid, hint);
 }
@@ -548,11 +554,9 @@ struct node *track_adopt(struct track *tr, pid_t pid, struct node *hint, uint64_
 		 * ended is for its parent's wait (or our reaper) to tell. */
 		goto out;
 	}
-	if (zombie && cur && !(cur->flags & NODE_REAPED) && !event_ns) {
-		/* The process we knew, dead and not yet reaped: a resync that
-		 * read /proc just before it died finds it again.  (A fork event
-		 * is about a new process: duplicates of one that a resync
-		 * found first are caught in on_fork().) */
+	if (zombie && known_dead(cur, event_ns)) {
+		/* (Duplicates of one that a resync found first, named by a
+		 * fork event, are caught in on_fork().) */
 		res = cur;
 		goto out;
 	}
