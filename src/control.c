@@ -702,7 +702,7 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 /* Answer the complete lines that wait, one job at a time, while the
  * replies stay below REPLY_HIGH and the turn's budget lasts (unless
  * @now); the rest waits (cl->pending). */
-static void process_lines_budget(struct client *cl, bool now)
+static void process_lines(struct client *cl, bool now)
 {
 	size_t start = 0;
 	while (!cl->dead && !cl->closing && !cl->job.active && cl->outlen < REPLY_HIGH &&
@@ -729,11 +729,6 @@ static void process_lines_budget(struct client *cl, bool now)
 	}
 }
 
-static void process_lines(struct client *cl)
-{
-	process_lines_budget(cl, false);
-}
-
 static void client_read(struct client *cl)
 {
 	/* One line at most plus its newline, plus a chunk: bounded. */
@@ -756,7 +751,7 @@ static void client_read(struct client *cl)
 		cl->eof = true;
 	else
 		cl->inlen += (size_t)n, cl->heard = true;
-	process_lines(cl);
+	process_lines(cl, false);
 }
 
 /* ---- connections ----------------------------------------------------------------- */
@@ -889,7 +884,7 @@ static void client_ready(struct client *cl, uint32_t events)
 {
 	if (events & EPOLLOUT) {
 		client_flush(cl);
-		process_lines(cl); /* what waited behind the replies */
+		process_lines(cl, false); /* what waited behind the replies */
 	}
 	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !cl->eof && !cl->dead)
 		client_read(cl);
@@ -927,9 +922,9 @@ static bool work_one(struct client *cl)
 		 * too low for the task's whole life).  The lines that wait are
 		 * at most one read's; a job among them starts and waits. */
 		if (!cl->job.active)
-			process_lines_budget(cl, true);
+			process_lines(cl, true);
 	} else {
-		process_lines(cl);
+		process_lines(cl, false);
 	}
 	client_flush(cl);
 	return true;
